@@ -1,0 +1,31 @@
+# The two commands a newcomer needs are `make demo` and `make test`; each bootstraps what it needs.
+.PHONY: bootstrap demo test lint typecheck unit clean lock
+
+VENV := .venv
+PY := $(VENV)/bin/python
+
+bootstrap:
+	@bash scripts/bootstrap.sh
+
+demo: bootstrap
+	$(PY) -m airlock.testing.demo
+
+test: bootstrap
+	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/ruff format --check src tests
+	$(VENV)/bin/mypy
+	$(VENV)/bin/pytest -q
+
+unit: bootstrap
+	$(VENV)/bin/pytest -q tests/oci tests/archive
+
+lint: bootstrap
+	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/mypy
+
+# Re-pin the dependencies after changing pyproject.toml.
+lock:
+	$(PY) -m pip freeze --exclude-editable | grep -v '^airlock' > requirements.lock
+
+clean:
+	rm -rf $(VENV) .tools .mypy_cache .pytest_cache .ruff_cache

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Idempotent set-up of everything airlock's demo and tests need on a Debian machine:
+#   - Debian packages: docker-registry (CNCF distribution), skopeo, apache2-utils (htpasswd), openssl
+#   - Azurite (npm) in .tools/ inside the project
+#   - .venv with airlock installed (editable) and its dev tools, pinned by requirements.lock
+# Safe to run again: each step checks first and does nothing when already done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+
+need_apt=()
+command -v docker-registry >/dev/null 2>&1 || need_apt+=(docker-registry)
+command -v skopeo >/dev/null 2>&1 || need_apt+=(skopeo)
+command -v htpasswd >/dev/null 2>&1 || need_apt+=(apache2-utils)
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+command -v node >/dev/null 2>&1 || need_apt+=(nodejs npm)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "bootstrap: installing Debian packages: ${need_apt[*]}" >&2
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+AZURITE_VERSION=3.35.0
+if [ ! -x .tools/node_modules/.bin/azurite-blob ]; then
+  echo "bootstrap: installing Azurite $AZURITE_VERSION into .tools/" >&2
+  mkdir -p .tools
+  (cd .tools && { [ -f package.json ] || echo '{"name":"airlock-tools","private":true}' > package.json; } \
+     && npm install --no-audit --no-fund --loglevel=error "azurite@$AZURITE_VERSION" >/dev/null)
+fi
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  echo "bootstrap: creating .venv" >&2
+  "$PY" -m venv .venv
+fi
+stamp=.venv/.airlock-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ requirements.lock -nt "$stamp" ]; then
+  echo "bootstrap: installing airlock and its pinned dependencies into .venv" >&2
+  .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip 2>/dev/null || true
+  .venv/bin/python -m pip install -q --disable-pip-version-check -c requirements.lock -e ".[dev]" 2>&1 \
+    | grep -v "is ignored: it is neither a file nor a directory" || true
+  .venv/bin/python -c "import airlock" # fail loudly if the install did not work
+  touch "$stamp"
+fi
