@@ -1,0 +1,114 @@
+"""The transfer archive: an OCI image layout in one tar, plus airlock's catalog.
+
+Members, in this order (the reader enforces it, so an import streams in one pass)::
+
+    airlock-catalog.json        the catalog (below)
+    oci-layout                  {"imageLayoutVersion": "1.0.0"}
+    index.json                  one entry per exported artifact, named by
+                                org.opencontainers.image.ref.name = "<repository>:<tag>" or "<repository>@<digest>"
+    blobs/  blobs/sha256/       directory entries (some layout readers want them)
+    blobs/sha256/<hex> ...      manifests and indexes, then configs, then layers; each blob once
+
+Tar headers are GNU-format (base-256 sizes past 8 GiB, so layers have no 8 GB limit), mode 0644,
+mtime 0, no owner: the same content always makes the same archive.
+
+Catalog (``application/vnd.airlock.catalog.v1+json``) evolution rules:
+- ``schemaVersion`` changes only for a break; readers refuse versions they do not know.
+- ``requires`` lists features a reader must understand to import correctly (e.g. a future
+  ``"delta"`` where some blobs are expected in the target instead of the archive, or
+  ``"volumes"`` for a multi-volume split). Readers refuse unknown entries there.
+- Everything else is additive: readers ignore fields they do not know (``extra="allow"``), so
+  signatures, referrer edges, volume checksums or an inventory receipt can be added without a break.
+"""
+
+from __future__ import annotations
+
+import re
+import tarfile
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+CATALOG_NAME = "airlock-catalog.json"
+LAYOUT_NAME = "oci-layout"
+INDEX_NAME = "index.json"
+DIR_NAMES = ("blobs/", "blobs/sha256/")
+BLOB_PREFIX = "blobs/sha256/"
+BLOB_NAME_RE = re.compile(r"^blobs/sha256/([a-f0-9]{64})$")
+CATALOG_MEDIA_TYPE = "application/vnd.airlock.catalog.v1+json"
+LAYOUT_BYTES = b'{"imageLayoutVersion":"1.0.0"}'
+REF_NAME = "org.opencontainers.image.ref.name"
+
+# Features this reader understands in ``requires`` (none yet: v1 archives are self-contained).
+SUPPORTED_FEATURES: frozenset[str] = frozenset()
+
+# JSON members are read into memory; caps keep a hostile archive from exhausting it.
+MAX_CATALOG_SIZE = 32 * 1024 * 1024
+MAX_INDEX_SIZE = 16 * 1024 * 1024
+MAX_LAYOUT_SIZE = 4096
+MAX_ARTIFACTS = 10_000
+MAX_BLOBS = 1_000_000
+
+BLOCK = 512
+
+
+def padded(size: int) -> int:
+    """Bytes a member's data occupies in the tar (rounded up to 512)."""
+    return (size + BLOCK - 1) // BLOCK * BLOCK
+
+
+def member_header(name: str, size: int, *, directory: bool = False) -> bytes:
+    """The 512-byte tar header for a member (GNU format; deterministic)."""
+    info = tarfile.TarInfo(name)
+    info.size = 0 if directory else size
+    info.mode = 0o755 if directory else 0o644
+    info.mtime = 0
+    info.type = tarfile.DIRTYPE if directory else tarfile.REGTYPE
+    info.uname = info.gname = ""
+    return info.tobuf(format=tarfile.GNU_FORMAT, encoding="utf-8", errors="strict")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+
+class CatalogSource(_Model):
+    registry: str
+
+
+class CatalogArtifact(_Model):
+    """One exported artifact: what index.json names, with what the import needs to tag it."""
+
+    reference: str
+    repository: str
+    tag: str | None = None
+    digest: str
+    media_type: str = Field(alias="mediaType")
+    size: int = Field(ge=0)
+    artifact_type: str | None = Field(default=None, alias="artifactType")
+    # For referrers (signatures, SBOMs): the digest of the manifest they refer to.
+    subject: str | None = None
+
+
+class CatalogBlob(_Model):
+    digest: str
+    size: int = Field(ge=0)
+    media_type: str | None = Field(default=None, alias="mediaType")
+
+
+class Catalog(_Model):
+    schema_version: Literal[1] = Field(alias="schemaVersion")
+    media_type: Literal["application/vnd.airlock.catalog.v1+json"] = Field(alias="mediaType")
+    requires: list[str] = Field(default_factory=list, max_length=64)
+    created_at: datetime = Field(alias="createdAt")
+    creator: str
+    source: CatalogSource
+    artifacts: list[CatalogArtifact] = Field(max_length=MAX_ARTIFACTS)
+    # Every manifest/index in the archive, in the order they are stored (children before parents).
+    manifests: list[CatalogBlob] = Field(max_length=MAX_BLOBS)
+    # Every other blob (configs, layers), in the order they are stored.
+    blobs: list[CatalogBlob] = Field(max_length=MAX_BLOBS)
+
+    def to_bytes(self) -> bytes:
+        return self.model_dump_json(by_alias=True, exclude_none=True).encode()

@@ -1,0 +1,259 @@
+"""Strict, streaming reader of transfer archives.
+
+Written by hand rather than with :mod:`tarfile` because a transfer blob crosses a trust boundary:
+``tarfile`` accepts pax and GNU extension headers of any size (memory), links, devices and
+arbitrary paths, and in stream mode cannot enforce member order. This reader accepts only what
+:mod:`airlock.archive.format` writes — regular files and two directories with known names, in the
+known order — checks every header checksum, and never uses a member name as a filesystem path.
+The whole stream is hashed as it is read, so ``digest`` is the archive's ``catalogDigest``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from airlock.archive.format import (
+    BLOB_NAME_RE,
+    BLOCK,
+    CATALOG_NAME,
+    DIR_NAMES,
+    INDEX_NAME,
+    LAYOUT_NAME,
+    MAX_CATALOG_SIZE,
+    MAX_INDEX_SIZE,
+    MAX_LAYOUT_SIZE,
+    SUPPORTED_FEATURES,
+    Catalog,
+    padded,
+)
+from airlock.errors import ArchiveError
+from airlock.oci.digest import Digest
+
+# Zero padding after the end marker (tar writers pad to 10 KiB records) that we tolerate.
+_MAX_TRAILER = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Member:
+    """A regular-file member: ``name``, data ``size``, and ``offset`` of its data in the archive."""
+
+    name: str
+    size: int
+    offset: int
+
+    @property
+    def blob_digest(self) -> Digest | None:
+        m = BLOB_NAME_RE.match(self.name)
+        return Digest("sha256", m.group(1)) if m else None
+
+
+class _Stream:
+    """Exact-size reads over an iterator of chunks of any size, hashing everything pulled."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._cur = memoryview(b"")
+        self.offset = 0  # bytes handed out so far
+        self.sha = hashlib.sha256()
+
+    def _fill(self) -> bool:
+        while not self._cur:
+            try:
+                chunk = next(self._chunks)
+            except StopIteration:
+                return False
+            self.sha.update(chunk)
+            self._cur = memoryview(chunk)
+        return True
+
+    def pieces(self, n: int) -> Iterator[memoryview]:
+        """Yield exactly ``n`` bytes in pieces; raises ArchiveError if the stream ends first."""
+        left = n
+        while left:
+            if not self._fill():
+                raise ArchiveError(f"archive is truncated: it ends {left} bytes early, at byte {self.offset}")
+            piece = self._cur[:left]
+            self._cur = self._cur[len(piece) :]
+            left -= len(piece)
+            self.offset += len(piece)
+            yield piece
+
+    def read(self, n: int) -> bytes:
+        return b"".join(self.pieces(n))
+
+    def drain_zeros(self, limit: int) -> None:
+        """Consume the rest of the stream, which must be at most ``limit`` zero bytes."""
+        seen = 0
+        while self._fill():
+            piece, self._cur = self._cur, memoryview(b"")
+            seen += len(piece)
+            self.offset += len(piece)
+            if seen > limit or bytes(piece).strip(b"\0"):
+                raise ArchiveError("archive has data after its end marker")
+
+
+def _octal(field: bytes, what: str) -> int:
+    if field and field[0] & 0x80:  # GNU base-256, used for sizes of 8 GiB and more
+        return int.from_bytes(bytes([field[0] & 0x7F]) + field[1:], "big")
+    text = field.replace(b"\0", b" ").strip()
+    if not text:
+        return 0
+    try:
+        return int(text, 8)
+    except ValueError:
+        raise ArchiveError(f"archive has a corrupt tar header ({what} field)") from None
+
+
+def _parse_header(block: bytes, offset: int) -> tuple[str, int, bytes]:
+    """Return (name, size, typeflag) of a header block, after checking its checksum."""
+    stored = _octal(block[148:156], "checksum")
+    computed = sum(block[:148]) + 8 * 32 + sum(block[156:])
+    if stored != computed:
+        raise ArchiveError(f"archive has a corrupt tar header at byte {offset} (checksum mismatch)")
+    if block[257:263] not in (b"ustar\x00", b"ustar "):
+        raise ArchiveError(f"archive has a non-ustar header at byte {offset}")
+    try:
+        name = block[0:100].split(b"\0", 1)[0].decode("utf-8")
+        prefix = block[345:500].split(b"\0", 1)[0].decode("utf-8") if block[257:263] == b"ustar\x00" else ""
+    except UnicodeDecodeError:
+        raise ArchiveError(f"archive member name at byte {offset} is not UTF-8") from None
+    if prefix:
+        name = f"{prefix}/{name}"
+    return name, _octal(block[124:136], "size"), block[156:157]
+
+
+class ArchiveReader:
+    """Reads a transfer archive in one pass.
+
+    Usage: ``reader.catalog`` (read on construction), then iterate :meth:`blobs`, consuming each
+    member's data with :meth:`read_member` or :meth:`stream_member` (or not at all: it is then
+    skipped). After the iteration ends, :meth:`finish` checks the end of the archive and returns
+    its digest.
+
+    Raises ArchiveError for anything unexpected: wrong order, unknown or duplicate members,
+    links, bad checksums, oversized JSON, truncation, trailing data.
+    """
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._s = _Stream(chunks)
+        self._seen: set[str] = set()
+        self._pending = 0  # unread data + padding of the current member
+        self._ended = False
+        catalog_member = self._next("the catalog")
+        if catalog_member is None or catalog_member.name != CATALOG_NAME:
+            raise ArchiveError(f"not an airlock archive: the first member must be {CATALOG_NAME}")
+        self.catalog = _parse_catalog(self.read_member(catalog_member, MAX_CATALOG_SIZE))
+        layout = self._next(LAYOUT_NAME)
+        if layout is None or layout.name != LAYOUT_NAME:
+            raise ArchiveError(f"archive member {LAYOUT_NAME} missing or out of order")
+        layout_doc = _json(self.read_member(layout, MAX_LAYOUT_SIZE), LAYOUT_NAME)
+        if not isinstance(layout_doc, dict) or layout_doc.get("imageLayoutVersion") != "1.0.0":
+            raise ArchiveError("archive's oci-layout does not declare imageLayoutVersion 1.0.0")
+        index = self._next(INDEX_NAME)
+        if index is None or index.name != INDEX_NAME:
+            raise ArchiveError(f"archive member {INDEX_NAME} missing or out of order")
+        self.index = _json(self.read_member(index, MAX_INDEX_SIZE), INDEX_NAME)
+        if not isinstance(self.index, dict) or not isinstance(self.index.get("manifests"), list):
+            raise ArchiveError("archive's index.json has no manifests list")
+
+    @property
+    def offset(self) -> int:
+        return self._s.offset
+
+    def _skip_pending(self) -> None:
+        for _ in self._s.pieces(self._pending):
+            pass
+        self._pending = 0
+
+    def _next(self, expecting: str) -> Member | None:
+        """The next regular-file member (directories are checked and passed over), or None at the end."""
+        self._skip_pending()
+        while True:
+            start = self._s.offset
+            block = self._s.read(BLOCK)
+            if block == bytes(BLOCK):
+                second = self._s.read(BLOCK)
+                if second != bytes(BLOCK):
+                    raise ArchiveError(f"archive has a lone zero block at byte {start}")
+                self._ended = True
+                return None
+            name, size, typeflag = _parse_header(block, start)
+            if name in self._seen:
+                raise ArchiveError(f"archive has a duplicate member {name!r}")
+            self._seen.add(name)
+            if typeflag == b"5":
+                if name not in DIR_NAMES or size:
+                    raise ArchiveError(f"archive has an unexpected directory member {name[:100]!r}")
+                continue
+            if typeflag not in (b"0", b"\0"):
+                kind = {b"1": "hard link", b"2": "symbolic link", b"x": "pax header", b"g": "pax header",
+                        b"L": "GNU long name", b"K": "GNU long link"}.get(typeflag, f"type {typeflag!r}")
+                raise ArchiveError(f"archive member {name[:100]!r} is a {kind}; only regular files are allowed")
+            if name not in (CATALOG_NAME, LAYOUT_NAME, INDEX_NAME) and not BLOB_NAME_RE.match(name):
+                raise ArchiveError(f"archive has an unexpected member {name[:100]!r} (expected {expecting})")
+            self._pending = padded(size)
+            return Member(name, size, self._s.offset)
+
+    def blobs(self) -> Iterator[Member]:
+        """Yield the ``blobs/sha256/<hex>`` members in archive order."""
+        while True:
+            member = self._next("a blob")
+            if member is None:
+                return
+            if member.blob_digest is None:
+                raise ArchiveError(f"archive member {member.name!r} is out of order (after index.json)")
+            yield member
+
+    def read_member(self, member: Member, cap: int) -> bytes:
+        """The whole data of the current member, refusing members larger than ``cap``."""
+        if member.size > cap:
+            raise ArchiveError(f"archive member {member.name} is {member.size} bytes, over the {cap}-byte limit")
+        return b"".join(bytes(p) for p in self.stream_member(member))
+
+    def stream_member(self, member: Member) -> Iterator[memoryview]:
+        """Stream the current member's data (the pieces are only valid until the next one is asked for)."""
+        if self._pending != padded(member.size) or self._s.offset != member.offset:
+            raise ArchiveError(f"archive member {member.name} was already consumed")
+        self._pending = 0
+        yield from self._s.pieces(member.size)
+        for _ in self._s.pieces(padded(member.size) - member.size):
+            pass
+
+    def finish(self) -> tuple[Digest, int]:
+        """Check the end marker and trailing padding; return (digest of the whole archive, its size)."""
+        if not self._ended and self._next("the end of the archive") is not None:
+            raise ArchiveError("archive has members after the blobs")
+        self._s.drain_zeros(_MAX_TRAILER)
+        return Digest("sha256", self._s.sha.hexdigest()), self._s.offset
+
+
+def _json(data: bytes, what: str) -> Any:
+    try:
+        return json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        raise ArchiveError(f"archive member {what} is not valid JSON") from None
+
+
+def _parse_catalog(data: bytes) -> Catalog:
+    doc = _json(data, CATALOG_NAME)
+    if isinstance(doc, dict) and doc.get("schemaVersion") not in (None, 1):
+        raise ArchiveError(
+            f"archive catalog has schemaVersion {doc.get('schemaVersion')!r}; this airlock reads version 1 "
+            "(upgrade airlock on this side)"
+        )
+    try:
+        catalog = Catalog.model_validate(doc)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        raise ArchiveError(f"archive catalog is invalid at {where or 'top level'}: {first.get('msg')}") from None
+    unknown = [f for f in catalog.requires if f not in SUPPORTED_FEATURES]
+    if unknown:
+        raise ArchiveError(f"archive requires features this airlock does not support: {', '.join(unknown)}")
+    return catalog

@@ -1,0 +1,337 @@
+"""The ``airlock`` command line: thin wrappers that parse, call the engine, and print.
+
+Output contract: stdout carries one JSON object (or the ``-o`` format); progress and errors go to
+stderr. A failure prints one line ``error: <what failed and why>`` and exits non-zero: 1 for
+operational failures, 2 for usage errors, 130 when interrupted. Never a traceback (set
+``AIRLOCK_DEBUG=1`` to get one), never a secret.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from airlock import __version__
+from airlock.cli.output import FORMATS, redact, render
+from airlock.cli.progress import RichProgress
+from airlock.errors import AirlockError, SecretError, TransferFailed, UsageError
+from airlock.oci.digest import Digest
+from airlock.oci.reference import ArtifactReference, RegistryURL
+from airlock.registry.client import RegistryClient
+from airlock.registry.credentials import Credentials
+from airlock.secrets.store import normalize_sas, read_secret_file, read_secret_uri
+from airlock.storage.base import Blob
+from airlock.storage.location import open_blob, parse_blob_uri
+from airlock.transfer.export import export_artifacts
+from airlock.transfer.importer import import_archive
+from airlock.transfer.inspection import copy_blob, inspect_archive
+from airlock.transfer.options import EXPORT_OPTIONS, IMPORT_OPTIONS, NoProgress, Progress, parse_options
+
+app = typer.Typer(
+    name="airlock",
+    help=(
+        "Move OCI artifacts (images, indexes, Helm charts, signatures, SBOMs) between registries "
+        "across an air gap, through one transfer blob in storage.\n\n"
+        "Typical flow: `airlock export` on the connected side, carry or `airlock copy` the blob, "
+        "`airlock import` on the disconnected side."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+# Options that take several space-separated values, as az's nargs='+' options do.
+_MULTI = {"--artifacts": "--artifacts", "-a": "--artifacts", "--options": "--options", "-z": "--options"}
+
+OutputOpt = Annotated[str, typer.Option("--output", "-o", help=f"Output format: {', '.join(FORMATS)}.")]
+QueryOpt = Annotated[str | None, typer.Option("--query", help="JMESPath query applied to the output, as in az.")]
+SasFileOpt = Annotated[
+    str | None,
+    typer.Option("--sas-token-file", help="File holding the storage SAS token (with or without the leading '?')."),
+]
+SecretUriOpt = Annotated[
+    str | None, typer.Option("--secret-uri", "-s", help="Key-vault secret URI holding the SAS token.")
+]
+UserOpt = Annotated[
+    str | None, typer.Option("--username", "-u", help="Registry username; the password is read from stdin.")
+]
+PasswordStdinOpt = Annotated[
+    bool, typer.Option("--password-stdin", help="Read the registry password from stdin (with --username).")
+]
+ConcurrencyOpt = Annotated[
+    int, typer.Option("--concurrency", min=1, max=64, help="Blobs transferred at once.")
+]
+
+
+def expand_multi(argv: list[str]) -> list[str]:
+    """Turn ``--artifacts a b c`` into ``--artifacts a --artifacts b --artifacts c`` (az style)."""
+    out: list[str] = []
+    current: str | None = None
+    for arg in argv:
+        if arg in _MULTI:
+            current = _MULTI[arg]
+            continue
+        if current and not arg.startswith("-"):
+            out += [current, arg]
+            continue
+        if current and arg.startswith("-"):
+            current = None
+        out.append(arg)
+    return out
+
+
+def _console() -> Console:
+    return Console(stderr=True)
+
+
+@contextlib.contextmanager
+def _progress() -> Iterator[Progress]:
+    if sys.stderr.isatty() and os.environ.get("AIRLOCK_NO_PROGRESS") != "1":
+        with RichProgress(_console()) as p:
+            yield p
+    else:
+        yield NoProgress()
+
+
+def _sas(sas_file: str | None, secret_uri: str | None, *, what: str) -> str | None:
+    if sas_file and secret_uri:
+        raise UsageError(f"{what}: give --sas-token-file or --secret-uri, not both")
+    if sas_file:
+        return normalize_sas(read_secret_file(sas_file, what=f"{what} SAS token"))
+    if secret_uri:
+        return normalize_sas(read_secret_uri(secret_uri, what=f"{what} SAS token"))
+    return None
+
+
+def _blob(uri: str, sas: str | None) -> Blob:
+    return open_blob(parse_blob_uri(uri), sas_token=sas)
+
+
+def _registry(url: str, username: str | None, password_stdin: bool) -> RegistryClient:
+    creds: Credentials | None = None
+    if password_stdin and not username:
+        raise UsageError("--password-stdin needs --username")
+    if username:
+        if not password_stdin:
+            raise UsageError("--username needs --password-stdin (passwords are never taken as arguments)")
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            raise SecretError("--password-stdin: no password on standard input")
+        creds = Credentials(username=username, password=password)
+    return RegistryClient(RegistryURL.parse(url), credentials=creds)
+
+
+def _emit(obj: Any, fmt: str, query: str | None) -> None:
+    render(obj, fmt=fmt, query=query, console=Console())
+
+
+@app.command("export")
+def export_cmd(
+    source_registry: Annotated[
+        str, typer.Option("--source-registry", help="Registry URL, e.g. https://myregistry.example.com.")
+    ],
+    artifacts: Annotated[
+        list[str],
+        typer.Option(
+            "--artifacts", "-a",
+            help="Space-separated artifacts: repo (= repo:latest), repo:tag or repo@sha256:…",
+        ),
+    ],
+    target: Annotated[str, typer.Option("--target", help="Blob URI to write: file:///… or https://…/container/blob.")],
+    sas_token_file: SasFileOpt = None,
+    secret_uri: SecretUriOpt = None,
+    options: Annotated[
+        list[str] | None, typer.Option("--options", "-z", help="OverwriteBlobs, ContinueOnErrors.")
+    ] = None,
+    include_referrers: Annotated[
+        bool, typer.Option("--include-referrers", help="Also export signatures, SBOMs and other referrers.")
+    ] = False,
+    username: UserOpt = None,
+    password_stdin: PasswordStdinOpt = False,
+    concurrency: ConcurrencyOpt = 4,
+    output: OutputOpt = "json",
+    query: QueryOpt = None,
+) -> None:
+    """Export artifacts from a registry into one transfer blob.
+
+    Example:
+
+        airlock export --source-registry https://src.example.com --artifacts app:1.0 base@sha256:… \\
+            --target https://acct.blob.core.windows.net/transfer/batch1.tar --sas-token-file export.sas
+    """
+    if len(artifacts) == 0:
+        raise UsageError("--artifacts needs at least one artifact")
+    refs = [ArtifactReference.parse(a) for a in artifacts]
+    opts = parse_options(options or [], EXPORT_OPTIONS, kind="export")
+    blob = _blob(target, _sas(sas_token_file, secret_uri, what="target"))
+    client = _registry(source_registry, username, password_stdin)
+    with _progress() as progress:
+        result = export_artifacts(
+            client=client, artifacts=refs, target=blob, options=opts, include_referrers=include_referrers,
+            progress=progress, concurrency=concurrency,
+        )
+    _emit(result.to_json(), output, query)
+    if result.failures:
+        raise TransferFailed(
+            f"{len(result.failures)} artifact(s) failed and were left out: "
+            + "; ".join(f"{k}: {v}" for k, v in result.failures.items()),
+            failures=result.failures,
+        )
+
+
+@app.command("import")
+def import_cmd(
+    source: Annotated[str, typer.Option("--source", help="Blob URI of the transfer blob to import.")],
+    target_registry: Annotated[str, typer.Option("--target-registry", help="Registry URL to import into.")],
+    sas_token_file: SasFileOpt = None,
+    secret_uri: SecretUriOpt = None,
+    options: Annotated[
+        list[str] | None,
+        typer.Option("--options", "-z", help="OverwriteTags, DeleteSourceBlobOnSuccess, ContinueOnErrors."),
+    ] = None,
+    catalog_digest: Annotated[
+        str | None,
+        typer.Option("--catalog-digest", help="sha256:… the whole blob must hash to before any tag is written."),
+    ] = None,
+    username: UserOpt = None,
+    password_stdin: PasswordStdinOpt = False,
+    concurrency: ConcurrencyOpt = 4,
+    output: OutputOpt = "json",
+    query: QueryOpt = None,
+) -> None:
+    """Import every artifact of a transfer blob into a registry (tags are written last).
+
+    Example:
+
+        airlock import --source file:///media/usb/batch1.tar --target-registry https://registry.internal \\
+            --catalog-digest sha256:… --options OverwriteTags
+    """
+    expected = Digest.parse(catalog_digest) if catalog_digest else None
+    opts = parse_options(options or [], IMPORT_OPTIONS, kind="import")
+    blob = _blob(source, _sas(sas_token_file, secret_uri, what="source"))
+    client = _registry(target_registry, username, password_stdin)
+    with _progress() as progress:
+        result = import_archive(
+            source=blob, client=client, options=opts, catalog_digest=expected, progress=progress,
+            concurrency=concurrency,
+        )
+    _emit(result.to_json(), output, query)
+    if result.failures:
+        raise TransferFailed(
+            f"{len(result.failures)} artifact(s) failed to import: "
+            + "; ".join(f"{k}: {v}" for k, v in result.failures.items()),
+            failures=result.failures,
+        )
+
+
+@app.command("copy")
+def copy_cmd(
+    source: Annotated[str, typer.Argument(help="Blob URI to read.")],
+    target: Annotated[str, typer.Argument(help="Blob URI to write.")],
+    source_sas_token_file: Annotated[
+        str | None, typer.Option("--source-sas-token-file", help="SAS token file for the source.")
+    ] = None,
+    target_sas_token_file: Annotated[
+        str | None, typer.Option("--target-sas-token-file", help="SAS token file for the target.")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace the target blob if it exists.")] = False,
+    output: OutputOpt = "json",
+    query: QueryOpt = None,
+) -> None:
+    """Copy a transfer blob from any storage to any storage, streaming (no local copy)."""
+    src = _blob(source, _sas(source_sas_token_file, None, what="source"))
+    dst = _blob(target, _sas(target_sas_token_file, None, what="target"))
+    with _progress() as progress:
+        result = copy_blob(src, dst, overwrite=overwrite, progress=progress)
+    _emit(result, output, query)
+
+
+@app.command("inspect")
+def inspect_cmd(
+    blob: Annotated[str, typer.Argument(help="Blob URI of a transfer blob.")],
+    sas_token_file: SasFileOpt = None,
+    verify: Annotated[
+        bool, typer.Option("--verify", help="Read the whole blob: check every digest and report the catalogDigest.")
+    ] = False,
+    output: OutputOpt = "json",
+    query: QueryOpt = None,
+) -> None:
+    """Show what a transfer blob holds, without importing it."""
+    src = _blob(blob, _sas(sas_token_file, None, what="blob"))
+    with _progress() as progress:
+        result = inspect_archive(src, verify=verify, progress=progress)
+    _emit(result, output, query)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"airlock {__version__}")  # noqa: T201
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details to stderr.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """airlock: OCI artifact transfer across air gaps."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_RedactingFormatter("%(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO if verbose else logging.WARNING)
+    # The Azure SDK logs every request at INFO; keep it to warnings even with -v.
+    logging.getLogger("azure").setLevel(logging.WARNING)
+
+
+class _RedactingFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+
+def _fail(message: str, code: int) -> int:
+    Console(stderr=True, highlight=False, soft_wrap=True).print(f"[bold red]error:[/] {redact(message)}",
+                                                              markup=True, emoji=False)
+    return code
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Entry point of the console script; returns (and exits with) the exit code."""
+    args = expand_multi(list(sys.argv[1:] if argv is None else argv))
+    command = typer.main.get_command(app)
+    try:
+        rv = command.main(args=args, prog_name="airlock", standalone_mode=False)
+        code = rv if isinstance(rv, int) else 0
+    except typer.Exit as exc:
+        code = exc.exit_code
+    except typer.TyperException as exc:  # click's usage errors (unknown option, missing value, ...)
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            _console().print(exc.format_message())
+            code = 2
+        else:
+            code = _fail(exc.format_message(), 2)
+    except typer.Abort:
+        code = _fail("interrupted", 130)
+    except UsageError as exc:
+        code = _fail(str(exc), 2)
+    except AirlockError as exc:
+        code = _fail(str(exc), 1)
+    except KeyboardInterrupt:
+        code = _fail("interrupted", 130)
+    except Exception as exc:
+        if os.environ.get("AIRLOCK_DEBUG") == "1":
+            raise
+        code = _fail(f"internal error ({type(exc).__name__}): {exc}", 70)
+    if argv is None:
+        sys.exit(code)
+    return code

@@ -1,0 +1,93 @@
+"""Rendering results like az: ``-o json|jsonc|tsv|table|none`` and ``--query <JMESPath>``."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import jmespath
+from jmespath.exceptions import JMESPathError
+from rich.console import Console
+from rich.table import Table
+
+from airlock.errors import UsageError
+
+FORMATS = ("json", "jsonc", "tsv", "table", "none")
+
+_SECRETS = [
+    (re.compile(r"(?i)\bsig=[^&\s\"']+"), "sig=REDACTED"),
+    (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}"), r"\1 REDACTED"),
+    (re.compile(r"(?i)(accountkey|password|secret|token)=([^;&\s\"']+)"), r"\1=REDACTED"),
+]
+
+
+def redact(text: str) -> str:
+    """Remove anything that looks like a credential (SAS signature, auth header, key=value secret)."""
+    for pattern, repl in _SECRETS:
+        text = pattern.sub(repl, text)
+    return text
+
+
+def render(obj: Any, *, fmt: str, query: str | None, console: Console) -> None:
+    """Print ``obj`` to ``console`` in ``fmt`` after applying ``query``.
+
+    Raises:
+        UsageError: unknown format or invalid JMESPath.
+    """
+    if query:
+        try:
+            obj = jmespath.search(query, obj)
+        except JMESPathError as exc:
+            raise UsageError(f"invalid --query {query!r}: {exc}") from None
+    if fmt == "none":
+        return
+    if fmt in ("json", "jsonc"):
+        console.print_json(json.dumps(obj, default=str)) if fmt == "jsonc" else print(  # noqa: T201
+            json.dumps(obj, indent=2, default=str)
+        )
+        return
+    if fmt == "tsv":
+        for row in _rows(obj):
+            print("\t".join(_cell(v) for v in row))  # noqa: T201
+        return
+    if fmt == "table":
+        items = obj if isinstance(obj, list) else [obj]
+        table = Table(show_edge=False, header_style="bold")
+        columns: list[str] = []
+        for item in items:
+            if isinstance(item, dict):
+                columns += [k for k, v in item.items() if k not in columns and not isinstance(v, dict | list)]
+        if not columns:
+            columns = ["Result"]
+            items = [{"Result": _cell(i)} for i in items]
+        for c in columns:
+            table.add_column(_title(c))
+        for item in items:
+            table.add_row(*(_cell(item.get(c)) if isinstance(item, dict) else "" for c in columns))
+        console.print(table)
+        return
+    raise UsageError(f"unknown output format {fmt!r}; choose one of {', '.join(FORMATS)}")
+
+
+def _rows(obj: Any) -> list[list[Any]]:
+    # az's tsv: scalars of each object in order, one line per list element; nested values omitted.
+    if isinstance(obj, list):
+        return [r for item in obj for r in _rows(item)] if any(isinstance(i, dict | list) for i in obj) else [
+            [i] for i in obj
+        ]
+    if isinstance(obj, dict):
+        return [[v for v in obj.values() if not isinstance(v, dict | list)]]
+    return [[obj]]
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(value)
+    return str(value)
+
+
+def _title(key: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", " ", key).title()

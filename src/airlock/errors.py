@@ -1,0 +1,125 @@
+"""One error hierarchy for all of airlock.
+
+Every failure a user can meet is an :class:`AirlockError` whose ``str()`` is a single line that
+names what failed (artifact, digest, blob URI, credential) and why. Edges translate them: the CLI
+prints ``error: <message>`` and exits non-zero; the API (later) maps them to the ARM error
+envelope. No message may contain a secret: adapters redact URLs before they build messages.
+
+::
+
+    AirlockError
+    ├── UsageError                  bad input from the user (flags, URIs, references)
+    │   └── ReferenceError_         an artifact reference that does not parse
+    ├── RegistryError               the registry answered with an error
+    │   ├── AuthenticationError     401 / token exchange failed
+    │   ├── PermissionDenied        403
+    │   ├── NotFound                404 (manifest, blob, repository)
+    │   └── TagConflict             tag exists elsewhere and OverwriteTags is off
+    ├── IntegrityError              bytes do not match their digest or size
+    ├── ArchiveError                the transfer blob is malformed or hostile
+    ├── StorageError                blob storage failed
+    │   ├── StorageAuthError        SAS expired/invalid, wrong key, or missing permission
+    │   ├── BlobExists              target exists and OverwriteBlobs is off
+    │   └── BlobNotFound            source blob or container missing
+    ├── SecretError                 a secret could not be read
+    └── TransferFailed              one or more artifacts failed (carries the per-artifact errors)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class AirlockError(Exception):
+    """Root of every error airlock raises on purpose.
+
+    ``transient`` is True when retrying the same operation later may succeed (network faults,
+    5xx, 429); retry loops consult it, never the message.
+    """
+
+    transient: bool = False
+
+    def __init__(self, message: str, *, transient: bool | None = None) -> None:
+        super().__init__(message)
+        if transient is not None:
+            self.transient = transient
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0]) if self.args else type(self).__name__
+
+
+class UsageError(AirlockError):
+    """The user's input is wrong: a flag, a URI, a reference, an option name."""
+
+
+class ReferenceError_(UsageError):  # noqa: N801 - builtin ReferenceError is unrelated
+    """An artifact or registry reference does not parse."""
+
+
+class RegistryError(AirlockError):
+    """A registry request failed. ``status`` is the HTTP status, 0 for a connection failure."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int = 0,
+        codes: Sequence[str] = (),
+        transient: bool | None = None,
+    ) -> None:
+        super().__init__(message, transient=transient)
+        self.status = status
+        self.codes = tuple(codes)
+
+
+class AuthenticationError(RegistryError):
+    """The registry refused our credentials, or we had none and it needs some."""
+
+
+class PermissionDenied(RegistryError):
+    """The registry knows who we are but refuses the operation."""
+
+
+class NotFound(RegistryError):
+    """A manifest, blob, tag or repository does not exist."""
+
+
+class TagConflict(RegistryError):
+    """A tag in the target already names other content and OverwriteTags is not set."""
+
+
+class IntegrityError(AirlockError):
+    """Bytes did not match the digest or size they were promised to have."""
+
+
+class ArchiveError(AirlockError):
+    """The transfer blob is not a well-formed airlock archive (or is hostile)."""
+
+
+class StorageError(AirlockError):
+    """A blob-storage operation failed."""
+
+
+class StorageAuthError(StorageError):
+    """Storage refused the credential: expired or malformed SAS, wrong key, missing permission."""
+
+
+class BlobExists(StorageError):
+    """The target blob exists and overwriting was not asked for."""
+
+
+class BlobNotFound(StorageError):
+    """The blob (or its container) does not exist."""
+
+
+class SecretError(AirlockError):
+    """A secret could not be resolved from its store."""
+
+
+class TransferFailed(AirlockError):
+    """Some artifacts failed. ``failures`` maps each failed reference to its error message."""
+
+    def __init__(self, message: str, *, failures: dict[str, str]) -> None:
+        super().__init__(message)
+        self.failures = failures

@@ -1,0 +1,153 @@
+"""``file:///abs/path`` blobs on a local filesystem.
+
+Staging uses an anonymous ``O_TMPFILE`` inode in the target directory, linked into place on
+commit, so a process killed mid-export leaves nothing behind at all. Where the filesystem lacks
+``O_TMPFILE`` a hidden ``.name.airlock-partial-*`` file is used instead.
+"""
+
+from __future__ import annotations
+
+import errno
+import io
+import hashlib
+import os
+import secrets
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+from airlock.errors import BlobExists, BlobNotFound, StorageError
+from airlock.storage.base import BlobInfo
+
+_READ = 4 * 1024 * 1024
+
+
+class FileBlob:
+    """A blob stored as one regular file. See :class:`airlock.storage.base.Blob` for contracts."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @property
+    def display(self) -> str:
+        return self.path.as_uri()
+
+    def stat(self) -> BlobInfo | None:
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StorageError(f"cannot stat {self.display}: {exc.strerror}") from None
+        return BlobInfo(size=st.st_size, last_modified=datetime.fromtimestamp(st.st_mtime, UTC))
+
+    def read(self, offset: int = 0, length: int | None = None) -> Iterator[bytes]:
+        try:
+            f = io.FileIO(self.path, "rb")
+        except FileNotFoundError:
+            raise BlobNotFound(f"blob {self.display} does not exist") from None
+        except OSError as exc:
+            raise StorageError(f"cannot open {self.display}: {exc.strerror}") from None
+        return self._chunks(f, offset, length)
+
+    def _chunks(self, f: io.FileIO, offset: int, length: int | None) -> Iterator[bytes]:
+        with f:
+            f.seek(offset)
+            left = length
+            while left is None or left > 0:
+                chunk = f.read(_READ if left is None else min(_READ, left))
+                if not chunk:
+                    break
+                if left is not None:
+                    left -= len(chunk)
+                yield chunk
+            if left:
+                raise StorageError(f"{self.display}: ended {left} bytes early (truncated?)")
+
+    def writer(self, *, overwrite: bool, metadata: dict[str, str]) -> FileWriter:
+        del metadata  # a plain file has no place for it; the archive is self-describing
+        if not overwrite and self.path.exists():
+            raise BlobExists(f"blob {self.display} already exists (use the OverwriteBlobs option to replace it)")
+        if not self.path.parent.is_dir():
+            raise BlobNotFound(f"cannot write {self.display}: directory {self.path.parent} does not exist")
+        return FileWriter(self.path, overwrite=overwrite)
+
+    def delete(self) -> None:
+        try:
+            self.path.unlink()
+        except FileNotFoundError:
+            raise BlobNotFound(f"blob {self.display} does not exist") from None
+        except OSError as exc:
+            raise StorageError(f"cannot delete {self.display}: {exc.strerror}") from None
+
+
+class FileWriter:
+    """Staged file write; see :class:`airlock.storage.base.BlobWriter`."""
+
+    def __init__(self, path: Path, *, overwrite: bool) -> None:
+        self.path = path
+        self.overwrite = overwrite
+        self._md5 = hashlib.md5()
+        self._size = 0
+        self._temp_name: Path | None = None
+        try:
+            self._fd = os.open(path.parent, os.O_TMPFILE | os.O_WRONLY, 0o644)
+        except OSError as exc:
+            if exc.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOENT):
+                raise StorageError(f"cannot write {path.as_uri()}: {exc.strerror}") from None
+            self._temp_name = path.with_name(f".{path.name}.airlock-partial-{secrets.token_hex(6)}")
+            self._fd = os.open(self._temp_name, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        self._closed = False
+
+    def write(self, data: bytes | memoryview) -> None:
+        view = memoryview(data)
+        try:
+            while view:
+                n = os.write(self._fd, view)
+                view = view[n:]
+        except OSError as exc:
+            raise StorageError(f"writing {self.path.as_uri()} failed: {exc.strerror}") from None
+        self._md5.update(data)
+        self._size += len(data)
+
+    def commit(self) -> BlobInfo:
+        try:
+            os.fsync(self._fd)
+            if self._temp_name is None:
+                staged = self.path.with_name(f".{self.path.name}.airlock-commit-{secrets.token_hex(6)}")
+                os.link(f"/proc/self/fd/{self._fd}", staged, follow_symlinks=True)
+            else:
+                staged = self._temp_name
+            if self.overwrite:
+                os.replace(staged, self.path)
+            else:
+                try:
+                    os.link(staged, self.path)  # atomic "create if absent"
+                finally:
+                    os.unlink(staged)
+            self._temp_name = None
+        except FileExistsError:
+            raise BlobExists(
+                f"blob {self.path.as_uri()} appeared during the export (use OverwriteBlobs to replace it)"
+            ) from None
+        except OSError as exc:
+            raise StorageError(f"cannot commit {self.path.as_uri()}: {exc.strerror}") from None
+        finally:
+            self.abort()
+        dir_fd = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)  # the new directory entry survives a crash too
+        finally:
+            os.close(dir_fd)
+        return BlobInfo(size=self._size, last_modified=datetime.now(UTC), content_md5=self._md5.digest())
+
+    def abort(self) -> None:
+        if not self._closed:
+            self._closed = True
+            os.close(self._fd)
+        if self._temp_name is not None:
+            try:
+                os.unlink(self._temp_name)
+            except FileNotFoundError:
+                pass
+            self._temp_name = None

@@ -1,0 +1,289 @@
+"""Export: artifacts from a registry → one transfer archive in a storage blob.
+
+Steps: resolve every artifact (and its referrers) to its full content graph; check that every
+blob exists at its declared size (so a missing blob fails its artifact before anything is
+written); write catalog, layout, index and manifests; then stream configs and layers, fetched
+several at a time, into the staged blob; commit. Nothing is visible at the target until the commit.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from airlock import __version__
+from airlock.archive.format import (
+    BLOB_PREFIX,
+    CATALOG_MEDIA_TYPE,
+    CATALOG_NAME,
+    DIR_NAMES,
+    INDEX_NAME,
+    LAYOUT_BYTES,
+    LAYOUT_NAME,
+    REF_NAME,
+    Catalog,
+    CatalogArtifact,
+    CatalogBlob,
+    CatalogSource,
+)
+from airlock.archive.writer import ArchiveWriter
+from airlock.errors import AirlockError, BlobExists, IntegrityError, NotFound, TransferFailed
+from airlock.oci.digest import Digest
+from airlock.oci.manifest import OCI_INDEX, Descriptor, Manifest
+from airlock.oci.reference import ArtifactReference
+from airlock.registry.client import RegistryClient
+from airlock.storage.base import TRANSFER_CATEGORY, Blob
+from airlock.transfer.graph import Closure, closure
+from airlock.transfer.options import NoProgress, PipelineOption, Progress
+from airlock.transfer.pipelining import ordered_fetch
+
+log = logging.getLogger(__name__)
+
+# Referrers of referrers (a signature on an SBOM) are followed this deep.
+_REFERRER_DEPTH = 3
+
+
+@dataclass
+class ExportResult:
+    target: str
+    catalog_digest: Digest
+    size: int
+    artifacts: list[CatalogArtifact]
+    failures: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "target": {"uri": self.target},
+            "catalogDigest": str(self.catalog_digest),
+            "size": self.size,
+            "artifacts": [a.reference for a in self.artifacts],
+            "artifactDetails": [a.model_dump(by_alias=True, exclude_none=True) for a in self.artifacts],
+            "failedArtifacts": self.failures,
+        }
+
+
+@dataclass
+class _Resolved:
+    entry: CatalogArtifact
+    closure: Closure
+    repository: str
+
+
+def export_artifacts(
+    *,
+    client: RegistryClient,
+    artifacts: Sequence[ArtifactReference],
+    target: Blob,
+    options: frozenset[PipelineOption] = frozenset(),
+    include_referrers: bool = False,
+    progress: Progress | None = None,
+    concurrency: int = 4,
+    window_chunks: int = 8,
+) -> ExportResult:
+    """Export ``artifacts`` from ``client``'s registry into ``target``.
+
+    Without ContinueOnErrors the first failing artifact raises; with it, failed artifacts are left
+    out of the archive and reported in ``failures`` (if all fail, nothing is written).
+
+    Raises:
+        BlobExists: the target exists and OverwriteBlobs is not set (checked before any transfer).
+        TransferFailed: every artifact failed (with ContinueOnErrors) — nothing was written.
+        RegistryError, IntegrityError, StorageError: the first failure, without ContinueOnErrors.
+    """
+    progress = progress or NoProgress()
+    keep_going = PipelineOption.CONTINUE_ON_ERRORS in options
+    overwrite = PipelineOption.OVERWRITE_BLOBS in options
+    if not overwrite and target.stat() is not None:
+        raise BlobExists(f"blob {target.display} already exists (use the OverwriteBlobs option to replace it)")
+
+    client.ping()
+    failures: dict[str, str] = {}
+    resolved = _resolve_all(client, artifacts, include_referrers, keep_going, failures, progress)
+    _check_blobs(client, resolved, keep_going, failures, concurrency)
+    if not resolved:
+        raise TransferFailed(
+            f"export to {target.display} failed: no artifact could be exported ({_summary(failures)})",
+            failures=failures,
+        )
+
+    manifests: dict[Digest, Manifest] = {}
+    blobs: dict[Digest, tuple[Descriptor, str]] = {}
+    for r in resolved:
+        for m in r.closure.manifests:
+            manifests.setdefault(m.digest, m)
+        for d, desc in r.closure.blobs.items():
+            blobs.setdefault(d, (desc, r.repository))
+    # Configs before layers, so an importer sees small metadata first.
+    configs = {r_m.blobs[0].digest for r_m in manifests.values() if r_m.blobs}
+    ordered_blobs = sorted(blobs.items(), key=lambda kv: (kv[0] not in configs,))
+
+    catalog = Catalog(
+        schemaVersion=1,
+        mediaType=CATALOG_MEDIA_TYPE,
+        createdAt=datetime.now(UTC),
+        creator=f"airlock {__version__}",
+        source=CatalogSource(registry=client.base),
+        artifacts=[r.entry for r in resolved],
+        manifests=[CatalogBlob(digest=str(d), size=m.size, mediaType=m.media_type) for d, m in manifests.items()],
+        blobs=[CatalogBlob(digest=str(d), size=desc.size, mediaType=desc.media_type) for d, (desc, _) in ordered_blobs],
+    )
+    index = {
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": [
+            {**r.closure.top.descriptor().to_json(), "annotations": {REF_NAME: r.entry.reference}} for r in resolved
+        ],
+    }
+
+    total = sum(d.size for d, _ in blobs.values()) + sum(m.size for m in manifests.values())
+    progress.begin(total, f"export → {target.display}")
+    writer = target.writer(overwrite=overwrite, metadata=dict(TRANSFER_CATEGORY))
+    try:
+        archive = ArchiveWriter(writer.write)
+        archive.add_bytes(CATALOG_NAME, catalog.to_bytes())
+        archive.add_bytes(LAYOUT_NAME, LAYOUT_BYTES)
+        archive.add_bytes(INDEX_NAME, json.dumps(index, separators=(",", ":")).encode())
+        for name in DIR_NAMES:
+            archive.add_dir(name)
+        for d, m in manifests.items():
+            archive.add_bytes(BLOB_PREFIX + d.hex, m.raw)
+            progress.advance(m.size)
+
+        def source(repo: str, desc: Descriptor) -> Callable[[], Iterable[bytes]]:
+            return lambda: client.iter_blob(repo, desc)
+
+        streams = ordered_fetch(
+            [source(repo, desc) for _, (desc, repo) in ordered_blobs], workers=concurrency, window=window_chunks
+        )
+        try:
+            for (d, (desc, _repo)), chunks in zip(ordered_blobs, streams, strict=True):
+                archive.add_stream(BLOB_PREFIX + d.hex, desc.size, _counted(chunks, progress))
+        finally:
+            streams.close()  # type: ignore[attr-defined]
+        digest = archive.close()
+        writer.commit()
+    except BaseException:
+        writer.abort()
+        raise
+    log.info("exported %d artifacts to %s (%d bytes, %s)", len(resolved), target.display, archive.size, digest)
+    return ExportResult(target.display, digest, archive.size, [r.entry for r in resolved], failures)
+
+
+def _counted(chunks: Iterator[bytes], progress: Progress) -> Iterator[bytes]:
+    for chunk in chunks:
+        progress.advance(len(chunk))
+        yield chunk
+
+
+def _summary(failures: dict[str, str]) -> str:
+    return "; ".join(f"{ref}: {msg}" for ref, msg in list(failures.items())[:5])
+
+
+def _resolve_all(
+    client: RegistryClient,
+    artifacts: Sequence[ArtifactReference],
+    include_referrers: bool,
+    keep_going: bool,
+    failures: dict[str, str],
+    progress: Progress,
+) -> list[_Resolved]:
+    out: list[_Resolved] = []
+    seen_refs: set[str] = set()
+    for ref in artifacts:
+        try:
+            found = _resolve(client, ref)
+        except AirlockError as exc:
+            if not keep_going:
+                raise
+            failures[str(ref)] = str(exc)
+            continue
+        for item in [found, *(_referrers(client, found, progress) if include_referrers else [])]:
+            if item.entry.reference not in seen_refs:
+                seen_refs.add(item.entry.reference)
+                out.append(item)
+    return out
+
+
+def _resolve(client: RegistryClient, ref: ArtifactReference) -> _Resolved:
+    repo = ref.repository
+    top = client.get_manifest(repo, ref.reference)
+    if ref.digest is not None and ref.tag is not None:
+        tagged = client.head_manifest(repo, ref.tag)
+        if tagged is None or tagged.digest != ref.digest:
+            raise IntegrityError(f"artifact {ref}: tag {ref.tag} does not point to {ref.digest}")
+
+    def load(desc: Descriptor) -> Manifest:
+        return client.get_manifest(repo, str(desc.digest))
+
+    graph = closure(top, load, where=f"artifact {ref}")
+    reference = f"{repo}:{ref.tag}" if ref.tag else f"{repo}@{top.digest}"
+    entry = CatalogArtifact(
+        reference=reference,
+        repository=repo,
+        tag=ref.tag,
+        digest=str(top.digest),
+        mediaType=top.media_type,
+        size=top.size,
+        artifactType=top.artifact_type,
+    )
+    return _Resolved(entry, graph, repo)
+
+
+def _referrers(client: RegistryClient, subject: _Resolved, progress: Progress) -> list[_Resolved]:
+    """Referrers of the artifact (and of its children), transitively, plus the tag-schema index."""
+    repo = subject.repository
+    out: list[_Resolved] = []
+    queue = [(m.digest, 0) for m in subject.closure.manifests]
+    visited: set[Digest] = set()
+    while queue:
+        digest, depth = queue.pop(0)
+        if digest in visited or depth >= _REFERRER_DEPTH:
+            continue
+        visited.add(digest)
+        for desc in client.list_referrers(repo, digest):
+            r = _resolve(client, ArtifactReference(repo, None, desc.digest))
+            r.entry.subject = str(digest)
+            out.append(r)
+            queue.append((desc.digest, depth + 1))
+        # Registries without the referrers API keep the list under a tag (OCI 1.1 tag schema);
+        # carrying that tag over makes the referrers discoverable on such a target too.
+        fallback = f"{digest.algorithm}-{digest.hex}"
+        if client.head_manifest(repo, fallback) is not None:
+            try:
+                out.append(_resolve(client, ArtifactReference(repo, fallback, None)))
+            except NotFound:
+                pass  # deleted between HEAD and GET
+    if out:
+        progress.note(f"{subject.entry.reference}: {len(out)} referrer artifact(s) included")
+    return out
+
+
+def _check_blobs(
+    client: RegistryClient,
+    resolved: list[_Resolved],
+    keep_going: bool,
+    failures: dict[str, str],
+    concurrency: int,
+) -> None:
+    """HEAD every blob in parallel; drop (or fail on) artifacts whose blobs are missing or the wrong size."""
+    wanted = {(r.repository, d): desc.size for r in resolved for d, desc in r.closure.blobs.items()}
+    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+        sizes = dict(zip(wanted, pool.map(lambda key: client.blob_size(*key), wanted), strict=True))
+    for r in list(resolved):
+        for d, desc in r.closure.blobs.items():
+            size = sizes[(r.repository, d)]
+            problem = None
+            if size is None:
+                problem = f"blob {d} is missing from repository {r.repository}"
+            elif size != desc.size:
+                problem = f"blob {d} is {size} bytes in the registry, its manifest says {desc.size}"
+            if problem:
+                if not keep_going:
+                    raise IntegrityError(f"artifact {r.entry.reference}: {problem}")
+                failures[r.entry.reference] = problem
+                resolved.remove(r)
+                break

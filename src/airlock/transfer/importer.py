@@ -1,0 +1,378 @@
+"""Import: a transfer archive in a storage blob → artifacts in a registry.
+
+One pass over the archive. Manifests (stored first) are read and verified into memory; then each
+config and layer streams, verified by digest and size, into every target repository that needs it
+(HEAD-skip when the registry already has it, cross-repository mount for the second and later
+repositories). Only when the whole archive has been read — and, with ``catalog_digest``, has
+hashed to that digest — are manifests pushed (children first) and, last, tags written. An
+artifact whose content failed to verify is never tagged.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from airlock.archive.format import REF_NAME, CatalogArtifact
+from airlock.archive.reader import ArchiveReader, Member
+from airlock.errors import (
+    AirlockError,
+    ArchiveError,
+    BlobNotFound,
+    IntegrityError,
+    TagConflict,
+    TransferFailed,
+    UsageError,
+)
+from airlock.oci.digest import Digest, Verifier
+from airlock.oci.manifest import MAX_MANIFEST_SIZE, Descriptor, Manifest
+from airlock.oci.reference import validate_repository, validate_tag
+from airlock.registry.client import RegistryClient
+from airlock.storage.base import Blob
+from airlock.transfer.graph import Closure, closure
+from airlock.transfer.options import NoProgress, PipelineOption, Progress
+from airlock.transfer.pipelining import FanOut
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ImportResult:
+    source: str
+    catalog_digest: Digest
+    size: int
+    imported: list[str]
+    failures: dict[str, str] = field(default_factory=dict)
+    blobs_uploaded: int = 0
+    blobs_skipped: int = 0
+    blobs_mounted: int = 0
+    source_deleted: bool = False
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "source": {"uri": self.source},
+            "catalogDigest": str(self.catalog_digest),
+            "size": self.size,
+            "importedArtifacts": self.imported,
+            "failedArtifacts": self.failures,
+            "blobs": {"uploaded": self.blobs_uploaded, "skipped": self.blobs_skipped, "mounted": self.blobs_mounted},
+            "sourceBlobDeleted": self.source_deleted,
+        }
+
+
+@dataclass
+class _Artifact:
+    entry: CatalogArtifact
+    digest: Digest
+    closure: Closure | None = None
+    error: str | None = None
+
+
+class _Importer:
+    def __init__(
+        self,
+        *,
+        source: Blob,
+        client: RegistryClient,
+        options: frozenset[PipelineOption],
+        progress: Progress,
+        concurrency: int,
+        window_chunks: int,
+    ) -> None:
+        self.source = source
+        self.client = client
+        self.keep_going = PipelineOption.CONTINUE_ON_ERRORS in options
+        self.overwrite_tags = PipelineOption.OVERWRITE_TAGS in options
+        self.progress = progress
+        self.concurrency = concurrency
+        self.window = window_chunks
+        self.result_counts = {"uploaded": 0, "skipped": 0, "mounted": 0}
+        self._count_lock = threading.Lock()
+
+    def count(self, what: str) -> None:
+        with self._count_lock:
+            self.result_counts[what] += 1
+
+    def fail(self, art: _Artifact, exc: AirlockError | str) -> None:
+        """Record an artifact's failure; without ContinueOnErrors, raise at once."""
+        message = str(exc)
+        if not self.keep_going:
+            if isinstance(exc, AirlockError):
+                raise exc
+            raise TransferFailed(message, failures={art.entry.reference: message})
+        if art.error is None:
+            art.error = message
+            log.warning("artifact %s failed: %s", art.entry.reference, message)
+
+    def run(self, catalog_digest: Digest | None) -> ImportResult:
+        info = self.source.stat()
+        if info is None:
+            raise BlobNotFound(f"source blob {self.source.display} does not exist")
+        self.progress.begin(info.size, f"import ← {self.source.display}")
+        reader = ArchiveReader(self._counted(self.source.read()))
+        catalog = reader.catalog
+        artifacts = [self._validated(a) for a in catalog.artifacts]
+        _check_index(reader.index, artifacts)
+        manifest_sizes = {Digest.parse(m.digest): m.size for m in catalog.manifests}
+        blob_sizes = {Digest.parse(b.digest): b.size for b in catalog.blobs}
+        if set(manifest_sizes) & set(blob_sizes):
+            raise ArchiveError("archive catalog lists a digest both as a manifest and as a blob")
+
+        manifests: dict[Digest, Manifest] = {}
+        members = reader.blobs()
+        pending: Member | None = None
+        for member in members:
+            d = member.blob_digest
+            assert d is not None
+            if d not in manifest_sizes:
+                pending = member
+                break
+            if member.size != manifest_sizes[d]:
+                raise ArchiveError(f"archive member for manifest {d} is {member.size} bytes, catalog says {manifest_sizes[d]}")
+            raw = reader.read_member(member, MAX_MANIFEST_SIZE)
+            m = Manifest.parse(raw, media_type=None, where=f"archive manifest {d}")
+            if m.digest != d:
+                raise IntegrityError(f"archive manifest {d}: content hashes to {m.digest} (the archive is corrupt)")
+            manifests[d] = m
+        missing = set(manifest_sizes) - set(manifests)
+        if missing:
+            raise ArchiveError(f"archive lacks manifest {sorted(missing)[0]} listed in its catalog (truncated?)")
+
+        needs = self._plan(artifacts, manifests, blob_sizes)
+        fan = FanOut(workers=self.concurrency, window=self.window)
+        received: set[Digest] = set()
+        try:
+            member_iter: Iterator[Member] = members
+            current = pending
+            while current is not None:
+                self._blob_member(reader, current, blob_sizes, needs, fan, received)
+                current = next(member_iter, None)
+            digest, size = reader.finish()
+        except BaseException:
+            fan.cancel()
+            raise
+        for key, exc in fan.join():
+            d = key
+            for art in artifacts:
+                if art.closure is not None and d in art.closure.blobs:
+                    self.fail(art, exc if isinstance(exc, AirlockError) else ArchiveError(f"blob {d}: {exc!r}"))
+        lacking = set(blob_sizes) - received
+        if lacking:
+            raise ArchiveError(f"archive lacks blob {sorted(lacking)[0]} listed in its catalog (truncated?)")
+        if catalog_digest is not None and digest != catalog_digest:
+            raise IntegrityError(
+                f"catalog digest mismatch: expected {catalog_digest}, the archive hashes to {digest}; "
+                "no tags were written"
+            )
+
+        imported = self._push_manifests(artifacts)
+        failures = {a.entry.reference: a.error for a in artifacts if a.error is not None}
+        return ImportResult(
+            source=self.source.display,
+            catalog_digest=digest,
+            size=size,
+            imported=imported,
+            failures=failures,
+            blobs_uploaded=self.result_counts["uploaded"],
+            blobs_skipped=self.result_counts["skipped"],
+            blobs_mounted=self.result_counts["mounted"],
+        )
+
+    def _counted(self, chunks: Iterator[bytes]) -> Iterator[bytes]:
+        for chunk in chunks:
+            self.progress.advance(len(chunk))
+            yield chunk
+
+    def _validated(self, entry: CatalogArtifact) -> _Artifact:
+        # The archive crossed a trust boundary: its names go into registry URLs, so check them.
+        try:
+            validate_repository(entry.repository)
+            if entry.tag is not None:
+                validate_tag(entry.tag)
+            digest = Digest.parse(entry.digest)
+        except UsageError as exc:
+            raise ArchiveError(f"archive catalog names an invalid artifact: {exc}") from None
+        return _Artifact(entry, digest)
+
+    def _plan(
+        self, artifacts: list[_Artifact], manifests: dict[Digest, Manifest], blob_sizes: dict[Digest, int]
+    ) -> dict[Digest, list[str]]:
+        """Closures, tag checks, and which repositories need each blob (in artifact order)."""
+        for art in artifacts:
+            top = manifests.get(art.digest)
+            if top is None:
+                raise ArchiveError(f"archive catalog names artifact {art.entry.reference} whose manifest it lacks")
+
+            def load(desc: Descriptor) -> Manifest:
+                m = manifests.get(desc.digest)
+                if m is None:
+                    raise ArchiveError(f"manifest {desc.digest} (of {art.entry.reference}) is not in the archive")
+                return m
+
+            art.closure = closure(top, load, where=f"artifact {art.entry.reference}")
+            for d, desc in art.closure.blobs.items():
+                if d not in blob_sizes:
+                    raise ArchiveError(f"artifact {art.entry.reference} needs blob {d}, which the archive lacks")
+                if blob_sizes[d] != desc.size:
+                    raise ArchiveError(f"blob {d}: catalog says {blob_sizes[d]} bytes, a manifest says {desc.size}")
+        for art in artifacts:
+            if art.entry.tag is None or self.overwrite_tags:
+                continue
+            existing = self.client.head_manifest(art.entry.repository, art.entry.tag)
+            if existing is not None and existing.digest != art.digest:
+                self.fail(art, TagConflict(
+                    f"artifact {art.entry.reference}: tag already points to {existing.digest} in the target "
+                    f"registry, not {art.digest} (use the OverwriteTags option to move it)",
+                    status=409,
+                ))
+        needs: dict[Digest, list[str]] = {}
+        for art in artifacts:
+            if art.error is not None or art.closure is None:
+                continue
+            for d in art.closure.blobs:
+                repos = needs.setdefault(d, [])
+                if art.entry.repository not in repos:
+                    repos.append(art.entry.repository)
+        return needs
+
+    def _blob_member(
+        self,
+        reader: ArchiveReader,
+        member: Member,
+        blob_sizes: dict[Digest, int],
+        needs: dict[Digest, list[str]],
+        fan: FanOut,
+        received: set[Digest],
+    ) -> None:
+        d = member.blob_digest
+        assert d is not None
+        if d not in blob_sizes:
+            raise ArchiveError(f"archive has blob {d}, which its catalog does not list")
+        if member.size != blob_sizes[d]:
+            raise ArchiveError(f"archive member for blob {d} is {member.size} bytes, catalog says {blob_sizes[d]}")
+        received.add(d)
+        desc = Descriptor("application/octet-stream", d, member.size)
+        repos = needs.get(d, [])
+        if not repos:
+            # Needed only by failed artifacts: still verified, since it is part of the archive.
+            verifier = Verifier(d, member.size, what=f"archive blob {d}")
+            for piece in reader.stream_member(member):
+                verifier.update(piece)
+            verifier.verify()
+            return
+
+        def job(chunks: Iterator[bytes]) -> None:
+            self._upload(desc, repos, chunks, member)
+
+        feed = fan.start(d, job)
+        for piece in reader.stream_member(member):
+            feed(piece)
+        feed(None)
+
+    def _upload(self, desc: Descriptor, repos: list[str], chunks: Iterator[bytes], member: Member) -> None:
+        """Push one blob to its first repository (or verify-and-skip), then mount it into the rest."""
+        first = repos[0]
+        if self.client.blob_size(first, desc.digest) == desc.size:
+            verifier = Verifier(desc.digest, desc.size, what=f"archive blob {desc.digest}")
+            for chunk in chunks:
+                verifier.update(chunk)
+            verifier.verify()
+            self.count("skipped")
+        else:
+            self.client.push_blob(first, desc, chunks)
+            self.count("uploaded")
+        for repo in repos[1:]:
+            if self.client.blob_size(repo, desc.digest) == desc.size:
+                self.count("skipped")
+            elif self.client.mount_blob(repo, desc.digest, first):
+                self.count("mounted")
+            else:
+                # The registry declined the mount: read the member again from storage.
+                self.client.push_blob(repo, desc, self.source.read(member.offset, member.size))
+                self.count("uploaded")
+
+    def _push_manifests(self, artifacts: list[_Artifact]) -> list[str]:
+        """Push manifests by digest (children first), then tags; referrers after their subjects."""
+        imported: list[str] = []
+        ordered = sorted(artifacts, key=lambda a: a.entry.subject is not None)
+        pushed: set[tuple[str, Digest]] = set()
+        for art in ordered:
+            if art.error is not None or art.closure is None:
+                continue
+            repo = art.entry.repository
+            try:
+                for m in art.closure.manifests:
+                    if (repo, m.digest) in pushed:
+                        continue
+                    if self.client.head_manifest(repo, str(m.digest)) is None:
+                        self.client.put_manifest(repo, str(m.digest), m)
+                    pushed.add((repo, m.digest))
+            except AirlockError as exc:
+                self.fail(art, exc)
+        # Tags last, and only for artifacts whose whole content is in place.
+        for art in ordered:
+            if art.error is not None or art.closure is None:
+                continue
+            try:
+                if art.entry.tag is not None:
+                    self.client.put_manifest(art.entry.repository, art.entry.tag, art.closure.top)
+                imported.append(art.entry.reference)
+            except AirlockError as exc:
+                self.fail(art, exc)
+        return imported
+
+
+def _check_index(index: object, artifacts: list[_Artifact]) -> None:
+    """index.json must name exactly the catalog's artifacts (other tools read index.json)."""
+    assert isinstance(index, dict)
+    named: set[tuple[str, str]] = set()
+    for entry in index.get("manifests", []):
+        if not isinstance(entry, dict):
+            raise ArchiveError("archive index.json has an entry that is not an object")
+        ann = entry.get("annotations") or {}
+        named.add((str(ann.get(REF_NAME, "")) if isinstance(ann, dict) else "", str(entry.get("digest", ""))))
+    expected = {(a.entry.reference, str(a.digest)) for a in artifacts}
+    if named != expected:
+        diff = sorted(expected ^ named)
+        raise ArchiveError(f"archive index.json and catalog disagree about {diff[0][0] or diff[0][1]}")
+
+
+def import_archive(
+    *,
+    source: Blob,
+    client: RegistryClient,
+    options: frozenset[PipelineOption] = frozenset(),
+    catalog_digest: Digest | None = None,
+    progress: Progress | None = None,
+    concurrency: int = 4,
+    window_chunks: int = 8,
+) -> ImportResult:
+    """Import every artifact of the archive at ``source`` into ``client``'s registry.
+
+    Without ContinueOnErrors the first failing artifact raises; with it, the others are imported
+    and the failures reported in the result. DeleteSourceBlobOnSuccess deletes the source blob
+    only when every artifact was imported.
+
+    Raises:
+        BlobNotFound, StorageAuthError: the source blob cannot be read.
+        ArchiveError, IntegrityError: the archive is malformed, hostile, truncated, or does not
+            match ``catalog_digest`` — in which case no tag is written.
+        TagConflict, RegistryError: an artifact failed (without ContinueOnErrors).
+    """
+    client.ping()
+    importer = _Importer(
+        source=source,
+        client=client,
+        options=options,
+        progress=progress or NoProgress(),
+        concurrency=concurrency,
+        window_chunks=window_chunks,
+    )
+    result = importer.run(catalog_digest)
+    if PipelineOption.DELETE_SOURCE_BLOB_ON_SUCCESS in options and not result.failures:
+        source.delete()
+        result.source_deleted = True
+    log.info("imported %d artifacts from %s (%s)", len(result.imported), source.display, result.catalog_digest)
+    return result

@@ -1,0 +1,146 @@
+"""Copy a transfer blob between storages, and inspect one without importing it."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from typing import Any
+
+from airlock.archive.format import CATALOG_NAME
+from airlock.archive.reader import ArchiveReader
+from airlock.errors import ArchiveError, BlobNotFound, IntegrityError
+from airlock.oci.digest import Verifier
+from airlock.storage.base import TRANSFER_CATEGORY, Blob, BlobInfo
+from airlock.transfer.options import NoProgress, Progress
+
+
+def copy_blob(
+    source: Blob, target: Blob, *, overwrite: bool = False, progress: Progress | None = None
+) -> dict[str, Any]:
+    """Stream ``source`` to ``target`` (any storage to any storage), staged as every write is.
+
+    The copy keeps the source's metadata and marks an airlock archive ``category=acr-transfer-blob``
+    even if a previous copy tool stripped it. When the source has a Content-MD5 the bytes are
+    checked against it, so a corrupted read fails instead of landing.
+
+    Raises:
+        BlobNotFound, BlobExists, StorageAuthError, StorageError, IntegrityError.
+    """
+    progress = progress or NoProgress()
+    info = source.stat()
+    if info is None:
+        raise BlobNotFound(f"source blob {source.display} does not exist")
+    chunks = source.read()
+    first, chunks = _peek(chunks, 100)
+    is_archive = first[:100].split(b"\0", 1)[0] == CATALOG_NAME.encode()
+    metadata = dict(info.metadata)
+    if is_archive:
+        metadata.update(TRANSFER_CATEGORY)
+    progress.begin(info.size, f"copy → {target.display}")
+    writer = target.writer(overwrite=overwrite, metadata=metadata)
+    md5 = hashlib.md5()
+    sha = hashlib.sha256()
+    size = 0
+    try:
+        for chunk in chunks:
+            md5.update(chunk)
+            sha.update(chunk)
+            size += len(chunk)
+            writer.write(chunk)
+            progress.advance(len(chunk))
+        if size != info.size:
+            raise IntegrityError(f"copy of {source.display}: read {size} bytes, the blob has {info.size}")
+        if info.content_md5 and md5.digest() != info.content_md5:
+            raise IntegrityError(f"copy of {source.display}: content does not match the blob's Content-MD5")
+        written: BlobInfo = writer.commit()
+    except BaseException:
+        writer.abort()
+        raise
+    return {
+        "source": {"uri": source.display},
+        "target": {"uri": target.display},
+        "size": written.size,
+        "catalogDigest": f"sha256:{sha.hexdigest()}" if is_archive else None,
+        "isTransferArchive": is_archive,
+    }
+
+
+def _peek(chunks: Iterator[bytes], n: int) -> tuple[bytes, Iterator[bytes]]:
+    """The first ``n`` bytes (fewer if the stream is shorter) and an iterator over all of it."""
+    head: list[bytes] = []
+    got = 0
+    for chunk in chunks:
+        head.append(chunk)
+        got += len(chunk)
+        if got >= n:
+            break
+
+    def again() -> Iterator[bytes]:
+        yield from head
+        yield from chunks
+
+    return b"".join(head)[:n], again()
+
+
+def inspect_archive(source: Blob, *, verify: bool = False, progress: Progress | None = None) -> dict[str, Any]:
+    """Describe the archive at ``source``: its catalog and artifacts.
+
+    With ``verify`` the whole archive is read and every blob checked against its digest, and the
+    archive's own digest (its ``catalogDigest``) is reported.
+
+    Raises:
+        BlobNotFound, StorageAuthError, ArchiveError, IntegrityError.
+    """
+    info = source.stat()
+    if info is None:
+        raise BlobNotFound(f"blob {source.display} does not exist")
+    chunks = source.read()
+    reader = ArchiveReader(chunks)
+    cat = reader.catalog
+    out: dict[str, Any] = {
+        "uri": source.display,
+        "size": info.size,
+        "schemaVersion": cat.schema_version,
+        "createdAt": cat.created_at.isoformat(),
+        "creator": cat.creator,
+        "source": {"registry": cat.source.registry},
+        "artifacts": [
+            {
+                "reference": a.reference,
+                "digest": a.digest,
+                "mediaType": a.media_type,
+                **({"artifactType": a.artifact_type} if a.artifact_type else {}),
+                **({"subject": a.subject} if a.subject else {}),
+            }
+            for a in cat.artifacts
+        ],
+        "manifestCount": len(cat.manifests),
+        "blobCount": len(cat.blobs),
+        "contentSize": sum(b.size for b in cat.blobs) + sum(m.size for m in cat.manifests),
+    }
+    if verify:
+        progress = progress or NoProgress()
+        progress.begin(info.size, f"verify {source.display}")
+        sizes = {m.digest: m.size for m in cat.manifests} | {b.digest: b.size for b in cat.blobs}
+        seen = 0
+        for member in reader.blobs():
+            d = member.blob_digest
+            assert d is not None
+            if sizes.get(str(d)) != member.size:
+                raise ArchiveError(f"archive member {member.name} is not listed in the catalog with its size")
+            v = Verifier(d, member.size, what=f"archive blob {d}")
+            for piece in reader.stream_member(member):
+                v.update(piece)
+                progress.advance(len(piece))
+            v.verify()
+            seen += 1
+        digest, _size = reader.finish()
+        if seen != len(sizes):
+            raise ArchiveError(f"archive holds {seen} blobs, its catalog lists {len(sizes)} (truncated?)")
+        out["catalogDigest"] = str(digest)
+        out["verified"] = True
+    else:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
+    return out

@@ -1,0 +1,65 @@
+"""ACR's pipeline options, with their meaning (acr-transfer spec §4.3), and progress reporting."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from enum import StrEnum
+from typing import Protocol
+
+from airlock.errors import UsageError
+
+
+class PipelineOption(StrEnum):
+    """Options of ExportPipeline / ImportPipeline, spelled as ACR spells them."""
+
+    OVERWRITE_BLOBS = "OverwriteBlobs"  # export: replace an existing target blob
+    OVERWRITE_TAGS = "OverwriteTags"  # import: move existing target tags to the imported content
+    DELETE_SOURCE_BLOB_ON_SUCCESS = "DeleteSourceBlobOnSuccess"  # import: delete the blob afterwards
+    CONTINUE_ON_ERRORS = "ContinueOnErrors"  # both: one failing artifact does not fail the others
+
+
+EXPORT_OPTIONS = frozenset({PipelineOption.OVERWRITE_BLOBS, PipelineOption.CONTINUE_ON_ERRORS})
+IMPORT_OPTIONS = frozenset(
+    {PipelineOption.OVERWRITE_TAGS, PipelineOption.DELETE_SOURCE_BLOB_ON_SUCCESS, PipelineOption.CONTINUE_ON_ERRORS}
+)
+
+
+def parse_options(values: Iterable[str], allowed: frozenset[PipelineOption], *, kind: str) -> frozenset[PipelineOption]:
+    """Parse option names (case-insensitive, comma- or space-separated).
+
+    Raises:
+        UsageError: an unknown option, or one that does not apply to ``kind`` ("export"/"import").
+    """
+    by_lower = {o.value.lower(): o for o in PipelineOption}
+    out: set[PipelineOption] = set()
+    for value in values:
+        for name in value.replace(",", " ").split():
+            opt = by_lower.get(name.lower())
+            if opt is None or opt not in allowed:
+                names = ", ".join(sorted(o.value for o in allowed))
+                raise UsageError(f"option {name!r} does not apply to {kind}; allowed: {names}")
+            out.add(opt)
+    return frozenset(out)
+
+
+class Progress(Protocol):
+    """Where the engine reports progress. Implementations must be thread-safe."""
+
+    def begin(self, total_bytes: int, description: str) -> None: ...
+
+    def advance(self, nbytes: int) -> None: ...
+
+    def note(self, message: str) -> None: ...
+
+
+class NoProgress:
+    """Reports nothing."""
+
+    def begin(self, total_bytes: int, description: str) -> None:
+        pass
+
+    def advance(self, nbytes: int) -> None:
+        pass
+
+    def note(self, message: str) -> None:
+        pass
