@@ -223,7 +223,7 @@ class AzureWriter:
                 self._inflight.popleft().result()
             kw: dict[str, Any] = {}
             if not self._overwrite:
-                kw = {"etag": "*", "match_condition": MatchConditions.IfMissing}
+                kw = {"match_condition": MatchConditions.IfMissing}
             md5 = self._md5.digest()
             with _mapped("commit", self._display):
                 try:

@@ -115,7 +115,13 @@ class FileWriter:
             os.fsync(self._fd)
             if self._temp_name is None:
                 staged = self.path.with_name(f".{self.path.name}.airlock-commit-{secrets.token_hex(6)}")
-                os.link(f"/proc/self/fd/{self._fd}", staged, follow_symlinks=True)
+                # linkat(AT_SYMLINK_FOLLOW) on /proc/self/fd names the anonymous inode; CPython
+                # only calls linkat (not link) when a dir fd is given.
+                dir_fd = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY)
+                try:
+                    os.link(f"/proc/self/fd/{self._fd}", staged.name, dst_dir_fd=dir_fd, follow_symlinks=True)
+                finally:
+                    os.close(dir_fd)
             else:
                 staged = self._temp_name
             if self.overwrite:

@@ -648,7 +648,7 @@ def push_referrer(
 def push_sample_set(
     registry_url: str, *, seed: int = 0, auth: tuple[str, str] | None = None
 ) -> list[PushedArtifact]:
-    """Push the demo's sample content (about 300 KiB) and return it in this order.
+    """Push the demo's sample content (about 260 KiB of blobs) and return it in this order.
 
     ``samples/app:1.0`` (OCI image), its signature referrer (by digest, plus the fallback index
     tagged ``sha256-<hex>`` in ``samples/app``), ``samples/multi:latest`` (OCI index, linux/amd64 and

@@ -1,0 +1,253 @@
+"""Archive writer and strict reader: round trip, determinism, and hostile input (pure, no services)."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from airlock.archive.format import (
+    BLOB_PREFIX,
+    CATALOG_MEDIA_TYPE,
+    CATALOG_NAME,
+    DIR_NAMES,
+    INDEX_NAME,
+    LAYOUT_BYTES,
+    LAYOUT_NAME,
+    MAX_CATALOG_SIZE,
+    Catalog,
+    CatalogBlob,
+    CatalogSource,
+)
+from airlock.archive.reader import ArchiveReader
+from airlock.archive.writer import ArchiveWriter
+from airlock.errors import ArchiveError
+from airlock.oci.digest import Digest
+
+BLOB_A = b"layer-a" * 1000
+BLOB_B = b"config-b"
+
+
+def _catalog(**over: object) -> Catalog:
+    doc: dict[str, object] = {
+        "schemaVersion": 1,
+        "mediaType": CATALOG_MEDIA_TYPE,
+        "createdAt": datetime(2026, 1, 1, tzinfo=UTC),
+        "creator": "test",
+        "source": CatalogSource(registry="https://src"),
+        "artifacts": [],
+        "manifests": [],
+        "blobs": [CatalogBlob(digest=str(Digest.of(b)), size=len(b)) for b in (BLOB_A, BLOB_B)],
+    }
+    doc.update(over)
+    return Catalog.model_validate(doc)
+
+
+def build(
+    *,
+    catalog: bytes | None = None,
+    blobs: tuple[bytes, ...] = (BLOB_A, BLOB_B),
+    index: bytes = b'{"schemaVersion":2,"manifests":[]}',
+) -> bytes:
+    out = bytearray()
+    w = ArchiveWriter(out.extend)
+    w.add_bytes(CATALOG_NAME, catalog if catalog is not None else _catalog().to_bytes())
+    w.add_bytes(LAYOUT_NAME, LAYOUT_BYTES)
+    w.add_bytes(INDEX_NAME, index)
+    for name in DIR_NAMES:
+        w.add_dir(name)
+    for b in blobs:
+        w.add_bytes(BLOB_PREFIX + Digest.of(b).hex, b)
+    digest = w.close()
+    assert digest == Digest.of(bytes(out))
+    assert w.size == len(out)
+    return bytes(out)
+
+
+def chunked(data: bytes, size: int = 4096) -> Iterator[bytes]:
+    for i in range(0, len(data), size):
+        yield data[i : i + size]
+
+
+def read_all(data: bytes, chunk: int = 4096) -> tuple[dict[str, bytes], Digest]:
+    r = ArchiveReader(chunked(data, chunk))
+    got = {m.name: r.read_member(m, 1 << 30) for m in r.blobs()}
+    digest, size = r.finish()
+    assert size == len(data)
+    return got, digest
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 512, 4096, 1 << 20])
+def test_round_trip_in_any_chunking(chunk: int) -> None:
+    data = build()
+    got, digest = read_all(data, chunk)
+    assert got == {BLOB_PREFIX + Digest.of(b).hex: b for b in (BLOB_A, BLOB_B)}
+    assert digest == Digest.of(data)
+
+
+def test_the_same_content_makes_the_same_archive() -> None:
+    assert build() == build()
+
+
+def test_stdlib_tarfile_reads_what_we_write() -> None:
+    with tarfile.open(fileobj=io.BytesIO(build())) as tf:
+        names = tf.getnames()
+        assert names[:3] == [CATALOG_NAME, LAYOUT_NAME, INDEX_NAME]
+        member = tf.extractfile(BLOB_PREFIX + Digest.of(BLOB_A).hex)
+        assert member is not None and member.read() == BLOB_A
+
+
+def test_layers_over_8_gib_get_base256_sizes() -> None:
+    from airlock.archive.format import member_header
+
+    header = member_header(BLOB_PREFIX + "0" * 64, 9 * 1024**3)
+    info = tarfile.TarInfo.frombuf(header, "utf-8", "strict")
+    assert info.size == 9 * 1024**3
+
+
+def _tar(members: list[tuple[tarfile.TarInfo, bytes]]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tf:
+        for info, data in members:
+            tf.addfile(info, io.BytesIO(data) if info.isreg() else None)
+    return buf.getvalue()
+
+
+def _file(name: str, data: bytes) -> tuple[tarfile.TarInfo, bytes]:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    return info, data
+
+
+def _prefix() -> list[tuple[tarfile.TarInfo, bytes]]:
+    return [_file(CATALOG_NAME, _catalog().to_bytes()), _file(LAYOUT_NAME, LAYOUT_BYTES),
+            _file(INDEX_NAME, b'{"manifests":[]}')]
+
+
+def _link(name: str, target: str, kind: bytes) -> tuple[tarfile.TarInfo, bytes]:
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.linkname = target
+    return info, b""
+
+
+@pytest.mark.parametrize(
+    ("members", "message"),
+    [
+        ([*_prefix(), _file("../evil", b"x")], "unexpected member"),
+        ([*_prefix(), _file("/etc/passwd", b"x")], "unexpected member"),
+        ([*_prefix(), _file("blobs/sha256/../../x", b"x")], "unexpected member"),
+        ([*_prefix(), _link(BLOB_PREFIX + "a" * 64, "/etc/shadow", tarfile.SYMTYPE)], "symbolic link"),
+        ([*_prefix(), _link(BLOB_PREFIX + "a" * 64, CATALOG_NAME, tarfile.LNKTYPE)], "hard link"),
+        ([*_prefix(), _file(BLOB_PREFIX + "a" * 64, b"x"), _file(BLOB_PREFIX + "a" * 64, b"y")], "duplicate"),
+        ([_file(LAYOUT_NAME, LAYOUT_BYTES), *_prefix()], "first member"),
+        ([*_prefix()[:1], _file(INDEX_NAME, b"{}"), _file(LAYOUT_NAME, LAYOUT_BYTES)], "out of order"),
+        ([*_prefix(), _file(CATALOG_NAME, b"{}")], "duplicate"),
+        ([*_prefix(), _file("blobs/sha256/" + "A" * 64, b"x")], "unexpected member"),
+    ],
+    ids=["dotdot", "absolute", "dotdot-in-blobs", "symlink", "hardlink", "duplicate-blob", "wrong-first",
+         "wrong-order", "second-catalog", "uppercase-digest"],
+)
+def test_hostile_members_are_refused(members: list[tuple[tarfile.TarInfo, bytes]], message: str) -> None:
+    data = _tar(members)
+    with pytest.raises(ArchiveError, match=message):
+        read_all(data)
+
+
+def test_pax_headers_are_refused() -> None:
+    info, data = _file(BLOB_PREFIX + "b" * 64, b"x")
+    info.pax_headers = {"comment": "y" * 1000}
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
+        for i, d in [*_prefix(), (info, data)]:
+            tf.addfile(i, io.BytesIO(d))
+    with pytest.raises(ArchiveError, match="pax header"):
+        read_all(buf.getvalue())
+
+
+def test_truncated_archive_is_refused_at_every_cut() -> None:
+    data = build()
+    for cut in range(0, len(data) - 1024, 997):
+        with pytest.raises(ArchiveError):
+            read_all(data[:cut])
+
+
+def test_flipped_header_byte_fails_the_checksum() -> None:
+    data = bytearray(build())
+    data[0] ^= 0x01  # first header's name
+    with pytest.raises(ArchiveError, match="checksum"):
+        read_all(bytes(data))
+
+
+def test_oversized_catalog_is_refused_before_reading_it() -> None:
+    # Header claims a huge catalog; the reader must refuse on the header, not buffer the data.
+    info = tarfile.TarInfo(CATALOG_NAME)
+    info.size = MAX_CATALOG_SIZE + 1
+    header = info.tobuf(format=tarfile.GNU_FORMAT)
+
+    def stream() -> Iterator[bytes]:
+        yield header
+        while True:  # endless: if the reader tried to buffer it, the test would hang
+            yield bytes(1 << 20)
+
+    with pytest.raises(ArchiveError, match="over the"):
+        ArchiveReader(stream())
+
+
+@pytest.mark.parametrize(
+    ("catalog", "message"),
+    [
+        (b"{not json", "not valid JSON"),
+        (json.dumps({"schemaVersion": 2}).encode(), "schemaVersion 2"),
+        (_catalog(requires=["delta"]).to_bytes(), "requires features"),
+        (json.dumps({"schemaVersion": 1, "mediaType": CATALOG_MEDIA_TYPE}).encode(), "invalid"),
+        (_catalog().to_bytes().replace(b'"size":7000', b'"size":"big"'), "invalid"),
+    ],
+    ids=["garbage", "future-version", "unknown-feature", "missing-fields", "wrong-type"],
+)
+def test_bad_catalogs(catalog: bytes, message: str) -> None:
+    with pytest.raises(ArchiveError, match=message):
+        ArchiveReader(chunked(build(catalog=catalog)))
+
+
+def test_unknown_catalog_fields_are_ignored_for_forward_compatibility() -> None:
+    doc = json.loads(_catalog().to_bytes())
+    doc["signatures"] = [{"keyid": "x"}]
+    doc["volume"] = {"index": 1, "count": 1}
+    got, _ = read_all(build(catalog=json.dumps(doc).encode()))
+    assert len(got) == 2
+
+
+def test_data_after_the_end_marker_is_refused() -> None:
+    with pytest.raises(ArchiveError, match="after its end marker"):
+        read_all(build() + b"\x01")
+    got, _ = read_all(build() + bytes(9216))  # zero record padding, as GNU tar writes, is fine
+    assert len(got) == 2
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_fuzz_mutated_archives_only_ever_raise_archive_errors(data: st.DataObject) -> None:
+    """Random byte flips, cuts and insertions: the reader raises ArchiveError or reads it; nothing else."""
+    raw = bytearray(build())
+    for _ in range(data.draw(st.integers(1, 4))):
+        op = data.draw(st.sampled_from(["flip", "cut", "insert"]))
+        pos = data.draw(st.integers(0, len(raw) - 1))
+        if op == "flip":
+            raw[pos] ^= data.draw(st.integers(1, 255))
+        elif op == "cut":
+            del raw[pos : pos + data.draw(st.integers(1, 2048))]
+        else:
+            raw[pos:pos] = data.draw(st.binary(min_size=1, max_size=600))
+        if not raw:
+            raw = bytearray(b"\0")
+    try:
+        read_all(bytes(raw), chunk=data.draw(st.sampled_from([1, 511, 4096])))
+    except ArchiveError:
+        pass

@@ -1,0 +1,191 @@
+"""One conformance suite, run against every storage backend: file:// and Azure Blob (real Azurite)."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from airlock.errors import BlobExists, BlobNotFound, StorageAuthError, UsageError
+from airlock.storage.base import TRANSFER_CATEGORY, Blob
+from airlock.storage.location import open_blob, parse_blob_uri
+from airlock.testing import azurite as az
+from airlock.testing.services import AzuriteServer
+
+MakeBlob = Callable[[str], Blob]
+CONTAINER = "conformance"
+
+
+@pytest.fixture(scope="module")
+def azure_sas(azurite: AzuriteServer) -> str:
+    az.create_container(azurite, "srcacct", CONTAINER)
+    return az.container_sas(azurite, "srcacct", CONTAINER, permissions="racwdl")
+
+
+@pytest.fixture(params=["file", "azure"])
+def make_blob(request: pytest.FixtureRequest, tmp_path: Path) -> MakeBlob:
+    if request.param == "file":
+        return lambda name: open_blob(parse_blob_uri((tmp_path / name).as_uri()))
+    server: AzuriteServer = request.getfixturevalue("azurite")
+    sas: str = request.getfixturevalue("azure_sas")
+    prefix = secrets.token_hex(4)
+    base = az.container_url(server, "srcacct", CONTAINER)
+    return lambda name: open_blob(parse_blob_uri(f"{base}/{prefix}/{name}"), sas_token=sas)
+
+
+def payload(n: int) -> bytes:
+    return hashlib.shake_256(str(n).encode()).digest(n)
+
+
+def write(blob: Blob, data: bytes, *, overwrite: bool = False, step: int = 100_000) -> None:
+    w = blob.writer(overwrite=overwrite, metadata=dict(TRANSFER_CATEGORY))
+    try:
+        for i in range(0, len(data), step):
+            w.write(data[i : i + step])
+        info = w.commit()
+    except BaseException:
+        w.abort()
+        raise
+    assert info.size == len(data)
+    assert info.content_md5 == hashlib.md5(data).digest()
+
+
+def read(blob: Blob, offset: int = 0, length: int | None = None) -> bytes:
+    return b"".join(blob.read(offset, length))
+
+
+@pytest.mark.parametrize("size", [0, 1, 8 * 1024 * 1024 + 3, 20 * 1024 * 1024])
+def test_write_then_read_back(make_blob: MakeBlob, size: int) -> None:
+    blob = make_blob(f"blob-{size}.tar")
+    data = payload(size)
+    write(blob, data, step=3 * 1024 * 1024 + 1)
+    assert read(blob) == data
+    info = blob.stat()
+    assert info is not None and info.size == size
+
+
+def test_nothing_is_visible_before_commit_and_abort_leaves_nothing(make_blob: MakeBlob) -> None:
+    blob = make_blob("staged.tar")
+    w = blob.writer(overwrite=False, metadata={})
+    w.write(payload(9 * 1024 * 1024))
+    assert blob.stat() is None
+    w.abort()
+    w.abort()  # idempotent
+    assert blob.stat() is None
+
+
+def test_no_overwrite_without_asking(make_blob: MakeBlob) -> None:
+    blob = make_blob("exists.tar")
+    write(blob, b"first")
+    with pytest.raises(BlobExists, match="OverwriteBlobs"):
+        blob.writer(overwrite=False, metadata={})
+    write(blob, b"second", overwrite=True)
+    assert read(blob) == b"second"
+
+
+def test_blob_created_during_a_write_is_not_clobbered(make_blob: MakeBlob) -> None:
+    blob = make_blob("race.tar")
+    w = blob.writer(overwrite=False, metadata={})
+    w.write(b"mine")
+    write(make_blob("race.tar"), b"theirs")
+    with pytest.raises(BlobExists):
+        w.commit()
+    assert read(blob) == b"theirs"
+
+
+def test_ranged_reads(make_blob: MakeBlob) -> None:
+    blob = make_blob("ranges.tar")
+    data = payload(10 * 1024 * 1024)
+    write(blob, data)
+    for off, n in [(0, 10), (5, 1), (8 * 1024 * 1024 - 3, 7), (len(data) - 5, 5), (123, 9 * 1024 * 1024)]:
+        assert read(blob, off, n) == data[off : off + n]
+
+
+def test_missing_blob(make_blob: MakeBlob) -> None:
+    blob = make_blob("missing.tar")
+    assert blob.stat() is None
+    with pytest.raises(BlobNotFound):
+        read(blob)
+    with pytest.raises(BlobNotFound):
+        blob.delete()
+
+
+def test_delete(make_blob: MakeBlob) -> None:
+    blob = make_blob("delete-me.tar")
+    write(blob, b"x")
+    blob.delete()
+    assert blob.stat() is None
+
+
+# --- Azure-specific contract: what ACR's import trigger needs, and SAS failures -------------------
+
+
+def test_azure_blob_carries_category_and_content_md5(azurite: AzuriteServer, azure_sas: str) -> None:
+    blob = open_blob(parse_blob_uri(az.container_url(azurite, "srcacct", CONTAINER) + "/md5.tar"), sas_token=azure_sas)
+    data = payload(9 * 1024 * 1024)
+    write(blob, data)
+    props = az.blob_properties(azurite, "srcacct", CONTAINER, "md5.tar")
+    assert props.metadata == {"category": "acr-transfer-blob"}
+    assert bytes(props.content_settings.content_md5) == hashlib.md5(data).digest()
+
+
+@pytest.mark.parametrize(
+    ("permissions", "expiry_delta", "op", "message"),
+    [
+        ("rl", timedelta(hours=1), "write", "permission"),
+        ("racwdl", timedelta(hours=-1), "write", "expired"),
+        ("wl", timedelta(hours=1), "read", "permission"),
+        ("racwl", timedelta(hours=1), "delete", "permission"),
+    ],
+    ids=["read-only-sas-write", "expired-sas", "write-only-sas-read", "no-delete-permission"],
+)
+def test_bad_sas_tokens_give_clear_errors_without_the_signature(
+    azurite: AzuriteServer, azure_sas: str, permissions: str, expiry_delta: timedelta, op: str, message: str
+) -> None:
+    base = az.container_url(azurite, "srcacct", CONTAINER)
+    good = open_blob(parse_blob_uri(f"{base}/sas-{op}.tar"), sas_token=azure_sas)
+    if op != "write":
+        write(good, b"content", overwrite=True)
+    sas = az.container_sas(azurite, "srcacct", CONTAINER, permissions=permissions,
+                           expiry=datetime.now(UTC) + expiry_delta)
+    blob = open_blob(parse_blob_uri(f"{base}/sas-{op}.tar"), sas_token=sas)
+    with pytest.raises(StorageAuthError) as info:
+        if op == "write":
+            write(blob, b"x", overwrite=True)
+        elif op == "read":
+            read(blob)
+        else:
+            blob.delete()
+    text = str(info.value)
+    assert message in text
+    assert base in text  # names the blob
+    signature = dict(p.split("=", 1) for p in sas.split("&"))["sig"]
+    assert signature not in text and "sig=" not in text
+
+
+def test_sas_for_another_container_is_refused(azurite: AzuriteServer) -> None:
+    az.create_container(azurite, "srcacct", "other")
+    sas = az.container_sas(azurite, "srcacct", "other", permissions="racwdl")
+    blob = open_blob(parse_blob_uri(az.container_url(azurite, "srcacct", CONTAINER) + "/x.tar"), sas_token=sas)
+    with pytest.raises(StorageAuthError, match="another"):
+        write(blob, b"x")
+
+
+def test_uri_parsing() -> None:
+    loc = parse_blob_uri("https://myacct.blob.core.windows.net/transfer/dir/b.tar")
+    assert (loc.account, loc.container, loc.blob) == ("myacct", "transfer", "dir/b.tar")
+    loc = parse_blob_uri("http://127.0.0.1:10000/devstoreaccount1/transfer/b.tar")
+    assert (loc.account_url, loc.container, loc.blob) == ("http://127.0.0.1:10000/devstoreaccount1", "transfer", "b.tar")
+    loc = parse_blob_uri("https://acct.blob.core.chinacloudapi.cn/c0ntainer/b")
+    assert loc.account == "acct"
+    for bad in ["s3://bucket/key", "file://relative/path", "https://a.blob.core.windows.net/transfer/b?sv=1&sig=x",
+                "https://a.blob.core.windows.net/TR/b", "https://a.blob.core.windows.net/transfer", "/tmp/x"]:
+        with pytest.raises(UsageError) as info:
+            parse_blob_uri(bad)
+        assert "sig=x" not in str(info.value)
+
+
