@@ -42,15 +42,21 @@ class FileBlob:
         return BlobInfo(size=st.st_size, last_modified=datetime.fromtimestamp(st.st_mtime, UTC))
 
     def read(self, offset: int = 0, length: int | None = None) -> Iterator[bytes]:
+        # Checked now so a missing blob fails at the call; the file is opened lazily so that an
+        # iterator that is never started holds no descriptor.
         try:
-            f = io.FileIO(self.path, "rb")
+            self.path.stat()
         except FileNotFoundError:
             raise BlobNotFound(f"blob {self.display} does not exist") from None
         except OSError as exc:
             raise StorageError(f"cannot open {self.display}: {exc.strerror}") from None
-        return self._chunks(f, offset, length)
+        return self._chunks(offset, length)
 
-    def _chunks(self, f: io.FileIO, offset: int, length: int | None) -> Iterator[bytes]:
+    def _chunks(self, offset: int, length: int | None) -> Iterator[bytes]:
+        try:
+            f = io.FileIO(self.path, "rb")
+        except OSError as exc:
+            raise StorageError(f"cannot open {self.display}: {exc.strerror}") from None
         with f:
             f.seek(offset)
             left = length

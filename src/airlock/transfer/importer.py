@@ -111,7 +111,15 @@ class _Importer:
         if info is None:
             raise BlobNotFound(f"source blob {self.source.display} does not exist")
         self.progress.begin(info.size, f"import ← {self.source.display}")
-        reader = ArchiveReader(self._counted(self.source.read()))
+        stream = self.source.read()
+        try:
+            return self._run(ArchiveReader(self._counted(stream)), catalog_digest)
+        finally:
+            close = getattr(stream, "close", None)
+            if close is not None:
+                close()  # stops a storage read (and its prefetch threads) left midway by an error
+
+    def _run(self, reader: ArchiveReader, catalog_digest: Digest | None) -> ImportResult:
         catalog = reader.catalog
         artifacts = [self._validated(a) for a in catalog.artifacts]
         _check_index(reader.index, artifacts)

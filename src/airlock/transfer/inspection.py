@@ -30,8 +30,17 @@ def copy_blob(
     info = source.stat()
     if info is None:
         raise BlobNotFound(f"source blob {source.display} does not exist")
-    chunks = source.read()
-    first, chunks = _peek(chunks, 100)
+    raw = source.read()
+    try:
+        return _copy(source, target, raw, info, overwrite, progress)
+    finally:
+        _close(raw)
+
+
+def _copy(
+    source: Blob, target: Blob, raw: Iterator[bytes], info: BlobInfo, overwrite: bool, progress: Progress
+) -> dict[str, Any]:
+    first, chunks = _peek(raw, 100)
     is_archive = first[:100].split(b"\0", 1)[0] == CATALOG_NAME.encode()
     metadata = dict(info.metadata)
     if is_archive:
@@ -95,11 +104,25 @@ def inspect_archive(source: Blob, *, verify: bool = False, progress: Progress | 
     if info is None:
         raise BlobNotFound(f"blob {source.display} does not exist")
     chunks = source.read()
-    reader = ArchiveReader(chunks)
+    try:
+        return _describe(source, ArchiveReader(chunks), info.size, verify, progress)
+    finally:
+        _close(chunks)
+
+
+def _close(chunks: Iterator[bytes]) -> None:
+    close = getattr(chunks, "close", None)
+    if close is not None:
+        close()
+
+
+def _describe(
+    source: Blob, reader: ArchiveReader, size: int, verify: bool, progress: Progress | None
+) -> dict[str, Any]:
     cat = reader.catalog
     out: dict[str, Any] = {
         "uri": source.display,
-        "size": info.size,
+        "size": size,
         "schemaVersion": cat.schema_version,
         "createdAt": cat.created_at.isoformat(),
         "creator": cat.creator,
@@ -120,7 +143,7 @@ def inspect_archive(source: Blob, *, verify: bool = False, progress: Progress | 
     }
     if verify:
         progress = progress or NoProgress()
-        progress.begin(info.size, f"verify {source.display}")
+        progress.begin(size, f"verify {source.display}")
         sizes = {m.digest: m.size for m in cat.manifests} | {b.digest: b.size for b in cat.blobs}
         seen = 0
         for member in reader.blobs():
@@ -139,8 +162,4 @@ def inspect_archive(source: Blob, *, verify: bool = False, progress: Progress | 
             raise ArchiveError(f"archive holds {seen} blobs, its catalog lists {len(sizes)} (truncated?)")
         out["catalogDigest"] = str(digest)
         out["verified"] = True
-    else:
-        close = getattr(chunks, "close", None)
-        if close is not None:
-            close()
     return out
