@@ -53,7 +53,7 @@ class UsageError(AirlockError):
     """The user's input is wrong: a flag, a URI, a reference, an option name."""
 
 
-class ReferenceError_(UsageError):  # noqa: N801 - builtin ReferenceError is unrelated
+class ReferenceError_(UsageError):
     """An artifact or registry reference does not parse."""
 
 

@@ -126,8 +126,11 @@ def _file(name: str, data: bytes) -> tuple[tarfile.TarInfo, bytes]:
 
 
 def _prefix() -> list[tuple[tarfile.TarInfo, bytes]]:
-    return [_file(CATALOG_NAME, _catalog().to_bytes()), _file(LAYOUT_NAME, LAYOUT_BYTES),
-            _file(INDEX_NAME, b'{"manifests":[]}')]
+    return [
+        _file(CATALOG_NAME, _catalog().to_bytes()),
+        _file(LAYOUT_NAME, LAYOUT_BYTES),
+        _file(INDEX_NAME, b'{"manifests":[]}'),
+    ]
 
 
 def _link(name: str, target: str, kind: bytes) -> tuple[tarfile.TarInfo, bytes]:
@@ -151,8 +154,18 @@ def _link(name: str, target: str, kind: bytes) -> tuple[tarfile.TarInfo, bytes]:
         ([*_prefix(), _file(CATALOG_NAME, b"{}")], "duplicate"),
         ([*_prefix(), _file("blobs/sha256/" + "A" * 64, b"x")], "unexpected member"),
     ],
-    ids=["dotdot", "absolute", "dotdot-in-blobs", "symlink", "hardlink", "duplicate-blob", "wrong-first",
-         "wrong-order", "second-catalog", "uppercase-digest"],
+    ids=[
+        "dotdot",
+        "absolute",
+        "dotdot-in-blobs",
+        "symlink",
+        "hardlink",
+        "duplicate-blob",
+        "wrong-first",
+        "wrong-order",
+        "second-catalog",
+        "uppercase-digest",
+    ],
 )
 def test_hostile_members_are_refused(members: list[tuple[tarfile.TarInfo, bytes]], message: str) -> None:
     data = _tar(members)

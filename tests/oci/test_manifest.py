@@ -16,9 +16,12 @@ D2 = "sha256:" + "2" * 64
 
 def test_image_manifest_bytes_and_digest_are_kept_exact() -> None:
     raw = json.dumps(
-        {"schemaVersion": 2, "mediaType": OCI_MANIFEST,
-         "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": D1, "size": 2},
-         "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": D2, "size": 10}]},
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": D1, "size": 2},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": D2, "size": 10}],
+        },
         indent=3,  # unusual whitespace must survive: the digest is of the bytes
     ).encode()
     m = Manifest.parse(raw, media_type=None, where="t")
@@ -29,18 +32,35 @@ def test_image_manifest_bytes_and_digest_are_kept_exact() -> None:
 
 
 def test_index_without_media_type_field_uses_the_header() -> None:
-    raw = json.dumps({"schemaVersion": 2, "manifests": [
-        {"mediaType": OCI_MANIFEST, "digest": D1, "size": 5, "platform": {"os": "linux", "architecture": "arm64"}}
-    ]}).encode()
+    raw = json.dumps(
+        {
+            "schemaVersion": 2,
+            "manifests": [
+                {
+                    "mediaType": OCI_MANIFEST,
+                    "digest": D1,
+                    "size": 5,
+                    "platform": {"os": "linux", "architecture": "arm64"},
+                }
+            ],
+        }
+    ).encode()
     m = Manifest.parse(raw, media_type=DOCKER_MANIFEST_LIST, where="t")
     assert m.is_index and m.media_type == DOCKER_MANIFEST_LIST
     assert m.children[0].platform == {"os": "linux", "architecture": "arm64"}
 
 
 def test_artifact_type_and_subject() -> None:
-    raw = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": "application/x.sbom",
-                      "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": D1, "size": 2},
-                      "layers": [], "subject": {"mediaType": OCI_INDEX, "digest": D2, "size": 100}}).encode()
+    raw = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "artifactType": "application/x.sbom",
+            "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": D1, "size": 2},
+            "layers": [],
+            "subject": {"mediaType": OCI_INDEX, "digest": D2, "size": 100},
+        }
+    ).encode()
     m = Manifest.parse(raw, media_type=None, where="t")
     assert m.artifact_type == "application/x.sbom"
     assert m.subject is not None and str(m.subject.digest) == D2
@@ -48,10 +68,19 @@ def test_artifact_type_and_subject() -> None:
 
 @pytest.mark.parametrize(
     "raw",
-    [b"not json", b"[]", b'{"mediaType": "text/plain"}',
-     json.dumps({"mediaType": OCI_MANIFEST, "config": {"digest": "sha256:bad", "size": 1, "mediaType": "x"},
-                 "layers": []}).encode(),
-     json.dumps({"mediaType": OCI_INDEX, "manifests": [{"mediaType": "x", "digest": D1, "size": -1}]}).encode()],
+    [
+        b"not json",
+        b"[]",
+        b'{"mediaType": "text/plain"}',
+        json.dumps(
+            {
+                "mediaType": OCI_MANIFEST,
+                "config": {"digest": "sha256:bad", "size": 1, "mediaType": "x"},
+                "layers": [],
+            }
+        ).encode(),
+        json.dumps({"mediaType": OCI_INDEX, "manifests": [{"mediaType": "x", "digest": D1, "size": -1}]}).encode(),
+    ],
     ids=["not-json", "array", "unknown-type", "bad-digest", "negative-size"],
 )
 def test_garbage_manifests_raise_integrity_errors(raw: bytes) -> None:

@@ -36,8 +36,21 @@ def test_acr_artifact_forms(text: str, repo: str, tag: str | None, digest: str |
 
 @pytest.mark.parametrize(
     "text",
-    ["", "UPPER:tag", "app:", "app:.hidden", "-app", "app//x", "app@sha256:abc", f"app@md5:{HEX}", "a" * 300,
-     "../etc/passwd", "app:tag with space", "/abs", "app/:x"],
+    [
+        "",
+        "UPPER:tag",
+        "app:",
+        "app:.hidden",
+        "-app",
+        "app//x",
+        "app@sha256:abc",
+        f"app@md5:{HEX}",
+        "a" * 300,
+        "../etc/passwd",
+        "app:tag with space",
+        "/abs",
+        "app/:x",
+    ],
 )
 def test_invalid_references_are_refused_with_the_reference_named(text: str) -> None:
     with pytest.raises(ReferenceError_) as info:
@@ -78,7 +91,8 @@ def test_registry_urls(text: str, scheme: str, host: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["ftp://x", "https://user:pw@r.example.com", "https://r.example.com/some/path", "https://r:notaport"]
+    "text",
+    ["ftp://x", "https://user:pw@r.example.com", "https://r.example.com/some/path", "https://r:notaport"],
 )
 def test_bad_registry_urls(text: str) -> None:
     with pytest.raises(AirlockError) as info:

@@ -150,8 +150,9 @@ def test_bad_sas_tokens_give_clear_errors_without_the_signature(
     good = open_blob(parse_blob_uri(f"{base}/sas-{op}.tar"), sas_token=azure_sas)
     if op != "write":
         write(good, b"content", overwrite=True)
-    sas = az.container_sas(azurite, "srcacct", CONTAINER, permissions=permissions,
-                           expiry=datetime.now(UTC) + expiry_delta)
+    sas = az.container_sas(
+        azurite, "srcacct", CONTAINER, permissions=permissions, expiry=datetime.now(UTC) + expiry_delta
+    )
     blob = open_blob(parse_blob_uri(f"{base}/sas-{op}.tar"), sas_token=sas)
     with pytest.raises(StorageAuthError) as info:
         if op == "write":
@@ -179,13 +180,21 @@ def test_uri_parsing() -> None:
     loc = parse_blob_uri("https://myacct.blob.core.windows.net/transfer/dir/b.tar")
     assert (loc.account, loc.container, loc.blob) == ("myacct", "transfer", "dir/b.tar")
     loc = parse_blob_uri("http://127.0.0.1:10000/devstoreaccount1/transfer/b.tar")
-    assert (loc.account_url, loc.container, loc.blob) == ("http://127.0.0.1:10000/devstoreaccount1", "transfer", "b.tar")
+    assert (loc.account_url, loc.container, loc.blob) == (
+        "http://127.0.0.1:10000/devstoreaccount1",
+        "transfer",
+        "b.tar",
+    )
     loc = parse_blob_uri("https://acct.blob.core.chinacloudapi.cn/c0ntainer/b")
     assert loc.account == "acct"
-    for bad in ["s3://bucket/key", "file://relative/path", "https://a.blob.core.windows.net/transfer/b?sv=1&sig=x",
-                "https://a.blob.core.windows.net/TR/b", "https://a.blob.core.windows.net/transfer", "/tmp/x"]:
+    for bad in [
+        "s3://bucket/key",
+        "file://relative/path",
+        "https://a.blob.core.windows.net/transfer/b?sv=1&sig=x",
+        "https://a.blob.core.windows.net/TR/b",
+        "https://a.blob.core.windows.net/transfer",
+        "/tmp/x",
+    ]:
         with pytest.raises(UsageError) as info:
             parse_blob_uri(bad)
         assert "sig=x" not in str(info.value)
-
-

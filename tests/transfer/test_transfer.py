@@ -73,7 +73,10 @@ def tagged(samples: list[PushedArtifact]) -> list[PushedArtifact]:
 
 def export_all(source: RegistryServer, samples: list[PushedArtifact], target: Blob, **kw: object) -> ExportResult:
     return export_artifacts(
-        client=client(source), artifacts=refs(*(a.reference for a in tagged(samples))), target=target, **kw  # type: ignore[arg-type]
+        client=client(source),
+        artifacts=refs(*(a.reference for a in tagged(samples))),
+        target=target,
+        **kw,  # type: ignore[arg-type]
     )
 
 
@@ -103,15 +106,18 @@ def assert_same_content(src: RegistryServer, dst: RegistryServer, artifact: Push
 
 
 def test_round_trip_preserves_every_digest(
-    archive: tuple[Path, ExportResult], samples: list[PushedArtifact], source_registry: RegistryServer,
+    archive: tuple[Path, ExportResult],
+    samples: list[PushedArtifact],
+    source_registry: RegistryServer,
     target_registry: RegistryServer,
 ) -> None:
     path, exported = archive
     data = path.read_bytes()
     assert exported.catalog_digest == Digest.of(data)
     assert exported.size == len(data)
-    result = import_archive(source=file_blob(path), client=client(target_registry),
-                            catalog_digest=exported.catalog_digest)
+    result = import_archive(
+        source=file_blob(path), client=client(target_registry), catalog_digest=exported.catalog_digest
+    )
     assert result.catalog_digest == exported.catalog_digest
     assert not result.failures
     for artifact in samples:
@@ -130,7 +136,7 @@ def test_round_trip_preserves_every_digest(
 def test_shared_blobs_are_stored_once_and_mounted_across_repositories(
     archive: tuple[Path, ExportResult], tmp_path: Path
 ) -> None:
-    path, exported = archive
+    path, _ = archive
     with tarfile.open(path) as tf:
         names = [n for n in tf.getnames() if n.startswith(BLOB_PREFIX)]
     assert len(names) == len(set(names))
@@ -153,8 +159,14 @@ def test_skopeo_reads_the_archive_and_keeps_digests(
     raw = run_skopeo("inspect", "--raw", f"oci-archive:{path}:{multi.reference}").stdout
     assert hashlib.sha256(raw.encode()).hexdigest() == multi.digest.split(":")[1]
     with fresh_registry(tmp_path, "skopeo-dst") as reg:
-        run_skopeo("copy", "--all", "--preserve-digests", "--dest-tls-verify=false",
-                   f"oci-archive:{path}:{multi.reference}", f"docker://{reg.host}/{multi.repository}:{multi.tag}")
+        run_skopeo(
+            "copy",
+            "--all",
+            "--preserve-digests",
+            "--dest-tls-verify=false",
+            f"oci-archive:{path}:{multi.reference}",
+            f"docker://{reg.host}/{multi.repository}:{multi.tag}",
+        )
         _, _, digest = content.get_manifest(reg.url, multi.repository, multi.tag or "")
         assert digest == multi.digest
 
@@ -164,8 +176,11 @@ def test_referenced_forms_repo_means_latest_and_digest_only(
 ) -> None:
     app = samples[0]
     path = tmp_path / "forms.tar"
-    result = export_artifacts(client=client(source_registry), target=file_blob(path),
-                              artifacts=refs("samples/multi", f"samples/app@{app.digest}"))
+    result = export_artifacts(
+        client=client(source_registry),
+        target=file_blob(path),
+        artifacts=refs("samples/multi", f"samples/app@{app.digest}"),
+    )
     assert [a.reference for a in result.artifacts] == ["samples/multi:latest", f"samples/app@{app.digest}"]
     with fresh_registry(tmp_path) as reg:
         imported = import_archive(source=file_blob(path), client=client(reg))
@@ -184,19 +199,32 @@ def test_overwrite_blobs(source_registry: RegistryServer, samples: list[PushedAr
     with pytest.raises(BlobExists, match="OverwriteBlobs"):
         export_artifacts(client=client(source_registry), artifacts=refs("charts/mychart:0.1.0"), target=target)
     assert (tmp_path / "o.tar").read_bytes() == first
-    export_artifacts(client=client(source_registry), artifacts=refs("charts/mychart:0.1.0"), target=target,
-                     options=frozenset({Opt.OVERWRITE_BLOBS}))
+    export_artifacts(
+        client=client(source_registry),
+        artifacts=refs("charts/mychart:0.1.0"),
+        target=target,
+        options=frozenset({Opt.OVERWRITE_BLOBS}),
+    )
     assert inspect_archive(target)["artifacts"][0]["reference"] == "charts/mychart:0.1.0"
 
 
-def test_export_continue_on_errors(source_registry: RegistryServer, samples: list[PushedArtifact], tmp_path: Path) -> None:
+def test_export_continue_on_errors(
+    source_registry: RegistryServer, samples: list[PushedArtifact], tmp_path: Path
+) -> None:
     target = file_blob(tmp_path / "c.tar")
     with pytest.raises(NotFound, match="samples/nope"):
-        export_artifacts(client=client(source_registry), artifacts=refs("samples/nope:1", "samples/legacy:v2"),
-                         target=target)
+        export_artifacts(
+            client=client(source_registry),
+            artifacts=refs("samples/nope:1", "samples/legacy:v2"),
+            target=target,
+        )
     assert target.stat() is None
-    result = export_artifacts(client=client(source_registry), artifacts=refs("samples/nope:1", "samples/legacy:v2"),
-                              target=target, options=frozenset({Opt.CONTINUE_ON_ERRORS}))
+    result = export_artifacts(
+        client=client(source_registry),
+        artifacts=refs("samples/nope:1", "samples/legacy:v2"),
+        target=target,
+        options=frozenset({Opt.CONTINUE_ON_ERRORS}),
+    )
     assert [a.reference for a in result.artifacts] == ["samples/legacy:v2"]
     assert list(result.failures) == ["samples/nope:1"]
 
@@ -227,11 +255,17 @@ def test_delete_source_blob_on_success_only(archive: tuple[Path, ExportResult], 
     copy.write_bytes(path.read_bytes())
     with fresh_registry(tmp_path) as reg:
         content.push_oci_image(reg.url, "samples/legacy", "v2", layer_size=1024, seed=98)  # forces a conflict
-        result = import_archive(source=file_blob(copy), client=client(reg),
-                                options=frozenset({Opt.DELETE_SOURCE_BLOB_ON_SUCCESS, Opt.CONTINUE_ON_ERRORS}))
+        result = import_archive(
+            source=file_blob(copy),
+            client=client(reg),
+            options=frozenset({Opt.DELETE_SOURCE_BLOB_ON_SUCCESS, Opt.CONTINUE_ON_ERRORS}),
+        )
         assert result.failures and not result.source_deleted and copy.exists()
-        result = import_archive(source=file_blob(copy), client=client(reg),
-                                options=frozenset({Opt.DELETE_SOURCE_BLOB_ON_SUCCESS, Opt.OVERWRITE_TAGS}))
+        result = import_archive(
+            source=file_blob(copy),
+            client=client(reg),
+            options=frozenset({Opt.DELETE_SOURCE_BLOB_ON_SUCCESS, Opt.OVERWRITE_TAGS}),
+        )
         assert result.source_deleted and not copy.exists()
 
 
@@ -299,7 +333,10 @@ def test_flipped_byte_with_continue_on_errors_fails_only_the_affected_artifact(
 
 
 def test_export_failing_mid_stream_leaves_no_blob(
-    source_registry: RegistryServer, samples: list[PushedArtifact], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    source_registry: RegistryServer,
+    samples: list[PushedArtifact],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     c = client(source_registry)
     real = c.iter_blob
@@ -321,14 +358,24 @@ def test_export_failing_mid_stream_leaves_no_blob(
 
 
 def test_killed_export_process_leaves_no_file(source_registry: RegistryServer, tmp_path: Path) -> None:
-    big = content.push_oci_image(source_registry.url, "samples/big", "1", layers=1, layer_size=48 * 1024 * 1024,
-                                 seed=3)
+    big = content.push_oci_image(source_registry.url, "samples/big", "1", layers=1, layer_size=48 * 1024 * 1024, seed=3)
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     exe = Path(sys.executable).parent / "airlock"
-    proc = subprocess.Popen([str(exe), "export", "--source-registry", source_registry.url, "--artifacts",
-                             big.reference, "--target", (out_dir / "big.tar").as_uri()],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            str(exe),
+            "export",
+            "--source-registry",
+            source_registry.url,
+            "--artifacts",
+            big.reference,
+            "--target",
+            (out_dir / "big.tar").as_uri(),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     # Wait until the export holds its staged file open, then freeze the registry and kill airlock.
     deadline = time.monotonic() + 30
     staged = False
@@ -368,20 +415,25 @@ def test_through_azure_storage_with_copy_between_accounts(
     props = az.blob_properties(azurite, "srcacct", "transfer", "batch1.tar")
     assert props.metadata.get("category") == "acr-transfer-blob"
     assert props.content_settings.content_md5 is not None
-    assert f"sha256:{hashlib.sha256(az.download_blob(azurite, 'srcacct', 'transfer', 'batch1.tar')).hexdigest()}" == str(
-        exported.catalog_digest
+    assert (
+        f"sha256:{hashlib.sha256(az.download_blob(azurite, 'srcacct', 'transfer', 'batch1.tar')).hexdigest()}"
+        == str(exported.catalog_digest)
     )
 
     read_sas = az.container_sas(azurite, "srcacct", "transfer", permissions="rl")
-    copied = copy_blob(open_blob(parse_blob_uri(src_uri), sas_token=read_sas),
-                       open_blob(parse_blob_uri(dst_uri), sas_token=import_sas))
+    copied = copy_blob(
+        open_blob(parse_blob_uri(src_uri), sas_token=read_sas),
+        open_blob(parse_blob_uri(dst_uri), sas_token=import_sas),
+    )
     assert copied["catalogDigest"] == str(exported.catalog_digest)
     assert az.blob_properties(azurite, "dstacct", "transfer", "batch1.tar").metadata["category"] == "acr-transfer-blob"
 
     with fresh_registry(tmp_path) as reg:
         result: ImportResult = import_archive(
-            source=open_blob(parse_blob_uri(dst_uri), sas_token=import_sas), client=client(reg),
-            catalog_digest=exported.catalog_digest, options=frozenset({Opt.DELETE_SOURCE_BLOB_ON_SUCCESS}),
+            source=open_blob(parse_blob_uri(dst_uri), sas_token=import_sas),
+            client=client(reg),
+            catalog_digest=exported.catalog_digest,
+            options=frozenset({Opt.DELETE_SOURCE_BLOB_ON_SUCCESS}),
         )
         assert result.source_deleted
         assert "batch1.tar" not in az.list_blob_names(azurite, "dstacct", "transfer")
@@ -396,15 +448,21 @@ def test_export_with_a_read_only_sas_fails_clearly_and_writes_nothing(
     sas = az.container_sas(azurite, "srcacct", "readonly", permissions="rl")
     uri = az.container_url(azurite, "srcacct", "readonly") + "/b.tar"
     with pytest.raises(StorageAuthError) as info:
-        export_artifacts(client=client(source_registry), artifacts=refs("samples/legacy:v2"),
-                         target=open_blob(parse_blob_uri(uri), sas_token=sas))
+        export_artifacts(
+            client=client(source_registry),
+            artifacts=refs("samples/legacy:v2"),
+            target=open_blob(parse_blob_uri(uri), sas_token=sas),
+        )
     assert "permission" in str(info.value) and uri in str(info.value)
     assert "sig=" not in str(info.value)
     assert az.list_blob_names(azurite, "srcacct", "readonly") == []
 
 
 def test_https_only_sas_over_https_azurite(
-    tmp_path: Path, source_registry: RegistryServer, samples: list[PushedArtifact], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    source_registry: RegistryServer,
+    samples: list[PushedArtifact],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     with AzuriteServer.start(tmp_path / "azs", accounts=("secure",), https=True) as server:
         assert server.ca_cert is not None
@@ -425,13 +483,12 @@ def test_https_only_sas_over_https_azurite(
 
 def test_basic_auth_registries_on_both_sides(tmp_path: Path) -> None:
     creds = ("airlock", "s3cret-pass")
-    with RegistryServer.start(tmp_path / "a", name="auth-src", htpasswd=creds) as src, \
-            RegistryServer.start(tmp_path / "b", name="auth-dst", htpasswd=creds) as dst:
+    with (
+        RegistryServer.start(tmp_path / "a", name="auth-src", htpasswd=creds) as src,
+        RegistryServer.start(tmp_path / "b", name="auth-dst", htpasswd=creds) as dst,
+    ):
         img = content.push_oci_image(src.url, "secure/app", "1", seed=5, auth=creds)
         path = tmp_path / "auth.tar"
-        export_artifacts(client=client(src, Credentials(*creds)), artifacts=refs(img.reference),
-                         target=file_blob(path))
+        export_artifacts(client=client(src, Credentials(*creds)), artifacts=refs(img.reference), target=file_blob(path))
         import_archive(source=file_blob(path), client=client(dst, Credentials(*creds)))
         assert content.get_manifest(dst.url, "secure/app", "1", auth=creds)[2] == img.digest
-
-

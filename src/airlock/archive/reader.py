@@ -192,8 +192,14 @@ class ArchiveReader:
                     raise ArchiveError(f"archive has an unexpected directory member {name[:100]!r}")
                 continue
             if typeflag not in (b"0", b"\0"):
-                kind = {b"1": "hard link", b"2": "symbolic link", b"x": "pax header", b"g": "pax header",
-                        b"L": "GNU long name", b"K": "GNU long link"}.get(typeflag, f"type {typeflag!r}")
+                kind = {
+                    b"1": "hard link",
+                    b"2": "symbolic link",
+                    b"x": "pax header",
+                    b"g": "pax header",
+                    b"L": "GNU long name",
+                    b"K": "GNU long link",
+                }.get(typeflag, f"type {typeflag!r}")
                 raise ArchiveError(f"archive member {name[:100]!r} is a {kind}; only regular files are allowed")
             if name not in (CATALOG_NAME, LAYOUT_NAME, INDEX_NAME) and not BLOB_NAME_RE.match(name):
                 raise ArchiveError(f"archive has an unexpected member {name[:100]!r} (expected {expecting})")

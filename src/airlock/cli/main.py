@@ -66,9 +66,7 @@ UserOpt = Annotated[
 PasswordStdinOpt = Annotated[
     bool, typer.Option("--password-stdin", help="Read the registry password from stdin (with --username).")
 ]
-ConcurrencyOpt = Annotated[
-    int, typer.Option("--concurrency", min=1, max=64, help="Blobs transferred at once.")
-]
+ConcurrencyOpt = Annotated[int, typer.Option("--concurrency", min=1, max=64, help="Blobs transferred at once.")]
 
 
 def expand_multi(argv: list[str]) -> list[str]:
@@ -141,7 +139,8 @@ def export_cmd(
     artifacts: Annotated[
         list[str],
         typer.Option(
-            "--artifacts", "-a",
+            "--artifacts",
+            "-a",
             help="Space-separated artifacts: repo (= repo:latest), repo:tag or repo@sha256:…",
         ),
     ],
@@ -175,8 +174,13 @@ def export_cmd(
     client = _registry(source_registry, username, password_stdin)
     with _progress() as progress:
         result = export_artifacts(
-            client=client, artifacts=refs, target=blob, options=opts, include_referrers=include_referrers,
-            progress=progress, concurrency=concurrency,
+            client=client,
+            artifacts=refs,
+            target=blob,
+            options=opts,
+            include_referrers=include_referrers,
+            progress=progress,
+            concurrency=concurrency,
         )
     _emit(result.to_json(), output, query)
     if result.failures:
@@ -220,7 +224,11 @@ def import_cmd(
     client = _registry(target_registry, username, password_stdin)
     with _progress() as progress:
         result = import_archive(
-            source=blob, client=client, options=opts, catalog_digest=expected, progress=progress,
+            source=blob,
+            client=client,
+            options=opts,
+            catalog_digest=expected,
+            progress=progress,
             concurrency=concurrency,
         )
     _emit(result.to_json(), output, query)
@@ -259,7 +267,8 @@ def inspect_cmd(
     blob: Annotated[str, typer.Argument(help="Blob URI of a transfer blob.")],
     sas_token_file: SasFileOpt = None,
     verify: Annotated[
-        bool, typer.Option("--verify", help="Read the whole blob: check every digest and report the catalogDigest.")
+        bool,
+        typer.Option("--verify", help="Read the whole blob: check every digest and report the catalogDigest."),
     ] = False,
     output: OutputOpt = "json",
     query: QueryOpt = None,
@@ -300,8 +309,9 @@ class _RedactingFormatter(logging.Formatter):
 
 
 def _fail(message: str, code: int) -> int:
-    Console(stderr=True, highlight=False, soft_wrap=True).print(f"[bold red]error:[/] {redact(message)}",
-                                                              markup=True, emoji=False)
+    Console(stderr=True, highlight=False, soft_wrap=True).print(
+        f"[bold red]error:[/] {redact(message)}", markup=True, emoji=False
+    )
     return code
 
 

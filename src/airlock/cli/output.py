@@ -73,9 +73,11 @@ def render(obj: Any, *, fmt: str, query: str | None, console: Console) -> None:
 def _rows(obj: Any) -> list[list[Any]]:
     # az's tsv: scalars of each object in order, one line per list element; nested values omitted.
     if isinstance(obj, list):
-        return [r for item in obj for r in _rows(item)] if any(isinstance(i, dict | list) for i in obj) else [
-            [i] for i in obj
-        ]
+        return (
+            [r for item in obj for r in _rows(item)]
+            if any(isinstance(i, dict | list) for i in obj)
+            else [[i] for i in obj]
+        )
     if isinstance(obj, dict):
         return [[v for v in obj.values() if not isinstance(v, dict | list)]]
     return [[obj]]

@@ -38,9 +38,7 @@ class RichProgress:
         self._progress.start()
         return self
 
-    def __exit__(
-        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
         self._progress.stop()
 
     def begin(self, total_bytes: int, description: str) -> None:

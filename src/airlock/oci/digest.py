@@ -74,9 +74,7 @@ class Verifier:
         """Add ``chunk``. Raises IntegrityError when the stream exceeds its declared size."""
         self.seen += len(chunk)
         if self.seen > self.size:
-            raise IntegrityError(
-                f"{self.what} {self.expected}: more than the declared {self.size} bytes arrived"
-            )
+            raise IntegrityError(f"{self.what} {self.expected}: more than the declared {self.size} bytes arrived")
         self._h.update(chunk)
 
     def verify(self) -> None:
@@ -88,6 +86,5 @@ class Verifier:
         actual = self._h.hexdigest()
         if actual != self.expected.hex:
             raise IntegrityError(
-                f"{self.what} {self.expected}: digest mismatch, content hashes to "
-                f"{self.expected.algorithm}:{actual}"
+                f"{self.what} {self.expected}: digest mismatch, content hashes to {self.expected.algorithm}:{actual}"
             )

@@ -70,9 +70,7 @@ class Descriptor:
             size=size,
             artifact_type=artifact_type if isinstance(artifact_type, str) else None,
             platform=platform if isinstance(platform, dict) else None,
-            annotations={str(k): str(v) for k, v in annotations.items()}
-            if isinstance(annotations, dict)
-            else {},
+            annotations={str(k): str(v) for k, v in annotations.items()} if isinstance(annotations, dict) else {},
         )
 
     def to_json(self) -> dict[str, Any]:

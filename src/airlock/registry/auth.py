@@ -42,7 +42,9 @@ def parse_challenge(header: str) -> Challenge | None:
     if not header:
         return None
     scheme, _, rest = header.partition(" ")
-    params = {m.group(1).lower(): (m.group(2) if m.group(2) is not None else m.group(3)) for m in _PARAM_RE.finditer(rest)}
+    params = {
+        m.group(1).lower(): (m.group(2) if m.group(2) is not None else m.group(3)) for m in _PARAM_RE.finditer(rest)
+    }
     return Challenge(scheme.lower(), params)
 
 
@@ -129,10 +131,17 @@ class Authenticator:
         headers: dict[str, str] = {}
         if creds and creds.identity_token:
             # OAuth2 refresh-token grant (docker's identitytoken; what ACR hands out).
-            form = {"grant_type": "refresh_token", "refresh_token": creds.identity_token,
-                    "service": service, "client_id": "airlock", "scope": " ".join(scopes)}
+            form = {
+                "grant_type": "refresh_token",
+                "refresh_token": creds.identity_token,
+                "service": service,
+                "client_id": "airlock",
+                "scope": " ".join(scopes),
+            }
             resp = self._request(
-                "POST", realm, body=urlencode(form),
+                "POST",
+                realm,
+                body=urlencode(form),
                 headers={"Content-Type": "application/x-www-form-urlencoded"},
             )
         else:

@@ -172,8 +172,7 @@ class RegistryClient:
                     self.retry.sleep(attempt)
                     continue
                 raise RegistryError(
-                    f"{method} {_redact(url)}: cannot reach the registry "
-                    f"({type(exc).__name__}: {_reason(exc)})",
+                    f"{method} {_redact(url)}: cannot reach the registry ({type(exc).__name__}: {_reason(exc)})",
                     transient=True,
                 ) from None
             if resp.status == 401 and not auth_refreshed:
@@ -211,15 +210,18 @@ class RegistryClient:
         if status == 401:
             who = self.auth.credentials.username if self.auth.credentials else ""
             hint = f" as {who!r}" if who else " (no credentials found for this registry)"
-            return AuthenticationError(f"{what}: registry {self.url.host} refused authentication{hint}: {detail}",
-                                       status=status, codes=codes)
+            return AuthenticationError(
+                f"{what}: registry {self.url.host} refused authentication{hint}: {detail}",
+                status=status,
+                codes=codes,
+            )
         if status == 403:
-            return PermissionDenied(f"{what}: permission denied by registry {self.url.host}: {detail}",
-                                    status=status, codes=codes)
+            return PermissionDenied(
+                f"{what}: permission denied by registry {self.url.host}: {detail}", status=status, codes=codes
+            )
         if status == 404:
             return NotFound(text, status=status, codes=codes)
-        return RegistryError(text, status=status, codes=codes,
-                             transient=status in RETRY_STATUSES)
+        return RegistryError(text, status=status, codes=codes, transient=status in RETRY_STATUSES)
 
     # -- registry -------------------------------------------------------------------------------
 
@@ -246,7 +248,11 @@ class RegistryClient:
         """
         path = f"/v2/{repository}/manifests/{reference}"
         resp = self._send("GET", path, scopes=(_pull(repository),), headers={"Accept": ACCEPT_MANIFESTS}, stream=True)
-        what = f"manifest {repository}@{reference}" if reference.startswith("sha") else f"manifest {repository}:{reference}"
+        what = (
+            f"manifest {repository}@{reference}"
+            if reference.startswith("sha")
+            else f"manifest {repository}:{reference}"
+        )
         if resp.status != 200:
             raise self._fail(resp, "GET", path, what)
         try:
@@ -291,7 +297,11 @@ class RegistryClient:
         """
         path = f"/v2/{repository}/manifests/{reference}"
         resp = self._send(
-            "PUT", path, scopes=(_push(repository),), headers={"Content-Type": manifest.media_type}, body=manifest.raw
+            "PUT",
+            path,
+            scopes=(_push(repository),),
+            headers={"Content-Type": manifest.media_type},
+            body=manifest.raw,
         )
         if resp.status not in (200, 201, 202):
             raise self._fail(resp, "PUT", path, f"manifest {repository}@{manifest.digest}")
@@ -476,7 +486,13 @@ class RegistryClient:
         return location
 
     def _put_monolithic(
-        self, repository: str, desc: Descriptor, location: str, chunks: Iterable[bytes], verifier: Verifier, what: str
+        self,
+        repository: str,
+        desc: Descriptor,
+        location: str,
+        chunks: Iterable[bytes],
+        verifier: Verifier,
+        what: str,
     ) -> None:
         def body() -> Iterator[bytes]:
             for chunk in chunks:
@@ -492,7 +508,13 @@ class RegistryClient:
         _discard(resp)
 
     def _put_chunked(
-        self, repository: str, desc: Descriptor, location: str, chunks: Iterable[bytes], verifier: Verifier, what: str
+        self,
+        repository: str,
+        desc: Descriptor,
+        location: str,
+        chunks: Iterable[bytes],
+        verifier: Verifier,
+        what: str,
     ) -> None:
         sent = 0
         buf = bytearray()
@@ -507,8 +529,14 @@ class RegistryClient:
                     "Content-Range": f"{sent}-{start + len(data) - 1}",
                 }
                 try:
-                    resp = self._send("PATCH", location, scopes=(_push(repository),), headers=headers,
-                                      body=bytes(data[sent - start :]), retry=False)
+                    resp = self._send(
+                        "PATCH",
+                        location,
+                        scopes=(_push(repository),),
+                        headers=headers,
+                        body=bytes(data[sent - start :]),
+                        retry=False,
+                    )
                 except RegistryError:
                     if attempt == self.retry.attempts:
                         raise
@@ -548,8 +576,10 @@ class RegistryClient:
         rng = resp.headers.get("Range", "")
         _discard(resp)
         if resp.status != 204:
-            raise RegistryError(f"{what}: upload session lost (HTTP {resp.status}); start the import again",
-                                status=resp.status)
+            raise RegistryError(
+                f"{what}: upload session lost (HTTP {resp.status}); start the import again",
+                status=resp.status,
+            )
         try:
             end = int(rng.rpartition("-")[2]) + 1 if rng else 0
         except ValueError:

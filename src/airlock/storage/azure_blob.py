@@ -60,8 +60,9 @@ def _fail(exc: Exception, *, op: str, display: str) -> NoReturn:
     if isinstance(exc, ResourceModifiedError):
         raise StorageError(f"{op} {display}: the blob changed while it was being read", transient=True) from None
     if isinstance(exc, ServiceRequestError | ServiceResponseError):
-        raise StorageError(f"{op} {display}: cannot reach the storage service ({type(exc).__name__})",
-                           transient=True) from None
+        raise StorageError(
+            f"{op} {display}: cannot reach the storage service ({type(exc).__name__})", transient=True
+        ) from None
     if isinstance(exc, ClientAuthenticationError | HttpResponseError):
         status = getattr(exc, "status_code", None)
         code = str(getattr(exc, "error_code", "") or "")
@@ -76,8 +77,10 @@ def _fail(exc: Exception, *, op: str, display: str) -> NoReturn:
                 "token is expired, not yet valid, malformed, signed with another key, or for another "
                 "container or account; or the identity has no role on this storage account"
             ) from None
-        raise StorageError(f"{op} {display}: storage answered HTTP {status} {code}".rstrip(),
-                           transient=bool(status and status >= 500)) from None
+        raise StorageError(
+            f"{op} {display}: storage answered HTTP {status} {code}".rstrip(),
+            transient=bool(status and status >= 500),
+        ) from None
     raise StorageError(f"{op} {display}: {type(exc).__name__}") from None
 
 
@@ -107,8 +110,13 @@ class AzureBlob:
 
             credential = DefaultAzureCredential(exclude_interactive_browser_credential=True)
         self._client = BlobClient(
-            account_url, container, blob, credential=credential, retry_policy=_RETRY,
-            connection_timeout=10, read_timeout=120,
+            account_url,
+            container,
+            blob,
+            credential=credential,
+            retry_policy=_RETRY,
+            connection_timeout=10,
+            read_timeout=120,
         )
 
     def stat(self) -> BlobInfo | None:
@@ -237,8 +245,13 @@ class AzureWriter:
                     raise BlobExists(
                         f"blob {self._display} appeared during the export (use OverwriteBlobs to replace it)"
                     ) from None
-            return BlobInfo(size=self._size, last_modified=result.get("last_modified"),  # type: ignore[arg-type]
-                            metadata=dict(self._metadata), content_md5=md5, etag=str(result.get("etag")))
+            return BlobInfo(
+                size=self._size,
+                last_modified=result.get("last_modified"),  # type: ignore[arg-type]
+                metadata=dict(self._metadata),
+                content_md5=md5,
+                etag=str(result.get("etag")),
+            )
         finally:
             self.abort()
 

@@ -8,8 +8,8 @@ commit, so a process killed mid-export leaves nothing behind at all. Where the f
 from __future__ import annotations
 
 import errno
-import io
 import hashlib
+import io
 import os
 import secrets
 from collections.abc import Iterator

@@ -19,7 +19,7 @@ from urllib.parse import unquote, urlsplit
 from airlock.errors import UsageError
 from airlock.storage.base import Blob
 
-# Container names: 3–63 chars of lowercase letters, digits and single hyphens (Azure rules).
+# Container names: 3-63 chars of lowercase letters, digits and single hyphens (Azure rules).
 _CONTAINER_RE = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}$")
 
 
@@ -103,5 +103,8 @@ def open_blob(location: BlobLocation, *, sas_token: str | None = None) -> Blob:
     from airlock.storage.azure_blob import AzureBlob
 
     return AzureBlob(
-        account_url=location.account_url, container=location.container, blob=location.blob, sas_token=sas_token
+        account_url=location.account_url,
+        container=location.container,
+        blob=location.blob,
+        sas_token=sas_token,
     )

@@ -99,9 +99,7 @@ def blob_properties(server: AzuriteServer, account: str, container: str, blob: s
         return props
 
 
-def list_blob_names(
-    server: AzuriteServer, account: str, container: str, *, prefix: str | None = None
-) -> list[str]:
+def list_blob_names(server: AzuriteServer, account: str, container: str, *, prefix: str | None = None) -> list[str]:
     """Names of the blobs in ``container`` (optionally under ``prefix``), sorted."""
     with service_client(server, account) as client:
         container_client = client.get_container_client(container)

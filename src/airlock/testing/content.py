@@ -346,9 +346,7 @@ def _build_image(
             "created": _EPOCH,
             "config": {"Env": ["PATH=/usr/bin:/bin"], "Cmd": ["/bin/sh"]},
             "rootfs": {"type": "layers", "diff_ids": diff_ids},
-            "history": [
-                {"created": _EPOCH, "created_by": f"airlock.testing layer {i}"} for i in range(layers)
-            ],
+            "history": [{"created": _EPOCH, "created_by": f"airlock.testing layer {i}"} for i in range(layers)],
         }
     )
     layer_type = DOCKER_LAYER if docker else OCI_LAYER
@@ -374,8 +372,7 @@ def _build_index(
     if not platforms:
         raise ValueError("an index needs at least one platform")
     children = [
-        _build_image(docker=docker, layers=layers, layer_size=layer_size, seed=seed, platform=p)
-        for p in platforms
+        _build_image(docker=docker, layers=layers, layer_size=layer_size, seed=seed, platform=p) for p in platforms
     ]
     media_type = DOCKER_MANIFEST_LIST if docker else OCI_INDEX
     manifest = _json(
@@ -545,9 +542,7 @@ def _build_artifact(
         "mediaType": OCI_MANIFEST,
         "artifactType": artifact_type,
         "config": _descriptor(EMPTY_CONFIG, EMPTY_BLOB),
-        "layers": [
-            _descriptor(layer_media_type, payload, annotations={"org.opencontainers.image.title": title})
-        ],
+        "layers": [_descriptor(layer_media_type, payload, annotations={"org.opencontainers.image.title": title})],
     }
     if subject is not None:
         body["subject"] = dict(subject)
@@ -645,9 +640,7 @@ def push_referrer(
     return referrer
 
 
-def push_sample_set(
-    registry_url: str, *, seed: int = 0, auth: tuple[str, str] | None = None
-) -> list[PushedArtifact]:
+def push_sample_set(registry_url: str, *, seed: int = 0, auth: tuple[str, str] | None = None) -> list[PushedArtifact]:
     """Push the demo's sample content (about 260 KiB of blobs) and return it in this order.
 
     ``samples/app:1.0`` (OCI image), its signature referrer (by digest, plus the fallback index
@@ -681,9 +674,7 @@ def get_manifest(
     return found
 
 
-def manifest_exists(
-    registry_url: str, repository: str, reference: str, auth: tuple[str, str] | None = None
-) -> bool:
+def manifest_exists(registry_url: str, repository: str, reference: str, auth: tuple[str, str] | None = None) -> bool:
     """Whether a manifest exists (HEAD); other answers than 200/404 raise RuntimeError."""
     path = f"/v2/{repository}/manifests/{reference}"
     with _Client(registry_url, auth) as client:

@@ -376,9 +376,7 @@ def _bcrypt_htpasswd(user: str, password: str) -> str:
     _require_executable(HTPASSWD_BIN, "htpasswd (Debian package apache2-utils)")
     # Distribution 2.8 accepts only bcrypt entries; -b puts the password on the command line,
     # acceptable for throwaway test credentials.
-    done = subprocess.run(
-        [str(HTPASSWD_BIN), "-Bbn", user, password], capture_output=True, text=True, check=False
-    )
+    done = subprocess.run([str(HTPASSWD_BIN), "-Bbn", user, password], capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"htpasswd failed ({done.returncode}): {done.stderr.strip()}")
     return done.stdout.strip() + "\n"
@@ -414,9 +412,7 @@ def _self_signed(
     return key, builder.sign(key, hashes.SHA256())
 
 
-def _write_key_and_cert(
-    key: rsa.RSAPrivateKey, cert: x509.Certificate, key_path: Path, cert_path: Path
-) -> None:
+def _write_key_and_cert(key: rsa.RSAPrivateKey, cert: x509.Certificate, key_path: Path, cert_path: Path) -> None:
     key_path.write_bytes(
         key.private_bytes(
             serialization.Encoding.PEM,
@@ -489,9 +485,7 @@ class TokenServer:
         """Create key and certificate under ``workdir`` and serve on a free loopback port."""
         workdir = Path(workdir).resolve()
         workdir.mkdir(parents=True, exist_ok=True)
-        server = cls(
-            workdir, credentials=credentials, service=service, issuer=issuer, name=name, expires_in=expires_in
-        )
+        server = cls(workdir, credentials=credentials, service=service, issuer=issuer, name=name, expires_in=expires_in)
         server._serve()
         return server
 
@@ -522,9 +516,7 @@ class TokenServer:
 
         self._httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, name=f"token-server-{self.port}", daemon=True
-        )
+        self._thread = threading.Thread(target=self._httpd.serve_forever, name=f"token-server-{self.port}", daemon=True)
         self._thread.start()
 
     def _authorized(self, header: str | None) -> str | None:
@@ -662,15 +654,11 @@ class AzuriteServer(_ManagedProcess):
             raise ValueError("at least one account is needed")
         for account in accounts:
             # Azure account names: 3-24 lowercase letters and digits; anything else breaks URL parsing.
-            if not (
-                3 <= len(account) <= 24 and account.isascii() and account.isalnum() and account.islower()
-            ):
+            if not (3 <= len(account) <= 24 and account.isascii() and account.isalnum() and account.islower()):
                 raise ValueError(f"invalid storage account name {account!r}")
         if len(set(accounts)) != len(accounts):
             raise ValueError(f"duplicate account names in {list(accounts)}")
-        self._keys = {
-            account: base64.b64encode(secrets.token_bytes(64)).decode("ascii") for account in accounts
-        }
+        self._keys = {account: base64.b64encode(secrets.token_bytes(64)).decode("ascii") for account in accounts}
         self.location = workdir / name
         self.ca_cert: Path | None = None
         self._key_path: Path | None = None

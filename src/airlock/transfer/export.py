@@ -18,7 +18,6 @@ from datetime import UTC, datetime
 from airlock import __version__
 from airlock.archive.format import (
     BLOB_PREFIX,
-    CATALOG_MEDIA_TYPE,
     CATALOG_NAME,
     DIR_NAMES,
     INDEX_NAME,
@@ -123,7 +122,7 @@ def export_artifacts(
 
     catalog = Catalog(
         schemaVersion=1,
-        mediaType=CATALOG_MEDIA_TYPE,
+        mediaType="application/vnd.airlock.catalog.v1+json",
         createdAt=datetime.now(UTC),
         creator=f"airlock {__version__}",
         source=CatalogSource(registry=client.base),
@@ -157,7 +156,9 @@ def export_artifacts(
             return lambda: client.iter_blob(repo, desc)
 
         streams = ordered_fetch(
-            [source(repo, desc) for _, (desc, repo) in ordered_blobs], workers=concurrency, window=window_chunks
+            [source(repo, desc) for _, (desc, repo) in ordered_blobs],
+            workers=concurrency,
+            window=window_chunks,
         )
         try:
             for (d, (desc, _repo)), chunks in zip(ordered_blobs, streams, strict=True):

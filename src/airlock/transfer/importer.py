@@ -57,7 +57,11 @@ class ImportResult:
             "size": self.size,
             "importedArtifacts": self.imported,
             "failedArtifacts": self.failures,
-            "blobs": {"uploaded": self.blobs_uploaded, "skipped": self.blobs_skipped, "mounted": self.blobs_mounted},
+            "blobs": {
+                "uploaded": self.blobs_uploaded,
+                "skipped": self.blobs_skipped,
+                "mounted": self.blobs_mounted,
+            },
             "sourceBlobDeleted": self.source_deleted,
         }
 
@@ -138,7 +142,9 @@ class _Importer:
                 pending = member
                 break
             if member.size != manifest_sizes[d]:
-                raise ArchiveError(f"archive member for manifest {d} is {member.size} bytes, catalog says {manifest_sizes[d]}")
+                raise ArchiveError(
+                    f"archive member for manifest {d} is {member.size} bytes, catalog says {manifest_sizes[d]}"
+                )
             raw = reader.read_member(member, MAX_MANIFEST_SIZE)
             m = Manifest.parse(raw, media_type=None, where=f"archive manifest {d}")
             if m.digest != d:
@@ -208,16 +214,17 @@ class _Importer:
         self, artifacts: list[_Artifact], manifests: dict[Digest, Manifest], blob_sizes: dict[Digest, int]
     ) -> dict[Digest, list[str]]:
         """Closures, tag checks, and which repositories need each blob (in artifact order)."""
+
+        def load(desc: Descriptor) -> Manifest:
+            m = manifests.get(desc.digest)
+            if m is None:
+                raise ArchiveError(f"manifest {desc.digest} is referenced but not in the archive")
+            return m
+
         for art in artifacts:
             top = manifests.get(art.digest)
             if top is None:
                 raise ArchiveError(f"archive catalog names artifact {art.entry.reference} whose manifest it lacks")
-
-            def load(desc: Descriptor) -> Manifest:
-                m = manifests.get(desc.digest)
-                if m is None:
-                    raise ArchiveError(f"manifest {desc.digest} (of {art.entry.reference}) is not in the archive")
-                return m
 
             art.closure = closure(top, load, where=f"artifact {art.entry.reference}")
             for d, desc in art.closure.blobs.items():
@@ -230,11 +237,14 @@ class _Importer:
                 continue
             existing = self.client.head_manifest(art.entry.repository, art.entry.tag)
             if existing is not None and existing.digest != art.digest:
-                self.fail(art, TagConflict(
-                    f"artifact {art.entry.reference}: tag already points to {existing.digest} in the target "
-                    f"registry, not {art.digest} (use the OverwriteTags option to move it)",
-                    status=409,
-                ))
+                self.fail(
+                    art,
+                    TagConflict(
+                        f"artifact {art.entry.reference}: tag already points to {existing.digest} in the target "
+                        f"registry, not {art.digest} (use the OverwriteTags option to move it)",
+                        status=409,
+                    ),
+                )
         needs: dict[Digest, list[str]] = {}
         for art in artifacts:
             if art.error is not None or art.closure is None:

@@ -20,7 +20,11 @@ class PipelineOption(StrEnum):
 
 EXPORT_OPTIONS = frozenset({PipelineOption.OVERWRITE_BLOBS, PipelineOption.CONTINUE_ON_ERRORS})
 IMPORT_OPTIONS = frozenset(
-    {PipelineOption.OVERWRITE_TAGS, PipelineOption.DELETE_SOURCE_BLOB_ON_SUCCESS, PipelineOption.CONTINUE_ON_ERRORS}
+    {
+        PipelineOption.OVERWRITE_TAGS,
+        PipelineOption.DELETE_SOURCE_BLOB_ON_SUCCESS,
+        PipelineOption.CONTINUE_ON_ERRORS,
+    }
 )
 
 
