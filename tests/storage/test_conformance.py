@@ -51,7 +51,7 @@ def write(blob: Blob, data: bytes, *, overwrite: bool = False, step: int = 100_0
         w.abort()
         raise
     assert info.size == len(data)
-    assert info.content_md5 == hashlib.md5(data).digest()
+    assert info.content_md5 in (None, hashlib.md5(data).digest())  # Azure keeps one; a file does not
 
 
 def read(blob: Blob, offset: int = 0, length: int | None = None) -> bytes:

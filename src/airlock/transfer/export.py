@@ -81,7 +81,7 @@ def export_artifacts(
     include_referrers: bool = False,
     progress: Progress | None = None,
     concurrency: int = 4,
-    window_chunks: int = 8,
+    window_bytes: int = 8 * 1024 * 1024,
 ) -> ExportResult:
     """Export ``artifacts`` from ``client``'s registry into ``target``.
 
@@ -158,7 +158,7 @@ def export_artifacts(
         streams = ordered_fetch(
             [source(repo, desc) for _, (desc, repo) in ordered_blobs],
             workers=concurrency,
-            window=window_chunks,
+            window=window_bytes,
         )
         try:
             for (d, (desc, _repo)), chunks in zip(ordered_blobs, streams, strict=True):

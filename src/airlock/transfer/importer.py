@@ -83,7 +83,7 @@ class _Importer:
         options: frozenset[PipelineOption],
         progress: Progress,
         concurrency: int,
-        window_chunks: int,
+        window_bytes: int,
     ) -> None:
         self.source = source
         self.client = client
@@ -91,7 +91,7 @@ class _Importer:
         self.overwrite_tags = PipelineOption.OVERWRITE_TAGS in options
         self.progress = progress
         self.concurrency = concurrency
-        self.window = window_chunks
+        self.window = window_bytes
         self.result_counts = {"uploaded": 0, "skipped": 0, "mounted": 0}
         self._count_lock = threading.Lock()
 
@@ -365,7 +365,7 @@ def import_archive(
     catalog_digest: Digest | None = None,
     progress: Progress | None = None,
     concurrency: int = 4,
-    window_chunks: int = 8,
+    window_bytes: int = 8 * 1024 * 1024,
 ) -> ImportResult:
     """Import every artifact of the archive at ``source`` into ``client``'s registry.
 
@@ -386,7 +386,7 @@ def import_archive(
         options=options,
         progress=progress or NoProgress(),
         concurrency=concurrency,
-        window_chunks=window_chunks,
+        window_bytes=window_bytes,
     )
     result = importer.run(catalog_digest)
     if PipelineOption.DELETE_SOURCE_BLOB_ON_SUCCESS in options and not result.failures:

@@ -1,27 +1,31 @@
-"""Bounded parallelism for blob streams: many transfers in flight, memory capped.
+"""Bounded parallelism for blob streams: several transfers in flight, memory capped in bytes.
 
-Two shapes, both with at most ``workers`` transfers running and ``window`` chunks buffered each:
+Two shapes, both with at most ``workers`` transfers running and at most ``window`` bytes
+buffered for each:
 
 - :func:`ordered_fetch` — many sources fetched in parallel, consumed strictly in order (export:
   registry GETs feeding one sequential archive). The consumer streams the head job directly while
   later jobs read ahead into their windows: small blobs arrive whole while a large one streams.
-- :class:`FanOut` — one sequential producer feeding many parallel consumers (import: one archive
-  stream feeding several registry uploads). The producer blocks only when the current job's
+- :class:`FanOut` — one sequential producer feeding several parallel consumers (import: one
+  archive stream feeding registry uploads). The producer blocks only while the current job's
   window is full, so small blobs upload in parallel while a large one streams.
+
+Memory bound: ``workers * (window + one chunk)``.
 """
 
 from __future__ import annotations
 
-import queue
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, TypeVar
-
-T = TypeVar("T")
+from typing import Any
 
 _POLL = 0.1  # seconds between cancellation checks of a blocked thread
+
+
+class Cancelled(Exception):
+    """Raised in a thread whose counterpart went away."""
 
 
 class _End:
@@ -36,19 +40,49 @@ class _Failed:
 _END = _End()
 
 
-class Cancelled(Exception):
-    """Raised inside a worker whose consumer went away."""
+class _ByteQueue:
+    """A FIFO bounded by the bytes it holds (an item is always admitted into an empty queue)."""
 
+    def __init__(self, limit: int, cancel: threading.Event) -> None:
+        self._items: deque[Any] = deque()
+        self._bytes = 0
+        self._limit = limit
+        self._cancel = cancel
+        self._cond = threading.Condition()
 
-def _put(q: queue.Queue[Any], item: Any, cancel: threading.Event) -> None:
-    while True:
-        if cancel.is_set():
-            raise Cancelled()
-        try:
-            q.put(item, timeout=_POLL)
-            return
-        except queue.Full:
-            continue
+    def put(self, item: Any, *, abandon: threading.Event | None = None) -> bool:
+        """Append ``item``; False (item dropped) when ``abandon`` is set while waiting for room.
+
+        Raises:
+            Cancelled: the pipeline was cancelled.
+        """
+        size = len(item) if isinstance(item, bytes | bytearray | memoryview) else 0
+        with self._cond:
+            while self._items and self._bytes + size > self._limit:
+                if self._cancel.is_set():
+                    raise Cancelled()
+                if abandon is not None and abandon.is_set():
+                    return False
+                self._cond.wait(_POLL)
+            if self._cancel.is_set():
+                raise Cancelled()
+            self._items.append(item)
+            self._bytes += size
+            self._cond.notify_all()
+            return True
+
+    def get(self) -> Any:
+        """Pop the oldest item. Raises Cancelled if the pipeline was cancelled while waiting."""
+        with self._cond:
+            while not self._items:
+                if self._cancel.is_set():
+                    raise Cancelled()
+                self._cond.wait(_POLL)
+            item = self._items.popleft()
+            if isinstance(item, bytes | bytearray | memoryview):
+                self._bytes -= len(item)
+            self._cond.notify_all()
+            return item
 
 
 def ordered_fetch(
@@ -56,41 +90,41 @@ def ordered_fetch(
 ) -> Iterator[Iterator[bytes]]:
     """Yield one chunk iterator per source, in order, while later sources are read ahead.
 
-    Each source is called in a worker thread; its errors are raised from its iterator in the
-    consumer. Every returned iterator must be exhausted before the next is requested. Closing the
-    outer iterator (or an error) cancels the workers and waits for them.
+    Each source runs in a worker thread; its errors are raised from its iterator in the consumer.
+    Every returned iterator must be exhausted before the next is requested. Closing the outer
+    iterator (or an error) cancels the workers and waits for them.
     """
     cancel = threading.Event()
     pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="fetch")
-    queues: deque[tuple[queue.Queue[Any], Future[None]]] = deque()
+    active: deque[tuple[_ByteQueue, Future[None]]] = deque()
     next_job = 0
 
-    def run(src: Callable[[], Iterable[bytes]], q: queue.Queue[Any]) -> None:
+    def run(src: Callable[[], Iterable[bytes]], q: _ByteQueue) -> None:
         it = iter(src())
         try:
             for chunk in it:
-                _put(q, chunk, cancel)
-            _put(q, _END, cancel)
+                q.put(chunk)
+            q.put(_END)
         except Cancelled:
             pass
         except BaseException as exc:
             try:
-                _put(q, _Failed(exc), cancel)
+                q.put(_Failed(exc))
             except Cancelled:
                 pass
         finally:
             close = getattr(it, "close", None)
             if close is not None:
-                close()
+                close()  # releases the HTTP connection of an abandoned download
 
     def top_up() -> None:
         nonlocal next_job
-        while next_job < len(sources) and len(queues) < max(1, workers):
-            q: queue.Queue[Any] = queue.Queue(maxsize=max(1, window))
-            queues.append((q, pool.submit(run, sources[next_job], q)))
+        while next_job < len(sources) and len(active) < max(1, workers):
+            q = _ByteQueue(window, cancel)
+            active.append((q, pool.submit(run, sources[next_job], q)))
             next_job += 1
 
-    def drain(q: queue.Queue[Any]) -> Iterator[bytes]:
+    def drain(q: _ByteQueue) -> Iterator[bytes]:
         while True:
             item = q.get()
             if item is _END:
@@ -102,7 +136,7 @@ def ordered_fetch(
     try:
         for _ in range(len(sources)):
             top_up()
-            q, _fut = queues.popleft()
+            q, _fut = active.popleft()
             yield drain(q)
             top_up()
     finally:
@@ -111,18 +145,18 @@ def ordered_fetch(
 
 
 class FanOut:
-    """Run jobs that consume a chunk stream, fed from one producer thread.
+    """Run jobs that each consume a chunk stream, fed by one producer thread.
 
-    ``start(job)`` begins ``job(chunks)`` in a worker and returns a ``feed`` function; the producer
-    calls ``feed(chunk)`` for every chunk and ``feed(None)`` at the end. ``start`` blocks while
-    ``workers`` jobs are running. Job errors are collected by :meth:`join`; a job that fails early
-    has the rest of its stream discarded, so the producer never blocks on a dead job.
+    ``start(key, job)`` runs ``job(chunks)`` in a worker and returns ``feed``; the producer calls
+    ``feed(chunk)`` for every chunk and ``feed(None)`` at the end. ``start`` blocks while
+    ``workers`` jobs run. A job that fails early has the rest of its stream dropped, so the
+    producer never blocks on a dead job; :meth:`join` reports (key, error) for each failure.
     """
 
     def __init__(self, *, workers: int, window: int) -> None:
         self._pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="upload")
         self._slots = threading.Semaphore(max(1, workers))
-        self._window = max(1, window)
+        self._window = window
         self._cancel = threading.Event()
         self._futures: list[tuple[Any, Future[None]]] = []
 
@@ -130,17 +164,12 @@ class FanOut:
         while not self._slots.acquire(timeout=_POLL):
             if self._cancel.is_set():
                 raise Cancelled()
-        q: queue.Queue[Any] = queue.Queue(maxsize=self._window)
+        q = _ByteQueue(self._window, self._cancel)
         dead = threading.Event()
 
         def chunks() -> Iterator[bytes]:
             while True:
-                try:
-                    item = q.get(timeout=_POLL)
-                except queue.Empty:
-                    if self._cancel.is_set():
-                        raise Cancelled() from None
-                    continue
+                item = q.get()
                 if item is _END:
                     return
                 yield item
@@ -152,33 +181,21 @@ class FanOut:
                 dead.set()
                 self._slots.release()
 
-        fut = self._pool.submit(run)
-        self._futures.append((key, fut))
+        self._futures.append((key, self._pool.submit(run)))
 
         def feed(chunk: bytes | memoryview | None) -> None:
-            item: Any = _END if chunk is None else chunk
-            while not dead.is_set():
-                if self._cancel.is_set():
-                    raise Cancelled()
-                try:
-                    q.put(item, timeout=_POLL)
-                    return
-                except queue.Full:
-                    continue
+            if not dead.is_set():
+                q.put(_END if chunk is None else chunk, abandon=dead)
 
         return feed
 
     def join(self) -> list[tuple[Any, BaseException]]:
         """Wait for every job; return (key, error) for each job that failed."""
-        errors: list[tuple[Any, BaseException]] = []
-        for key, fut in self._futures:
-            exc = fut.exception()
-            if exc is not None:
-                errors.append((key, exc))
+        errors = [(key, exc) for key, fut in self._futures if (exc := fut.exception()) is not None]
         self._pool.shutdown(wait=True)
         return errors
 
     def cancel(self) -> None:
-        """Stop feeding and wait for the workers (their streams end where they are)."""
+        """Stop all jobs where they are and wait for the workers."""
         self._cancel.set()
         self._pool.shutdown(wait=True, cancel_futures=True)
