@@ -16,6 +16,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 
@@ -33,6 +34,16 @@ ACCOUNT = "dstacct"
 CONTAINER = "transfer"
 
 
+_DROPPED_ENV = ("AIRLOCK_", "AZURE_")
+_DROPPED_VARS = {"REGISTRY_AUTH_FILE", "XDG_RUNTIME_DIR", "DOCKER_CONFIG"}
+_HOME: dict[str, Path] = {}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _empty_home(tmp_path_factory: pytest.TempPathFactory) -> None:
+    _HOME["dir"] = tmp_path_factory.mktemp("home")
+
+
 @dataclass
 class Run:
     args: tuple[str, ...]
@@ -47,7 +58,9 @@ class Run:
 
 def airlock(*args: str | Path, stdin: str | None = None, timeout: float = 60.0) -> Run:
     argv = [str(AIRLOCK), *map(str, args)]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRLOCK_")}
+    # Hermetic: no stored registry logins (docker/podman auth files) and no ambient Azure credential.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(_DROPPED_ENV) and k not in _DROPPED_VARS}
+    env["HOME"] = str(_HOME["dir"])
     env["AIRLOCK_NO_PROGRESS"] = "1"
     env["NO_COLOR"] = "1"
     done = subprocess.run(
@@ -102,9 +115,7 @@ def refs(samples: list[PushedArtifact]) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def exported(
-    tmp_path_factory: pytest.TempPathFactory, source_registry: RegistryServer, refs: list[str]
-) -> Path:
+def exported(tmp_path_factory: pytest.TempPathFactory, source_registry: RegistryServer, refs: list[str]) -> Path:
     """One transfer file of the whole sample set, written by the CLI."""
     path = tmp_path_factory.mktemp("exported") / "batch.tar"
     ok("export", "--source-registry", source_registry.url, "--artifacts", *refs, "--target", path.as_uri())
@@ -120,12 +131,8 @@ def fresh_target(workdir: Path) -> Iterator[RegistryServer]:
 
 @pytest.fixture(scope="module")
 def auth_registry(workdir: Path) -> Iterator[RegistryServer]:
-    with RegistryServer.start(
-        workdir / "auth-registry", name="auth", htpasswd=(AUTH_USER, AUTH_PASSWORD)
-    ) as server:
-        content.push_oci_image(
-            server.url, "secure/app", "1.0", layer_size=4096, auth=(AUTH_USER, AUTH_PASSWORD)
-        )
+    with RegistryServer.start(workdir / "auth-registry", name="auth", htpasswd=(AUTH_USER, AUTH_PASSWORD)) as server:
+        content.push_oci_image(server.url, "secure/app", "1.0", layer_size=4096, auth=(AUTH_USER, AUTH_PASSWORD))
         yield server
 
 
@@ -208,9 +215,7 @@ def test_export_inspect_import_round_trip(
         assert dst_type == src_type
 
 
-def test_query_and_tsv(
-    tmp_path: Path, source_registry: RegistryServer, refs: list[str], exported: Path
-) -> None:
+def test_query_and_tsv(tmp_path: Path, source_registry: RegistryServer, refs: list[str], exported: Path) -> None:
     catalog = sha256_file(exported)
 
     target = tmp_path / "q.tar"
@@ -246,9 +251,7 @@ def test_version_and_help() -> None:
 
 def test_invalid_reference(tmp_path: Path, source_registry: RegistryServer) -> None:
     bad = "samples/App:1.0"
-    run = airlock(
-        "export", "--source-registry", source_registry.url, "-a", bad, "--target", (tmp_path / "x").as_uri()
-    )
+    run = airlock("export", "--source-registry", source_registry.url, "-a", bad, "--target", (tmp_path / "x").as_uri())
     assert bad in error_message(run, 2)
     assert not (tmp_path / "x").exists()
 
@@ -263,9 +266,20 @@ def test_unknown_option(tmp_path: Path, source_registry: RegistryServer, refs: l
     assert not target.exists()
 
 
-def test_missing_artifact(
-    tmp_path: Path, source_registry: RegistryServer, samples: list[PushedArtifact]
+@pytest.mark.parametrize("extra", [["-o", "bogus"], ["--query", "[["]], ids=["output", "query"])
+def test_bad_output_or_query_fails_before_any_work(
+    tmp_path: Path, source_registry: RegistryServer, refs: list[str], extra: list[str]
 ) -> None:
+    # A usage error must be reported before the transfer, not after it wrote the target.
+    target = tmp_path / "x.tar"
+    run = airlock(
+        "export", "--source-registry", source_registry.url, "-a", refs[0], "--target", target.as_uri(), *extra
+    )
+    assert extra[1] in error_message(run, 2)
+    assert not target.exists(), "the export ran and wrote its target before the usage error was reported"
+
+
+def test_missing_artifact(tmp_path: Path, source_registry: RegistryServer, samples: list[PushedArtifact]) -> None:
     target = tmp_path / "x.tar"
     run = airlock(
         "export",
@@ -281,9 +295,7 @@ def test_missing_artifact(
 
 def test_unreachable_registry(tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{free_port()}"
-    run = airlock(
-        "export", "--source-registry", url, "-a", "samples/app:1.0", "--target", (tmp_path / "x").as_uri()
-    )
+    run = airlock("export", "--source-registry", url, "-a", "samples/app:1.0", "--target", (tmp_path / "x").as_uri())
     message = error_message(run, 1)
     assert re.search(r"(?i)(cannot|could not|unable to) (reach|connect)", message), message
     assert f"127.0.0.1:{url.rsplit(':', 1)[1]}" in message
@@ -389,81 +401,36 @@ def test_secrets_never_leak(
     token_file, sig = sas_file(tmp_path, azurite, "racwdl", "full")
     ro_file, ro_sig = sas_file(tmp_path, azurite, "r", "ro")
     blob = f"{container}/secret-run.tar"
+    sas = ["--sas-token-file", str(token_file)]
     login = ["--username", AUTH_USER, "--password-stdin"]
     pw = AUTH_PASSWORD + "\n"
-    export = ["export", "--source-registry", auth_registry.url, *login, "--target", blob]
-    runs: list[tuple[Run, int]] = []
-
-    # Succeeding: export from the auth registry into Azurite, inspect, import back into the auth registry.
-    runs.append((airlock(*export, "-a", "secure/app:1.0", "--sas-token-file", token_file, stdin=pw), 0))
-    runs.append((airlock("inspect", "--verify", blob, "--sas-token-file", token_file), 0))
-    runs.append(
-        (
-            airlock(
-                "import", "--source", blob, "--sas-token-file", token_file,
-                "--target-registry", auth_registry.url, *login, "--options", "OverwriteTags", stdin=pw,
-            ),
-            0,
-        )
-    )  # fmt: skip
-    # Failing, with both secrets in play.
-    runs.append((airlock(*export, "-a", "secure/app:1.0", "--sas-token-file", token_file, stdin=pw), 1))
-    runs.append(
-        (
-            airlock(
-                *export,
-                "-a",
-                "secure/nope:1.0",
-                "--sas-token-file",
-                token_file,
-                "-z",
-                "OverwriteBlobs",
-                stdin=pw,
-            ),
-            1,
-        )
-    )
-    runs.append(
-        (
-            airlock(
-                *export, "-a", "secure/app:1.0", "--sas-token-file", ro_file, "-z", "OverwriteBlobs", stdin=pw
-            ),
-            1,
-        )
-    )
-    runs.append(
-        (airlock(*export, "-a", "secure/app:1.0", "--sas-token-file", token_file, "-z", "Bogus", stdin=pw), 2)
-    )
-    runs.append(
-        (
-            airlock(
-                "import", "--source", blob, "--sas-token-file", token_file, "--target-registry", auth_registry.url,
-                *login, "--catalog-digest", "sha256:" + "1" * 64, stdin=pw,
-            ),
-            1,
-        )
-    )  # fmt: skip
-    # The password sent to a registry that does not want it, and a wrong one, must not leak either.
-    runs.append(
-        (
-            airlock(
-                "import", "--source", blob, "--sas-token-file", token_file, "--target-registry",
-                f"http://127.0.0.1:{free_port()}", *login, stdin=pw,
-            ),
-            1,
-        )
-    )  # fmt: skip
-    runs.append((airlock("inspect", blob + "-missing", "--sas-token-file", token_file), 1))
-    runs.append((airlock("inspect", blob, "--sas-token-file", ro_file, "-o", "tsv"), 0))
-
-    for run, expected in runs:
+    export = ["export", "--source-registry", auth_registry.url, *login, "--target", blob, *sas]
+    imp = ["import", "--source", blob, *sas, *login]
+    # (expected exit code, argv, stdin); -v on succeeding runs makes the log lines show up too.
+    cases: list[tuple[int, list[str], str | None]] = [
+        (0, ["-v", *export, "-a", "secure/app:1.0"], pw),
+        (0, ["-v", "inspect", "--verify", blob, *sas], None),
+        (0, ["inspect", blob, "--sas-token-file", str(ro_file), "-o", "tsv"], None),
+        (0, ["-v", *imp, "--target-registry", auth_registry.url, "-z", "OverwriteTags"], pw),
+        # a registry without auth receives the password too
+        (0, [*imp, "--target-registry", target_registry.url, "-z", "OverwriteTags"], pw),
+        (1, [*export, "-a", "secure/app:1.0"], pw),  # blob exists
+        (1, [*export, "-a", "secure/nope:1.0", "-z", "OverwriteBlobs"], pw),
+        (2, [*export, "-a", "secure/app:1.0", "-z", "Bogus"], pw),
+        (1, [*export[:-1], str(ro_file), "-a", "secure/app:1.0", "-z", "OverwriteBlobs"], pw),
+        (1, [*imp, "--target-registry", auth_registry.url, "--catalog-digest", "sha256:" + "1" * 64], pw),
+        (1, ["inspect", blob + "-missing", *sas], None),
+        (2, ["inspect", f"{blob}?{token_file.read_text().strip().lstrip('?')}"], None),
+    ]
+    for expected, argv, stdin in cases:
+        run = airlock(*argv, stdin=stdin)
         where = f"airlock {' '.join(run.args)} -> {run.returncode}\n{run.stdout}\n{run.stderr}"
-        for secret in (sig, ro_sig, AUTH_PASSWORD):
+        for secret in (sig, unquote(sig), ro_sig, unquote(ro_sig), AUTH_PASSWORD):
             assert secret not in run.stdout, where
             assert secret not in run.stderr, where
-        assert "Traceback" not in run.stdout + run.stderr, where
         if expected == 0:
             assert run.returncode == 0, where
+            assert "Traceback" not in run.stdout + run.stderr, where
         else:
             error_message(run, expected)
 

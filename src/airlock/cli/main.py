@@ -19,7 +19,7 @@ import typer
 from rich.console import Console
 
 from airlock import __version__
-from airlock.cli.output import FORMATS, redact, render
+from airlock.cli.output import FORMATS, check_output, redact, render
 from airlock.cli.progress import RichProgress
 from airlock.errors import AirlockError, SecretError, TransferFailed, UsageError
 from airlock.oci.digest import Digest
@@ -166,6 +166,7 @@ def export_cmd(
         airlock export --source-registry https://src.example.com --artifacts app:1.0 base@sha256:… \\
             --target https://acct.blob.core.windows.net/transfer/batch1.tar --sas-token-file export.sas
     """
+    check_output(output, query)
     if len(artifacts) == 0:
         raise UsageError("--artifacts needs at least one artifact")
     refs = [ArtifactReference.parse(a) for a in artifacts]
@@ -218,6 +219,7 @@ def import_cmd(
         airlock import --source file:///media/usb/batch1.tar --target-registry https://registry.internal \\
             --catalog-digest sha256:… --options OverwriteTags
     """
+    check_output(output, query)
     expected = Digest.parse(catalog_digest) if catalog_digest else None
     opts = parse_options(options or [], IMPORT_OPTIONS, kind="import")
     blob = _blob(source, _sas(sas_token_file, secret_uri, what="source"))
@@ -255,6 +257,7 @@ def copy_cmd(
     query: QueryOpt = None,
 ) -> None:
     """Copy a transfer blob from any storage to any storage, streaming (no local copy)."""
+    check_output(output, query)
     src = _blob(source, _sas(source_sas_token_file, None, what="source"))
     dst = _blob(target, _sas(target_sas_token_file, None, what="target"))
     with _progress() as progress:
@@ -274,6 +277,7 @@ def inspect_cmd(
     query: QueryOpt = None,
 ) -> None:
     """Show what a transfer blob holds, without importing it."""
+    check_output(output, query)
     src = _blob(blob, _sas(sas_token_file, None, what="blob"))
     with _progress() as progress:
         result = inspect_archive(src, verify=verify, progress=progress)
@@ -345,7 +349,3 @@ def run(argv: list[str] | None = None) -> int:
     if argv is None:
         sys.exit(code)
     return code
-
-
-if __name__ == "__main__":
-    run()

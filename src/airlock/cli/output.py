@@ -29,23 +29,42 @@ def redact(text: str) -> str:
     return text
 
 
+def check_output(fmt: str, query: str | None) -> None:
+    """Validate ``-o`` and ``--query`` up front, so a typo fails before any transfer starts.
+
+    Raises:
+        UsageError: unknown format or invalid JMESPath.
+    """
+    if fmt not in FORMATS:
+        raise UsageError(f"unknown output format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if query:
+        try:
+            jmespath.compile(query)
+        except JMESPathError as exc:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise UsageError(f"invalid --query {query!r}: {first}") from None
+
+
 def render(obj: Any, *, fmt: str, query: str | None, console: Console) -> None:
     """Print ``obj`` to ``console`` in ``fmt`` after applying ``query``.
 
     Raises:
         UsageError: unknown format or invalid JMESPath.
     """
+    check_output(fmt, query)
     if query:
         try:
             obj = jmespath.search(query, obj)
         except JMESPathError as exc:
-            raise UsageError(f"invalid --query {query!r}: {exc}") from None
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise UsageError(f"--query {query!r} failed: {first}") from None
     if fmt == "none":
         return
-    if fmt in ("json", "jsonc"):
-        console.print_json(json.dumps(obj, default=str)) if fmt == "jsonc" else print(  # noqa: T201
-            json.dumps(obj, indent=2, default=str)
-        )
+    if fmt == "jsonc":
+        console.print_json(json.dumps(obj, default=str))
+        return
+    if fmt == "json":
+        print(json.dumps(obj, indent=2, default=str))  # noqa: T201
         return
     if fmt == "tsv":
         for row in _rows(obj):

@@ -210,8 +210,9 @@ class RegistryClient:
         if status == 401:
             who = self.auth.credentials.username if self.auth.credentials else ""
             hint = f" as {who!r}" if who else " (no credentials found for this registry)"
+            where = f"{what}:" if what.startswith("registry ") else f"{what}: registry {self.url.host}"
             return AuthenticationError(
-                f"{what}: registry {self.url.host} refused authentication{hint}: {detail}",
+                f"{where} refused authentication{hint}: {detail}",
                 status=status,
                 codes=codes,
             )

@@ -34,7 +34,7 @@ from azure.core.exceptions import (
 )
 from azure.storage.blob import BlobBlock, BlobClient, ContentSettings, ExponentialRetry
 
-from airlock.errors import BlobExists, BlobNotFound, StorageAuthError, StorageError
+from airlock.errors import BlobExists, BlobNotFound, StorageAuthError, StorageError, UsageError
 from airlock.storage.base import BlobInfo
 
 log = logging.getLogger(__name__)
@@ -62,6 +62,12 @@ def _fail(exc: Exception, *, op: str, display: str) -> NoReturn:
     if isinstance(exc, ServiceRequestError | ServiceResponseError):
         raise StorageError(
             f"{op} {display}: cannot reach the storage service ({type(exc).__name__})", transient=True
+        ) from None
+    if isinstance(exc, ClientAuthenticationError) and getattr(exc, "status_code", None) is None:
+        # Raised by azure-identity before any request: no managed identity, no az login, no env.
+        raise StorageAuthError(
+            f"{op} {display}: no SAS token was given and no Azure credential is available "
+            "(managed identity, AZURE_* environment, or az login); give --sas-token-file"
         ) from None
     if isinstance(exc, ClientAuthenticationError | HttpResponseError):
         status = getattr(exc, "status_code", None)
@@ -104,6 +110,11 @@ class AzureBlob:
         credential: Any
         if sas_token:
             credential = sas_token
+        elif not account_url.startswith("https://"):
+            raise UsageError(
+                f"no SAS token for {self.display}: give --sas-token-file (an Azure identity can only be used "
+                "over https)"
+            )
         else:
             # Managed identity / environment / Azure CLI login, as az does.
             from azure.identity import DefaultAzureCredential

@@ -1,0 +1,3 @@
+from airlock.cli.main import run
+
+raise SystemExit(run())
