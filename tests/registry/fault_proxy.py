@@ -12,7 +12,9 @@ limited number of times:
 
 ``paginate_tags`` makes ``GET …/tags/list?n=N[&last=T]`` spec-compliant (distribution 2.8 ignores ``n``):
 the proxy reads the full list upstream and serves pages of N with a ``Link: <…>; rel="next"`` header.
-Every request is recorded in :attr:`FaultProxy.requests` (header names lower-cased).
+Every request is recorded in :attr:`FaultProxy.requests` (header names lower-cased); errors inside the
+proxy (a client hanging up, or announcing more body than it sends for ``client_timeout`` seconds) are
+collected in :attr:`FaultProxy.errors` instead of being printed.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import http.client
 import http.server
 import json
+import sys
 import threading
 import urllib.parse
 from collections.abc import Callable
@@ -46,17 +49,22 @@ class Seen:
 
 @dataclass
 class Fault:
-    """A fault for requests whose method is ``method`` and whose path contains ``path``."""
+    """A fault for requests whose method is ``method`` and whose path contains ``path``.
+
+    The first ``skip`` matching requests pass untouched; the next ``times`` ones get the fault.
+    """
 
     method: str
     path: str
     times: int = 1
+    skip: int = 0
     status: int | None = None
     headers: dict[str, str] = field(default_factory=dict)
     drop: bool = False
     transform: Callable[[bytes], bytes] | None = None
     cut_after: int | None = None
     hits: int = 0
+    skipped: int = 0
 
 
 def flip_middle_byte(data: bytes) -> bytes:
@@ -76,14 +84,17 @@ class _Server(http.server.ThreadingHTTPServer):
 
     def handle_error(self, request: object, client_address: object) -> None:
         # A client that hangs up mid-response is expected in these tests; keep stderr clean.
-        import sys
-
         self.owner.errors.append(repr(sys.exc_info()[1]))
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        # A client that announces more body than it sends must not hold a proxy thread forever.
+        self.connection.settimeout(self.server.owner.client_timeout)
 
     def log_message(self, format: str, *args: object) -> None:
         pass
@@ -111,9 +122,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         owner = self.server.owner
         self.close_connection = True
         body = self._read_body()
-        headers = {
-            k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP | {"content-length"}
-        }
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP | {"content-length"}}
         fault = owner._take(self.command, self.path)
         seen_headers = {k.lower(): v for k, v in self.headers.items()}
         if fault is not None and fault.drop:
@@ -146,9 +155,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             resp = upstream.getresponse()
             data = resp.read()
             status, reason = resp.status, resp.reason
-            resp_headers = [
-                (k, v) for k, v in resp.getheaders() if k.lower() not in _HOP_BY_HOP | {"content-length"}
-            ]
+            resp_headers = [(k, v) for k, v in resp.getheaders() if k.lower() not in _HOP_BY_HOP | {"content-length"}]
             head_length = resp.getheader("Content-Length")
         finally:
             upstream.close()
@@ -193,11 +200,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 class FaultProxy:
     """A proxy for ``upstream`` (``http://host:port``) on a free loopback port, in daemon threads."""
 
-    def __init__(self, upstream: str) -> None:
+    def __init__(self, upstream: str, *, client_timeout: float = 3.0) -> None:
         split = urllib.parse.urlsplit(upstream)
         assert split.hostname is not None and split.port is not None, upstream
         self.upstream_host = split.hostname
         self.upstream_port = split.port
+        self.client_timeout = client_timeout
         self.paginate_tags = False
         self.errors: list[str] = []
         self._faults: list[Fault] = []
@@ -231,18 +239,23 @@ class FaultProxy:
             return list(self._requests)
 
     def reset(self) -> None:
-        """Forget faults and recorded requests; stop paginating."""
+        """Forget faults, recorded requests and errors; stop paginating."""
         with self._lock:
             self._faults.clear()
             self._requests.clear()
+            self.errors.clear()
             self.paginate_tags = False
 
     def _take(self, method: str, path: str) -> Fault | None:
         with self._lock:
             for fault in self._faults:
-                if fault.method == method and fault.path in path and fault.hits < fault.times:
-                    fault.hits += 1
-                    return fault
+                if fault.method != method or fault.path not in path or fault.hits >= fault.times:
+                    continue
+                if fault.skipped < fault.skip:
+                    fault.skipped += 1
+                    continue
+                fault.hits += 1
+                return fault
         return None
 
     def _record(self, seen: Seen) -> None:

@@ -81,9 +81,7 @@ def test_sample_set(registry: RegistryServer, samples: list[PushedArtifact]) -> 
     ]
     total = sum(size for a in samples for _, size in a.blobs) + sum(a.size for a in samples)
     assert total <= 1024 * 1024
-    assert sorted(content.list_tags(registry.url, "samples/app")) == sorted(
-        ["1.0", content.referrers_tag(app.digest)]
-    )
+    assert sorted(content.list_tags(registry.url, "samples/app")) == sorted(["1.0", content.referrers_tag(app.digest)])
     assert content.list_tags(registry.url, "samples/multi") == ["latest"]
     assert content.list_tags(registry.url, "nope/nothing") == []
     for artifact in samples:
@@ -102,9 +100,7 @@ def test_deterministic_digests(registry: RegistryServer) -> None:
     assert first.digest == same.digest and first.blobs == same.blobs
     assert other.digest != first.digest
     assert not {d for d, _ in other.blobs} & {d for d, _ in first.blobs}
-    arm = content.push_oci_image(
-        registry.url, "det/two", "d", layer_size=4096, seed=7, platform=("linux", "arm64")
-    )
+    arm = content.push_oci_image(registry.url, "det/two", "d", layer_size=4096, seed=7, platform=("linux", "arm64"))
     assert arm.digest != first.digest
 
 
@@ -207,9 +203,7 @@ def test_skopeo_copies_samples(registry: RegistryServer, samples: list[PushedArt
     multi = samples[2]
     src = f"docker://{registry.host}/{multi.reference}"
     dst = f"docker://{registry.host}/copied/multi:latest"
-    run_skopeo(
-        "copy", "--all", "--preserve-digests", "--src-tls-verify=false", "--dest-tls-verify=false", src, dst
-    )
+    run_skopeo("copy", "--all", "--preserve-digests", "--src-tls-verify=false", "--dest-tls-verify=false", src, dst)
     assert content.get_manifest(registry.url, "copied/multi", "latest")[2] == multi.digest
     raw = run_skopeo("inspect", "--tls-verify=false", "--raw", src).stdout.encode()
     assert sha256(raw) == multi.digest
@@ -224,10 +218,7 @@ def test_basic_auth(workdir: Path) -> None:
     with RegistryServer.start(workdir, name="locked", htpasswd=(USER, PASSWORD)) as locked:
         pushed = content.push_helm_chart(locked.url, "charts/locked", "1.2.3", auth=(USER, PASSWORD))
         assert content.list_tags(locked.url, "charts/locked", auth=(USER, PASSWORD)) == ["1.2.3"]
-        assert (
-            content.get_manifest(locked.url, "charts/locked", "1.2.3", auth=(USER, PASSWORD))[2]
-            == pushed.digest
-        )
+        assert content.get_manifest(locked.url, "charts/locked", "1.2.3", auth=(USER, PASSWORD))[2] == pushed.digest
         with pytest.raises(RuntimeError, match="401"):
             content.push_oci_image(locked.url, "charts/locked", "x", layer_size=16)
         with pytest.raises(RuntimeError, match="401"):

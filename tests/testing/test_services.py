@@ -143,15 +143,11 @@ def test_token_auth_end_to_end(token_registry: RegistryServer, token_server: Tok
     assert status == 401
     assert f'Www-Authenticate: Bearer realm="{token_server.realm}",service="{token_server.service}"' in text
 
-    assert (
-        curl(f"{token_server.realm}?service={token_server.service}&scope=repository:tok/app:pull")[0] == 401
-    )
+    assert curl(f"{token_server.realm}?service={token_server.service}&scope=repository:tok/app:pull")[0] == 401
     assert curl("-u", f"{USER}:nope", f"{token_server.realm}?service={token_server.service}")[0] == 401
 
     # The content helpers follow the Bearer challenge like any client, scoped to the repository.
-    pushed = content.push_oci_image(
-        token_registry.url, "tok/app", "v1", layer_size=1024, auth=(USER, PASSWORD)
-    )
+    pushed = content.push_oci_image(token_registry.url, "tok/app", "v1", layer_size=1024, auth=(USER, PASSWORD))
     # distribution's challenge lists the actions in no fixed order ("push,pull" or "pull,push").
     granted = [scope.rpartition(":") for scope in token_server.requests]
     assert {prefix for prefix, _, _ in granted} == {"repository:tok/app"}
@@ -183,9 +179,7 @@ def test_token_auth_end_to_end(token_registry: RegistryServer, token_server: Tok
         token_server.workdir, credentials=(USER, PASSWORD), name="rogue", service=token_server.service
     ) as rogue:
         forged = rogue.issue(USER, [{"type": "repository", "name": "tok/app", "actions": ["pull"]}])
-    assert (
-        curl("-H", f"Authorization: Bearer {forged}", f"{token_registry.url}/v2/tok/app/tags/list")[0] == 401
-    )
+    assert curl("-H", f"Authorization: Bearer {forged}", f"{token_registry.url}/v2/tok/app/tags/list")[0] == 401
 
 
 def test_registry_restart_keeps_content_and_port(workdir: Path) -> None:
@@ -286,9 +280,7 @@ def test_azurite_rejects_bad_account_names(workdir: Path) -> None:
 # ---------------------------------------------------------------------------------------- missing parts
 
 
-def test_missing_components_fail_loudly(
-    workdir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_missing_components_fail_loudly(workdir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv(services.AZURITE_BIN_ENV, str(tmp_path / "no-azurite"))
     with pytest.raises(RuntimeError, match=r"make test.*bootstrap\.sh"):
         AzuriteServer.start(workdir)
@@ -305,9 +297,7 @@ def test_missing_components_fail_loudly(
 
 def test_skopeo_reads_pushed_index(registry: RegistryServer) -> None:
     pushed = content.push_oci_index(registry.url, "samples/multi", "latest", layer_size=2048)
-    done = run_skopeo(
-        "inspect", "--tls-verify=false", "--raw", f"docker://{registry.host}/samples/multi:latest"
-    )
+    done = run_skopeo("inspect", "--tls-verify=false", "--raw", f"docker://{registry.host}/samples/multi:latest")
     raw = done.stdout.encode()
     assert "sha256:" + hashlib.sha256(raw).hexdigest() == pushed.digest
     assert json.loads(raw)["mediaType"] == content.OCI_INDEX

@@ -143,6 +143,7 @@ class Authenticator:
                 realm,
                 body=urlencode(form),
                 headers={"Content-Type": "application/x-www-form-urlencoded"},
+                preload_content=False,
             )
         else:
             query = [("service", service)] if service else []
@@ -150,8 +151,13 @@ class Authenticator:
             if creds and creds.username:
                 headers["Authorization"] = basic_header(creds)
             sep = "&" if "?" in realm else "?"
-            resp = self._request("GET", realm + (sep + urlencode(query) if query else ""), headers=headers)
-        body = resp.read(_MAX_TOKEN_RESPONSE + 1)
+            resp = self._request(
+                "GET", realm + (sep + urlencode(query) if query else ""), headers=headers, preload_content=False
+            )
+        try:
+            body = resp.read(_MAX_TOKEN_RESPONSE + 1)
+        finally:
+            resp.release_conn()
         if resp.status in (401, 403):
             who = f"as {creds.username!r}" if creds and creds.username else "anonymously"
             raise AuthenticationError(

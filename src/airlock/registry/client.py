@@ -144,7 +144,6 @@ class RegistryClient:
         scopes: tuple[str, ...],
         headers: dict[str, str] | None = None,
         body: bytes | Callable[[], Any] | None = None,
-        stream: bool = False,
         retry: bool = True,
     ) -> urllib3.BaseHTTPResponse:
         """Send with auth and retries; return the first non-retryable response (any status).
@@ -164,7 +163,7 @@ class RegistryClient:
             payload = body() if callable(body) else body
             try:
                 resp = self._pool.request(
-                    method, url, body=payload, headers=hdrs, preload_content=not stream, decode_content=False
+                    method, url, body=payload, headers=hdrs, preload_content=False, decode_content=False
                 )
             except Urllib3Error as exc:
                 if retry and attempt < self.retry.attempts:
@@ -175,17 +174,19 @@ class RegistryClient:
                     f"{method} {_redact(url)}: cannot reach the registry ({type(exc).__name__}: {_reason(exc)})",
                     transient=True,
                 ) from None
-            if resp.status == 401 and not auth_refreshed:
+            replayable = retry or not callable(body)
+            if resp.status == 401 and not auth_refreshed and replayable:
                 challenge = resp.headers.get("WWW-Authenticate", "")
-                _discard(resp)
-                had_auth = auth_value is not None
                 if self.auth.learn(challenge):
+                    _discard(resp)
                     auth_refreshed = True
-                    if had_auth:
+                    if auth_value is not None:
                         self.auth.invalidate(scopes)
                     attempt -= 1  # an auth round-trip is not a failed attempt
                     continue
-                # No usable challenge (or a second 401 after refreshing): the caller reports it.
+            if resp.status == 401:
+                # No usable challenge, refused again after refreshing, or a streamed body that
+                # cannot be sent twice: the caller reports it (with the body's error codes).
                 return resp
             if resp.status in RETRY_STATUSES and retry and attempt < self.retry.attempts:
                 retry_after = resp.headers.get("Retry-After")
@@ -248,7 +249,7 @@ class RegistryClient:
             IntegrityError: fetched by digest and the bytes do not hash to it, or over the size cap.
         """
         path = f"/v2/{repository}/manifests/{reference}"
-        resp = self._send("GET", path, scopes=(_pull(repository),), headers={"Accept": ACCEPT_MANIFESTS}, stream=True)
+        resp = self._send("GET", path, scopes=(_pull(repository),), headers={"Accept": ACCEPT_MANIFESTS})
         what = (
             f"manifest {repository}@{reference}"
             if reference.startswith("sha")
@@ -275,10 +276,12 @@ class RegistryClient:
         path = f"/v2/{repository}/manifests/{reference}"
         resp = self._send("HEAD", path, scopes=(_pull(repository),), headers={"Accept": ACCEPT_MANIFESTS})
         if resp.status == 404:
+            _discard(resp)
             return None
         if resp.status != 200:
             raise self._fail(resp, "HEAD", path, f"manifest {repository}:{reference}")
         digest = resp.headers.get("Docker-Content-Digest")
+        _discard(resp)
         if not digest:
             # Some registries omit the header on HEAD; a GET tells for sure.
             m = self.get_manifest(repository, reference)
@@ -323,7 +326,7 @@ class RegistryClient:
         tags: list[str] = []
         path: str | None = f"/v2/{repository}/tags/list?n={_TAGS_PAGE}"
         while path:
-            resp = self._send("GET", path, scopes=(_pull(repository),), stream=True)
+            resp = self._send("GET", path, scopes=(_pull(repository),))
             if resp.status == 404:
                 _discard(resp)
                 return tags
@@ -345,7 +348,7 @@ class RegistryClient:
         The fallback reads the index tagged ``sha256-<hex>`` (distribution-spec, "referrers tag schema").
         """
         path = f"/v2/{repository}/referrers/{subject}"
-        resp = self._send("GET", path, scopes=(_pull(repository),), headers={"Accept": OCI_INDEX}, stream=True)
+        resp = self._send("GET", path, scopes=(_pull(repository),), headers={"Accept": OCI_INDEX})
         if resp.status == 200 and resp.headers.get("Content-Type", "").startswith(OCI_INDEX):
             try:
                 raw = resp.read(MAX_MANIFEST_SIZE + 1)
@@ -369,9 +372,11 @@ class RegistryClient:
         path = f"/v2/{repository}/blobs/{digest}"
         resp = self._send("HEAD", path, scopes=(_pull(repository),))
         if resp.status == 404:
+            _discard(resp)
             return None
         if resp.status != 200:
             raise self._fail(resp, "HEAD", path, f"blob {repository}@{digest}")
+        _discard(resp)
         return int(resp.headers.get("Content-Length", "0") or 0)
 
     def iter_blob(self, repository: str, desc: Descriptor, *, chunk_size: int = CHUNK) -> Iterator[bytes]:
@@ -390,7 +395,7 @@ class RegistryClient:
         breaks = 0
         while True:
             headers = {"Range": f"bytes={offset}-"} if offset else {}
-            resp = self._send("GET", path, scopes=(_pull(repository),), headers=headers, stream=True)
+            resp = self._send("GET", path, scopes=(_pull(repository),), headers=headers)
             if resp.status == 200 and offset:
                 # The server ignored Range; skip what we already have rather than fail.
                 skip = offset
@@ -584,6 +589,10 @@ class RegistryClient:
         try:
             end = int(rng.rpartition("-")[2]) + 1 if rng else 0
         except ValueError:
+            end = 0
+        if start == 0 and rng in ("0-0", "bytes=0-0"):
+            # distribution reports an empty session as "0-0" (inclusive end), the same as one
+            # holding one byte; a first chunk that failed is far likelier to have left nothing.
             end = 0
         return max(0, min(end - start, length))
 
