@@ -264,3 +264,29 @@ def test_fuzz_mutated_archives_only_ever_raise_archive_errors(data: st.DataObjec
         read_all(bytes(raw), chunk=data.draw(st.sampled_from([1, 511, 4096])))
     except ArchiveError:
         pass
+
+
+def test_security_member_name_with_trailing_newline_is_refused() -> None:
+    """Regression: '$' in the name pattern matched before a trailing newline, letting a second copy
+    of a blob past the duplicate check."""
+    name = BLOB_PREFIX + Digest.of(BLOB_A).hex
+    data = _tar([*_prefix(), _file(name, BLOB_A), _file(name + "\n", BLOB_A)])
+    with pytest.raises(ArchiveError, match="unexpected member"):
+        read_all(data)
+
+
+def test_security_catalog_digests_are_validated_as_archive_errors() -> None:
+    doc = json.loads(_catalog().to_bytes())
+    doc["blobs"][0]["digest"] = doc["blobs"][0]["digest"] + "\n"
+    with pytest.raises(ArchiveError, match="invalid"):
+        ArchiveReader(chunked(build(catalog=json.dumps(doc).encode())))
+
+
+def test_a_caller_may_stop_reading_a_member_early() -> None:
+    r = ArchiveReader(chunked(build(), 100))
+    names = []
+    for m in r.blobs():
+        names.append(m.name)
+        next(iter(r.stream_member(m)))  # take one piece, drop the rest
+    r.finish()
+    assert len(names) == 2

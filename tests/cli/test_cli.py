@@ -459,3 +459,13 @@ def test_basic_auth_registry(tmp_path: Path, auth_registry: RegistryServer) -> N
     run = airlock(*base, "--username", AUTH_USER, "--password-stdin", stdin="wrong-password\n")
     error_message(run, 1)
     assert "wrong-password" not in run.stderr
+
+
+def test_security_error_text_is_printed_literally_not_as_markup(tmp_path: Path) -> None:
+    """Regression: messages were rendered as Rich markup, so '[/x]' crashed with a traceback and
+    '[red]' vanished from the path the user needs to see."""
+    for name in ("[/x]", "[red]missing"):
+        token_file = tmp_path / name / "sas.txt"
+        run = airlock("inspect", "https://acct.blob.core.windows.net/transfer/b.tar", "--sas-token-file", token_file)
+        message = error_message(run, (1, 2))
+        assert str(token_file) in message

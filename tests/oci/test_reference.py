@@ -98,3 +98,10 @@ def test_bad_registry_urls(text: str) -> None:
     with pytest.raises(AirlockError) as info:
         RegistryURL.parse(text)
     assert "pw" not in str(info.value)
+
+
+@pytest.mark.parametrize("text", ["app\n", "app:tag\n", f"app@sha256:{HEX}\n", "app\n:tag"])
+def test_security_trailing_newlines_are_refused(text: str) -> None:
+    """Regression: '$' matches before a final newline; names from archives go into registry URLs."""
+    with pytest.raises(ReferenceError_):
+        ArtifactReference.parse(text)

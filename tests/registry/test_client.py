@@ -372,12 +372,8 @@ def test_credentials_from_creds_store(
 # ------------------------------------------------------------------------------------------ token auth
 
 
-# BUG (auth.py, Authenticator._fetch_token): test_token_auth_pull, test_token_auth_push_and_mount and
-# test_token_auth_refetches_a_rejected_token fail on purpose until it is fixed.
-# The token request goes through RegistryClient._raw, i.e. urllib3 with preload_content=True, so the
-# body is already consumed and resp.read(_MAX_TOKEN_RESPONSE + 1) returns b"": json.loads fails and
-# every successful token response is reported as "token server ... returned an unreadable response".
-# Bearer auth (ACR, Docker Hub, Harbor...) cannot work at all.
+# Regression: token responses were once read after urllib3 had preloaded them, so Bearer auth
+# (ACR, Docker Hub, Harbor) always failed with "unreadable response".
 def _assert_repository_scopes(token_server: TokenServer, *expected: str) -> None:
     """The token server was asked for repository scopes only, never registry-wide (catalog) access."""
     assert token_server.requests
@@ -509,11 +505,8 @@ def test_push_blob_chunked(
     assert [p.headers["content-length"] for p in puts] == ["0"]
 
 
-# BUG (client.py, RegistryClient._upload_offset): the [1-*] cases fail on purpose until fixed.
-# Distribution answers "Range: 0-0" for an EMPTY upload session (and for a 1-byte one); the client
-# reads it as "1 byte held", so after a failed FIRST PATCH it resends the chunk without its first byte
-# (Content-Range "1-..."). Distribution 2.8 ignores Content-Range and appends, so the final PUT fails
-# with DIGEST_INVALID; registries that check the range answer 416. Later chunks ([3-*]) recover.
+# Regression: distribution answers "Range: 0-0" for an EMPTY upload session; it was once read as
+# "1 byte held", so a failed FIRST PATCH was resent without its first byte.
 @pytest.mark.parametrize("how", ["503", "dropped"])
 @pytest.mark.parametrize("which", [1, 3])
 def test_push_blob_chunked_resends_a_failed_chunk(
@@ -547,13 +540,8 @@ def test_push_blob_chunked_resends_a_failed_chunk(
     assert patches[which].headers["content-range"] == failed.headers["content-range"]
 
 
-# BUG (client.py, RegistryClient._send): fails on purpose until fixed. The 401 re-authentication
-# branch replays the request even with retry=False, calling the body factory a second time. For the
-# monolithic PUT that re-iterates the caller's `chunks`: a generator (what importer.py passes) is
-# already exhausted, the shared Verifier still says "complete", and a PUT announcing Content-Length N
-# is sent with no body -- the client then hangs until read_timeout (120 s; here the proxy gives up
-# after 3 s) and reports "cannot reach the registry"; a list is sent twice and the Verifier raises a
-# false IntegrityError ("more than the declared ... bytes").
+# Regression: the 401 re-authentication once replayed a streamed upload body (retry=False): an
+# exhausted generator sent an empty body announcing Content-Length N and hung until read_timeout.
 @pytest.mark.parametrize("source", ["generator", "list"])
 def test_push_blob_stream_is_not_replayed_after_401(
     source: str, registry: RegistryServer, proxy: FaultProxy, make_client: MakeClient
@@ -637,10 +625,8 @@ def test_put_manifest_by_digest_then_tag(
     assert client.head_manifest("put/img", "v2") == ManifestInfo(manifest.digest, OCI_MANIFEST, manifest.size)
 
 
-# BUG (client.py, RegistryClient._fail): this test fails on purpose until the bug is fixed. _send()
-# defaults to preload_content=True, so for every non-streamed request (PUT/POST/PATCH/DELETE) urllib3
-# has already consumed the error body and _fail's resp.read() returns b"": the registry's error codes
-# (here MANIFEST_BLOB_UNKNOWN) and message are lost from the exception.
+# Regression: error bodies were once preloaded and lost, so registry error codes
+# (MANIFEST_BLOB_UNKNOWN) never reached the exception.
 def test_put_manifest_error_carries_registry_codes(
     registry: RegistryServer, samples: dict[str, PushedArtifact], make_client: MakeClient
 ) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from airlock.errors import BlobExists, BlobNotFound, StorageAuthError, UsageError
+from airlock.errors import BlobExists, BlobNotFound, StorageAuthError, StorageError, UsageError
 from airlock.storage.base import TRANSFER_CATEGORY, Blob
 from airlock.storage.location import open_blob, parse_blob_uri
 from airlock.testing import azurite as az
@@ -198,3 +198,19 @@ def test_uri_parsing() -> None:
         with pytest.raises(UsageError) as info:
             parse_blob_uri(bad)
         assert "sig=x" not in str(info.value)
+
+
+def test_conditional_delete_spares_a_blob_rewritten_meanwhile(make_blob: MakeBlob) -> None:
+    """DeleteSourceBlobOnSuccess deletes only the version it imported, never a newer export."""
+    blob = make_blob("conditional.tar")
+    write(blob, b"version one")
+    first = blob.stat()
+    assert first is not None and first.etag
+    write(blob, b"version two, longer", overwrite=True)
+    with pytest.raises(StorageError, match="changed since"):
+        blob.delete(if_match=first.etag)
+    assert read(blob) == b"version two, longer"
+    current = blob.stat()
+    assert current is not None
+    blob.delete(if_match=current.etag)
+    assert blob.stat() is None

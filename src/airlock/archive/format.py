@@ -26,7 +26,7 @@ from __future__ import annotations
 import re
 import tarfile
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -35,7 +35,7 @@ LAYOUT_NAME = "oci-layout"
 INDEX_NAME = "index.json"
 DIR_NAMES = ("blobs/", "blobs/sha256/")
 BLOB_PREFIX = "blobs/sha256/"
-BLOB_NAME_RE = re.compile(r"^blobs/sha256/([a-f0-9]{64})$")
+BLOB_NAME_RE = re.compile(r"^blobs/sha256/([a-f0-9]{64})\Z")  # \Z: "$" would accept "<hex>\n"
 CATALOG_MEDIA_TYPE = "application/vnd.airlock.catalog.v1+json"
 LAYOUT_BYTES = b'{"imageLayoutVersion":"1.0.0"}'
 REF_NAME = "org.opencontainers.image.ref.name"
@@ -77,22 +77,26 @@ class CatalogSource(_Model):
     registry: str
 
 
+# Digests are validated where the catalog is parsed, so a corrupt archive is an ArchiveError.
+DigestStr = Annotated[str, Field(pattern=r"^sha256:[a-f0-9]{64}$", max_length=71)]
+
+
 class CatalogArtifact(_Model):
     """One exported artifact: what index.json names, with what the import needs to tag it."""
 
-    reference: str
-    repository: str
-    tag: str | None = None
-    digest: str
+    reference: str = Field(max_length=1024)
+    repository: str = Field(max_length=255)
+    tag: str | None = Field(default=None, max_length=128)
+    digest: DigestStr
     media_type: str = Field(alias="mediaType")
     size: int = Field(ge=0)
     artifact_type: str | None = Field(default=None, alias="artifactType")
     # For referrers (signatures, SBOMs): the digest of the manifest they refer to.
-    subject: str | None = None
+    subject: DigestStr | None = None
 
 
 class CatalogBlob(_Model):
-    digest: str
+    digest: DigestStr
     size: int = Field(ge=0)
     media_type: str | None = Field(default=None, alias="mediaType")
 

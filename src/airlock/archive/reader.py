@@ -223,13 +223,14 @@ class ArchiveReader:
         return b"".join(bytes(p) for p in self.stream_member(member))
 
     def stream_member(self, member: Member) -> Iterator[memoryview]:
-        """Stream the current member's data (the pieces are only valid until the next one is asked for)."""
+        """Stream the current member's data. A caller may stop early: the rest is skipped later."""
         if self._pending != padded(member.size) or self._s.offset != member.offset:
             raise ArchiveError(f"archive member {member.name} was already consumed")
-        self._pending = 0
-        yield from self._s.pieces(member.size)
-        for _ in self._s.pieces(padded(member.size) - member.size):
-            pass
+        for piece in self._s.pieces(member.size):
+            self._pending -= len(piece)  # kept exact so an early stop leaves the parser in step
+            yield piece
+        for piece in self._s.pieces(self._pending):
+            self._pending -= len(piece)
 
     def finish(self) -> tuple[Digest, int]:
         """Check the end marker and trailing padding; return (digest of the whole archive, its size)."""

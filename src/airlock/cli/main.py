@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from airlock import __version__
 from airlock.cli.output import FORMATS, check_output, redact, render
@@ -113,7 +114,7 @@ def _blob(uri: str, sas: str | None) -> Blob:
     return open_blob(parse_blob_uri(uri), sas_token=sas)
 
 
-def _registry(url: str, username: str | None, password_stdin: bool) -> RegistryClient:
+def _registry(url: str, username: str | None, password_stdin: bool, concurrency: int) -> RegistryClient:
     creds: Credentials | None = None
     if password_stdin and not username:
         raise UsageError("--password-stdin needs --username")
@@ -124,7 +125,8 @@ def _registry(url: str, username: str | None, password_stdin: bool) -> RegistryC
         if not password:
             raise SecretError("--password-stdin: no password on standard input")
         creds = Credentials(username=username, password=password)
-    return RegistryClient(RegistryURL.parse(url), credentials=creds)
+    # A few more connections than workers: HEADs, mounts and token requests run beside the streams.
+    return RegistryClient(RegistryURL.parse(url), credentials=creds, max_connections=concurrency + 4)
 
 
 def _emit(obj: Any, fmt: str, query: str | None) -> None:
@@ -172,7 +174,7 @@ def export_cmd(
     refs = [ArtifactReference.parse(a) for a in artifacts]
     opts = parse_options(options or [], EXPORT_OPTIONS, kind="export")
     blob = _blob(target, _sas(sas_token_file, secret_uri, what="target"))
-    client = _registry(source_registry, username, password_stdin)
+    client = _registry(source_registry, username, password_stdin, concurrency)
     with _progress() as progress:
         result = export_artifacts(
             client=client,
@@ -223,7 +225,7 @@ def import_cmd(
     expected = Digest.parse(catalog_digest) if catalog_digest else None
     opts = parse_options(options or [], IMPORT_OPTIONS, kind="import")
     blob = _blob(source, _sas(sas_token_file, secret_uri, what="source"))
-    client = _registry(target_registry, username, password_stdin)
+    client = _registry(target_registry, username, password_stdin, concurrency)
     with _progress() as progress:
         result = import_archive(
             source=blob,
@@ -313,9 +315,10 @@ class _RedactingFormatter(logging.Formatter):
 
 
 def _fail(message: str, code: int) -> int:
-    Console(stderr=True, highlight=False, soft_wrap=True).print(
-        f"[bold red]error:[/] {redact(message)}", markup=True, emoji=False
-    )
+    # The message is data (paths, registry text), never markup: "[/x]" in a path must print as is.
+    text = Text("error: ", style="bold red")
+    text.append(redact(" ".join(message.split())))
+    Console(stderr=True, highlight=False, soft_wrap=True).print(text)
     return code
 
 

@@ -6,6 +6,7 @@ import threading
 from types import TracebackType
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -44,11 +45,11 @@ class RichProgress:
     def begin(self, total_bytes: int, description: str) -> None:
         with self._lock:
             short = description if len(description) <= 60 else description[:28] + "…" + description[-28:]
-            self._task = self._progress.add_task(short, total=total_bytes)
+            self._task = self._progress.add_task(escape(short), total=total_bytes)
 
     def advance(self, nbytes: int) -> None:
         if self._task is not None:
             self._progress.advance(self._task, nbytes)
 
     def note(self, message: str) -> None:
-        self._progress.console.print(message, style="dim")
+        self._progress.console.print(escape(message), style="dim", highlight=False)

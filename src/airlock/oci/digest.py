@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,7 +14,7 @@ from airlock.errors import IntegrityError, UsageError
 # use sha256 exclusively, and accepting anything else would let an archive name a hash we cannot
 # verify.
 _ALGORITHMS = {"sha256": 64, "sha512": 128}
-_DIGEST_RE = re.compile(r"^(sha256|sha512):([a-f0-9]+)$")
+_DIGEST_RE = re.compile(r"^(sha256|sha512):([a-f0-9]+)\Z")  # \Z, not $: no trailing newline
 
 
 @dataclass(frozen=True, order=True)
@@ -76,6 +77,12 @@ class Verifier:
         if self.seen > self.size:
             raise IntegrityError(f"{self.what} {self.expected}: more than the declared {self.size} bytes arrived")
         self._h.update(chunk)
+
+    def check(self, chunks: Iterable[bytes | memoryview]) -> None:
+        """Feed every chunk of ``chunks`` and verify; raises IntegrityError on any mismatch."""
+        for chunk in chunks:
+            self.update(chunk)
+        self.verify()
 
     def verify(self) -> None:
         """Raises IntegrityError unless exactly ``size`` bytes with the expected digest were seen."""

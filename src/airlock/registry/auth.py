@@ -70,8 +70,11 @@ class Authenticator:
         host: str,
         credentials: Credentials | None,
         request: Callable[..., urllib3.BaseHTTPResponse],
+        *,
+        secure: bool = True,
     ) -> None:
         self.host = host
+        self.secure = secure
         self.credentials = credentials
         self._request = request
         self._challenge: Challenge | None = None
@@ -128,6 +131,10 @@ class Authenticator:
             raise AuthenticationError(f"registry {self.host} sent a Bearer challenge without a usable realm")
         service = ch.params.get("service", "")
         creds = self.credentials
+        if self.secure and realm.startswith("http://") and creds:
+            raise AuthenticationError(
+                f"registry {self.host} names a plain-http token server; refusing to send credentials to it"
+            )
         headers: dict[str, str] = {}
         if creds and creds.identity_token:
             # OAuth2 refresh-token grant (docker's identitytoken; what ACR hands out).
@@ -156,6 +163,10 @@ class Authenticator:
             )
         try:
             body = resp.read(_MAX_TOKEN_RESPONSE + 1)
+        except urllib3.exceptions.HTTPError as exc:
+            raise RegistryError(
+                f"token server for {self.host}: connection broke while reading ({type(exc).__name__})", transient=True
+            ) from None
         finally:
             resp.release_conn()
         if resp.status in (401, 403):

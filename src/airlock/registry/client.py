@@ -116,7 +116,7 @@ class RegistryClient:
         )
         if credentials is None and use_auth_files:
             credentials = credentials_for(url.host)
-        self.auth = Authenticator(url.host, credentials, self._raw)
+        self.auth = Authenticator(url.host, credentials, self._raw, secure=url.scheme == "https")
 
     def close(self) -> None:
         self._pool.clear()
@@ -152,12 +152,24 @@ class RegistryClient:
         upload: then ``retry`` must be False because the stream cannot be replayed).
         """
         url = self._url(path)
+        # Credentials go to the registry's own origin only: an upload Location or a Link may point
+        # elsewhere (a CDN, object storage), and must never receive them, nor be plain http when the
+        # registry is https.
+        same_origin = _origin(url) == _origin(self.base)
+        if self.url.scheme == "https" and url.startswith("http://"):
+            raise RegistryError(f"{method} {_redact(url)}: registry {self.url.host} redirected from https to http")
         attempt = 0
         auth_refreshed = False
         while True:
             attempt += 1
             hdrs = dict(headers or {})
-            auth_value = self.auth.header(scopes)
+            try:
+                auth_value = self.auth.header(scopes) if same_origin else None
+            except RegistryError as exc:
+                if exc.transient and retry and attempt < self.retry.attempts:
+                    self.retry.sleep(attempt)
+                    continue
+                raise
             if auth_value:
                 hdrs["Authorization"] = auth_value
             payload = body() if callable(body) else body
@@ -175,7 +187,7 @@ class RegistryClient:
                     transient=True,
                 ) from None
             replayable = retry or not callable(body)
-            if resp.status == 401 and not auth_refreshed and replayable:
+            if resp.status == 401 and not auth_refreshed and replayable and same_origin:
                 challenge = resp.headers.get("WWW-Authenticate", "")
                 if self.auth.learn(challenge):
                     _discard(resp)
@@ -313,13 +325,6 @@ class RegistryClient:
         _discard(resp)
         if got and got.startswith(manifest.digest.algorithm) and got != str(manifest.digest):
             raise IntegrityError(f"manifest {repository}@{manifest.digest}: registry stored it as {got}")
-
-    def delete_manifest(self, repository: str, digest: Digest) -> None:
-        path = f"/v2/{repository}/manifests/{digest}"
-        resp = self._send("DELETE", path, scopes=(f"repository:{repository}:delete",))
-        if resp.status not in (200, 202, 404):
-            raise self._fail(resp, "DELETE", path, f"manifest {repository}@{digest}")
-        _discard(resp)
 
     def list_tags(self, repository: str) -> list[str]:
         """All tags of ``repository`` following ``Link`` pagination; [] when it has none."""
@@ -572,6 +577,10 @@ class RegistryClient:
             flush(bytes(buf))
         url = _with_query(location, f"digest={desc.digest}")
         resp = self._send("PUT", url, scopes=(_push(repository),), headers={"Content-Length": "0"})
+        if resp.status == 404 and self.blob_size(repository, desc.digest) == desc.size:
+            # A retried final PUT whose first answer was lost: the session is gone because it completed.
+            _discard(resp)
+            return
         if resp.status != 201:
             raise self._fail(resp, "PUT", url, what)
         _discard(resp)
@@ -610,6 +619,11 @@ def _pull(repository: str) -> str:
 
 def _push(repository: str) -> str:
     return f"repository:{repository}:pull,push"
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    p = urlsplit(url)
+    return (p.scheme, (p.hostname or "").lower(), p.port or (443 if p.scheme == "https" else 80))
 
 
 def _with_query(url: str, query: str) -> str:

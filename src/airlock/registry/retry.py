@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from dataclasses import dataclass
@@ -30,14 +31,13 @@ class RetryPolicy:
         """Seconds to wait before attempt number ``attempt + 1`` (``attempt`` counts from 1)."""
         if retry_after:
             try:
-                return min(float(retry_after), self.max_retry_after)
+                wanted = float(retry_after)
             except ValueError:
-                pass  # an HTTP-date: fall back to our own backoff rather than parse calendars
+                wanted = math.nan  # an HTTP-date: fall back to our own backoff rather than parse calendars
+            if math.isfinite(wanted):
+                return min(max(wanted, 0.0), self.max_retry_after)
         ceiling = min(self.cap, self.base * (2 ** (attempt - 1)))
         return random.uniform(ceiling / 2, ceiling)
 
     def sleep(self, attempt: int, retry_after: str | None = None) -> None:
         time.sleep(self.delay(attempt, retry_after))
-
-
-NO_RETRY = RetryPolicy(attempts=1)

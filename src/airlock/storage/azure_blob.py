@@ -131,12 +131,16 @@ class AzureBlob:
         )
 
     def stat(self) -> BlobInfo | None:
+        return self.properties_of(self._client, display=self.display)
+
+    @staticmethod
+    def properties_of(client: BlobClient, *, display: str = "") -> BlobInfo | None:
         try:
-            props = self._client.get_blob_properties()
+            props = client.get_blob_properties()
         except ResourceNotFoundError:
             return None
         except (HttpResponseError, ServiceRequestError, ServiceResponseError) as exc:
-            _fail(exc, op="stat", display=self.display)
+            _fail(exc, op="stat", display=display or client.url.split("?", 1)[0])
         md5 = props.content_settings.content_md5
         return BlobInfo(
             size=int(props.size),
@@ -184,9 +188,16 @@ class AzureBlob:
             raise BlobExists(f"blob {self.display} already exists (use the OverwriteBlobs option to replace it)")
         return AzureWriter(self._client, self.display, overwrite=overwrite, metadata=metadata)
 
-    def delete(self) -> None:
-        with _mapped("delete", self.display):
-            self._client.delete_blob()
+    def delete(self, *, if_match: str | None = None) -> None:
+        kw: dict[str, Any] = {}
+        if if_match is not None:
+            kw = {"etag": if_match, "match_condition": MatchConditions.IfNotModified}
+        try:
+            self._client.delete_blob(**kw)
+        except ResourceModifiedError:
+            raise StorageError(f"blob {self.display} changed since it was read; not deleted") from None
+        except (HttpResponseError, ServiceRequestError, ServiceResponseError) as exc:
+            _fail(exc, op="delete", display=self.display)
 
 
 class AzureWriter:
@@ -253,6 +264,10 @@ class AzureWriter:
                         **kw,
                     )
                 except ResourceModifiedError:
+                    existing = AzureBlob.properties_of(self._client, display=self._display)
+                    if existing is not None and existing.content_md5 == md5 and existing.size == self._size:
+                        # The SDK retried a commit whose first answer was lost: the blob is ours.
+                        return existing
                     raise BlobExists(
                         f"blob {self._display} appeared during the export (use OverwriteBlobs to replace it)"
                     ) from None

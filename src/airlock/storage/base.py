@@ -23,7 +23,7 @@ class BlobInfo:
     last_modified: datetime | None = None
     metadata: dict[str, str] = field(default_factory=dict)
     content_md5: bytes | None = None
-    etag: str | None = None
+    etag: str | None = None  # identifies this version of the blob (changes when it is rewritten)
 
 
 class BlobWriter(Protocol):
@@ -69,6 +69,11 @@ class Blob(Protocol):
         """Start a staged write. Fails early with BlobExists when the blob exists and not ``overwrite``."""
         ...
 
-    def delete(self) -> None:
-        """Delete the blob. Raises BlobNotFound if it is not there, StorageAuthError without permission."""
+    def delete(self, *, if_match: str | None = None) -> None:
+        """Delete the blob — only if its ``etag`` (from :meth:`stat`) is still ``if_match``, when given.
+
+        Raises:
+            BlobNotFound: it is not there. StorageError: it changed since ``if_match`` was read.
+            StorageAuthError: no delete permission.
+        """
         ...

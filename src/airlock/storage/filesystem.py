@@ -38,7 +38,11 @@ class FileBlob:
             return None
         except OSError as exc:
             raise StorageError(f"cannot stat {self.display}: {exc.strerror}") from None
-        return BlobInfo(size=st.st_size, last_modified=datetime.fromtimestamp(st.st_mtime, UTC))
+        return BlobInfo(
+            size=st.st_size,
+            last_modified=datetime.fromtimestamp(st.st_mtime, UTC),
+            etag=f"{st.st_ino}-{st.st_mtime_ns}-{st.st_size}",
+        )
 
     def read(self, offset: int = 0, length: int | None = None) -> Iterator[bytes]:
         # Checked now so a missing blob fails at the call; the file is opened lazily so that an
@@ -77,7 +81,13 @@ class FileBlob:
             raise BlobNotFound(f"cannot write {self.display}: directory {self.path.parent} does not exist")
         return FileWriter(self.path, overwrite=overwrite)
 
-    def delete(self) -> None:
+    def delete(self, *, if_match: str | None = None) -> None:
+        if if_match is not None:
+            info = self.stat()
+            if info is None:
+                raise BlobNotFound(f"blob {self.display} does not exist")
+            if info.etag != if_match:
+                raise StorageError(f"blob {self.display} changed since it was read; not deleted")
         try:
             self.path.unlink()
         except FileNotFoundError:
@@ -95,12 +105,17 @@ class FileWriter:
         self._size = 0
         self._temp_name: Path | None = None
         try:
+            if not os.path.isdir("/proc/self/fd"):  # needed to link the anonymous inode at commit
+                raise OSError(errno.EOPNOTSUPP, "no /proc")
             self._fd = os.open(path.parent, os.O_TMPFILE | os.O_WRONLY, 0o644)
         except OSError as exc:
             if exc.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOENT):
                 raise StorageError(f"cannot write {path.as_uri()}: {exc.strerror}") from None
             self._temp_name = path.with_name(f".{path.name}.airlock-partial-{secrets.token_hex(6)}")
-            self._fd = os.open(self._temp_name, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            try:
+                self._fd = os.open(self._temp_name, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except OSError as exc2:
+                raise StorageError(f"cannot write {path.as_uri()}: {exc2.strerror}") from None
         self._closed = False
 
     def write(self, data: bytes | memoryview) -> None:
@@ -127,13 +142,16 @@ class FileWriter:
                     os.close(dir_fd)
             else:
                 staged = self._temp_name
-            if self.overwrite:
-                os.replace(staged, self.path)
-            else:
-                try:
+            try:
+                if self.overwrite:
+                    os.replace(staged, self.path)
+                else:
                     os.link(staged, self.path)  # atomic "create if absent"
-                finally:
-                    os.unlink(staged)
+            finally:
+                try:
+                    os.unlink(staged)  # gone already after a successful replace
+                except FileNotFoundError:
+                    pass
             self._temp_name = None
         except FileExistsError:
             raise BlobExists(

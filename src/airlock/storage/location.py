@@ -20,7 +20,7 @@ from airlock.errors import UsageError
 from airlock.storage.base import Blob
 
 # Container names: 3-63 chars of lowercase letters, digits and single hyphens (Azure rules).
-_CONTAINER_RE = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}$")
+_CONTAINER_RE = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}\Z")
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -38,7 +38,7 @@ from airlock.registry.client import RegistryClient
 from airlock.storage.base import TRANSFER_CATEGORY, Blob
 from airlock.transfer.graph import Closure, closure
 from airlock.transfer.options import NoProgress, PipelineOption, Progress
-from airlock.transfer.pipelining import ordered_fetch
+from airlock.transfer.pipelining import close_stream, counted, ordered_fetch
 
 log = logging.getLogger(__name__)
 
@@ -162,9 +162,9 @@ def export_artifacts(
         )
         try:
             for (d, (desc, _repo)), chunks in zip(ordered_blobs, streams, strict=True):
-                archive.add_stream(BLOB_PREFIX + d.hex, desc.size, _counted(chunks, progress))
+                archive.add_stream(BLOB_PREFIX + d.hex, desc.size, counted(chunks, progress))
         finally:
-            streams.close()  # type: ignore[attr-defined]
+            close_stream(streams)
         digest = archive.close()
         writer.commit()
     except BaseException:
@@ -172,12 +172,6 @@ def export_artifacts(
         raise
     log.info("exported %d artifacts to %s (%d bytes, %s)", len(resolved), target.display, archive.size, digest)
     return ExportResult(target.display, digest, archive.size, [r.entry for r in resolved], failures)
-
-
-def _counted(chunks: Iterator[bytes], progress: Progress) -> Iterator[bytes]:
-    for chunk in chunks:
-        progress.advance(len(chunk))
-        yield chunk
 
 
 def _summary(failures: dict[str, str]) -> str:
@@ -197,12 +191,15 @@ def _resolve_all(
     for ref in artifacts:
         try:
             found = _resolve(client, ref)
+            # A referrer that cannot be exported fails its subject's artifact too: exporting an
+            # image without the signature the user asked for would be a silent loss.
+            extra = _referrers(client, found, progress) if include_referrers else []
         except AirlockError as exc:
             if not keep_going:
                 raise
             failures[str(ref)] = str(exc)
             continue
-        for item in [found, *(_referrers(client, found, progress) if include_referrers else [])]:
+        for item in [found, *extra]:
             if item.entry.reference not in seen_refs:
                 seen_refs.add(item.entry.reference)
                 out.append(item)
@@ -272,13 +269,24 @@ def _check_blobs(
 ) -> None:
     """HEAD every blob in parallel; drop (or fail on) artifacts whose blobs are missing or the wrong size."""
     wanted = {(r.repository, d): desc.size for r in resolved for d, desc in r.closure.blobs.items()}
+
+    def head(key: tuple[str, Digest]) -> int | AirlockError | None:
+        try:
+            return client.blob_size(*key)
+        except AirlockError as exc:
+            return exc
+
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-        sizes = dict(zip(wanted, pool.map(lambda key: client.blob_size(*key), wanted), strict=True))
+        sizes = dict(zip(wanted, pool.map(head, wanted), strict=True))
     for r in list(resolved):
         for d, desc in r.closure.blobs.items():
             size = sizes[(r.repository, d)]
             problem = None
-            if size is None:
+            if isinstance(size, AirlockError):
+                if not keep_going:
+                    raise size
+                problem = str(size)
+            elif size is None:
                 problem = f"blob {d} is missing from repository {r.repository}"
             elif size != desc.size:
                 problem = f"blob {d} is {size} bytes in the registry, its manifest says {desc.size}"

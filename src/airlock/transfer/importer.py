@@ -33,7 +33,7 @@ from airlock.registry.client import RegistryClient
 from airlock.storage.base import Blob
 from airlock.transfer.graph import Closure, closure
 from airlock.transfer.options import NoProgress, PipelineOption, Progress
-from airlock.transfer.pipelining import FanOut
+from airlock.transfer.pipelining import FanOut, close_stream, counted
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +94,7 @@ class _Importer:
         self.window = window_bytes
         self.result_counts = {"uploaded": 0, "skipped": 0, "mounted": 0}
         self._count_lock = threading.Lock()
+        self.source_etag: str | None = None
 
     def count(self, what: str) -> None:
         with self._count_lock:
@@ -114,14 +115,13 @@ class _Importer:
         info = self.source.stat()
         if info is None:
             raise BlobNotFound(f"source blob {self.source.display} does not exist")
+        self.source_etag = info.etag
         self.progress.begin(info.size, f"import ← {self.source.display}")
         stream = self.source.read()
         try:
-            return self._run(ArchiveReader(self._counted(stream)), catalog_digest)
+            return self._run(ArchiveReader(counted(stream, self.progress)), catalog_digest)
         finally:
-            close = getattr(stream, "close", None)
-            if close is not None:
-                close()  # stops a storage read (and its prefetch threads) left midway by an error
+            close_stream(stream)  # stops a storage read (and its prefetch threads) left midway by an error
 
     def _run(self, reader: ArchiveReader, catalog_digest: Digest | None) -> ImportResult:
         catalog = reader.catalog
@@ -162,6 +162,10 @@ class _Importer:
             current = pending
             while current is not None:
                 self._blob_member(reader, current, blob_sizes, needs, fan, received)
+                failed = fan.first_error()
+                if failed is not None and not self.keep_going:
+                    # Fail fast: no point reading (or downloading) the rest of a multi-GB archive.
+                    raise failed[1]
                 current = next(member_iter, None)
             digest, size = reader.finish()
         except BaseException:
@@ -193,11 +197,6 @@ class _Importer:
             blobs_skipped=self.result_counts["skipped"],
             blobs_mounted=self.result_counts["mounted"],
         )
-
-    def _counted(self, chunks: Iterator[bytes]) -> Iterator[bytes]:
-        for chunk in chunks:
-            self.progress.advance(len(chunk))
-            yield chunk
 
     def _validated(self, entry: CatalogArtifact) -> _Artifact:
         # The archive crossed a trust boundary: its names go into registry URLs, so check them.
@@ -275,10 +274,7 @@ class _Importer:
         repos = needs.get(d, [])
         if not repos:
             # Needed only by failed artifacts: still verified, since it is part of the archive.
-            verifier = Verifier(d, member.size, what=f"archive blob {d}")
-            for piece in reader.stream_member(member):
-                verifier.update(piece)
-            verifier.verify()
+            Verifier(d, member.size, what=f"archive blob {d}").check(reader.stream_member(member))
             return
 
         def job(chunks: Iterator[bytes]) -> None:
@@ -293,10 +289,7 @@ class _Importer:
         """Push one blob to its first repository (or verify-and-skip), then mount it into the rest."""
         first = repos[0]
         if self.client.blob_size(first, desc.digest) == desc.size:
-            verifier = Verifier(desc.digest, desc.size, what=f"archive blob {desc.digest}")
-            for chunk in chunks:
-                verifier.update(chunk)
-            verifier.verify()
+            Verifier(desc.digest, desc.size, what=f"archive blob {desc.digest}").check(chunks)
             self.count("skipped")
         else:
             self.client.push_blob(first, desc, chunks)
@@ -308,7 +301,11 @@ class _Importer:
                 self.count("mounted")
             else:
                 # The registry declined the mount: read the member again from storage.
-                self.client.push_blob(repo, desc, self.source.read(member.offset, member.size))
+                again = self.source.read(member.offset, member.size)
+                try:
+                    self.client.push_blob(repo, desc, again)
+                finally:
+                    close_stream(again)
                 self.count("uploaded")
 
     def _push_manifests(self, artifacts: list[_Artifact]) -> list[str]:
@@ -390,7 +387,8 @@ def import_archive(
     )
     result = importer.run(catalog_digest)
     if PipelineOption.DELETE_SOURCE_BLOB_ON_SUCCESS in options and not result.failures:
-        source.delete()
+        # Conditional: a blob replaced while we imported (a new export) is not ours to delete.
+        source.delete(if_match=importer.source_etag)
         result.source_deleted = True
     log.info("imported %d artifacts from %s (%s)", len(result.imported), source.display, result.catalog_digest)
     return result

@@ -12,6 +12,7 @@ from airlock.errors import ArchiveError, BlobNotFound, IntegrityError
 from airlock.oci.digest import Verifier
 from airlock.storage.base import TRANSFER_CATEGORY, Blob, BlobInfo
 from airlock.transfer.options import NoProgress, Progress
+from airlock.transfer.pipelining import close_stream, counted
 
 
 def copy_blob(
@@ -34,7 +35,7 @@ def copy_blob(
     try:
         return _copy(source, target, raw, info, overwrite, progress)
     finally:
-        _close(raw)
+        close_stream(raw)
 
 
 def _copy(
@@ -107,13 +108,7 @@ def inspect_archive(source: Blob, *, verify: bool = False, progress: Progress | 
     try:
         return _describe(source, ArchiveReader(chunks), info.size, verify, progress)
     finally:
-        _close(chunks)
-
-
-def _close(chunks: Iterator[bytes]) -> None:
-    close = getattr(chunks, "close", None)
-    if close is not None:
-        close()
+        close_stream(chunks)
 
 
 def _describe(
@@ -145,21 +140,18 @@ def _describe(
         progress = progress or NoProgress()
         progress.begin(size, f"verify {source.display}")
         sizes = {m.digest: m.size for m in cat.manifests} | {b.digest: b.size for b in cat.blobs}
-        seen = 0
+        seen: set[str] = set()
         for member in reader.blobs():
             d = member.blob_digest
             assert d is not None
             if sizes.get(str(d)) != member.size:
                 raise ArchiveError(f"archive member {member.name} is not listed in the catalog with its size")
-            v = Verifier(d, member.size, what=f"archive blob {d}")
-            for piece in reader.stream_member(member):
-                v.update(piece)
-                progress.advance(len(piece))
-            v.verify()
-            seen += 1
+            Verifier(d, member.size, what=f"archive blob {d}").check(counted(reader.stream_member(member), progress))
+            seen.add(str(d))
         digest, _size = reader.finish()
-        if seen != len(sizes):
-            raise ArchiveError(f"archive holds {seen} blobs, its catalog lists {len(sizes)} (truncated?)")
+        missing = set(sizes) - seen
+        if missing:
+            raise ArchiveError(f"archive lacks {sorted(missing)[0]}, listed in its catalog (truncated?)")
         out["catalogDigest"] = str(digest)
         out["verified"] = True
     return out

@@ -19,9 +19,27 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
+
+from airlock.transfer.options import Progress
+
+T = TypeVar("T", bytes, memoryview)
 
 _POLL = 0.1  # seconds between cancellation checks of a blocked thread
+
+
+def close_stream(chunks: Iterable[Any]) -> None:
+    """Close a chunk iterator if it can be closed (a generator holding a file or a connection)."""
+    close = getattr(chunks, "close", None)
+    if close is not None:
+        close()
+
+
+def counted(chunks: Iterable[T], progress: Progress) -> Iterator[T]:
+    """Pass ``chunks`` through, reporting each one's length to ``progress``."""
+    for chunk in chunks:
+        progress.advance(len(chunk))
+        yield chunk
 
 
 class Cancelled(Exception):
@@ -100,8 +118,9 @@ def ordered_fetch(
     next_job = 0
 
     def run(src: Callable[[], Iterable[bytes]], q: _ByteQueue) -> None:
-        it = iter(src())
+        it: Iterator[bytes] = iter(())
         try:
+            it = iter(src())
             for chunk in it:
                 q.put(chunk)
             q.put(_END)
@@ -113,9 +132,7 @@ def ordered_fetch(
             except Cancelled:
                 pass
         finally:
-            close = getattr(it, "close", None)
-            if close is not None:
-                close()  # releases the HTTP connection of an abandoned download
+            close_stream(it)  # releases the HTTP connection of an abandoned download
 
     def top_up() -> None:
         nonlocal next_job
@@ -188,6 +205,13 @@ class FanOut:
                 q.put(_END if chunk is None else chunk, abandon=dead)
 
         return feed
+
+    def first_error(self) -> tuple[Any, BaseException] | None:
+        """(key, error) of a job that has already failed, if any; does not wait."""
+        for key, fut in self._futures:
+            if fut.done() and (exc := fut.exception()) is not None:
+                return key, exc
+        return None
 
     def join(self) -> list[tuple[Any, BaseException]]:
         """Wait for every job; return (key, error) for each job that failed."""

@@ -1,0 +1,114 @@
+"""Bounded pipelines: order, error propagation, cancellation, memory bound (no services)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+
+import pytest
+
+from airlock.transfer.pipelining import FanOut, ordered_fetch
+
+
+def source(i: int, n: int = 5, size: int = 1000, delay: float = 0.0) -> Callable[[], Iterable[bytes]]:
+    def gen() -> Iterator[bytes]:
+        for _ in range(n):
+            time.sleep(delay)
+            yield bytes([i]) * size
+
+    return gen
+
+
+def test_ordered_fetch_keeps_order_with_uneven_sources() -> None:
+    sources = [source(i, delay=0.002 * (5 - i)) for i in range(6)]
+    out = [b"".join(stream) for stream in ordered_fetch(sources, workers=3, window=2500)]
+    assert out == [bytes([i]) * 5000 for i in range(6)]
+
+
+def test_ordered_fetch_raises_a_source_error_in_the_consumer_and_stops_workers() -> None:
+    def bad() -> Iterator[bytes]:
+        yield b"x"
+        raise ValueError("boom")
+
+    streams = ordered_fetch([source(0), bad, source(2)], workers=3, window=100)
+    assert b"".join(next(streams)) == b"\0" * 5000
+    with pytest.raises(ValueError, match="boom"):
+        b"".join(next(streams))
+    streams.close()  # type: ignore[attr-defined]
+    time.sleep(0.3)
+    assert not [t for t in threading.enumerate() if t.name.startswith("fetch")]
+
+
+def test_ordered_fetch_source_failing_when_called_does_not_hang() -> None:
+    """Regression: a source that raised before returning an iterator left its consumer blocked."""
+
+    def broken() -> Iterable[bytes]:
+        raise OSError("cannot open")
+
+    streams = ordered_fetch([broken], workers=1, window=10)
+    with pytest.raises(OSError, match="cannot open"):
+        b"".join(next(streams))
+
+
+def test_ordered_fetch_read_ahead_is_bounded_in_bytes() -> None:
+    produced = [0, 0]
+
+    def counting(i: int) -> Callable[[], Iterable[bytes]]:
+        def gen() -> Iterator[bytes]:
+            for _ in range(100):
+                produced[i] += 1000
+                yield b"x" * 1000
+
+        return gen
+
+    streams = ordered_fetch([counting(0), counting(1)], workers=2, window=10_000)
+    first = next(streams)
+    next(first)
+    time.sleep(0.3)  # let the second source read ahead as far as it may
+    assert produced[1] <= 12_000
+    for _ in first:
+        pass
+    assert sum(len(c) for c in next(streams)) == 100_000
+
+
+def test_fanout_runs_jobs_in_parallel_and_reports_failures() -> None:
+    fan = FanOut(workers=3, window=4000)
+    results: dict[int, int] = {}
+    lock = threading.Lock()
+
+    def job(key: int) -> Callable[[Iterator[bytes]], None]:
+        def run(chunks: Iterator[bytes]) -> None:
+            total = sum(len(c) for c in chunks)
+            if key == 3:
+                raise RuntimeError("upload refused")
+            with lock:
+                results[key] = total
+
+        return run
+
+    for key in range(6):
+        feed = fan.start(key, job(key))
+        for _ in range(10):
+            feed(b"y" * 1000)
+        feed(None)
+    errors = fan.join()
+    assert [k for k, _ in errors] == [3]
+    assert results == {k: 10_000 for k in range(6) if k != 3}
+
+
+def test_fanout_producer_never_blocks_on_a_job_that_died() -> None:
+    fan = FanOut(workers=1, window=1000)
+
+    def dies(chunks: Iterator[bytes]) -> None:
+        next(chunks)
+        raise RuntimeError("dead")
+
+    feed = fan.start("k", dies)
+    started = time.monotonic()
+    for _ in range(200):
+        feed(b"z" * 1000)
+    feed(None)
+    assert time.monotonic() - started < 5
+    assert fan.first_error() is not None
+    assert [k for k, _ in fan.join()] == ["k"]
