@@ -129,6 +129,13 @@ def _registry(url: str, username: str | None, password_stdin: bool, concurrency:
     return RegistryClient(RegistryURL.parse(url), credentials=creds, max_connections=concurrency + 4)
 
 
+def _raise_failures(failures: dict[str, str], what: str) -> None:
+    """After a partial success (ContinueOnErrors) the result is printed, then this fails the command."""
+    if failures:
+        detail = "; ".join(f"{ref}: {msg}" for ref, msg in failures.items())
+        raise TransferFailed(f"{len(failures)} artifact(s) {what}: {detail}", failures=failures)
+
+
 def _emit(obj: Any, fmt: str, query: str | None) -> None:
     render(obj, fmt=fmt, query=query, console=Console())
 
@@ -186,12 +193,7 @@ def export_cmd(
             concurrency=concurrency,
         )
     _emit(result.to_json(), output, query)
-    if result.failures:
-        raise TransferFailed(
-            f"{len(result.failures)} artifact(s) failed and were left out: "
-            + "; ".join(f"{k}: {v}" for k, v in result.failures.items()),
-            failures=result.failures,
-        )
+    _raise_failures(result.failures, "failed and were left out of the archive")
 
 
 @app.command("import")
@@ -236,12 +238,7 @@ def import_cmd(
             concurrency=concurrency,
         )
     _emit(result.to_json(), output, query)
-    if result.failures:
-        raise TransferFailed(
-            f"{len(result.failures)} artifact(s) failed to import: "
-            + "; ".join(f"{k}: {v}" for k, v in result.failures.items()),
-            failures=result.failures,
-        )
+    _raise_failures(result.failures, "failed to import")
 
 
 @app.command("copy")

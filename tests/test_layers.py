@@ -1,0 +1,57 @@
+"""The import rules of ARCHITECTURE.md, checked on the source (as go-containerregistry's depcheck)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "airlock"
+
+# package -> airlock packages it may import (besides itself and airlock.errors / airlock.__init__)
+ALLOWED = {
+    "oci": set(),
+    "registry": {"oci"},
+    "archive": {"oci"},
+    "storage": set(),
+    "secrets": set(),
+    "transfer": {"oci", "registry", "archive", "storage", "secrets"},
+    "cli": {"oci", "registry", "archive", "storage", "secrets", "transfer"},
+}
+CLOUD_SDKS = ("azure", "boto3", "botocore", "hvac", "google")
+SDK_HOMES = {"storage/azure_blob.py"}
+
+
+def _imports(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    names: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.append(node.module)
+    return names
+
+
+def _modules() -> list[Path]:
+    return sorted(p for p in SRC.rglob("*.py") if p.relative_to(SRC).parts[0] in ALLOWED)
+
+
+@pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(SRC)))
+def test_imports_point_down_only(path: Path) -> None:
+    package = path.relative_to(SRC).parts[0]
+    for name in _imports(path):
+        parts = name.split(".")
+        if parts[0] == "airlock" and len(parts) > 1 and parts[1] not in ("errors", package):
+            assert parts[1] in ALLOWED[package], f"{path.relative_to(SRC)} imports {name}"
+        if parts[0] in CLOUD_SDKS:
+            assert str(path.relative_to(SRC)) in SDK_HOMES, f"{path.relative_to(SRC)} imports the SDK {name}"
+
+
+def test_nothing_imports_the_test_harness_or_the_cli() -> None:
+    for path in _modules():
+        for name in _imports(path):
+            assert not name.startswith("airlock.testing"), f"{path} imports {name}"
+            if path.relative_to(SRC).parts[0] != "cli":
+                assert not name.startswith("airlock.cli"), f"{path} imports {name}"
