@@ -22,6 +22,11 @@ envelope. No message may contain a secret: adapters redact URLs before they buil
     │   ├── BlobExists              target exists and OverwriteBlobs is off
     │   └── BlobNotFound            source blob or container missing
     ├── SecretError                 a secret could not be read
+    │   ├── SecretNotFound          (airlock.secrets.base)
+    │   └── SecretAccessDenied      the principal lacks a vault permission (airlock.secrets.base)
+    ├── ResourceNotFound            a control-plane resource (pipeline, run, registry...) does not exist
+    ├── ResourceConflict            the request conflicts with the resource's state
+    ├── AccessDenied                the API caller lacks the role for the operation
     └── TransferFailed              one or more artifacts failed (carries the per-artifact errors)
 """
 
@@ -115,6 +120,18 @@ class BlobNotFound(StorageError):
 
 class SecretError(AirlockError):
     """A secret could not be resolved from its store."""
+
+
+class ResourceNotFound(AirlockError):
+    """A control-plane resource does not exist."""
+
+
+class ResourceConflict(AirlockError):
+    """The request conflicts with the resource's current state (e.g. re-running a running run)."""
+
+
+class AccessDenied(AirlockError):
+    """The API caller's token lacks the role the operation needs."""
 
 
 class TransferFailed(AirlockError):

@@ -32,7 +32,7 @@ from azure.core.exceptions import (
     ServiceRequestError,
     ServiceResponseError,
 )
-from azure.storage.blob import BlobBlock, BlobClient, ContentSettings, ExponentialRetry
+from azure.storage.blob import BlobBlock, BlobClient, ContainerClient, ContentSettings, ExponentialRetry
 
 from airlock.errors import BlobExists, BlobNotFound, StorageAuthError, StorageError, UsageError
 from airlock.storage.base import BlobInfo
@@ -91,7 +91,23 @@ def _fail(exc: Exception, *, op: str, display: str) -> NoReturn:
 
 
 def _needed(op: str) -> str:
-    return {"read": "r", "stat": "r", "write": "w and c (or a)", "delete": "d", "commit": "w"}.get(op, op)
+    return {"read": "r", "stat": "r", "write": "w and c (or a)", "delete": "d", "commit": "w", "list": "l"}.get(op, op)
+
+
+def _credential(display: str, account_url: str, sas_token: str | None, credential: object) -> Any:
+    """The SDK credential: the SAS, an injected TokenCredential (a pipeline's identity), or the
+    environment's Azure identity (managed identity, AZURE_* variables, az login) as az does."""
+    if sas_token:
+        return sas_token
+    if not account_url.startswith("https://"):
+        raise UsageError(
+            f"no SAS token for {display}: give --sas-token-file (an Azure identity can only be used over https)"
+        )
+    if credential is not None:
+        return credential
+    from azure.identity import DefaultAzureCredential
+
+    return DefaultAzureCredential(exclude_interactive_browser_credential=True)
 
 
 @contextlib.contextmanager
@@ -105,26 +121,15 @@ def _mapped(op: str, display: str) -> Iterator[None]:
 class AzureBlob:
     """A blob in Azure Blob Storage (or Azurite). See :class:`airlock.storage.base.Blob`."""
 
-    def __init__(self, *, account_url: str, container: str, blob: str, sas_token: str | None) -> None:
+    def __init__(
+        self, *, account_url: str, container: str, blob: str, sas_token: str | None, credential: object = None
+    ) -> None:
         self.display = f"{account_url}/{container}/{blob}"
-        credential: Any
-        if sas_token:
-            credential = sas_token
-        elif not account_url.startswith("https://"):
-            raise UsageError(
-                f"no SAS token for {self.display}: give --sas-token-file (an Azure identity can only be used "
-                "over https)"
-            )
-        else:
-            # Managed identity / environment / Azure CLI login, as az does.
-            from azure.identity import DefaultAzureCredential
-
-            credential = DefaultAzureCredential(exclude_interactive_browser_credential=True)
         self._client = BlobClient(
             account_url,
             container,
             blob,
-            credential=credential,
+            credential=_credential(self.display, account_url, sas_token, credential),
             retry_policy=_RETRY,
             connection_timeout=10,
             read_timeout=120,
@@ -289,3 +294,51 @@ class AzureWriter:
                 f.cancel()
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._buf = bytearray()
+
+
+class AzureContainer:
+    """A blob container; see :class:`airlock.storage.base.Container`."""
+
+    def __init__(self, *, account_url: str, container: str, sas_token: str | None, credential: object = None) -> None:
+        self.display = f"{account_url}/{container}"
+        self._account_url = account_url
+        self._container = container
+        self._sas = sas_token
+        self._credential = _credential(self.display, account_url, sas_token, credential)
+        self._client = ContainerClient(
+            account_url, container, credential=self._credential, retry_policy=_RETRY, connection_timeout=10
+        )
+
+    def list_blobs(self) -> Iterator[tuple[str, BlobInfo]]:
+        with _mapped("list", self.display):
+            for props in self._client.list_blobs(include=["metadata"]):
+                md5 = props.content_settings.content_md5
+                yield (
+                    str(props.name),
+                    BlobInfo(
+                        size=int(props.size),
+                        last_modified=props.last_modified,
+                        metadata=dict(props.metadata or {}),
+                        content_md5=bytes(md5) if md5 else None,
+                        etag=props.etag,
+                    ),
+                )
+
+    def blob(self, name: str) -> AzureBlob:
+        return AzureBlob(
+            account_url=self._account_url,
+            container=self._container,
+            blob=name,
+            sas_token=self._sas,
+            credential=None if self._sas else self._credential,
+        )
+
+
+def identity_credential(client_id: str | None) -> object:
+    """The Azure credential of a managed identity: user-assigned when ``client_id`` is given, else
+    whatever the environment offers (system-assigned identity, AZURE_* variables, az login)."""
+    from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
+
+    if client_id:
+        return ManagedIdentityCredential(client_id=client_id)
+    return DefaultAzureCredential(exclude_interactive_browser_credential=True)

@@ -77,3 +77,23 @@ class Blob(Protocol):
             StorageAuthError: no delete permission.
         """
         ...
+
+
+class Container(Protocol):
+    """A container (Azure) or directory (file) of blobs: what an import trigger watches."""
+
+    @property
+    def display(self) -> str: ...
+
+    def list_blobs(self) -> Iterator[tuple[str, BlobInfo]]:
+        """(name, properties with metadata) of every blob, in any order.
+
+        Raises:
+            BlobNotFound: the container does not exist.
+            StorageAuthError: the credential lacks List permission.
+        """
+        ...
+
+    def blob(self, name: str) -> Blob:
+        """The blob called ``name`` in this container (which need not exist yet)."""
+        ...

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from airlock.errors import BlobExists, BlobNotFound, StorageError
+from airlock.errors import BlobExists, BlobNotFound, StorageError, UsageError
 from airlock.storage.base import BlobInfo
 
 _READ = 1024 * 1024  # bounded-window pipelines count bytes; 1 MiB keeps reads cheap and windows fine-grained
@@ -180,3 +180,33 @@ class FileWriter:
             except FileNotFoundError:
                 pass
             self._temp_name = None
+
+
+class FileContainer:
+    """A directory of blobs. Hidden files (staging names) are never listed."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @property
+    def display(self) -> str:
+        return self.path.as_uri()
+
+    def list_blobs(self) -> Iterator[tuple[str, BlobInfo]]:
+        try:
+            entries = sorted(os.scandir(self.path), key=lambda e: e.name)
+        except FileNotFoundError:
+            raise BlobNotFound(f"container {self.display} does not exist") from None
+        except PermissionError:
+            raise StorageError(f"cannot list {self.display}: permission denied") from None
+        for entry in entries:
+            if entry.name.startswith(".") or not entry.is_file(follow_symlinks=False):
+                continue
+            info = FileBlob(Path(entry.path)).stat()
+            if info is not None:
+                yield entry.name, info
+
+    def blob(self, name: str) -> FileBlob:
+        if "/" in name or name in ("", ".", "..") or name.startswith("."):
+            raise UsageError(f"invalid blob name {name!r} for container {self.display}")
+        return FileBlob(self.path / name)

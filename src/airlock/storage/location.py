@@ -17,7 +17,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from airlock.errors import UsageError
-from airlock.storage.base import Blob
+from airlock.storage.base import Blob, Container
 
 # Container names: 3-63 chars of lowercase letters, digits and single hyphens (Azure rules).
 _CONTAINER_RE = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}\Z")
@@ -91,8 +91,12 @@ def parse_blob_uri(uri: str) -> BlobLocation:
     )
 
 
-def open_blob(location: BlobLocation, *, sas_token: str | None = None) -> Blob:
-    """The backend for ``location``. ``sas_token`` applies to Azure only (None → Azure credential)."""
+def open_blob(location: BlobLocation, *, sas_token: str | None = None, credential: object = None) -> Blob:
+    """The backend for ``location``.
+
+    ``sas_token`` and ``credential`` (an Azure ``TokenCredential``, e.g. a pipeline's managed
+    identity) apply to Azure only; with neither, the environment's Azure identity is used.
+    """
     if location.kind == "file":
         from airlock.storage.filesystem import FileBlob
 
@@ -107,4 +111,35 @@ def open_blob(location: BlobLocation, *, sas_token: str | None = None) -> Blob:
         container=location.container,
         blob=location.blob,
         sas_token=sas_token,
+        credential=credential,
+    )
+
+
+def parse_container_uri(uri: str) -> BlobLocation:
+    """Parse a container URI (``file:///dir`` or ``https://<account>.blob…/<container>``); ``blob`` is empty.
+
+    Raises:
+        UsageError: as :func:`parse_blob_uri`.
+    """
+    if uri.startswith("file:"):
+        loc = parse_blob_uri(uri.rstrip("/") + "/x")
+        assert loc.path is not None
+        return BlobLocation("file", path=loc.path.parent)
+    loc = parse_blob_uri(uri.rstrip("/") + "/x")
+    if loc.blob != "x":
+        raise UsageError(f"invalid container URI {uri!r}: expected https://<account>.blob.<suffix>/<container>")
+    return BlobLocation("azure", account_url=loc.account_url, account=loc.account, container=loc.container)
+
+
+def open_container(location: BlobLocation, *, sas_token: str | None = None, credential: object = None) -> Container:
+    """The container backend for a location from :func:`parse_container_uri`."""
+    if location.kind == "file":
+        from airlock.storage.filesystem import FileContainer
+
+        assert location.path is not None
+        return FileContainer(location.path)
+    from airlock.storage.azure_blob import AzureContainer
+
+    return AzureContainer(
+        account_url=location.account_url, container=location.container, sas_token=sas_token, credential=credential
     )

@@ -1,0 +1,1 @@
+"""The ARM-compatible REST API (FastAPI)."""

@@ -1,0 +1,1 @@
+"""ACR transfer pipelines: ExportPipeline, ImportPipeline, PipelineRun, and the source trigger."""

@@ -1,0 +1,570 @@
+"""The control plane: registries, identities, key vaults, export/import pipelines and pipeline runs.
+
+Everything the REST API and the CLI do goes through :class:`ControlPlane`, whose methods take and
+return ARM documents (dicts) and raise :mod:`airlock.errors` exceptions — never HTTP statuses.
+Runs execute on a thread pool inside the process that owns the control plane (the server, or the
+CLI in local mode); their state is persisted, so a restart finds them (see :meth:`ControlPlane.recover`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
+
+from airlock.errors import AirlockError, ResourceConflict, ResourceNotFound, UsageError
+from airlock.oci.digest import Digest
+from airlock.oci.reference import ArtifactReference, RegistryURL
+from airlock.pipelines import resources as R
+from airlock.pipelines.store import ResourceStore, process_alive, process_token
+from airlock.registry.client import RegistryClient
+from airlock.registry.credentials import Credentials
+from airlock.secrets.base import Principal
+from airlock.secrets.embedded import EmbeddedVaults, Vault
+from airlock.secrets.resolver import SecretResolver
+from airlock.secrets.store import normalize_sas
+from airlock.storage.base import Blob, Container
+from airlock.storage.location import open_blob, open_container, parse_blob_uri, parse_container_uri
+from airlock.transfer.export import export_artifacts
+from airlock.transfer.importer import import_archive
+from airlock.transfer.options import EXPORT_OPTIONS, IMPORT_OPTIONS, PipelineOption
+
+log = logging.getLogger(__name__)
+
+TERMINAL = ("Succeeded", "Failed", "Canceled")
+INTERRUPTED = "interrupted"
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
+class _RunProgress:
+    """Writes ``response.progress.percentage`` to the run at most twice a second."""
+
+    def __init__(self, save: Callable[[str], None]) -> None:
+        self._save = save
+        self._total = 0
+        self._done = 0
+        self._last = 0.0
+        self._lock = threading.Lock()
+
+    def begin(self, total_bytes: int, description: str) -> None:
+        self._total = max(total_bytes, 1)
+
+    def advance(self, nbytes: int) -> None:
+        with self._lock:
+            self._done += nbytes
+            now = time.monotonic()
+            if now - self._last < 0.5:
+                return
+            self._last = now
+            pct = min(99, self._done * 100 // self._total)
+        self._save(str(pct))
+
+    def note(self, message: str) -> None:
+        log.info("%s", message)
+
+
+class ControlPlane:
+    """ACR transfer resources and their execution. Thread-safe.
+
+    Args:
+        store: persistence of resource documents.
+        vaults: the embedded key vaults.
+        secrets: reads secret URIs (embedded vault first, then Azure Key Vault, Vault/OpenBao).
+        storage_credential: the Azure ``TokenCredential`` a principal uses for storage in the
+            ManagedIdentity access mode (None: the environment's identity).
+        tenant_id: the tenant of identities created here.
+        workers: runs executed at once.
+        registry_client: builds the client for a registry URL and credentials (tests inject retry policies).
+    """
+
+    def __init__(
+        self,
+        *,
+        store: ResourceStore,
+        vaults: EmbeddedVaults,
+        secrets: SecretResolver,
+        storage_credential: Callable[[Principal], object | None],
+        tenant_id: str,
+        workers: int = 2,
+        registry_client: Callable[[RegistryURL, Credentials | None], RegistryClient] | None = None,
+    ) -> None:
+        self.store = store
+        self.vaults = vaults
+        self.secrets = secrets
+        self.storage_credential = storage_credential
+        self.tenant_id = tenant_id
+        self._pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="run")
+        self._running: dict[str, Future[None]] = {}
+        self._lock = threading.RLock()
+        self._registry_client = registry_client or (lambda url, creds: RegistryClient(url, credentials=creds))
+        self._owner = process_token()
+
+    def close(self, *, wait: bool = True) -> None:
+        self._pool.shutdown(wait=wait, cancel_futures=not wait)
+
+    # ------------------------------------------------------------------------------ registries
+
+    def put_registry(self, sub: str, rg: str, name: str, body: Any) -> tuple[dict[str, Any], bool]:
+        R.check_resource_group(rg)
+        R.check_name(name, "registry")
+        model = R.parse(R.RegistryBody, body, f"registry {name}")
+        props = model.properties.model_dump(by_alias=True, exclude_none=True)
+        RegistryURL.parse(model.properties.login_server)  # fail now, not at the first run
+        policy = (model.properties.export_policy or {}).get("status", "enabled").lower()
+        if policy not in ("enabled", "disabled"):
+            raise UsageError(f"registry {name}: exportPolicy.status must be enabled or disabled")
+        rid = R.resource_id(sub, rg, R.REGISTRY_TYPE, name)
+        existing = self.store.get(rid)
+        if policy == "disabled" and self.list_pipelines(sub, rg, name, "exportPipelines"):
+            raise ResourceConflict(
+                f"registry {name}: exportPolicy cannot be disabled while export pipelines exist; delete them first"
+            )
+        props["exportPolicy"] = {"status": policy}
+        props["provisioningState"] = "Succeeded"
+        doc = {
+            "id": rid,
+            "name": name,
+            "type": R.REGISTRY_TYPE,
+            "location": model.location or "local",
+            "properties": props,
+        }
+        self.store.put(rid, doc, type_=R.REGISTRY_TYPE, resource_group=rg)
+        return doc, existing is None
+
+    def get(self, rid: str, what: str) -> dict[str, Any]:
+        doc = self.store.get(rid)
+        if doc is None:
+            raise ResourceNotFound(f"{what} {rid.rsplit('/', 1)[-1]} not found ({rid})")
+        return doc
+
+    def delete_registry(self, sub: str, rg: str, name: str) -> bool:
+        rid = R.resource_id(sub, rg, R.REGISTRY_TYPE, name)
+        for child in list(self.store.children(rid)):
+            self.store.delete(child)
+        return self.store.delete(rid)
+
+    # ------------------------------------------------------------------------------ identities
+
+    def put_identity(self, sub: str, rg: str, name: str, body: Any) -> tuple[dict[str, Any], bool]:
+        R.check_resource_group(rg)
+        R.check_generic_name(name, "identity")
+        if body is not None and not isinstance(body, dict):
+            raise UsageError(f"identity {name}: the request body must be a JSON object")
+        rid = R.resource_id(sub, rg, R.IDENTITY_TYPE, name)
+        existing = self.store.get(rid)
+        if existing is not None:
+            return existing, False
+        doc = {
+            "id": rid,
+            "name": name,
+            "type": R.IDENTITY_TYPE,
+            "location": (body or {}).get("location", "local"),
+            "properties": {"principalId": str(uuid.uuid4()), "clientId": str(uuid.uuid4()), "tenantId": self.tenant_id},
+        }
+        self.store.put(rid, doc, type_=R.IDENTITY_TYPE, resource_group=rg)
+        return doc, True
+
+    # ------------------------------------------------------------------------------ key vaults
+
+    def vault_doc(self, sub: str, vault: Vault) -> dict[str, Any]:
+        return {
+            "id": R.resource_id(sub, vault.resource_group, R.VAULT_TYPE, vault.name),
+            "name": vault.name,
+            "type": R.VAULT_TYPE,
+            "location": vault.location,
+            "properties": {
+                "vaultUri": vault.uri,
+                "tenantId": vault.tenant_id,
+                "accessPolicies": vault.access_policies,
+                "sku": {"family": "A", "name": "standard"},
+                "provisioningState": "Succeeded",
+            },
+        }
+
+    def put_vault(self, sub: str, rg: str, name: str, body: Any) -> tuple[dict[str, Any], bool]:
+        R.check_resource_group(rg)
+        existed = self.vaults.get_vault(name) is not None
+        location = body.get("location", "local") if isinstance(body, dict) else "local"
+        vault = self.vaults.create_vault(name, resource_group=rg, location=str(location), tenant_id=self.tenant_id)
+        policies = ((body or {}).get("properties") or {}).get("accessPolicies") if isinstance(body, dict) else None
+        for p in policies or []:
+            vault = self.vaults.set_policy(
+                name,
+                object_id=str(p.get("objectId")),
+                secret_permissions=list((p.get("permissions") or {}).get("secrets", [])),
+                tenant_id=self.tenant_id,
+            )
+        return self.vault_doc(sub, vault), not existed
+
+    # ------------------------------------------------------------------------------ pipelines
+
+    def put_pipeline(
+        self, sub: str, rg: str, registry: str, kind: str, name: str, body: Any
+    ) -> tuple[dict[str, Any], bool]:
+        """Create or replace an exportPipelines/importPipelines resource."""
+        ref = R.RegistryRef(sub, rg, registry)
+        reg = self.get(ref.id, "registry")
+        what = "export pipeline" if kind == "exportPipelines" else "import pipeline"
+        R.check_name(name, what)
+        model = R.parse(R.PipelineBody, body, f"{what} {name}")
+        if kind == "exportPipelines":
+            props = R.parse(R.ExportPipelineProperties, model.properties, f"{what} {name}")
+            storage: R.StorageModel = props.target
+            if (reg["properties"].get("exportPolicy") or {}).get("status") == "disabled":
+                raise ResourceConflict(
+                    f"registry {registry} has exportPolicy disabled: export pipelines cannot be created"
+                )
+            allowed = EXPORT_OPTIONS
+        else:
+            props = R.parse(R.ImportPipelineProperties, model.properties, f"{what} {name}")
+            storage = props.source
+            allowed = IMPORT_OPTIONS
+        container = parse_container_uri(storage.uri)
+        if storage.storage_access_mode == "SasToken" and container.kind == "azure" and not storage.key_vault_uri:
+            raise UsageError(
+                f"{what} {name}: keyVaultUri (the secret holding the SAS token) is required in SasToken mode"
+            )
+        ignored = [o for o in props.options if PipelineOption(o) not in allowed]
+        rid = ref.child(kind, name)
+        existing = self.store.get(rid)
+        identity = self._identity(sub, model.identity, existing)
+        out_storage = storage.model_dump(by_alias=True)
+        if storage.storage_access_mode == "ManagedIdentity":
+            out_storage["keyVaultUri"] = None  # ACR: "keyVaultUri null is expected" in this mode
+        properties: dict[str, Any] = {
+            ("target" if kind == "exportPipelines" else "source"): out_storage,
+            "options": list(dict.fromkeys(props.options)),
+            "provisioningState": "Succeeded",
+        }
+        if kind == "importPipelines":
+            properties["trigger"] = {"sourceTrigger": {"status": props.trigger.source_trigger.status}}
+            if existing:
+                properties["sourceTriggerReport"] = existing["properties"].get("sourceTriggerReport")
+        if ignored:
+            properties["warnings"] = [f"option {o} has no effect on an {what}" for o in ignored]
+        doc = {
+            "id": rid,
+            "name": name,
+            "type": R.EXPORT_TYPE if kind == "exportPipelines" else R.IMPORT_TYPE,
+            "location": model.location or reg.get("location", "local"),
+            "identity": identity,
+            "properties": properties,
+        }
+        self.store.put(rid, doc, type_=doc["type"], resource_group=rg, parent=ref.id)
+        return doc, existing is None
+
+    def _identity(self, sub: str, model: R.IdentityModel, existing: dict[str, Any] | None) -> dict[str, Any]:
+        if model.type == "None":
+            raise UsageError("a pipeline needs an identity (SystemAssigned or UserAssigned) to read its secrets")
+        out: dict[str, Any] = {"type": model.type}
+        if "SystemAssigned" in model.type:
+            old = (existing or {}).get("identity") or {}
+            out["principalId"] = old.get("principalId") or str(uuid.uuid4())
+            out["tenantId"] = self.tenant_id
+        if "UserAssigned" in model.type:
+            uais = model.user_assigned_identities or {}
+            if len(uais) != 1:
+                raise UsageError("a UserAssigned pipeline identity needs exactly one entry in userAssignedIdentities")
+            out["userAssignedIdentities"] = {}
+            for uai_id in uais:
+                uai = self.store.get(uai_id)
+                if uai is None:
+                    raise ResourceNotFound(
+                        f"user-assigned identity {uai_id.rsplit('/', 1)[-1]} not found ({uai_id}); "
+                        "create it with: airlock identity create -g <rg> -n <name>"
+                    )
+                out["userAssignedIdentities"][uai["id"]] = {
+                    "principalId": uai["properties"]["principalId"],
+                    "clientId": uai["properties"]["clientId"],
+                }
+            if "SystemAssigned" not in model.type:
+                out["principalId"] = None
+                out["tenantId"] = None
+        return out
+
+    def principal_of(self, pipeline: dict[str, Any]) -> Principal:
+        ident = pipeline.get("identity") or {}
+        uais = ident.get("userAssignedIdentities") or {}
+        if uais:
+            rid, props = next(iter(uais.items()))
+            return Principal(props["principalId"], self.tenant_id, props.get("clientId", ""), rid)
+        return Principal(ident["principalId"], self.tenant_id)
+
+    def set_trigger_report(self, pipeline_id: str, report: dict[str, Any]) -> None:
+        """Record on an import pipeline what its source trigger passed over, and why."""
+        with self._lock:
+            current = self.store.get(pipeline_id)
+            if current is None:
+                return
+            current["properties"]["sourceTriggerReport"] = report
+            self.store.put(
+                pipeline_id,
+                current,
+                type_=R.IMPORT_TYPE,
+                resource_group=_rg_of(pipeline_id),
+                parent=_parent_of(pipeline_id),
+            )
+
+    def list_pipelines(self, sub: str, rg: str, registry: str, kind: str) -> list[dict[str, Any]]:
+        ref = R.RegistryRef(sub, rg, registry)
+        type_ = R.EXPORT_TYPE if kind == "exportPipelines" else R.IMPORT_TYPE
+        return self.store.find(type_, parent=ref.id)
+
+    # ------------------------------------------------------------------------------ runs
+
+    def put_run(
+        self,
+        sub: str,
+        rg: str,
+        registry: str,
+        name: str,
+        body: Any,
+        *,
+        internal: bool = False,
+        trigger_timestamp: str | None = None,
+    ) -> tuple[dict[str, Any], bool]:
+        """Create (and start) a pipelineRun; an identical PUT is a no-op, a new forceUpdateTag re-runs it.
+
+        Returns (document, started). Raises UsageError, ResourceNotFound, ResourceConflict.
+        """
+        ref = R.RegistryRef(sub, rg, registry)
+        self.get(ref.id, "registry")
+        if not internal:
+            R.check_name(name, "pipeline run")
+        model = R.parse(R.RunBody, body, f"pipeline run {name}")
+        req = model.properties.request
+        pipeline = self.store.get(req.pipeline_resource_id)
+        if pipeline is None or not req.pipeline_resource_id.lower().startswith(ref.id.lower() + "/"):
+            raise ResourceNotFound(
+                f"pipeline run {name}: pipeline {req.pipeline_resource_id} not found on registry {registry} "
+                f"in resource group {rg}"
+            )
+        is_export = pipeline["type"] == R.EXPORT_TYPE
+        request: dict[str, Any] = {"pipelineResourceId": pipeline["id"]}
+        if is_export:
+            if not req.artifacts:
+                raise UsageError(f"pipeline run {name}: artifacts cannot be empty for an export run")
+            for a in req.artifacts:
+                ArtifactReference.parse(a)
+            if not req.target or not req.target.name:
+                raise UsageError(f"pipeline run {name}: request.target.name (the blob to write) is required")
+            request["artifacts"] = list(req.artifacts)
+            request["target"] = {"type": "AzureStorageBlob", "name": _blob_name(req.target.name)}
+        else:
+            if not req.source or not req.source.name:
+                raise UsageError(f"pipeline run {name}: request.source.name (the blob to import) is required")
+            request["source"] = {"type": "AzureStorageBlob", "name": _blob_name(req.source.name)}
+            if req.catalog_digest not in (None, *R.PLACEHOLDER_DIGESTS):
+                Digest.parse(str(req.catalog_digest))
+                request["catalogDigest"] = req.catalog_digest
+        rid = ref.child("pipelineRuns", name)
+        with self._lock:
+            existing = self.store.get(rid)
+            tag = model.properties.force_update_tag
+            if existing is not None:
+                same = (
+                    existing["properties"]["request"] == request and existing["properties"].get("forceUpdateTag") == tag
+                )
+                if same:
+                    return existing, False
+                if rid.lower() in self._running and not self._running[rid.lower()].done():
+                    raise ResourceConflict(f"pipeline run {name} is still running; wait for it before running it again")
+            response: dict[str, Any] = {"status": "Running", "progress": {"percentage": "0"}, "startTime": now_iso()}
+            if trigger_timestamp:
+                response["trigger"] = {"sourceTrigger": {"timestamp": trigger_timestamp}}
+            doc = {
+                "id": rid,
+                "name": name,
+                "type": R.RUN_TYPE,
+                "properties": {
+                    "request": request,
+                    "forceUpdateTag": tag,
+                    "provisioningState": "Creating",
+                    "response": response,
+                },
+            }
+            self.store.put(
+                rid, doc, type_=R.RUN_TYPE, resource_group=rg, parent=ref.id, state="Running", owner=self._owner
+            )
+            self._running[rid.lower()] = self._pool.submit(self._execute, rid)
+        return doc, True
+
+    def wait(self, rid: str, timeout: float | None = None) -> dict[str, Any]:
+        """Block until the run is finished (used by local-mode CLI and tests)."""
+        fut = self._running.get(rid.lower())
+        if fut is not None:
+            fut.result(timeout=timeout)
+        return self.get(rid, "pipeline run")
+
+    def delete_run(self, rid: str) -> bool:
+        fut = self._running.get(rid.lower())
+        if fut is not None and not fut.done():
+            raise ResourceConflict(f"pipeline run {rid.rsplit('/', 1)[-1]} is running; delete it when it has finished")
+        return self.store.delete(rid)
+
+    def recover(self) -> list[str]:
+        """After a restart: fail every run left in Running by a process that is gone, saying why.
+
+        Runs owned by a live process (another CLI in local mode, say) are left alone.
+        """
+        failed = []
+        for rid, owner in self.store.ids_in_state(R.RUN_TYPE, "Running"):
+            if rid in self._running or process_alive(owner):
+                continue
+            self._finish(
+                rid,
+                error=(
+                    "the run was interrupted: the airlock process running it stopped before it finished; "
+                    "nothing was tagged for unverified content. Run it again with a new forceUpdateTag"
+                ),
+                interrupted=True,
+            )
+            failed.append(rid)
+        return failed
+
+    # -- execution ---------------------------------------------------------------------------------
+
+    def _update_response(self, rid: str, **fields: Any) -> None:
+        with self._lock:
+            doc = self.store.get(rid)
+            if doc is None:
+                return
+            doc["properties"]["response"].update(fields)
+            self.store.put(
+                rid, doc, type_=R.RUN_TYPE, resource_group=_rg_of(rid), parent=_parent_of(rid), state="Running"
+            )
+
+    def _finish(self, rid: str, *, error: str | None = None, interrupted: bool = False, **fields: Any) -> None:
+        with self._lock:
+            doc = self.store.get(rid)
+            if doc is None:
+                return
+            resp = doc["properties"]["response"]
+            resp.update(fields)
+            resp["finishTime"] = now_iso()
+            if error is None:
+                resp["status"] = "Succeeded"
+                resp["progress"] = {"percentage": "100"}
+                doc["properties"]["provisioningState"] = "Succeeded"
+                resp.pop("pipelineRunErrorMessage", None)
+            else:
+                resp["status"] = "Failed"
+                resp["pipelineRunErrorMessage"] = error
+                doc["properties"]["provisioningState"] = "Failed"
+                if interrupted:
+                    resp[INTERRUPTED] = True
+            state = doc["properties"]["provisioningState"]
+            self.store.put(rid, doc, type_=R.RUN_TYPE, resource_group=_rg_of(rid), parent=_parent_of(rid), state=state)
+
+    def _execute(self, rid: str) -> None:
+        try:
+            doc = self.get(rid, "pipeline run")
+            request = doc["properties"]["request"]
+            pipeline = self.get(request["pipelineResourceId"], "pipeline")
+            registry = self.get(_parent_of(rid), "registry")
+            principal = self.principal_of(pipeline)
+            progress = _RunProgress(lambda pct: self._update_response(rid, progress={"percentage": pct}))
+            options = frozenset(PipelineOption(o) for o in pipeline["properties"].get("options", []))
+            if pipeline["type"] == R.EXPORT_TYPE:
+                target = pipeline["properties"]["target"]
+                blob = self._blob(target, request["target"]["name"], principal)
+                result = export_artifacts(
+                    client=self._client(registry, principal),
+                    artifacts=[ArtifactReference.parse(a) for a in request["artifacts"]],
+                    target=blob,
+                    options=options & EXPORT_OPTIONS,
+                    progress=progress,
+                )
+                out = {**target, "type": "AzureStorageBlob", "uri": blob.display}
+                self._finish(
+                    rid,
+                    error=_failures(result.failures),
+                    catalogDigest=str(result.catalog_digest),
+                    target=out,
+                    exportedArtifacts=[a.reference for a in result.artifacts],
+                )
+            else:
+                source = pipeline["properties"]["source"]
+                blob = self._blob(source, request["source"]["name"], principal)
+                expected = request.get("catalogDigest")
+                self._update_response(rid, source={**source, "type": "AzureStorageBlob", "uri": blob.display})
+                imported = import_archive(
+                    source=blob,
+                    client=self._client(registry, principal),
+                    options=options & IMPORT_OPTIONS,
+                    catalog_digest=Digest.parse(expected) if expected else None,
+                    progress=progress,
+                )
+                self._finish(
+                    rid,
+                    error=_failures(imported.failures),
+                    catalogDigest=str(imported.catalog_digest),
+                    importedArtifacts=imported.imported,
+                )
+        except AirlockError as exc:
+            self._finish(rid, error=str(exc))
+        except Exception as exc:  # a bug must not leave the run in Running
+            log.exception("pipeline run %s failed unexpectedly", rid)
+            self._finish(rid, error=f"internal error ({type(exc).__name__}): {exc}")
+
+    def _client(self, registry: dict[str, Any], principal: Principal) -> RegistryClient:
+        props = registry["properties"]
+        creds = None
+        stored = props.get("credentials") or {}
+        if stored.get("username"):
+            password = self.secrets.get(stored["passwordSecretUri"], principal=principal, what="registry password")
+            creds = Credentials(username=stored["username"], password=password)
+        return self._registry_client(RegistryURL.parse(props["loginServer"]), creds)
+
+    def storage_access(self, storage: dict[str, Any], principal: Principal) -> tuple[str | None, object | None]:
+        """(SAS token, credential) for a pipeline's container, read as the pipeline's identity."""
+        if storage.get("uri", "").startswith("file:"):
+            return None, None
+        if storage.get("storageAccessMode") == "ManagedIdentity":
+            return None, self.storage_credential(principal)
+        sas = self.secrets.get(storage["keyVaultUri"], principal=principal, what="storage SAS token")
+        return normalize_sas(sas), None
+
+    def _blob(self, storage: dict[str, Any], name: str, principal: Principal) -> Blob:
+        sas, credential = self.storage_access(storage, principal)
+        return open_blob(parse_blob_uri(storage["uri"].rstrip("/") + "/" + name), sas_token=sas, credential=credential)
+
+    def container(self, storage: dict[str, Any], principal: Principal) -> Container:
+        sas, credential = self.storage_access(storage, principal)
+        return open_container(parse_container_uri(storage["uri"]), sas_token=sas, credential=credential)
+
+
+def _failures(failures: dict[str, str]) -> str | None:
+    if not failures:
+        return None
+    return f"{len(failures)} artifact(s) failed: " + "; ".join(f"{k}: {v}" for k, v in failures.items())
+
+
+def _blob_name(name: str) -> str:
+    if name.startswith("/") or ".." in name.split("/") or "\\" in name or len(name) > 1024:
+        raise UsageError(f"invalid blob name {name!r}")
+    return name
+
+
+def _parent_of(rid: str) -> str:
+    return rid.rsplit("/", 2)[0]
+
+
+def _rg_of(rid: str) -> str:
+    parts = rid.split("/")
+    lowered = [p.lower() for p in parts]
+    return parts[lowered.index("resourcegroups") + 1] if "resourcegroups" in lowered else ""
+
+
+def trigger_run_name(pipeline_name: str, blob: str, version: str) -> str:
+    """Source-triggered runs have a '_' in their name (ACR's CLI tells them apart that way)."""
+    return f"{pipeline_name[:30]}_{hashlib.sha256(f'{blob}|{version}'.encode()).hexdigest()[:16]}"

@@ -1,0 +1,221 @@
+"""Persistence of ARM resources (registries, identities, pipelines, runs) and trigger bookkeeping.
+
+Resources are stored as their JSON documents keyed by ARM id (lower-cased, as ARM compares ids
+case-insensitively), through SQLAlchemy so that another database can be named by URL later
+(``AIRLOCK_DATABASE_URL``). The store holds no business rules; :mod:`airlock.pipelines.service` does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Engine,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    and_,
+    create_engine,
+    delete,
+    event,
+    insert,
+    select,
+    update,
+)
+
+metadata = MetaData()
+resources = Table(
+    "resources",
+    metadata,
+    Column("id", String(512), primary_key=True),  # lower-cased ARM id
+    Column("type", String(128), nullable=False, index=True),
+    Column("parent", String(512), nullable=True, index=True),  # lower-cased id of the registry, for children
+    Column("name", String(128), nullable=False),
+    Column("resource_group", String(90), nullable=False, index=True),
+    Column("body", Text, nullable=False),
+    Column("seq", Integer, nullable=False),  # creation order, for stable listing
+    Column("state", String(32), nullable=True, index=True),  # runs: Running / Succeeded / Failed
+    Column("owner", String(256), nullable=True),  # runs: the process executing it (host:pid:start)
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+trigger_imports = Table(
+    "trigger_imports",
+    metadata,
+    Column("pipeline_id", String(512), primary_key=True),
+    Column("blob", String(1024), primary_key=True),
+    Column("version", String(256), primary_key=True),  # etag, or inode-mtime-size for files
+    Column("run_id", String(512), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+
+def process_token() -> str:
+    """Identifies this process across PID reuse: host, pid and the process's start time."""
+    return f"{socket.gethostname()}:{os.getpid()}:{_start_time(os.getpid())}"
+
+
+def process_alive(token: str | None) -> bool:
+    """Whether the process named by ``token`` still runs (False for another host's or a dead one)."""
+    if not token:
+        return False
+    host, _, rest = token.partition(":")
+    pid_text, _, start = rest.partition(":")
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    return _start_time(int(pid_text)) == start
+
+
+def _start_time(pid: int) -> str:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return stat.rpartition(")")[2].split()[19]  # field 22, starttime in clock ticks since boot
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url``; SQLite gets WAL mode and a busy timeout for the server's threads."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+class ResourceStore:
+    """CRUD of resource documents. Thread-safe; each call is its own transaction."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        metadata.create_all(engine)
+        self._seq_lock = threading.Lock()
+
+    def get(self, resource_id: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(resources.c.body).where(resources.c.id == resource_id.lower())).first()
+        return json.loads(row.body) if row else None
+
+    def put(
+        self,
+        resource_id: str,
+        body: dict[str, Any],
+        *,
+        type_: str,
+        resource_group: str,
+        parent: str | None = None,
+        state: str | None = None,
+        owner: str | None = None,
+    ) -> None:
+        """Insert or replace the document (creation order is kept on replace)."""
+        now = datetime.now(UTC)
+        key = resource_id.lower()
+        text = json.dumps(body)
+        with self._seq_lock, self.engine.begin() as conn:
+            exists = conn.execute(select(resources.c.seq).where(resources.c.id == key)).first()
+            if exists:
+                conn.execute(
+                    update(resources)
+                    .where(resources.c.id == key)
+                    .values(body=text, state=state, owner=owner, updated_at=now)
+                )
+            else:
+                seq = conn.execute(select(resources.c.seq).order_by(resources.c.seq.desc()).limit(1)).scalar() or 0
+                conn.execute(
+                    insert(resources).values(
+                        id=key,
+                        type=type_,
+                        parent=parent.lower() if parent else None,
+                        name=body.get("name", ""),
+                        resource_group=resource_group,
+                        body=text,
+                        seq=seq + 1,
+                        state=state,
+                        owner=owner,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+
+    def delete(self, resource_id: str) -> bool:
+        with self.engine.begin() as conn:
+            return conn.execute(delete(resources).where(resources.c.id == resource_id.lower())).rowcount > 0
+
+    def find(self, type_: str, *, parent: str | None = None, resource_group: str | None = None) -> list[dict[str, Any]]:
+        query = select(resources.c.body).where(resources.c.type == type_)
+        if parent is not None:
+            query = query.where(resources.c.parent == parent.lower())
+        if resource_group is not None:
+            query = query.where(resources.c.resource_group == resource_group)
+        with self.engine.connect() as conn:
+            return [json.loads(r.body) for r in conn.execute(query.order_by(resources.c.seq))]
+
+    def ids_in_state(self, type_: str, state: str) -> list[tuple[str, str | None]]:
+        """(id, owner) of every resource of ``type_`` in ``state``."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(resources.c.id, resources.c.owner).where(
+                    and_(resources.c.type == type_, resources.c.state == state)
+                )
+            )
+            return [(r.id, r.owner) for r in rows]
+
+    def children(self, parent: str) -> Iterator[str]:
+        with self.engine.connect() as conn:
+            yield from (r.id for r in conn.execute(select(resources.c.id).where(resources.c.parent == parent.lower())))
+
+    # -- source trigger bookkeeping --------------------------------------------------------------
+
+    def trigger_run(self, pipeline_id: str, blob: str, version: str) -> str | None:
+        """The run created for this blob version, if any."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(trigger_imports.c.run_id).where(
+                    and_(
+                        trigger_imports.c.pipeline_id == pipeline_id.lower(),
+                        trigger_imports.c.blob == blob,
+                        trigger_imports.c.version == version,
+                    )
+                )
+            ).first()
+        return row.run_id if row else None
+
+    def record_trigger_run(self, pipeline_id: str, blob: str, version: str, run_id: str) -> None:
+        """Remember (or replace) the run created for a blob version — exactly once per version."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                delete(trigger_imports).where(
+                    and_(
+                        trigger_imports.c.pipeline_id == pipeline_id.lower(),
+                        trigger_imports.c.blob == blob,
+                        trigger_imports.c.version == version,
+                    )
+                )
+            )
+            conn.execute(
+                insert(trigger_imports).values(
+                    pipeline_id=pipeline_id.lower(),
+                    blob=blob,
+                    version=version,
+                    run_id=run_id,
+                    created_at=datetime.now(UTC),
+                )
+            )

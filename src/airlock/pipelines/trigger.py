@@ -1,0 +1,150 @@
+"""The import source trigger: import every new or updated transfer blob that lands in a container.
+
+For each import pipeline whose ``trigger.sourceTrigger.status`` is Enabled, every
+``AIRLOCK_TRIGGER_INTERVAL`` seconds (default 10; ACR takes up to 15 minutes) the container is
+listed with metadata, as the pipeline's identity. A blob is imported when it is marked
+``category=acr-transfer-blob`` (or, if a copy tool stripped the marker, when it is an airlock
+archive — with a warning), was modified in the last 60 days, and this version of it (its etag)
+has no run yet. The blob version is recorded with its run *before* the run starts, so each
+version is imported exactly once, across restarts too; a run that a restart interrupted is
+re-created once. Everything passed over is reported on the pipeline
+(``properties.sourceTriggerReport``) with the reason — never skipped silently.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from airlock.archive.format import CATALOG_NAME
+from airlock.errors import AirlockError
+from airlock.pipelines import resources as R
+from airlock.pipelines.service import INTERRUPTED, ControlPlane, now_iso, trigger_run_name
+from airlock.storage.base import TRANSFER_CATEGORY, BlobInfo, Container
+from airlock.transfer.pipelining import close_stream
+
+log = logging.getLogger(__name__)
+
+MAX_AGE = timedelta(days=60)  # ACR: only blobs modified in the last 60 days trigger an import
+
+
+class SourceTrigger:
+    """Polls import pipelines' containers on a background thread (``start``/``stop``) or on demand."""
+
+    def __init__(self, plane: ControlPlane, *, interval: float = 10.0) -> None:
+        self.plane = plane
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._scan_lock = threading.Lock()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="source-trigger", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.poll()
+            except Exception:  # the trigger must outlive any one bad pipeline or bug
+                log.exception("source trigger poll failed")
+
+    def poll(self) -> list[str]:
+        """Scan every enabled import pipeline once; returns the ids of the runs it started."""
+        started: list[str] = []
+        with self._scan_lock:
+            for pipeline in self.plane.store.find(R.IMPORT_TYPE):
+                status = pipeline["properties"].get("trigger", {}).get("sourceTrigger", {}).get("status", "Enabled")
+                if status == "Enabled":
+                    started += self._scan(pipeline)
+        return started
+
+    def _scan(self, pipeline: dict[str, Any]) -> list[str]:
+        skipped: list[dict[str, str]] = []
+        warnings: list[dict[str, str]] = []
+        started: list[str] = []
+        try:
+            principal = self.plane.principal_of(pipeline)
+            container = self.plane.container(pipeline["properties"]["source"], principal)
+            entries = list(container.list_blobs())
+        except AirlockError as exc:
+            self._report(pipeline, [{"blob": "*", "reason": f"cannot list the container: {exc}"}], [])
+            return []
+        now = datetime.now(UTC)
+        for name, info in entries:
+            reason, warning = self._judge(container, name, info, now)
+            if reason:
+                skipped.append({"blob": name, "reason": reason})
+                continue
+            if warning:
+                warnings.append({"blob": name, "warning": warning})
+            version = info.etag or f"{info.size}-{info.last_modified}"
+            existing = self.plane.store.trigger_run(pipeline["id"], name, version)
+            if existing is not None:
+                run = self.plane.store.get(existing)
+                interrupted = run is not None and run["properties"]["response"].get(INTERRUPTED)
+                if run is not None and not interrupted:
+                    continue
+            started.append(self._start(pipeline, name, version, info))
+        self._report(pipeline, skipped, warnings)
+        return started
+
+    def _judge(self, container: Container, name: str, info: BlobInfo, now: datetime) -> tuple[str | None, str | None]:
+        """(reason to pass it over, warning) for one blob."""
+        if info.last_modified is not None and now - info.last_modified > MAX_AGE:
+            return (
+                "last modified more than 60 days ago (refresh it by updating its metadata, e.g. "
+                "az storage blob metadata update --metadata refreshed=true)"
+            ), None
+        if info.metadata.get("category") == TRANSFER_CATEGORY["category"]:
+            return None, None
+        # A copy tool may have stripped the marker: an airlock archive is still recognisable.
+        try:
+            head = b""
+            stream = container.blob(name).read(0, 512)
+            try:
+                for chunk in stream:
+                    head += chunk
+            finally:
+                close_stream(stream)
+        except AirlockError as exc:
+            return f"not marked category=acr-transfer-blob, and unreadable: {exc}", None
+        if head[:100].split(b"\0", 1)[0] == CATALOG_NAME.encode():
+            if container.display.startswith("file:"):
+                return None, None  # files carry no metadata: the content is what identifies them
+            return None, "category=acr-transfer-blob metadata missing (stripped by a copy tool?); imported anyway"
+        return "not a transfer blob: no category=acr-transfer-blob metadata and not an airlock archive", None
+
+    def _start(self, pipeline: dict[str, Any], blob: str, version: str, info: BlobInfo) -> str:
+        parts = pipeline["id"].split("/")
+        sub, rg, registry = parts[2], parts[4], parts[8]
+        run_name = trigger_run_name(pipeline["name"], blob, version)
+        rid = R.RegistryRef(sub, rg, registry).child("pipelineRuns", run_name)
+        # Recorded before the run starts: a restart between the two must not import it twice.
+        self.plane.store.record_trigger_run(pipeline["id"], blob, version, rid)
+        body = {
+            "properties": {
+                "request": {"pipelineResourceId": pipeline["id"], "source": {"name": blob}},
+                "forceUpdateTag": f"trigger:{version}:{now_iso()}",
+            }
+        }
+        stamp = (info.last_modified or datetime.now(UTC)).isoformat().replace("+00:00", "Z")
+        self.plane.put_run(sub, rg, registry, run_name, body, internal=True, trigger_timestamp=stamp)
+        log.info("source trigger: importing %s with run %s", blob, run_name)
+        return rid
+
+    def _report(self, pipeline: dict[str, Any], skipped: list[dict[str, str]], warnings: list[dict[str, str]]) -> None:
+        report = {"skipped": skipped, "warnings": warnings}
+        old = pipeline["properties"].get("sourceTriggerReport") or {}
+        if {k: old.get(k) for k in report} == report:
+            return  # unchanged: do not rewrite the pipeline on every poll
+        self.plane.set_trigger_report(pipeline["id"], {**report, "lastChange": now_iso()})
+        for item in skipped:
+            log.warning("source trigger %s: passed over %s: %s", pipeline["name"], item["blob"], item["reason"])

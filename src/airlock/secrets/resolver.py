@@ -1,0 +1,36 @@
+"""Which secret store serves a URI, and reading through it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from airlock.errors import UsageError
+from airlock.secrets.base import Principal, SecretStore
+from airlock.secrets.store import read_secret_file
+
+
+class SecretResolver:
+    """Reads secrets from the first store that handles the URI (the embedded vault comes first).
+
+    ``file:///path`` URIs are read directly (for local use; there is no principal to check).
+    """
+
+    def __init__(self, stores: Sequence[SecretStore]) -> None:
+        self._stores = list(stores)
+
+    def get(self, uri: str, *, principal: Principal | None, what: str = "secret") -> str:
+        """The secret's value.
+
+        Raises:
+            UsageError: no store handles the URI.
+            SecretError (and its SecretNotFound / SecretAccessDenied): from the store.
+        """
+        if uri.startswith("file://"):
+            return read_secret_file(uri[len("file://") :], what=what)
+        for store in self._stores:
+            if store.handles(uri):
+                return store.get_secret(uri, principal=principal)
+        raise UsageError(
+            f"{what}: no secret store serves {uri.split('?', 1)[0]!r}; expected a key-vault secret URI "
+            "(https://<vault>.vault.azure.net/secrets/<name>) or a Vault/OpenBao KV v2 URL (http(s)://host/v1/<mount>/data/<path>)"
+        )

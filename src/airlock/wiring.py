@@ -1,0 +1,89 @@
+"""Assembling a control plane from an airlock home: the one place concrete adapters are chosen.
+
+Imported by the edges only (``airlock.api`` and ``airlock.cli``). Layout of ``AIRLOCK_HOME``
+(default ``~/.airlock``, mode 0700)::
+
+    airlock.db      resources, runs, trigger records, embedded-vault ciphertexts (SQLite; or
+                    AIRLOCK_DATABASE_URL)
+    vault.key       the embedded vault's encryption key (0600) — kept apart from the database
+    tenant-id       this installation's tenant id (identities are created in it)
+    api-token       the REST API's bearer token (0600), used by the CLI by itself
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from airlock.pipelines.service import ControlPlane
+from airlock.pipelines.store import ResourceStore, make_engine
+from airlock.secrets.base import Principal, SecretStore
+from airlock.secrets.embedded import EmbeddedVaults, load_or_create_key
+from airlock.secrets.resolver import SecretResolver
+
+DEFAULT_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
+
+
+def home_dir() -> Path:
+    path = Path(os.environ.get("AIRLOCK_HOME") or Path.home() / ".airlock").expanduser()
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return path
+
+
+def _read_or_create(path: Path, make: Callable[[], str], mode: int = 0o600) -> str:
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        value = make()
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        except FileExistsError:
+            return path.read_text().strip()  # another process made it first
+        with os.fdopen(fd, "w") as f:
+            f.write(value + "\n")
+        return value
+
+
+def api_token(home: Path) -> str:
+    """The API's bearer token, created on first use (mode 0600)."""
+    return _read_or_create(home / "api-token", lambda: secrets.token_urlsafe(32))
+
+
+def _default_storage_credential(principal: Principal) -> object | None:
+    from airlock.storage.azure_blob import identity_credential
+
+    return identity_credential(principal.client_id or None)
+
+
+@dataclass
+class Adapters:
+    """Overridable adapter choices (tests inject credentials for emulators)."""
+
+    storage_credential: Callable[[Principal], object | None] = _default_storage_credential
+    extra_stores: list[SecretStore] = field(default_factory=list)
+    workers: int = 2
+
+
+def open_control_plane(home: Path | None = None, adapters: Adapters | None = None) -> ControlPlane:
+    """The control plane of ``home`` (default: ``AIRLOCK_HOME``), with every secret backend."""
+    from airlock.secrets.azure_key_vault import AzureKeyVaultStore
+    from airlock.secrets.hashicorp_vault import HashiCorpVaultStore
+
+    home = home or home_dir()
+    adapters = adapters or Adapters()
+    engine = make_engine(os.environ.get("AIRLOCK_DATABASE_URL") or f"sqlite:///{home / 'airlock.db'}")
+    vaults = EmbeddedVaults(engine, load_or_create_key(home / "vault.key"))
+    tenant = _read_or_create(home / "tenant-id", lambda: str(uuid.uuid4()), 0o644)
+    stores: list[SecretStore] = [vaults, *adapters.extra_stores, HashiCorpVaultStore(), AzureKeyVaultStore()]
+    return ControlPlane(
+        store=ResourceStore(engine),
+        vaults=vaults,
+        secrets=SecretResolver(stores),
+        storage_credential=adapters.storage_credential,
+        tenant_id=tenant,
+        workers=adapters.workers,
+    )
