@@ -108,7 +108,7 @@ class SourceTrigger:
         # A copy tool may have stripped the marker: an airlock archive is still recognisable.
         try:
             head = b""
-            stream = container.blob(name).read(0, 512)
+            stream = container.blob(name).read(0, min(512, info.size))
             try:
                 for chunk in stream:
                     head += chunk

@@ -653,8 +653,14 @@ class AzuriteServer(_ManagedProcess):
 
     _ready_timeout = AZURITE_READY_TIMEOUT
 
-    def __init__(self, workdir: Path, *, name: str, port: int, accounts: Sequence[str], https: bool) -> None:
+    def __init__(
+        self, workdir: Path, *, name: str, port: int, accounts: Sequence[str], https: bool, oauth: bool = False
+    ) -> None:
         super().__init__(workdir, name, port)
+        # --oauth basic: Azurite accepts any well-formed JWT for https://storage.azure.com (needs https)
+        self.oauth = oauth
+        if oauth and not https:
+            raise ValueError("Azurite's OAuth mode needs https")
         if not accounts:
             raise ValueError("at least one account is needed")
         for account in accounts:
@@ -687,6 +693,7 @@ class AzuriteServer(_ManagedProcess):
         accounts: Sequence[str] = ("srcacct", "dstacct"),
         https: bool = False,
         name: str = "azurite",
+        oauth: bool = False,
     ) -> AzuriteServer:
         """Start Azurite and wait (20 s at most) until it answers HTTP.
 
@@ -697,7 +704,7 @@ class AzuriteServer(_ManagedProcess):
         workdir.mkdir(parents=True, exist_ok=True)
         last_error: RuntimeError | None = None
         for _ in range(3):
-            server = cls(workdir, name=name, port=free_port(), accounts=accounts, https=https)
+            server = cls(workdir, name=name, port=free_port(), accounts=accounts, https=https, oauth=oauth)
             server.location.mkdir(parents=True, exist_ok=True)
             try:
                 server._launch()
@@ -762,6 +769,8 @@ class AzuriteServer(_ManagedProcess):
         ]
         if self.ca_cert is not None and self._key_path is not None:
             argv += ["--cert", str(self.ca_cert), "--key", str(self._key_path)]
+        if self.oauth:
+            argv += ["--oauth", "basic"]
         return argv
 
     def _env(self) -> dict[str, str]:
@@ -946,3 +955,36 @@ def run_skopeo(*args: str, check: bool = True, timeout: float = 120.0) -> subpro
     if check and done.returncode != 0:
         raise RuntimeError(f"skopeo {' '.join(args)} failed ({done.returncode}):\n{done.stderr.strip()}")
     return done
+
+
+class StorageTokenCredential:
+    """A TokenCredential for Azurite's ``--oauth basic`` mode: an unsigned JWT for Azure Storage.
+
+    Stands in for a managed identity in tests of the ManagedIdentity storage access mode;
+    ``principal_id`` becomes the token's ``oid`` so calls can be told apart.
+    """
+
+    def __init__(self, principal_id: str) -> None:
+        self.principal_id = principal_id
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> Any:
+        import json as _json
+        import time as _time
+
+        from azure.core.credentials import AccessToken
+
+        def b64(obj: dict[str, Any]) -> str:
+            return base64.urlsafe_b64encode(_json.dumps(obj).encode()).decode().rstrip("=")
+
+        now = int(_time.time())
+        claims = {
+            "aud": "https://storage.azure.com",
+            "iss": "https://sts.windows.net/test/",
+            "iat": now,
+            "nbf": now,
+            "exp": now + 3600,
+            "oid": self.principal_id,
+            "tid": "test",
+        }
+        token = f"{b64({'alg': 'none', 'typ': 'JWT'})}.{b64(claims)}."
+        return AccessToken(token, now + 3600)
