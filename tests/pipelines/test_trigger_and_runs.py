@@ -346,3 +346,43 @@ def test_managed_identity_storage_mode_with_a_user_assigned_identity(
         assert used[0].client_id == uai["properties"]["clientId"]
         assert az.list_blob_names(server, "miacct", "transfer") == ["mi.tar"]
         cp.close()
+
+
+def test_trigger_on_azure_reports_what_it_passes_over(
+    tmp_path: Path, azurite: AzuriteServer, archive: Path, target_registry: RegistryServer
+) -> None:
+    """A copy tool that strips metadata still gets imported (with a warning); no List permission is reported."""
+    az.create_container(azurite, "dstacct", "landing")
+    az.upload_blob(azurite, "dstacct", "landing", "stripped.tar", archive.read_bytes())  # no category metadata
+    az.upload_blob(azurite, "dstacct", "landing", "readme.md", b"# hello", metadata={"category": "docs"})
+    cp = plane(tmp_path / "home")
+    registry(cp, "targetreg", target_registry)
+    cp.put_vault(SUB, "rg", "landingkv", {})
+    full = az.container_sas(azurite, "dstacct", "landing", permissions="rdl")
+    no_list = az.container_sas(azurite, "dstacct", "landing", permissions="rd")
+    cp.vaults.set_secret("landingkv", "full", full)
+    cp.vaults.set_secret("landingkv", "nolist", no_list)
+    source = {
+        "uri": az.container_url(azurite, "dstacct", "landing"),
+        "keyVaultUri": "https://landingkv.vault.azure.net/secrets/nolist",
+    }
+    pipe = import_pipeline(cp, "targetreg", "landingpipe", source)
+    cp.vaults.set_policy(
+        "landingkv", object_id=pipe["identity"]["principalId"], secret_permissions=["get"], tenant_id=cp.tenant_id
+    )
+    trigger = SourceTrigger(cp, interval=3600)
+    assert trigger.poll() == []
+    report = cp.get(pipe["id"], "p")["properties"]["sourceTriggerReport"]
+    assert report["skipped"][0]["blob"] == "*" and "permission" in report["skipped"][0]["reason"]
+    assert "sig=" not in str(report)
+
+    source["keyVaultUri"] = "https://landingkv.vault.azure.net/secrets/full"
+    pipe = import_pipeline(cp, "targetreg", "landingpipe", source)
+    started = trigger.poll()
+    assert len(started) == 1
+    assert wait(cp, started[0])["properties"]["provisioningState"] == "Succeeded"
+    report = cp.get(pipe["id"], "p")["properties"]["sourceTriggerReport"]
+    assert [w["blob"] for w in report["warnings"]] == ["stripped.tar"]
+    assert "stripped" in report["warnings"][0]["warning"]
+    assert [s["blob"] for s in report["skipped"]] == ["readme.md"]
+    cp.close()
