@@ -10,7 +10,6 @@ needs ``Authorization: Bearer <token>`` (the token in ``AIRLOCK_HOME/api-token``
 
 from __future__ import annotations
 
-import hmac
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -20,6 +19,7 @@ from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
+from airlock.api.tokens import TokenStore, allowed
 from airlock.errors import (
     AccessDenied,
     AirlockError,
@@ -68,10 +68,16 @@ def _plane(request: Request) -> ControlPlane:
 
 
 def _authenticated(request: Request) -> None:
-    token: str = request.app.state.token
+    tokens: TokenStore = request.app.state.tokens
     scheme, _, value = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), token.encode()):
+    caller = tokens.authenticate(value.strip()) if scheme.lower() == "bearer" else None
+    if caller is None:
         raise _Unauthenticated()
+    if not allowed(caller.role, request.method, request.url.path):
+        raise AccessDenied(
+            f"the caller '{caller.name}' (role {caller.role}) may not {request.method} {request.url.path}"
+        )
+    request.state.caller = caller
 
 
 Plane = Annotated[ControlPlane, Depends(_plane)]
@@ -97,6 +103,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         plane = open_plane()
+        app.state.tokens = TokenStore(plane.store.engine, token)
         recovered = plane.recover()
         if recovered:
             log.warning("marked %d interrupted run(s) as failed", len(recovered))
@@ -401,8 +408,27 @@ def create_app(
             p.vaults.delete_secret(vault, name),
         )
 
+    # -- API tokens (Owner only, enforced by `allowed`) ---------------------------------------------
+
+    @app.post("/airlock/tokens", dependencies=[Auth], tags=["tokens"])
+    async def create_token(request: Request) -> JSONResponse:
+        body = await _json(request)
+        tokens: TokenStore = request.app.state.tokens
+        name, role = str(body.get("name", "")), str(body.get("role", ""))
+        return JSONResponse({"name": name, "role": role, "token": tokens.create(name, role)}, status_code=201)
+
+    @app.get("/airlock/tokens", dependencies=[Auth], tags=["tokens"])
+    def list_tokens(request: Request) -> dict[str, Any]:
+        tokens: TokenStore = request.app.state.tokens
+        return {"value": tokens.list()}
+
+    @app.delete("/airlock/tokens/{name}", dependencies=[Auth], tags=["tokens"])
+    def revoke_token(request: Request, name: str) -> Response:
+        tokens: TokenStore = request.app.state.tokens
+        tokens.revoke(name)
+        return Response(status_code=204)
+
     app.state.control = state
-    app.state.token = token
     return app
 
 

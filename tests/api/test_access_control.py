@@ -1,0 +1,100 @@
+"""API access control: anonymous → 401, a role without the permission → 403; tokens created and revoked."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from airlock.api.app import create_app
+from airlock.api.tokens import allowed
+from airlock.wiring import open_control_plane
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from fastapi.testclient import TestClient
+
+OWNER = "owner-token-for-tests"
+API = "?api-version=2025-06-01-preview"
+BASE = "/subscriptions/s/resourceGroups/rg/providers"
+REG = BASE + "/Microsoft.ContainerRegistry/registries/myregistry"
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    home = tmp_path_factory.mktemp("home")
+    app = create_app(lambda: open_control_plane(home), token=OWNER, trigger_interval=None)
+    with TestClient(app) as client:
+        yield client
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def make_token(api: TestClient, name: str, role: str) -> str:
+    r = api.post("/airlock/tokens", headers=auth(OWNER), json={"name": name, "role": role})
+    assert r.status_code == 201, r.text
+    token: str = r.json()["token"]
+    return token
+
+
+def test_roles_reader_and_transfer_pipeline_contributor(api: TestClient, tmp_path: Path) -> None:
+    r = api.put(REG + API, headers=auth(OWNER), json={"properties": {"loginServer": "https://registry.example"}})
+    assert r.status_code == 201
+    api.put(BASE + "/Microsoft.KeyVault/vaults/myvault" + API, headers=auth(OWNER))
+    api.put(
+        BASE + "/Microsoft.KeyVault/vaults/myvault/secrets/sas" + API,
+        headers=auth(OWNER),
+        json={"properties": {"value": "sv=1&sig=supersecret"}},
+    )
+    reader = make_token(api, "reader1", "Reader")
+    contributor = make_token(api, "contrib1", "TransferPipelineContributor")
+    pipeline = {"properties": {"target": {"uri": tmp_path.as_uri()}}}
+
+    assert api.get(REG + API).status_code == 401
+    assert api.get(REG + API, headers=auth(reader)).status_code == 200
+    denied = api.put(REG + "/exportPipelines/pipeline1" + API, headers=auth(reader), json=pipeline)
+    assert denied.status_code == 403 and denied.json()["error"]["code"] == "AuthorizationFailed"
+    assert "Reader" in denied.json()["error"]["message"]
+    secret = api.get(BASE + "/Microsoft.KeyVault/vaults/myvault/secrets/sas" + API, headers=auth(reader))
+    assert secret.status_code == 403 and "supersecret" not in secret.text
+
+    assert (
+        api.put(REG + "/exportPipelines/pipeline1" + API, headers=auth(contributor), json=pipeline).status_code == 201
+    )
+    assert api.delete(REG + "/exportPipelines/pipeline1" + API, headers=auth(contributor)).status_code == 202
+    assert api.put(REG + API, headers=auth(contributor), json={"properties": {"loginServer": "x"}}).status_code == 403
+    assert api.put(BASE + "/Microsoft.KeyVault/vaults/other" + API, headers=auth(contributor)).status_code == 403
+    assert (
+        api.post("/airlock/tokens", headers=auth(contributor), json={"name": "x", "role": "Owner"}).status_code == 403
+    )
+
+    listed = api.get("/airlock/tokens", headers=auth(OWNER)).json()["value"]
+    assert {t["name"]: t["role"] for t in listed} == {"reader1": "Reader", "contrib1": "TransferPipelineContributor"}
+    assert reader not in str(listed)
+    assert api.delete("/airlock/tokens/reader1", headers=auth(OWNER)).status_code == 204
+    assert api.get(REG + API, headers=auth(reader)).status_code == 401  # revoked
+
+
+def test_bad_token_requests(api: TestClient) -> None:
+    r = api.post("/airlock/tokens", headers=auth(OWNER), json={"name": "x", "role": "God"})
+    assert r.status_code == 400 and "unknown role" in r.json()["error"]["message"]
+    assert api.delete("/airlock/tokens/nosuch", headers=auth(OWNER)).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("role", "method", "path", "ok"),
+    [
+        ("Reader", "GET", REG + "/pipelineRuns/run12", True),
+        ("Reader", "DELETE", REG + "/pipelineRuns/run12", False),
+        ("TransferPipelineContributor", "PUT", REG + "/pipelineRuns/run12", True),
+        ("TransferPipelineContributor", "PUT", REG, False),
+        ("TransferPipelineContributor", "GET", BASE + "/Microsoft.KeyVault/vaults/v/secrets/s", False),
+        ("Owner", "DELETE", REG, True),
+    ],
+)
+def test_role_table(role: str, method: str, path: str, ok: bool) -> None:
+    assert allowed(role, method, path) is ok
