@@ -82,7 +82,7 @@ class _Envelope(BaseModel):
     tags: dict[str, str] | None = None
 
 
-Option = Literal["OverwriteTags", "OverwriteBlobs", "DeleteSourceBlobOnSuccess", "ContinueOnErrors"]
+Option = Literal["OverwriteTags", "OverwriteBlobs", "DeleteSourceBlobOnSuccess", "ContinueOnErrors", "IncludeReferrers"]
 
 
 class IdentityModel(_Strict):
@@ -109,14 +109,14 @@ class TriggerModel(_Strict):
 
 class ExportPipelineProperties(_Strict):
     target: StorageModel
-    options: Annotated[list[Option], Field(max_length=4)] = Field(default_factory=list)
+    options: Annotated[list[Option], Field(max_length=5)] = Field(default_factory=list)
     provisioning_state: str | None = Field(default=None, alias="provisioningState")  # read-only, ignored
 
 
 class ImportPipelineProperties(_Strict):
     source: StorageModel
     trigger: TriggerModel = Field(default_factory=TriggerModel)
-    options: Annotated[list[Option], Field(max_length=4)] = Field(default_factory=list)
+    options: Annotated[list[Option], Field(max_length=5)] = Field(default_factory=list)
     provisioning_state: str | None = Field(default=None, alias="provisioningState")
     source_trigger_report: Any = Field(default=None, alias="sourceTriggerReport")  # read-only, ignored
 

@@ -482,6 +482,7 @@ class ControlPlane:
                     artifacts=[ArtifactReference.parse(a) for a in request["artifacts"]],
                     target=blob,
                     options=options & EXPORT_OPTIONS,
+                    include_referrers=PipelineOption.INCLUDE_REFERRERS in options,
                     progress=progress,
                 )
                 out = {**target, "type": "AzureStorageBlob", "uri": blob.display}

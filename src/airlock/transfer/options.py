@@ -16,9 +16,13 @@ class PipelineOption(StrEnum):
     OVERWRITE_TAGS = "OverwriteTags"  # import: move existing target tags to the imported content
     DELETE_SOURCE_BLOB_ON_SUCCESS = "DeleteSourceBlobOnSuccess"  # import: delete the blob afterwards
     CONTINUE_ON_ERRORS = "ContinueOnErrors"  # both: one failing artifact does not fail the others
+    # airlock's own: export signatures, SBOMs and other referrers of each artifact (ACR has no way to).
+    INCLUDE_REFERRERS = "IncludeReferrers"
 
 
-EXPORT_OPTIONS = frozenset({PipelineOption.OVERWRITE_BLOBS, PipelineOption.CONTINUE_ON_ERRORS})
+EXPORT_OPTIONS = frozenset(
+    {PipelineOption.OVERWRITE_BLOBS, PipelineOption.CONTINUE_ON_ERRORS, PipelineOption.INCLUDE_REFERRERS}
+)
 IMPORT_OPTIONS = frozenset(
     {
         PipelineOption.OVERWRITE_TAGS,
