@@ -68,17 +68,45 @@ class Adapters:
     workers: int = 2
 
 
-def open_control_plane(home: Path | None = None, adapters: Adapters | None = None) -> ControlPlane:
-    """The control plane of ``home`` (default: ``AIRLOCK_HOME``), with every secret backend."""
+class _Lazy:
+    """A secret store built on first use, so commands that read no secret never load its SDK."""
+
+    def __init__(self, factory: Callable[[], SecretStore]) -> None:
+        self._factory = factory
+        self._store: SecretStore | None = None
+
+    def _get(self) -> SecretStore:
+        if self._store is None:
+            self._store = self._factory()
+        return self._store
+
+    def handles(self, uri: str) -> bool:
+        return self._get().handles(uri)
+
+    def get_secret(self, uri: str, *, principal: Principal | None) -> str:
+        return self._get().get_secret(uri, principal=principal)
+
+
+def _azure_key_vault() -> SecretStore:
     from airlock.secrets.azure_key_vault import AzureKeyVaultStore
+
+    return AzureKeyVaultStore()
+
+
+def _hashicorp_vault() -> SecretStore:
     from airlock.secrets.hashicorp_vault import HashiCorpVaultStore
 
+    return HashiCorpVaultStore()
+
+
+def open_control_plane(home: Path | None = None, adapters: Adapters | None = None) -> ControlPlane:
+    """The control plane of ``home`` (default: ``AIRLOCK_HOME``), with every secret backend."""
     home = home or home_dir()
     adapters = adapters or Adapters()
     engine = make_engine(os.environ.get("AIRLOCK_DATABASE_URL") or f"sqlite:///{home / 'airlock.db'}")
     vaults = EmbeddedVaults(engine, load_or_create_key(home / "vault.key"))
     tenant = _read_or_create(home / "tenant-id", lambda: str(uuid.uuid4()), 0o644)
-    stores: list[SecretStore] = [vaults, *adapters.extra_stores, HashiCorpVaultStore(), AzureKeyVaultStore()]
+    stores: list[SecretStore] = [vaults, *adapters.extra_stores, _Lazy(_hashicorp_vault), _Lazy(_azure_key_vault)]
     return ControlPlane(
         store=ResourceStore(engine),
         vaults=vaults,

@@ -32,6 +32,7 @@ from airlock.pipelines import resources as R
 from airlock.pipelines.service import TERMINAL, ControlPlane
 from airlock.pipelines.trigger import SourceTrigger
 from airlock.secrets.base import SecretAccessDenied, SecretNotFound
+from airlock.secrets.embedded import Vault
 
 log = logging.getLogger(__name__)
 
@@ -315,15 +316,20 @@ def create_app(
 
     @app.get(KV + "/{vault}", dependencies=[Auth], tags=["keyvaults"])
     def get_vault(p: Plane, sub: str, rg: str, vault: str, api_version: ApiVersion = API_VERSION) -> dict[str, Any]:
-        found = p.vaults.get_vault(vault)
-        if found is None or found.resource_group.lower() != rg.lower():
-            raise ResourceNotFound(f"key vault {vault} not found in resource group {rg}")
-        return p.vault_doc(sub, found)
+        return p.vault_doc(sub, _vault_in(p, rg, vault))
+
+    @app.get("/subscriptions/{sub}/providers/Microsoft.KeyVault/vaults", dependencies=[Auth], tags=["keyvaults"])
+    def list_all_vaults(
+        request: Request, p: Plane, sub: str, skip: Skip = 0, top: Top = PAGE, api_version: ApiVersion = API_VERSION
+    ) -> dict[str, Any]:
+        return page(request, [p.vault_doc(sub, v) for v in p.vaults.list_vaults()], skip, top)
 
     @app.delete(KV + "/{vault}", dependencies=[Auth], tags=["keyvaults"])
     def delete_vault(
         request: Request, p: Plane, sub: str, rg: str, vault: str, api_version: ApiVersion = API_VERSION
     ) -> Response:
+        if p.vaults.get_vault(vault) is not None:
+            _vault_in(p, rg, vault)
         return delete_reply(request, R.resource_id(sub, rg, R.VAULT_TYPE, vault), p.vaults.delete_vault(vault))
 
     @app.get(KV, dependencies=[Auth], tags=["keyvaults"])
@@ -342,6 +348,7 @@ def create_app(
     async def set_policy(
         request: Request, p: Plane, sub: str, rg: str, vault: str, operation: str, api_version: ApiVersion = API_VERSION
     ) -> dict[str, Any]:
+        _vault_in(p, rg, vault)
         if operation not in ("add", "replace"):
             raise UsageError(f"access policy operation {operation!r}: use add or replace")
         body = await _json(request)
@@ -365,6 +372,7 @@ def create_app(
     async def set_secret(
         request: Request, p: Plane, sub: str, rg: str, vault: str, name: str, api_version: ApiVersion = API_VERSION
     ) -> dict[str, Any]:
+        _vault_in(p, rg, vault)
         body = await _json(request)
         value = (body.get("properties") or {}).get("value")
         if not isinstance(value, str) or not value:
@@ -382,6 +390,7 @@ def create_app(
         version: str | None = None,
         api_version: ApiVersion = API_VERSION,
     ) -> dict[str, Any]:
+        _vault_in(p, rg, vault)
         meta, value = p.vaults.read(vault, name, version)
         return _secret_doc(meta, value)
 
@@ -396,12 +405,14 @@ def create_app(
         top: Top = PAGE,
         api_version: ApiVersion = API_VERSION,
     ) -> dict[str, Any]:
+        _vault_in(p, rg, vault)
         return page(request, [_secret_doc(v, None) for v in p.vaults.list_secrets(vault)], skip, top)
 
     @app.delete(KV + "/{vault}/secrets/{name}", dependencies=[Auth], tags=["keyvaults"])
     def delete_secret(
         request: Request, p: Plane, sub: str, rg: str, vault: str, name: str, api_version: ApiVersion = API_VERSION
     ) -> Response:
+        _vault_in(p, rg, vault)
         return delete_reply(
             request,
             R.resource_id(sub, rg, R.VAULT_TYPE, vault) + f"/secrets/{name}",
@@ -430,6 +441,14 @@ def create_app(
 
     app.state.control = state
     return app
+
+
+def _vault_in(p: ControlPlane, rg: str, vault: str) -> Vault:
+    """The embedded vault, which must be in resource group ``rg`` (ARM scopes every call to one)."""
+    found = p.vaults.get_vault(vault)
+    if found is None or found.resource_group.lower() != rg.lower():
+        raise ResourceNotFound(f"key vault {vault} not found in resource group {rg}")
+    return found
 
 
 def _secret_doc(version: Any, value: str | None) -> dict[str, Any]:

@@ -20,8 +20,13 @@ from rich.console import Console
 from rich.text import Text
 
 from airlock import __version__
+from airlock.cli.identities import identity_app
+from airlock.cli.keyvault import keyvault_app
 from airlock.cli.output import FORMATS, check_output, redact, render
 from airlock.cli.progress import RichProgress
+from airlock.cli.registries import acr_app
+from airlock.cli.server import configure, rest, serve
+from airlock.cli.storage import storage_app
 from airlock.errors import AirlockError, SecretError, TransferFailed, UsageError
 from airlock.oci.digest import Digest
 from airlock.oci.reference import ArtifactReference, RegistryURL
@@ -50,7 +55,15 @@ app = typer.Typer(
 )
 
 # Options that take several space-separated values, as az's nargs='+' options do.
-_MULTI = {"--artifacts": "--artifacts", "-a": "--artifacts", "--options": "--options", "-z": "--options"}
+_MULTI = {
+    "--artifacts": "--artifacts",
+    "-a": "--artifacts",
+    "--options": "--options",
+    "-z": "--options",
+    "--secret-permissions": "--secret-permissions",
+    "--defaults": "--defaults",
+    "-d": "--defaults",
+}
 
 OutputOpt = Annotated[str, typer.Option("--output", "-o", help=f"Output format: {', '.join(FORMATS)}.")]
 QueryOpt = Annotated[str | None, typer.Option("--query", help="JMESPath query applied to the output, as in az.")]
@@ -157,7 +170,7 @@ def export_cmd(
     sas_token_file: SasFileOpt = None,
     secret_uri: SecretUriOpt = None,
     options: Annotated[
-        list[str] | None, typer.Option("--options", "-z", help="OverwriteBlobs, ContinueOnErrors.")
+        list[str] | None, typer.Option("--options", "-z", help="OverwriteBlobs, ContinueOnErrors, IncludeReferrers.")
     ] = None,
     include_referrers: Annotated[
         bool, typer.Option("--include-referrers", help="Also export signatures, SBOMs and other referrers.")
@@ -281,6 +294,17 @@ def inspect_cmd(
     with _progress() as progress:
         result = inspect_archive(src, verify=verify, progress=progress)
     _emit(result, output, query)
+
+
+# -- the control plane (az-style): resources over the ARM REST API, in-process or AIRLOCK_ENDPOINT --
+
+app.command("serve")(serve)
+app.command("configure")(configure)
+app.command("rest")(rest)
+app.add_typer(acr_app, name="acr")
+app.add_typer(identity_app, name="identity")
+app.add_typer(keyvault_app, name="keyvault")
+app.add_typer(storage_app, name="storage")
 
 
 def _version(value: bool) -> None:

@@ -163,13 +163,29 @@ class ControlPlane:
         existing = self.store.get(rid)
         if existing is not None:
             return existing, False
+        # An existing Azure managed identity can be registered by its ids (properties.clientId and
+        # principalId), so the ManagedIdentity storage mode authenticates as that real identity.
+        given = (body or {}).get("properties") or {}
+        ids = {}
+        for key in ("clientId", "principalId"):
+            value = given.get(key)
+            if value is not None:
+                try:
+                    ids[key] = str(uuid.UUID(str(value)))
+                except ValueError:
+                    raise UsageError(f"identity {name}: properties.{key} must be a GUID") from None
         doc = {
             "id": rid,
             "name": name,
             "type": R.IDENTITY_TYPE,
             "location": (body or {}).get("location", "local"),
-            "properties": {"principalId": str(uuid.uuid4()), "clientId": str(uuid.uuid4()), "tenantId": self.tenant_id},
+            "properties": {
+                "principalId": ids.get("principalId") or str(uuid.uuid4()),
+                "clientId": ids.get("clientId") or str(uuid.uuid4()),
+                "tenantId": str(given.get("tenantId") or self.tenant_id),
+            },
         }
+
         self.store.put(rid, doc, type_=R.IDENTITY_TYPE, resource_group=rg)
         return doc, True
 

@@ -108,7 +108,10 @@ def load_or_create_key(path: Path) -> bytes:
         pass
     key = Fernet.generate_key()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_bytes().strip()  # another process created it first: use theirs
     with os.fdopen(fd, "wb") as f:
         f.write(key)
     return key

@@ -1,15 +1,18 @@
-"""``make demo``: the whole transfer, end to end, on this machine.
+"""``make demo``: ACR's transfer walkthrough, end to end, with ``airlock`` in place of ``az``.
 
-Starts two real distribution registries (the connected "source" and the air-gapped "target") on
-free loopback ports with their own temporary storage, fills the source with sample content of
-every kind, then runs the real ``airlock`` commands: export to a transfer blob, copy it across
-"the gap", inspect it, import it, and checks every digest on the far side. Everything it
-started is stopped, and its temporary folder removed, at the end.
+Starts real components on free loopback ports with temporary storage — two distribution
+registries (the connected source, the air-gapped target), Azurite over HTTPS with a source and a
+target storage account, and ``airlock serve`` (the control plane, with its source trigger) — fills
+the source with sample content of every kind, and then runs the seed document's commands: SAS
+tokens into key vaults, both pipelines, the vault policies for their identities, an export run,
+the copy between the storage accounts, and the import that the source trigger starts by itself.
+It checks every digest on the far side and stops everything it started.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import shutil
 import subprocess
@@ -23,23 +26,33 @@ from rich.console import Console
 from rich.table import Table
 
 from airlock.testing import content
-from airlock.testing.services import RegistryServer
+from airlock.testing.services import AzuriteServer, RegistryServer, free_port
 
-console = Console()
+console = Console(highlight=False)
+EXE = str(Path(sys.executable).parent / "airlock")
 
 
-def _airlock(*args: str) -> dict[str, Any]:
-    exe = Path(sys.executable).parent / "airlock"
-    shown = " ".join(shlex.quote(a) for a in ("airlock", *args))
-    console.print(f"[bold cyan]$[/] {shown}", highlight=False, soft_wrap=True)
-    started = time.monotonic()
-    proc = subprocess.run([str(exe), *args], capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        console.print(proc.stderr.strip(), style="red", highlight=False)
-        raise SystemExit(proc.returncode)
-    console.print(f"  [dim]done in {time.monotonic() - started:.2f} s[/]")
-    result: dict[str, Any] = json.loads(proc.stdout)
-    return result
+class Demo:
+    def __init__(self, work: Path, env: dict[str, str]) -> None:
+        self.work = work
+        self.env = env
+
+    def run(self, *args: str, show: str | None = None, quiet: bool = False) -> Any:
+        shown = show or " ".join(shlex.quote(a) for a in ("airlock", *args))
+        if not quiet:
+            console.print(f"[bold cyan]$[/] {shown}", soft_wrap=True)
+        proc = subprocess.run([EXE, *args], capture_output=True, text=True, env=self.env, check=False)
+        if proc.returncode != 0:
+            console.print(proc.stderr.strip() or proc.stdout.strip(), style="red")
+            raise SystemExit(proc.returncode)
+        for line in proc.stderr.splitlines():
+            if line.strip() and not quiet:
+                console.print(f"  [dim]{line.strip()}[/]", soft_wrap=True)
+        out = proc.stdout.strip()
+        try:
+            return json.loads(out) if out else None
+        except ValueError:
+            return out
 
 
 def _kind(art: content.PushedArtifact) -> str:
@@ -54,66 +67,241 @@ def _kind(art: content.PushedArtifact) -> str:
         content.OCI_MANIFEST: "OCI image",
         "application/vnd.oci.image.index.v1+json": "OCI index",
         "application/vnd.docker.distribution.manifest.v2+json": "Docker v2 image",
-        "application/vnd.docker.distribution.manifest.list.v2+json": "Docker manifest list",
     }.get(art.media_type, art.media_type)
 
 
 def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="airlock-demo-"))
+    server: subprocess.Popen[bytes] | None = None
     try:
         with (
             RegistryServer.start(work / "source", name="source") as source,
             RegistryServer.start(work / "target", name="target") as target,
+            AzuriteServer.start(work / "azurite", accounts=("sourcesa", "targetsa"), https=True) as azurite,
         ):
-            console.rule("[bold]airlock demo")
-            console.print(f"source registry (connected side): {source.url}")
-            console.print(f"target registry (air-gapped side): {target.url}")
-            samples = content.push_sample_set(source.url, seed=42)
+            assert azurite.ca_cert is not None
+            port = free_port()
+            env = {
+                **os.environ,
+                "AIRLOCK_HOME": str(work / "home"),
+                "AIRLOCK_ENDPOINT": f"http://127.0.0.1:{port}",
+                "AIRLOCK_TRIGGER_INTERVAL": "1",
+                "AIRLOCK_NO_PROGRESS": "1",
+                "REQUESTS_CA_BUNDLE": str(azurite.ca_cert),  # Azurite's self-signed certificate
+            }
+            env.pop("AIRLOCK_SUBSCRIPTION", None)
+            log = (work / "serve.log").open("wb")
+            server = subprocess.Popen(
+                [EXE, "serve", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT
+            )
+            demo = Demo(work, env)
+            _wait_for(f"http://127.0.0.1:{port}/healthz")
+
+            console.rule("[bold]airlock demo: ACR transfer, self-hosted")
+            console.print(f"source registry {source.url}   target registry {target.url}")
             console.print(
-                f"pushed {len(samples)} sample artifacts: OCI image with a signature, multi-arch index, "
-                "Docker v2 image, Helm chart\n"
+                f"storage accounts sourcesa, targetsa at {azurite.blob_endpoint('sourcesa').rsplit('/', 1)[0]}"
             )
-            outbox = work / "outbox"
-            inbox = work / "inbox"
-            outbox.mkdir()
-            inbox.mkdir()
+            console.print(f"control plane   {env['AIRLOCK_ENDPOINT']} (airlock serve, source trigger every 1 s)")
+            samples = content.push_sample_set(source.url, seed=42)
             tagged = [a.reference for a in samples if a.tag]
+            console.print(f"pushed {len(samples)} sample artifacts to the source\n")
 
-            console.rule("1. export (connected side)")
-            exported = _airlock(
+            console.rule("1. storage containers and SAS tokens in key vaults")
+            sas: dict[str, str] = {}
+            for account, perms in (("sourcesa", "alrw"), ("targetsa", "dlr")):
+                cs = azurite.connection_string(account)
+                demo.run(
+                    "storage",
+                    "container",
+                    "create",
+                    "--name",
+                    "transfer",
+                    "--connection-string",
+                    cs,
+                    show=f"airlock storage container create --name transfer --connection-string $CONN_{account}",
+                )
+                token = demo.run(
+                    "storage",
+                    "container",
+                    "generate-sas",
+                    "--name",
+                    "transfer",
+                    "--connection-string",
+                    cs,
+                    "--expiry",
+                    "2035-01-01",
+                    "--permissions",
+                    perms,
+                    "--https-only",
+                    "-o",
+                    "tsv",
+                    show=f"SAS=?$(airlock storage container generate-sas --name transfer --account-name {account} "
+                    f"--expiry 2035-01-01 --permissions {perms} --https-only -o tsv)",
+                )
+                sas[account] = "?" + str(token).strip()
+            demo.run("keyvault", "create", "-g", "sourcerg", "-n", "sourcekv")
+            demo.run("keyvault", "create", "-g", "targetrg", "-n", "targetkv")
+            demo.run(
+                "keyvault",
+                "secret",
+                "set",
+                "--vault-name",
+                "sourcekv",
+                "--name",
+                "acrexportsas",
+                "--value",
+                sas["sourcesa"],
+                show="airlock keyvault secret set --vault-name sourcekv --name acrexportsas --value $EXPORT_SAS",
+            )
+            demo.run(
+                "keyvault",
+                "secret",
+                "set",
+                "--vault-name",
+                "targetkv",
+                "--name",
+                "acrimportsas",
+                "--value",
+                sas["targetsa"],
+                show="airlock keyvault secret set --vault-name targetkv --name acrimportsas --value $IMPORT_SAS",
+            )
+
+            console.rule("2. registries and pipelines")
+            demo.run("acr", "create", "-g", "sourcerg", "-n", "sourcereg", "--login-server", source.url)
+            demo.run("acr", "create", "-g", "targetrg", "-n", "targetreg", "--login-server", target.url)
+            export = demo.run(
+                "acr",
+                "export-pipeline",
+                "create",
+                "-g",
+                "sourcerg",
+                "-r",
+                "sourcereg",
+                "-n",
+                "myexport",
+                "-m",
+                "SasToken",
+                "-s",
+                "https://sourcekv.vault.azure.net/secrets/acrexportsas",
+                "-c",
+                azurite.blob_endpoint("sourcesa") + "/transfer",
+                "-z",
+                "OverwriteBlobs",
+                "IncludeReferrers",
+            )
+            demo.run(
+                "keyvault",
+                "set-policy",
+                "-n",
+                "sourcekv",
+                "--object-id",
+                export["identity"]["principalId"],
+                "--secret-permissions",
+                "get",
+            )
+            imp = demo.run(
+                "acr",
+                "import-pipeline",
+                "create",
+                "-g",
+                "targetrg",
+                "-r",
+                "targetreg",
+                "-n",
+                "myimport",
+                "-m",
+                "SasToken",
+                "-s",
+                "https://targetkv.vault.azure.net/secrets/acrimportsas",
+                "-c",
+                azurite.blob_endpoint("targetsa") + "/transfer",
+                "-z",
+                "DeleteSourceBlobOnSuccess",
+            )
+            demo.run(
+                "keyvault",
+                "set-policy",
+                "-n",
+                "targetkv",
+                "--object-id",
+                imp["identity"]["principalId"],
+                "--secret-permissions",
+                "get",
+            )
+
+            console.rule("3. export run (connected side)")
+            run = demo.run(
+                "acr",
+                "pipeline-run",
+                "create",
+                "-g",
+                "sourcerg",
+                "-r",
+                "sourcereg",
+                "-p",
+                "myexport",
+                "-t",
                 "export",
-                "--source-registry",
-                source.url,
-                "--artifacts",
+                "-n",
+                "exportrun1",
+                "-b",
+                "batch1.tar",
+                "-a",
                 *tagged,
-                "--include-referrers",
-                "--target",
-                (outbox / "batch1.tar").as_uri(),
             )
-            console.print(f"  {exported['size']:,} bytes, catalogDigest {exported['catalogDigest']}", soft_wrap=True)
-
-            console.rule("2. carry the blob across the gap")
-            _airlock("copy", (outbox / "batch1.tar").as_uri(), (inbox / "batch1.tar").as_uri())
-            listing = _airlock("inspect", (inbox / "batch1.tar").as_uri(), "--verify")
-            console.print(f"  {len(listing['artifacts'])} artifacts, every blob verified")
-
-            console.rule("3. import (air-gapped side)")
-            imported = _airlock(
-                "import",
-                "--source",
-                (inbox / "batch1.tar").as_uri(),
-                "--target-registry",
-                target.url,
-                "--catalog-digest",
-                exported["catalogDigest"],
+            response = run["properties"]["response"]
+            console.print(
+                f"  [green]{response['status']}[/]: {response['target']['uri']}  "
+                f"catalogDigest {response['catalogDigest']}",
+                soft_wrap=True,
             )
 
-            console.rule("4. result")
-            table = Table("artifact", "kind", "digest", "verified")
+            console.rule("4. copy across the gap")
+            files = {}
+            for account in ("sourcesa", "targetsa"):
+                files[account] = work / f"{account}.sas"
+                files[account].write_text(sas[account])
+            demo.run(
+                "copy",
+                azurite.blob_endpoint("sourcesa") + "/transfer/batch1.tar",
+                azurite.blob_endpoint("targetsa") + "/transfer/batch1.tar",
+                "--source-sas-token-file",
+                str(files["sourcesa"]),
+                "--target-sas-token-file",
+                str(files["targetsa"]),
+            )
+
+            console.rule("5. the source trigger imports it (air-gapped side)")
+            deadline = time.monotonic() + 90
+            runs: list[dict[str, Any]] = []
+            while time.monotonic() < deadline:
+                runs = demo.run("acr", "pipeline-run", "list", "-g", "targetrg", "-r", "targetreg", quiet=True) or []
+                if runs and runs[0]["properties"]["provisioningState"] in ("Succeeded", "Failed"):
+                    break
+                time.sleep(0.5)
+            else:
+                console.print("the triggered import did not finish in 90 s", style="red")
+                return 1
+            console.print("[bold cyan]$[/] airlock acr pipeline-run list -g targetrg -r targetreg -o table")
+            table_out = subprocess.run(
+                [EXE, "acr", "pipeline-run", "list", "-g", "targetrg", "-r", "targetreg", "-o", "table"],
+                capture_output=True,
+                text=True,
+                env=env,
+                check=False,
+            )
+            console.print(table_out.stdout.rstrip())
+            imported = runs[0]["properties"]
+            if imported["provisioningState"] != "Succeeded":
+                console.print(imported["response"].get("pipelineRunErrorMessage", ""), style="red")
+                return 1
+
+            console.rule("6. result")
+            table = Table("artifact", "kind", "digest", "verified in target")
             all_ok = True
             for art in samples:
-                ref = art.tag or art.digest
-                _raw, _mt, digest = content.get_manifest(target.url, art.repository, ref)
+                _raw, _mt, digest = content.get_manifest(target.url, art.repository, art.tag or art.digest)
                 ok = digest == art.digest and all(
                     content.blob_exists(target.url, art.repository, d) for d, _ in art.blobs
                 )
@@ -125,14 +313,34 @@ def main() -> int:
                     "[green]yes[/]" if ok else "[red]NO[/]",
                 )
             console.print(table)
+            same = imported["response"]["catalogDigest"] == response["catalogDigest"]
             console.print(
-                f"imported {len(imported['importedArtifacts'])} artifacts; blobs uploaded "
-                f"{imported['blobs']['uploaded']}, mounted {imported['blobs']['mounted']}; "
-                f"catalogDigest matched: {imported['catalogDigest'] == exported['catalogDigest']}"
+                f"triggered run {runs[0]['name']}: catalogDigest matches the export: {same}; "
+                "the blob was deleted from the target container (DeleteSourceBlobOnSuccess)"
             )
-            return 0 if all_ok else 1
+            return 0 if all_ok and same else 1
     finally:
+        if server is not None:
+            server.terminate()
+            try:
+                server.wait(15)
+            except subprocess.TimeoutExpired:
+                server.kill()
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _wait_for(url: str, timeout: float = 20.0) -> None:
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"airlock serve did not come up at {url}") from None
+            time.sleep(0.1)
 
 
 if __name__ == "__main__":

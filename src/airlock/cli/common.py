@@ -1,0 +1,85 @@
+"""Pieces shared by the control-plane command groups: options, output with az-style table columns,
+hints on stderr."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from airlock.cli.output import FORMATS, render
+
+OutputOpt = Annotated[
+    str, typer.Option("--output", "-o", help=f"Output format: {', '.join(FORMATS)}.", show_default=True)
+]
+QueryOpt = Annotated[
+    str | None, typer.Option("--query", help='JMESPath query applied to the output, e.g. "[].name" (as in az).')
+]
+GroupOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--resource-group",
+        "-g",
+        help="Resource group. Defaults to the one set with `airlock configure --defaults group=<name>`.",
+        show_default=False,
+    ),
+]
+RegistryOpt = Annotated[str, typer.Option("--registry", "-r", help="Name of registry.")]
+
+Row = dict[str, str]
+Columns = Callable[[Any], Row]
+
+
+def emit(obj: Any, fmt: str, query: str | None, columns: Columns | None = None) -> None:
+    """Print ``obj`` as ``-o`` asks. With ``-o table`` and no ``--query``, ``columns`` picks and names
+    the columns as az's table transformers do (with a query, az shows the query's result as is)."""
+    if fmt == "table" and columns is not None and not query:
+        items = obj if isinstance(obj, list) else [obj]
+        print_table([columns(item) for item in items if isinstance(item, dict)])
+        return
+    render(obj, fmt=fmt, query=query, console=Console())
+
+
+def print_table(rows: list[Row]) -> None:
+    """az's plain table: headers, a dashed rule, left-aligned cells; nothing is cut or wrapped."""
+    if not rows:
+        return
+    headers = list(rows[0])
+    cells = [[" ".join(str(r.get(h, "")).split()) for h in headers] for r in rows]
+    widths = [max(len(h), *(len(row[i]) for row in cells)) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in cells]
+    print("\n".join(line.rstrip() for line in lines))  # noqa: T201
+
+
+def hint(message: str) -> None:
+    """A note for the user on stderr (stdout stays machine-readable)."""
+    print(message, file=sys.stderr)  # noqa: T201
+
+
+def dig(obj: Any, *keys: str) -> Any:
+    """``obj[k1][k2]...``, None as soon as a level is missing."""
+    for key in keys:
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(key)
+    return obj
+
+
+def text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def group_of(resource_id: str) -> str:
+    """The resource group named in an ARM id ('' when there is none)."""
+    parts = resource_id.split("/")
+    lowered = [p.lower() for p in parts]
+    if "resourcegroups" in lowered:
+        i = lowered.index("resourcegroups")
+        if i + 1 < len(parts):
+            return parts[i + 1]
+    return ""

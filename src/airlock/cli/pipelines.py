@@ -1,0 +1,618 @@
+"""``airlock acr export-pipeline|import-pipeline|pipeline-run``: the acrtransfer commands of az.
+
+Flags, short flags and request bodies are those of the ``acrtransfer`` extension: container and
+secret URIs are lower-cased (``file://`` paths are kept as written: a path is case-sensitive), the
+identity is SystemAssigned unless a user-assigned identity is given, ``-e`` sets the import source
+trigger, ``-f`` sets ``forceUpdateTag``. ``pipeline-run create`` waits for the run and fails (exit 1)
+when the run failed, after printing it.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+import typer
+
+from airlock.cli.arm import IDENTITY_PROVIDER, ArmClient, group_path, registry_path, resource_group
+from airlock.cli.common import (
+    GroupOpt,
+    OutputOpt,
+    QueryOpt,
+    RegistryOpt,
+    Row,
+    dig,
+    emit,
+    hint,
+    text,
+)
+from airlock.cli.output import check_output
+from airlock.errors import AirlockError, ResourceNotFound, UsageError
+from airlock.storage.location import parse_container_uri
+
+export_app = typer.Typer(
+    help="Export pipelines: where export runs write transfer blobs (a storage container) and how they "
+    "authenticate (a SAS token in a key vault, or a managed identity).",
+    no_args_is_help=True,
+)
+import_app = typer.Typer(
+    help="Import pipelines: the storage container import runs read transfer blobs from, and its source "
+    "trigger (auto-import of new blobs, needs `airlock serve`).",
+    no_args_is_help=True,
+)
+run_app = typer.Typer(
+    help="Pipeline runs: one export (artifacts → a blob) or one import (a blob → the registry).",
+    no_args_is_help=True,
+)
+
+KINDS = {"export": "exportPipelines", "import": "importPipelines"}
+UAI_MARKER = f"/providers/{IDENTITY_PROVIDER}/".lower()
+
+ContainerOpt = Annotated[
+    str,
+    typer.Option(
+        "--storage-container-uri",
+        "-c",
+        help="Storage account container URI of the source or target storage account container of the form "
+        "https://$MyStorageAccount.blob.core.windows.net/$MyContainer (or file:///a/directory, or an Azurite "
+        "http://127.0.0.1:10000/$Account/$MyContainer). Note that the URI may be different outside of AzureCloud.",
+    ),
+]
+SecretOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--secret-uri",
+        "-s",
+        help="Keyvault secret URI containing a valid SAS token to the associated storage account of the form "
+        "https://$MyKeyvault.vault.azure.net/secrets/$MySecret. Note that the URI may be different outside of "
+        "AzureCloud. Required when --storage-access-mode is SasToken (not for file:// containers).",
+    ),
+]
+ModeOpt = Annotated[
+    str,
+    typer.Option(
+        "--storage-access-mode",
+        "-m",
+        help="Storage account access mode. Allowed values: ManagedIdentity, SasToken. When using ManagedIdentity, "
+        "a managed identity is required (use --assign-identity).",
+    ),
+]
+IdentityOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--assign-identity",
+        "-i",
+        help="Managed identity for the pipeline. Provide a user-assigned identity resource ID of the form "
+        "/subscriptions/$MySubID/resourceGroups/$MyRG/providers/Microsoft.ManagedIdentity/userAssignedIdentities/"
+        "$MyIdentity (or just its name, in the pipeline's resource group), or use [system] to provision a "
+        "system-assigned identity (the default).",
+    ),
+]
+
+
+def _pipeline_path(rg: str, registry: str, kind: str, name: str = "") -> str:
+    return f"{registry_path(rg, registry)}/{KINDS[kind]}" + (f"/{name}" if name else "")
+
+
+def _run_path(rg: str, registry: str, name: str = "") -> str:
+    return f"{registry_path(rg, registry)}/pipelineRuns" + (f"/{name}" if name else "")
+
+
+def _lower_uri(uri: str) -> str:
+    # az lower-cases both URIs; a file:// path is case-sensitive, so it is kept.
+    return uri if uri.lower().startswith("file:") else uri.lower()
+
+
+def _identity(value: str | None, rg: str) -> dict[str, Any]:
+    if value is None or value.strip().lower() == "[system]":
+        return {"type": "SystemAssigned"}
+    uai = value.strip()
+    if "/" not in uai:  # a bare name: the identity in the pipeline's resource group
+        uai = f"{group_path(rg)}/providers/{IDENTITY_PROVIDER}/{uai}"
+    elif UAI_MARKER not in uai.lower():
+        raise UsageError(
+            f"--assign-identity {value!r}: expected [system], an identity name, or a resource ID "
+            f"/subscriptions/<sub>/resourceGroups/<rg>/providers/{IDENTITY_PROVIDER}/<name>"
+        )
+    return {"type": "UserAssigned", "userAssignedIdentities": {uai: {}}}
+
+
+def _principal(doc: dict[str, Any]) -> tuple[str, str]:
+    """(principalId, clientId) of a pipeline's identity; '' when unknown."""
+    identity = doc.get("identity") or {}
+    for props in (identity.get("userAssignedIdentities") or {}).values():
+        return text(props.get("principalId")), text(props.get("clientId"))
+    return text(identity.get("principalId")), ""
+
+
+def _permission_hints(doc: dict[str, Any], kind: str, rg: str) -> None:
+    """What the pipeline's identity needs before a run can succeed (az prints role guidance too)."""
+    storage = dig(doc, "properties", "target" if kind == "export" else "source") or {}
+    principal, client_id = _principal(doc)
+    secret_uri = text(storage.get("keyVaultUri"))
+    if storage.get("storageAccessMode") == "ManagedIdentity":
+        uri = text(storage.get("uri"))
+        if uri.lower().startswith("file:"):
+            return
+        account = parse_container_uri(uri).account
+        role = "Storage Blob Data Contributor"
+        if kind == "import" and "DeleteSourceBlobOnSuccess" not in (dig(doc, "properties", "options") or []):
+            role = "Storage Blob Data Reader"
+        who = f"the managed identity with client id {client_id}" if client_id else "the airlock server's Azure identity"
+        hint(
+            f"ManagedIdentity mode: runs reach storage account {account} as {who}. Grant it the '{role}' role: "
+            f'az role assignment create --assignee <its principal id> --role "{role}" --scope '
+            f"/subscriptions/<storage subscription>/resourceGroups/<storage resource group>/providers/"
+            f"Microsoft.Storage/storageAccounts/{account}"
+        )
+    elif secret_uri:
+        vault = (urlsplit(secret_uri).hostname or "").split(".", 1)[0]
+        hint(
+            f"The pipeline's identity must be able to read the SAS token secret; grant it with: "
+            f"airlock keyvault set-policy -n {vault} --object-id {principal} --secret-permissions get"
+        )
+
+
+def _create_pipeline(
+    kind: str,
+    *,
+    rg: str,
+    registry: str,
+    name: str,
+    container: str,
+    secret: str | None,
+    mode: str,
+    options: list[str],
+    identity: str | None,
+    trigger_enabled: bool | None = None,
+) -> dict[str, Any]:
+    modes = {"sastoken": "SasToken", "managedidentity": "ManagedIdentity"}
+    if mode.lower() not in modes:
+        raise UsageError(f"--storage-access-mode {mode!r}: use SasToken or ManagedIdentity")
+    mode = modes[mode.lower()]
+    container = _lower_uri(container)
+    if mode == "SasToken" and not secret and not container.startswith("file:"):
+        raise UsageError(
+            "--secret-uri/-s is required with --storage-access-mode SasToken: the key-vault secret holding the "
+            "container's SAS token (or use --storage-access-mode ManagedIdentity)"
+        )
+    if mode == "ManagedIdentity" and secret:
+        raise UsageError("--secret-uri/-s is only used with --storage-access-mode SasToken")
+    storage: dict[str, Any] = {"type": "AzureStorageBlobContainer", "uri": container, "storageAccessMode": mode}
+    if secret:
+        storage["keyVaultUri"] = _lower_uri(secret)
+    properties: dict[str, Any] = {"target" if kind == "export" else "source": storage, "options": options}
+    if kind == "import":
+        status = "Enabled" if trigger_enabled in (None, True) else "Disabled"
+        properties["trigger"] = {"sourceTrigger": {"status": status}}
+    body = {"identity": _identity(identity, rg), "properties": properties}
+    path = _pipeline_path(rg, registry, kind, name)
+    with ArmClient() as client:
+        client.put(path, body)
+        doc: dict[str, Any] = client.get(path)
+    for warning in dig(doc, "properties", "warnings") or []:
+        hint(f"warning: {warning}")
+    _permission_hints(doc, kind, rg)
+    return doc
+
+
+def _get_pipeline(client: ArmClient, kind: str, rg: str, registry: str, name: str) -> dict[str, Any]:
+    try:
+        doc: dict[str, Any] = client.get(_pipeline_path(rg, registry, kind, name))
+    except ResourceNotFound:
+        raise ResourceNotFound(
+            f"{kind.capitalize()} pipeline {name} not found on registry {registry} in the {rg} resource group."
+        ) from None
+    return doc
+
+
+def _pipeline_columns(kind: str) -> Any:
+    def columns(item: Any) -> Row:
+        side = "target" if kind == "export" else "source"
+        row = {
+            "NAME": text(item.get("name")),
+            "PROVISIONING_STATE": text(dig(item, "properties", "provisioningState")),
+            "STORAGE_ACCOUNT": text(dig(item, "properties", side, "uri")),
+        }
+        if kind == "import":
+            row["SOURCE_TRIGGER"] = text(dig(item, "properties", "trigger", "sourceTrigger", "status"))
+        return row
+
+    return columns
+
+
+def _parse_bool(value: str | None, flag: str) -> bool | None:
+    if value is None:
+        return None
+    if value.lower() in ("true", "yes", "1", "enabled"):
+        return True
+    if value.lower() in ("false", "no", "0", "disabled"):
+        return False
+    raise UsageError(f"{flag} {value!r}: must be either True or False")
+
+
+# -------------------------------------------------------------------------------- pipeline commands
+
+
+def _pipeline_commands(app: typer.Typer, kind: str) -> None:
+    what = f"{kind} pipeline"
+    name_opt = Annotated[str, typer.Option("--name", "-n", help=f"Name of the {what}.")]
+    columns = _pipeline_columns(kind)
+
+    @app.command("show")
+    def show(
+        registry: RegistryOpt,
+        name: str,
+        resource_group_name: GroupOpt = None,
+        output: OutputOpt = "json",
+        query: QueryOpt = None,
+    ) -> None:
+        check_output(output, query)
+        rg = resource_group(resource_group_name)
+        with ArmClient() as client:
+            doc = _get_pipeline(client, kind, rg, registry, name)
+        emit(doc, output, query, columns)
+
+    show.__doc__ = f"Show an {what}."
+    show.__annotations__["name"] = name_opt  # a local alias: give typer the object, not a string
+
+    @app.command("list")
+    def list_(
+        registry: RegistryOpt,
+        resource_group_name: GroupOpt = None,
+        output: OutputOpt = "json",
+        query: QueryOpt = None,
+    ) -> None:
+        check_output(output, query)
+        rg = resource_group(resource_group_name)
+        with ArmClient() as client:
+            items = client.list(_pipeline_path(rg, registry, kind))
+        emit(items, output, query, columns)
+
+    list_.__doc__ = f"List the {what}s of a registry."
+
+    @app.command("delete")
+    def delete(
+        registry: RegistryOpt,
+        name: str,
+        resource_group_name: GroupOpt = None,
+        output: OutputOpt = "json",
+        query: QueryOpt = None,
+    ) -> None:
+        check_output(output, query)
+        rg = resource_group(resource_group_name)
+        with ArmClient() as client:
+            _get_pipeline(client, kind, rg, registry, name)
+            client.delete(_pipeline_path(rg, registry, kind, name))
+
+    delete.__doc__ = f"Delete an {what} (its pipeline runs stay, for the record)."
+    delete.__annotations__["name"] = name_opt
+
+
+@export_app.command("create")
+def export_create(
+    registry: RegistryOpt,
+    name: Annotated[str, typer.Option("--name", "-n", help="Name of the export pipeline.")],
+    storage_container_uri: ContainerOpt,
+    resource_group_name: GroupOpt = None,
+    secret_uri: SecretOpt = None,
+    storage_access_mode: ModeOpt = "SasToken",
+    options: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--options",
+            "-z",
+            help="Space-separated list of options. May only contain the following options: "
+            "OverwriteBlobs,ContinueOnErrors.",
+        ),
+    ] = None,
+    assign_identity: IdentityOpt = None,
+    output: OutputOpt = "json",
+    query: QueryOpt = None,
+) -> None:
+    """Create an export pipeline.
+
+    Examples:
+
+        airlock acr export-pipeline create -g myrg -r myregistry -n myexport -m SasToken \\
+            -s https://myvault.vault.azure.net/secrets/exportsas -c https://acct.blob.core.windows.net/transfer
+
+        airlock acr export-pipeline create -g myrg -r myregistry -n myexport -c file:///srv/transfer \\
+            --options OverwriteBlobs ContinueOnErrors
+    """
+    check_output(output, query)
+    rg = resource_group(resource_group_name)
+    doc = _create_pipeline(
+        "export",
+        rg=rg,
+        registry=registry,
+        name=name,
+        container=storage_container_uri,
+        secret=secret_uri,
+        mode=storage_access_mode,
+        options=options or [],
+        identity=assign_identity,
+    )
+    emit(doc, output, query, _pipeline_columns("export"))
+
+
+@import_app.command("create")
+def import_create(
+    registry: RegistryOpt,
+    name: Annotated[str, typer.Option("--name", "-n", help="Name of the import pipeline.")],
+    storage_container_uri: ContainerOpt,
+    resource_group_name: GroupOpt = None,
+    secret_uri: SecretOpt = None,
+    storage_access_mode: ModeOpt = "SasToken",
+    options: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--options",
+            "-z",
+            help="Space-separated list of options. May only contain the following options: "
+            "DeleteSourceBlobOnSuccess,OverwriteTags,ContinueOnErrors.",
+        ),
+    ] = None,
+    source_trigger_enabled: Annotated[
+        str | None,
+        typer.Option(
+            "--source-trigger-enabled",
+            "-e",
+            help="Boolean parameter that determines whether source trigger is enabled on the pipeline. "
+            "Must be either True or False. True by default.",
+        ),
+    ] = None,
+    assign_identity: IdentityOpt = None,
+    output: OutputOpt = "json",
+    query: QueryOpt = None,
+) -> None:
+    """Create an import pipeline.
+
+    Example:
+
+        airlock acr import-pipeline create -g myrg -r myregistry -n myimport -m SasToken \\
+            -s https://myvault.vault.azure.net/secrets/importsas -c https://acct.blob.core.windows.net/transfer \\
+            --options DeleteSourceBlobOnSuccess OverwriteTags ContinueOnErrors --source-trigger-enabled False
+    """
+    check_output(output, query)
+    enabled = _parse_bool(source_trigger_enabled, "--source-trigger-enabled/-e")
+    rg = resource_group(resource_group_name)
+    doc = _create_pipeline(
+        "import",
+        rg=rg,
+        registry=registry,
+        name=name,
+        container=storage_container_uri,
+        secret=secret_uri,
+        mode=storage_access_mode,
+        options=options or [],
+        identity=assign_identity,
+        trigger_enabled=enabled,
+    )
+    emit(doc, output, query, _pipeline_columns("import"))
+
+
+_pipeline_commands(export_app, "export")
+_pipeline_commands(import_app, "import")
+
+
+# -------------------------------------------------------------------------------- pipeline runs
+
+
+def _when(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def _run_columns(item: Any) -> Row:
+    props = item.get("properties") or {}
+    response = props.get("response") or {}
+    pipeline_id = text(dig(props, "request", "pipelineResourceId"))
+    start, finish = _when(response.get("startTime")), _when(response.get("finishTime"))
+    duration = str(timedelta(seconds=int((finish - start).total_seconds()))) if start and finish else ""
+    is_import = "/importpipelines/" in pipeline_id.lower()
+    return {
+        "NAME": text(item.get("name")),
+        "PIPELINE": pipeline_id.rsplit("/", 1)[-1],
+        "START_TIME": start.strftime("%Y-%m-%dT%H:%M:%SZ") if start else "",
+        "DURATION": duration,
+        "SOURCE_TRIGGER": str("_" in text(item.get("name"))) if is_import else "",
+        "STATUS": text(response.get("status")),
+        "ERROR_MESSAGE": text(response.get("pipelineRunErrorMessage")),
+    }
+
+
+def _with_tag(artifact: str) -> str:
+    # az appends ':latest' to a bare repository name.
+    if "@" in artifact or ":" in artifact.rsplit("/", 1)[-1]:
+        return artifact
+    return artifact + ":latest"
+
+
+RunNameOpt = Annotated[str, typer.Option("--name", "-n", help="Name of the pipeline run.")]
+
+
+@run_app.command("create")
+def run_create(
+    registry: RegistryOpt,
+    pipeline: Annotated[str, typer.Option("--pipeline", "-p", help="Name of the pipeline to run.")],
+    name: RunNameOpt,
+    pipeline_type: Annotated[
+        str, typer.Option("--pipeline-type", "-t", help="Type of pipeline. Must be either import or export.")
+    ],
+    storage_blob: Annotated[
+        str, typer.Option("--storage-blob", "-b", help="Name of the storage blob to be imported or exported.")
+    ],
+    resource_group_name: GroupOpt = None,
+    artifacts: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--artifacts",
+            "-a",
+            help="Space-separated list of container artifacts (export only, at most 50). Artifacts must be either "
+            "of the form repository:tag or repository@digest such as hello-world:latest or "
+            "hello-world@sha256:90659bf80b44ce6be8234e6ff90a1ac34acbeb826903b02cfa0da11c82cbc042; a bare "
+            "repository means repository:latest.",
+        ),
+    ] = None,
+    force_redeploy: Annotated[
+        bool,
+        typer.Option(
+            "--force-redeploy",
+            "-f",
+            help="Flag that forces ARM to redeploy resource even if no parameters have changed "
+            "(re-runs a finished run of the same name).",
+        ),
+    ] = False,
+    no_wait: Annotated[
+        bool, typer.Option("--no-wait", help="Return once the run has started, without waiting for its end.")
+    ] = False,
+    output: OutputOpt = "json",
+    query: QueryOpt = None,
+) -> None:
+    """Run a pipeline: export artifacts to a blob, or import a blob into the registry.
+
+    Waits for the run and prints it; exits 1 if the run failed. Re-creating an identical run does
+    nothing (use -f to run it again).
+
+    Examples:
+
+        airlock acr pipeline-run create -g myrg -r myregistry -p myexport -n run1 -t export -b batch1.tar \\
+            -a hello-world:latest hello-world@sha256:90659bf8...
+
+        airlock acr pipeline-run create -g myrg -r myregistry -p myimport -n run2 -t import -b batch1.tar
+    """
+    check_output(output, query)
+    kind = pipeline_type.lower()
+    if kind not in KINDS:
+        raise UsageError(f"--pipeline-type/-t {pipeline_type!r}: must be either import or export")
+    if kind == "export" and not artifacts:
+        raise UsageError(
+            "artifacts cannot be empty for export pipeline runs: give a space-separated list of artifacts to "
+            "export with -a, e.g. -a hello-world:latest"
+        )
+    if kind == "import" and artifacts:
+        raise UsageError("--artifacts/-a is for export runs only; an import run imports everything in the blob")
+    rg = resource_group(resource_group_name)
+    with ArmClient() as client:
+        found = _get_pipeline(client, kind, rg, registry, pipeline)
+        request: dict[str, Any] = {"pipelineResourceId": found["id"]}
+        if kind == "export":
+            request["target"] = {"type": "AzureStorageBlob", "name": storage_blob}
+            request["artifacts"] = [_with_tag(a) for a in artifacts or []]
+        else:
+            request["source"] = {"type": "AzureStorageBlob", "name": storage_blob}
+        properties: dict[str, Any] = {"request": request}
+        if force_redeploy:
+            properties["forceUpdateTag"] = str(time.time())
+        path = _run_path(rg, registry, name)
+        doc: dict[str, Any] = client.put(path, {"properties": properties})
+        if no_wait:
+            if client.local:
+                hint(
+                    "note: without AIRLOCK_ENDPOINT the run executes in this process, so this command still "
+                    "ends with it (run `airlock serve` and set AIRLOCK_ENDPOINT for background runs)"
+                )
+        else:
+            doc = client.wait_for_run(path)
+    emit(doc, output, query, _run_columns)
+    if not no_wait and dig(doc, "properties", "provisioningState") in ("Failed", "Canceled"):
+        message = text(dig(doc, "properties", "response", "pipelineRunErrorMessage")) or "no error message"
+        raise AirlockError(f"pipeline run {name} failed: {message}")
+
+
+@run_app.command("show")
+def run_show(
+    registry: RegistryOpt,
+    name: RunNameOpt,
+    resource_group_name: GroupOpt = None,
+    output: OutputOpt = "json",
+    query: QueryOpt = None,
+) -> None:
+    """Show a pipeline run: its state, progress, and (export) catalogDigest or (import) importedArtifacts."""
+    check_output(output, query)
+    rg = resource_group(resource_group_name)
+    with ArmClient() as client:
+        doc = client.get(_run_path(rg, registry, name))
+    emit(doc, output, query, _run_columns)
+
+
+@run_app.command("list")
+def run_list(
+    registry: RegistryOpt,
+    resource_group_name: GroupOpt = None,
+    top: Annotated[
+        int | None, typer.Option("--top", min=1, help="List only the last n pipeline-runs. Must be an integer.")
+    ] = None,
+    output: OutputOpt = "json",
+    query: QueryOpt = None,
+) -> None:
+    """List the pipeline runs of a registry (oldest first)."""
+    check_output(output, query)
+    rg = resource_group(resource_group_name)
+    with ArmClient() as client:
+        items = client.list(_run_path(rg, registry))
+    if top is not None:
+        items = items[-top:]
+    emit(items, output, query, _run_columns)
+
+
+@run_app.command("delete")
+def run_delete(
+    registry: RegistryOpt,
+    name: RunNameOpt,
+    resource_group_name: GroupOpt = None,
+    output: OutputOpt = "json",
+    query: QueryOpt = None,
+) -> None:
+    """Delete a pipeline run (the record only: blobs and imported artifacts stay)."""
+    check_output(output, query)
+    rg = resource_group(resource_group_name)
+    with ArmClient() as client:
+        path = _run_path(rg, registry, name)
+        client.get(path)
+        client.delete(path)
+
+
+@run_app.command("clean")
+def run_clean(
+    registry: RegistryOpt,
+    resource_group_name: GroupOpt = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="List the failed pipeline-runs that would have been deleted, but do not delete any.",
+        ),
+    ] = False,
+    output: OutputOpt = "json",
+    query: QueryOpt = None,
+) -> None:
+    """Delete every failed pipeline run of a registry; prints the runs deleted (or, with --dry-run, to delete).
+
+    Example:
+
+        airlock acr pipeline-run clean -g myrg -r myregistry --dry-run -o table
+    """
+    check_output(output, query)
+    rg = resource_group(resource_group_name)
+    with ArmClient() as client:
+        failed = [
+            run
+            for run in client.list(_run_path(rg, registry))
+            if dig(run, "properties", "provisioningState") == "Failed"
+        ]
+        if not dry_run:
+            for i, run in enumerate(failed, 1):
+                client.delete(_run_path(rg, registry, text(run.get("name"))))
+                if i % 100 == 0:
+                    hint(f"deleted {i} of {len(failed)} failed pipeline runs")
+    if not dry_run:
+        hint(f"deleted {len(failed)} failed pipeline run(s) of registry {registry}")
+    emit(failed, output, query, _run_columns)

@@ -1,0 +1,154 @@
+"""``airlock acr create|show|list|delete``: the registry resources pipelines belong to.
+
+A registry resource stands for one OCI registry: its login server URL and, when it needs them, a
+username and the key-vault secret URI of the password (read by the pipeline's identity at run time).
+The pipeline command groups (``export-pipeline``, ``import-pipeline``, ``pipeline-run``) hang below.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Any
+
+import typer
+
+from airlock.cli.arm import ArmClient, registry_path, resource_group
+from airlock.cli.common import GroupOpt, OutputOpt, QueryOpt, Row, dig, emit, group_of, text
+from airlock.cli.output import check_output
+from airlock.cli.pipelines import export_app, import_app, run_app
+from airlock.errors import ResourceNotFound, UsageError
+
+acr_app = typer.Typer(
+    help=(
+        "Registries and their ACR transfer pipelines (as `az acr` with the acrtransfer extension).\n\n"
+        "Start with `airlock acr create`, then `airlock acr export-pipeline create` / `import-pipeline create`, "
+        "then `airlock acr pipeline-run create`."
+    ),
+    no_args_is_help=True,
+)
+acr_app.add_typer(export_app, name="export-pipeline")
+acr_app.add_typer(import_app, name="import-pipeline")
+acr_app.add_typer(run_app, name="pipeline-run")
+
+NameOpt = Annotated[str, typer.Option("--name", "-n", help="Name of the registry: 5-50 letters and digits.")]
+
+
+def _columns(item: Any) -> Row:
+    return {
+        "NAME": text(item.get("name")),
+        "RESOURCE GROUP": group_of(text(item.get("id"))),
+        "LOCATION": text(item.get("location")),
+        "LOGIN SERVER": text(dig(item, "properties", "loginServer")),
+        "EXPORT POLICY": text(dig(item, "properties", "exportPolicy", "status")),
+        "PROVISIONING STATE": text(dig(item, "properties", "provisioningState")),
+    }
+
+
+@acr_app.command("create")
+def create(
+    name: NameOpt,
+    resource_group_name: GroupOpt = None,
+    login_server: Annotated[
+        str | None,
+        typer.Option(
+            "--login-server",
+            help="URL of the registry, e.g. https://registry.example.com or http://127.0.0.1:5000. "
+            "Default: https://<name>.azurecr.io.",
+        ),
+    ] = None,
+    username: Annotated[
+        str | None, typer.Option("--username", help="Registry username (with --password-secret-uri).")
+    ] = None,
+    password_secret_uri: Annotated[
+        str | None,
+        typer.Option(
+            "--password-secret-uri",
+            help="Key-vault secret URI holding the registry password, "
+            "e.g. https://myvault.vault.azure.net/secrets/regpassword. Pipelines read it as their identity.",
+        ),
+    ] = None,
+    export_policy: Annotated[
+        str | None,
+        typer.Option(
+            "--export-policy",
+            help="enabled (default) or disabled. Disabled forbids export pipelines on this registry.",
+        ),
+    ] = None,
+    location: Annotated[str | None, typer.Option("--location", "-l", help="Location label.")] = None,
+    output: OutputOpt = "json",
+    query: QueryOpt = None,
+) -> None:
+    """Create (or update) a registry resource.
+
+    Example:
+
+        airlock acr create -g myrg -n myregistry --login-server https://registry.example.com
+    """
+    check_output(output, query)
+    rg = resource_group(resource_group_name)
+    if bool(username) != bool(password_secret_uri):
+        raise UsageError("--username and --password-secret-uri go together (the password itself is never an argument)")
+    properties: dict[str, Any] = {"loginServer": login_server or f"https://{name.lower()}.azurecr.io"}
+    if username:
+        properties["credentials"] = {"username": username, "passwordSecretUri": password_secret_uri}
+    if export_policy is not None:
+        if export_policy.lower() not in ("enabled", "disabled"):
+            raise UsageError(f"--export-policy {export_policy!r}: use enabled or disabled")
+        properties["exportPolicy"] = {"status": export_policy.lower()}
+    body: dict[str, Any] = {"properties": properties}
+    if location:
+        body["location"] = location
+    with ArmClient() as client:
+        doc = client.put(registry_path(rg, name), body)
+    emit(doc, output, query, _columns)
+
+
+@acr_app.command("show")
+def show(
+    name: NameOpt,
+    resource_group_name: GroupOpt = None,
+    output: OutputOpt = "json",
+    query: QueryOpt = None,
+) -> None:
+    """Show a registry resource."""
+    check_output(output, query)
+    rg = resource_group(resource_group_name)
+    with ArmClient() as client:
+        doc = client.get(registry_path(rg, name))
+    emit(doc, output, query, _columns)
+
+
+@acr_app.command("list")
+def list_(
+    resource_group_name: GroupOpt = None,
+    output: OutputOpt = "json",
+    query: QueryOpt = None,
+) -> None:
+    """List the registry resources of a resource group."""
+    check_output(output, query)
+    rg = resource_group(resource_group_name)
+    with ArmClient() as client:
+        items = client.list(registry_path(rg, "").rstrip("/"))
+    emit(items, output, query, _columns)
+
+
+@acr_app.command("delete")
+def delete(
+    name: NameOpt,
+    resource_group_name: GroupOpt = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not prompt for confirmation.")] = False,
+    output: OutputOpt = "json",
+    query: QueryOpt = None,
+) -> None:
+    """Delete a registry resource, with its pipelines and pipeline runs (the registry's content is untouched)."""
+    check_output(output, query)
+    rg = resource_group(resource_group_name)
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UsageError(f"deleting registry {name} also deletes its pipelines and runs: confirm with --yes")
+        typer.confirm(f"Delete registry {name} with its pipelines and runs?", abort=True)
+    with ArmClient() as client:
+        path = registry_path(rg, name)
+        client.get(path)
+        if client.delete(path) == 204:
+            raise ResourceNotFound(f"registry {name} not found in resource group {rg}")

@@ -1,0 +1,178 @@
+"""``airlock serve``, ``airlock configure`` and ``airlock rest``: the API server, CLI defaults, raw requests."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+import typer
+
+from airlock.cli.arm import CONFIG_KEYS, ArmClient, config_path, load_defaults, save_defaults, subscription
+from airlock.cli.common import OutputOpt, QueryOpt, emit, hint
+from airlock.cli.output import check_output
+from airlock.errors import UsageError
+
+
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on (loopback by default).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port to listen on.")] = 8080,
+    ssl_certfile: Annotated[
+        Path | None, typer.Option("--ssl-certfile", help="TLS certificate (PEM) to serve HTTPS.")
+    ] = None,
+    ssl_keyfile: Annotated[Path | None, typer.Option("--ssl-keyfile", help="TLS private key (PEM).")] = None,
+) -> None:
+    """Serve the ARM REST API (pipelines, runs, registries, identities, key vaults) and run the import
+    source trigger every AIRLOCK_TRIGGER_INTERVAL seconds (default 10).
+
+    Point the CLI at it with AIRLOCK_ENDPOINT=http://HOST:PORT; callers authenticate with the bearer
+    token in AIRLOCK_HOME/api-token (the CLI reads that file, or AIRLOCK_TOKEN).
+
+    Example:
+
+        airlock serve --port 8080 &
+        AIRLOCK_ENDPOINT=http://127.0.0.1:8080 airlock acr list -g myrg
+    """
+    import uvicorn
+
+    from airlock.api.app import create_app
+    from airlock.wiring import api_token, home_dir, open_control_plane
+
+    if bool(ssl_certfile) != bool(ssl_keyfile):
+        raise UsageError("--ssl-certfile and --ssl-keyfile go together")
+    raw_interval = os.environ.get("AIRLOCK_TRIGGER_INTERVAL") or "10"
+    try:
+        interval = float(raw_interval)
+    except ValueError:
+        raise UsageError(f"AIRLOCK_TRIGGER_INTERVAL {raw_interval!r}: expected seconds, e.g. 10") from None
+    if interval <= 0:
+        raise UsageError("AIRLOCK_TRIGGER_INTERVAL must be more than 0 seconds")
+    home = home_dir()
+    app = create_app(lambda: open_control_plane(), token=api_token(home), trigger_interval=interval)
+    scheme = "https" if ssl_certfile else "http"
+    shown = f"[{host}]" if ":" in host else host
+    hint(f"airlock API on {scheme}://{shown}:{port} (bearer token in {home / 'api-token'})")
+    hint(f"use it from the CLI with: export AIRLOCK_ENDPOINT={scheme}://{shown}:{port}")
+    if scheme == "http" and not _loopback(host):
+        hint("warning: serving plain HTTP beyond loopback sends the token in clear; use --ssl-certfile/--ssl-keyfile")
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        ssl_certfile=str(ssl_certfile) if ssl_certfile else None,
+        ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None,
+    )
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def configure(
+    defaults: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--defaults",
+            "-d",
+            help="Space-separated name=value pairs: group=<resource group> (used when -g is left out), "
+            "subscription=<id>. An empty value (group=) removes the default.",
+        ),
+    ] = None,
+    list_defaults: Annotated[bool, typer.Option("--list-defaults", "-l", help="Print the stored defaults.")] = False,
+    output: OutputOpt = "json",
+    query: QueryOpt = None,
+) -> None:
+    """Store defaults for later commands in AIRLOCK_HOME/config.json (as `az configure --defaults`).
+
+    Example:
+
+        airlock configure --defaults group=myrg
+    """
+    check_output(output, query)
+    if not defaults and not list_defaults:
+        raise UsageError("give --defaults name=value ... or --list-defaults")
+    updates: dict[str, str] = {}
+    for pair in defaults or []:
+        key, sep, value = pair.partition("=")
+        if not sep or key.strip() not in CONFIG_KEYS:
+            raise UsageError(f"--defaults {pair!r}: expected one of {', '.join(k + '=<value>' for k in CONFIG_KEYS)}")
+        updates[key.strip()] = value.strip()
+    if updates:
+        save_defaults(updates)
+    if list_defaults:
+        stored = load_defaults()
+        emit(
+            [{"name": k, "source": str(config_path()), "value": v} for k, v in stored.items()],
+            output,
+            query,
+        )
+
+
+def rest(
+    url: Annotated[
+        str,
+        typer.Option(
+            "--url",
+            "--uri",
+            "-u",
+            help="ARM path, e.g. /subscriptions/{subscriptionId}/resourceGroups/myrg/providers/"
+            "Microsoft.ContainerRegistry/registries/myregistry/pipelineRuns ({subscriptionId} is filled in).",
+        ),
+    ],
+    method: Annotated[
+        str, typer.Option("--method", "-m", help="HTTP method: get, put, delete (and post, patch).")
+    ] = "get",
+    body: Annotated[
+        str | None, typer.Option("--body", "-b", help="Request body: JSON text, or @file to read it from a file.")
+    ] = None,
+    output: OutputOpt = "json",
+    query: QueryOpt = None,
+) -> None:
+    """Send one request to the ARM API and print the JSON answer (as `az rest`); ?api-version= is added.
+
+    Example:
+
+        airlock rest --method put --url /subscriptions/{subscriptionId}/resourceGroups/myrg/providers/\\
+Microsoft.ContainerRegistry/registries/myregistry/pipelineRuns/run1 --body @run1.json
+    """
+    check_output(output, query)
+    verb = method.upper()
+    if verb not in ("GET", "PUT", "DELETE", "POST", "PATCH"):
+        raise UsageError(f"--method {method!r}: use get, put, delete, post or patch")
+    payload: Any = None
+    if body is not None:
+        payload = _body(body)
+    path = url.replace("{subscriptionId}", subscription())
+    parts = urlsplit(path)
+    if parts.scheme:  # a full URL: keep what follows the host (management.azure.com or the endpoint)
+        path = parts.path + (f"?{parts.query}" if parts.query else "")
+    if not path.startswith("/"):
+        raise UsageError(f"--url {url!r}: expected an ARM path starting with /subscriptions/...")
+    with ArmClient() as client:
+        _, answer = client.request(verb, path, payload)
+    if answer is not None:
+        emit(answer, output, query)
+
+
+def _body(text: str) -> Any:
+    source = "--body"
+    if text.startswith("@"):
+        source = text[1:]
+        try:
+            text = Path(source).read_text(encoding="utf-8") if source != "-" else sys.stdin.read()
+        except OSError as exc:
+            raise UsageError(f"--body @{source}: cannot read it ({exc.strerror or type(exc).__name__})") from None
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise UsageError(f"{source}: not valid JSON ({exc})") from None
