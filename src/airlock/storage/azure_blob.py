@@ -197,8 +197,15 @@ class AzureBlob:
             pool.shutdown(wait=True, cancel_futures=True)
 
     def writer(self, *, overwrite: bool, metadata: dict[str, str]) -> AzureWriter:
-        if not overwrite and self.stat() is not None:
-            raise BlobExists(f"blob {self.display} already exists (use the OverwriteBlobs option to replace it)")
+        if not overwrite:
+            try:
+                exists = self.stat() is not None
+            except StorageAuthError:
+                # A write-only SAS (least privilege for a copy target) cannot read properties; the
+                # commit's If-None-Match: * still refuses to replace an existing blob.
+                exists = False
+            if exists:
+                raise BlobExists(f"blob {self.display} already exists (use the OverwriteBlobs option to replace it)")
         return AzureWriter(self._client, self.display, overwrite=overwrite, metadata=metadata)
 
     def delete(self, *, if_match: str | None = None) -> None:
@@ -277,7 +284,10 @@ class AzureWriter:
                         **kw,
                     )
                 except ResourceModifiedError:
-                    existing = AzureBlob.properties_of(self._client, display=self._display)
+                    try:
+                        existing = AzureBlob.properties_of(self._client, display=self._display)
+                    except StorageAuthError:
+                        existing = None
                     if existing is not None and existing.content_md5 == md5 and existing.size == self._size:
                         # The SDK retried a commit whose first answer was lost: the blob is ours.
                         return existing

@@ -25,6 +25,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from airlock.testing import azurite as az
 from airlock.testing import content
 from airlock.testing.services import AzuriteServer, RegistryServer, free_port
 
@@ -258,10 +259,29 @@ def main() -> int:
             )
 
             console.rule("4. copy across the gap")
-            files = {}
-            for account in ("sourcesa", "targetsa"):
-                files[account] = work / f"{account}.sas"
-                files[account].write_text(sas[account])
+            # The copy is the user's own means (AzCopy, a cross-domain solution); it needs write access
+            # to the target container, which the import pipeline's read/delete/list token rightly lacks.
+            copy_sas = demo.run(
+                "storage",
+                "container",
+                "generate-sas",
+                "--name",
+                "transfer",
+                "--connection-string",
+                azurite.connection_string("targetsa"),
+                "--expiry",
+                "2035-01-01",
+                "--permissions",
+                "acw",
+                "--https-only",
+                "-o",
+                "tsv",
+                show="COPY_SAS=$(airlock storage container generate-sas --name transfer --account-name targetsa "
+                "--expiry 2035-01-01 --permissions acw --https-only -o tsv)",
+            )
+            files = {"sourcesa": work / "sourcesa.sas", "targetsa": work / "copy-target.sas"}
+            files["sourcesa"].write_text(sas["sourcesa"])
+            files["targetsa"].write_text(str(copy_sas).strip())
             demo.run(
                 "copy",
                 azurite.blob_endpoint("sourcesa") + "/transfer/batch1.tar",
@@ -270,6 +290,8 @@ def main() -> int:
                 str(files["sourcesa"]),
                 "--target-sas-token-file",
                 str(files["targetsa"]),
+                show="airlock copy https://…/sourcesa/transfer/batch1.tar https://…/targetsa/transfer/batch1.tar "
+                "--source-sas-token-file export.sas --target-sas-token-file copy.sas",
             )
 
             console.rule("5. the source trigger imports it (air-gapped side)")
@@ -291,7 +313,8 @@ def main() -> int:
                 env=env,
                 check=False,
             )
-            console.print(table_out.stdout.rstrip())
+            sys.stdout.write(table_out.stdout)  # the CLI's own table, unwrapped
+            sys.stdout.flush()
             imported = runs[0]["properties"]
             if imported["provisioningState"] != "Succeeded":
                 console.print(imported["response"].get("pipelineRunErrorMessage", ""), style="red")
@@ -314,11 +337,13 @@ def main() -> int:
                 )
             console.print(table)
             same = imported["response"]["catalogDigest"] == response["catalogDigest"]
+            os.environ["REQUESTS_CA_BUNDLE"] = str(azurite.ca_cert)
+            left = az.list_blob_names(azurite, "targetsa", "transfer")
             console.print(
                 f"triggered run {runs[0]['name']}: catalogDigest matches the export: {same}; "
-                "the blob was deleted from the target container (DeleteSourceBlobOnSuccess)"
+                f"target container after DeleteSourceBlobOnSuccess: {left or 'empty'}"
             )
-            return 0 if all_ok and same else 1
+            return 0 if all_ok and same and not left else 1
     finally:
         if server is not None:
             server.terminate()
