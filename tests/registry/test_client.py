@@ -13,7 +13,6 @@ import math
 import os
 import random
 import re
-import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -31,12 +30,8 @@ from airlock.registry.credentials import Credentials
 from airlock.registry.retry import RetryPolicy
 from airlock.testing import content
 from airlock.testing.content import PushedArtifact
+from airlock.testing.fault_proxy import Fault, FaultProxy, Seen, flip_middle_byte
 from airlock.testing.services import RegistryServer, TokenServer
-
-# tests/ is not a package and --import-mode=importlib leaves sys.path alone: make the sibling importable.
-if str(Path(__file__).resolve().parent) not in sys.path:
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fault_proxy import Fault, FaultProxy, Seen, flip_middle_byte
 
 USER, PASSWORD = "alice", "pw-basic-7f3a9c1e"
 TOKEN_USER, TOKEN_PASSWORD = "bob", "pw-token-41d2e8aa"
