@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -21,75 +20,12 @@ from airlock.registry.client import RegistryClient
 from airlock.storage.location import open_blob, parse_blob_uri
 from airlock.testing import content
 from airlock.testing.content import PushedArtifact
-from airlock.testing.services import RegistryServer, free_port
+from airlock.testing.services import AirlockServer, RegistryServer
 from airlock.transfer.export import export_artifacts
 from airlock.transfer.importer import import_archive
 
 EXE = str(Path(sys.executable).parent / "airlock")
 API = "?api-version=2025-06-01-preview"
-
-
-class Server:
-    """`airlock serve` as a subprocess on a free port, with its own AIRLOCK_HOME."""
-
-    def __init__(self, home: Path, trigger_interval: float = 0.5) -> None:
-        self.home = home
-        self.port = free_port()
-        self.env = {**os.environ, "AIRLOCK_HOME": str(home), "AIRLOCK_TRIGGER_INTERVAL": str(trigger_interval)}
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.url = f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> Server:
-        with (self.home.parent / f"serve-{self.port}.log").open("ab") as log:
-            self.proc = subprocess.Popen([EXE, "serve", "--port", str(self.port)], env=self.env, stdout=log, stderr=log)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "airlock serve did not start"
-            time.sleep(0.1)
-        token = (self.home / "api-token").read_text().strip()
-        self.http = httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {token}"}, timeout=60)
-        return self
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-        self.http.close()
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        self.http.close()
-
-    def put(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        r = self.http.put(path + API, json=body)
-        assert r.status_code in (200, 201), r.text
-        out: dict[str, Any] = r.json()
-        return out
-
-    def get(self, path: str) -> dict[str, Any]:
-        r = self.http.get(path + API)
-        assert r.status_code == 200, r.text
-        out: dict[str, Any] = r.json()
-        return out
-
-    def wait_run(self, path: str, timeout: float = 120) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while True:
-            doc = self.get(path)
-            if doc["properties"]["provisioningState"] in ("Succeeded", "Failed"):
-                return doc
-            assert time.monotonic() < deadline, f"{path} still running"
-            time.sleep(0.2)
 
 
 REG = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/"
@@ -104,15 +40,15 @@ def images(source_registry: RegistryServer) -> list[PushedArtifact]:
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
+def server(tmp_path: Path) -> Iterator[AirlockServer]:
     (tmp_path / "home").mkdir()
-    s = Server(tmp_path / "home").start()
+    s = AirlockServer(tmp_path / "home").start()
     yield s
     s.stop()
 
 
 def _setup(
-    s: Server, source: RegistryServer, target: RegistryServer, inbox: Path
+    s: AirlockServer, source: RegistryServer, target: RegistryServer, inbox: Path
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     s.put(REG + "sourcereg", {"properties": {"loginServer": source.url}})
     s.put(REG + "targetreg", {"properties": {"loginServer": target.url}})
@@ -125,7 +61,7 @@ def _setup(
 
 
 def test_server_killed_mid_run_fails_the_run_and_the_trigger_retries_the_import(
-    tmp_path: Path, server: Server, images: list[PushedArtifact]
+    tmp_path: Path, server: AirlockServer, images: list[PushedArtifact]
 ) -> None:
     inbox = tmp_path / "inbox"
     inbox.mkdir()
@@ -153,7 +89,7 @@ def test_server_killed_mid_run_fails_the_run_and_the_trigger_retries_the_import(
         time.sleep(1.0)
         server.kill()
         os.kill(source.pid, signal.SIGCONT)
-        restarted = Server(server.home).start()
+        restarted = AirlockServer(server.home).start()
         try:
             run = restarted.get(REG + "sourcereg/pipelineRuns/exportrun1")
             assert run["properties"]["provisioningState"] == "Failed"
@@ -176,7 +112,7 @@ def test_server_killed_mid_run_fails_the_run_and_the_trigger_retries_the_import(
                 time.sleep(0.2)
             restarted.kill()
             os.kill(target.pid, signal.SIGCONT)
-            third = Server(server.home).start()
+            third = AirlockServer(server.home).start()
             try:
                 deadline = time.monotonic() + 60
                 while True:
@@ -221,7 +157,7 @@ def test_two_imports_of_one_archive_into_one_registry_at_once(
 
 def test_api_under_50_concurrent_calls_while_5_runs_execute(
     tmp_path: Path,
-    server: Server,
+    server: AirlockServer,
     source_registry: RegistryServer,
     target_registry: RegistryServer,
     images: list[PushedArtifact],

@@ -29,6 +29,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -40,6 +41,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, ClassVar, Self
 
+import httpx
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
@@ -988,3 +990,76 @@ class StorageTokenCredential:
         }
         token = f"{b64({'alg': 'none', 'typ': 'JWT'})}.{b64(claims)}."
         return AccessToken(token, now + 3600)
+
+
+_API = "?api-version=2025-06-01-preview"
+
+
+class AirlockServer:
+    """``airlock serve`` as a subprocess on a free port with its own ``AIRLOCK_HOME``; ``http`` is an
+    httpx client carrying the home's bearer token. Logs go to ``<home>/../serve-<port>.log``."""
+
+    def __init__(self, home: Path, trigger_interval: float = 0.5) -> None:
+        self.home = home
+        self.port = free_port()
+        self.env = {**os.environ, "AIRLOCK_HOME": str(home), "AIRLOCK_TRIGGER_INTERVAL": str(trigger_interval)}
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> AirlockServer:
+        with (self.home.parent / f"serve-{self.port}.log").open("ab") as log:
+            self.proc = subprocess.Popen(
+                [str(Path(sys.executable).parent / "airlock"), "serve", "--port", str(self.port)],
+                env=self.env,
+                stdout=log,
+                stderr=log,
+            )
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "airlock serve did not start"
+            time.sleep(0.1)
+        token = (self.home / "api-token").read_text().strip()
+        self.http = httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {token}"}, timeout=60)
+        return self
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+        self.http.close()
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self.http.close()
+
+    def put(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """PUT ``body`` at an ARM ``path``; asserts a 200/201."""
+        r = self.http.put(path + _API, json=body)
+        assert r.status_code in (200, 201), r.text
+        out: dict[str, Any] = r.json()
+        return out
+
+    def get(self, path: str) -> dict[str, Any]:
+        r = self.http.get(path + _API)
+        assert r.status_code == 200, r.text
+        out: dict[str, Any] = r.json()
+        return out
+
+    def wait_run(self, path: str, timeout: float = 120) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            doc = self.get(path)
+            if doc["properties"]["provisioningState"] in ("Succeeded", "Failed"):
+                return doc
+            assert time.monotonic() < deadline, f"{path} still running"
+            time.sleep(0.2)
