@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from airlock.pipelines.service import ControlPlane
 from airlock.pipelines.store import ResourceStore, make_engine
@@ -87,16 +88,47 @@ class _Lazy:
         return self._get().get_secret(uri, principal=principal)
 
 
+class _Hosts:
+    """Serves only URIs whose host is allowed: the server's own vault credentials (a Vault token, the
+    machine's Azure identity) must never be sent to a host that an API caller names in a pipeline."""
+
+    def __init__(self, store: SecretStore, allowed: Callable[[str], bool]) -> None:
+        self._store = store
+        self._allowed = allowed
+
+    def handles(self, uri: str) -> bool:
+        host = (urlsplit(uri).hostname or "").lower()
+        return self._allowed(host) and self._store.handles(uri)
+
+    def get_secret(self, uri: str, *, principal: Principal | None) -> str:
+        return self._store.get_secret(uri, principal=principal)
+
+
+# Azure Key Vault's DNS suffixes in the public and sovereign clouds.
+KEY_VAULT_SUFFIXES = (".vault.azure.net", ".vault.azure.cn", ".vault.usgovcloudapi.net", ".vault.microsoftazure.de")
+
+
+def _listed(env: str) -> set[str]:
+    return {h.strip().lower() for h in os.environ.get(env, "").split(",") if h.strip()}
+
+
 def _azure_key_vault() -> SecretStore:
     from airlock.secrets.azure_key_vault import AzureKeyVaultStore
 
-    return AzureKeyVaultStore()
+    extra = _listed("AIRLOCK_KEYVAULT_HOSTS")
+    return _Hosts(AzureKeyVaultStore(), lambda host: host.endswith(KEY_VAULT_SUFFIXES) or host in extra)
 
 
 def _hashicorp_vault() -> SecretStore:
     from airlock.secrets.hashicorp_vault import HashiCorpVaultStore
 
-    return HashiCorpVaultStore()
+    # Vault/OpenBao servers this installation trusts with its token: AIRLOCK_VAULT_HOSTS, or the
+    # host of VAULT_ADDR / BAO_ADDR.
+    allowed = _listed("AIRLOCK_VAULT_HOSTS")
+    for env in ("VAULT_ADDR", "BAO_ADDR"):
+        if os.environ.get(env):
+            allowed.add((urlsplit(os.environ[env]).hostname or "").lower())
+    return _Hosts(HashiCorpVaultStore(), lambda host: host in allowed)
 
 
 def open_control_plane(home: Path | None = None, adapters: Adapters | None = None) -> ControlPlane:
@@ -115,3 +147,15 @@ def open_control_plane(home: Path | None = None, adapters: Adapters | None = Non
         tenant_id=tenant,
         workers=adapters.workers,
     )
+
+
+def user_secret_resolver(home: Path | None = None) -> SecretResolver:
+    """Secrets read by the CLI user for their own commands (``--secret-uri``): the embedded vaults of
+    ``home`` and the user's own Vault token / Azure identity, for any host the user names."""
+    from airlock.secrets.azure_key_vault import AzureKeyVaultStore
+    from airlock.secrets.hashicorp_vault import HashiCorpVaultStore
+
+    home = home or home_dir()
+    engine = make_engine(os.environ.get("AIRLOCK_DATABASE_URL") or f"sqlite:///{home / 'airlock.db'}")
+    vaults = EmbeddedVaults(engine, load_or_create_key(home / "vault.key"))
+    return SecretResolver([vaults, HashiCorpVaultStore(), AzureKeyVaultStore()])

@@ -52,7 +52,14 @@ def test_roles_reader_and_transfer_pipeline_contributor(api: TestClient, tmp_pat
     )
     reader = make_token(api, "reader1", "Reader")
     contributor = make_token(api, "contrib1", "TransferPipelineContributor")
-    pipeline = {"properties": {"target": {"uri": tmp_path.as_uri()}}}
+    pipeline = {
+        "properties": {
+            "target": {
+                "uri": "https://acct.blob.core.windows.net/transfer",
+                "keyVaultUri": "https://myvault.vault.azure.net/secrets/sas",
+            }
+        }
+    }
 
     assert api.get(REG + API).status_code == 401
     assert api.get(REG + API, headers=auth(reader)).status_code == 200
@@ -67,6 +74,9 @@ def test_roles_reader_and_transfer_pipeline_contributor(api: TestClient, tmp_pat
     )
     assert api.delete(REG + "/exportPipelines/pipeline1" + API, headers=auth(contributor)).status_code == 202
     assert api.put(REG + API, headers=auth(contributor), json={"properties": {"loginServer": "x"}}).status_code == 403
+    local = {"properties": {"target": {"uri": tmp_path.as_uri()}}}
+    r = api.put(REG + "/exportPipelines/pipeline2" + API, headers=auth(contributor), json=local)
+    assert r.status_code == 403 and "file:" in r.json()["error"]["message"]
     assert api.put(BASE + "/Microsoft.KeyVault/vaults/other" + API, headers=auth(contributor)).status_code == 403
     assert (
         api.post("/airlock/tokens", headers=auth(contributor), json={"name": "x", "role": "Owner"}).status_code == 403
@@ -94,6 +104,28 @@ def test_bad_token_requests(api: TestClient) -> None:
         ("TransferPipelineContributor", "PUT", REG, False),
         ("TransferPipelineContributor", "GET", BASE + "/Microsoft.KeyVault/vaults/v/secrets/s", False),
         ("Owner", "DELETE", REG, True),
+        # Regressions: a pipeline-kind name elsewhere in the path must not grant anything.
+        ("TransferPipelineContributor", "PUT", BASE + "/Microsoft.ContainerRegistry/registries/pipelineRuns", False),
+        (
+            "TransferPipelineContributor",
+            "PUT",
+            "/subscriptions/exportPipelines/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/v/secrets/s",
+            False,
+        ),
+        (
+            "TransferPipelineContributor",
+            "DELETE",
+            "/subscriptions/s/resourceGroups/pipelineRuns/providers/Microsoft.KeyVault/vaults/v",
+            False,
+        ),
+        (
+            "TransferPipelineContributor",
+            "PUT",
+            REG + "/pipelineRuns/run12/../../../../Microsoft.KeyVault/vaults/v",
+            False,
+        ),
+        ("TransferPipelineContributor", "PUT", REG + "//pipelineRuns/run12", False),
+        ("Reader", "GET", "/subscriptions/s/resourceGroups/rg/providers/microsoft.keyvault/vaults/v/SECRETS/s", False),
     ],
 )
 def test_role_table(role: str, method: str, path: str, ok: bool) -> None:

@@ -361,14 +361,22 @@ def test_missing_sas_token_file(tmp_path: Path, container: str, source_registry:
     assert str(missing) in error_message(run, (1, 2))
 
 
-def test_key_vault_secret_uri_not_supported(container: str, source_registry: RegistryServer) -> None:
+def test_secret_uri_reads_the_embedded_vault_and_names_missing_ones(
+    tmp_path: Path, container: str, source_registry: RegistryServer, azurite: AzuriteServer
+) -> None:
     run = airlock(
         "export", "--source-registry", source_registry.url, "-a", "samples/app:1.0",
-        "--target", f"{container}/x.tar", "--secret-uri", "https://myvault.vault.azure.net/secrets/x",
+        "--target", f"{container}/x.tar", "--secret-uri", "https://nosuchvault.vault.azure.net/secrets/x",
     )  # fmt: skip
     message = error_message(run, (1, 2))
-    assert re.search(r"(?i)not supported|cannot be read", message), message
-    assert "yet" in message
+    assert "nosuchvault" in message, message
+    sas = az.container_sas(azurite, ACCOUNT, CONTAINER, permissions="racwl")
+    ok("keyvault", "create", "-g", "rg", "-n", "clikv")
+    ok("keyvault", "secret", "set", "--vault-name", "clikv", "--name", "exportsas", "--value", "?" + sas)
+    ok(
+        "export", "--source-registry", source_registry.url, "-a", "samples/app:1.0",
+        "--target", f"{container}/kv.tar", "--secret-uri", "https://clikv.vault.azure.net/secrets/exportsas",
+    )  # fmt: skip
 
 
 def test_sas_in_blob_uri_refused_and_not_echoed(

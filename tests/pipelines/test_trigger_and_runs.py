@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -139,7 +140,7 @@ def test_restart_fails_orphaned_runs_and_the_trigger_retries_them(
         resource_group="rg",
         parent=pipeline["id"].rsplit("/", 2)[0],
         state="Running",
-        owner="another-host:12345:1",
+        owner=f"{socket.gethostname()}:999999999:1",  # a process of this host that is gone
     )
     cp.close()
 

@@ -40,8 +40,13 @@ def test_secrets_never_leak(tmp_path: Path, azurite: AzuriteServer) -> None:
         try:
             api_token = (home / "api-token").read_text().strip()
             secrets.add(api_token)
-            env = {**os.environ, "AIRLOCK_HOME": str(home), "AIRLOCK_ENDPOINT": server.url, "AIRLOCK_NO_PROGRESS": "1",
-                   "AIRLOCK_SUBSCRIPTION": "s"}
+            env = {
+                **os.environ,
+                "AIRLOCK_HOME": str(home),
+                "AIRLOCK_ENDPOINT": server.url,
+                "AIRLOCK_NO_PROGRESS": "1",
+                "AIRLOCK_SUBSCRIPTION": "s",
+            }
 
             def cli(*args: str) -> None:
                 done = subprocess.run([EXE, *args], capture_output=True, text=True, env=env, check=False)

@@ -209,7 +209,9 @@ def create_app(
         top: Top = PAGE,
         api_version: ApiVersion = API_VERSION,
     ) -> dict[str, Any]:
-        return page(request, p.store.find(R.REGISTRY_TYPE, resource_group=rg), skip, top)
+        return page(
+            request, p.store.find(R.REGISTRY_TYPE, prefix=f"/subscriptions/{sub}/resourceGroups/{rg}/"), skip, top
+        )
 
     # -- pipelines --------------------------------------------------------------------------------
 
@@ -303,7 +305,9 @@ def create_app(
         top: Top = PAGE,
         api_version: ApiVersion = API_VERSION,
     ) -> dict[str, Any]:
-        return page(request, p.store.find(R.IDENTITY_TYPE, resource_group=rg), skip, top)
+        return page(
+            request, p.store.find(R.IDENTITY_TYPE, prefix=f"/subscriptions/{sub}/resourceGroups/{rg}/"), skip, top
+        )
 
     # -- key vaults (embedded) --------------------------------------------------------------------
 
@@ -439,6 +443,11 @@ def create_app(
         tokens.revoke(name)
         return Response(status_code=204)
 
+    @app.get("/subscriptions/{rest:path}/operationStatuses/done", dependencies=[Auth], tags=["operations"])
+    def operation_done(rest: str, api_version: ApiVersion = API_VERSION) -> dict[str, Any]:
+        # PUT/DELETE of registries, identities, vaults and pipelines complete before they answer.
+        return {"id": f"/subscriptions/{rest}/operationStatuses/done", "status": "Succeeded"}
+
     app.state.control = state
     return app
 
@@ -487,7 +496,8 @@ def _pipeline_routes(app: FastAPI, kind: str, put_reply: Any, delete_reply: Any,
     async def put_pipeline(
         request: Request, p: Plane, sub: str, rg: str, registry: str, name: str, api_version: ApiVersion = API_VERSION
     ) -> JSONResponse:
-        doc, created = p.put_pipeline(sub, rg, registry, kind, name, await _json(request))
+        privileged = request.state.caller.role == "Owner"
+        doc, created = p.put_pipeline(sub, rg, registry, kind, name, await _json(request), privileged=privileged)
         return put_reply(request, doc, created)  # type: ignore[no-any-return]
 
     @app.get(base + "/{name}", dependencies=[Auth], tags=[kind], name=f"get_{kind}")

@@ -91,15 +91,35 @@ PIPELINE_KINDS = ("exportPipelines", "importPipelines", "pipelineRuns")
 
 
 def allowed(role: str, method: str, path: str) -> bool:
-    """Whether ``role`` may call ``method`` on ``path`` (an ARM path)."""
+    """Whether ``role`` may call ``method`` on ``path`` (an ARM path, already percent-decoded).
+
+    Decided on the path's *structure*, never on a segment appearing anywhere: a subscription,
+    resource group or registry may be named ``pipelineRuns`` too.
+    """
     if role == "Owner":
         return True
-    if path.startswith("/airlock/tokens"):
+    parts = path.split("/")
+    if "" in parts[1:] or ".." in parts or "." in parts:
+        return False  # no empty, '.' or '..' segments: one path, one meaning
+    if path.startswith("/airlock/"):
         return False
     if method in ("GET", "HEAD"):
         # Secret values are data-plane reads: only the Owner (the vault's administrator) sees them.
-        return not ("/secrets/" in path and "/Microsoft.KeyVault/" in path)
+        return not _is_vault_secret(parts)
     if role == "TransferPipelineContributor":
-        parts = path.split("/")
-        return any(kind in parts for kind in PIPELINE_KINDS)
+        # /subscriptions/{s}/resourceGroups/{rg}/providers/Microsoft.ContainerRegistry/registries/{r}/{kind}/{name}
+        return (
+            len(parts) == 11
+            and parts[1].lower() == "subscriptions"
+            and parts[3].lower() == "resourcegroups"
+            and parts[5].lower() == "providers"
+            and parts[6].lower() == "microsoft.containerregistry"
+            and parts[7].lower() == "registries"
+            and parts[9] in PIPELINE_KINDS
+        )
     return False
+
+
+def _is_vault_secret(parts: list[str]) -> bool:
+    lowered = [p.lower() for p in parts]
+    return "microsoft.keyvault" in lowered and "secrets" in lowered[lowered.index("microsoft.keyvault") :]

@@ -32,7 +32,7 @@ from airlock.oci.digest import Digest
 from airlock.oci.reference import ArtifactReference, RegistryURL
 from airlock.registry.client import RegistryClient
 from airlock.registry.credentials import Credentials
-from airlock.secrets.store import normalize_sas, read_secret_file, read_secret_uri
+from airlock.secrets.store import normalize_sas, read_secret_file
 from airlock.storage.base import Blob
 from airlock.storage.location import open_blob, parse_blob_uri
 from airlock.transfer.export import export_artifacts
@@ -119,7 +119,9 @@ def _sas(sas_file: str | None, secret_uri: str | None, *, what: str) -> str | No
     if sas_file:
         return normalize_sas(read_secret_file(sas_file, what=f"{what} SAS token"))
     if secret_uri:
-        return normalize_sas(read_secret_uri(secret_uri, what=f"{what} SAS token"))
+        from airlock.wiring import user_secret_resolver
+
+        return normalize_sas(user_secret_resolver().get(secret_uri, principal=None, what=f"{what} SAS token"))
     return None
 
 

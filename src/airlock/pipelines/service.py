@@ -18,7 +18,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
-from airlock.errors import AirlockError, ResourceConflict, ResourceNotFound, UsageError
+from airlock.errors import AccessDenied, AirlockError, ResourceConflict, ResourceNotFound, UsageError
 from airlock.oci.digest import Digest
 from airlock.oci.reference import ArtifactReference, RegistryURL
 from airlock.pipelines import resources as R
@@ -38,6 +38,10 @@ from airlock.transfer.options import EXPORT_OPTIONS, IMPORT_OPTIONS, PipelineOpt
 log = logging.getLogger(__name__)
 
 TERMINAL = ("Succeeded", "Failed", "Canceled")
+_INTERRUPTED_MESSAGE = (
+    "the run was interrupted: the airlock process running it stopped before it finished; nothing was "
+    "tagged for unverified content. Run it again with a new forceUpdateTag"
+)
 INTERRUPTED = "interrupted"
 
 
@@ -148,7 +152,13 @@ class ControlPlane:
 
     def delete_registry(self, sub: str, rg: str, name: str) -> bool:
         rid = R.resource_id(sub, rg, R.REGISTRY_TYPE, name)
-        for child in list(self.store.children(rid)):
+        children = list(self.store.children(rid))
+        for child in children:
+            if self._running_elsewhere_or_here(child):
+                raise ResourceConflict(
+                    f"registry {name} has a running pipeline run; delete it when the run has finished"
+                )
+        for child in children:
             self.store.delete(child)
         return self.store.delete(rid)
 
@@ -207,26 +217,36 @@ class ControlPlane:
         }
 
     def put_vault(self, sub: str, rg: str, name: str, body: Any) -> tuple[dict[str, Any], bool]:
+        """Create a vault (or keep it); ``properties.accessPolicies``, when given, replaces the policies."""
         R.check_resource_group(rg)
+        if body is not None and not isinstance(body, dict):
+            raise UsageError(f"key vault {name}: the request body must be a JSON object")
+        body = body or {}
+        props = body.get("properties") or {}
+        if not isinstance(props, dict):
+            raise UsageError(f"key vault {name}: properties must be an object")
         existed = self.vaults.get_vault(name) is not None
-        location = body.get("location", "local") if isinstance(body, dict) else "local"
-        vault = self.vaults.create_vault(name, resource_group=rg, location=str(location), tenant_id=self.tenant_id)
-        policies = ((body or {}).get("properties") or {}).get("accessPolicies") if isinstance(body, dict) else None
-        for p in policies or []:
-            vault = self.vaults.set_policy(
-                name,
-                object_id=str(p.get("objectId")),
-                secret_permissions=list((p.get("permissions") or {}).get("secrets", [])),
-                tenant_id=self.tenant_id,
-            )
+        vault = self.vaults.create_vault(
+            name, resource_group=rg, location=str(body.get("location", "local")), tenant_id=self.tenant_id
+        )
+        if "accessPolicies" in props:
+            policies = props["accessPolicies"]
+            if not isinstance(policies, list):
+                raise UsageError(f"key vault {name}: properties.accessPolicies must be a list")
+            vault = self.vaults.replace_policies(name, policies, tenant_id=self.tenant_id)
         return self.vault_doc(sub, vault), not existed
 
     # ------------------------------------------------------------------------------ pipelines
 
     def put_pipeline(
-        self, sub: str, rg: str, registry: str, kind: str, name: str, body: Any
+        self, sub: str, rg: str, registry: str, kind: str, name: str, body: Any, *, privileged: bool = True
     ) -> tuple[dict[str, Any], bool]:
-        """Create or replace an exportPipelines/importPipelines resource."""
+        """Create or replace an exportPipelines/importPipelines resource.
+
+        Unprivileged callers (API roles below Owner) may not use local ``file:`` containers (they would
+        reach the server's own files) nor attach user-assigned identities (ACR requires a separate
+        ``assign`` permission for that); both raise AccessDenied.
+        """
         ref = R.RegistryRef(sub, rg, registry)
         reg = self.get(ref.id, "registry")
         what = "export pipeline" if kind == "exportPipelines" else "import pipeline"
@@ -245,6 +265,10 @@ class ControlPlane:
             storage = props.source
             allowed = IMPORT_OPTIONS
         container = parse_container_uri(storage.uri)
+        if not privileged and container.kind == "file":
+            raise AccessDenied(f"{what} {name}: only an Owner may use a local file: container")
+        if not privileged and "UserAssigned" in model.identity.type:
+            raise AccessDenied(f"{what} {name}: only an Owner may assign a user-assigned identity to a pipeline")
         if storage.storage_access_mode == "SasToken" and container.kind == "azure" and not storage.key_vault_uri:
             raise UsageError(
                 f"{what} {name}: keyVaultUri (the secret holding the SAS token) is required in SasToken mode"
@@ -387,12 +411,16 @@ class ControlPlane:
             existing = self.store.get(rid)
             tag = model.properties.force_update_tag
             if existing is not None:
+                if self._running_elsewhere_or_here(rid) is False:
+                    existing = self.store.get(rid)  # a stale Running record was just failed
                 same = (
-                    existing["properties"]["request"] == request and existing["properties"].get("forceUpdateTag") == tag
+                    existing is not None
+                    and existing["properties"]["request"] == request
+                    and existing["properties"].get("forceUpdateTag") == tag
                 )
-                if same:
+                if same and existing is not None:
                     return existing, False
-                if rid.lower() in self._running and not self._running[rid.lower()].done():
+                if self._running_elsewhere_or_here(rid):
                     raise ResourceConflict(f"pipeline run {name} is still running; wait for it before running it again")
             response: dict[str, Any] = {"status": "Running", "progress": {"percentage": "0"}, "startTime": now_iso()}
             if trigger_timestamp:
@@ -414,6 +442,21 @@ class ControlPlane:
             self._running[rid.lower()] = self._pool.submit(self._execute, rid)
         return doc, True
 
+    def _running_elsewhere_or_here(self, rid: str) -> bool | None:
+        """True if the run executes now (here or in a live process), False if its Running record was
+        stale (its process died: the run is failed now, saying so), None if it is not Running."""
+        state, owner = self.store.state_of(rid)
+        if state != "Running":
+            return None
+        if owner == self._owner:
+            fut = self._running.get(rid.lower())
+            if fut is not None and not fut.done():
+                return True
+        elif process_alive(owner):
+            return True
+        self._finish(rid, error=_INTERRUPTED_MESSAGE, interrupted=True)
+        return False
+
     def wait(self, rid: str, timeout: float | None = None) -> dict[str, Any]:
         """Block until the run is finished (used by local-mode CLI and tests)."""
         fut = self._running.get(rid.lower())
@@ -422,8 +465,7 @@ class ControlPlane:
         return self.get(rid, "pipeline run")
 
     def delete_run(self, rid: str) -> bool:
-        fut = self._running.get(rid.lower())
-        if fut is not None and not fut.done():
+        if self._running_elsewhere_or_here(rid):
             raise ResourceConflict(f"pipeline run {rid.rsplit('/', 1)[-1]} is running; delete it when it has finished")
         return self.store.delete(rid)
 
@@ -436,14 +478,7 @@ class ControlPlane:
         for rid, owner in self.store.ids_in_state(R.RUN_TYPE, "Running"):
             if rid in self._running or process_alive(owner):
                 continue
-            self._finish(
-                rid,
-                error=(
-                    "the run was interrupted: the airlock process running it stopped before it finished; "
-                    "nothing was tagged for unverified content. Run it again with a new forceUpdateTag"
-                ),
-                interrupted=True,
-            )
+            self._finish(rid, error=_INTERRUPTED_MESSAGE, interrupted=True)
             failed.append(rid)
         return failed
 
@@ -472,6 +507,7 @@ class ControlPlane:
                 resp["progress"] = {"percentage": "100"}
                 doc["properties"]["provisioningState"] = "Succeeded"
                 resp.pop("pipelineRunErrorMessage", None)
+                resp.pop(INTERRUPTED, None)
             else:
                 resp["status"] = "Failed"
                 resp["pipelineRunErrorMessage"] = error
@@ -531,7 +567,8 @@ class ControlPlane:
             self._finish(rid, error=str(exc))
         except Exception as exc:  # a bug must not leave the run in Running
             log.exception("pipeline run %s failed unexpectedly", rid)
-            self._finish(rid, error=f"internal error ({type(exc).__name__}): {exc}")
+            # The exception text could hold anything (a URL with a token): record only its type.
+            self._finish(rid, error=f"internal error ({type(exc).__name__}); see the server log")
 
     def _client(self, registry: dict[str, Any], principal: Principal) -> RegistryClient:
         props = registry["properties"]

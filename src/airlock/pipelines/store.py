@@ -29,10 +29,12 @@ from sqlalchemy import (
     create_engine,
     delete,
     event,
+    func,
     insert,
     select,
     update,
 )
+from sqlalchemy.exc import IntegrityError
 
 metadata = MetaData()
 resources = Table(
@@ -57,6 +59,7 @@ trigger_imports = Table(
     Column("blob", String(1024), primary_key=True),
     Column("version", String(256), primary_key=True),  # etag, or inode-mtime-size for files
     Column("run_id", String(512), nullable=False),
+    Column("status", String(16), nullable=False),  # pending (claimed, run not created yet) / started
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
@@ -67,12 +70,14 @@ def process_token() -> str:
 
 
 def process_alive(token: str | None) -> bool:
-    """Whether the process named by ``token`` still runs (False for another host's or a dead one)."""
+    """Whether the process named by ``token`` may still run: False only for a dead process of this host."""
     if not token:
         return False
     host, _, rest = token.partition(":")
     pid_text, _, start = rest.partition(":")
-    if host != socket.gethostname() or not pid_text.isdigit():
+    if host != socket.gethostname():
+        return True  # another machine sharing the database: we cannot tell, so never fail its runs
+    if not pid_text.isdigit():
         return False
     return _start_time(int(pid_text)) == start
 
@@ -101,6 +106,17 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
+class _Keep:
+    """Sentinel: leave a column as it is."""
+
+
+KEEP = _Keep()
+
+
+def _owner_column(owner: str | _Keep | None) -> dict[str, str | None]:
+    return {} if isinstance(owner, _Keep) else {"owner": owner}
+
+
 class ResourceStore:
     """CRUD of resource documents. Thread-safe; each call is its own transaction."""
 
@@ -123,9 +139,9 @@ class ResourceStore:
         resource_group: str,
         parent: str | None = None,
         state: str | None = None,
-        owner: str | None = None,
+        owner: str | _Keep | None = KEEP,
     ) -> None:
-        """Insert or replace the document (creation order is kept on replace)."""
+        """Insert or replace the document (creation order is kept on replace; ``owner`` is kept unless given)."""
         now = datetime.now(UTC)
         key = resource_id.lower()
         text = json.dumps(body)
@@ -135,7 +151,9 @@ class ResourceStore:
                 conn.execute(
                     update(resources)
                     .where(resources.c.id == key)
-                    .values(body=text, state=state, owner=owner, updated_at=now)
+                    .values(
+                        body=text, state=state, updated_at=now, **({} if isinstance(owner, _Keep) else {"owner": owner})
+                    )
                 )
             else:
                 seq = conn.execute(select(resources.c.seq).order_by(resources.c.seq.desc()).limit(1)).scalar() or 0
@@ -149,7 +167,7 @@ class ResourceStore:
                         body=text,
                         seq=seq + 1,
                         state=state,
-                        owner=owner,
+                        owner=None if isinstance(owner, _Keep) else owner,
                         created_at=now,
                         updated_at=now,
                     )
@@ -159,14 +177,27 @@ class ResourceStore:
         with self.engine.begin() as conn:
             return conn.execute(delete(resources).where(resources.c.id == resource_id.lower())).rowcount > 0
 
-    def find(self, type_: str, *, parent: str | None = None, resource_group: str | None = None) -> list[dict[str, Any]]:
+    def find(
+        self, type_: str, *, parent: str | None = None, resource_group: str | None = None, prefix: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Documents of ``type_``; ``prefix`` (an ARM id prefix, any case) scopes to a subscription/group."""
         query = select(resources.c.body).where(resources.c.type == type_)
         if parent is not None:
             query = query.where(resources.c.parent == parent.lower())
         if resource_group is not None:
-            query = query.where(resources.c.resource_group == resource_group)
+            query = query.where(func.lower(resources.c.resource_group) == resource_group.lower())
+        if prefix is not None:
+            query = query.where(resources.c.id.startswith(prefix.lower().rstrip("/") + "/", autoescape=True))
         with self.engine.connect() as conn:
             return [json.loads(r.body) for r in conn.execute(query.order_by(resources.c.seq))]
+
+    def state_of(self, resource_id: str) -> tuple[str | None, str | None]:
+        """(state, owner) of a resource, (None, None) when it does not exist."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(resources.c.state, resources.c.owner).where(resources.c.id == resource_id.lower())
+            ).first()
+        return (row.state, row.owner) if row else (None, None)
 
     def ids_in_state(self, type_: str, state: str) -> list[tuple[str, str | None]]:
         """(id, owner) of every resource of ``type_`` in ``state``."""
@@ -184,11 +215,11 @@ class ResourceStore:
 
     # -- source trigger bookkeeping --------------------------------------------------------------
 
-    def trigger_run(self, pipeline_id: str, blob: str, version: str) -> str | None:
-        """The run created for this blob version, if any."""
+    def trigger_record(self, pipeline_id: str, blob: str, version: str) -> tuple[str, str] | None:
+        """(run id, status) recorded for this blob version, if any."""
         with self.engine.connect() as conn:
             row = conn.execute(
-                select(trigger_imports.c.run_id).where(
+                select(trigger_imports.c.run_id, trigger_imports.c.status).where(
                     and_(
                         trigger_imports.c.pipeline_id == pipeline_id.lower(),
                         trigger_imports.c.blob == blob,
@@ -196,26 +227,52 @@ class ResourceStore:
                     )
                 )
             ).first()
-        return row.run_id if row else None
+        return (row.run_id, row.status) if row else None
 
-    def record_trigger_run(self, pipeline_id: str, blob: str, version: str, run_id: str) -> None:
-        """Remember (or replace) the run created for a blob version — exactly once per version."""
+    def claim_trigger(self, pipeline_id: str, blob: str, version: str, run_id: str, *, replacing: str | None) -> bool:
+        """Claim a blob version for ``run_id`` (status pending). Exactly one claimant wins.
+
+        With ``replacing`` the claim takes over the record of that earlier run (an interrupted one);
+        without it, the record must not exist. Returns False when someone else claimed it first.
+        """
+        key = and_(
+            trigger_imports.c.pipeline_id == pipeline_id.lower(),
+            trigger_imports.c.blob == blob,
+            trigger_imports.c.version == version,
+        )
+        with self.engine.begin() as conn:
+            if replacing is not None:
+                done = conn.execute(
+                    update(trigger_imports)
+                    .where(and_(key, trigger_imports.c.run_id == replacing))
+                    .values(run_id=run_id, status="pending", created_at=datetime.now(UTC))
+                )
+                return done.rowcount == 1
+            try:
+                conn.execute(
+                    insert(trigger_imports).values(
+                        pipeline_id=pipeline_id.lower(),
+                        blob=blob,
+                        version=version,
+                        run_id=run_id,
+                        status="pending",
+                        created_at=datetime.now(UTC),
+                    )
+                )
+            except IntegrityError:
+                return False
+            return True
+
+    def mark_trigger_started(self, pipeline_id: str, blob: str, version: str) -> None:
         with self.engine.begin() as conn:
             conn.execute(
-                delete(trigger_imports).where(
+                update(trigger_imports)
+                .where(
                     and_(
                         trigger_imports.c.pipeline_id == pipeline_id.lower(),
                         trigger_imports.c.blob == blob,
                         trigger_imports.c.version == version,
                     )
                 )
-            )
-            conn.execute(
-                insert(trigger_imports).values(
-                    pipeline_id=pipeline_id.lower(),
-                    blob=blob,
-                    version=version,
-                    run_id=run_id,
-                    created_at=datetime.now(UTC),
-                )
+                .values(status="started")
             )

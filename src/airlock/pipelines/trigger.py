@@ -52,6 +52,7 @@ class SourceTrigger:
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
             try:
+                self.plane.recover()  # runs left behind by a process that died meanwhile
                 self.poll()
             except Exception:  # the trigger must outlive any one bad pipeline or bug
                 log.exception("source trigger poll failed")
@@ -86,13 +87,23 @@ class SourceTrigger:
             if warning:
                 warnings.append({"blob": name, "warning": warning})
             version = info.etag or f"{info.size}-{info.last_modified}"
-            existing = self.plane.store.trigger_run(pipeline["id"], name, version)
-            if existing is not None:
-                run = self.plane.store.get(existing)
-                interrupted = run is not None and run["properties"]["response"].get(INTERRUPTED)
-                if run is not None and not interrupted:
+            record = self.plane.store.trigger_record(pipeline["id"], name, version)
+            replacing = None
+            if record is not None:
+                run_id, status = record
+                run = self.plane.store.get(run_id)
+                if run is None and status == "started":
+                    continue  # its run record was deleted by a user: imported (or tried) once already
+                if run is not None and not run["properties"]["response"].get(INTERRUPTED):
                     continue
-            started.append(self._start(pipeline, name, version, info))
+                replacing = run_id  # interrupted by a restart, or claimed and never started: once more
+            try:
+                rid = self._start(pipeline, name, version, info, replacing)
+            except AirlockError as exc:
+                skipped.append({"blob": name, "reason": f"could not start its import: {exc}"})
+                continue
+            if rid is not None:
+                started.append(rid)
         self._report(pipeline, skipped, warnings)
         return started
 
@@ -122,13 +133,18 @@ class SourceTrigger:
             return None, "category=acr-transfer-blob metadata missing (stripped by a copy tool?); imported anyway"
         return "not a transfer blob: no category=acr-transfer-blob metadata and not an airlock archive", None
 
-    def _start(self, pipeline: dict[str, Any], blob: str, version: str, info: BlobInfo) -> str:
+    def _start(
+        self, pipeline: dict[str, Any], blob: str, version: str, info: BlobInfo, replacing: str | None
+    ) -> str | None:
+        """Claim the blob version and start its run; None when another process claimed it first."""
         parts = pipeline["id"].split("/")
         sub, rg, registry = parts[2], parts[4], parts[8]
         run_name = trigger_run_name(pipeline["name"], blob, version)
         rid = R.RegistryRef(sub, rg, registry).child("pipelineRuns", run_name)
-        # Recorded before the run starts: a restart between the two must not import it twice.
-        self.plane.store.record_trigger_run(pipeline["id"], blob, version, rid)
+        # Claimed before the run starts: a restart between the two must not import it twice, and
+        # of two servers watching one container only one wins the claim.
+        if not self.plane.store.claim_trigger(pipeline["id"], blob, version, rid, replacing=replacing):
+            return None
         body = {
             "properties": {
                 "request": {"pipelineResourceId": pipeline["id"], "source": {"name": blob}},
@@ -137,6 +153,7 @@ class SourceTrigger:
         }
         stamp = (info.last_modified or datetime.now(UTC)).isoformat().replace("+00:00", "Z")
         self.plane.put_run(sub, rg, registry, run_name, body, internal=True, trigger_timestamp=stamp)
+        self.plane.store.mark_trigger_started(pipeline["id"], blob, version)
         log.info("source trigger: importing %s with run %s", blob, run_name)
         return rid
 

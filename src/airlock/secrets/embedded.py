@@ -204,6 +204,38 @@ class EmbeddedVaults:
             vault.access_policies = policies
             return vault
 
+    def replace_policies(self, name: str, policies: list[dict[str, Any]], *, tenant_id: str) -> Vault:
+        """Replace the whole access-policy list (ARM PUT semantics: what is not listed is revoked).
+
+        Raises:
+            SecretNotFound: no such vault. UsageError: a malformed policy or unknown permission.
+        """
+        clean: list[dict[str, Any]] = []
+        for p in policies:
+            if not isinstance(p, dict) or not isinstance(p.get("objectId"), str) or not p["objectId"]:
+                raise UsageError("each access policy needs an objectId string")
+            perms = (p.get("permissions") or {}).get("secrets", [])
+            if not isinstance(perms, list) or not all(isinstance(x, str) for x in perms):
+                raise UsageError("permissions.secrets must be a list of strings")
+            unknown = sorted({x.lower() for x in perms} - SECRET_PERMISSIONS)
+            if unknown:
+                raise UsageError(f"unknown secret permission(s) {', '.join(unknown)}")
+            clean.append(
+                {
+                    "tenantId": tenant_id,
+                    "objectId": p["objectId"],
+                    "permissions": {"secrets": sorted({x.lower() for x in perms})},
+                }
+            )
+        with self._lock:
+            vault = self._require(name)
+            with self._engine.begin() as conn:
+                conn.execute(
+                    update(vaults_table).where(vaults_table.c.name == vault.name).values(policies=json.dumps(clean))
+                )
+            vault.access_policies = clean
+            return vault
+
     def _require(self, name: str) -> Vault:
         vault = self.get_vault(name)
         if vault is None:
@@ -239,6 +271,7 @@ class EmbeddedVaults:
     ) -> SecretVersion:
         """Store a new version of secret ``name``; returns it (never the value)."""
         _check_secret_name(name)
+        name = name.lower()  # Key Vault secret names are case-insensitive (az lower-cases secret URIs)
         vault = self._require(vault_name)
         self._check(vault, principal, "set", name)
         version = SecretVersion(vault.name, name, pysecrets.token_hex(16), datetime.now(UTC), content_type)
@@ -256,6 +289,7 @@ class EmbeddedVaults:
         return version
 
     def versions(self, vault_name: str, name: str) -> list[SecretVersion]:
+        name = name.lower()
         with self._engine.connect() as conn:
             rows = conn.execute(
                 select(secrets_table)
@@ -272,6 +306,7 @@ class EmbeddedVaults:
         Raises:
             SecretNotFound, SecretAccessDenied, SecretError (the key does not decrypt the value).
         """
+        name = name.lower()
         vault = self._require(vault_name)
         self._check(vault, principal, "get", name)
         found = self.versions(vault.name, name)
@@ -310,6 +345,7 @@ class EmbeddedVaults:
         return [self.versions(vault.name, n)[-1] for n in names]
 
     def delete_secret(self, vault_name: str, name: str, *, principal: Principal | None = None) -> bool:
+        name = name.lower()
         vault = self._require(vault_name)
         self._check(vault, principal, "delete", name)
         with self._engine.begin() as conn:

@@ -6,13 +6,13 @@ from collections.abc import Sequence
 
 from airlock.errors import UsageError
 from airlock.secrets.base import Principal, SecretStore
-from airlock.secrets.store import read_secret_file
 
 
 class SecretResolver:
     """Reads secrets from the first store that handles the URI (the embedded vault comes first).
 
-    ``file:///path`` URIs are read directly (for local use; there is no principal to check).
+    Local files are deliberately not a secret store here: a pipeline defined through the API must
+    not be able to name the server's own files (its API token, say) as its secret.
     """
 
     def __init__(self, stores: Sequence[SecretStore]) -> None:
@@ -25,8 +25,6 @@ class SecretResolver:
             UsageError: no store handles the URI.
             SecretError (and its SecretNotFound / SecretAccessDenied): from the store.
         """
-        if uri.startswith("file://"):
-            return read_secret_file(uri[len("file://") :], what=what)
         for store in self._stores:
             if store.handles(uri):
                 return store.get_secret(uri, principal=principal)

@@ -1,7 +1,6 @@
-"""Reading secrets (SAS tokens, registry passwords) from files and secret stores, by URI.
+"""Reading a secret from a file the user names (``--sas-token-file``), and SAS-token normalisation.
 
-Only files are supported in this version. Key-vault URIs (Azure Key Vault, HashiCorp Vault /
-OpenBao) are recognised so that the error says what is missing rather than "bad URI".
+Secrets in key vaults are read through :mod:`airlock.secrets.resolver` and its stores.
 """
 
 from __future__ import annotations
@@ -9,9 +8,8 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
-from urllib.parse import urlsplit
 
-from airlock.errors import SecretError, UsageError
+from airlock.errors import SecretError
 
 _MAX_SECRET = 64 * 1024
 
@@ -41,30 +39,6 @@ def read_secret_file(path: str, *, what: str) -> str:
     if len(text) > _MAX_SECRET or "\n" in text:
         raise SecretError(f"{what} file {p} must hold a single line")
     return text
-
-
-def read_secret_uri(uri: str, *, what: str) -> str:
-    """The value of the secret at ``uri``.
-
-    Raises:
-        UsageError: the URI is not a secret URI, or its store is not supported yet.
-    """
-    parts = urlsplit(uri)
-    if parts.scheme == "file":
-        return read_secret_file(parts.path, what=what)
-    host = parts.hostname or ""
-    if parts.scheme == "https" and "/secrets/" in parts.path:
-        kind = "Azure Key Vault" if ".vault." in host else "key vault"
-        raise UsageError(
-            f"{what}: secrets in {kind} ({host}) cannot be read by this version of airlock yet; "
-            "use --sas-token-file for now"
-        )
-    if parts.scheme in ("vault", "openbao", "bao"):
-        raise UsageError(f"{what}: HashiCorp Vault / OpenBao secrets cannot be read by this version yet")
-    raise UsageError(
-        f"{what}: unsupported secret URI scheme {parts.scheme or '(none)'!r}; expected "
-        "https://<vault>.vault.azure.net/secrets/<name> or file:///path"
-    )
 
 
 def normalize_sas(token: str) -> str:

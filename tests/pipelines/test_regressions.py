@@ -1,0 +1,156 @@
+"""Named regressions from the control-plane review: each test states the failure it guards against."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+from airlock.oci.reference import ArtifactReference, RegistryURL
+from airlock.pipelines.service import ControlPlane
+from airlock.pipelines.trigger import SourceTrigger
+from airlock.registry.client import RegistryClient
+from airlock.storage.location import open_blob, parse_blob_uri
+from airlock.testing import content
+from airlock.testing.services import RegistryServer
+from airlock.transfer.export import export_artifacts
+from airlock.wiring import open_control_plane
+
+SUB = "sub"
+
+
+def _export_pipeline(cp: ControlPlane, reg: str, out: Path, **target: Any) -> dict[str, Any]:
+    return cp.put_pipeline(
+        SUB,
+        "rg",
+        reg,
+        "exportPipelines",
+        "exportpipe",
+        {"properties": {"target": {"uri": out.as_uri(), **target}, "options": ["OverwriteBlobs"]}},
+    )[0]
+
+
+def test_a_second_process_never_fails_a_live_run(tmp_path: Path) -> None:
+    """Regression: the first progress update erased the run's owner, so any other process's recover()
+    (every local CLI command) marked a live server's run as interrupted."""
+    with RegistryServer.start(tmp_path / "src", name="src") as source:
+        img = content.push_oci_image(source.url, "live/app", "1", layers=1, layer_size=2 * 1024 * 1024, seed=71)
+        cp = open_control_plane(tmp_path / "home")
+        cp.put_registry(SUB, "rg", "sourcereg", {"properties": {"loginServer": source.url}})
+        out = tmp_path / "out"
+        out.mkdir()
+        pipe = _export_pipeline(cp, "sourcereg", out)
+        assert source.pid is not None
+        os.kill(source.pid, signal.SIGSTOP)  # the run hangs mid-way, alive
+        try:
+            doc, _ = cp.put_run(
+                SUB,
+                "rg",
+                "sourcereg",
+                "liverun1",
+                {
+                    "properties": {
+                        "request": {
+                            "pipelineResourceId": pipe["id"],
+                            "artifacts": [img.reference],
+                            "target": {"name": "b.tar"},
+                        }
+                    }
+                },
+            )
+            time.sleep(1.0)
+            other = open_control_plane(tmp_path / "home")
+            assert other.recover() == []
+            assert other.store.state_of(doc["id"])[0] == "Running"
+            other.close()
+        finally:
+            os.kill(source.pid, signal.SIGCONT)
+        done = cp.wait(doc["id"], timeout=60)
+        assert done["properties"]["provisioningState"] == "Succeeded"
+        assert "interrupted" not in done["properties"]["response"]
+        cp.close()
+
+
+def test_pipelines_cannot_read_local_files_as_secrets(tmp_path: Path, source_registry: RegistryServer) -> None:
+    """Regression: file:// secret URIs let any pipeline read the server's own files (its API token)."""
+    home = tmp_path / "home"
+    cp = open_control_plane(home)
+    (home / "api-token").write_text("owner-token-that-must-stay-home")
+    cp.put_registry(
+        SUB,
+        "rg",
+        "sourcereg",
+        {
+            "properties": {
+                "loginServer": source_registry.url,
+                "credentials": {"username": "u", "passwordSecretUri": f"file://{home}/api-token"},
+            }
+        },
+    )
+    out = tmp_path / "out"
+    out.mkdir()
+    pipe = _export_pipeline(cp, "sourcereg", out)
+    doc, _ = cp.put_run(
+        SUB,
+        "rg",
+        "sourcereg",
+        "filerun1",
+        {
+            "properties": {
+                "request": {"pipelineResourceId": pipe["id"], "artifacts": ["x/y:1"], "target": {"name": "b.tar"}}
+            }
+        },
+    )
+    run = cp.wait(doc["id"], timeout=60)
+    message = run["properties"]["response"]["pipelineRunErrorMessage"]
+    assert "no secret store serves" in message and "owner-token" not in message
+    cp.close()
+
+
+def test_trigger_survives_a_bad_blob_and_does_not_reimport_deleted_run_records(
+    tmp_path: Path, source_registry: RegistryServer, target_registry: RegistryServer
+) -> None:
+    """Regressions: one blob whose import could not start stopped the trigger for every pipeline;
+    deleting a triggered run's record (pipeline-run clean) made the blob import again."""
+    img = content.push_oci_image(source_registry.url, "trig/app", "1", seed=72)
+    archive = tmp_path / "a.tar"
+    export_artifacts(
+        client=RegistryClient(RegistryURL.parse(source_registry.url), use_auth_files=False),
+        artifacts=[ArtifactReference.parse(img.reference)],
+        target=open_blob(parse_blob_uri(archive.as_uri())),
+    )
+    cp = open_control_plane(tmp_path / "home")
+    cp.put_registry(SUB, "rg", "targetreg", {"properties": {"loginServer": target_registry.url}})
+    pipes = []
+    for name in ("firstinbox", "secondinbox"):
+        inbox = tmp_path / name
+        inbox.mkdir()
+        pipes.append(
+            cp.put_pipeline(
+                SUB, "rg", "targetreg", "importPipelines", name, {"properties": {"source": {"uri": inbox.as_uri()}}}
+            )[0]
+        )
+    (tmp_path / "firstinbox" / "bad\\name.tar").write_bytes(archive.read_bytes())
+    (tmp_path / "secondinbox" / "good.tar").write_bytes(archive.read_bytes())
+    trigger = SourceTrigger(cp, interval=3600)
+    started = trigger.poll()
+    assert len(started) == 1  # the second pipeline was still scanned
+    report = cp.get(pipes[0]["id"], "p")["properties"]["sourceTriggerReport"]
+    assert "could not start its import" in report["skipped"][0]["reason"]
+    cp.wait(started[0], timeout=60)
+    cp.delete_run(started[0])
+    assert trigger.poll() == []  # deleting the record is not a request to import again
+    cp.close()
+
+
+def test_embedded_vault_secret_names_are_case_insensitive(tmp_path: Path) -> None:
+    """Regression: the CLI lower-cases secret URIs (as az does) but secrets were looked up by exact case."""
+    cp = open_control_plane(tmp_path / "home")
+    cp.put_vault(SUB, "rg", "casekv", {})
+    cp.vaults.set_secret("casekv", "ExportSas", "value-1")
+    assert cp.secrets.get("https://casekv.vault.azure.net/secrets/exportsas", principal=None) == "value-1"
+    cp.vaults.set_secret("casekv", "exportsas", "value-2")
+    assert [v.name for v in cp.vaults.list_secrets("casekv")] == ["exportsas"]
+    cp.close()
