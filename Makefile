@@ -1,5 +1,5 @@
 # The two commands a newcomer needs are `make demo` and `make test`; each bootstraps what it needs.
-.PHONY: bootstrap demo test lint typecheck unit clean lock
+.PHONY: bootstrap demo test lint typecheck unit clean lock bench bench-smoke
 
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -22,6 +22,14 @@ unit: bootstrap
 lint: bootstrap
 	$(VENV)/bin/ruff check src tests
 	$(VENV)/bin/mypy
+
+# Throughput and memory side by side with skopeo (bench/run.py; results in bench/results/). Takes 10-20 min.
+bench: bootstrap
+	$(PY) -m bench.run
+
+# The same on a tiny set in seconds (what CI runs); results stay in bench/work/results/.
+bench-smoke: bootstrap
+	$(PY) -m bench.run --smoke
 
 # Re-pin the dependencies after changing pyproject.toml.
 lock:

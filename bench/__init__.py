@@ -1,0 +1,1 @@
+"""Benchmarks for airlock (``make bench``); not part of the installed package."""
