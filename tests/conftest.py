@@ -35,3 +35,17 @@ def target_registry(workdir: Path) -> Iterator[RegistryServer]:
 def azurite(workdir: Path) -> Iterator[AzuriteServer]:
     with AzuriteServer.start(workdir / "azurite", accounts=("srcacct", "dstacct")) as server:
         yield server
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _no_leaked_hashing_threads() -> Iterator[None]:
+    """Every archive reader and writer stops its hashing thread, whatever way it ends."""
+    yield
+    import threading
+    import time
+
+    deadline = time.monotonic() + 5
+    while any(t.name == "archive-hash" for t in threading.enumerate()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    leaked = [t.name for t in threading.enumerate() if t.name == "archive-hash"]
+    assert not leaked, f"{len(leaked)} archive hashing thread(s) left running"

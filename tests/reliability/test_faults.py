@@ -88,7 +88,9 @@ def test_flaky_target_registry_import_completes(archive: Path, images: list[Push
         proxy.add(Fault("POST", "/blobs/uploads/", status=503, times=2))
         proxy.add(Fault("HEAD", "/blobs/", status=429, headers={"Retry-After": "0"}))
         proxy.add(Fault("PUT", "/manifests/", status=500))
+        broken_upload = proxy.add(Fault("PUT", "/blobs/uploads/", drop=True))  # a layer's PUT dies mid-way
         result = import_archive(source=file_blob(archive), client=client(proxy.url))
+        assert broken_upload.hits == 1  # ... and the blob was sent again, re-read from storage
         assert sorted(result.imported) == sorted(a.reference for a in images)
         for a in images:
             assert content.get_manifest(target.url, a.repository, a.tag or "")[2] == a.digest

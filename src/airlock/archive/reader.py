@@ -10,7 +10,6 @@ The whole stream is hashed as it is read, so ``digest`` is the archive's ``catal
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from airlock.archive.format import (
     Catalog,
     padded,
 )
+from airlock.archive.hashing import BackgroundHasher
 from airlock.errors import ArchiveError
 from airlock.oci.digest import Digest
 
@@ -60,7 +60,7 @@ class _Stream:
         self._chunks = chunks
         self._cur = memoryview(b"")
         self.offset = 0  # bytes handed out so far
-        self.sha = hashlib.sha256()
+        self.sha = BackgroundHasher("sha256")
 
     def _fill(self) -> bool:
         while not self._cur:
@@ -68,6 +68,9 @@ class _Stream:
                 chunk = next(self._chunks)
             except StopIteration:
                 return False
+            except Exception:
+                self.sha.close()  # the stream is dead: so is the digest
+                raise
             self.sha.update(chunk)
             self._cur = memoryview(chunk)
         return True
@@ -77,6 +80,7 @@ class _Stream:
         left = n
         while left:
             if not self._fill():
+                self.sha.close()
                 raise ArchiveError(f"archive is truncated: it ends {left} bytes early, at byte {self.offset}")
             piece = self._cur[:left]
             self._cur = self._cur[len(piece) :]
@@ -145,6 +149,13 @@ class ArchiveReader:
         self._seen: set[str] = set()
         self._pending = 0  # unread data + padding of the current member
         self._ended = False
+        try:
+            self._open()
+        except Exception:
+            self.close()
+            raise
+
+    def _open(self) -> None:
         catalog_member = self._next("the catalog")
         if catalog_member is None or catalog_member.name != CATALOG_NAME:
             raise ArchiveError(f"not an airlock archive: the first member must be {CATALOG_NAME}")
@@ -173,6 +184,13 @@ class ArchiveReader:
 
     def _next(self, expecting: str) -> Member | None:
         """The next regular-file member (directories are checked and passed over), or None at the end."""
+        try:
+            return self._next_member(expecting)
+        except Exception:
+            self.close()  # a refused archive is abandoned: stop its hashing thread
+            raise
+
+    def _next_member(self, expecting: str) -> Member | None:
         self._skip_pending()
         while True:
             start = self._s.offset
@@ -219,6 +237,7 @@ class ArchiveReader:
     def read_member(self, member: Member, cap: int) -> bytes:
         """The whole data of the current member, refusing members larger than ``cap``."""
         if member.size > cap:
+            self.close()
             raise ArchiveError(f"archive member {member.name} is {member.size} bytes, over the {cap}-byte limit")
         return b"".join(bytes(p) for p in self.stream_member(member))
 
@@ -235,9 +254,18 @@ class ArchiveReader:
     def finish(self) -> tuple[Digest, int]:
         """Check the end marker and trailing padding; return (digest of the whole archive, its size)."""
         if not self._ended and self._next("the end of the archive") is not None:
+            self.close()
             raise ArchiveError("archive has members after the blobs")
-        self._s.drain_zeros(_MAX_TRAILER)
+        try:
+            self._s.drain_zeros(_MAX_TRAILER)
+        except Exception:
+            self.close()
+            raise
         return Digest("sha256", self._s.sha.hexdigest()), self._s.offset
+
+    def close(self) -> None:
+        """Stop hashing (idempotent); call when abandoning the archive part-way."""
+        self._s.sha.close()
 
 
 def _json(data: bytes, what: str) -> Any:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterable
 
 from airlock.archive.format import BLOCK, member_header, padded
+from airlock.archive.hashing import BackgroundHasher
 from airlock.errors import ArchiveError
 from airlock.oci.digest import Digest
 
@@ -22,7 +22,7 @@ class ArchiveWriter:
 
     def __init__(self, sink: Callable[[bytes], None]) -> None:
         self._sink = sink
-        self._sha = hashlib.sha256()
+        self._sha = BackgroundHasher("sha256")
         self.size = 0
         self.digest: Digest | None = None
 
@@ -62,3 +62,7 @@ class ArchiveWriter:
         self._out(_ZEROS + _ZEROS)
         self.digest = Digest("sha256", self._sha.hexdigest())
         return self.digest
+
+    def abort(self) -> None:
+        """Stop hashing after a failure (idempotent); the archive is unusable."""
+        self._sha.close()

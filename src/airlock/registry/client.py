@@ -52,9 +52,12 @@ log = logging.getLogger(__name__)
 
 CHUNK = 1024 * 1024  # read size for blob streams: large reads keep Python overhead per byte low
 _MAX_ERROR_BODY = 64 * 1024  # as go-containerregistry: error bodies are read at most this far
-# Blobs up to this size are uploaded in one PUT; larger ones in PATCH chunks that are held in
-# memory, so a broken connection costs one chunk, not the whole layer.
-MONOLITHIC_MAX = 128 * 1024 * 1024
+# Blobs up to this size are streamed in one PUT: measured on the local registry, that moves a
+# 200 MiB layer ~10% faster than 32 MiB PATCHes sent one after another (each waits for the
+# registry to absorb it) and needs no chunk held in memory (import RSS 129 -> 68 MB). Larger
+# blobs go in PATCH chunks held in memory, so a broken connection costs one chunk, not the layer;
+# callers that can re-read a smaller blob retry it whole (see transfer.importer).
+MONOLITHIC_MAX = 2 * 1024 * 1024 * 1024
 UPLOAD_CHUNK = 32 * 1024 * 1024
 _TAGS_PAGE = 1000  # go-containerregistry's default: ECR rejects larger pages
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 import errno
 import io
 import os
+import queue
 import secrets
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -62,16 +64,26 @@ class FileBlob:
             raise StorageError(f"cannot open {self.display}: {exc.strerror}") from None
         with f:
             f.seek(offset)
-            left = length
-            while left is None or left > 0:
-                chunk = f.read(_READ if left is None else min(_READ, left))
-                if not chunk:
-                    break
-                if left is not None:
-                    left -= len(chunk)
-                yield chunk
-            if left:
-                raise StorageError(f"{self.display}: ended {left} bytes early (truncated?)")
+            if hasattr(os, "posix_fadvise"):
+                os.posix_fadvise(f.fileno(), offset, length or 0, os.POSIX_FADV_SEQUENTIAL)
+            if length is not None and length <= _READ_AHEAD_MIN:
+                yield from self._read(f, length)
+            else:
+                # A reader thread keeps the disk busy while the consumer hashes and uploads: profiling
+                # showed import's main thread waiting on cold 1 MiB reads for half its time.
+                yield from _read_ahead(self._read(f, length), depth=_READ_AHEAD_DEPTH)
+
+    def _read(self, f: io.FileIO, length: int | None) -> Iterator[bytes]:
+        left = length
+        while left is None or left > 0:
+            chunk = f.read(_READ if left is None else min(_READ, left))
+            if not chunk:
+                break
+            if left is not None:
+                left -= len(chunk)
+            yield chunk
+        if left:
+            raise StorageError(f"{self.display}: ended {left} bytes early (truncated?)")
 
     def writer(self, *, overwrite: bool, metadata: dict[str, str]) -> FileWriter:
         del metadata  # a plain file has no place for it; the archive is self-describing
@@ -180,6 +192,56 @@ class FileWriter:
             except FileNotFoundError:
                 pass
             self._temp_name = None
+
+
+_READ_AHEAD_MIN = 4 * 1024 * 1024
+_READ_AHEAD_DEPTH = 4  # chunks of _READ bytes held ahead of the consumer
+
+
+def _read_ahead(chunks: Iterator[bytes], *, depth: int) -> Iterator[bytes]:
+    """Yield ``chunks`` as read by a helper thread up to ``depth`` chunks ahead.
+
+    Errors of the source are raised in the consumer; closing the generator stops the thread.
+    """
+    q: queue.Queue[object] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    end = object()
+
+    def produce() -> None:
+        try:
+            for chunk in chunks:
+                while not stop.is_set():
+                    try:
+                        q.put(chunk, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(end)
+        except BaseException as exc:  # handed to the consumer, which raises it
+            q.put(exc)
+        finally:
+            chunks.close()  # type: ignore[attr-defined]
+
+    thread = threading.Thread(target=produce, name="file-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is end:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            assert isinstance(item, bytes)
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                thread.join(timeout=0.05)
 
 
 class FileContainer:

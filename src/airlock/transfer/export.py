@@ -141,8 +141,8 @@ def export_artifacts(
     total = sum(d.size for d, _ in blobs.values()) + sum(m.size for m in manifests.values())
     progress.begin(total, f"export → {target.display}")
     writer = target.writer(overwrite=overwrite, metadata=dict(TRANSFER_CATEGORY))
+    archive = ArchiveWriter(writer.write)
     try:
-        archive = ArchiveWriter(writer.write)
         archive.add_bytes(CATALOG_NAME, catalog.to_bytes())
         archive.add_bytes(LAYOUT_NAME, LAYOUT_BYTES)
         archive.add_bytes(INDEX_NAME, json.dumps(index, separators=(",", ":")).encode())
@@ -168,6 +168,7 @@ def export_artifacts(
         digest = archive.close()
         writer.commit()
     except BaseException:
+        archive.abort()
         writer.abort()
         raise
     log.info("exported %d artifacts to %s (%d bytes, %s)", len(resolved), target.display, archive.size, digest)

@@ -22,6 +22,7 @@ from airlock.errors import (
     ArchiveError,
     BlobNotFound,
     IntegrityError,
+    RegistryError,
     TagConflict,
     TransferFailed,
     UsageError,
@@ -119,7 +120,11 @@ class _Importer:
         self.progress.begin(info.size, f"import ← {self.source.display}")
         stream = self.source.read()
         try:
-            return self._run(ArchiveReader(counted(stream, self.progress)), catalog_digest)
+            reader = ArchiveReader(counted(stream, self.progress))
+            try:
+                return self._run(reader, catalog_digest)
+            finally:
+                reader.close()
         finally:
             close_stream(stream)  # stops a storage read (and its prefetch threads) left midway by an error
 
@@ -292,7 +297,17 @@ class _Importer:
             Verifier(desc.digest, desc.size, what=f"archive blob {desc.digest}").check(chunks)
             self.count("skipped")
         else:
-            self.client.push_blob(first, desc, chunks)
+            try:
+                self.client.push_blob(first, desc, chunks)
+            except RegistryError as exc:
+                if not exc.transient:
+                    raise
+                # The upload broke (connection, 5xx) after its retries: the stream is spent, but the
+                # archive can be read again from storage — send this blob once more, whole.
+                for _ in chunks:
+                    pass  # let the archive reader move past the member
+                log.info("blob %s: upload broke (%s); sending it again from storage", desc.digest, exc)
+                self._push_from_storage(first, desc, member)
             self.count("uploaded")
         for repo in repos[1:]:
             if self.client.blob_size(repo, desc.digest) == desc.size:
@@ -301,12 +316,15 @@ class _Importer:
                 self.count("mounted")
             else:
                 # The registry declined the mount: read the member again from storage.
-                again = self.source.read(member.offset, member.size)
-                try:
-                    self.client.push_blob(repo, desc, again)
-                finally:
-                    close_stream(again)
+                self._push_from_storage(repo, desc, member)
                 self.count("uploaded")
+
+    def _push_from_storage(self, repo: str, desc: Descriptor, member: Member) -> None:
+        again = self.source.read(member.offset, member.size)
+        try:
+            self.client.push_blob(repo, desc, again)
+        finally:
+            close_stream(again)
 
     def _push_manifests(self, artifacts: list[_Artifact]) -> list[str]:
         """Push manifests by digest (children first), then tags; referrers after their subjects."""

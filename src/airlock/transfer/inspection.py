@@ -106,7 +106,11 @@ def inspect_archive(source: Blob, *, verify: bool = False, progress: Progress | 
         raise BlobNotFound(f"blob {source.display} does not exist")
     chunks = source.read()
     try:
-        return _describe(source, ArchiveReader(chunks), info.size, verify, progress)
+        reader = ArchiveReader(chunks)
+        try:
+            return _describe(source, reader, info.size, verify, progress)
+        finally:
+            reader.close()
     finally:
         close_stream(chunks)
 
