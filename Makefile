@@ -11,8 +11,8 @@ demo: bootstrap
 	$(PY) -m airlock.testing.demo
 
 test: bootstrap
-	$(VENV)/bin/ruff check src tests
-	$(VENV)/bin/ruff format --check src tests
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
 	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest -q
 
@@ -20,7 +20,7 @@ unit: bootstrap
 	$(VENV)/bin/pytest -q tests/oci tests/archive
 
 lint: bootstrap
-	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/mypy
 
 # Throughput and memory side by side with skopeo (bench/run.py; results in bench/results/). Takes 10-20 min.

@@ -1199,7 +1199,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         say(line)
     json_path, md_path = write_results(args, bench, summary, started, host)
     say()
-    say(f"results: {json_path.relative_to(REPO_ROOT)}, {md_path.relative_to(REPO_ROOT)}")
+
+    def shown(path: Path) -> str:
+        return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
+
+    say(f"results: {shown(json_path)}, {shown(md_path)}")
     failed = [r for r in bench.runs if not r.ok]
     if failed:
         say(f"{len(failed)} step(s) failed:")

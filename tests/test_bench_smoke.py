@@ -1,0 +1,24 @@
+"""CI runs the benchmark's smoke version: the harness works end to end (the numbers are `make bench`'s job)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_bench_smoke_runs_and_prints_the_table(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--smoke", "--results-dir", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    for row in ("airlock export registry → file", "airlock import file → registry", "skopeo"):
+        assert row in done.stdout, row
+    assert list(tmp_path.glob("*.json")), "results were not written"
