@@ -27,6 +27,7 @@ from airlock.cli.progress import RichProgress
 from airlock.cli.registries import acr_app
 from airlock.cli.server import configure, rest, serve
 from airlock.cli.storage import storage_app
+from airlock.cli.tokens import token_app
 from airlock.errors import AirlockError, SecretError, TransferFailed, UsageError
 from airlock.oci.digest import Digest
 from airlock.oci.reference import ArtifactReference, RegistryURL
@@ -307,6 +308,7 @@ app.add_typer(acr_app, name="acr")
 app.add_typer(identity_app, name="identity")
 app.add_typer(keyvault_app, name="keyvault")
 app.add_typer(storage_app, name="storage")
+app.add_typer(token_app, name="token")
 
 
 def _version(value: bool) -> None:
