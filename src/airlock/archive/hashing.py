@@ -24,7 +24,7 @@ class BackgroundHasher:
     :meth:`hexdigest` or :meth:`close`, or the worker waits for more.
     """
 
-    def __init__(self, algorithm: str = "sha256", *, max_items: int = 32) -> None:
+    def __init__(self, algorithm: str = "sha256", *, max_items: int = 8) -> None:
         self._hash: Any = hashlib.new(algorithm)
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=max_items)
         self._thread = threading.Thread(target=self._run, name="archive-hash", daemon=True)
