@@ -154,3 +154,45 @@ def test_embedded_vault_secret_names_are_case_insensitive(tmp_path: Path) -> Non
     cp.vaults.set_secret("casekv", "exportsas", "value-2")
     assert [v.name for v in cp.vaults.list_secrets("casekv")] == ["exportsas"]
     cp.close()
+
+
+def test_runs_of_another_machine_fail_only_when_their_lease_expires(tmp_path: Path) -> None:
+    """Regression: runs owned by another host were either failed at once (killing live runs on a
+    shared database) or never (stuck in Running after the host was replaced)."""
+    from datetime import UTC, datetime, timedelta
+
+    from airlock.pipelines import resources as R
+    from airlock.pipelines.store import LEASE, resources
+
+    cp = open_control_plane(tmp_path / "home")
+    parent = R.RegistryRef(SUB, "rg", "reg").id
+    for name in ("fresh", "stale"):
+        rid = R.RegistryRef(SUB, "rg", "reg").child("pipelineRuns", name)
+        cp.store.put(
+            rid,
+            {"id": rid, "name": name, "properties": {"provisioningState": "Creating", "response": {}}},
+            type_=R.RUN_TYPE,
+            resource_group="rg",
+            parent=parent,
+            state="Running",
+            owner="other-host:1:1",
+        )
+    old = datetime.now(UTC) - timedelta(seconds=LEASE + 60)
+    with cp.store.engine.begin() as conn:
+        conn.execute(resources.update().where(resources.c.name == "stale").values(updated_at=old))
+    failed = cp.recover()
+    assert [f.rsplit("/", 1)[-1] for f in failed] == ["stale"]
+    assert cp.store.state_of(R.RegistryRef(SUB, "rg", "reg").child("pipelineRuns", "fresh"))[0] == "Running"
+    cp.close()
+
+
+def test_only_one_process_takes_over_a_trigger_claim(tmp_path: Path) -> None:
+    """Regression: taking over an abandoned claim was not a compare-and-swap, so two servers could both win."""
+    cp = open_control_plane(tmp_path / "home")
+    assert cp.store.claim_trigger("p", "b.tar", "v1", "run-a", replacing=None)
+    assert not cp.store.claim_trigger("p", "b.tar", "v1", "run-b", replacing=None)
+    record = cp.store.trigger_record("p", "b.tar", "v1")
+    assert record is not None
+    assert cp.store.claim_trigger("p", "b.tar", "v1", "run-a", replacing=record)
+    assert not cp.store.claim_trigger("p", "b.tar", "v1", "run-a", replacing=record)  # the second one loses
+    cp.close()

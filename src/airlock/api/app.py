@@ -74,10 +74,10 @@ def _authenticated(request: Request) -> None:
     caller = tokens.authenticate(value.strip()) if scheme.lower() == "bearer" else None
     if caller is None:
         raise _Unauthenticated()
-    if not allowed(caller.role, request.method, request.url.path):
-        raise AccessDenied(
-            f"the caller '{caller.name}' (role {caller.role}) may not {request.method} {request.url.path}"
-        )
+    # scope["path"] is exactly what the router matched (percent-decoded), never a re-built URL.
+    path = str(request.scope.get("path", ""))
+    if not allowed(caller.role, request.method, path):
+        raise AccessDenied(f"the caller '{caller.name}' (role {caller.role}) may not {request.method} {path}")
     request.state.caller = caller
 
 

@@ -27,23 +27,36 @@ class BackgroundHasher:
     def __init__(self, algorithm: str = "sha256", *, max_items: int = 8) -> None:
         self._hash: Any = hashlib.new(algorithm)
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=max_items)
+        self._error: BaseException | None = None
+        self._closed = False
         self._thread = threading.Thread(target=self._run, name="archive-hash", daemon=True)
         self._thread.start()
-        self._closed = False
 
     def _run(self) -> None:
         while True:
             item = self._queue.get()
             if item is _END:
                 return
-            self._hash.update(item)
+            if self._error is None:
+                try:
+                    self._hash.update(item)
+                except BaseException as exc:  # kept for hexdigest; the queue is still drained
+                    self._error = exc
 
     def update(self, data: bytes | memoryview) -> None:
+        if self._closed:
+            raise RuntimeError("BackgroundHasher.update after close")
         self._queue.put(data)
 
     def hexdigest(self) -> str:
-        """Wait for everything queued to be hashed; the digest of all of it."""
+        """Wait for everything queued to be hashed; the digest of all of it.
+
+        Raises:
+            RuntimeError: the worker failed to hash a chunk (the digest would be wrong).
+        """
         self.close()
+        if self._error is not None:
+            raise RuntimeError(f"hashing the archive failed: {self._error!r}") from self._error
         return str(self._hash.hexdigest())
 
     def close(self) -> None:

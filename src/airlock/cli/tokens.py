@@ -8,6 +8,7 @@ secret values). The token is shown once, at creation; only its hash is stored.
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import quote
 
 import typer
 
@@ -24,6 +25,10 @@ NameOpt = Annotated[str, typer.Option("--name", "-n", help="A name for the token
 
 def _columns(item: Any) -> Row:
     return {"NAME": text(item.get("name")), "ROLE": text(item.get("role")), "CREATED": text(item.get("created"))}
+
+
+def _created_columns(item: Any) -> Row:
+    return {"NAME": text(item.get("name")), "ROLE": text(item.get("role")), "TOKEN": text(item.get("token"))}
 
 
 @token_app.command("create")
@@ -44,7 +49,7 @@ def create(
     check_output(output, query)
     with ArmClient() as client:
         _status, doc = client.request("POST", "/airlock/tokens", {"name": name, "role": role})
-    emit(doc, output, query, _columns)
+    emit(doc, output, query, _created_columns)  # the token is shown in every format: this is its only showing
 
 
 @token_app.command("list")
@@ -60,4 +65,4 @@ def list_(output: OutputOpt = "json", query: QueryOpt = None) -> None:
 def revoke(name: NameOpt) -> None:
     """Revoke a token at once: calls with it get 401 from then on."""
     with ArmClient() as client:
-        client.request("DELETE", f"/airlock/tokens/{name}")
+        client.request("DELETE", f"/airlock/tokens/{quote(name, safe='')}")

@@ -22,7 +22,7 @@ from airlock.errors import AccessDenied, AirlockError, ResourceConflict, Resourc
 from airlock.oci.digest import Digest
 from airlock.oci.reference import ArtifactReference, RegistryURL
 from airlock.pipelines import resources as R
-from airlock.pipelines.store import ResourceStore, process_alive, process_token
+from airlock.pipelines.store import HEARTBEAT, ResourceStore, process_alive, process_token
 from airlock.registry.client import RegistryClient
 from airlock.registry.credentials import Credentials
 from airlock.secrets.base import Principal
@@ -111,9 +111,22 @@ class ControlPlane:
         self._lock = threading.RLock()
         self._registry_client = registry_client or (lambda url, creds: RegistryClient(url, credentials=creds))
         self._owner = process_token()
+        self._stop = threading.Event()
+        self._heartbeat = threading.Thread(target=self._beat, name="run-heartbeat", daemon=True)
+        self._heartbeat.start()
 
     def close(self, *, wait: bool = True) -> None:
         self._pool.shutdown(wait=wait, cancel_futures=not wait)
+        self._stop.set()
+
+    def _beat(self) -> None:
+        """Refresh the runs this process executes, so other machines see their owner is alive."""
+        while not self._stop.wait(HEARTBEAT):
+            mine = [rid for rid, fut in list(self._running.items()) if not fut.done()]
+            try:
+                self.store.touch(mine)
+            except Exception:  # a missed beat is retried; the lease is ten beats long
+                log.warning("could not refresh the heartbeat of %d run(s)", len(mine), exc_info=True)
 
     # ------------------------------------------------------------------------------ registries
 
@@ -445,14 +458,14 @@ class ControlPlane:
     def _running_elsewhere_or_here(self, rid: str) -> bool | None:
         """True if the run executes now (here or in a live process), False if its Running record was
         stale (its process died: the run is failed now, saying so), None if it is not Running."""
-        state, owner = self.store.state_of(rid)
+        state, owner, updated_at = self.store.state_of(rid)
         if state != "Running":
             return None
         if owner == self._owner:
             fut = self._running.get(rid.lower())
             if fut is not None and not fut.done():
                 return True
-        elif process_alive(owner):
+        elif process_alive(owner, updated_at):
             return True
         self._finish(rid, error=_INTERRUPTED_MESSAGE, interrupted=True)
         return False
@@ -465,9 +478,12 @@ class ControlPlane:
         return self.get(rid, "pipeline run")
 
     def delete_run(self, rid: str) -> bool:
-        if self._running_elsewhere_or_here(rid):
-            raise ResourceConflict(f"pipeline run {rid.rsplit('/', 1)[-1]} is running; delete it when it has finished")
-        return self.store.delete(rid)
+        with self._lock:  # no put_run of the same name between the check and the delete
+            if self._running_elsewhere_or_here(rid):
+                raise ResourceConflict(
+                    f"pipeline run {rid.rsplit('/', 1)[-1]} is running; delete it when it has finished"
+                )
+            return self.store.delete(rid)
 
     def recover(self) -> list[str]:
         """After a restart: fail every run left in Running by a process that is gone, saying why.
@@ -475,8 +491,8 @@ class ControlPlane:
         Runs owned by a live process (another CLI in local mode, say) are left alone.
         """
         failed = []
-        for rid, owner in self.store.ids_in_state(R.RUN_TYPE, "Running"):
-            if rid in self._running or process_alive(owner):
+        for rid, owner, updated_at in self.store.ids_in_state(R.RUN_TYPE, "Running"):
+            if rid in self._running or process_alive(owner, updated_at):
                 continue
             self._finish(rid, error=_INTERRUPTED_MESSAGE, interrupted=True)
             failed.append(rid)

@@ -31,7 +31,9 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    inspect,
     select,
+    text,
     update,
 )
 from sqlalchemy.exc import IntegrityError
@@ -69,14 +71,28 @@ def process_token() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{_start_time(os.getpid())}"
 
 
-def process_alive(token: str | None) -> bool:
-    """Whether the process named by ``token`` may still run: False only for a dead process of this host."""
+# How long a run of another machine (a database shared by several servers) counts as alive
+# without a heartbeat; its owner refreshes ``updated_at`` every HEARTBEAT seconds while it runs.
+LEASE = 300.0
+HEARTBEAT = 30.0
+
+
+def process_alive(token: str | None, updated_at: datetime | None = None) -> bool:
+    """Whether the process named by ``token`` may still run its run.
+
+    A process of this machine is checked directly (pid and start time); one of another machine is
+    taken to be alive while its heartbeat (``updated_at``) is younger than LEASE.
+    """
     if not token:
         return False
     host, _, rest = token.partition(":")
     pid_text, _, start = rest.partition(":")
     if host != socket.gethostname():
-        return True  # another machine sharing the database: we cannot tell, so never fail its runs
+        if updated_at is None:
+            return True
+        if updated_at.tzinfo is None:
+            updated_at = updated_at.replace(tzinfo=UTC)
+        return (datetime.now(UTC) - updated_at).total_seconds() < LEASE
     if not pid_text.isdigit():
         return False
     return _start_time(int(pid_text)) == start
@@ -123,6 +139,20 @@ class ResourceStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         metadata.create_all(engine)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Columns added after a database was created (create_all never alters a table)."""
+        columns = {c["name"] for c in inspect(self.engine).get_columns("trigger_imports")}
+        if "status" not in columns:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    text("ALTER TABLE trigger_imports ADD COLUMN status VARCHAR(16) NOT NULL DEFAULT 'started'")
+                )
+        columns = {c["name"] for c in inspect(self.engine).get_columns("resources")}
+        if "owner" not in columns:
+            with self.engine.begin() as conn:
+                conn.execute(text("ALTER TABLE resources ADD COLUMN owner VARCHAR(256)"))
         self._seq_lock = threading.Lock()
 
     def get(self, resource_id: str) -> dict[str, Any] | None:
@@ -144,16 +174,14 @@ class ResourceStore:
         """Insert or replace the document (creation order is kept on replace; ``owner`` is kept unless given)."""
         now = datetime.now(UTC)
         key = resource_id.lower()
-        text = json.dumps(body)
+        payload = json.dumps(body)
         with self._seq_lock, self.engine.begin() as conn:
             exists = conn.execute(select(resources.c.seq).where(resources.c.id == key)).first()
             if exists:
                 conn.execute(
                     update(resources)
                     .where(resources.c.id == key)
-                    .values(
-                        body=text, state=state, updated_at=now, **({} if isinstance(owner, _Keep) else {"owner": owner})
-                    )
+                    .values(body=payload, state=state, updated_at=now, **_owner_column(owner))
                 )
             else:
                 seq = conn.execute(select(resources.c.seq).order_by(resources.c.seq.desc()).limit(1)).scalar() or 0
@@ -164,7 +192,7 @@ class ResourceStore:
                         parent=parent.lower() if parent else None,
                         name=body.get("name", ""),
                         resource_group=resource_group,
-                        body=text,
+                        body=payload,
                         seq=seq + 1,
                         state=state,
                         owner=None if isinstance(owner, _Keep) else owner,
@@ -191,23 +219,36 @@ class ResourceStore:
         with self.engine.connect() as conn:
             return [json.loads(r.body) for r in conn.execute(query.order_by(resources.c.seq))]
 
-    def state_of(self, resource_id: str) -> tuple[str | None, str | None]:
-        """(state, owner) of a resource, (None, None) when it does not exist."""
+    def state_of(self, resource_id: str) -> tuple[str | None, str | None, datetime | None]:
+        """(state, owner, updated_at) of a resource; all None when it does not exist."""
         with self.engine.connect() as conn:
             row = conn.execute(
-                select(resources.c.state, resources.c.owner).where(resources.c.id == resource_id.lower())
+                select(resources.c.state, resources.c.owner, resources.c.updated_at).where(
+                    resources.c.id == resource_id.lower()
+                )
             ).first()
-        return (row.state, row.owner) if row else (None, None)
+        return (row.state, row.owner, row.updated_at) if row else (None, None, None)
 
-    def ids_in_state(self, type_: str, state: str) -> list[tuple[str, str | None]]:
-        """(id, owner) of every resource of ``type_`` in ``state``."""
+    def touch(self, resource_ids: list[str]) -> None:
+        """Refresh ``updated_at`` (the heartbeat of runs this process executes)."""
+        if not resource_ids:
+            return
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(resources)
+                .where(resources.c.id.in_([r.lower() for r in resource_ids]))
+                .values(updated_at=datetime.now(UTC))
+            )
+
+    def ids_in_state(self, type_: str, state: str) -> list[tuple[str, str | None, datetime | None]]:
+        """(id, owner, updated_at) of every resource of ``type_`` in ``state``."""
         with self.engine.connect() as conn:
             rows = conn.execute(
-                select(resources.c.id, resources.c.owner).where(
+                select(resources.c.id, resources.c.owner, resources.c.updated_at).where(
                     and_(resources.c.type == type_, resources.c.state == state)
                 )
             )
-            return [(r.id, r.owner) for r in rows]
+            return [(r.id, r.owner, r.updated_at) for r in rows]
 
     def children(self, parent: str) -> Iterator[str]:
         with self.engine.connect() as conn:
@@ -215,37 +256,49 @@ class ResourceStore:
 
     # -- source trigger bookkeeping --------------------------------------------------------------
 
-    def trigger_record(self, pipeline_id: str, blob: str, version: str) -> tuple[str, str] | None:
-        """(run id, status) recorded for this blob version, if any."""
+    def trigger_record(self, pipeline_id: str, blob: str, version: str) -> tuple[str, str, datetime] | None:
+        """(run id, status, claimed at) recorded for this blob version, if any."""
         with self.engine.connect() as conn:
             row = conn.execute(
-                select(trigger_imports.c.run_id, trigger_imports.c.status).where(
-                    and_(
-                        trigger_imports.c.pipeline_id == pipeline_id.lower(),
-                        trigger_imports.c.blob == blob,
-                        trigger_imports.c.version == version,
-                    )
+                select(trigger_imports.c.run_id, trigger_imports.c.status, trigger_imports.c.created_at).where(
+                    self._trigger_key(pipeline_id, blob, version)
                 )
             ).first()
-        return (row.run_id, row.status) if row else None
+        return (row.run_id, row.status, row.created_at) if row else None
 
-    def claim_trigger(self, pipeline_id: str, blob: str, version: str, run_id: str, *, replacing: str | None) -> bool:
-        """Claim a blob version for ``run_id`` (status pending). Exactly one claimant wins.
-
-        With ``replacing`` the claim takes over the record of that earlier run (an interrupted one);
-        without it, the record must not exist. Returns False when someone else claimed it first.
-        """
-        key = and_(
+    @staticmethod
+    def _trigger_key(pipeline_id: str, blob: str, version: str) -> Any:
+        return and_(
             trigger_imports.c.pipeline_id == pipeline_id.lower(),
             trigger_imports.c.blob == blob,
             trigger_imports.c.version == version,
         )
+
+    def claim_trigger(
+        self, pipeline_id: str, blob: str, version: str, run_id: str, *, replacing: tuple[str, str, datetime] | None
+    ) -> bool:
+        """Claim a blob version for ``run_id`` (status pending). Exactly one claimant wins.
+
+        With ``replacing`` (the record as read by :meth:`trigger_record`) the claim takes over that
+        record only if nobody changed it since (compare-and-swap on status and claim time); without
+        it, the record must not exist. Returns False when someone else claimed it first.
+        """
+        key = self._trigger_key(pipeline_id, blob, version)
+        now = datetime.now(UTC)
         with self.engine.begin() as conn:
             if replacing is not None:
+                old_run, old_status, old_at = replacing
                 done = conn.execute(
                     update(trigger_imports)
-                    .where(and_(key, trigger_imports.c.run_id == replacing))
-                    .values(run_id=run_id, status="pending", created_at=datetime.now(UTC))
+                    .where(
+                        and_(
+                            key,
+                            trigger_imports.c.run_id == old_run,
+                            trigger_imports.c.status == old_status,
+                            trigger_imports.c.created_at == old_at,
+                        )
+                    )
+                    .values(run_id=run_id, status="pending", created_at=now)
                 )
                 return done.rowcount == 1
             try:
@@ -256,7 +309,7 @@ class ResourceStore:
                         version=version,
                         run_id=run_id,
                         status="pending",
-                        created_at=datetime.now(UTC),
+                        created_at=now,
                     )
                 )
             except IntegrityError:

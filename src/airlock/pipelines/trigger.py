@@ -28,6 +28,13 @@ from airlock.transfer.pipelining import close_stream
 log = logging.getLogger(__name__)
 
 MAX_AGE = timedelta(days=60)  # ACR: only blobs modified in the last 60 days trigger an import
+CLAIM_LEASE = 120.0  # a claim whose run was never created is taken over after this many seconds
+
+
+def _age(when: datetime) -> float:
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return (datetime.now(UTC) - when).total_seconds()
 
 
 class SourceTrigger:
@@ -88,17 +95,18 @@ class SourceTrigger:
                 warnings.append({"blob": name, "warning": warning})
             version = info.etag or f"{info.size}-{info.last_modified}"
             record = self.plane.store.trigger_record(pipeline["id"], name, version)
-            replacing = None
             if record is not None:
-                run_id, status = record
+                run_id, status, claimed_at = record
                 run = self.plane.store.get(run_id)
                 if run is None and status == "started":
                     continue  # its run record was deleted by a user: imported (or tried) once already
+                if run is None and _age(claimed_at) < CLAIM_LEASE:
+                    continue  # claimed moments ago by another process that is about to start it
                 if run is not None and not run["properties"]["response"].get(INTERRUPTED):
                     continue
-                replacing = run_id  # interrupted by a restart, or claimed and never started: once more
+                # interrupted by a restart, or claimed and never started: once more
             try:
-                rid = self._start(pipeline, name, version, info, replacing)
+                rid = self._start(pipeline, name, version, info, record)
             except AirlockError as exc:
                 skipped.append({"blob": name, "reason": f"could not start its import: {exc}"})
                 continue
@@ -134,7 +142,12 @@ class SourceTrigger:
         return "not a transfer blob: no category=acr-transfer-blob metadata and not an airlock archive", None
 
     def _start(
-        self, pipeline: dict[str, Any], blob: str, version: str, info: BlobInfo, replacing: str | None
+        self,
+        pipeline: dict[str, Any],
+        blob: str,
+        version: str,
+        info: BlobInfo,
+        replacing: tuple[str, str, datetime] | None,
     ) -> str | None:
         """Claim the blob version and start its run; None when another process claimed it first."""
         parts = pipeline["id"].split("/")

@@ -282,7 +282,7 @@ class AzureWriter:
 
     def commit(self) -> BlobInfo:
         try:
-            if self._parts or not self._ids:
+            if self._buffered or not self._ids:
                 self._flush()
             while self._inflight:
                 self._inflight.popleft().result()
@@ -327,6 +327,7 @@ class AzureWriter:
                 f.cancel()
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._parts = []
+            self._buffered = 0
 
 
 class AzureContainer:

@@ -207,20 +207,24 @@ def _read_ahead(chunks: Iterator[bytes], *, depth: int) -> Iterator[bytes]:
     stop = threading.Event()
     end = object()
 
+    def put(item: object) -> bool:
+        """Queue ``item`` unless the consumer has gone; False when it has."""
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def produce() -> None:
         try:
             for chunk in chunks:
-                while not stop.is_set():
-                    try:
-                        q.put(chunk, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not put(chunk):
                     return
-            q.put(end)
+            put(end)
         except BaseException as exc:  # handed to the consumer, which raises it
-            q.put(exc)
+            put(exc)
         finally:
             chunks.close()  # type: ignore[attr-defined]
 

@@ -307,6 +307,7 @@ class _Importer:
                 for _ in chunks:
                     pass  # let the archive reader move past the member
                 log.info("blob %s: upload broke (%s); sending it again from storage", desc.digest, exc)
+                self.client.retry.sleep(2)
                 self._push_from_storage(first, desc, member)
             self.count("uploaded")
         for repo in repos[1:]:
