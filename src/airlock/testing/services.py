@@ -13,6 +13,7 @@ mistakes "not run" for "passed". Every server owns its process group; ``stop()``
 
 from __future__ import annotations
 
+import abc
 import atexit
 import base64
 import contextlib
@@ -105,7 +106,7 @@ def _kill_leftovers() -> None:
         server.kill()
 
 
-class _ManagedProcess:
+class _ManagedProcess(abc.ABC):
     """A server process in its own process group, logging to ``workdir/<name>.log``."""
 
     _ready_timeout: ClassVar[float] = REGISTRY_READY_TIMEOUT
@@ -132,15 +133,16 @@ class _ManagedProcess:
         """The server's pid (also its process group id) while started, else None."""
         return self._proc.pid if self._proc is not None else None
 
+    @abc.abstractmethod
     def _argv(self) -> list[str]:
-        raise NotImplementedError
+        """The server's command line."""
 
     def _env(self) -> dict[str, str] | None:
         return None
 
+    @abc.abstractmethod
     def _probe(self) -> bool:
         """Return True once the server gives any HTTP answer."""
-        raise NotImplementedError
 
     def _launch(self) -> None:
         if self.running:
