@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -492,3 +493,28 @@ def test_basic_auth_registries_on_both_sides(tmp_path: Path) -> None:
         export_artifacts(client=client(src, Credentials(*creds)), artifacts=refs(img.reference), target=file_blob(path))
         import_archive(source=file_blob(path), client=client(dst, Credentials(*creds)))
         assert content.get_manifest(dst.url, "secure/app", "1", auth=creds)[2] == img.digest
+
+
+def test_referrers_stay_discoverable_on_a_target_without_the_referrers_api(
+    source_registry: RegistryServer, samples: list[PushedArtifact], tmp_path: Path
+) -> None:
+    """An archive without the subject's tag-schema index (as from a source with the referrers API):
+    the import writes that index on a target without the API, so the signature can be found."""
+    app, signature = samples[0], samples[1]
+    path = tmp_path / "referrers.tar"
+    export_artifacts(
+        client=client(source_registry),
+        target=file_blob(path),
+        artifacts=refs(app.reference, f"samples/app@{signature.digest}"),
+    )
+    fallback = content.referrers_tag(app.digest)
+    assert all(a["reference"] != f"samples/app:{fallback}" for a in inspect_archive(file_blob(path))["artifacts"])
+    with fresh_registry(tmp_path) as reg:
+        import_archive(source=file_blob(path), client=client(reg))
+        raw, _, _ = content.get_manifest(reg.url, "samples/app", fallback)
+        listed = json.loads(raw)["manifests"]
+        assert [d["digest"] for d in listed] == [signature.digest]
+        assert listed[0]["artifactType"] == signature.artifact_type
+        # Importing again does not list it twice.
+        import_archive(source=file_blob(path), client=client(reg))
+        assert len(json.loads(content.get_manifest(reg.url, "samples/app", fallback)[0])["manifests"]) == 1

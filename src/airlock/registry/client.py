@@ -373,6 +373,32 @@ class RegistryClient:
             return []
         return list(index.children) if index.is_index else []
 
+    def has_referrers_api(self, repository: str, subject: Digest) -> bool:
+        """Whether the registry answers the OCI 1.1 referrers API (and so indexes referrers itself)."""
+        path = f"/v2/{repository}/referrers/{subject}"
+        resp = self._send("GET", path, scopes=(_pull(repository),), headers={"Accept": OCI_INDEX})
+        ok = resp.status == 200 and resp.headers.get("Content-Type", "").startswith(OCI_INDEX)
+        _discard(resp)
+        return ok
+
+    def add_to_referrers_tag(self, repository: str, subject: Digest, referrers: list[Descriptor]) -> bool:
+        """Add ``referrers`` to the tag-schema index ``<alg>-<hex>`` of ``subject`` (OCI 1.1 fallback
+        for registries without the referrers API). Returns False when they were all listed already."""
+        tag = f"{subject.algorithm}-{subject.hex}"
+        try:
+            existing: list[dict[str, Any]] = [d.to_json() for d in self.get_manifest(repository, tag).children]
+        except NotFound:
+            existing = []
+        listed = {d["digest"] for d in existing}
+        new = [d.to_json() for d in referrers if str(d.digest) not in listed]
+        if not new:
+            return False
+        raw = json.dumps(
+            {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": existing + new}, separators=(",", ":")
+        ).encode()
+        self.put_manifest(repository, tag, Manifest.parse(raw, media_type=OCI_INDEX, where=f"referrers of {subject}"))
+        return True
+
     # -- blobs ----------------------------------------------------------------------------------
 
     def blob_size(self, repository: str, digest: Digest) -> int | None:

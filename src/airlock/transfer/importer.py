@@ -10,6 +10,7 @@ artifact whose content failed to verify is never tagged.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Iterator
@@ -355,7 +356,34 @@ class _Importer:
                 imported.append(art.entry.reference)
             except AirlockError as exc:
                 self.fail(art, exc)
+        self._index_referrers([a for a in ordered if a.entry.reference in imported])
         return imported
+
+    def _index_referrers(self, artifacts: list[_Artifact]) -> None:
+        """Keep imported referrers discoverable: a registry with the referrers API indexes them from
+        their ``subject``; on one without it, list them in the subject's tag-schema index (which the
+        archive lacks when the source had the API). Best effort: the artifacts are already imported."""
+        groups: dict[tuple[str, Digest], list[Descriptor]] = {}
+        for art in artifacts:
+            top = art.closure.top if art.closure else None
+            if top is None or top.subject is None:
+                continue
+            doc = json.loads(top.raw)
+            annotations = doc.get("annotations") if isinstance(doc.get("annotations"), dict) else {}
+            desc = Descriptor(
+                top.media_type,
+                top.digest,
+                top.size,
+                artifact_type=top.artifact_type,
+                annotations={str(k): str(v) for k, v in annotations.items()},
+            )
+            groups.setdefault((art.entry.repository, top.subject.digest), []).append(desc)
+        for (repo, subject), referrers in groups.items():
+            try:
+                if not self.client.has_referrers_api(repo, subject):
+                    self.client.add_to_referrers_tag(repo, subject, referrers)
+            except AirlockError as exc:
+                log.warning("referrers of %s@%s could not be indexed: %s", repo, subject, exc)
 
 
 def _check_index(index: object, artifacts: list[_Artifact]) -> None:
