@@ -30,13 +30,12 @@ import urllib.parse
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from azure.core.credentials import AccessToken
 from cryptography import x509
 
-from airlock.testing.services import STOP_TIMEOUT, _self_signed, _write_key_and_cert
+from airlock.testing.services import InProcessHTTPServer, _self_signed, _write_key_and_cert
 
 __all__ = ["FakeCredential", "FakeKeyVault"]
 
@@ -81,7 +80,7 @@ class _Version:
     tags: dict[str, str] = field(default_factory=dict)
 
 
-class FakeKeyVault:
+class FakeKeyVault(InProcessHTTPServer):
     """The fake vault, in a background thread; use :meth:`start`, and as a context manager.
 
     ``requests`` records ``(method, path, principal_id or None)`` of every request, in order.
@@ -360,24 +359,3 @@ class FakeKeyVault:
             req.send_header(key, value)
         req.end_headers()
         req.wfile.write(data)
-
-    def stop(self) -> None:
-        """Shut the server down and join its thread; a no-op when stopped."""
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-        if self._thread is not None:
-            self._thread.join(STOP_TIMEOUT)
-            self._thread = None
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

@@ -445,7 +445,36 @@ def _parse_scope(scope: str) -> dict[str, Any] | None:
     return {"type": kind, "name": name, "actions": [a for a in actions.split(",") if a]}
 
 
-class TokenServer:
+class InProcessHTTPServer:
+    """Base of the small HTTP servers the tests run in a thread (token server, fake key vault):
+    subclasses set ``_httpd`` and ``_thread`` when they start; :meth:`stop` ends both."""
+
+    _httpd: http.server.HTTPServer | None = None
+    _thread: threading.Thread | None = None
+
+    def stop(self) -> None:
+        """Shut the HTTP server down and join its thread; a no-op when stopped."""
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
+        if self._thread is not None:
+            self._thread.join(STOP_TIMEOUT)
+            self._thread = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class TokenServer(InProcessHTTPServer):
     """Bearer token issuer for distribution's ``token`` auth, in a background thread.
 
     ``GET /token?service=S&scope=repository:R:pull,push[&scope=...]`` with HTTP Basic credentials
@@ -611,27 +640,6 @@ class TokenServer:
         )
         signature = self._key.sign(signing_input.encode("ascii"), padding.PKCS1v15(), hashes.SHA256())
         return f"{signing_input}.{_b64url(signature)}"
-
-    def stop(self) -> None:
-        """Shut the HTTP server down and join its thread; a no-op when stopped."""
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-        if self._thread is not None:
-            self._thread.join(STOP_TIMEOUT)
-            self._thread = None
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 # ----------------------------------------------------------------------------------------------- azurite
