@@ -47,7 +47,7 @@ from airlock.storage.base import BlobInfo
 
 log = logging.getLogger(__name__)
 
-BLOCK_SIZE = 8 * 1024 * 1024  # staged block size; 50,000 blocks x 8 MiB = 390 GiB per blob
+BLOCK_SIZE = 4 * 1024 * 1024  # staged block size; 50,000 blocks x 4 MiB = 195 GiB per blob
 MAX_BLOCKS = 50_000  # Azure's limit of blocks in one blob
 UPLOADS_IN_FLIGHT = 4  # measured on Azurite: 4 concurrent transfers ~1.4x one (local-services.md)
 RANGE_SIZE = 4 * 1024 * 1024  # 4 in flight: 16 MiB of read-ahead, enough to keep Azurite busy
