@@ -37,15 +37,26 @@ def azurite(workdir: Path) -> Iterator[AzuriteServer]:
         yield server
 
 
+# Transfer worker threads, by name prefix: every transfer stops its own, however it ends.
+_TRANSFER_THREADS = ("fetch_", "upload_", "azure-read_", "azure-stage_", "azure-md5_", "file-read-ahead")
+
+
 @pytest.fixture(autouse=True, scope="module")
-def _no_leaked_hashing_threads() -> Iterator[None]:
-    """Every archive reader and writer stops its hashing thread, whatever way it ends."""
+def _no_leaked_transfer_threads() -> Iterator[None]:
+    """No export, import, copy or storage read leaves a worker thread running after the module's tests."""
     yield
+    import gc
     import threading
     import time
 
+    # Collect first: a generator kept only by a cycle (a test's traceback) would otherwise be
+    # finalized inside threading.enumerate(), under its lock, and deadlock joining its workers.
+    gc.collect()
+
+    def leaked() -> list[str]:
+        return [t.name for t in threading.enumerate() if t.name.startswith(_TRANSFER_THREADS)]
+
     deadline = time.monotonic() + 5
-    while any(t.name == "archive-hash" for t in threading.enumerate()) and time.monotonic() < deadline:
+    while leaked() and time.monotonic() < deadline:
         time.sleep(0.05)
-    leaked = [t.name for t in threading.enumerate() if t.name == "archive-hash"]
-    assert not leaked, f"{len(leaked)} archive hashing thread(s) left running"
+    assert not leaked(), f"transfer worker thread(s) left running: {sorted(set(leaked()))}"

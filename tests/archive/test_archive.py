@@ -25,13 +25,18 @@ from airlock.archive.format import (
     CatalogBlob,
     CatalogSource,
 )
-from airlock.archive.reader import ArchiveReader
+from airlock.archive.reader import ArchiveReader, catalog_span
 from airlock.archive.writer import ArchiveWriter
 from airlock.errors import ArchiveError
 from airlock.oci.digest import Digest
 
 BLOB_A = b"layer-a" * 1000
 BLOB_B = b"config-b"
+INDEX = b'{"schemaVersion":2,"manifests":[]}'
+
+
+def _index_entry(index: bytes = INDEX) -> CatalogBlob:
+    return CatalogBlob(digest=str(Digest.of(index)), size=len(index))
 
 
 def _catalog(**over: object) -> Catalog:
@@ -42,6 +47,7 @@ def _catalog(**over: object) -> Catalog:
         "creator": "test",
         "source": CatalogSource(registry="https://src"),
         "artifacts": [],
+        "index": _index_entry(),
         "manifests": [],
         "blobs": [CatalogBlob(digest=str(Digest.of(b)), size=len(b)) for b in (BLOB_A, BLOB_B)],
     }
@@ -53,20 +59,18 @@ def build(
     *,
     catalog: bytes | None = None,
     blobs: tuple[bytes, ...] = (BLOB_A, BLOB_B),
-    index: bytes = b'{"schemaVersion":2,"manifests":[]}',
+    index: bytes = INDEX,
 ) -> bytes:
     out = bytearray()
     w = ArchiveWriter(out.extend)
-    w.add_bytes(CATALOG_NAME, catalog if catalog is not None else _catalog().to_bytes())
+    w.add_bytes(CATALOG_NAME, catalog if catalog is not None else _catalog(index=_index_entry(index)).to_bytes())
     w.add_bytes(LAYOUT_NAME, LAYOUT_BYTES)
     w.add_bytes(INDEX_NAME, index)
     for name in DIR_NAMES:
         w.add_dir(name)
     for b in blobs:
         w.add_bytes(BLOB_PREFIX + Digest.of(b).hex, b)
-    digest = w.close()
-    assert digest == Digest.of(bytes(out))
-    assert w.size == len(out)
+    assert w.close() == len(out)
     return bytes(out)
 
 
@@ -76,11 +80,11 @@ def chunked(data: bytes, size: int = 4096) -> Iterator[bytes]:
 
 
 def read_all(data: bytes, chunk: int = 4096) -> tuple[dict[str, bytes], Digest]:
+    """Every blob member's data, and the catalogDigest."""
     r = ArchiveReader(chunked(data, chunk))
     got = {m.name: r.read_member(m, 1 << 30) for m in r.blobs()}
-    digest, size = r.finish()
-    assert size == len(data)
-    return got, digest
+    assert r.finish() == len(data)
+    return got, r.catalog_digest
 
 
 @pytest.mark.parametrize("chunk", [1, 7, 512, 4096, 1 << 20])
@@ -88,7 +92,7 @@ def test_round_trip_in_any_chunking(chunk: int) -> None:
     data = build()
     got, digest = read_all(data, chunk)
     assert got == {BLOB_PREFIX + Digest.of(b).hex: b for b in (BLOB_A, BLOB_B)}
-    assert digest == Digest.of(data)
+    assert digest == Digest.of(_catalog().to_bytes())
 
 
 def test_the_same_content_makes_the_same_archive() -> None:
@@ -129,7 +133,7 @@ def _prefix() -> list[tuple[tarfile.TarInfo, bytes]]:
     return [
         _file(CATALOG_NAME, _catalog().to_bytes()),
         _file(LAYOUT_NAME, LAYOUT_BYTES),
-        _file(INDEX_NAME, b'{"manifests":[]}'),
+        _file(INDEX_NAME, INDEX),
     ]
 
 
@@ -280,6 +284,23 @@ def test_security_catalog_digests_are_validated_as_archive_errors() -> None:
     doc["blobs"][0]["digest"] = doc["blobs"][0]["digest"] + "\n"
     with pytest.raises(ArchiveError, match="invalid"):
         ArchiveReader(chunked(build(catalog=json.dumps(doc).encode())))
+
+
+def test_the_catalog_digest_covers_index_json() -> None:
+    """index.json is the one member the importer does not check by digest itself: the reader
+    checks it against the catalog, so the catalogDigest covers it."""
+    other = b'{"schemaVersion":2,"manifests":[{"digest":"x"}]}'
+    with pytest.raises(ArchiveError, match=r"index\.json is not the one its catalog names"):
+        ArchiveReader(chunked(build(catalog=_catalog().to_bytes(), index=other)))
+
+
+def test_catalog_span_finds_the_catalog_from_the_first_block() -> None:
+    data = build()
+    span = catalog_span(data[:512])
+    assert span is not None
+    assert Digest.of(data[512:span]) == Digest.of(_catalog().to_bytes())
+    assert catalog_span(b"not a tar" * 100) is None
+    assert catalog_span(data[:100]) is None
 
 
 def test_a_caller_may_stop_reading_a_member_early() -> None:

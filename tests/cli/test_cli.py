@@ -7,7 +7,6 @@ nor a secret, and exits 1 (operational) or 2 (usage).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -97,8 +96,8 @@ def error_message(run: Run, code: int | tuple[int, ...]) -> str:
     return lines[0][len("error: ") :]
 
 
-def sha256_file(path: Path) -> str:
-    return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+def catalog_digest(path: Path) -> str:
+    return content.catalog_digest_of(path)
 
 
 # ---------------------------------------------------------------------------------------------- fixtures
@@ -169,7 +168,7 @@ def test_export_inspect_import_round_trip(
         "export", "--source-registry", source_registry.url, "--artifacts", *refs, "--target", target.as_uri()
     ).json()
     assert out["target"]["uri"] == target.as_uri()
-    assert out["catalogDigest"] == sha256_file(target)
+    assert out["catalogDigest"] == catalog_digest(target)
     assert out["size"] == target.stat().st_size
     assert out["artifacts"] == refs
     assert out["failedArtifacts"] == {}
@@ -179,7 +178,7 @@ def test_export_inspect_import_round_trip(
     two = ["-a", refs[0], "-a", refs[2]]
     out2 = ok("export", "--source-registry", source_registry.url, *two, "--target", repeated.as_uri()).json()
     assert out2["artifacts"] == [refs[0], refs[2]]
-    assert out2["catalogDigest"] == sha256_file(repeated)
+    assert out2["catalogDigest"] == catalog_digest(repeated)
 
     inspected = ok("inspect", exported.as_uri()).json()
     assert inspected["size"] == exported.stat().st_size
@@ -191,10 +190,10 @@ def test_export_inspect_import_round_trip(
         assert entry["mediaType"] == artifact.media_type
 
     verified = ok("inspect", "--verify", exported.as_uri()).json()
-    assert verified["catalogDigest"] == sha256_file(exported)
+    assert verified["catalogDigest"] == catalog_digest(exported)
     assert verified["verified"] is True
 
-    catalog = sha256_file(exported)
+    catalog = catalog_digest(exported)
     imported = ok(
         "import",
         "--source",
@@ -216,17 +215,17 @@ def test_export_inspect_import_round_trip(
 
 
 def test_query_and_tsv(tmp_path: Path, source_registry: RegistryServer, refs: list[str], exported: Path) -> None:
-    catalog = sha256_file(exported)
+    catalog = catalog_digest(exported)
 
     target = tmp_path / "q.tar"
     base = ["export", "--source-registry", source_registry.url, "-a", refs[0], "--target"]
     out = ok(*base, target.as_uri(), "--query", "catalogDigest", "-o", "tsv").stdout
-    assert out == sha256_file(target) + "\n"
+    assert out == catalog_digest(target) + "\n"
 
     # Without --query, tsv prints the top-level scalars of the object on one line.
     target2 = tmp_path / "t.tar"
     out = ok(*base, target2.as_uri(), "-o", "tsv").stdout
-    assert out == f"{sha256_file(target2)}\t{target2.stat().st_size}\n"
+    assert out == f"{catalog_digest(target2)}\t{target2.stat().st_size}\n"
 
     # --query with the default json output prints the JSON value.
     out = ok("inspect", "--verify", exported.as_uri(), "--query", "catalogDigest").stdout
@@ -310,7 +309,7 @@ def test_existing_target_needs_overwrite_blobs(
     assert "OverwriteBlobs" in error_message(airlock(*base), 1)
     assert target.read_bytes() == b"previous content"
     out = ok(*base, "--options", "OverwriteBlobs").json()
-    assert out["catalogDigest"] == sha256_file(target)
+    assert out["catalogDigest"] == catalog_digest(target)
 
 
 def test_import_not_an_archive(tmp_path: Path, fresh_target: RegistryServer) -> None:
@@ -334,9 +333,12 @@ def test_import_wrong_catalog_digest_writes_no_tag(
         wrong,
     )
     message = error_message(run, 1)
-    assert wrong in message or "catalog" in message.lower()
-    for repository in sorted({a.repository for a in samples}):
-        assert content.list_tags(fresh_target.url, repository) == [], repository
+    assert wrong in message and "nothing was imported" in message, message
+    for artifact in samples:
+        assert content.list_tags(fresh_target.url, artifact.repository) == [], artifact.repository
+        # The catalog comes first, so a wrong digest is refused before any blob is uploaded.
+        for digest, _size in artifact.blobs:
+            assert not content.blob_exists(fresh_target.url, artifact.repository, digest), digest
 
 
 def test_read_only_sas_export(
@@ -456,7 +458,7 @@ def test_basic_auth_registry(tmp_path: Path, auth_registry: RegistryServer) -> N
     ]
     out = ok(*base, "--username", AUTH_USER, "--password-stdin", stdin=AUTH_PASSWORD + "\n").json()
     assert out["artifacts"] == ["secure/app:1.0"]
-    assert out["catalogDigest"] == sha256_file(target)
+    assert out["catalogDigest"] == catalog_digest(target)
 
     target.unlink()
     run = airlock(*base)

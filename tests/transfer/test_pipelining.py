@@ -49,6 +49,7 @@ def test_ordered_fetch_source_failing_when_called_does_not_hang() -> None:
     streams = ordered_fetch([broken], workers=1, window=10)
     with pytest.raises(OSError, match="cannot open"):
         b"".join(next(streams))
+    streams.close()  # type: ignore[attr-defined]
 
 
 def test_ordered_fetch_read_ahead_is_bounded_in_bytes() -> None:
@@ -70,6 +71,7 @@ def test_ordered_fetch_read_ahead_is_bounded_in_bytes() -> None:
     for _ in first:
         pass
     assert sum(len(c) for c in next(streams)) == 100_000
+    assert next(streams, None) is None  # exhausted: the workers are shut down
 
 
 def test_fanout_runs_jobs_in_parallel_and_reports_failures() -> None:

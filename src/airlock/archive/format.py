@@ -12,6 +12,15 @@ Members, in this order (the reader enforces it, so an import streams in one pass
 Tar headers are GNU-format (base-256 sizes past 8 GiB, so layers have no 8 GB limit), mode 0644,
 mtime 0, no owner: the same content always makes the same archive.
 
+The ``catalogDigest`` is the SHA-256 of the catalog member's bytes, and the catalog names every
+other member by digest and size (``index`` for index.json, ``manifests`` and ``blobs``), so it is
+a Merkle root over the archive's content, as a manifest digest is over an image: a reader that
+checks each member against the catalog (:mod:`airlock.archive.reader` and the importer do) has
+checked everything, with one hash per byte — the one that verifies each blob anyway. Tar headers,
+padding and the end marker carry no content; the reader accepts only the form the writer produces.
+Because the catalog comes first, the digest is known before any blob moves: an export reports it
+without hashing the archive again, and an import refuses a wrong one before uploading anything.
+
 Catalog (``application/vnd.airlock.catalog.v1+json``) evolution rules:
 - ``schemaVersion`` changes only for a break; readers refuse versions they do not know.
 - ``requires`` lists features a reader must understand to import correctly (e.g. a future
@@ -109,6 +118,8 @@ class Catalog(_Model):
     creator: str
     source: CatalogSource
     artifacts: list[CatalogArtifact] = Field(max_length=MAX_ARTIFACTS)
+    # index.json's digest and size: the catalogDigest covers it too.
+    index: CatalogBlob
     # Every manifest/index in the archive, in the order they are stored (children before parents).
     manifests: list[CatalogBlob] = Field(max_length=MAX_BLOBS)
     # Every other blob (configs, layers), in the order they are stored.

@@ -5,7 +5,9 @@ Written by hand rather than with :mod:`tarfile` because a transfer blob crosses 
 arbitrary paths, and in stream mode cannot enforce member order. This reader accepts only what
 :mod:`airlock.archive.format` writes — regular files and two directories with known names, in the
 known order — checks every header checksum, and never uses a member name as a filesystem path.
-The whole stream is hashed as it is read, so ``digest`` is the archive's ``catalogDigest``.
+``catalog_digest`` is the SHA-256 of the catalog member (the archive's ``catalogDigest``); the
+reader checks index.json against the catalog, and its callers check every blob, so nothing else
+needs hashing (see :mod:`airlock.archive.format`).
 """
 
 from __future__ import annotations
@@ -31,7 +33,6 @@ from airlock.archive.format import (
     Catalog,
     padded,
 )
-from airlock.archive.hashing import BackgroundHasher
 from airlock.errors import ArchiveError
 from airlock.oci.digest import Digest
 
@@ -54,13 +55,12 @@ class Member:
 
 
 class _Stream:
-    """Exact-size reads over an iterator of chunks of any size, hashing everything pulled."""
+    """Exact-size reads over an iterator of chunks of any size."""
 
     def __init__(self, chunks: Iterator[bytes]) -> None:
         self._chunks = chunks
         self._cur = memoryview(b"")
         self.offset = 0  # bytes handed out so far
-        self.sha = BackgroundHasher("sha256")
 
     def _fill(self) -> bool:
         while not self._cur:
@@ -68,10 +68,6 @@ class _Stream:
                 chunk = next(self._chunks)
             except StopIteration:
                 return False
-            except Exception:
-                self.sha.close()  # the stream is dead: so is the digest
-                raise
-            self.sha.update(chunk)
             self._cur = memoryview(chunk)
         return True
 
@@ -80,7 +76,6 @@ class _Stream:
         left = n
         while left:
             if not self._fill():
-                self.sha.close()
                 raise ArchiveError(f"archive is truncated: it ends {left} bytes early, at byte {self.offset}")
             piece = self._cur[:left]
             self._cur = self._cur[len(piece) :]
@@ -132,16 +127,36 @@ def _parse_header(block: bytes, offset: int) -> tuple[str, int, bytes]:
     return name, _octal(block[124:136], "size"), block[156:157]
 
 
+def catalog_span(first_block: bytes) -> int | None:
+    """Where the catalog's data ends, if ``first_block`` (an archive's first 512 bytes) is the header
+    of an airlock catalog of an acceptable size; else None (not an airlock archive).
+
+    The catalogDigest is the SHA-256 of bytes ``BLOCK:span``: a copy learns it from the head of the
+    stream without parsing the rest.
+    """
+    if len(first_block) < BLOCK:
+        return None
+    try:
+        name, size, typeflag = _parse_header(first_block[:BLOCK], 0)
+    except ArchiveError:
+        return None
+    if name != CATALOG_NAME or typeflag not in (b"0", b"\0") or size > MAX_CATALOG_SIZE:
+        return None
+    return BLOCK + size
+
+
 class ArchiveReader:
     """Reads a transfer archive in one pass.
 
-    Usage: ``reader.catalog`` (read on construction), then iterate :meth:`blobs`, consuming each
-    member's data with :meth:`read_member` or :meth:`stream_member` (or not at all: it is then
-    skipped). After the iteration ends, :meth:`finish` checks the end of the archive and returns
-    its digest.
+    Usage: ``reader.catalog`` and ``reader.catalog_digest`` (read on construction), then iterate
+    :meth:`blobs`, consuming each member's data with :meth:`read_member` or :meth:`stream_member`
+    (or not at all: it is then skipped). After the iteration ends, :meth:`finish` checks the end
+    of the archive. The reader does not hash blob members: their consumer verifies them against
+    the catalog (an unread member is unverified).
 
     Raises ArchiveError for anything unexpected: wrong order, unknown or duplicate members,
-    links, bad checksums, oversized JSON, truncation, trailing data.
+    links, bad checksums, oversized JSON, an index.json that is not the catalog's, truncation,
+    trailing data. Errors of the underlying chunk iterator propagate as they are.
     """
 
     def __init__(self, chunks: Iterator[bytes]) -> None:
@@ -149,17 +164,15 @@ class ArchiveReader:
         self._seen: set[str] = set()
         self._pending = 0  # unread data + padding of the current member
         self._ended = False
-        try:
-            self._open()
-        except Exception:
-            self.close()
-            raise
+        self._open()
 
     def _open(self) -> None:
         catalog_member = self._next("the catalog")
         if catalog_member is None or catalog_member.name != CATALOG_NAME:
             raise ArchiveError(f"not an airlock archive: the first member must be {CATALOG_NAME}")
-        self.catalog = _parse_catalog(self.read_member(catalog_member, MAX_CATALOG_SIZE))
+        raw_catalog = self.read_member(catalog_member, MAX_CATALOG_SIZE)
+        self.catalog = _parse_catalog(raw_catalog)
+        self.catalog_digest = Digest.of(raw_catalog)
         layout = self._next(LAYOUT_NAME)
         if layout is None or layout.name != LAYOUT_NAME:
             raise ArchiveError(f"archive member {LAYOUT_NAME} missing or out of order")
@@ -169,7 +182,11 @@ class ArchiveReader:
         index = self._next(INDEX_NAME)
         if index is None or index.name != INDEX_NAME:
             raise ArchiveError(f"archive member {INDEX_NAME} missing or out of order")
-        self.index = _json(self.read_member(index, MAX_INDEX_SIZE), INDEX_NAME)
+        raw_index = self.read_member(index, MAX_INDEX_SIZE)
+        expected = self.catalog.index
+        if len(raw_index) != expected.size or str(Digest.of(raw_index)) != expected.digest:
+            raise ArchiveError(f"archive's {INDEX_NAME} is not the one its catalog names (digest or size differs)")
+        self.index = _json(raw_index, INDEX_NAME)
         if not isinstance(self.index, dict) or not isinstance(self.index.get("manifests"), list):
             raise ArchiveError("archive's index.json has no manifests list")
 
@@ -184,13 +201,6 @@ class ArchiveReader:
 
     def _next(self, expecting: str) -> Member | None:
         """The next regular-file member (directories are checked and passed over), or None at the end."""
-        try:
-            return self._next_member(expecting)
-        except Exception:
-            self.close()  # a refused archive is abandoned: stop its hashing thread
-            raise
-
-    def _next_member(self, expecting: str) -> Member | None:
         self._skip_pending()
         while True:
             start = self._s.offset
@@ -237,7 +247,6 @@ class ArchiveReader:
     def read_member(self, member: Member, cap: int) -> bytes:
         """The whole data of the current member, refusing members larger than ``cap``."""
         if member.size > cap:
-            self.close()
             raise ArchiveError(f"archive member {member.name} is {member.size} bytes, over the {cap}-byte limit")
         return b"".join(bytes(p) for p in self.stream_member(member))
 
@@ -251,21 +260,12 @@ class ArchiveReader:
         for piece in self._s.pieces(self._pending):
             self._pending -= len(piece)
 
-    def finish(self) -> tuple[Digest, int]:
-        """Check the end marker and trailing padding; return (digest of the whole archive, its size)."""
+    def finish(self) -> int:
+        """Check the end marker and trailing padding; return the archive's size in bytes."""
         if not self._ended and self._next("the end of the archive") is not None:
-            self.close()
             raise ArchiveError("archive has members after the blobs")
-        try:
-            self._s.drain_zeros(_MAX_TRAILER)
-        except Exception:
-            self.close()
-            raise
-        return Digest("sha256", self._s.sha.hexdigest()), self._s.offset
-
-    def close(self) -> None:
-        """Stop hashing (idempotent); call when abandoning the archive part-way."""
-        self._s.sha.close()
+        self._s.drain_zeros(_MAX_TRAILER)
+        return self._s.offset
 
 
 def _json(data: bytes, what: str) -> Any:

@@ -5,29 +5,25 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from airlock.archive.format import BLOCK, member_header, padded
-from airlock.archive.hashing import BackgroundHasher
 from airlock.errors import ArchiveError
-from airlock.oci.digest import Digest
 
 _ZEROS = bytes(BLOCK)
 
 
 class ArchiveWriter:
-    """Writes tar members in order to ``sink`` and hashes the whole archive as it goes.
+    """Writes tar members in order to ``sink``.
 
     ``sink`` receives every byte exactly once, in order. The writer buffers nothing but headers
-    and padding. After :meth:`close`, ``size`` and ``digest`` describe the entire archive — the
-    ``catalogDigest`` of the export.
+    and padding, and hashes nothing: the archive's digest is its catalog's (see
+    :mod:`airlock.archive.format`), and the caller verifies what it streams in. ``size`` counts the
+    bytes written so far.
     """
 
     def __init__(self, sink: Callable[[bytes], None]) -> None:
         self._sink = sink
-        self._sha = BackgroundHasher("sha256")
         self.size = 0
-        self.digest: Digest | None = None
 
     def _out(self, data: bytes) -> None:
-        self._sha.update(data)
         self.size += len(data)
         self._sink(data)
 
@@ -57,12 +53,7 @@ class ArchiveWriter:
         if pad:
             self._out(_ZEROS[:pad])
 
-    def close(self) -> Digest:
-        """Write the end-of-archive marker (two zero blocks); return the archive's digest."""
+    def close(self) -> int:
+        """Write the end-of-archive marker (two zero blocks); return the archive's size."""
         self._out(_ZEROS + _ZEROS)
-        self.digest = Digest("sha256", self._sha.hexdigest())
-        return self.digest
-
-    def abort(self) -> None:
-        """Stop hashing after a failure (idempotent); the archive is unusable."""
-        self._sha.close()
+        return self.size

@@ -223,6 +223,10 @@ class AzureBlob:
 class AzureWriter:
     """Parallel staged-block upload; see :class:`airlock.storage.base.BlobWriter`.
 
+    The whole blob's MD5 (its ``Content-MD5``, which azcopy and ``az storage blob download`` check)
+    is computed block by block, in order, on a thread of its own: MD5 runs at ~560 MiB/s here, so
+    on the writing thread it was the largest single cost of an export to Azure.
+
     Memory: at most ``UPLOADS_IN_FLIGHT + 1`` blocks of ``BLOCK_SIZE`` bytes.
     """
 
@@ -239,11 +243,13 @@ class AzureWriter:
         self._prefix = secrets.token_hex(8)  # ids of one blob must all have the same length
         self._pool = ThreadPoolExecutor(max_workers=UPLOADS_IN_FLIGHT, thread_name_prefix="azure-stage")
         self._inflight: deque[Future[None]] = deque()
+        # One worker, so blocks are hashed in the order they were submitted.
+        self._md5_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="azure-md5")
+        self._md5_pending: deque[Future[None]] = deque()
         self._lock = threading.Lock()
         self._done = False
 
     def write(self, data: bytes | memoryview) -> None:
-        self._md5.update(data)
         self._size += len(data)
         if isinstance(data, bytes) and len(data) <= BLOCK_SIZE - self._buffered:
             self._parts.append(data)  # the common case: whole chunks, kept without a copy
@@ -273,6 +279,9 @@ class AzureWriter:
         self._ids.append(block_id)
         while len(self._inflight) >= UPLOADS_IN_FLIGHT:
             self._inflight.popleft().result()
+        while len(self._md5_pending) >= UPLOADS_IN_FLIGHT:
+            self._md5_pending.popleft().result()
+        self._md5_pending.append(self._md5_pool.submit(self._md5.update, block))
 
         def stage() -> None:
             with _mapped("write", self._display):
@@ -286,6 +295,8 @@ class AzureWriter:
                 self._flush()
             while self._inflight:
                 self._inflight.popleft().result()
+            while self._md5_pending:
+                self._md5_pending.popleft().result()
             kw: dict[str, Any] = {}
             if not self._overwrite:
                 kw = {"match_condition": MatchConditions.IfMissing}
@@ -326,6 +337,7 @@ class AzureWriter:
             for f in self._inflight:
                 f.cancel()
             self._pool.shutdown(wait=True, cancel_futures=True)
+            self._md5_pool.shutdown(wait=True, cancel_futures=True)
             self._parts = []
             self._buffered = 0
 

@@ -23,6 +23,7 @@ import tarfile
 import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import urllib3
@@ -715,3 +716,13 @@ def blob_exists(registry_url: str, repository: str, digest: str, auth: tuple[str
     if status in (200, 404):
         return status == 200
     raise RuntimeError(f"HEAD /v2/{repository}/blobs/{digest}: unexpected HTTP {status}")
+
+
+def catalog_digest_of(archive: str | Path) -> str:
+    """The catalogDigest of a transfer archive on disk, computed independently of airlock's reader
+    (with the standard library's tarfile): the SHA-256 of its ``airlock-catalog.json`` member."""
+    with tarfile.open(archive) as tf:
+        member = tf.extractfile("airlock-catalog.json")
+        if member is None:
+            raise RuntimeError(f"{archive}: no airlock-catalog.json member")
+        return "sha256:" + hashlib.sha256(member.read()).hexdigest()

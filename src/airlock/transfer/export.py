@@ -120,16 +120,6 @@ def export_artifacts(
     configs = {r_m.blobs[0].digest for r_m in manifests.values() if r_m.blobs}
     ordered_blobs = sorted(blobs.items(), key=lambda kv: (kv[0] not in configs,))
 
-    catalog = Catalog(
-        schemaVersion=1,
-        mediaType="application/vnd.airlock.catalog.v1+json",
-        createdAt=datetime.now(UTC),
-        creator=f"airlock {__version__}",
-        source=CatalogSource(registry=client.base),
-        artifacts=[r.entry for r in resolved],
-        manifests=[CatalogBlob(digest=str(d), size=m.size, mediaType=m.media_type) for d, m in manifests.items()],
-        blobs=[CatalogBlob(digest=str(d), size=desc.size, mediaType=desc.media_type) for d, (desc, _) in ordered_blobs],
-    )
     index = {
         "schemaVersion": 2,
         "mediaType": OCI_INDEX,
@@ -137,15 +127,30 @@ def export_artifacts(
             {**r.closure.top.descriptor().to_json(), "annotations": {REF_NAME: r.entry.reference}} for r in resolved
         ],
     }
+    index_bytes = json.dumps(index, separators=(",", ":")).encode()
+    catalog = Catalog(
+        schemaVersion=1,
+        mediaType="application/vnd.airlock.catalog.v1+json",
+        createdAt=datetime.now(UTC),
+        creator=f"airlock {__version__}",
+        source=CatalogSource(registry=client.base),
+        artifacts=[r.entry for r in resolved],
+        index=CatalogBlob(digest=str(Digest.of(index_bytes)), size=len(index_bytes)),
+        manifests=[CatalogBlob(digest=str(d), size=m.size, mediaType=m.media_type) for d, m in manifests.items()],
+        blobs=[CatalogBlob(digest=str(d), size=desc.size, mediaType=desc.media_type) for d, (desc, _) in ordered_blobs],
+    )
+    catalog_bytes = catalog.to_bytes()
+    # The catalogDigest: a Merkle root over every member (see archive.format), known before any blob moves.
+    digest = Digest.of(catalog_bytes)
 
     total = sum(d.size for d, _ in blobs.values()) + sum(m.size for m in manifests.values())
     progress.begin(total, f"export → {target.display}")
     writer = target.writer(overwrite=overwrite, metadata=dict(TRANSFER_CATEGORY))
     archive = ArchiveWriter(writer.write)
     try:
-        archive.add_bytes(CATALOG_NAME, catalog.to_bytes())
+        archive.add_bytes(CATALOG_NAME, catalog_bytes)
         archive.add_bytes(LAYOUT_NAME, LAYOUT_BYTES)
-        archive.add_bytes(INDEX_NAME, json.dumps(index, separators=(",", ":")).encode())
+        archive.add_bytes(INDEX_NAME, index_bytes)
         for name in DIR_NAMES:
             archive.add_dir(name)
         for d, m in manifests.items():
@@ -165,10 +170,9 @@ def export_artifacts(
                 archive.add_stream(BLOB_PREFIX + d.hex, desc.size, counted(chunks, progress))
         finally:
             close_stream(streams)
-        digest = archive.close()
+        archive.close()
         writer.commit()
     except BaseException:
-        archive.abort()
         writer.abort()
         raise
     log.info("exported %d artifacts to %s (%d bytes, %s)", len(resolved), target.display, archive.size, digest)

@@ -3,9 +3,11 @@
 One pass over the archive. Manifests (stored first) are read and verified into memory; then each
 config and layer streams, verified by digest and size, into every target repository that needs it
 (HEAD-skip when the registry already has it, cross-repository mount for the second and later
-repositories). Only when the whole archive has been read — and, with ``catalog_digest``, has
-hashed to that digest — are manifests pushed (children first) and, last, tags written. An
-artifact whose content failed to verify is never tagged.
+repositories). A ``catalog_digest`` is checked against the catalog, which comes first, before
+anything is uploaded; since the catalog names every member by digest, verifying each member
+against it verifies the whole archive. Only when the whole archive has been read are manifests
+pushed (children first) and, last, tags written. An artifact whose content failed to verify is
+never tagged.
 """
 
 from __future__ import annotations
@@ -122,15 +124,17 @@ class _Importer:
         stream = self.source.read()
         try:
             reader = ArchiveReader(counted(stream, self.progress))
-            try:
-                return self._run(reader, catalog_digest)
-            finally:
-                reader.close()
+            return self._run(reader, catalog_digest)
         finally:
             close_stream(stream)  # stops a storage read (and its prefetch threads) left midway by an error
 
     def _run(self, reader: ArchiveReader, catalog_digest: Digest | None) -> ImportResult:
         catalog = reader.catalog
+        if catalog_digest is not None and reader.catalog_digest != catalog_digest:
+            raise IntegrityError(
+                f"catalog digest mismatch: expected {catalog_digest}, the archive's catalog hashes to "
+                f"{reader.catalog_digest}; nothing was imported"
+            )
         artifacts = [self._validated(a) for a in catalog.artifacts]
         _check_index(reader.index, artifacts)
         manifest_sizes = {Digest.parse(m.digest): m.size for m in catalog.manifests}
@@ -173,7 +177,7 @@ class _Importer:
                     # Fail fast: no point reading (or downloading) the rest of a multi-GB archive.
                     raise failed[1]
                 current = next(member_iter, None)
-            digest, size = reader.finish()
+            size = reader.finish()
         except BaseException:
             fan.cancel()
             raise
@@ -185,17 +189,12 @@ class _Importer:
         lacking = set(blob_sizes) - received
         if lacking:
             raise ArchiveError(f"archive lacks blob {sorted(lacking)[0]} listed in its catalog (truncated?)")
-        if catalog_digest is not None and digest != catalog_digest:
-            raise IntegrityError(
-                f"catalog digest mismatch: expected {catalog_digest}, the archive hashes to {digest}; "
-                "no tags were written"
-            )
 
         imported = self._push_manifests(artifacts)
         failures = {a.entry.reference: a.error for a in artifacts if a.error is not None}
         return ImportResult(
             source=self.source.display,
-            catalog_digest=digest,
+            catalog_digest=reader.catalog_digest,
             size=size,
             imported=imported,
             failures=failures,
@@ -419,8 +418,9 @@ def import_archive(
 
     Raises:
         BlobNotFound, StorageAuthError: the source blob cannot be read.
-        ArchiveError, IntegrityError: the archive is malformed, hostile, truncated, or does not
-            match ``catalog_digest`` — in which case no tag is written.
+        ArchiveError, IntegrityError: the archive is malformed, hostile, truncated, or its content
+            does not match its catalog — no tag is written — or its catalog does not match
+            ``catalog_digest`` — nothing is uploaded.
         TagConflict, RegistryError: an artifact failed (without ContinueOnErrors).
     """
     client.ping()

@@ -6,10 +6,10 @@ import hashlib
 from collections.abc import Iterator
 from typing import Any
 
-from airlock.archive.format import CATALOG_NAME
-from airlock.archive.reader import ArchiveReader
+from airlock.archive.format import BLOCK
+from airlock.archive.reader import ArchiveReader, catalog_span
 from airlock.errors import ArchiveError, BlobNotFound, IntegrityError
-from airlock.oci.digest import Verifier
+from airlock.oci.digest import Digest, Verifier
 from airlock.storage.base import TRANSFER_CATEGORY, Blob, BlobInfo
 from airlock.transfer.options import NoProgress, Progress
 from airlock.transfer.pipelining import close_stream, counted
@@ -41,20 +41,24 @@ def copy_blob(
 def _copy(
     source: Blob, target: Blob, raw: Iterator[bytes], info: BlobInfo, overwrite: bool, progress: Progress
 ) -> dict[str, Any]:
-    first, chunks = _peek(raw, 100)
-    is_archive = first[:100].split(b"\0", 1)[0] == CATALOG_NAME.encode()
+    first, chunks = _peek(raw, BLOCK)
+    span = catalog_span(first)
+    catalog_digest: Digest | None = None
+    if span is not None:
+        head, chunks = _peek(chunks, span)
+        if len(head) == span:
+            catalog_digest = Digest.of(head[BLOCK:])
+    is_archive = catalog_digest is not None
     metadata = dict(info.metadata)
     if is_archive:
         metadata.update(TRANSFER_CATEGORY)
     progress.begin(info.size, f"copy → {target.display}")
     writer = target.writer(overwrite=overwrite, metadata=metadata)
     md5 = hashlib.md5()
-    sha = hashlib.sha256()
     size = 0
     try:
         for chunk in chunks:
             md5.update(chunk)
-            sha.update(chunk)
             size += len(chunk)
             writer.write(chunk)
             progress.advance(len(chunk))
@@ -70,13 +74,16 @@ def _copy(
         "source": {"uri": source.display},
         "target": {"uri": target.display},
         "size": written.size,
-        "catalogDigest": f"sha256:{sha.hexdigest()}" if is_archive else None,
+        "catalogDigest": str(catalog_digest) if catalog_digest else None,
         "isTransferArchive": is_archive,
     }
 
 
 def _peek(chunks: Iterator[bytes], n: int) -> tuple[bytes, Iterator[bytes]]:
-    """The first ``n`` bytes (fewer if the stream is shorter) and an iterator over all of it."""
+    """The first ``n`` bytes (fewer if the stream is shorter) and an iterator over all of it.
+
+    Only the chunks that hold the first ``n`` bytes are buffered (``n`` is at most a catalog's cap).
+    """
     head: list[bytes] = []
     got = 0
     for chunk in chunks:
@@ -95,8 +102,9 @@ def _peek(chunks: Iterator[bytes], n: int) -> tuple[bytes, Iterator[bytes]]:
 def inspect_archive(source: Blob, *, verify: bool = False, progress: Progress | None = None) -> dict[str, Any]:
     """Describe the archive at ``source``: its catalog and artifacts.
 
-    With ``verify`` the whole archive is read and every blob checked against its digest, and the
-    archive's own digest (its ``catalogDigest``) is reported.
+    The ``catalogDigest`` is reported at once (it is the catalog's own digest). With ``verify`` the
+    whole archive is read and every member checked against the catalog, which verifies the
+    catalogDigest for the entire archive.
 
     Raises:
         BlobNotFound, StorageAuthError, ArchiveError, IntegrityError.
@@ -106,11 +114,7 @@ def inspect_archive(source: Blob, *, verify: bool = False, progress: Progress | 
         raise BlobNotFound(f"blob {source.display} does not exist")
     chunks = source.read()
     try:
-        reader = ArchiveReader(chunks)
-        try:
-            return _describe(source, reader, info.size, verify, progress)
-        finally:
-            reader.close()
+        return _describe(source, ArchiveReader(chunks), info.size, verify, progress)
     finally:
         close_stream(chunks)
 
@@ -139,6 +143,7 @@ def _describe(
         "manifestCount": len(cat.manifests),
         "blobCount": len(cat.blobs),
         "contentSize": sum(b.size for b in cat.blobs) + sum(m.size for m in cat.manifests),
+        "catalogDigest": str(reader.catalog_digest),
     }
     if verify:
         progress = progress or NoProgress()
@@ -152,10 +157,9 @@ def _describe(
                 raise ArchiveError(f"archive member {member.name} is not listed in the catalog with its size")
             Verifier(d, member.size, what=f"archive blob {d}").check(counted(reader.stream_member(member), progress))
             seen.add(str(d))
-        digest, _size = reader.finish()
+        reader.finish()
         missing = set(sizes) - seen
         if missing:
             raise ArchiveError(f"archive lacks {sorted(missing)[0]}, listed in its catalog (truncated?)")
-        out["catalogDigest"] = str(digest)
         out["verified"] = True
     return out
