@@ -37,7 +37,7 @@ from airlock.testing import content
 from airlock.testing.content import PushedArtifact
 from airlock.testing.services import AzuriteServer, RegistryServer, run_skopeo
 from airlock.transfer.export import ExportResult, export_artifacts
-from airlock.transfer.importer import ImportResult, import_archive
+from airlock.transfer.importer import LARGE_BLOB, ImportResult, import_archive
 from airlock.transfer.inspection import copy_blob, inspect_archive
 from airlock.transfer.options import PipelineOption as Opt
 
@@ -131,6 +131,50 @@ def test_round_trip_preserves_every_digest(
     # Indexes kept all platforms: children exist by digest.
     for child in samples[2].children:
         assert content.manifest_exists(target_registry.url, "samples/multi", child)
+
+
+class _RangeSpy:
+    """A storage blob that records the ranged reads made of it (offset, length)."""
+
+    def __init__(self, blob: Blob) -> None:
+        self._blob = blob
+        self.ranges: list[tuple[int, int | None]] = []
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._blob, name)
+
+    def read(self, offset: int = 0, length: int | None = None) -> Iterator[bytes]:
+        self.ranges.append((offset, length))
+        return self._blob.read(offset, length)
+
+
+def test_large_blobs_upload_from_ranged_reads_alongside_the_pass(
+    archive: tuple[Path, ExportResult],
+    samples: list[PushedArtifact],
+    source_registry: RegistryServer,
+    tmp_path: Path,
+) -> None:
+    path, exported = archive
+    spy = _RangeSpy(file_blob(path))
+    with tarfile.open(path) as tf:
+        large = {m.offset_data: m.size for m in tf.getmembers() if m.name.startswith(BLOB_PREFIX) and m.size >= 1024}
+    with fresh_registry(tmp_path) as reg:
+        result = import_archive(
+            source=spy,  # type: ignore[arg-type]
+            client=client(reg),
+            catalog_digest=exported.catalog_digest,
+            large_blob=1024,
+            concurrency=3,
+        )
+        assert not result.failures
+        for artifact in samples:
+            assert_same_content(source_registry, reg, artifact)
+    # Every large blob was read by a ranged read of exactly its data, and the pass jumped past each.
+    ranged = {offset: length for offset, length in spy.ranges if length is not None}
+    assert ranged and set(ranged.items()) <= set(large.items())
+    assert len(ranged) == len(large)
+    jumps = [offset for offset, length in spy.ranges if length is None and offset > 0]
+    assert len(jumps) == len(ranged)
 
 
 def test_shared_blobs_are_stored_once_and_mounted_across_repositories(
@@ -287,9 +331,10 @@ def _largest_layer(samples: list[PushedArtifact]) -> str:
     return max(samples[3].blobs, key=lambda b: b[1])[0]  # a layer of samples/legacy:v2
 
 
+@pytest.mark.parametrize("large_blob", [LARGE_BLOB, 1024], ids=["streamed", "ranged"])
 @pytest.mark.parametrize("kind", ["flipped-layer-byte", "truncated", "wrong-catalog-digest"])
 def test_tampered_archives_write_no_tags(
-    kind: str, archive: tuple[Path, ExportResult], samples: list[PushedArtifact], tmp_path: Path
+    kind: str, large_blob: int, archive: tuple[Path, ExportResult], samples: list[PushedArtifact], tmp_path: Path
 ) -> None:
     path, exported = archive
     bad = tmp_path / "bad.tar"
@@ -307,7 +352,7 @@ def test_tampered_archives_write_no_tags(
         error = IntegrityError
     with fresh_registry(tmp_path) as reg:
         with pytest.raises(error) as info:
-            import_archive(source=file_blob(bad), client=client(reg), catalog_digest=expected)
+            import_archive(source=file_blob(bad), client=client(reg), catalog_digest=expected, large_blob=large_blob)
         assert "\n" not in str(info.value)
         for artifact in tagged(samples):
             assert content.list_tags(reg.url, artifact.repository) == [], f"{artifact.reference} was tagged"
@@ -316,14 +361,20 @@ def test_tampered_archives_write_no_tags(
         assert not result.failures
 
 
+@pytest.mark.parametrize("large_blob", [LARGE_BLOB, 1024], ids=["streamed", "ranged"])
 def test_flipped_byte_with_continue_on_errors_fails_only_the_affected_artifact(
-    archive: tuple[Path, ExportResult], samples: list[PushedArtifact], tmp_path: Path
+    large_blob: int, archive: tuple[Path, ExportResult], samples: list[PushedArtifact], tmp_path: Path
 ) -> None:
     path, _ = archive
     bad = tmp_path / "bad.tar"
     _tamper(path, bad, member_digest=_largest_layer(samples))
     with fresh_registry(tmp_path) as reg:
-        result = import_archive(source=file_blob(bad), client=client(reg), options=frozenset({Opt.CONTINUE_ON_ERRORS}))
+        result = import_archive(
+            source=file_blob(bad),
+            client=client(reg),
+            options=frozenset({Opt.CONTINUE_ON_ERRORS}),
+            large_blob=large_blob,
+        )
         assert list(result.failures) == ["samples/legacy:v2"]
         assert content.list_tags(reg.url, "samples/legacy") == []
         assert "samples/multi:latest" in result.imported
@@ -434,6 +485,7 @@ def test_through_azure_storage_with_copy_between_accounts(
             client=client(reg),
             catalog_digest=exported.catalog_digest,
             options=frozenset({Opt.DELETE_SOURCE_BLOB_ON_SUCCESS}),
+            large_blob=4096,  # the larger layers take ranged reads of their own from Azure
         )
         assert result.source_deleted
         assert "batch1.tar" not in az.list_blob_names(azurite, "dstacct", "transfer")

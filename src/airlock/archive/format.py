@@ -7,7 +7,7 @@ Members, in this order (the reader enforces it, so an import streams in one pass
     index.json                  one entry per exported artifact, named by
                                 org.opencontainers.image.ref.name = "<repository>:<tag>" or "<repository>@<digest>"
     blobs/  blobs/sha256/       directory entries (some layout readers want them)
-    blobs/sha256/<hex> ...      manifests and indexes, then configs, then layers; each blob once
+    blobs/sha256/<hex> ...      manifests and indexes, then configs, then layers largest first; each blob once
 
 Tar headers are GNU-format (base-256 sizes past 8 GiB, so layers have no 8 GB limit), mode 0644,
 mtime 0, no owner: the same content always makes the same archive.

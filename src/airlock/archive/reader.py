@@ -13,7 +13,7 @@ needs hashing (see :mod:`airlock.archive.format`).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,6 +61,16 @@ class _Stream:
         self._chunks = chunks
         self._cur = memoryview(b"")
         self.offset = 0  # bytes handed out so far
+
+    def jump(self, offset: int, chunks: Iterator[bytes]) -> None:
+        """Continue at ``offset`` (ahead of the current one) from ``chunks``, which start there."""
+        _close(self._chunks)
+        self._chunks = chunks
+        self._cur = memoryview(b"")
+        self.offset = offset
+
+    def close(self) -> None:
+        _close(self._chunks)
 
     def _fill(self) -> bool:
         while not self._cur:
@@ -159,8 +169,13 @@ class ArchiveReader:
     trailing data. Errors of the underlying chunk iterator propagate as they are.
     """
 
-    def __init__(self, chunks: Iterator[bytes]) -> None:
+    def __init__(self, chunks: Iterator[bytes], *, reopen: Callable[[int], Iterator[bytes]] | None = None) -> None:
+        """``chunks`` is the archive from its first byte. With ``reopen`` (the archive's bytes from
+        a given offset, e.g. a ranged storage read), :meth:`skip_member` jumps over a member's data
+        instead of reading it; the reader then owns — and closes — the streams it opens, and the
+        first one too."""
         self._s = _Stream(chunks)
+        self._reopen = reopen
         self._seen: set[str] = set()
         self._pending = 0  # unread data + padding of the current member
         self._ended = False
@@ -260,12 +275,38 @@ class ArchiveReader:
         for piece in self._s.pieces(self._pending):
             self._pending -= len(piece)
 
+    def skip_member(self, member: Member) -> bool:
+        """Jump over the current member's data without reading it; False (nothing done) when the
+        reader cannot reopen its source, or the member's data was already partly read.
+
+        The skipped data is unverified: the caller reads and checks it some other way (a ranged
+        read of the same storage). Offsets come from the headers this reader checked, so the jump
+        lands on the next header whatever the catalog says.
+        """
+        if self._reopen is None or self._pending != padded(member.size) or self._s.offset != member.offset:
+            return False
+        target = member.offset + self._pending
+        self._s.jump(target, self._reopen(target))
+        self._pending = 0
+        return True
+
+    def close(self) -> None:
+        """Close the stream the reader reads from, when it owns it (see ``reopen``); idempotent."""
+        if self._reopen is not None:
+            self._s.close()
+
     def finish(self) -> int:
         """Check the end marker and trailing padding; return the archive's size in bytes."""
         if not self._ended and self._next("the end of the archive") is not None:
             raise ArchiveError("archive has members after the blobs")
         self._s.drain_zeros(_MAX_TRAILER)
         return self._s.offset
+
+
+def _close(chunks: Iterator[bytes]) -> None:
+    close = getattr(chunks, "close", None)
+    if close is not None:
+        close()
 
 
 def _json(data: bytes, what: str) -> Any:

@@ -9,6 +9,7 @@ operational failures, 2 for usage errors, 130 when interrupted. Never a tracebac
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import os
 import sys
@@ -347,8 +348,31 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
+def _tune_malloc() -> None:
+    """Keep freed stream buffers in the heap instead of returning them to the kernel.
+
+    Transfers allocate and free ~1 MiB chunks by the thousand, on several threads. glibc serves
+    such sizes with mmap and trims freed heap tops, so every chunk came back as fresh pages: an
+    export of 2 GiB took ~170,000 page faults and more system time than user time. Raising the
+    mmap and trim thresholds cut the faults tenfold (measured with /usr/bin/time on the benchmark
+    set). Memory stays bounded by what is in flight; only glibc has mallopt, so elsewhere this is
+    skipped.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return  # not glibc (musl has no mallopt)
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    mallopt(m_mmap_threshold, 32 * 1024 * 1024)  # glibc's cap for this threshold
+    mallopt(m_trim_threshold, 128 * 1024 * 1024)
+
+
 def run(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns (and exits with) the exit code."""
+    _tune_malloc()
     args = expand_multi(list(sys.argv[1:] if argv is None else argv))
     command = typer.main.get_command(app)
     try:

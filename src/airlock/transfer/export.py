@@ -116,9 +116,10 @@ def export_artifacts(
             manifests.setdefault(m.digest, m)
         for d, desc in r.closure.blobs.items():
             blobs.setdefault(d, (desc, r.repository))
-    # Configs before layers, so an importer sees small metadata first.
+    # Configs before layers, so an importer sees small metadata first; then layers largest first,
+    # so an importer starts the longest uploads (one stream each) first and the rest run alongside.
     configs = {r_m.blobs[0].digest for r_m in manifests.values() if r_m.blobs}
-    ordered_blobs = sorted(blobs.items(), key=lambda kv: (kv[0] not in configs,))
+    ordered_blobs = sorted(blobs.items(), key=lambda kv: (kv[0] not in configs, -kv[1][0].size))
 
     index = {
         "schemaVersion": 2,

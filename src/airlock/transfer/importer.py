@@ -1,9 +1,11 @@
 """Import: a transfer archive in a storage blob → artifacts in a registry.
 
-One pass over the archive. Manifests (stored first) are read and verified into memory; then each
-config and layer streams, verified by digest and size, into every target repository that needs it
-(HEAD-skip when the registry already has it, cross-repository mount for the second and later
-repositories). A ``catalog_digest`` is checked against the catalog, which comes first, before
+One sequential pass over the archive. Manifests (stored first) are read and verified into memory;
+then each config and layer streams, verified by digest and size, into every target repository that
+needs it (HEAD-skip when the registry already has it, cross-repository mount for the second and
+later repositories). A large blob is instead read by a ranged read of its own while the pass jumps
+past it, so it uploads alongside the blobs after it (one upload stream is slower than a registry
+takes several). A ``catalog_digest`` is checked against the catalog, which comes first, before
 anything is uploaded; since the catalog names every member by digest, verifying each member
 against it verifies the whole archive. Only when the whole archive has been read are manifests
 pushed (children first) and, last, tags written. An artifact whose content failed to verify is
@@ -40,6 +42,10 @@ from airlock.transfer.options import NoProgress, PipelineOption, Progress
 from airlock.transfer.pipelining import FanOut, close_stream, counted
 
 log = logging.getLogger(__name__)
+
+# A blob of at least this size is uploaded from a ranged read of its own, in parallel with the
+# archive's sequential pass (smaller ones are fed from that pass, which costs no extra read).
+LARGE_BLOB = 64 * 1024 * 1024
 
 
 @dataclass
@@ -88,6 +94,7 @@ class _Importer:
         progress: Progress,
         concurrency: int,
         window_bytes: int,
+        large_blob: int,
     ) -> None:
         self.source = source
         self.client = client
@@ -96,6 +103,7 @@ class _Importer:
         self.progress = progress
         self.concurrency = concurrency
         self.window = window_bytes
+        self.large = large_blob
         self.result_counts = {"uploaded": 0, "skipped": 0, "mounted": 0}
         self._count_lock = threading.Lock()
         self.source_etag: str | None = None
@@ -123,8 +131,14 @@ class _Importer:
         self.progress.begin(info.size, f"import ← {self.source.display}")
         stream = self.source.read()
         try:
-            reader = ArchiveReader(counted(stream, self.progress))
-            return self._run(reader, catalog_digest)
+            reader = ArchiveReader(
+                counted(stream, self.progress),
+                reopen=lambda offset: counted(self.source.read(offset), self.progress),
+            )
+            try:
+                return self._run(reader, catalog_digest)
+            finally:
+                reader.close()
         finally:
             close_stream(stream)  # stops a storage read (and its prefetch threads) left midway by an error
 
@@ -282,6 +296,19 @@ class _Importer:
             Verifier(d, member.size, what=f"archive blob {d}").check(reader.stream_member(member))
             return
 
+        if member.size >= self.large and reader.skip_member(member):
+            # A large blob gets a ranged read of its own, so it uploads alongside the blobs after
+            # it instead of holding the one sequential pass for its whole length.
+            def ranged() -> None:
+                chunks = self.source.read(member.offset, member.size)
+                try:
+                    self._upload(desc, repos, fan.cancellable(counted(chunks, self.progress)), member)
+                finally:
+                    close_stream(chunks)
+
+            fan.submit(d, ranged)
+            return
+
         def job(chunks: Iterator[bytes]) -> None:
             self._upload(desc, repos, chunks, member)
 
@@ -409,12 +436,14 @@ def import_archive(
     progress: Progress | None = None,
     concurrency: int = 4,
     window_bytes: int = 8 * 1024 * 1024,
+    large_blob: int = LARGE_BLOB,
 ) -> ImportResult:
     """Import every artifact of the archive at ``source`` into ``client``'s registry.
 
     Without ContinueOnErrors the first failing artifact raises; with it, the others are imported
     and the failures reported in the result. DeleteSourceBlobOnSuccess deletes the source blob
-    only when every artifact was imported.
+    only when every artifact was imported. Blobs of ``large_blob`` bytes or more are read from
+    ``source`` by ranged reads of their own, up to ``concurrency`` transfers at once.
 
     Raises:
         BlobNotFound, StorageAuthError: the source blob cannot be read.
@@ -431,6 +460,7 @@ def import_archive(
         progress=progress or NoProgress(),
         concurrency=concurrency,
         window_bytes=window_bytes,
+        large_blob=large_blob,
     )
     result = importer.run(catalog_digest)
     if PipelineOption.DELETE_SOURCE_BLOB_ON_SUCCESS in options and not result.failures:

@@ -8,7 +8,8 @@ buffered for each:
   later jobs read ahead into their windows: small blobs arrive whole while a large one streams.
 - :class:`FanOut` — one sequential producer feeding several parallel consumers (import: one
   archive stream feeding registry uploads). The producer blocks only while the current job's
-  window is full, so small blobs upload in parallel while a large one streams.
+  window is full, so small blobs upload in parallel while a large one streams. A job may also
+  read its own stream (:meth:`FanOut.submit`: a large blob read by a ranged read of its own).
 
 Memory bound: ``workers * (window + one chunk)``.
 """
@@ -205,6 +206,29 @@ class FanOut:
                 q.put(_END if chunk is None else chunk, abandon=dead)
 
         return feed
+
+    def submit(self, key: Any, job: Callable[[], None]) -> None:
+        """Run ``job()`` — one that reads its own stream — in a worker, under the same limit of
+        ``workers`` jobs and the same failure reporting as :meth:`start`; blocks while all run."""
+        while not self._slots.acquire(timeout=_POLL):
+            if self._cancel.is_set():
+                raise Cancelled()
+
+        def run() -> None:
+            try:
+                if not self._cancel.is_set():
+                    job()
+            finally:
+                self._slots.release()
+
+        self._futures.append((key, self._pool.submit(run)))
+
+    def cancellable(self, chunks: Iterable[T]) -> Iterator[T]:
+        """Pass ``chunks`` through until :meth:`cancel`, then raise Cancelled (for submitted jobs)."""
+        for chunk in chunks:
+            if self._cancel.is_set():
+                raise Cancelled()
+            yield chunk
 
     def first_error(self) -> tuple[Any, BaseException] | None:
         """(key, error) of a job that has already failed, if any; does not wait."""
