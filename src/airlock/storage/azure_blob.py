@@ -21,7 +21,7 @@ from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
-from typing import Any, NoReturn
+from typing import IO, Any, NoReturn, cast
 
 from azure.core import MatchConditions
 from azure.core.exceptions import (
@@ -182,7 +182,11 @@ class AzureBlob:
                 kw: dict[str, Any] = {}
                 if etag:
                     kw = {"etag": etag, "match_condition": MatchConditions.IfNotModified}
-                return bytes(self._client.download_blob(offset=off, length=n, **kw).readall())
+                sink = _Sink()
+                self._client.download_blob(offset=off, length=n, max_concurrency=1, **kw).readinto(
+                    cast(IO[bytes], sink)
+                )
+                return sink.data()
 
         try:
             while pos < end or pending:
@@ -218,6 +222,22 @@ class AzureBlob:
             raise StorageError(f"blob {self.display} changed since it was read; not deleted") from None
         except (HttpResponseError, ServiceRequestError, ServiceResponseError) as exc:
             _fail(exc, op="delete", display=self.display)
+
+
+class _Sink:
+    """Keeps what the SDK writes to it, without copying: ``readall()`` copies each range into a
+    BytesIO, which with several ranges in flight (and a second reader for a large blob) was tens
+    of MiB of peak memory for nothing."""
+
+    def __init__(self) -> None:
+        self._parts: list[bytes] = []
+
+    def write(self, data: bytes) -> int:
+        self._parts.append(data)
+        return len(data)
+
+    def data(self) -> bytes:
+        return self._parts[0] if len(self._parts) == 1 else b"".join(self._parts)
 
 
 class AzureWriter:
