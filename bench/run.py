@@ -406,6 +406,8 @@ class Run:
     rss_mib: float | None = None
     cpu_seconds: float | None = None  # user + system of the measured airlock/skopeo process(es)
     other_cpu: float | None = None  # cores busy outside the benchmark's processes during the step (noise)
+    server_cpu: float | None = None  # user + system of the registries and Azurite during the step
+    busy_cores: float | None = None  # the whole machine's busy cores during the step (2.0 = saturated here)
     cache_dropped: bool = False
     ok: bool = True
     error: str | None = None
@@ -514,17 +516,24 @@ class Bench:
         live = [self.source.pid, self.azurite.pid if self.azurite is not None else None]
         return t.user + t.system + t.children_user + t.children_system + sum(_process_cpu(p) for p in live)
 
+    def server_cpu(self) -> float:
+        """CPU seconds so far of the long-lived servers (the source registry, Azurite)."""
+        return _process_cpu(self.source.pid) + _process_cpu(self.azurite.pid if self.azurite is not None else None)
+
     def step(self, op: str, rep: int, nbytes: int, body: Callable[[Run], None]) -> Run:
         run = Run(op, rep, nbytes)
         if self.args.quiet_wait > 0:
             run.detail["waited_for_quiet_s"] = round(wait_for_quiet(self.args.quiet_wait, self.own_cpu), 1)
         busy, own, started = _system_busy(), self.own_cpu(), time.perf_counter()
+        servers = self.server_cpu()
         try:
             body(run)
         except Exception as exc:
             run.ok, run.error = False, f"{type(exc).__name__}: {exc}"
         wall = time.perf_counter() - started
+        run.server_cpu = self.server_cpu() - servers + float(run.detail.pop("target_registry_cpu_s", 0.0))
         if wall > 0:
+            run.busy_cores = (_system_busy() - busy) / wall
             run.other_cpu = max(0.0, (_system_busy() - busy) - (self.own_cpu() - own)) / wall
         self.runs.append(run)
         if run.ok:
@@ -541,7 +550,10 @@ class Bench:
         return RegistryServer.start(self.run_dir, name=f"{label}-{self._fresh}")
 
     @staticmethod
-    def discard_registry(registry: RegistryServer) -> None:
+    def discard_registry(registry: RegistryServer, run: Run | None = None) -> None:
+        """Stop a step's own registry; with ``run``, count its CPU as the step's server CPU."""
+        if run is not None:
+            run.detail["target_registry_cpu_s"] = _process_cpu(registry.pid)
         registry.stop()
         shutil.rmtree(registry.data_dir, ignore_errors=True)
 
@@ -636,7 +648,7 @@ class Bench:
             run.seconds = time.perf_counter() - started
             _check(resp, 201, "monolithic PUT")
         finally:
-            self.discard_registry(registry)
+            self.discard_registry(registry, run)
 
     # -- airlock ----------------------------------------------------------------------------------
 
@@ -688,7 +700,7 @@ class Bench:
             run.detail.update({"blobs": out.get("blobs")})
             self.verify_target(registry)
         finally:
-            self.discard_registry(registry)
+            self.discard_registry(registry, run)
 
     # -- skopeo -----------------------------------------------------------------------------------
 
@@ -744,7 +756,7 @@ class Bench:
             self.skopeo_series(run, argvs, "skopeo copy oci-archive → registry")
             self.verify_target(registry)
         finally:
-            self.discard_registry(registry)
+            self.discard_registry(registry, run)
             shutil.rmtree(self.skopeo_dir(), ignore_errors=True)
 
     # -- Azurite ----------------------------------------------------------------------------------
@@ -898,6 +910,8 @@ def summarize(runs: Sequence[Run]) -> dict[str, dict[str, Any]]:
         rates = [r.mib_s for r in good]
         rss = [r.rss_mib for r in good if r.rss_mib is not None]
         cpu = [r.cpu_seconds / (r.bytes / 2**30) for r in good if r.cpu_seconds is not None and r.bytes]
+        server = [r.server_cpu / (r.bytes / 2**30) for r in good if r.server_cpu is not None and r.bytes]
+        busy = [r.busy_cores for r in good if r.busy_cores is not None]
         other = [r.other_cpu for r in mine if r.other_cpu is not None]
         out[op] = {
             "runs": len(mine),
@@ -908,6 +922,8 @@ def summarize(runs: Sequence[Run]) -> dict[str, dict[str, Any]]:
             "seconds_median": statistics.median(r.seconds for r in good) if good else None,
             "peak_rss_mib": max(rss) if rss else None,
             "cpu_s_per_gib": statistics.median(cpu) if cpu else None,
+            "server_cpu_s_per_gib": statistics.median(server) if server else None,
+            "busy_cores": statistics.median(busy) if busy else None,
             "other_load_cores": statistics.median(other) if other else None,
             "bytes": mine[0].bytes,
         }
@@ -925,7 +941,19 @@ def summarize(runs: Sequence[Run]) -> dict[str, dict[str, Any]]:
 
 
 def table_rows(summary: dict[str, dict[str, Any]]) -> list[list[str]]:
-    rows = [["operation", "MiB/s median (min-max)", "vs skopeo", "of limit", "peak RSS MiB", "CPU s/GiB", "other load"]]
+    rows = [
+        [
+            "operation",
+            "MiB/s median (min-max)",
+            "vs skopeo",
+            "of limit",
+            "peak RSS MiB",
+            "CPU s/GiB",
+            "servers' CPU s/GiB",
+            "busy cores",
+            "other load",
+        ]
+    ]
     for op, s in summary.items():
         if s["mib_s_median"] is None:
             rate = f"FAILED ({s['failed']}/{s['runs']})"
@@ -942,7 +970,9 @@ def table_rows(summary: dict[str, dict[str, Any]]) -> list[list[str]]:
             rss += " (skopeo)"
         cpu = f"{s['cpu_s_per_gib']:.1f}" if s.get("cpu_s_per_gib") is not None else ""
         other = f"{s['other_load_cores']:.2f}" if s.get("other_load_cores") is not None else ""
-        rows.append([LABELS[op], rate, ratio, limit, rss, cpu, other])
+        server = f"{s['server_cpu_s_per_gib']:.1f}" if s.get("server_cpu_s_per_gib") else ""
+        busy = f"{s['busy_cores']:.2f}" if s.get("busy_cores") is not None else ""
+        rows.append([LABELS[op], rate, ratio, limit, rss, cpu, server, busy, other])
     return rows
 
 
@@ -1105,9 +1135,11 @@ def write_results(
         "*of limit* divides by the smallest of the relevant raw limits measured in the same run "
         "(export → file: GET, SHA, disk; import ← file: SHA, registry PUT of one stream; Azurite: the raw SDK rate "
         "for the archive's bytes). Peak RSS is the largest over the repetitions. *CPU s/GiB* is the user + system "
-        "time of the airlock (or skopeo) processes per GiB of payload (the registry's and Azurite's own CPU is not "
-        "in it). *other load* is the median number of cores kept busy, during the step, by processes that are not "
-        "the benchmark's (other work on the machine, kernel writeback): above ~0.2 the rates are disturbed.",
+        "time of the airlock (or skopeo) processes per GiB of payload; *servers' CPU* is the same for the registries "
+        "and Azurite serving the step; *busy cores* is how many of the machine's cores were busy during the step "
+        f"(the machine has {os.cpu_count()}; near that, the step is CPU-bound). *other load* is the median "
+        "number of cores kept busy, during the step, by processes that are not the benchmark's (other work on "
+        "the machine, kernel writeback): above ~0.2 the rates are disturbed.",
         "",
         "Targets (issue 4):",
         "",
