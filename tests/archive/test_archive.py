@@ -7,6 +7,7 @@ import json
 import tarfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -24,6 +25,7 @@ from airlock.archive.format import (
     Catalog,
     CatalogBlob,
     CatalogSource,
+    padded,
 )
 from airlock.archive.reader import ArchiveReader, catalog_span
 from airlock.archive.writer import ArchiveWriter
@@ -41,7 +43,7 @@ def _index_entry(index: bytes = INDEX) -> CatalogBlob:
 
 def _catalog(**over: object) -> Catalog:
     doc: dict[str, object] = {
-        "schemaVersion": 1,
+        "schemaVersion": 2,
         "mediaType": CATALOG_MEDIA_TYPE,
         "createdAt": datetime(2026, 1, 1, tzinfo=UTC),
         "creator": "test",
@@ -180,12 +182,55 @@ def test_hostile_members_are_refused(members: list[tuple[tarfile.TarInfo, bytes]
 def test_pax_headers_are_refused() -> None:
     info, data = _file(BLOB_PREFIX + "b" * 64, b"x")
     info.pax_headers = {"comment": "y" * 1000}
+    # The airlock prefix as the writer makes it, then one member with a pax extended header.
+    prefix = b"".join(i.tobuf(tarfile.GNU_FORMAT) + d.ljust(padded(len(d)), b"\0") for i, d in _prefix())
+    pax_member = info.tobuf(tarfile.PAX_FORMAT) + data.ljust(512, b"\0")
+    with pytest.raises(ArchiveError, match="pax header"):
+        read_all(prefix + pax_member + bytes(1024))
+
+
+def test_a_whole_pax_format_archive_is_refused_at_its_first_header() -> None:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
-        for i, d in [*_prefix(), (info, data)]:
+        for i, d in _prefix():
             tf.addfile(i, io.BytesIO(d))
-    with pytest.raises(ArchiveError, match="pax header"):
+    with pytest.raises(ArchiveError, match="header airlock does not write"):
         read_all(buf.getvalue())
+
+
+@pytest.mark.parametrize(
+    ("change", "where"),
+    [
+        (lambda i: setattr(i, "mtime", 1), "header"),
+        (lambda i: setattr(i, "uname", "evil"), "header"),
+        (lambda i: setattr(i, "mode", 0o4755), "header"),
+    ],
+    ids=["mtime", "owner", "setuid"],
+)
+def test_security_headers_must_be_the_writers_byte_for_byte(change: Any, where: str) -> None:
+    """The catalogDigest covers the members' content; the reader accepts nothing else that varies,
+    so no bytes can cross the gap beside the content unseen."""
+    members = _prefix()
+    change(members[2][0])  # index.json's header
+    with pytest.raises(ArchiveError, match="header airlock does not write"):
+        read_all(_tar(members))
+
+
+def test_security_padding_must_be_zeros() -> None:
+    data = bytearray(build())
+    # The catalog's data ends inside its last 512-byte block: hide a byte in its padding.
+    span = catalog_span(bytes(data[:512]))
+    assert span is not None and span % 512
+    data[span] = ord("H")
+    with pytest.raises(ArchiveError, match="padding"):
+        read_all(bytes(data))
+
+
+def test_security_oci_layout_must_be_the_writers() -> None:
+    members = _prefix()
+    members[1] = _file(LAYOUT_NAME, b'{"imageLayoutVersion":"1.0.0","hidden":"x"}')
+    with pytest.raises(ArchiveError, match="oci-layout"):
+        read_all(_tar(members))
 
 
 def test_truncated_archive_is_refused_at_every_cut() -> None:
@@ -221,12 +266,13 @@ def test_oversized_catalog_is_refused_before_reading_it() -> None:
     ("catalog", "message"),
     [
         (b"{not json", "not valid JSON"),
-        (json.dumps({"schemaVersion": 2}).encode(), "schemaVersion 2"),
+        (json.dumps({"schemaVersion": 3}).encode(), "schemaVersion 3"),
+        (json.dumps({"schemaVersion": 1}).encode(), "export the artifacts again"),
         (_catalog(requires=["delta"]).to_bytes(), "requires features"),
-        (json.dumps({"schemaVersion": 1, "mediaType": CATALOG_MEDIA_TYPE}).encode(), "invalid"),
+        (json.dumps({"schemaVersion": 2, "mediaType": CATALOG_MEDIA_TYPE}).encode(), "invalid"),
         (_catalog().to_bytes().replace(b'"size":7000', b'"size":"big"'), "invalid"),
     ],
-    ids=["garbage", "future-version", "unknown-feature", "missing-fields", "wrong-type"],
+    ids=["garbage", "future-version", "version-1", "unknown-feature", "missing-fields", "wrong-type"],
 )
 def test_bad_catalogs(catalog: bytes, message: str) -> None:
     with pytest.raises(ArchiveError, match=message):
@@ -311,3 +357,56 @@ def test_a_caller_may_stop_reading_a_member_early() -> None:
         next(iter(r.stream_member(m)))  # take one piece, drop the rest
     r.finish()
     assert len(names) == 2
+
+
+def _reopening(data: bytes, chunk: int = 100) -> tuple[ArchiveReader, list[int]]:
+    opened: list[int] = []
+
+    def reopen(offset: int) -> Iterator[bytes]:
+        opened.append(offset)
+        return chunked(data[offset:], chunk)
+
+    return ArchiveReader(chunked(data, chunk), reopen=reopen), opened
+
+
+def test_skip_member_jumps_over_the_data_and_stays_in_step() -> None:
+    data = build()
+    counted: list[int] = []
+    opened: list[int] = []
+
+    def reopen(offset: int) -> Iterator[bytes]:
+        opened.append(offset)
+        return chunked(data[offset:], 100)
+
+    r = ArchiveReader(chunked(data, 100), reopen=reopen, on_bytes=counted.append)
+    skipped = 0
+    names = []
+    for m in r.blobs():
+        names.append(m.name)
+        assert r.skip_member(m)
+        skipped += m.size
+        assert data[opened[-1] - m.size : opened[-1]] == (BLOB_A if m.size == len(BLOB_A) else BLOB_B)
+    assert r.finish() == len(data)
+    assert names == [BLOB_PREFIX + Digest.of(b).hex for b in (BLOB_A, BLOB_B)]
+    assert sum(counted) == len(data) - skipped  # the skipped data is counted by whoever reads it
+
+
+def test_skip_member_is_refused_without_reopen_or_after_a_partial_read() -> None:
+    plain = ArchiveReader(chunked(build(), 100))
+    assert not plain.skip_member(next(plain.blobs()))
+    r, opened = _reopening(build())
+    m = next(r.blobs())
+    next(iter(r.stream_member(m)))
+    assert not r.skip_member(m) and opened == []
+
+
+def test_security_a_skipped_members_padding_is_still_checked() -> None:
+    data = bytearray(build())
+    with tarfile.open(fileobj=io.BytesIO(bytes(data))) as tf:
+        member = tf.getmember(BLOB_PREFIX + Digest.of(BLOB_A).hex)
+    assert member.size % 512
+    data[member.offset_data + member.size] = ord("H")
+    r, _ = _reopening(bytes(data))
+    with pytest.raises(ArchiveError, match="padding"):
+        for m in r.blobs():
+            r.skip_member(m)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -103,6 +105,21 @@ def test_ranged_reads(make_blob: MakeBlob) -> None:
     write(blob, data)
     for off, n in [(0, 10), (5, 1), (8 * 1024 * 1024 - 3, 7), (len(data) - 5, 5), (123, 9 * 1024 * 1024)]:
         assert read(blob, off, n) == data[off : off + n]
+
+
+def test_concurrent_ranged_reads_of_one_blob(make_blob: MakeBlob, caplog: pytest.LogCaptureFixture) -> None:
+    """An import reads a large blob by a ranged read of its own beside the main read: several reads
+    of one blob at once must each get their bytes, and warn about nothing on the user's terminal
+    (regression: the Azure SDK's pool of 10 connections overflowed, and urllib3 warned on each)."""
+    blob = make_blob("concurrent.tar")
+    data = payload(16 * 1024 * 1024)
+    write(blob, data, step=1024 * 1024)
+    spans = [(i * 1024 * 1024, 10 * 1024 * 1024) for i in range(6)]
+    caplog.set_level(logging.WARNING)
+    with ThreadPoolExecutor(max_workers=len(spans)) as pool:
+        got = list(pool.map(lambda span: read(blob, *span), spans))
+    assert got == [data[off : off + n] for off, n in spans]
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
 
 
 def test_missing_blob(make_blob: MakeBlob) -> None:

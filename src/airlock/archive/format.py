@@ -21,8 +21,10 @@ padding and the end marker carry no content; the reader accepts only the form th
 Because the catalog comes first, the digest is known before any blob moves: an export reports it
 without hashing the archive again, and an import refuses a wrong one before uploading anything.
 
-Catalog (``application/vnd.airlock.catalog.v1+json``) evolution rules:
-- ``schemaVersion`` changes only for a break; readers refuse versions they do not know.
+Catalog (``application/vnd.airlock.catalog.v2+json``) evolution rules:
+- ``schemaVersion`` changes only for a break; readers refuse versions they do not know. Version 2
+  made the catalogDigest the catalog's own digest (version 1's was the whole file's) and added
+  ``index``; version 1 archives are refused with a request to re-export.
 - ``requires`` lists features a reader must understand to import correctly (e.g. a future
   ``"delta"`` where some blobs are expected in the target instead of the archive, or
   ``"volumes"`` for a multi-volume split). Readers refuse unknown entries there.
@@ -35,7 +37,7 @@ from __future__ import annotations
 import re
 import tarfile
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -45,7 +47,8 @@ INDEX_NAME = "index.json"
 DIR_NAMES = ("blobs/", "blobs/sha256/")
 BLOB_PREFIX = "blobs/sha256/"
 BLOB_NAME_RE = re.compile(r"^blobs/sha256/([a-f0-9]{64})\Z")  # \Z: "$" would accept "<hex>\n"
-CATALOG_MEDIA_TYPE = "application/vnd.airlock.catalog.v1+json"
+CATALOG_VERSION: Final = 2
+CATALOG_MEDIA_TYPE: Final = "application/vnd.airlock.catalog.v2+json"
 LAYOUT_BYTES = b'{"imageLayoutVersion":"1.0.0"}'
 REF_NAME = "org.opencontainers.image.ref.name"
 
@@ -111,8 +114,8 @@ class CatalogBlob(_Model):
 
 
 class Catalog(_Model):
-    schema_version: Literal[1] = Field(alias="schemaVersion")
-    media_type: Literal["application/vnd.airlock.catalog.v1+json"] = Field(alias="mediaType")
+    schema_version: Literal[2] = Field(alias="schemaVersion")
+    media_type: Literal["application/vnd.airlock.catalog.v2+json"] = Field(alias="mediaType")
     requires: list[str] = Field(default_factory=list, max_length=64)
     created_at: datetime = Field(alias="createdAt")
     creator: str

@@ -23,14 +23,17 @@ from airlock.archive.format import (
     BLOB_NAME_RE,
     BLOCK,
     CATALOG_NAME,
+    CATALOG_VERSION,
     DIR_NAMES,
     INDEX_NAME,
+    LAYOUT_BYTES,
     LAYOUT_NAME,
     MAX_CATALOG_SIZE,
     MAX_INDEX_SIZE,
     MAX_LAYOUT_SIZE,
     SUPPORTED_FEATURES,
     Catalog,
+    member_header,
     padded,
 )
 from airlock.errors import ArchiveError
@@ -55,10 +58,12 @@ class Member:
 
 
 class _Stream:
-    """Exact-size reads over an iterator of chunks of any size."""
+    """Exact-size reads over an iterator of chunks of any size; ``on_bytes`` hears of every byte
+    handed out (progress counts what the archive parser consumed, not what storage delivered)."""
 
-    def __init__(self, chunks: Iterator[bytes]) -> None:
+    def __init__(self, chunks: Iterator[bytes], on_bytes: Callable[[int], None]) -> None:
         self._chunks = chunks
+        self._on_bytes = on_bytes
         self._cur = memoryview(b"")
         self.offset = 0  # bytes handed out so far
 
@@ -91,6 +96,7 @@ class _Stream:
             self._cur = self._cur[len(piece) :]
             left -= len(piece)
             self.offset += len(piece)
+            self._on_bytes(len(piece))
             yield piece
 
     def read(self, n: int) -> bytes:
@@ -103,6 +109,7 @@ class _Stream:
             piece, self._cur = self._cur, memoryview(b"")
             seen += len(piece)
             self.offset += len(piece)
+            self._on_bytes(len(piece))
             if seen > limit or bytes(piece).strip(b"\0"):
                 raise ArchiveError("archive has data after its end marker")
 
@@ -164,20 +171,33 @@ class ArchiveReader:
     of the archive. The reader does not hash blob members: their consumer verifies them against
     the catalog (an unread member is unverified).
 
+    Only the exact form the writer produces is accepted — every header byte for byte (the writer
+    is deterministic), zero padding, the writer's ``oci-layout`` — so that the catalogDigest,
+    which covers the members' content, pins everything else in the archive too.
+
     Raises ArchiveError for anything unexpected: wrong order, unknown or duplicate members,
-    links, bad checksums, oversized JSON, an index.json that is not the catalog's, truncation,
-    trailing data. Errors of the underlying chunk iterator propagate as they are.
+    links, bad checksums, headers or padding not in the writer's form, oversized JSON, an
+    index.json that is not the catalog's, truncation, trailing data. Errors of the underlying
+    chunk iterator propagate as they are.
     """
 
-    def __init__(self, chunks: Iterator[bytes], *, reopen: Callable[[int], Iterator[bytes]] | None = None) -> None:
+    def __init__(
+        self,
+        chunks: Iterator[bytes],
+        *,
+        reopen: Callable[[int], Iterator[bytes]] | None = None,
+        on_bytes: Callable[[int], None] = lambda n: None,
+    ) -> None:
         """``chunks`` is the archive from its first byte. With ``reopen`` (the archive's bytes from
         a given offset, e.g. a ranged storage read), :meth:`skip_member` jumps over a member's data
         instead of reading it; the reader then owns — and closes — the streams it opens, and the
-        first one too."""
-        self._s = _Stream(chunks)
+        first one too. ``on_bytes`` is told how many bytes the reader consumes, as it goes (a
+        skipped member's data is not counted)."""
+        self._s = _Stream(chunks, on_bytes)
         self._reopen = reopen
         self._seen: set[str] = set()
         self._pending = 0  # unread data + padding of the current member
+        self._pad = 0  # how much of _pending is padding (which must be zeros)
         self._ended = False
         self._open()
 
@@ -191,9 +211,9 @@ class ArchiveReader:
         layout = self._next(LAYOUT_NAME)
         if layout is None or layout.name != LAYOUT_NAME:
             raise ArchiveError(f"archive member {LAYOUT_NAME} missing or out of order")
-        layout_doc = _json(self.read_member(layout, MAX_LAYOUT_SIZE), LAYOUT_NAME)
-        if not isinstance(layout_doc, dict) or layout_doc.get("imageLayoutVersion") != "1.0.0":
-            raise ArchiveError("archive's oci-layout does not declare imageLayoutVersion 1.0.0")
+        if self.read_member(layout, MAX_LAYOUT_SIZE) != LAYOUT_BYTES:
+            # Exactly the writer's: the catalog does not name this member, so nothing else may vary.
+            raise ArchiveError(f"archive's {LAYOUT_NAME} is not {LAYOUT_BYTES.decode()}")
         index = self._next(INDEX_NAME)
         if index is None or index.name != INDEX_NAME:
             raise ArchiveError(f"archive member {INDEX_NAME} missing or out of order")
@@ -210,9 +230,19 @@ class ArchiveReader:
         return self._s.offset
 
     def _skip_pending(self) -> None:
-        for _ in self._s.pieces(self._pending):
+        data = self._pending - self._pad if self._pending > self._pad else 0
+        for _ in self._s.pieces(data):
             pass
-        self._pending = 0
+        self._pending -= data
+        self._consume_padding()
+
+    def _consume_padding(self) -> None:
+        """Read what is left of the current member's padding (all of ``_pending``); it must be zeros."""
+        if self._pending:
+            start = self._s.offset
+            if self._s.read(self._pending).strip(b"\0"):
+                raise ArchiveError(f"archive has data in a member's padding at byte {start}")
+            self._pending = 0
 
     def _next(self, expecting: str) -> Member | None:
         """The next regular-file member (directories are checked and passed over), or None at the end."""
@@ -233,6 +263,7 @@ class ArchiveReader:
             if typeflag == b"5":
                 if name not in DIR_NAMES or size:
                     raise ArchiveError(f"archive has an unexpected directory member {name[:100]!r}")
+                _check_form(block, member_header(name, 0, directory=True), name, start)
                 continue
             if typeflag not in (b"0", b"\0"):
                 kind = {
@@ -246,7 +277,9 @@ class ArchiveReader:
                 raise ArchiveError(f"archive member {name[:100]!r} is a {kind}; only regular files are allowed")
             if name not in (CATALOG_NAME, LAYOUT_NAME, INDEX_NAME) and not BLOB_NAME_RE.match(name):
                 raise ArchiveError(f"archive has an unexpected member {name[:100]!r} (expected {expecting})")
+            _check_form(block, member_header(name, size), name, start)
             self._pending = padded(size)
+            self._pad = self._pending - size
             return Member(name, size, self._s.offset)
 
     def blobs(self) -> Iterator[Member]:
@@ -272,8 +305,7 @@ class ArchiveReader:
         for piece in self._s.pieces(member.size):
             self._pending -= len(piece)  # kept exact so an early stop leaves the parser in step
             yield piece
-        for piece in self._s.pieces(self._pending):
-            self._pending -= len(piece)
+        self._consume_padding()
 
     def skip_member(self, member: Member) -> bool:
         """Jump over the current member's data without reading it; False (nothing done) when the
@@ -285,9 +317,10 @@ class ArchiveReader:
         """
         if self._reopen is None or self._pending != padded(member.size) or self._s.offset != member.offset:
             return False
-        target = member.offset + self._pending
+        # Land on the padding, not past it, so that it is read and checked like any other's.
+        target = member.offset + member.size
         self._s.jump(target, self._reopen(target))
-        self._pending = 0
+        self._pending = self._pad
         return True
 
     def close(self) -> None:
@@ -301,6 +334,14 @@ class ArchiveReader:
             raise ArchiveError("archive has members after the blobs")
         self._s.drain_zeros(_MAX_TRAILER)
         return self._s.offset
+
+
+def _check_form(block: bytes, expected: bytes, name: str, offset: int) -> None:
+    if block != expected:
+        raise ArchiveError(
+            f"archive member {name[:100]!r} at byte {offset} has a header airlock does not write "
+            "(mode, time, owner or format differ)"
+        )
 
 
 def _close(chunks: Iterator[bytes]) -> None:
@@ -318,9 +359,15 @@ def _json(data: bytes, what: str) -> Any:
 
 def _parse_catalog(data: bytes) -> Catalog:
     doc = _json(data, CATALOG_NAME)
-    if isinstance(doc, dict) and doc.get("schemaVersion") not in (None, 1):
+    version = doc.get("schemaVersion") if isinstance(doc, dict) else None
+    if version == 1:
         raise ArchiveError(
-            f"archive catalog has schemaVersion {doc.get('schemaVersion')!r}; this airlock reads version 1 "
+            "archive catalog has schemaVersion 1, written by an older airlock whose catalogDigest covered the "
+            f"whole file; this airlock reads version {CATALOG_VERSION}: export the artifacts again with it"
+        )
+    if version not in (None, CATALOG_VERSION):
+        raise ArchiveError(
+            f"archive catalog has schemaVersion {version!r}; this airlock reads version {CATALOG_VERSION} "
             "(upgrade airlock on this side)"
         )
     try:

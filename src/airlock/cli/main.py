@@ -225,7 +225,11 @@ def import_cmd(
     ] = None,
     catalog_digest: Annotated[
         str | None,
-        typer.Option("--catalog-digest", help="sha256:… the whole blob must hash to before any tag is written."),
+        typer.Option(
+            "--catalog-digest",
+            help="The export's catalogDigest (sha256:…, the digest of the archive's catalog, which names every "
+            "blob by digest): checked before anything is uploaded.",
+        ),
     ] = None,
     username: UserOpt = None,
     password_stdin: PasswordStdinOpt = False,
@@ -287,12 +291,15 @@ def inspect_cmd(
     sas_token_file: SasFileOpt = None,
     verify: Annotated[
         bool,
-        typer.Option("--verify", help="Read the whole blob: check every digest and report the catalogDigest."),
+        typer.Option(
+            "--verify",
+            help="Read the whole blob and check every member against the catalog (which the catalogDigest covers).",
+        ),
     ] = False,
     output: OutputOpt = "json",
     query: QueryOpt = None,
 ) -> None:
-    """Show what a transfer blob holds, without importing it."""
+    """Show what a transfer blob holds, and its catalogDigest, without importing it (reads only its head)."""
     check_output(output, query)
     src = _blob(blob, _sas(sas_token_file, None, what="blob"))
     with _progress() as progress:
@@ -348,6 +355,10 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
+# glibc's own ways to set what _tune_malloc sets; when any is present, airlock leaves malloc alone.
+_MALLOC_SETTINGS = ("GLIBC_TUNABLES", "MALLOC_ARENA_MAX", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")
+
+
 def _tune_malloc() -> None:
     """Keep freed stream buffers in the heap instead of returning them to the kernel.
 
@@ -361,6 +372,8 @@ def _tune_malloc() -> None:
     """
     if not sys.platform.startswith("linux"):
         return
+    if any(os.environ.get(v) for v in _MALLOC_SETTINGS):
+        return  # the operator tuned malloc: theirs wins
     try:
         libc = ctypes.CDLL(None)
         mallopt = libc.mallopt

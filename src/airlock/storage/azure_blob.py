@@ -23,6 +23,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from typing import IO, Any, NoReturn, cast
 
+import requests
 from azure.core import MatchConditions
 from azure.core.exceptions import (
     ClientAuthenticationError,
@@ -41,6 +42,8 @@ from azure.storage.blob import (
     ExponentialRetry,
     generate_container_sas,
 )
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
 from airlock.errors import BlobExists, BlobNotFound, StorageAuthError, StorageError, UsageError
 from airlock.storage.base import BlobInfo
@@ -52,8 +55,26 @@ MAX_BLOCKS = 50_000  # Azure's limit of blocks in one blob
 UPLOADS_IN_FLIGHT = 4  # measured on Azurite: 4 concurrent transfers ~1.4x one (local-services.md)
 RANGE_SIZE = 4 * 1024 * 1024  # 4 in flight: 16 MiB of read-ahead, enough to keep Azurite busy
 RANGES_IN_FLIGHT = 4
+_POOL = 64  # connections kept alive per blob client: reads, ranged reads and staged blocks in flight
 # The SDK's default waits 15 s, then longer; a dead endpoint should fail within seconds.
 _RETRY = ExponentialRetry(initial_backoff=1, increment_base=2, retry_total=3)
+
+
+def _session() -> requests.Session:
+    """An HTTP session for one blob's client, keeping up to ``_POOL`` connections alive.
+
+    The SDK's own keeps 10: an import reading a large blob by a ranged read of its own beside the
+    main read (4 ranges in flight each) overflowed it, and urllib3 then warned "Connection pool is
+    full" on the user's terminal for every extra request. Retries stay the SDK's (its policy),
+    so the adapter's own are off, as the SDK sets them.
+    """
+    session = requests.Session()
+    adapter = HTTPAdapter(
+        pool_connections=4, pool_maxsize=_POOL, max_retries=Retry(total=False, redirect=False, raise_on_status=False)
+    )
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
 
 
 def _fail(exc: Exception, *, op: str, display: str) -> NoReturn:
@@ -141,6 +162,7 @@ class AzureBlob:
             retry_policy=_RETRY,
             connection_timeout=10,
             read_timeout=120,
+            session=_session(),
         )
 
     def stat(self) -> BlobInfo | None:
@@ -233,7 +255,8 @@ class _Sink:
         self._parts: list[bytes] = []
 
     def write(self, data: bytes) -> int:
-        self._parts.append(data)
+        # Kept as given when it is immutable bytes (what the SDK writes today); anything else is copied.
+        self._parts.append(data if type(data) is bytes else bytes(data))
         return len(data)
 
     def data(self) -> bytes:

@@ -18,7 +18,9 @@ from datetime import UTC, datetime
 from airlock import __version__
 from airlock.archive.format import (
     BLOB_PREFIX,
+    CATALOG_MEDIA_TYPE,
     CATALOG_NAME,
+    CATALOG_VERSION,
     DIR_NAMES,
     INDEX_NAME,
     LAYOUT_BYTES,
@@ -130,8 +132,8 @@ def export_artifacts(
     }
     index_bytes = json.dumps(index, separators=(",", ":")).encode()
     catalog = Catalog(
-        schemaVersion=1,
-        mediaType="application/vnd.airlock.catalog.v1+json",
+        schemaVersion=CATALOG_VERSION,
+        mediaType=CATALOG_MEDIA_TYPE,
         createdAt=datetime.now(UTC),
         creator=f"airlock {__version__}",
         source=CatalogSource(registry=client.base),

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from airlock.archive.format import REF_NAME, CatalogArtifact
@@ -107,6 +107,7 @@ class _Importer:
         self.result_counts = {"uploaded": 0, "skipped": 0, "mounted": 0}
         self._count_lock = threading.Lock()
         self.source_etag: str | None = None
+        self._cancellable: Callable[[Iterator[bytes]], Iterator[bytes]] = lambda chunks: chunks
 
     def count(self, what: str) -> None:
         with self._count_lock:
@@ -131,10 +132,8 @@ class _Importer:
         self.progress.begin(info.size, f"import ← {self.source.display}")
         stream = self.source.read()
         try:
-            reader = ArchiveReader(
-                counted(stream, self.progress),
-                reopen=lambda offset: counted(self.source.read(offset), self.progress),
-            )
+            # Progress counts what the reader consumes (a skipped blob is counted by its own read).
+            reader = ArchiveReader(stream, reopen=self.source.read, on_bytes=self.progress.advance)
             try:
                 return self._run(reader, catalog_digest)
             finally:
@@ -180,6 +179,7 @@ class _Importer:
 
         needs = self._plan(artifacts, manifests, blob_sizes)
         fan = FanOut(workers=self.concurrency, window=self.window)
+        self._cancellable = fan.cancellable  # re-sends from storage stop when the import does
         received: set[Digest] = set()
         try:
             member_iter: Iterator[Member] = members
@@ -302,7 +302,7 @@ class _Importer:
             def ranged() -> None:
                 chunks = self.source.read(member.offset, member.size)
                 try:
-                    self._upload(desc, repos, fan.cancellable(counted(chunks, self.progress)), member)
+                    self._upload(desc, repos, fan.cancellable(counted(chunks, self.progress)), member, ranged=True)
                 finally:
                     close_stream(chunks)
 
@@ -317,8 +317,13 @@ class _Importer:
             feed(piece)
         feed(None)
 
-    def _upload(self, desc: Descriptor, repos: list[str], chunks: Iterator[bytes], member: Member) -> None:
-        """Push one blob to its first repository (or verify-and-skip), then mount it into the rest."""
+    def _upload(
+        self, desc: Descriptor, repos: list[str], chunks: Iterator[bytes], member: Member, *, ranged: bool = False
+    ) -> None:
+        """Push one blob to its first repository (or verify-and-skip), then mount it into the rest.
+
+        ``chunks`` comes from the archive's sequential pass, or (``ranged``) from a read of its own.
+        """
         first = repos[0]
         if self.client.blob_size(first, desc.digest) == desc.size:
             Verifier(desc.digest, desc.size, what=f"archive blob {desc.digest}").check(chunks)
@@ -331,8 +336,11 @@ class _Importer:
                     raise
                 # The upload broke (connection, 5xx) after its retries: the stream is spent, but the
                 # archive can be read again from storage — send this blob once more, whole.
-                for _ in chunks:
-                    pass  # let the archive reader move past the member
+                if ranged:
+                    close_stream(chunks)  # a read of its own: stop it rather than fetch the rest
+                else:
+                    for _ in chunks:
+                        pass  # let the archive reader move past the member
                 log.info("blob %s: upload broke (%s); sending it again from storage", desc.digest, exc)
                 self.client.retry.sleep(2)
                 self._push_from_storage(first, desc, member)
@@ -350,7 +358,7 @@ class _Importer:
     def _push_from_storage(self, repo: str, desc: Descriptor, member: Member) -> None:
         again = self.source.read(member.offset, member.size)
         try:
-            self.client.push_blob(repo, desc, again)
+            self.client.push_blob(repo, desc, self._cancellable(again))
         finally:
             close_stream(again)
 

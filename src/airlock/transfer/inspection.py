@@ -22,7 +22,9 @@ def copy_blob(
 
     The copy keeps the source's metadata and marks an airlock archive ``category=acr-transfer-blob``
     even if a previous copy tool stripped it. When the source has a Content-MD5 the bytes are
-    checked against it, so a corrupted read fails instead of landing.
+    checked against it, so a corrupted read fails instead of landing. The ``catalogDigest``
+    reported is read from the catalog at the head of the stream; it vouches for the rest only once
+    the members are checked against it (``inspect --verify`` on the target, or the import).
 
     Raises:
         BlobNotFound, BlobExists, StorageAuthError, StorageError, IntegrityError.

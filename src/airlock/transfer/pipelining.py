@@ -11,7 +11,8 @@ buffered for each:
   window is full, so small blobs upload in parallel while a large one streams. A job may also
   read its own stream (:meth:`FanOut.submit`: a large blob read by a ranged read of its own).
 
-Memory bound: ``workers * (window + one chunk)``.
+Memory bound: ``workers * (window + one chunk)``, plus, for each job that reads its own stream
+(:meth:`FanOut.submit`), that stream's own read-ahead (4 MiB from a file, 16 MiB from Azure).
 """
 
 from __future__ import annotations
