@@ -313,7 +313,8 @@ class ArchiveReader:
 
         The skipped data is unverified: the caller reads and checks it some other way (a ranged
         read of the same storage). Offsets come from the headers this reader checked, so the jump
-        lands on the next header whatever the catalog says.
+        lands on the member's padding (still read and checked) and then the next header, whatever
+        the catalog says.
         """
         if self._reopen is None or self._pending != padded(member.size) or self._s.offset != member.offset:
             return False
