@@ -533,8 +533,9 @@ class Bench:
         wall = time.perf_counter() - started
         run.server_cpu = self.server_cpu() - servers + float(run.detail.pop("target_registry_cpu_s", 0.0))
         if wall > 0:
-            run.busy_cores = (_system_busy() - busy) / wall
-            run.other_cpu = max(0.0, (_system_busy() - busy) - (self.own_cpu() - own)) / wall
+            machine = _system_busy() - busy  # read once: both figures describe the same interval
+            run.busy_cores = machine / wall
+            run.other_cpu = max(0.0, machine - (self.own_cpu() - own)) / wall
         self.runs.append(run)
         if run.ok:
             rss = f", peak RSS {run.rss_mib:.0f} MiB" if run.rss_mib is not None else ""

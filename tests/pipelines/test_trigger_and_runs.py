@@ -319,7 +319,7 @@ def test_managed_identity_storage_mode_with_a_user_assigned_identity(
                     "target": {
                         "uri": az.container_url(server, "miacct", "transfer"),
                         "storageAccessMode": "ManagedIdentity",
-                        "keyVaultUri": "https://placeholder.vault.azure.net/secrets/unused",
+                        "keyVaultUri": "https://ignoredvault.vault.azure.net/secrets/unused",  # dropped (MI)
                     }
                 },
             },
