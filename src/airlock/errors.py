@@ -19,6 +19,7 @@ envelope. No message may contain a secret: adapters redact URLs before they buil
     ├── ArchiveError                the transfer blob is malformed or hostile
     ├── StorageError                blob storage failed
     │   ├── StorageAuthError        SAS expired/invalid, wrong key, or missing permission
+    │   │   └── MissingCredential   no SAS token and no usable Azure identity for the blob
     │   ├── BlobExists              target exists and OverwriteBlobs is off
     │   └── BlobNotFound            source blob or container missing
     ├── SecretError                 a secret could not be read
@@ -103,11 +104,20 @@ class ArchiveError(AirlockError):
 
 
 class StorageError(AirlockError):
-    """A blob-storage operation failed."""
+    """A blob-storage operation failed. ``blob`` is the display URI of the blob concerned, when known:
+    an edge uses it to say which of its flags (source or target) the user should look at."""
+
+    def __init__(self, message: str, *, transient: bool | None = None, blob: str = "") -> None:
+        super().__init__(message, transient=transient)
+        self.blob = blob
 
 
 class StorageAuthError(StorageError):
     """Storage refused the credential: expired or malformed SAS, wrong key, missing permission."""
+
+
+class MissingCredential(StorageAuthError):
+    """Neither a SAS token nor a usable Azure identity was given for ``blob``; the edge names the flag."""
 
 
 class BlobExists(StorageError):

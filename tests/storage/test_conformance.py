@@ -83,7 +83,7 @@ def test_nothing_is_visible_before_commit_and_abort_leaves_nothing(make_blob: Ma
 def test_no_overwrite_without_asking(make_blob: MakeBlob) -> None:
     blob = make_blob("exists.tar")
     write(blob, b"first")
-    with pytest.raises(BlobExists, match="OverwriteBlobs"):
+    with pytest.raises(BlobExists, match="already exists"):
         blob.writer(overwrite=False, metadata={})
     write(blob, b"second", overwrite=True)
     assert read(blob) == b"second"
@@ -210,11 +210,21 @@ def test_uri_parsing() -> None:
         "https://a.blob.core.windows.net/transfer/b?sv=1&sig=x",
         "https://a.blob.core.windows.net/TR/b",
         "https://a.blob.core.windows.net/transfer",
-        "/tmp/x",
+        "127.0.0.1:10000/acct/transfer/b",
+        "/tmp/",
     ]:
         with pytest.raises(UsageError) as info:
             parse_blob_uri(bad)
         assert "sig=x" not in str(info.value)
+
+
+def test_plain_paths_are_local_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Absolute and relative paths mean file:// URIs, as skopeo and oras take them."""
+    monkeypatch.chdir(tmp_path)
+    assert parse_blob_uri("/tmp/x.tar").path == Path("/tmp/x.tar")
+    assert parse_blob_uri("out/x.tar").path == tmp_path / "out" / "x.tar"
+    assert parse_blob_uri("./x.tar").path == tmp_path / "x.tar"
+    assert parse_blob_uri(f"file://{tmp_path}/x.tar").path == tmp_path / "x.tar"
 
 
 def test_conditional_delete_spares_a_blob_rewritten_meanwhile(make_blob: MakeBlob) -> None:

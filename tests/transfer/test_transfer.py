@@ -84,7 +84,7 @@ def export_all(source: RegistryServer, samples: list[PushedArtifact], target: Bl
 @pytest.fixture(scope="module")
 def archive(source_registry: RegistryServer, samples: list[PushedArtifact], workdir: Path) -> tuple[Path, ExportResult]:
     path = workdir / "all.tar"
-    result = export_all(source_registry, samples, file_blob(path), include_referrers=True)
+    result = export_all(source_registry, samples, file_blob(path), options=frozenset({Opt.INCLUDE_REFERRERS}))
     return path, result
 
 

@@ -96,11 +96,26 @@ def resource_group(given: str | None) -> str:
     )
 
 
+_subscription_arg: str | None = None
+
+
+def set_subscription(value: str | None) -> None:
+    """The global ``--subscription`` of this command line (None: not given)."""
+    global _subscription_arg
+    _subscription_arg = value
+
+
 def subscription() -> str:
-    """``AIRLOCK_SUBSCRIPTION``, else the configured default, else the all-zero subscription."""
+    """``--subscription``, else ``AIRLOCK_SUBSCRIPTION``, else the configured default, else the all-zero
+    subscription."""
     from airlock.wiring import DEFAULT_SUBSCRIPTION
 
-    return os.environ.get("AIRLOCK_SUBSCRIPTION") or load_defaults().get("subscription") or DEFAULT_SUBSCRIPTION
+    return (
+        _subscription_arg
+        or os.environ.get("AIRLOCK_SUBSCRIPTION")
+        or load_defaults().get("subscription")
+        or DEFAULT_SUBSCRIPTION
+    )
 
 
 def group_path(rg: str) -> str:

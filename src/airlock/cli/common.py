@@ -3,6 +3,7 @@ hints on stderr."""
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Callable
 from typing import Annotated, Any
@@ -56,9 +57,24 @@ def print_table(rows: list[Row]) -> None:
     print("\n".join(line.rstrip() for line in lines))  # noqa: T201
 
 
+_only_errors = False
+
+
+def set_only_errors(value: bool) -> None:
+    """``--only-show-errors``: hints and warnings are dropped, errors still print."""
+    global _only_errors
+    _only_errors = value
+
+
 def hint(message: str) -> None:
-    """A note for the user on stderr (stdout stays machine-readable)."""
-    print(message, file=sys.stderr)  # noqa: T201
+    """A note for the user on stderr (stdout stays machine-readable); dropped by --only-show-errors."""
+    if not _only_errors:
+        print(message, file=sys.stderr)  # noqa: T201
+
+
+def accepted_for_az(flag: str, why: str) -> None:
+    """A flag ``az`` takes that means nothing here: accepted so scripts run unchanged; -v says so."""
+    logging.getLogger("airlock.cli").info("warning: %s is accepted for az compatibility and ignored: %s", flag, why)
 
 
 def dig(obj: Any, *keys: str) -> Any:

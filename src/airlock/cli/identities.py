@@ -16,6 +16,7 @@ from airlock.cli.output import check_output
 from airlock.errors import ResourceNotFound
 
 identity_app = typer.Typer(
+    rich_markup_mode=None,
     help="User-assigned identities for pipelines (Microsoft.ManagedIdentity/userAssignedIdentities).\n\n"
     "Create one, give it to pipelines with `--assign-identity`, and grant its principalId access to key-vault "
     "secrets with `airlock keyvault set-policy`.",
@@ -51,7 +52,8 @@ def create(
 
     Example:
 
-        airlock identity create -g myrg -n pipelineid --query properties.principalId -o tsv
+        airlock identity create -g myrg -n pipelineid \\
+            --query properties.principalId -o tsv
     """
     check_output(output, query)
     rg = resource_group(resource_group_name)

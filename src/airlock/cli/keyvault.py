@@ -14,11 +14,12 @@ from typing import Annotated, Any
 import typer
 
 from airlock.cli.arm import VAULT_PROVIDER, ArmClient, group_path, load_defaults, resource_group, subscription
-from airlock.cli.common import GroupOpt, OutputOpt, QueryOpt, Row, dig, emit, group_of, text
+from airlock.cli.common import GroupOpt, OutputOpt, QueryOpt, Row, accepted_for_az, dig, emit, group_of, hint, text
 from airlock.cli.output import check_output
 from airlock.errors import ResourceNotFound, UsageError
 
 keyvault_app = typer.Typer(
+    rich_markup_mode=None,
     help="Embedded key vaults: secrets (SAS tokens, registry passwords) that pipelines read by secret URI "
     "https://<vault>.vault.azure.net/secrets/<name>, with access policies per identity.\n\n"
     "Typical flow: `keyvault create`, `keyvault secret set`, then after creating a pipeline "
@@ -26,6 +27,7 @@ keyvault_app = typer.Typer(
     no_args_is_help=True,
 )
 secret_app = typer.Typer(
+    rich_markup_mode=None,
     help="Secrets of an embedded key vault (values are encrypted at rest; only `secret show` prints one).",
     no_args_is_help=True,
 )
@@ -84,6 +86,19 @@ def create(
     name: NameOpt,
     resource_group_name: GroupOpt = None,
     location: Annotated[str | None, typer.Option("--location", "-l", help="Location label.")] = None,
+    enable_rbac_authorization: Annotated[
+        str | None,
+        typer.Option(
+            "--enable-rbac-authorization",
+            help="Accepted for az compatibility (true/false) and ignored: embedded vaults authorize with access "
+            "policies (airlock keyvault set-policy).",
+            show_default=False,
+        ),
+    ] = None,
+    sku: Annotated[
+        str | None,
+        typer.Option("--sku", help="Accepted for az compatibility (standard/premium) and ignored.", show_default=False),
+    ] = None,
     output: OutputOpt = "json",
     query: QueryOpt = None,
 ) -> None:
@@ -94,6 +109,14 @@ def create(
         airlock keyvault create -g myrg -n myvault --query properties.vaultUri -o tsv
     """
     check_output(output, query)
+    if enable_rbac_authorization is not None:
+        if enable_rbac_authorization.lower() not in ("true", "false"):
+            raise UsageError(f"--enable-rbac-authorization {enable_rbac_authorization!r}: must be true or false")
+        accepted_for_az("--enable-rbac-authorization", "embedded vaults authorize with access policies")
+    if sku is not None:
+        if sku.lower() not in ("standard", "premium"):
+            raise UsageError(f"--sku {sku!r}: must be standard or premium")
+        accepted_for_az("--sku", "embedded vaults have no pricing tiers")
     rg = resource_group(resource_group_name)
     with ArmClient() as client:
         doc = client.put(_path(rg, name), {"location": location} if location else {})
@@ -169,7 +192,9 @@ def set_policy(
 
     Example (the command `airlock acr export-pipeline create` prints):
 
-        airlock keyvault set-policy -n myvault --object-id <principalId> --secret-permissions get
+        airlock keyvault set-policy -n myvault --secret-permissions get --object-id \\
+            "$(airlock acr export-pipeline show -g myrg -r myregistry -n myexport \\
+            --query identity.principalId -o tsv)"
     """
     check_output(output, query)
     with ArmClient() as client:
@@ -202,6 +227,27 @@ def _read_value(value: str | None, file: Path | None) -> str:
     return value
 
 
+def _check_secret_value(secret: str, name: str) -> None:
+    """Refuse what can only come from a broken script; warn about a '?'-prefixed value that is no SAS.
+
+    An empty value, or a lone '?', is what ``--value "?$(generate-sas ...)"`` stores when the nested
+    command failed or a variable was unset: stored, it fails every run later, far from the cause.
+
+    Raises:
+        UsageError: the value is empty, blank or only '?'.
+    """
+    if secret.strip() in ("", "?"):
+        raise UsageError(
+            f"secret {name}: the value is {'empty' if not secret.strip() else 'only ?'}: did the command that "
+            "makes it (e.g. `storage container generate-sas`) fail, or is a variable unset? Nothing was stored"
+        )
+    if secret.startswith("?") and not ("sig=" in secret and "sv=" in secret):
+        hint(
+            f"warning: secret {name} starts with '?' like a SAS token but has no sv= and sig= fields; a pipeline "
+            "that uses it as its SAS token will fail to authenticate"
+        )
+
+
 @secret_app.command("set")
 def secret_set(
     vault_name: VaultOpt,
@@ -222,10 +268,12 @@ def secret_set(
 
     Example:
 
-        airlock keyvault secret set --vault-name myvault -n exportsas --file export.sas
+        airlock keyvault secret set --vault-name myvault -n exportsas \\
+            --file export.sas
     """
     check_output(output, query)
     secret = _read_value(value, file)
+    _check_secret_value(secret, name)
     with ArmClient() as client:
         path = _path(vault_group(client, vault_name, resource_group_name), vault_name)
         doc = client.put(f"{path}/secrets/{name}", {"properties": {"value": secret}})

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import logging
 import os
 import sys
@@ -21,6 +22,9 @@ from rich.console import Console
 from rich.text import Text
 
 from airlock import __version__
+from airlock.cli import common
+from airlock.cli.arm import set_subscription
+from airlock.cli.helptext import polish as polish_help
 from airlock.cli.identities import identity_app
 from airlock.cli.keyvault import keyvault_app
 from airlock.cli.output import FORMATS, check_output, redact, render
@@ -29,7 +33,14 @@ from airlock.cli.registries import acr_app
 from airlock.cli.server import configure, rest, serve
 from airlock.cli.storage import storage_app
 from airlock.cli.tokens import token_app
-from airlock.errors import AirlockError, SecretError, TransferFailed, UsageError
+from airlock.errors import (
+    AirlockError,
+    BlobExists,
+    MissingCredential,
+    SecretError,
+    TransferFailed,
+    UsageError,
+)
 from airlock.oci.digest import Digest
 from airlock.oci.reference import ArtifactReference, RegistryURL
 from airlock.registry.client import RegistryClient
@@ -40,9 +51,17 @@ from airlock.storage.location import open_blob, parse_blob_uri
 from airlock.transfer.export import export_artifacts
 from airlock.transfer.importer import import_archive
 from airlock.transfer.inspection import copy_blob, inspect_archive
-from airlock.transfer.options import EXPORT_OPTIONS, IMPORT_OPTIONS, NoProgress, Progress, parse_options
+from airlock.transfer.options import (
+    EXPORT_OPTIONS,
+    IMPORT_OPTIONS,
+    NoProgress,
+    PipelineOption,
+    Progress,
+    parse_options,
+)
 
 app = typer.Typer(
+    rich_markup_mode=None,
     name="airlock",
     help=(
         "Move OCI artifacts (images, indexes, Helm charts, signatures, SBOMs) between registries "
@@ -127,8 +146,28 @@ def _sas(sas_file: str | None, secret_uri: str | None, *, what: str) -> str | No
     return None
 
 
-def _blob(uri: str, sas: str | None) -> Blob:
-    return open_blob(parse_blob_uri(uri), sas_token=sas)
+def _blob(uri: str, sas: str | None, flag: str) -> Blob:
+    """The blob at ``uri``; ``flag`` is the option that gives its SAS token (named if one is needed)."""
+    with _flag_hints({"": flag}):
+        return open_blob(parse_blob_uri(uri), sas_token=sas)
+
+
+@contextlib.contextmanager
+def _flag_hints(credentials: dict[str, str], overwrite: str | None = None) -> Iterator[None]:
+    """Name this command's own flags in storage errors: the adapters cannot know them.
+
+    ``credentials`` maps a blob's display URI to the flag that gives its SAS token; ``overwrite`` is
+    the flag that replaces an existing target.
+    """
+    try:
+        yield
+    except MissingCredential as exc:
+        flag = credentials.get(exc.blob) or " or ".join(dict.fromkeys(credentials.values()))
+        raise UsageError(f"{exc}: give {flag}") from None
+    except BlobExists as exc:
+        if overwrite is None:
+            raise
+        raise BlobExists(f"{exc} (use {overwrite} to replace it)", blob=exc.blob) from None
 
 
 def _registry(url: str, username: str | None, password_stdin: bool, concurrency: int) -> RegistryClient:
@@ -174,10 +213,19 @@ def export_cmd(
     sas_token_file: SasFileOpt = None,
     secret_uri: SecretUriOpt = None,
     options: Annotated[
-        list[str] | None, typer.Option("--options", "-z", help="OverwriteBlobs, ContinueOnErrors, IncludeReferrers.")
+        list[str] | None,
+        typer.Option(
+            "--options",
+            "-z",
+            help="Space-separated: OverwriteBlobs (replace an existing target), ContinueOnErrors (leave failing "
+            "artifacts out, exit 1 after writing the rest), IncludeReferrers (same as --include-referrers).",
+        ),
     ] = None,
     include_referrers: Annotated[
-        bool, typer.Option("--include-referrers", help="Also export signatures, SBOMs and other referrers.")
+        bool,
+        typer.Option(
+            "--include-referrers", help="Also export signatures, SBOMs and other referrers (= -z IncludeReferrers)."
+        ),
     ] = False,
     username: UserOpt = None,
     password_stdin: PasswordStdinOpt = False,
@@ -187,25 +235,31 @@ def export_cmd(
 ) -> None:
     """Export artifacts from a registry into one transfer blob.
 
-    Example:
+    Examples:
 
-        airlock export --source-registry https://src.example.com --artifacts app:1.0 base@sha256:… \\
-            --target https://acct.blob.core.windows.net/transfer/batch1.tar --sas-token-file export.sas
+        airlock export --source-registry https://registry.example.com \\
+            --artifacts team/app:1.4 team/base:2 --include-referrers \\
+            --target https://srcacct.blob.core.windows.net/transfer/batch1.tar \\
+            --sas-token-file export.sas
+
+        airlock export --source-registry localhost:5000 -a samples/app:1.0 \\
+            --target ./batch1.tar --query catalogDigest -o tsv
     """
     check_output(output, query)
     if len(artifacts) == 0:
         raise UsageError("--artifacts needs at least one artifact")
     refs = [ArtifactReference.parse(a) for a in artifacts]
     opts = parse_options(options or [], EXPORT_OPTIONS, kind="export")
-    blob = _blob(target, _sas(sas_token_file, secret_uri, what="target"))
+    if include_referrers:
+        opts |= {PipelineOption.INCLUDE_REFERRERS}
+    blob = _blob(target, _sas(sas_token_file, secret_uri, what="target"), "--sas-token-file or --secret-uri")
     client = _registry(source_registry, username, password_stdin, concurrency)
-    with _progress() as progress:
+    with _progress() as progress, _flag_hints({blob.display: "--sas-token-file or --secret-uri"}):
         result = export_artifacts(
             client=client,
             artifacts=refs,
             target=blob,
             options=opts,
-            include_referrers=include_referrers,
             progress=progress,
             concurrency=concurrency,
         )
@@ -239,17 +293,21 @@ def import_cmd(
 ) -> None:
     """Import every artifact of a transfer blob into a registry (tags are written last).
 
-    Example:
+    Examples:
 
-        airlock import --source file:///media/usb/batch1.tar --target-registry https://registry.internal \\
-            --catalog-digest sha256:… --options OverwriteTags
+        airlock import --source /media/usb/batch1.tar \\
+            --target-registry https://registry.internal --catalog-digest sha256:…
+
+        airlock import --source https://dstacct.blob.core.windows.net/transfer/b.tar \\
+            --sas-token-file import.sas --target-registry localhost:5001 \\
+            --options OverwriteTags DeleteSourceBlobOnSuccess
     """
     check_output(output, query)
     expected = Digest.parse(catalog_digest) if catalog_digest else None
     opts = parse_options(options or [], IMPORT_OPTIONS, kind="import")
-    blob = _blob(source, _sas(sas_token_file, secret_uri, what="source"))
+    blob = _blob(source, _sas(sas_token_file, secret_uri, what="source"), "--sas-token-file or --secret-uri")
     client = _registry(target_registry, username, password_stdin, concurrency)
-    with _progress() as progress:
+    with _progress() as progress, _flag_hints({blob.display: "--sas-token-file or --secret-uri"}):
         result = import_archive(
             source=blob,
             client=client,
@@ -276,11 +334,22 @@ def copy_cmd(
     output: OutputOpt = "json",
     query: QueryOpt = None,
 ) -> None:
-    """Copy a transfer blob from any storage to any storage, streaming (no local copy)."""
+    """Copy a transfer blob from any storage to any storage, streaming (no local copy).
+
+    Examples:
+
+        airlock copy https://srcacct.blob.core.windows.net/transfer/batch1.tar \\
+            /media/usb/batch1.tar --source-sas-token-file read.sas
+
+        airlock copy /media/usb/batch1.tar \\
+            https://dstacct.blob.core.windows.net/transfer/batch1.tar \\
+            --target-sas-token-file write.sas --overwrite
+    """
     check_output(output, query)
-    src = _blob(source, _sas(source_sas_token_file, None, what="source"))
-    dst = _blob(target, _sas(target_sas_token_file, None, what="target"))
-    with _progress() as progress:
+    src = _blob(source, _sas(source_sas_token_file, None, what="source"), "--source-sas-token-file")
+    dst = _blob(target, _sas(target_sas_token_file, None, what="target"), "--target-sas-token-file")
+    flags = {src.display: "--source-sas-token-file", dst.display: "--target-sas-token-file"}
+    with _progress() as progress, _flag_hints(flags, overwrite="--overwrite"):
         result = copy_blob(src, dst, overwrite=overwrite, progress=progress)
     _emit(result, output, query)
 
@@ -299,10 +368,18 @@ def inspect_cmd(
     output: OutputOpt = "json",
     query: QueryOpt = None,
 ) -> None:
-    """Show what a transfer blob holds, and its catalogDigest, without importing it (reads only its head)."""
+    """Show what a transfer blob holds, and its catalogDigest, without importing it (reads only its head).
+
+    Examples:
+
+        airlock inspect /media/usb/batch1.tar --query "artifacts[].reference" -o tsv
+
+        airlock inspect https://dstacct.blob.core.windows.net/transfer/batch1.tar \\
+            --sas-token-file read.sas --verify
+    """
     check_output(output, query)
-    src = _blob(blob, _sas(sas_token_file, None, what="blob"))
-    with _progress() as progress:
+    src = _blob(blob, _sas(sas_token_file, None, what="blob"), "--sas-token-file")
+    with _progress() as progress, _flag_hints({src.display: "--sas-token-file"}):
         result = inspect_archive(src, verify=verify, progress=progress)
     _emit(result, output, query)
 
@@ -327,19 +404,91 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main(
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details to stderr.")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Log progress details to stderr (anywhere on the line, as in az).")
+    ] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Log everything, with tracebacks for internal errors (as in az).")
+    ] = False,
+    only_show_errors: Annotated[
+        bool, typer.Option("--only-show-errors", help="Only print errors: no hints or warnings (as in az).")
+    ] = False,
+    subscription: Annotated[
+        str | None,
+        typer.Option(
+            "--subscription",
+            help="Subscription id of the ARM resources (default: AIRLOCK_SUBSCRIPTION, the configured "
+            "default, or all zeros).",
+        ),
+    ] = None,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
 ) -> None:
-    """airlock: OCI artifact transfer across air gaps."""
+    """airlock: OCI artifact transfer across air gaps.
+
+    The global arguments (--verbose/-v, --debug, --only-show-errors, --subscription) may come before or
+    after the command, as in az.
+    """
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_RedactingFormatter("%(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(logging.INFO if verbose else logging.WARNING)
+    level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
+    root.setLevel(logging.ERROR if only_show_errors and not (debug or verbose) else level)
     # The Azure SDK logs every request at INFO; keep it to warnings even with -v.
-    logging.getLogger("azure").setLevel(logging.WARNING)
+    logging.getLogger("azure").setLevel(logging.DEBUG if debug else logging.WARNING)
+    common.set_only_errors(only_show_errors)
+    set_subscription(subscription)
+    if debug:
+        os.environ["AIRLOCK_DEBUG"] = "1"
+
+
+# az's global arguments: they may stand anywhere on the command line. (name -> takes a value)
+_GLOBAL_ARGS = {"--verbose": False, "-v": False, "--debug": False, "--only-show-errors": False, "--subscription": True}
+
+
+@functools.cache
+def _flag_options() -> frozenset[str]:
+    """Every option of every command that takes no value (``--overwrite``, ``-f``, ...)."""
+    names: set[str] = set()
+    stack: list[Any] = [typer.main.get_command(app)]  # typer's (vendored) click commands
+    while stack:
+        command = stack.pop()
+        for param in command.params:
+            if getattr(param, "is_flag", False):
+                names.update(param.opts + param.secondary_opts)
+        stack += list((getattr(command, "commands", None) or {}).values())
+    return frozenset(names)
+
+
+def hoist_global_args(argv: list[str]) -> list[str]:
+    """Move az's global arguments to the front, where click expects them (``cmd -v`` = ``-v cmd``).
+
+    Arguments after ``--`` stay; a global flag written as the value of the option before it (``--value
+    -v``) is left in place.
+    """
+    flags = _flag_options()
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            rest += argv[i:]
+            break
+        name = arg.split("=", 1)[0]
+        previous = rest[-1] if rest else ""
+        is_value = previous.startswith("-") and "=" not in previous and previous not in flags
+        if name in _GLOBAL_ARGS and not is_value:
+            front.append(arg)
+            if _GLOBAL_ARGS[name] and "=" not in arg and i + 1 < len(argv):
+                front.append(argv[i + 1])
+                i += 1
+        else:
+            rest.append(arg)
+        i += 1
+    return front + rest
 
 
 class _RedactingFormatter(logging.Formatter):
@@ -388,8 +537,9 @@ def _tune_malloc() -> None:
 def run(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns (and exits with) the exit code."""
     _tune_malloc()
-    args = expand_multi(list(sys.argv[1:] if argv is None else argv))
+    args = expand_multi(hoist_global_args(list(sys.argv[1:] if argv is None else argv)))
     command = typer.main.get_command(app)
+    polish_help(command)
     try:
         rv = command.main(args=args, prog_name="airlock", standalone_mode=False)
         code = rv if isinstance(rv, int) else 0

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import typer
 
-from airlock.cli.arm import IDENTITY_PROVIDER, ArmClient, group_path, registry_path, resource_group
+from airlock.cli.arm import IDENTITY_PROVIDER, TERMINAL_STATES, ArmClient, group_path, registry_path, resource_group
 from airlock.cli.common import (
     GroupOpt,
     OutputOpt,
@@ -30,19 +30,23 @@ from airlock.cli.common import (
 )
 from airlock.cli.output import check_output
 from airlock.errors import AirlockError, ResourceNotFound, UsageError
-from airlock.storage.location import parse_container_uri
+from airlock.storage.location import local_uri, parse_container_uri
+from airlock.transfer.options import EXPORT_OPTIONS, IMPORT_OPTIONS, PipelineOption, parse_options
 
 export_app = typer.Typer(
+    rich_markup_mode=None,
     help="Export pipelines: where export runs write transfer blobs (a storage container) and how they "
     "authenticate (a SAS token in a key vault, or a managed identity).",
     no_args_is_help=True,
 )
 import_app = typer.Typer(
+    rich_markup_mode=None,
     help="Import pipelines: the storage container import runs read transfer blobs from, and its source "
     "trigger (auto-import of new blobs, needs `airlock serve`).",
     no_args_is_help=True,
 )
 run_app = typer.Typer(
+    rich_markup_mode=None,
     help="Pipeline runs: one export (artifacts → a blob) or one import (a blob → the registry).",
     no_args_is_help=True,
 )
@@ -98,6 +102,9 @@ def _pipeline_path(rg: str, registry: str, kind: str, name: str = "") -> str:
 
 def _run_path(rg: str, registry: str, name: str = "") -> str:
     return f"{registry_path(rg, registry)}/pipelineRuns" + (f"/{name}" if name else "")
+
+
+DISABLE_SOURCE_TRIGGER = "DisableSourceTrigger"
 
 
 def _lower_uri(uri: str) -> str:
@@ -172,7 +179,17 @@ def _create_pipeline(
     if mode.lower() not in modes:
         raise UsageError(f"--storage-access-mode {mode!r}: use SasToken or ManagedIdentity")
     mode = modes[mode.lower()]
-    container = _lower_uri(container)
+    allowed = EXPORT_OPTIONS if kind == "export" else IMPORT_OPTIONS
+    extra = {DISABLE_SOURCE_TRIGGER.lower()} if kind == "import" else set()
+    words = [w for value in options for w in value.replace(",", " ").split()]
+    if any(w.lower() == DISABLE_SOURCE_TRIGGER.lower() for w in words):
+        # az lists it for import pipelines; it means the trigger's status, which is where it goes.
+        if trigger_enabled is True:
+            raise UsageError("--options DisableSourceTrigger contradicts --source-trigger-enabled True")
+        trigger_enabled = False
+    chosen = parse_options([w for w in words if w.lower() not in extra], allowed, kind=f"{kind} pipelines")
+    options = [o.value for o in PipelineOption if o in chosen]  # ACR's spelling, in a stable order
+    container = _lower_uri(local_uri(container))
     if mode == "SasToken" and not secret and not container.startswith("file:"):
         raise UsageError(
             "--secret-uri/-s is required with --storage-access-mode SasToken: the key-vault secret holding the "
@@ -305,7 +322,8 @@ def export_create(
             "--options",
             "-z",
             help="Space-separated list of options. May only contain the following options: "
-            "OverwriteBlobs,ContinueOnErrors.",
+            "OverwriteBlobs,ContinueOnErrors,IncludeReferrers (airlock's: signatures, SBOMs and other referrers "
+            "travel with each artifact).",
         ),
     ] = None,
     assign_identity: IdentityOpt = None,
@@ -316,11 +334,12 @@ def export_create(
 
     Examples:
 
-        airlock acr export-pipeline create -g myrg -r myregistry -n myexport -m SasToken \\
-            -s https://myvault.vault.azure.net/secrets/exportsas -c https://acct.blob.core.windows.net/transfer
+        airlock acr export-pipeline create -g myrg -r myregistry -n myexport \\
+            -m SasToken -s https://myvault.vault.azure.net/secrets/exportsas \\
+            -c https://srcacct.blob.core.windows.net/transfer
 
-        airlock acr export-pipeline create -g myrg -r myregistry -n myexport -c file:///srv/transfer \\
-            --options OverwriteBlobs ContinueOnErrors
+        airlock acr export-pipeline create -g myrg -r myregistry -n myexport \\
+            -c /srv/transfer --options OverwriteBlobs ContinueOnErrors
     """
     check_output(output, query)
     rg = resource_group(resource_group_name)
@@ -352,7 +371,8 @@ def import_create(
             "--options",
             "-z",
             help="Space-separated list of options. May only contain the following options: "
-            "DeleteSourceBlobOnSuccess,OverwriteTags,ContinueOnErrors.",
+            "DeleteSourceBlobOnSuccess,OverwriteTags,ContinueOnErrors,DisableSourceTrigger (the same as "
+            "--source-trigger-enabled False).",
         ),
     ] = None,
     source_trigger_enabled: Annotated[
@@ -372,9 +392,11 @@ def import_create(
 
     Example:
 
-        airlock acr import-pipeline create -g myrg -r myregistry -n myimport -m SasToken \\
-            -s https://myvault.vault.azure.net/secrets/importsas -c https://acct.blob.core.windows.net/transfer \\
-            --options DeleteSourceBlobOnSuccess OverwriteTags ContinueOnErrors --source-trigger-enabled False
+        airlock acr import-pipeline create -g myrg -r myregistry -n myimport \\
+            -m SasToken -s https://myvault.vault.azure.net/secrets/importsas \\
+            -c https://dstacct.blob.core.windows.net/transfer \\
+            --options DeleteSourceBlobOnSuccess OverwriteTags ContinueOnErrors \\
+            --source-trigger-enabled False
     """
     check_output(output, query)
     enabled = _parse_bool(source_trigger_enabled, "--source-trigger-enabled/-e")
@@ -483,10 +505,11 @@ def run_create(
 
     Examples:
 
-        airlock acr pipeline-run create -g myrg -r myregistry -p myexport -n run1 -t export -b batch1.tar \\
-            -a hello-world:latest hello-world@sha256:90659bf8...
+        airlock acr pipeline-run create -g myrg -r myregistry -p myexport \\
+            -n exportrun1 -t export -b batch1.tar -a hello-world:latest team/app:1.4
 
-        airlock acr pipeline-run create -g myrg -r myregistry -p myimport -n run2 -t import -b batch1.tar
+        airlock acr pipeline-run create -g myrg -r myregistry -p myimport \\
+            -n importrun1 -t import -b batch1.tar --force-redeploy
     """
     check_output(output, query)
     kind = pipeline_type.lower()
@@ -512,8 +535,13 @@ def run_create(
         if force_redeploy:
             properties["forceUpdateTag"] = str(time.time())
         path = _run_path(rg, registry, name)
-        doc: dict[str, Any] = client.put(path, {"properties": properties})
-        if no_wait:
+        status, doc = client.request("PUT", path, {"properties": properties})
+        # ARM: an identical PUT is a no-op (200 with the stored run). Say so, or the user takes an old
+        # result for a new one (e.g. a failure whose cause they have just fixed).
+        stored = status == 200 and dig(doc, "properties", "provisioningState") in TERMINAL_STATES
+        if stored:
+            hint(_stored_note(name, doc))
+        if no_wait or stored:
             if client.local:
                 hint(
                     "note: without AIRLOCK_ENDPOINT the run executes in this process, so this command still "
@@ -522,9 +550,24 @@ def run_create(
         else:
             doc = client.wait_for_run(path)
     emit(doc, output, query, _run_columns)
-    if not no_wait and dig(doc, "properties", "provisioningState") in ("Failed", "Canceled"):
+    if (not no_wait or stored) and dig(doc, "properties", "provisioningState") in ("Failed", "Canceled"):
         message = text(dig(doc, "properties", "response", "pipelineRunErrorMessage")) or "no error message"
+        if stored:
+            raise AirlockError(
+                f"pipeline run {name} failed earlier and was not run again (an identical request is a no-op); "
+                f"re-run it with --force-redeploy/-f. Its stored error: {message}"
+            )
         raise AirlockError(f"pipeline run {name} failed: {message}")
+
+
+def _stored_note(name: str, doc: dict[str, Any]) -> str:
+    response = dig(doc, "properties", "response") or {}
+    state = text(dig(doc, "properties", "provisioningState"))
+    when = text(response.get("finishTime")) or text(response.get("startTime")) or "earlier"
+    return (
+        f"note: pipeline run {name} already exists with this request, so it was not run again: what follows is "
+        f"its stored result ({state}, finished {when}). Re-run it with --force-redeploy/-f."
+    )
 
 
 @run_app.command("show")

@@ -13,12 +13,13 @@ from typing import Annotated, Any
 import typer
 
 from airlock.cli.arm import ArmClient, registry_path, resource_group
-from airlock.cli.common import GroupOpt, OutputOpt, QueryOpt, Row, dig, emit, group_of, text
+from airlock.cli.common import GroupOpt, OutputOpt, QueryOpt, Row, accepted_for_az, dig, emit, group_of, text
 from airlock.cli.output import check_output
 from airlock.cli.pipelines import export_app, import_app, run_app
 from airlock.errors import ResourceNotFound, UsageError
 
 acr_app = typer.Typer(
+    rich_markup_mode=None,
     help=(
         "Registries and their ACR transfer pipelines (as `az acr` with the acrtransfer extension).\n\n"
         "Start with `airlock acr create`, then `airlock acr export-pipeline create` / `import-pipeline create`, "
@@ -39,6 +40,7 @@ def _columns(item: Any) -> Row:
         "RESOURCE GROUP": group_of(text(item.get("id"))),
         "LOCATION": text(item.get("location")),
         "LOGIN SERVER": text(dig(item, "properties", "loginServer")),
+        "SKU": text(dig(item, "sku", "name")),
         "EXPORT POLICY": text(dig(item, "properties", "exportPolicy", "status")),
         "PROVISIONING STATE": text(dig(item, "properties", "provisioningState")),
     }
@@ -75,6 +77,23 @@ def create(
         ),
     ] = None,
     location: Annotated[str | None, typer.Option("--location", "-l", help="Location label.")] = None,
+    sku: Annotated[
+        str | None,
+        typer.Option(
+            "--sku",
+            help="Basic, Standard or Premium (default). airlock has no tiers: the value is recorded, as ACR shows "
+            "it, and changes nothing (transfer pipelines need Premium in ACR).",
+            show_default=False,
+        ),
+    ] = None,
+    admin_enabled: Annotated[
+        str | None,
+        typer.Option(
+            "--admin-enabled",
+            help="Accepted for az compatibility (true/false) and ignored: the registry's own users authenticate.",
+            show_default=False,
+        ),
+    ] = None,
     output: OutputOpt = "json",
     query: QueryOpt = None,
 ) -> None:
@@ -82,7 +101,8 @@ def create(
 
     Example:
 
-        airlock acr create -g myrg -n myregistry --login-server https://registry.example.com
+        airlock acr create -g myrg -n myregistry \\
+            --login-server https://registry.example.com --sku Premium
     """
     check_output(output, query)
     rg = resource_group(resource_group_name)
@@ -96,6 +116,13 @@ def create(
             raise UsageError(f"--export-policy {export_policy!r}: use enabled or disabled")
         properties["exportPolicy"] = {"status": export_policy.lower()}
     body: dict[str, Any] = {"properties": properties}
+    if sku is not None:
+        body["sku"] = {"name": sku}
+        accepted_for_az("--sku", "airlock has no service tiers; the value is recorded only")
+    if admin_enabled is not None:
+        if admin_enabled.lower() not in ("true", "false"):
+            raise UsageError(f"--admin-enabled {admin_enabled!r}: must be true or false")
+        accepted_for_az("--admin-enabled", "airlock uses the registry's own accounts")
     if location:
         body["location"] = location
     with ArmClient() as client:

@@ -142,8 +142,8 @@ def rest(
 
     Example:
 
-        airlock rest --method put --url /subscriptions/{subscriptionId}/resourceGroups/myrg/providers/\\
-Microsoft.ContainerRegistry/registries/myregistry/pipelineRuns/run1 --body @run1.json
+        airlock rest --method get \\
+          --url /subscriptions/{subscriptionId}/providers/Microsoft.KeyVault/vaults
     """
     check_output(output, query)
     verb = method.upper()

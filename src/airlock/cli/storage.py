@@ -19,10 +19,11 @@ from airlock.cli.output import check_output
 from airlock.errors import UsageError
 
 storage_app = typer.Typer(
+    rich_markup_mode=None,
     help="Storage helpers (as `az storage`): container SAS tokens and containers, by account key.",
     no_args_is_help=True,
 )
-container_app = typer.Typer(help="Blob containers.", no_args_is_help=True)
+container_app = typer.Typer(rich_markup_mode=None, help="Blob containers.", no_args_is_help=True)
 storage_app.add_typer(container_app, name="container")
 
 ContainerNameOpt = Annotated[str, typer.Option("--name", "-n", help="The container name.")]
@@ -49,6 +50,30 @@ EndpointOpt = Annotated[
         "Default: https://<account>.blob.core.windows.net.",
     ),
 ]
+
+AuthModeOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--auth-mode",
+        help="key (the default, and the only mode here): sign with the account key. az's login mode (a user "
+        "delegation SAS) is not supported.",
+        show_default=False,
+    ),
+]
+
+
+def _auth_mode(value: str | None) -> None:
+    """Raises UsageError unless ``value`` is None or ``key``."""
+    if value is None or value.lower() == "key":
+        return
+    if value.lower() == "login":
+        raise UsageError(
+            "--auth-mode login: airlock signs with the account key only (no user delegation SAS); use --auth-mode "
+            "key with --account-key or a connection string, or give the pipeline --storage-access-mode "
+            "ManagedIdentity, which needs no SAS"
+        )
+    raise UsageError(f"--auth-mode {value!r}: must be key or login")
+
 
 _DATE_FORMATS = ("%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%MZ", "%Y-%m-%dZ", "%Y-%m-%d")
 
@@ -127,6 +152,7 @@ def generate_sas(
         str | None, typer.Option("--start", help="When the SAS starts working, UTC (default: at once).")
     ] = None,
     https_only: Annotated[bool, typer.Option("--https-only", help="Only permit requests made with HTTPS.")] = False,
+    auth_mode: AuthModeOpt = None,
     output: OutputOpt = "json",
     query: QueryOpt = None,
 ) -> None:
@@ -136,10 +162,13 @@ def generate_sas(
 
     Example:
 
-        airlock storage container generate-sas --name transfer --account-name myacct --expiry 2030-01-31T12:00Z \\
-            --permissions acwl --https-only -o tsv > export.sas
+        airlock storage container generate-sas --name transfer \\
+            --account-name srcacct --account-key "$SOURCE_KEY" \\
+            --expiry 2030-01-31T12:00Z --permissions alrw --https-only \\
+            -o tsv > export.sas
     """
     check_output(output, query)
+    _auth_mode(auth_mode)
     expires = _when(expiry, "--expiry")
     starts = _when(start, "--start") if start else None
     if starts and starts >= expires:
@@ -158,6 +187,7 @@ def create(
     account_key: KeyOpt = None,
     connection_string: ConnOpt = None,
     blob_endpoint: EndpointOpt = None,
+    auth_mode: AuthModeOpt = None,
     output: OutputOpt = "json",
     query: QueryOpt = None,
 ) -> None:
@@ -165,9 +195,11 @@ def create(
 
     Example (Azurite):
 
-        airlock storage container create --name transfer --connection-string "UseDevelopmentStorage=true"
+        airlock storage container create --name transfer \\
+            --connection-string "UseDevelopmentStorage=true"
     """
     check_output(output, query)
+    _auth_mode(auth_mode)
     from airlock.storage import azure_blob
 
     account, key, endpoint = _account(account_name, account_key, connection_string, blob_endpoint)

@@ -17,6 +17,7 @@ from airlock.cli.common import OutputOpt, QueryOpt, Row, emit, text
 from airlock.cli.output import check_output
 
 token_app = typer.Typer(
+    rich_markup_mode=None,
     help="API tokens with roles (Owner, TransferPipelineContributor, Reader); needs the Owner token.",
     no_args_is_help=True,
 )

@@ -168,6 +168,26 @@ class RegistryBody(_Envelope):
     id: str | None = None
 
 
+SKUS = ("Basic", "Standard", "Premium")
+
+
+def registry_sku(given: Any, registry: str) -> dict[str, str]:
+    """ACR's ``sku`` of a registry: ``{"name": T, "tier": T}``, Premium (transfer's tier) by default.
+
+    airlock has no tiers: the value is recorded so that ARM clients see what they set.
+
+    Raises:
+        UsageError: ``given`` is not ``{"name": "Basic"|"Standard"|"Premium"}``.
+    """
+    if given is None:
+        return {"name": "Premium", "tier": "Premium"}
+    name = given.get("name") if isinstance(given, dict) else None
+    tier = next((t for t in SKUS if isinstance(name, str) and name.lower() == t.lower()), None)
+    if tier is None:
+        raise UsageError(f"registry {registry}: sku.name must be one of {', '.join(SKUS)}")
+    return {"name": tier, "tier": tier}
+
+
 def parse(model: type[BaseModel], body: Any, what: str) -> Any:
     """Validate ``body`` against ``model``; a UsageError names the first offending field."""
     if not isinstance(body, dict):

@@ -152,6 +152,7 @@ class ControlPlane:
             "name": name,
             "type": R.REGISTRY_TYPE,
             "location": model.location or "local",
+            "sku": R.registry_sku(getattr(model, "sku", None), name),
             "properties": props,
         }
         self.store.put(rid, doc, type_=R.REGISTRY_TYPE, resource_group=rg)
@@ -550,7 +551,6 @@ class ControlPlane:
                     artifacts=[ArtifactReference.parse(a) for a in request["artifacts"]],
                     target=blob,
                     options=options & EXPORT_OPTIONS,
-                    include_referrers=PipelineOption.INCLUDE_REFERRERS in options,
                     progress=progress,
                 )
                 out = {**target, "type": "AzureStorageBlob", "uri": blob.display}

@@ -45,7 +45,7 @@ from azure.storage.blob import (
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from airlock.errors import BlobExists, BlobNotFound, StorageAuthError, StorageError, UsageError
+from airlock.errors import BlobExists, BlobNotFound, MissingCredential, StorageAuthError, StorageError, UsageError
 from airlock.storage.base import BlobInfo
 
 log = logging.getLogger(__name__)
@@ -85,7 +85,7 @@ def _fail(exc: Exception, *, op: str, display: str) -> NoReturn:
             raise BlobNotFound(f"{op} {display}: the container does not exist") from None
         raise BlobNotFound(f"{op} {display}: the blob does not exist") from None
     if isinstance(exc, ResourceExistsError):
-        raise BlobExists(f"{op} {display}: the blob already exists (use the OverwriteBlobs option)") from None
+        raise BlobExists(f"{op} {display}: the blob already exists", blob=display) from None
     if isinstance(exc, ResourceModifiedError):
         raise StorageError(f"{op} {display}: the blob changed while it was being read", transient=True) from None
     if isinstance(exc, ServiceRequestError | ServiceResponseError):
@@ -94,9 +94,10 @@ def _fail(exc: Exception, *, op: str, display: str) -> NoReturn:
         ) from None
     if isinstance(exc, ClientAuthenticationError) and getattr(exc, "status_code", None) is None:
         # Raised by azure-identity before any request: no managed identity, no az login, no env.
-        raise StorageAuthError(
+        raise MissingCredential(
             f"{op} {display}: no SAS token was given and no Azure credential is available "
-            "(managed identity, AZURE_* environment, or az login); give --sas-token-file"
+            "(managed identity, AZURE_* environment, or az login)",
+            blob=display,
         ) from None
     if isinstance(exc, ClientAuthenticationError | HttpResponseError):
         status = getattr(exc, "status_code", None)
@@ -129,8 +130,8 @@ def _credential(display: str, account_url: str, sas_token: str | None, credentia
     if sas_token:
         return sas_token
     if not account_url.startswith("https://"):
-        raise UsageError(
-            f"no SAS token for {display}: give --sas-token-file (an Azure identity can only be used over https)"
+        raise MissingCredential(
+            f"no SAS token for {display} (an Azure identity can only be used over https)", blob=display
         )
     if credential is not None:
         return credential
@@ -231,7 +232,7 @@ class AzureBlob:
                 # commit's If-None-Match: * still refuses to replace an existing blob.
                 exists = False
             if exists:
-                raise BlobExists(f"blob {self.display} already exists (use the OverwriteBlobs option to replace it)")
+                raise BlobExists(f"blob {self.display} already exists", blob=self.display)
         return AzureWriter(self._client, self.display, overwrite=overwrite, metadata=metadata)
 
     def delete(self, *, if_match: str | None = None) -> None:

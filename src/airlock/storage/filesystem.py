@@ -88,7 +88,7 @@ class FileBlob:
     def writer(self, *, overwrite: bool, metadata: dict[str, str]) -> FileWriter:
         del metadata  # a plain file has no place for it; the archive is self-describing
         if not overwrite and self.path.exists():
-            raise BlobExists(f"blob {self.display} already exists (use the OverwriteBlobs option to replace it)")
+            raise BlobExists(f"blob {self.display} already exists", blob=self.display)
         if not self.path.parent.is_dir():
             raise BlobNotFound(f"cannot write {self.display}: directory {self.path.parent} does not exist")
         return FileWriter(self.path, overwrite=overwrite)

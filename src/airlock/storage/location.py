@@ -1,6 +1,7 @@
 """Storage URIs → backends. The one place that decides which adapter serves a URI.
 
-- ``file:///abs/path/blob`` → :class:`airlock.storage.filesystem.FileBlob`
+- ``file:///abs/path/blob``, or a plain path (``out/x.tar``, ``/tmp/x.tar``) →
+  :class:`airlock.storage.filesystem.FileBlob`
 - ``https://<account>.blob.<suffix>/<container>/<blob>`` (host style) and
   ``http(s)://<host>[:port]/<account>/<container>/<blob>`` (path style: Azurite, Azure Stack)
   → :class:`airlock.storage.azure_blob.AzureBlob`
@@ -11,6 +12,7 @@ paid by file-only runs.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,19 +44,51 @@ class BlobLocation:
         return f"{self.account_url}/{self.container}/{self.blob}"
 
 
+# host:port at the start of a scheme-less URI ("127.0.0.1:10000/acct/c/b", "localhost:10000/..."):
+# a storage endpoint given without http(s)://, not a local path.
+_HOST_PORT_RE = re.compile(r"^[A-Za-z0-9.-]+:\d+(/|\Z)")
+
+
+def is_local_path(text: str) -> bool:
+    """True if ``text`` is a plain local path (``out/x.tar``, ``./x.tar``, ``/tmp/x.tar``), not a URI."""
+    if not text or _HOST_PORT_RE.match(text):
+        return False
+    return text.startswith(("/", "./", "../", "~")) or not urlsplit(text).scheme
+
+
+def local_uri(text: str) -> str:
+    """``text`` as a URI: a plain local path becomes its absolute ``file://`` URI; a URI is kept."""
+    if is_local_path(text):
+        uri = Path(os.path.abspath(os.path.expanduser(text))).as_uri()
+        return uri + "/" if text.endswith("/") and not uri.endswith("/") else uri  # still a directory
+    return text
+
+
 def parse_blob_uri(uri: str) -> BlobLocation:
-    """Parse a blob URI (see the module docstring).
+    """Parse a blob URI (see the module docstring) or a plain local path (absolute or relative to the
+    working directory, as skopeo and oras take them).
 
     Raises:
-        UsageError: unknown scheme, relative path, a SAS in the URI, missing container or blob.
+        UsageError: unknown scheme, a file URI with a host, a SAS in the URI, missing container or blob.
     """
+    if _HOST_PORT_RE.match(uri):
+        raise UsageError(
+            f"invalid blob URI {uri!r}: it starts with a host:port but has no scheme; write http://{uri} "
+            f"(Azurite) or https://{uri}"
+        )
+    uri = local_uri(uri)
     parts = urlsplit(uri)
     if parts.scheme == "file":
         if parts.netloc not in ("", "localhost"):
-            raise UsageError(f"invalid blob URI {uri!r}: file URIs must be file:///absolute/path")
+            raise UsageError(
+                f"invalid blob URI {uri!r}: file://{parts.netloc}/... names host {parts.netloc!r}; a file URI has "
+                f"three slashes (file:///absolute/path), or give a plain path ({parts.netloc}{parts.path})"
+            )
         path = Path(unquote(parts.path))
-        if not path.is_absolute() or path.name in ("", ".", ".."):
-            raise UsageError(f"invalid blob URI {uri!r}: expected file:///absolute/path/to/blob")
+        if not path.is_absolute() or path.name in ("", ".", "..") or parts.path.endswith("/"):
+            raise UsageError(
+                f"invalid blob URI {uri!r}: expected file:///absolute/path/to/blob or a plain path to a file"
+            )
         return BlobLocation("file", path=path)
     if parts.scheme in ("http", "https"):
         if parts.query:
@@ -87,7 +121,8 @@ def parse_blob_uri(uri: str) -> BlobLocation:
             raise UsageError("invalid blob URI: blob names are at most 1024 characters")
         return BlobLocation("azure", account_url=account_url, account=account, container=container, blob=blob)
     raise UsageError(
-        f"unsupported blob URI {uri!r}: use file:///path or https://<account>.blob.core.windows.net/<container>/<blob>"
+        f"unsupported blob URI {uri!r}: use a path (./batch1.tar, /media/usb/batch1.tar), file:///path, or "
+        "https://<account>.blob.core.windows.net/<container>/<blob>"
     )
 
 
@@ -121,6 +156,7 @@ def parse_container_uri(uri: str) -> BlobLocation:
     Raises:
         UsageError: as :func:`parse_blob_uri`.
     """
+    uri = local_uri(uri) if not _HOST_PORT_RE.match(uri) else uri
     if uri.startswith("file:"):
         loc = parse_blob_uri(uri.rstrip("/") + "/x")
         assert loc.path is not None

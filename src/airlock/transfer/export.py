@@ -80,7 +80,6 @@ def export_artifacts(
     artifacts: Sequence[ArtifactReference],
     target: Blob,
     options: frozenset[PipelineOption] = frozenset(),
-    include_referrers: bool = False,
     progress: Progress | None = None,
     concurrency: int = 4,
     window_bytes: int = 8 * 1024 * 1024,
@@ -88,7 +87,8 @@ def export_artifacts(
     """Export ``artifacts`` from ``client``'s registry into ``target``.
 
     Without ContinueOnErrors the first failing artifact raises; with it, failed artifacts are left
-    out of the archive and reported in ``failures`` (if all fail, nothing is written).
+    out of the archive and reported in ``failures`` (if all fail, nothing is written). With
+    IncludeReferrers each artifact's referrers (signatures, SBOMs, ...) travel with it.
 
     Raises:
         BlobExists: the target exists and OverwriteBlobs is not set (checked before any transfer).
@@ -98,6 +98,7 @@ def export_artifacts(
     progress = progress or NoProgress()
     keep_going = PipelineOption.CONTINUE_ON_ERRORS in options
     overwrite = PipelineOption.OVERWRITE_BLOBS in options
+    include_referrers = PipelineOption.INCLUDE_REFERRERS in options
     if not overwrite and target.stat() is not None:
         raise BlobExists(f"blob {target.display} already exists (use the OverwriteBlobs option to replace it)")
 

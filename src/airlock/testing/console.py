@@ -1,0 +1,85 @@
+"""The ``airlock`` console script run as a user runs it: a subprocess with a hermetic environment.
+
+Used by tests that check what a user sees (exit codes, the one error line, help text, progress).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+AIRLOCK = Path(sys.executable).parent / "airlock"
+# Settings a developer's shell may carry that would change what the command does.
+_DROPPED_PREFIXES = ("AIRLOCK_", "AZURE_")
+_DROPPED = {"REGISTRY_AUTH_FILE", "DOCKER_CONFIG", "XDG_RUNTIME_DIR", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"}
+
+
+@dataclass
+class Result:
+    args: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> Any:
+        assert self.returncode == 0, self.where()
+        return json.loads(self.stdout)
+
+    def error(self, code: int) -> str:
+        """The one ``error: ...`` line of a failure with exit ``code`` (asserted), without the prefix."""
+        assert self.returncode == code, self.where()
+        lines = [line for line in self.stderr.splitlines() if line.strip()]
+        errors = [line for line in lines if line.startswith("error: ")]
+        assert len(errors) == 1, self.where()
+        assert "Traceback" not in self.stderr, self.where()
+        return errors[0].removeprefix("error: ")
+
+    def where(self) -> str:
+        return (
+            f"airlock {' '.join(self.args)} exited {self.returncode}\n--- stdout:\n{self.stdout}\n"
+            f"--- stderr:\n{self.stderr}"
+        )
+
+
+@dataclass
+class Console:
+    """``airlock`` bound to one ``AIRLOCK_HOME`` (and HOME, so no stored registry logins leak in)."""
+
+    home: Path
+    env: dict[str, str] = field(default_factory=dict)
+    cwd: Path | None = None
+
+    def __call__(self, *args: str | Path, stdin: str | None = None, timeout: float = 120.0) -> Result:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(_DROPPED_PREFIXES) and k not in _DROPPED}
+        env.update(
+            HOME=str(self.home),
+            AIRLOCK_HOME=str(self.home / ".airlock"),
+            AIRLOCK_NO_PROGRESS="1",
+            NO_COLOR="1",
+            COLUMNS="80",
+            PYTHONPYCACHEPREFIX=str(Path(tempfile.gettempdir()) / f"airlock-test-pycache-{os.getuid()}"),
+        )
+        env.update(self.env)
+        done = subprocess.run(
+            [str(AIRLOCK), *map(str, args)],
+            input=stdin,
+            stdin=None if stdin is not None else subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=self.cwd or self.home,
+            timeout=timeout,
+            check=False,
+        )
+        return Result(tuple(map(str, args)), done.returncode, done.stdout, done.stderr)
+
+    def ok(self, *args: str | Path, stdin: str | None = None) -> Result:
+        run = self(*args, stdin=stdin)
+        assert run.returncode == 0, run.where()
+        return run
