@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.text import Text
 
 from airlock import __version__
+from airlock.cli.common import REGISTRY_SCHEME_RULE
 from airlock.cli.identities import identity_app
 from airlock.cli.keyvault import keyvault_app
 from airlock.cli.output import FORMATS, check_output, redact, render
@@ -160,14 +161,19 @@ def _emit(obj: Any, fmt: str, query: str | None) -> None:
 @app.command("export")
 def export_cmd(
     source_registry: Annotated[
-        str, typer.Option("--source-registry", help="Registry URL, e.g. https://myregistry.example.com.")
+        str,
+        typer.Option(
+            "--source-registry",
+            help=f"Registry URL, e.g. https://myregistry.example.com or http://127.0.0.1:5000. {REGISTRY_SCHEME_RULE}",
+        ),
     ],
     artifacts: Annotated[
         list[str],
         typer.Option(
             "--artifacts",
             "-a",
-            help="Space-separated artifacts: repo (= repo:latest), repo:tag or repo@sha256:…",
+            help="Space-separated artifacts: repo (= repo:latest), repo:tag or repo@sha256:…, optionally "
+            "prefixed with the source registry's host[:port] (HOST/repo:tag).",
         ),
     ],
     target: Annotated[str, typer.Option("--target", help="Blob URI to write: file:///… or https://…/container/blob.")],
@@ -195,7 +201,8 @@ def export_cmd(
     check_output(output, query)
     if len(artifacts) == 0:
         raise UsageError("--artifacts needs at least one artifact")
-    refs = [ArtifactReference.parse(a) for a in artifacts]
+    registry_url = RegistryURL.parse(source_registry)
+    refs = [ArtifactReference.parse_for(a, registry_url, named_by="--source-registry") for a in artifacts]
     opts = parse_options(options or [], EXPORT_OPTIONS, kind="export")
     blob = _blob(target, _sas(sas_token_file, secret_uri, what="target"))
     client = _registry(source_registry, username, password_stdin, concurrency)
@@ -216,7 +223,9 @@ def export_cmd(
 @app.command("import")
 def import_cmd(
     source: Annotated[str, typer.Option("--source", help="Blob URI of the transfer blob to import.")],
-    target_registry: Annotated[str, typer.Option("--target-registry", help="Registry URL to import into.")],
+    target_registry: Annotated[
+        str, typer.Option("--target-registry", help=f"Registry URL to import into. {REGISTRY_SCHEME_RULE}")
+    ],
     sas_token_file: SasFileOpt = None,
     secret_uri: SecretUriOpt = None,
     options: Annotated[
