@@ -128,6 +128,16 @@ def test_registry_answers_v2(registry: RegistryServer, workdir: Path) -> None:
     assert registry.data_dir.is_relative_to(workdir)
 
 
+def test_registry_with_tls_serves_https_to_clients_trusting_its_ca(workdir: Path) -> None:
+    with RegistryServer.start(workdir / "tls", name="tls", tls=True) as server:
+        assert server.url == f"https://127.0.0.1:{server.port}"
+        assert server.ca_cert is not None and server.ca_cert.is_file()
+        status, headers, _ = http("GET", f"{server.url}/v2/", context=server.ssl_context())
+        assert status == 200 and headers["Docker-Distribution-Api-Version"] == "registry/2.0"
+        with pytest.raises(urllib.error.URLError, match="CERTIFICATE_VERIFY_FAILED"):
+            http("GET", f"{server.url}/v2/")
+
+
 def test_registry_htpasswd(basic_registry: RegistryServer) -> None:
     status, headers, _ = http("GET", f"{basic_registry.url}/v2/")
     assert status == 401

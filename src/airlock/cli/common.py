@@ -29,6 +29,10 @@ GroupOpt = Annotated[
     ),
 ]
 RegistryOpt = Annotated[str, typer.Option("--registry", "-r", help="Name of registry.")]
+# RegistryURL.parse's rule, for the help of every option that takes a registry URL.
+REGISTRY_SCHEME_RULE = (
+    "Without a scheme, localhost, 127.0.0.0/8 and [::1] mean http:// (as Docker treats them), any other host https://."
+)
 
 Row = dict[str, str]
 Columns = Callable[[Any], Row]

@@ -24,6 +24,7 @@ from rich.text import Text
 from airlock import __version__
 from airlock.cli import common
 from airlock.cli.arm import set_subscription
+from airlock.cli.common import REGISTRY_SCHEME_RULE
 from airlock.cli.helptext import polish as polish_help
 from airlock.cli.identities import identity_app
 from airlock.cli.keyvault import keyvault_app
@@ -199,14 +200,19 @@ def _emit(obj: Any, fmt: str, query: str | None) -> None:
 @app.command("export")
 def export_cmd(
     source_registry: Annotated[
-        str, typer.Option("--source-registry", help="Registry URL, e.g. https://myregistry.example.com.")
+        str,
+        typer.Option(
+            "--source-registry",
+            help=f"Registry URL, e.g. https://myregistry.example.com or http://127.0.0.1:5000. {REGISTRY_SCHEME_RULE}",
+        ),
     ],
     artifacts: Annotated[
         list[str],
         typer.Option(
             "--artifacts",
             "-a",
-            help="Space-separated artifacts: repo (= repo:latest), repo:tag or repo@sha256:…",
+            help="Space-separated artifacts: repo (= repo:latest), repo:tag or repo@sha256:…, optionally "
+            "prefixed with the source registry's host[:port] (HOST/repo:tag).",
         ),
     ],
     target: Annotated[str, typer.Option("--target", help="Blob URI to write: file:///… or https://…/container/blob.")],
@@ -248,7 +254,8 @@ def export_cmd(
     check_output(output, query)
     if len(artifacts) == 0:
         raise UsageError("--artifacts needs at least one artifact")
-    refs = [ArtifactReference.parse(a) for a in artifacts]
+    registry_url = RegistryURL.parse(source_registry)
+    refs = [ArtifactReference.parse_for(a, registry_url, named_by="--source-registry") for a in artifacts]
     opts = parse_options(options or [], EXPORT_OPTIONS, kind="export")
     if include_referrers:
         opts |= {PipelineOption.INCLUDE_REFERRERS}
@@ -270,7 +277,9 @@ def export_cmd(
 @app.command("import")
 def import_cmd(
     source: Annotated[str, typer.Option("--source", help="Blob URI of the transfer blob to import.")],
-    target_registry: Annotated[str, typer.Option("--target-registry", help="Registry URL to import into.")],
+    target_registry: Annotated[
+        str, typer.Option("--target-registry", help=f"Registry URL to import into. {REGISTRY_SCHEME_RULE}")
+    ],
     sas_token_file: SasFileOpt = None,
     secret_uri: SecretUriOpt = None,
     options: Annotated[

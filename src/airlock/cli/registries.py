@@ -13,7 +13,18 @@ from typing import Annotated, Any
 import typer
 
 from airlock.cli.arm import ArmClient, registry_path, resource_group
-from airlock.cli.common import GroupOpt, OutputOpt, QueryOpt, Row, accepted_for_az, dig, emit, group_of, text
+from airlock.cli.common import (
+    REGISTRY_SCHEME_RULE,
+    GroupOpt,
+    OutputOpt,
+    QueryOpt,
+    Row,
+    accepted_for_az,
+    dig,
+    emit,
+    group_of,
+    text,
+)
 from airlock.cli.output import check_output
 from airlock.cli.pipelines import export_app, import_app, run_app
 from airlock.errors import ResourceNotFound, UsageError
@@ -55,7 +66,7 @@ def create(
         typer.Option(
             "--login-server",
             help="URL of the registry, e.g. https://registry.example.com or http://127.0.0.1:5000. "
-            "Default: https://<name>.azurecr.io.",
+            f"{REGISTRY_SCHEME_RULE} Default: https://<name>.azurecr.io.",
         ),
     ] = None,
     username: Annotated[

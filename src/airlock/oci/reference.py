@@ -7,6 +7,7 @@ separated by ``/``; a tag is ``[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}``.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -53,20 +54,56 @@ class ArtifactReference:
     def parse(cls, text: str) -> ArtifactReference:
         """Parse ACR's artifact forms: ``repo`` (→ ``repo:latest``), ``repo:tag``, ``repo@sha256:…``.
 
-        A leading registry host is not accepted: the registry is named separately, as in ACR.
+        A leading registry host is not accepted: the registry is named separately, as in ACR (see
+        :meth:`parse_for` where the registry is known).
 
         Raises:
             ReferenceError_: the text is not a valid reference.
         """
+        return cls._parse(text, text)
+
+    @classmethod
+    def parse_for(cls, text: str, registry: RegistryURL, *, named_by: str = "--source-registry") -> ArtifactReference:
+        """Parse as :meth:`parse`, also accepting ``HOST[:PORT]/repo…`` when HOST[:PORT] is ``registry``'s.
+
+        The host is stripped. Whether the first path component is a host follows Docker: it is when
+        the text has a ``/`` and that component contains ``.`` or ``:`` or is ``localhost`` (Docker
+        also reads an upper-case component as a host; here it stays an invalid repository name,
+        which is the likelier mistake). It matches ``registry`` when equal to its host[:port] ignoring case and
+        an explicit default port (``:443`` for https, ``:80`` for http). No name is resolved:
+        ``localhost`` and ``127.0.0.1`` are different hosts, as they are to Docker's credential store.
+        ``named_by`` says, in the error, where the registry came from (a flag, a resource).
+
+        Raises:
+            ReferenceError_: the text is not a valid reference, or it names another registry (the
+                message names both).
+        """
+        host, rest = _split_host(text)
+        if host is None:
+            return cls._parse(text, text)
+        if not _HOST_RE.match(host):
+            raise ReferenceError_(f"invalid artifact reference {_shown(text)}: invalid registry host {_shown(host)}")
+        ref = cls._parse(rest, text)
+        if _normal_host(host, registry.scheme) != _normal_host(registry.host, registry.scheme):
+            # Both texts are validated by now (host and reference grammar): safe to show unquoted.
+            hint = ""
+            if "." in host and _COMPONENT_RE.match(host):  # e.g. "my.team/app": Docker reads a host too
+                hint = f" (if {host} is part of the repository name, write {registry.host}/{text})"
+            raise ReferenceError_(f"artifact {text} names registry {host}, but {named_by} is {registry.host}{hint}")
+        return ref
+
+    @classmethod
+    def _parse(cls, text: str, shown: str) -> ArtifactReference:
+        """``parse``; error messages name ``shown`` (the text as the user wrote it)."""
         if not text or len(text) > 512:
-            raise ReferenceError_(f"invalid artifact reference {_shown(text)}: empty or too long")
+            raise ReferenceError_(f"invalid artifact reference {_shown(shown)}: empty or too long")
         rest, digest = text, None
         if "@" in rest:
             rest, _, digest_text = rest.partition("@")
             try:
                 digest = Digest.parse(digest_text)
             except UsageError as exc:
-                raise ReferenceError_(f"invalid artifact reference {_shown(text)}: {exc}") from None
+                raise ReferenceError_(f"invalid artifact reference {_shown(shown)}: {exc}") from None
         tag = None
         # A ':' after the last '/' separates the tag; one before it would be a registry port.
         slash = rest.rfind("/")
@@ -80,7 +117,7 @@ class ArtifactReference:
             if tag is not None:
                 validate_tag(tag)
         except ReferenceError_ as exc:
-            raise ReferenceError_(f"invalid artifact reference {_shown(text)}: {exc}") from None
+            raise ReferenceError_(f"invalid artifact reference {_shown(shown)}: {exc}") from None
         return cls(rest, tag, digest)
 
     @property
@@ -102,21 +139,26 @@ class ArtifactReference:
 
 @dataclass(frozen=True)
 class RegistryURL:
-    """A registry's base URL: scheme (https unless the user wrote http://) and host[:port]."""
+    """A registry's base URL: scheme and host[:port] (see :meth:`parse` for the default scheme)."""
 
     scheme: str
     host: str
 
     @classmethod
     def parse(cls, text: str) -> RegistryURL:
-        """Parse ``https://host[:port]``, ``http://host[:port]`` or a bare ``host[:port]`` (→ https).
+        """Parse ``https://host[:port]``, ``http://host[:port]`` or a bare ``host[:port]``.
+
+        A bare host is https, except a loopback host — ``localhost``, an address in 127.0.0.0/8,
+        or ``[::1]`` — which is http: Docker's convention, whose default insecure registries are
+        127.0.0.0/8 (Docker tries https first; here the rule is fixed, without a fallback, so an
+        explicit ``https://`` is never silently downgraded). No name is resolved.
 
         Raises:
             UsageError: not a registry URL (a path, credentials in the URL, another scheme).
         """
         raw = text.strip().rstrip("/")
         if "://" not in raw:
-            raw = "https://" + raw
+            raw = ("http://" if _is_loopback(raw) else "https://") + raw
         parts = urlsplit(raw)
         if parts.scheme not in ("http", "https"):
             raise UsageError(f"invalid registry URL {_shown(text)}: scheme must be http or https")
@@ -138,6 +180,42 @@ class RegistryURL:
 
     def __str__(self) -> str:
         return f"{self.scheme}://{self.host}"
+
+
+# A registry host as Docker writes it in a reference: a DNS name or IPv4 address, or a bracketed
+# IPv6 literal, with an optional port.
+_HOST_RE = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?\Z")
+_COMPONENT_RE = re.compile(rf"^{_COMPONENT}\Z")
+_DEFAULT_PORTS = {"https": ":443", "http": ":80"}
+
+
+def _split_host(text: str) -> tuple[str | None, str]:
+    """(host, rest) when the first path component of ``text`` is a registry host, as Docker decides."""
+    first, slash, rest = text.partition("/")
+    if slash and ("." in first or ":" in first or first == "localhost"):
+        return first, rest
+    return None, text
+
+
+def _normal_host(host: str, scheme: str) -> str:
+    host = host.lower()
+    return host.removesuffix(_DEFAULT_PORTS[scheme])
+
+
+def _is_loopback(hostport: str) -> bool:
+    """Whether a bare ``host[:port]`` names this machine: localhost, 127.0.0.0/8 or ::1 (literally)."""
+    try:
+        hostname = urlsplit("//" + hostport).hostname
+    except ValueError:
+        return False  # malformed: parse() reports it
+    if not hostname:
+        return False
+    if hostname == "localhost":  # urlsplit lower-cases the host
+        return True
+    try:
+        return ipaddress.ip_address(hostname).is_loopback
+    except ValueError:
+        return False
 
 
 def _shown(text: str) -> str:

@@ -391,7 +391,7 @@ class ControlPlane:
         Returns (document, started). Raises UsageError, ResourceNotFound, ResourceConflict.
         """
         ref = R.RegistryRef(sub, rg, registry)
-        self.get(ref.id, "registry")
+        registry_doc = self.get(ref.id, "registry")
         if not internal:
             R.check_name(name, "pipeline run")
         model = R.parse(R.RunBody, body, f"pipeline run {name}")
@@ -408,7 +408,7 @@ class ControlPlane:
             if not req.artifacts:
                 raise UsageError(f"pipeline run {name}: artifacts cannot be empty for an export run")
             for a in req.artifacts:
-                ArtifactReference.parse(a)
+                _artifact(a, registry_doc)
             if not req.target or not req.target.name:
                 raise UsageError(f"pipeline run {name}: request.target.name (the blob to write) is required")
             request["artifacts"] = list(req.artifacts)
@@ -548,7 +548,7 @@ class ControlPlane:
                 blob = self._blob(target, request["target"]["name"], principal)
                 result = export_artifacts(
                     client=self._client(registry, principal),
-                    artifacts=[ArtifactReference.parse(a) for a in request["artifacts"]],
+                    artifacts=[_artifact(a, registry) for a in request["artifacts"]],
                     target=blob,
                     options=options & EXPORT_OPTIONS,
                     progress=progress,
@@ -617,6 +617,14 @@ def _failures(failures: dict[str, str]) -> str | None:
     if not failures:
         return None
     return f"{len(failures)} artifact(s) failed: " + "; ".join(f"{k}: {v}" for k, v in failures.items())
+
+
+def _artifact(text: str, registry: dict[str, Any]) -> ArtifactReference:
+    """A run's artifact, which may carry its registry's host (the registry's loginServer) as a prefix.
+
+    Raises ReferenceError_ (invalid, or naming another registry)."""
+    login_server = RegistryURL.parse(registry["properties"]["loginServer"])
+    return ArtifactReference.parse_for(text, login_server, named_by=f"registry {registry['name']}'s loginServer")
 
 
 def _blob_name(name: str) -> str:

@@ -21,6 +21,7 @@ import urllib3
 
 from airlock.errors import AuthenticationError, RegistryError
 from airlock.registry.credentials import Credentials
+from airlock.registry.tls import tls_answer
 
 _PARAM_RE = re.compile(r'([A-Za-z_]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))')
 # Token responses are small JSON; a cap keeps a hostile token server from exhausting memory.
@@ -176,6 +177,9 @@ class Authenticator:
                 f" (HTTP {resp.status}): check the credentials",
                 status=resp.status,
             )
+        tls = tls_answer(resp.status, realm, body, label=f"the token server of registry {self.host}", advise=False)
+        if tls is not None:
+            raise tls
         if resp.status != 200 or len(body) > _MAX_TOKEN_RESPONSE:
             raise RegistryError(
                 f"token server for {self.host} answered HTTP {resp.status}",

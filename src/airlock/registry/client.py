@@ -14,6 +14,8 @@ Contracts common to every method:
 - Idempotent requests (GET, HEAD, PUT of a manifest, upload initiation) are retried with jittered
   backoff on connection errors, 408/429/5xx, honouring ``Retry-After``; blob bodies are never
   replayed unless they are held in memory.
+- A wrong scheme (https:// to a plain-HTTP server, http:// to a TLS port) and an untrusted
+  certificate are not retried: they raise at once, saying what to use (see ``registry.tls``).
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from airlock.oci.reference import RegistryURL
 from airlock.registry.auth import Authenticator
 from airlock.registry.credentials import Credentials, credentials_for
 from airlock.registry.retry import RETRY_STATUSES, RetryPolicy
+from airlock.registry.tls import tls_answer, tls_failure
 
 log = logging.getLogger(__name__)
 
@@ -127,10 +130,14 @@ class RegistryClient:
     # -- plumbing -------------------------------------------------------------------------------
 
     def _raw(self, method: str, url: str, **kw: Any) -> urllib3.BaseHTTPResponse:
-        """One request, no auth, no retry; connection failures become a transient RegistryError."""
+        """One request, no auth, no retry (the token server's); connection failures become a
+        transient RegistryError, a wrong scheme or an untrusted certificate a permanent one."""
         try:
             return self._pool.request(method, url, **kw)
         except Urllib3Error as exc:
+            tls = tls_failure(exc, url, label=f"the token server of registry {self.url.host}", advise=False)
+            if tls is not None:
+                raise tls from None
             raise RegistryError(
                 f"{method} {_redact(url)}: cannot reach the registry ({type(exc).__name__}: {_reason(exc)})",
                 transient=True,
@@ -181,6 +188,9 @@ class RegistryClient:
                     method, url, body=payload, headers=hdrs, preload_content=False, decode_content=False
                 )
             except Urllib3Error as exc:
+                tls = tls_failure(exc, url, **self._label(same_origin))
+                if tls is not None:
+                    raise tls from None  # a wrong scheme or an untrusted certificate: no retry helps
                 if retry and attempt < self.retry.attempts:
                     log.info("%s %s failed (%s), retrying", method, _redact(url), type(exc).__name__)
                     self.retry.sleep(attempt)
@@ -211,6 +221,12 @@ class RegistryClient:
                 continue
             return resp
 
+    def _label(self, same_origin: bool) -> dict[str, Any]:
+        """How ``registry.tls`` names the server: the registry (whose URL the user can fix) or another."""
+        if same_origin:
+            return {"label": "the registry", "advise": True}
+        return {"label": f"a server that registry {self.url.host} sent us to", "advise": False}
+
     def _fail(self, resp: urllib3.BaseHTTPResponse, method: str, url: str, what: str) -> RegistryError:
         """Build the error for an unexpected response (reads at most 64 KiB of its body)."""
         try:
@@ -219,6 +235,10 @@ class RegistryClient:
             body = b""
         finally:
             _discard(resp)
+        full_url = self._url(url)
+        tls = tls_answer(resp.status, full_url, body or b"", **self._label(_origin(full_url) == _origin(self.base)))
+        if tls is not None:
+            return tls
         codes, message = _oci_errors(body or b"")
         detail = f"HTTP {resp.status}" + (f" {','.join(codes)}" if codes else "") + (f": {message}" if message else "")
         text = f"{what}: {detail} ({method} {_redact(self._url(url))})"

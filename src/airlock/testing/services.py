@@ -266,7 +266,8 @@ class RegistryServer(_ManagedProcess):
 
     Use :meth:`start`; the instance is a context manager that stops the server on exit.
     ``auth`` is the htpasswd (user, password) pair, or None; with ``token_auth`` clients must get a
-    Bearer token from that :class:`TokenServer`.
+    Bearer token from that :class:`TokenServer`. With ``tls`` it serves https with a self-signed
+    certificate for 127.0.0.1/localhost; clients must trust ``ca_cert``.
     """
 
     _ready_timeout = REGISTRY_READY_TIMEOUT
@@ -279,6 +280,7 @@ class RegistryServer(_ManagedProcess):
         port: int,
         htpasswd: tuple[str, str] | None,
         token_auth: TokenServer | None,
+        tls: bool = False,
     ) -> None:
         super().__init__(workdir, name, port)
         if htpasswd is not None and token_auth is not None:
@@ -289,6 +291,16 @@ class RegistryServer(_ManagedProcess):
         self.config_path = workdir / f"{name}-config.yml"
         # One secret for the server's lifetime so upload state survives restart().
         self._secret = secrets.token_hex(16)
+        self.ca_cert: Path | None = None
+        self._key_path: Path | None = None
+        if tls:
+            self.ca_cert = workdir / f"{name}-cert.pem"
+            self._key_path = workdir / f"{name}-key.pem"
+            key, cert = _self_signed(
+                "127.0.0.1",
+                san=[x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")],
+            )
+            _write_key_and_cert(key, cert, self._key_path, self.ca_cert)
 
     @classmethod
     def start(
@@ -298,6 +310,7 @@ class RegistryServer(_ManagedProcess):
         name: str = "registry",
         htpasswd: tuple[str, str] | None = None,
         token_auth: TokenServer | None = None,
+        tls: bool = False,
     ) -> RegistryServer:
         """Write config (and htpasswd file) under ``workdir``, start the registry, wait until it answers.
 
@@ -310,7 +323,7 @@ class RegistryServer(_ManagedProcess):
         last_error: RuntimeError | None = None
         # A port found free can be taken before the registry binds it; a fresh port fixes that.
         for _ in range(3):
-            server = cls(workdir, name=name, port=free_port(), htpasswd=htpasswd, token_auth=token_auth)
+            server = cls(workdir, name=name, port=free_port(), htpasswd=htpasswd, token_auth=token_auth, tls=tls)
             server.data_dir.mkdir(parents=True, exist_ok=True)
             server._write_config()
             try:
@@ -330,9 +343,19 @@ class RegistryServer(_ManagedProcess):
         return f"127.0.0.1:{self._port}"
 
     @property
+    def scheme(self) -> str:
+        return "http" if self.ca_cert is None else "https"
+
+    @property
     def url(self) -> str:
-        """``http://127.0.0.1:PORT`` (no trailing slash)."""
-        return f"http://{self.host}"
+        """``http://127.0.0.1:PORT`` (``https://`` with ``tls``; no trailing slash)."""
+        return f"{self.scheme}://{self.host}"
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """An SSL context trusting ``ca_cert``, or None for plain http."""
+        if self.ca_cert is None:
+            return None
+        return ssl.create_default_context(cafile=str(self.ca_cert))
 
     def _write_config(self) -> None:
         config: dict[str, Any] = {
@@ -351,6 +374,8 @@ class RegistryServer(_ManagedProcess):
                 "headers": {"X-Content-Type-Options": ["nosniff"]},
             },
         }
+        if self.ca_cert is not None:
+            config["http"]["tls"] = {"certificate": str(self.ca_cert), "key": str(self._key_path)}
         if self.auth is not None:
             htpasswd_path = self.workdir / f"{self.name}.htpasswd"
             htpasswd_path.write_text(_bcrypt_htpasswd(*self.auth))
@@ -378,7 +403,7 @@ class RegistryServer(_ManagedProcess):
         return env
 
     def _probe(self) -> bool:
-        return _http_answers(f"{self.url}/v2/")
+        return _http_answers(f"{self.url}/v2/", self.ssl_context())
 
 
 def _bcrypt_htpasswd(user: str, password: str) -> str:

@@ -1,0 +1,259 @@
+"""Registry URLs and artifact hosts as a newcomer writes them, through the real ``airlock`` console script.
+
+Issue 9, items 7 and 9: a bare loopback ``host:port`` is plain HTTP (Docker's convention), a wrong
+scheme or an untrusted certificate fails at once with one line saying what to use (no retries),
+and an artifact may carry its registry's host when that host is the registry being used.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import urllib3
+
+from airlock.testing import content
+from airlock.testing.content import PushedArtifact
+from airlock.testing.services import RegistryServer
+
+AIRLOCK = Path(sys.executable).parent / "airlock"
+# Five attempts with the default backoff sleep at least 0.25 + 0.5 + 1 + 2 s: a command that fails
+# in less than this did not retry. The CLI itself starts in about 0.5 s.
+NO_RETRY_SECONDS = 3.5
+
+
+@dataclass
+class Run:
+    args: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+    seconds: float
+
+    def where(self) -> str:
+        return f"airlock {' '.join(self.args)}\n--- stdout:\n{self.stdout}\n--- stderr:\n{self.stderr}"
+
+    def json(self) -> dict:
+        assert self.returncode == 0, self.where()
+        assert "Traceback" not in self.stderr, self.where()
+        return json.loads(self.stdout)
+
+    def error(self, code: int) -> str:
+        """The failure contract (exit code, one `error:` line, nothing on stdout); returns the message."""
+        assert self.returncode == code, f"exit {self.returncode}, expected {code}: {self.where()}"
+        assert "Traceback" not in self.stdout + self.stderr, self.where()
+        assert self.stdout == "", self.where()
+        lines = self.stderr.splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), self.where()
+        return lines[0][len("error: ") :]
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("home")
+
+
+def airlock(home: Path, *args: str | Path, env: dict[str, str] | None = None) -> Run:
+    # Hermetic: no stored logins, no ambient CA settings, no airlock or Azure configuration.
+    dropped = {"REGISTRY_AUTH_FILE", "XDG_RUNTIME_DIR", "DOCKER_CONFIG", "SSL_CERT_FILE", "SSL_CERT_DIR"}
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("AIRLOCK_", "AZURE_")) and k not in dropped}
+    environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    environ.update(
+        HOME=str(home),
+        AIRLOCK_HOME=str(home / ".airlock"),
+        AIRLOCK_NO_PROGRESS="1",
+        NO_COLOR="1",
+        COLUMNS="200",
+        PYTHONPYCACHEPREFIX=str(Path(tempfile.gettempdir()) / f"airlock-test-pycache-{os.getuid()}"),
+    )
+    environ.update(env or {})
+    start = time.monotonic()
+    done = subprocess.run(
+        [str(AIRLOCK), *map(str, args)],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env=environ,
+        timeout=60,
+        check=False,
+    )
+    return Run(tuple(map(str, args)), done.returncode, done.stdout, done.stderr, time.monotonic() - start)
+
+
+@pytest.fixture(scope="module")
+def app(source_registry: RegistryServer) -> PushedArtifact:
+    return content.push_oci_image(source_registry.url, "samples/app", "1.0", layer_size=4096)
+
+
+@pytest.fixture(scope="module")
+def tls_registry(workdir: Path) -> Iterator[RegistryServer]:
+    with RegistryServer.start(workdir / "tls-registry", name="tls", tls=True) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def archive(
+    tmp_path_factory: pytest.TempPathFactory, home: Path, source_registry: RegistryServer, app: PushedArtifact
+) -> Path:
+    path = tmp_path_factory.mktemp("archive") / "app.tar"
+    airlock(
+        home, "export", "--source-registry", source_registry.url, "-a", "samples/app:1.0", "--target", path.as_uri()
+    ).json()
+    return path
+
+
+# ------------------------------------------------------------------------------------ item 7: URL schemes
+
+
+def test_export_with_schemeless_loopback_registry_uses_http(
+    tmp_path: Path, home: Path, source_registry: RegistryServer, app: PushedArtifact
+) -> None:
+    target = tmp_path / "out.tar"
+    run = airlock(
+        home, "export", "--source-registry", source_registry.host, "-a", "samples/app:1.0", "--target", target.as_uri()
+    )
+    assert run.json()["artifactDetails"][0]["digest"] == app.digest
+    assert target.is_file()
+
+
+def test_https_url_on_plain_http_registry_fails_fast_with_hint(
+    tmp_path: Path, home: Path, source_registry: RegistryServer, app: PushedArtifact
+) -> None:
+    host = source_registry.host
+    target = tmp_path / "out.tar"
+    run = airlock(
+        home, "export", "--source-registry", f"https://{host}", "-a", "samples/app:1.0", "--target", target.as_uri()
+    )
+    assert run.error(1) == f"the registry at https://{host} answered plain HTTP; use http://{host}"
+    assert run.seconds < NO_RETRY_SECONDS, f"took {run.seconds:.1f} s: TLS errors must not be retried"
+    assert not target.exists()
+
+
+def test_http_url_on_tls_registry_fails_with_hint(home: Path, tls_registry: RegistryServer, archive: Path) -> None:
+    host = tls_registry.host
+    # Both http:// and a bare loopback host (which means http://) get the same advice.
+    for given in (f"http://{host}", host):
+        run = airlock(home, "import", "--source", archive.as_uri(), "--target-registry", given)
+        assert run.error(1) == f"the registry at http://{host} answered with TLS; use https://{host}"
+        assert run.seconds < NO_RETRY_SECONDS, f"took {run.seconds:.1f} s: a wrong scheme must not be retried"
+
+
+def test_untrusted_registry_certificate_fails_fast_naming_host_reason_and_ssl_cert_file(
+    home: Path, tls_registry: RegistryServer, archive: Path
+) -> None:
+    run = airlock(home, "import", "--source", archive.as_uri(), "--target-registry", tls_registry.url)
+    message = run.error(1)
+    where = f"the registry at https://{tls_registry.host}"
+    assert message.startswith(f"{where} presented a certificate that is not trusted (self-signed certificate)"), message
+    assert "SSL_CERT_FILE" in message
+    assert run.seconds < NO_RETRY_SECONDS, f"took {run.seconds:.1f} s: certificate errors must not be retried"
+
+
+def test_ssl_cert_file_makes_a_registry_ca_trusted(
+    home: Path, tls_registry: RegistryServer, archive: Path, app: PushedArtifact
+) -> None:
+    assert tls_registry.ca_cert is not None
+    run = airlock(
+        home, "import", "--source", archive.as_uri(), "--target-registry", tls_registry.url,
+        env={"SSL_CERT_FILE": str(tls_registry.ca_cert)},
+    )  # fmt: skip
+    assert run.json()["importedArtifacts"] == ["samples/app:1.0"], run.where()
+    http = urllib3.PoolManager(ca_certs=str(tls_registry.ca_cert), retries=False)
+    resp = http.request("HEAD", f"{tls_registry.url}/v2/samples/app/manifests/1.0", headers={"Accept": app.media_type})
+    assert resp.status == 200
+    assert resp.headers["Docker-Content-Digest"] == app.digest
+
+
+def test_registry_options_help_states_the_scheme_rule(home: Path) -> None:
+    for command, option in (("export", "--source-registry"), ("import", "--target-registry")):
+        run = airlock(home, command, "--help", env={"COLUMNS": "400"})
+        assert run.returncode == 0, run.where()
+        line = next(line for line in run.stdout.splitlines() if line.startswith(f"│ *  {option}"))
+        assert "Without a scheme, localhost, 127.0.0.0/8 and [::1] mean http://" in line, line
+        assert "any other host https://" in line, line
+
+
+# ------------------------------------------------------------------------------ item 9: artifact hosts
+
+
+def test_artifact_with_matching_registry_host_is_accepted(
+    tmp_path: Path, home: Path, source_registry: RegistryServer, app: PushedArtifact
+) -> None:
+    host = source_registry.host
+    for registry in (source_registry.url, host):
+        target = tmp_path / f"{len(registry)}.tar"
+        run = airlock(
+            home, "export", "--source-registry", registry, "-a", f"{host}/samples/app:1.0", "--target", target.as_uri()
+        )
+        artifact = run.json()["artifactDetails"][0]
+        assert (artifact["reference"], artifact["digest"]) == ("samples/app:1.0", app.digest), artifact
+
+
+def test_artifact_with_other_registry_host_is_refused_naming_both(
+    tmp_path: Path, home: Path, source_registry: RegistryServer
+) -> None:
+    host = source_registry.host
+    other = f"127.0.0.1:{source_registry.port + 1}"
+    target = tmp_path / "out.tar"
+    run = airlock(
+        home,
+        "export",
+        "--source-registry",
+        source_registry.url,
+        "-a",
+        f"{other}/samples/app:1.0",
+        "--target",
+        target.as_uri(),
+    )
+    assert run.error(2) == f"artifact {other}/samples/app:1.0 names registry {other}, but --source-registry is {host}"
+    assert not target.exists()
+
+
+def test_pipeline_run_artifact_host_must_be_the_registrys_login_server(
+    tmp_path: Path, home: Path, source_registry: RegistryServer, app: PushedArtifact
+) -> None:
+    host = source_registry.host
+    container = tmp_path / "container"
+    container.mkdir()
+    airlock(home, "acr", "create", "-g", "rg", "-n", "srcreg", "--login-server", host).json()
+    airlock(
+        home,
+        "acr",
+        "export-pipeline",
+        "create",
+        "-g",
+        "rg",
+        "-r",
+        "srcreg",
+        "-n",
+        "exportpipe",
+        "-c",
+        container.as_uri(),
+    ).json()
+
+    accepted = airlock(
+        home, "acr", "pipeline-run", "create", "-g", "rg", "-r", "srcreg", "-p", "exportpipe", "-n", "exportrun1",
+        "-t", "export", "-b", "app.tar", "-a", f"{host}/samples/app:1.0",
+    ).json()  # fmt: skip
+    assert accepted["properties"]["provisioningState"] == "Succeeded", accepted
+    assert accepted["properties"]["response"]["exportedArtifacts"] == ["samples/app:1.0"]
+
+    other = f"localhost:{source_registry.port}"  # the same server, but not the same registry name
+    refused = airlock(
+        home, "acr", "pipeline-run", "create", "-g", "rg", "-r", "srcreg", "-p", "exportpipe", "-n", "exportrun2",
+        "-t", "export", "-b", "other.tar", "-a", f"{other}/samples/app:1.0",
+    )  # fmt: skip
+    message = refused.error(2)
+    assert (
+        f"artifact {other}/samples/app:1.0 names registry {other}, but registry srcreg's loginServer is {host}"
+        in message
+    )
+    assert not (container / "other.tar").exists()
