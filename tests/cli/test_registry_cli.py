@@ -7,20 +7,15 @@ and an artifact may carry its registry's host when that host is the registry bei
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 import sys
-import tempfile
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import urllib3
 
 from airlock.testing import content
+from airlock.testing.console import Console, Result
 from airlock.testing.content import PushedArtifact
 from airlock.testing.services import RegistryServer
 
@@ -30,62 +25,14 @@ AIRLOCK = Path(sys.executable).parent / "airlock"
 NO_RETRY_SECONDS = 3.5
 
 
-@dataclass
-class Run:
-    args: tuple[str, ...]
-    returncode: int
-    stdout: str
-    stderr: str
-    seconds: float
-
-    def where(self) -> str:
-        return f"airlock {' '.join(self.args)}\n--- stdout:\n{self.stdout}\n--- stderr:\n{self.stderr}"
-
-    def json(self) -> dict:
-        assert self.returncode == 0, self.where()
-        assert "Traceback" not in self.stderr, self.where()
-        return json.loads(self.stdout)
-
-    def error(self, code: int) -> str:
-        """The failure contract (exit code, one `error:` line, nothing on stdout); returns the message."""
-        assert self.returncode == code, f"exit {self.returncode}, expected {code}: {self.where()}"
-        assert "Traceback" not in self.stdout + self.stderr, self.where()
-        assert self.stdout == "", self.where()
-        lines = self.stderr.splitlines()
-        assert len(lines) == 1 and lines[0].startswith("error: "), self.where()
-        return lines[0][len("error: ") :]
-
-
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("home")
 
 
-def airlock(home: Path, *args: str | Path, env: dict[str, str] | None = None) -> Run:
-    # Hermetic: no stored logins, no ambient CA settings, no airlock or Azure configuration.
-    dropped = {"REGISTRY_AUTH_FILE", "XDG_RUNTIME_DIR", "DOCKER_CONFIG", "SSL_CERT_FILE", "SSL_CERT_DIR"}
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("AIRLOCK_", "AZURE_")) and k not in dropped}
-    environ.pop("PYTHONDONTWRITEBYTECODE", None)
-    environ.update(
-        HOME=str(home),
-        AIRLOCK_HOME=str(home / ".airlock"),
-        AIRLOCK_NO_PROGRESS="1",
-        NO_COLOR="1",
-        COLUMNS="200",
-        PYTHONPYCACHEPREFIX=str(Path(tempfile.gettempdir()) / f"airlock-test-pycache-{os.getuid()}"),
-    )
-    environ.update(env or {})
-    start = time.monotonic()
-    done = subprocess.run(
-        [str(AIRLOCK), *map(str, args)],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        env=environ,
-        timeout=60,
-        check=False,
-    )
-    return Run(tuple(map(str, args)), done.returncode, done.stdout, done.stderr, time.monotonic() - start)
+def airlock(home: Path, *args: str | Path, env: dict[str, str] | None = None) -> Result:
+    # Hermetic (airlock.testing.console): no stored logins, no ambient CA settings, no airlock or Azure configuration.
+    return Console(home=home, env={"COLUMNS": "200", **(env or {})})(*args, timeout=60)
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +79,7 @@ def test_https_url_on_plain_http_registry_fails_fast_with_hint(
     run = airlock(
         home, "export", "--source-registry", f"https://{host}", "-a", "samples/app:1.0", "--target", target.as_uri()
     )
-    assert run.error(1) == f"the registry at https://{host} answered plain HTTP; use http://{host}"
+    assert run.only_error(1) == f"the registry at https://{host} answered plain HTTP; use http://{host}"
     assert run.seconds < NO_RETRY_SECONDS, f"took {run.seconds:.1f} s: TLS errors must not be retried"
     assert not target.exists()
 
@@ -142,7 +89,7 @@ def test_http_url_on_tls_registry_fails_with_hint(home: Path, tls_registry: Regi
     # Both http:// and a bare loopback host (which means http://) get the same advice.
     for given in (f"http://{host}", host):
         run = airlock(home, "import", "--source", archive.as_uri(), "--target-registry", given)
-        assert run.error(1) == f"the registry at http://{host} answered with TLS; use https://{host}"
+        assert run.only_error(1) == f"the registry at http://{host} answered with TLS; use https://{host}"
         assert run.seconds < NO_RETRY_SECONDS, f"took {run.seconds:.1f} s: a wrong scheme must not be retried"
 
 
@@ -150,7 +97,7 @@ def test_untrusted_registry_certificate_fails_fast_naming_host_reason_and_ssl_ce
     home: Path, tls_registry: RegistryServer, archive: Path
 ) -> None:
     run = airlock(home, "import", "--source", archive.as_uri(), "--target-registry", tls_registry.url)
-    message = run.error(1)
+    message = run.only_error(1)
     where = f"the registry at https://{tls_registry.host}"
     assert message.startswith(f"{where} presented a certificate that is not trusted (self-signed certificate)"), message
     assert "SSL_CERT_FILE" in message
@@ -176,9 +123,11 @@ def test_registry_options_help_states_the_scheme_rule(home: Path) -> None:
     for command, option in (("export", "--source-registry"), ("import", "--target-registry")):
         run = airlock(home, command, "--help", env={"COLUMNS": "400"})
         assert run.returncode == 0, run.where()
-        line = next(line for line in run.stdout.splitlines() if line.startswith(f"│ *  {option}"))
-        assert "Without a scheme, localhost, 127.0.0.0/8 and [::1] mean http://" in line, line
-        assert "any other host https://" in line, line
+        options = run.stdout.split("\nOptions:\n", 1)[1]
+        _, _, entry = options.partition(f"  {option} ")
+        entry = " ".join(entry.split("\n  -", 1)[0].split())  # the option's help, unwrapped
+        assert "Without a scheme, localhost, 127.0.0.0/8 and [::1] mean http://" in entry, entry
+        assert "any other host https://" in entry, entry
 
 
 # ------------------------------------------------------------------------------ item 9: artifact hosts
@@ -213,7 +162,9 @@ def test_artifact_with_other_registry_host_is_refused_naming_both(
         "--target",
         target.as_uri(),
     )
-    assert run.error(2) == f"artifact {other}/samples/app:1.0 names registry {other}, but --source-registry is {host}"
+    assert (
+        run.only_error(2) == f"artifact {other}/samples/app:1.0 names registry {other}, but --source-registry is {host}"
+    )
     assert not target.exists()
 
 
@@ -251,7 +202,7 @@ def test_pipeline_run_artifact_host_must_be_the_registrys_login_server(
         home, "acr", "pipeline-run", "create", "-g", "rg", "-r", "srcreg", "-p", "exportpipe", "-n", "exportrun2",
         "-t", "export", "-b", "other.tar", "-a", f"{other}/samples/app:1.0",
     )  # fmt: skip
-    message = refused.error(2)
+    message = refused.only_error(2)
     assert (
         f"artifact {other}/samples/app:1.0 names registry {other}, but registry srcreg's loginServer is {host}"
         in message

@@ -68,7 +68,11 @@ app = typer.Typer(
         "Move OCI artifacts (images, indexes, Helm charts, signatures, SBOMs) between registries "
         "across an air gap, through one transfer blob in storage.\n\n"
         "Typical flow: `airlock export` on the connected side, carry or `airlock copy` the blob, "
-        "`airlock import` on the disconnected side."
+        "`airlock import` on the disconnected side.\n\n"
+        "Examples:\n\n"
+        "airlock export --source-registry localhost:5000 -a app:1.0 --target b.tar\n\n"
+        "airlock copy b.tar /media/usb/b.tar\n\n"
+        "airlock import --source /media/usb/b.tar --target-registry localhost:5001"
     ),
     no_args_is_help=True,
     add_completion=False,

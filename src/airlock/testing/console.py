@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,15 @@ from typing import Any
 AIRLOCK = Path(sys.executable).parent / "airlock"
 # Settings a developer's shell may carry that would change what the command does.
 _DROPPED_PREFIXES = ("AIRLOCK_", "AZURE_")
-_DROPPED = {"REGISTRY_AUTH_FILE", "DOCKER_CONFIG", "XDG_RUNTIME_DIR", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"}
+_DROPPED = {
+    "REGISTRY_AUTH_FILE",
+    "DOCKER_CONFIG",
+    "XDG_RUNTIME_DIR",
+    "REQUESTS_CA_BUNDLE",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "PYTHONDONTWRITEBYTECODE",
+}
 
 
 @dataclass
@@ -26,10 +35,21 @@ class Result:
     returncode: int
     stdout: str
     stderr: str
+    seconds: float = 0.0
 
     def json(self) -> Any:
         assert self.returncode == 0, self.where()
+        assert "Traceback" not in self.stderr, self.where()
         return json.loads(self.stdout)
+
+    def only_error(self, code: int) -> str:
+        """The strict failure contract: exit ``code``, nothing on stdout, stderr exactly one
+        ``error: ...`` line; returns the message without the prefix."""
+        assert self.returncode == code, f"exit {self.returncode}, expected {code}: {self.where()}"
+        assert self.stdout == "", self.where()
+        lines = self.stderr.splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), self.where()
+        return lines[0].removeprefix("error: ")
 
     def error(self, code: int) -> str:
         """The one ``error: ...`` line of a failure with exit ``code`` (asserted), without the prefix."""
@@ -66,6 +86,7 @@ class Console:
             PYTHONPYCACHEPREFIX=str(Path(tempfile.gettempdir()) / f"airlock-test-pycache-{os.getuid()}"),
         )
         env.update(self.env)
+        start = time.monotonic()
         done = subprocess.run(
             [str(AIRLOCK), *map(str, args)],
             input=stdin,
@@ -77,7 +98,7 @@ class Console:
             timeout=timeout,
             check=False,
         )
-        return Result(tuple(map(str, args)), done.returncode, done.stdout, done.stderr)
+        return Result(tuple(map(str, args)), done.returncode, done.stdout, done.stderr, time.monotonic() - start)
 
     def ok(self, *args: str | Path, stdin: str | None = None) -> Result:
         run = self(*args, stdin=stdin)
