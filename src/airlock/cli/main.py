@@ -31,15 +31,15 @@ from airlock.cli.storage import storage_app
 from airlock.cli.tokens import token_app
 from airlock.errors import AirlockError, SecretError, TransferFailed, UsageError
 from airlock.oci.digest import Digest
-from airlock.oci.reference import ArtifactReference, RegistryURL
+from airlock.oci.reference import ArtifactReference, RegistryURL, validate_repository
 from airlock.registry.client import RegistryClient
 from airlock.registry.credentials import Credentials
 from airlock.secrets.store import normalize_sas, read_secret_file
 from airlock.storage.base import Blob
 from airlock.storage.location import open_blob, parse_blob_uri
 from airlock.transfer.export import export_artifacts
-from airlock.transfer.importer import import_archive
 from airlock.transfer.inspection import copy_blob, inspect_archive
+from airlock.transfer.layout_import import import_blob
 from airlock.transfer.options import EXPORT_OPTIONS, IMPORT_OPTIONS, NoProgress, Progress, parse_options
 
 app = typer.Typer(
@@ -231,6 +231,14 @@ def import_cmd(
             "blob by digest): checked before anything is uploaded.",
         ),
     ] = None,
+    repository: Annotated[
+        str | None,
+        typer.Option(
+            "--repository",
+            help="Only for an OCI layout tar written by another tool (skopeo oci-archive:, oras): the repository "
+            "its artifacts go to, needed when its index.json names bare tags.",
+        ),
+    ] = None,
     username: UserOpt = None,
     password_stdin: PasswordStdinOpt = False,
     concurrency: ConcurrencyOpt = 4,
@@ -239,6 +247,9 @@ def import_cmd(
 ) -> None:
     """Import every artifact of a transfer blob into a registry (tags are written last).
 
+    An OCI layout tar written by another tool (skopeo oci-archive:, oras) is imported too, every blob
+    verified by its digest, but without an airlock catalog to pin the whole (no catalogDigest).
+
     Example:
 
         airlock import --source file:///media/usb/batch1.tar --target-registry https://registry.internal \\
@@ -246,15 +257,18 @@ def import_cmd(
     """
     check_output(output, query)
     expected = Digest.parse(catalog_digest) if catalog_digest else None
+    if repository is not None:
+        validate_repository(repository)
     opts = parse_options(options or [], IMPORT_OPTIONS, kind="import")
     blob = _blob(source, _sas(sas_token_file, secret_uri, what="source"))
     client = _registry(target_registry, username, password_stdin, concurrency)
     with _progress() as progress:
-        result = import_archive(
+        result = import_blob(
             source=blob,
             client=client,
             options=opts,
             catalog_digest=expected,
+            repository=repository,
             progress=progress,
             concurrency=concurrency,
         )
