@@ -191,15 +191,21 @@ def _check_size(source: Blob, reader: ArchiveReader, size: int) -> None:
             f"transfer blob {source.display} has {size - expected} bytes past its end: {size} bytes, "
             f"its catalog implies {expected}; {hint}"
         )
-    tail = source.read(expected - 2 * BLOCK, size - expected + 2 * BLOCK)
+    chunks = source.read(expected - 2 * BLOCK, size - expected + 2 * BLOCK)
     try:
-        if any(chunk.strip(b"\0") for chunk in tail):
-            raise ArchiveError(
-                f"transfer blob {source.display} does not end with the archive's end marker "
-                f"(data in its last {size - expected + 2 * BLOCK} bytes); {hint}"
-            )
+        tail = b"".join(chunks)  # at most MAX_TRAILER and the end marker
     finally:
-        close_stream(tail)
+        close_stream(chunks)
+    if tail[: 2 * BLOCK].strip(b"\0"):
+        raise ArchiveError(
+            f"transfer blob {source.display} does not end with the archive's end marker (its last member is "
+            f"cut or overwritten); {hint}"
+        )
+    if tail[2 * BLOCK :].strip(b"\0"):
+        raise ArchiveError(
+            f"transfer blob {source.display} has data past its end: {size - expected} bytes after the end marker; "
+            f"{hint}"
+        )
 
 
 def _describe(
