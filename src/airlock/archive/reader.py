@@ -365,9 +365,12 @@ class ArchiveReader:
         """Stream the current member's data. A caller may stop early: the rest is skipped later."""
         if self._pending != padded(member.size) or self._s.offset != member.offset:
             raise ArchiveError(f"archive member {member.name} was already consumed")
-        for piece in self._s.pieces(member.size):
-            self._pending -= len(piece)  # kept exact so an early stop leaves the parser in step
-            yield piece
+        try:
+            for piece in self._s.pieces(member.size):
+                self._pending -= len(piece)  # kept exact so an early stop leaves the parser in step
+                yield piece
+        except ArchiveError as exc:  # truncated: say in which member
+            raise ArchiveError(f"archive member {member.name}: {exc}") from None
         self._consume_padding()
 
     def skip_member(self, member: Member) -> bool:

@@ -76,9 +76,14 @@ def _copy(
     stream = tee()
     try:
         if is_archive:
-            reader = ArchiveReader(stream, name=source.display)
-            catalog_digest = reader.catalog_digest
-            verify_members(reader)
+            try:
+                reader = ArchiveReader(stream, name=source.display)
+                catalog_digest = reader.catalog_digest
+                verify_members(reader)
+            except ArchiveError as exc:
+                raise ArchiveError(f"copy of {source.display}: {exc}; nothing was written") from None
+            except IntegrityError as exc:
+                raise IntegrityError(f"copy of {source.display}: {exc}; nothing was written") from None
         else:
             looks_like = sniff(lambda off, n: first[off : off + n]).looks_like
             note = f"not an airlock transfer blob (it looks like {looks_like}): copied as it is, unverified"
@@ -142,7 +147,7 @@ def verify_members(reader: ArchiveReader, progress: Progress | None = None) -> N
         if sizes.get(str(d)) != member.size:
             raise ArchiveError(f"archive member {member.name} is not listed in the catalog with its size")
         pieces = reader.stream_member(member)
-        Verifier(d, member.size, what=f"archive blob {d}").check(counted(pieces, progress) if progress else pieces)
+        Verifier(d, member.size, what="archive blob").check(counted(pieces, progress) if progress else pieces)
         seen.add(str(d))
     reader.finish()
     missing = set(sizes) - seen
