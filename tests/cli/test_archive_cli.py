@@ -236,6 +236,25 @@ def test_copy_to_azure_refuses_tampered_archive_and_commits_no_blob(
     assert az.download_blob(azurite, ACCOUNT, CONTAINER, "good.tar") == exported.read_bytes()
 
 
+def test_import_of_a_skopeo_oci_archive_from_azure_reads_it_by_ranges_and_lands_every_digest(
+    tmp_path: Path, cli: Callable[..., Run], source_registry: RegistryServer, target_registry: RegistryServer,
+    azurite: AzuriteServer,
+) -> None:  # fmt: skip
+    # Layers over the scanner's 1 MiB read-through window, so the header scan jumps over them.
+    big = content.push_oci_image(source_registry.url, "guard/big", "3.0", seed=93, layers=2, layer_size=3 << 20)
+    layout = _skopeo_archive(source_registry, big.reference, tmp_path / "big.tar", big.reference)
+    az.create_container(azurite, ACCOUNT, "layouts")
+    sas = tmp_path / "r.sas"
+    sas.write_text("?" + az.container_sas(azurite, ACCOUNT, "layouts", permissions="rl"))
+    az.upload_blob(azurite, ACCOUNT, "layouts", "big.tar", layout.read_bytes())
+    url = az.container_url(azurite, ACCOUNT, "layouts") + "/big.tar"
+    out = cli("import", "--source", url, "--sas-token-file", sas, "--target-registry", target_registry.url).json()
+    assert out["sourceFormat"] == "oci-layout" and out["importedArtifacts"] == [big.reference]
+    assert content.get_manifest(target_registry.url, big.repository, "3.0")[2] == big.digest
+    for blob, _size in big.blobs:
+        content.get_blob(target_registry.url, big.repository, blob)
+
+
 def test_copy_refuses_data_appended_to_an_archive(tmp_path: Path, cli: Callable[..., Run], exported: Path) -> None:
     source = tmp_path / "appended.tar"
     source.write_bytes(exported.read_bytes() + b"riding along")

@@ -47,16 +47,31 @@ class LayoutTar:
     index: bytes
 
 
-def scan_layout(reopen: Callable[[int], Iterator[bytes]], *, size: int, name: str) -> LayoutTar:
-    """Index the OCI layout tar whose bytes from any offset ``reopen`` gives (``size`` bytes in all;
-    ``name`` is its URI, for messages). Blob data is not read, so not verified: the caller checks
-    each blob it reads by its digest.
+def scan_layout(read_range: Callable[[int, int], Iterator[bytes]], *, size: int, name: str) -> LayoutTar:
+    """Index the OCI layout tar of ``size`` bytes whose ranges ``read_range(offset, length)`` gives
+    (``name`` is its URI, for messages). It is read in windows of 1 MiB, so a jump over a large
+    member wastes no read-ahead. Blob data is not read, so not verified: the caller checks each
+    blob it reads by its digest.
 
     Raises:
         ArchiveError: a hostile or malformed tar (see the module docstring), no ``oci-layout`` of
             version 1.x, no ``index.json``, a member past the end (truncated), a JSON member over its cap.
         Whatever ``reopen``'s streams raise.
     """
+
+    def reopen(offset: int) -> Iterator[bytes]:
+        pos = offset
+        while pos < size:
+            n = min(_READ_THROUGH, size - pos)
+            chunks = read_range(pos, n)
+            try:
+                yield from chunks
+            finally:
+                close = getattr(chunks, "close", None)
+                if close is not None:
+                    close()
+            pos += n
+
     s = _Stream(reopen(0), lambda n: None)
     try:
         return _scan(s, reopen, size, name)
