@@ -290,7 +290,12 @@ def copy_cmd(
     output: OutputOpt = "json",
     query: QueryOpt = None,
 ) -> None:
-    """Copy a transfer blob from any storage to any storage, streaming (no local copy)."""
+    """Copy a transfer blob from any storage to any storage, streaming (no local copy).
+
+    An airlock archive is checked against its catalog as it streams; a cut or tampered one leaves no target.
+
+    Any other blob is copied as it is, unverified ("verified": false).
+    """
     check_output(output, query)
     src = _blob(source, _sas(source_sas_token_file, None, what="source"))
     dst = _blob(target, _sas(target_sas_token_file, None, what="target"))
@@ -313,7 +318,12 @@ def inspect_cmd(
     output: OutputOpt = "json",
     query: QueryOpt = None,
 ) -> None:
-    """Show what a transfer blob holds, and its catalogDigest, without importing it (reads only its head)."""
+    """Show what a transfer blob holds, and its catalogDigest, without importing it.
+
+    Reads only its head and last bytes, and fails if its size is not what its catalog implies.
+
+    --verify reads it all and checks every member against the catalog.
+    """
     check_output(output, query)
     src = _blob(blob, _sas(sas_token_file, None, what="blob"))
     with _progress() as progress:
