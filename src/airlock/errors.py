@@ -17,6 +17,7 @@ envelope. No message may contain a secret: adapters redact URLs before they buil
     │   └── TagConflict             tag exists elsewhere and OverwriteTags is off
     ├── IntegrityError              bytes do not match their digest or size
     ├── ArchiveError                the transfer blob is malformed or hostile
+    │   └── NotATransferBlob        it is something else (gzip, docker save, another tool's OCI layout...)
     ├── StorageError                blob storage failed
     │   ├── StorageAuthError        SAS expired/invalid, wrong key, or missing permission
     │   │   └── MissingCredential   no SAS token and no usable Azure identity for the blob
@@ -101,6 +102,15 @@ class IntegrityError(AirlockError):
 
 class ArchiveError(AirlockError):
     """The transfer blob is not a well-formed airlock archive (or is hostile)."""
+
+
+class NotATransferBlob(ArchiveError):
+    """The blob is not an airlock transfer archive at all. ``kind`` says what it looks like (one of
+    :data:`airlock.archive.sniff.KINDS`), so a caller can offer another way in (an OCI layout)."""
+
+    def __init__(self, message: str, *, kind: str) -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 class StorageError(AirlockError):

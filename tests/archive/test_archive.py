@@ -155,7 +155,7 @@ def _link(name: str, target: str, kind: bytes) -> tuple[tarfile.TarInfo, bytes]:
         ([*_prefix(), _link(BLOB_PREFIX + "a" * 64, "/etc/shadow", tarfile.SYMTYPE)], "symbolic link"),
         ([*_prefix(), _link(BLOB_PREFIX + "a" * 64, CATALOG_NAME, tarfile.LNKTYPE)], "hard link"),
         ([*_prefix(), _file(BLOB_PREFIX + "a" * 64, b"x"), _file(BLOB_PREFIX + "a" * 64, b"y")], "duplicate"),
-        ([_file(LAYOUT_NAME, LAYOUT_BYTES), *_prefix()], "first member"),
+        ([_file(LAYOUT_NAME, LAYOUT_BYTES), *_prefix()], "not an airlock transfer blob"),
         ([*_prefix()[:1], _file(INDEX_NAME, b"{}"), _file(LAYOUT_NAME, LAYOUT_BYTES)], "out of order"),
         ([*_prefix(), _file(CATALOG_NAME, b"{}")], "duplicate"),
         ([*_prefix(), _file("blobs/sha256/" + "A" * 64, b"x")], "unexpected member"),

@@ -102,6 +102,7 @@ def test_trigger_rules_on_a_directory_container(
     report = cp.get(pipeline["id"], "pipeline")["properties"]["sourceTriggerReport"]
     reasons = {item["blob"]: item["reason"] for item in report["skipped"]}
     assert "not a transfer blob" in reasons["notes.txt"]
+    assert "(it looks like data that is not a tar archive)" in reasons["notes.txt"]
     assert "60 days" in reasons["old.tar"]
 
     # Each blob version once: polling again starts nothing, even from a new process on the same home.

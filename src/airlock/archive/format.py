@@ -81,6 +81,15 @@ def member_header(name: str, size: int, *, directory: bool = False) -> bytes:
     return info.tobuf(format=tarfile.GNU_FORMAT, encoding="utf-8", errors="strict")
 
 
+def archive_size(catalog_size: int, catalog: Catalog) -> int:
+    """The exact size of the archive the writer makes for ``catalog`` (whose member is
+    ``catalog_size`` bytes): every member's header and padded data, the two directories, and the
+    end marker. A blob of another size is truncated or has something appended."""
+    members = [catalog_size, len(LAYOUT_BYTES), catalog.index.size]
+    members += [m.size for m in catalog.manifests] + [b.size for b in catalog.blobs]
+    return sum(BLOCK + padded(n) for n in members) + BLOCK * len(DIR_NAMES) + 2 * BLOCK
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 

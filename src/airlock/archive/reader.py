@@ -33,14 +33,18 @@ from airlock.archive.format import (
     MAX_LAYOUT_SIZE,
     SUPPORTED_FEATURES,
     Catalog,
+    archive_size,
     member_header,
     padded,
 )
-from airlock.errors import ArchiveError
+from airlock.archive.sniff import not_a_transfer_blob, sniff
+from airlock.errors import AirlockError, ArchiveError
 from airlock.oci.digest import Digest
 
 # Zero padding after the end marker (tar writers pad to 10 KiB records) that we tolerate.
-_MAX_TRAILER = 1024 * 1024
+MAX_TRAILER = 1024 * 1024
+# How much of a stream is looked at to say what a blob that is not an archive is, without ranged reads.
+_SNIFF_HEAD = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,18 @@ class _Stream:
         self._on_bytes = on_bytes
         self._cur = memoryview(b"")
         self.offset = 0  # bytes handed out so far
+
+    def peek(self, n: int) -> bytes:
+        """Up to ``n`` bytes ahead (fewer only at the end), without consuming them."""
+        if len(self._cur) < n:
+            parts, have = [bytes(self._cur)], len(self._cur)
+            for chunk in self._chunks:
+                parts.append(bytes(chunk))
+                have += len(chunk)
+                if have >= n:
+                    break
+            self._cur = memoryview(b"".join(parts))  # only ever a small head is joined
+        return bytes(self._cur[:n])
 
     def jump(self, offset: int, chunks: Iterator[bytes]) -> None:
         """Continue at ``offset`` (ahead of the current one) from ``chunks``, which start there."""
@@ -126,8 +142,12 @@ def _octal(field: bytes, what: str) -> int:
         raise ArchiveError(f"archive has a corrupt tar header ({what} field)") from None
 
 
-def _parse_header(block: bytes, offset: int) -> tuple[str, int, bytes]:
-    """Return (name, size, typeflag) of a header block, after checking its checksum."""
+def parse_header(block: bytes, offset: int) -> tuple[str, int, bytes]:
+    """Return (name, size, typeflag) of a ustar or GNU header block, after checking its checksum.
+
+    Raises:
+        ArchiveError: the checksum is wrong, the block is not ustar, the name is not UTF-8.
+    """
     stored = _octal(block[148:156], "checksum")
     computed = sum(block[:148]) + 8 * 32 + sum(block[156:])
     if stored != computed:
@@ -154,12 +174,28 @@ def catalog_span(first_block: bytes) -> int | None:
     if len(first_block) < BLOCK:
         return None
     try:
-        name, size, typeflag = _parse_header(first_block[:BLOCK], 0)
+        name, size, typeflag = parse_header(first_block[:BLOCK], 0)
     except ArchiveError:
         return None
     if name != CATALOG_NAME or typeflag not in (b"0", b"\0") or size > MAX_CATALOG_SIZE:
         return None
     return BLOCK + size
+
+
+def is_airlock_head(head: bytes) -> bool:
+    """Whether a blob beginning with ``head`` (its first 512 bytes, or all of a shorter blob) is to
+    be read as an airlock archive — and any fault in it reported as such — rather than described as
+    something else (:mod:`airlock.archive.sniff`): its first header is the catalog's, or still
+    names the catalog, or is a tar header whose checksum is wrong (a damaged archive)."""
+    if catalog_span(head) is not None or head.startswith(CATALOG_NAME.encode() + b"\0"):
+        return True
+    if len(head) < BLOCK or head[257:262] != b"ustar":
+        return False
+    try:
+        parse_header(head[:BLOCK], 0)
+    except ArchiveError:
+        return True
+    return False
 
 
 class ArchiveReader:
@@ -175,7 +211,9 @@ class ArchiveReader:
     is deterministic), zero padding, the writer's ``oci-layout`` — so that the catalogDigest,
     which covers the members' content, pins everything else in the archive too.
 
-    Raises ArchiveError for anything unexpected: wrong order, unknown or duplicate members,
+    Raises NotATransferBlob (an ArchiveError) on construction when the blob does not begin with
+    an airlock catalog, saying what it looks like (:mod:`airlock.archive.sniff`), and ArchiveError
+    for anything unexpected in an archive that does: wrong order, unknown or duplicate members,
     links, bad checksums, headers or padding not in the writer's form, oversized JSON, an
     index.json that is not the catalog's, truncation, trailing data. Errors of the underlying
     chunk iterator propagate as they are.
@@ -186,15 +224,22 @@ class ArchiveReader:
         chunks: Iterator[bytes],
         *,
         reopen: Callable[[int], Iterator[bytes]] | None = None,
+        read_range: Callable[[int, int], Iterator[bytes]] | None = None,
         on_bytes: Callable[[int], None] = lambda n: None,
+        name: str = "the blob",
     ) -> None:
         """``chunks`` is the archive from its first byte. With ``reopen`` (the archive's bytes from
         a given offset, e.g. a ranged storage read), :meth:`skip_member` jumps over a member's data
         instead of reading it; the reader then owns — and closes — the streams it opens, and the
-        first one too. ``on_bytes`` is told how many bytes the reader consumes, as it goes (a
-        skipped member's data is not counted)."""
+        first one too. ``read_range(offset, length)`` lets the reader look at the tar headers of a
+        blob that is not an airlock archive without reading its members (without it, only the
+        first 64 KiB of ``chunks`` are looked at). ``on_bytes`` is told how many bytes the reader
+        consumes, as it goes (a skipped member's data is not counted). ``name`` (the blob's URI)
+        is what the errors about a blob that is not an archive name."""
         self._s = _Stream(chunks, on_bytes)
         self._reopen = reopen
+        self._read_range = read_range
+        self._name = name
         self._seen: set[str] = set()
         self._pending = 0  # unread data + padding of the current member
         self._pad = 0  # how much of _pending is padding (which must be zeros)
@@ -202,12 +247,15 @@ class ArchiveReader:
         self._open()
 
     def _open(self) -> None:
+        if not is_airlock_head(self._s.peek(BLOCK)):
+            raise not_a_transfer_blob(self._name, sniff(self._look))
         catalog_member = self._next("the catalog")
         if catalog_member is None or catalog_member.name != CATALOG_NAME:
             raise ArchiveError(f"not an airlock archive: the first member must be {CATALOG_NAME}")
         raw_catalog = self.read_member(catalog_member, MAX_CATALOG_SIZE)
         self.catalog = _parse_catalog(raw_catalog)
         self.catalog_digest = Digest.of(raw_catalog)
+        self.expected_size = archive_size(len(raw_catalog), self.catalog)
         layout = self._next(LAYOUT_NAME)
         if layout is None or layout.name != LAYOUT_NAME:
             raise ArchiveError(f"archive member {LAYOUT_NAME} missing or out of order")
@@ -224,6 +272,21 @@ class ArchiveReader:
         self.index = _json(raw_index, INDEX_NAME)
         if not isinstance(self.index, dict) or not isinstance(self.index.get("manifests"), list):
             raise ArchiveError("archive's index.json has no manifests list")
+
+    def _look(self, offset: int, n: int) -> bytes:
+        """Up to ``n`` bytes at ``offset`` of a blob being sniffed: from the head of the stream, and
+        past it by ``read_range`` when there is more."""
+        head = self._s.peek(_SNIFF_HEAD)
+        if offset + n <= len(head) or len(head) < _SNIFF_HEAD or self._read_range is None:
+            return head[offset : offset + n]
+        try:
+            chunks = self._read_range(offset, n)
+            try:
+                return b"".join(chunks)[:n]
+            finally:
+                _close(chunks)
+        except AirlockError:
+            return b""  # past the end (a header claiming more than there is), or unreadable: stop there
 
     @property
     def offset(self) -> int:
@@ -256,7 +319,7 @@ class ArchiveReader:
                     raise ArchiveError(f"archive has a lone zero block at byte {start}")
                 self._ended = True
                 return None
-            name, size, typeflag = _parse_header(block, start)
+            name, size, typeflag = parse_header(block, start)
             if name in self._seen:
                 raise ArchiveError(f"archive has a duplicate member {name!r}")
             self._seen.add(name)
@@ -302,9 +365,12 @@ class ArchiveReader:
         """Stream the current member's data. A caller may stop early: the rest is skipped later."""
         if self._pending != padded(member.size) or self._s.offset != member.offset:
             raise ArchiveError(f"archive member {member.name} was already consumed")
-        for piece in self._s.pieces(member.size):
-            self._pending -= len(piece)  # kept exact so an early stop leaves the parser in step
-            yield piece
+        try:
+            for piece in self._s.pieces(member.size):
+                self._pending -= len(piece)  # kept exact so an early stop leaves the parser in step
+                yield piece
+        except ArchiveError as exc:  # truncated: say in which member
+            raise ArchiveError(f"archive member {member.name}: {exc}") from None
         self._consume_padding()
 
     def skip_member(self, member: Member) -> bool:
@@ -333,7 +399,7 @@ class ArchiveReader:
         """Check the end marker and trailing padding; return the archive's size in bytes."""
         if not self._ended and self._next("the end of the archive") is not None:
             raise ArchiveError("archive has members after the blobs")
-        self._s.drain_zeros(_MAX_TRAILER)
+        self._s.drain_zeros(MAX_TRAILER)
         return self._s.offset
 
 

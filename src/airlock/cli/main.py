@@ -43,15 +43,15 @@ from airlock.errors import (
     UsageError,
 )
 from airlock.oci.digest import Digest
-from airlock.oci.reference import ArtifactReference, RegistryURL
+from airlock.oci.reference import ArtifactReference, RegistryURL, validate_repository
 from airlock.registry.client import RegistryClient
 from airlock.registry.credentials import Credentials
 from airlock.secrets.store import normalize_sas, read_secret_file
 from airlock.storage.base import Blob
 from airlock.storage.location import open_blob, parse_blob_uri
 from airlock.transfer.export import export_artifacts
-from airlock.transfer.importer import import_archive
 from airlock.transfer.inspection import copy_blob, inspect_archive
+from airlock.transfer.layout_import import import_blob
 from airlock.transfer.options import (
     EXPORT_OPTIONS,
     IMPORT_OPTIONS,
@@ -298,6 +298,14 @@ def import_cmd(
             "blob by digest): checked before anything is uploaded.",
         ),
     ] = None,
+    repository: Annotated[
+        str | None,
+        typer.Option(
+            "--repository",
+            help="Only for an OCI layout tar written by another tool (skopeo oci-archive:, oras): the repository "
+            "its artifacts go to, needed when its index.json names bare tags.",
+        ),
+    ] = None,
     username: UserOpt = None,
     password_stdin: PasswordStdinOpt = False,
     concurrency: ConcurrencyOpt = 4,
@@ -305,6 +313,9 @@ def import_cmd(
     query: QueryOpt = None,
 ) -> None:
     """Import every artifact of a transfer blob into a registry (tags are written last).
+
+    An OCI layout tar written by another tool (skopeo oci-archive:, oras) is imported too, every blob
+    verified by its digest, but without an airlock catalog to pin the whole (no catalogDigest).
 
     Examples:
 
@@ -317,15 +328,18 @@ def import_cmd(
     """
     check_output(output, query)
     expected = Digest.parse(catalog_digest) if catalog_digest else None
+    if repository is not None:
+        validate_repository(repository)
     opts = parse_options(options or [], IMPORT_OPTIONS, kind="import")
     blob = _blob(source, _sas(sas_token_file, secret_uri, what="source"), "--sas-token-file or --secret-uri")
     client = _registry(target_registry, username, password_stdin, concurrency)
     with _progress() as progress, _flag_hints({blob.display: "--sas-token-file or --secret-uri"}):
-        result = import_archive(
+        result = import_blob(
             source=blob,
             client=client,
             options=opts,
             catalog_digest=expected,
+            repository=repository,
             progress=progress,
             concurrency=concurrency,
         )
@@ -348,6 +362,9 @@ def copy_cmd(
     query: QueryOpt = None,
 ) -> None:
     """Copy a transfer blob from any storage to any storage, streaming (no local copy).
+
+    An airlock archive is checked against its catalog as it streams; a cut or tampered one leaves no target.
+    Any other blob is copied as it is, unverified ("verified": false).
 
     Examples:
 
@@ -381,7 +398,10 @@ def inspect_cmd(
     output: OutputOpt = "json",
     query: QueryOpt = None,
 ) -> None:
-    """Show what a transfer blob holds, and its catalogDigest, without importing it (reads only its head).
+    """Show what a transfer blob holds, and its catalogDigest, without importing it.
+
+    Reads only its head and last bytes, and fails if its size is not what its catalog implies;
+    --verify reads it all and checks every member against the catalog.
 
     Examples:
 

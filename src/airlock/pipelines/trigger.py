@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airlock.archive.format import CATALOG_NAME
+from airlock.archive.sniff import sniff
 from airlock.errors import AirlockError
 from airlock.pipelines import resources as R
 from airlock.pipelines.service import INTERRUPTED, ControlPlane, now_iso, trigger_run_name
@@ -139,7 +140,11 @@ class SourceTrigger:
             if container.display.startswith("file:"):
                 return None, None  # files carry no metadata: the content is what identifies them
             return None, "category=acr-transfer-blob metadata missing (stripped by a copy tool?); imported anyway"
-        return "not a transfer blob: no category=acr-transfer-blob metadata and not an airlock archive", None
+        looks_like = sniff(lambda offset, n: head[offset : offset + n]).looks_like
+        return (
+            f"not a transfer blob: no category=acr-transfer-blob metadata and not an airlock archive "
+            f"(it looks like {looks_like})"
+        ), None
 
     def _start(
         self,

@@ -42,11 +42,14 @@ class Result:
         assert "Traceback" not in self.stderr, self.where()
         return json.loads(self.stdout)
 
-    def only_error(self, code: int) -> str:
-        """The strict failure contract: exit ``code``, nothing on stdout, stderr exactly one
-        ``error: ...`` line; returns the message without the prefix."""
-        assert self.returncode == code, f"exit {self.returncode}, expected {code}: {self.where()}"
-        assert self.stdout == "", self.where()
+    def only_error(self, code: int | tuple[int, ...], *, stdout_empty: bool = True) -> str:
+        """The strict failure contract: exit ``code`` (or one of them), nothing on stdout (unless not
+        ``stdout_empty``), stderr exactly one ``error: ...`` line; returns the message without the prefix."""
+        codes = (code,) if isinstance(code, int) else code
+        assert self.returncode in codes, f"exit {self.returncode}, expected {codes}: {self.where()}"
+        assert "Traceback" not in self.stdout + self.stderr, self.where()
+        if stdout_empty:
+            assert self.stdout == "", self.where()
         lines = self.stderr.splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: "), self.where()
         return lines[0].removeprefix("error: ")

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from airlock.archive.format import REF_NAME, CatalogArtifact
-from airlock.archive.reader import ArchiveReader, Member
+from airlock.archive.reader import MAX_TRAILER, ArchiveReader, Member
 from airlock.errors import (
     AirlockError,
     ArchiveError,
@@ -51,7 +51,7 @@ LARGE_BLOB = 64 * 1024 * 1024
 @dataclass
 class ImportResult:
     source: str
-    catalog_digest: Digest
+    catalog_digest: Digest | None  # None: an OCI layout written by another tool (see layout_import)
     size: int
     imported: list[str]
     failures: dict[str, str] = field(default_factory=dict)
@@ -59,11 +59,15 @@ class ImportResult:
     blobs_skipped: int = 0
     blobs_mounted: int = 0
     source_deleted: bool = False
+    source_format: str = "airlock"  # or "oci-layout"
+    note: str | None = None
 
     def to_json(self) -> dict[str, object]:
         return {
             "source": {"uri": self.source},
-            "catalogDigest": str(self.catalog_digest),
+            "sourceFormat": self.source_format,
+            "catalogDigest": str(self.catalog_digest) if self.catalog_digest else None,
+            **({"note": self.note} if self.note else {}),
             "size": self.size,
             "importedArtifacts": self.imported,
             "failedArtifacts": self.failures,
@@ -133,20 +137,33 @@ class _Importer:
         stream = self.source.read()
         try:
             # Progress counts what the reader consumes (a skipped blob is counted by its own read).
-            reader = ArchiveReader(stream, reopen=self.source.read, on_bytes=self.progress.advance)
+            reader = ArchiveReader(
+                stream,
+                reopen=self.source.read,
+                read_range=self.source.read,
+                on_bytes=self.progress.advance,
+                name=self.source.display,
+            )
             try:
-                return self._run(reader, catalog_digest)
+                return self._run(reader, catalog_digest, info.size)
             finally:
                 reader.close()
         finally:
             close_stream(stream)  # stops a storage read (and its prefetch threads) left midway by an error
 
-    def _run(self, reader: ArchiveReader, catalog_digest: Digest | None) -> ImportResult:
+    def _run(self, reader: ArchiveReader, catalog_digest: Digest | None, blob_size: int) -> ImportResult:
         catalog = reader.catalog
         if catalog_digest is not None and reader.catalog_digest != catalog_digest:
             raise IntegrityError(
                 f"catalog digest mismatch: expected {catalog_digest}, the archive's catalog hashes to "
                 f"{reader.catalog_digest}; nothing was imported"
+            )
+        if not reader.expected_size <= blob_size <= reader.expected_size + MAX_TRAILER:
+            # Known from the catalog alone: refuse a cut (or extended) copy before uploading anything.
+            raise ArchiveError(
+                f"transfer blob {self.source.display} is {blob_size} bytes, its catalog implies "
+                f"{reader.expected_size} ({'truncated' if blob_size < reader.expected_size else 'data appended'}); "
+                "nothing was imported"
             )
         artifacts = [self._validated(a) for a in catalog.artifacts]
         _check_index(reader.index, artifacts)
@@ -299,14 +316,7 @@ class _Importer:
         if member.size >= self.large and reader.skip_member(member):
             # A large blob gets a ranged read of its own, so it uploads alongside the blobs after
             # it instead of holding the one sequential pass for its whole length.
-            def ranged() -> None:
-                chunks = self.source.read(member.offset, member.size)
-                try:
-                    self._upload(desc, repos, fan.cancellable(counted(chunks, self.progress)), member, ranged=True)
-                finally:
-                    close_stream(chunks)
-
-            fan.submit(d, ranged)
+            self.submit_ranged(fan, desc, repos, member)
             return
 
         def job(chunks: Iterator[bytes]) -> None:
@@ -316,6 +326,18 @@ class _Importer:
         for piece in reader.stream_member(member):
             feed(piece)
         feed(None)
+
+    def submit_ranged(self, fan: FanOut, desc: Descriptor, repos: list[str], member: Member) -> None:
+        """Upload ``member`` (verified as it streams) from a ranged read of its own, on ``fan``."""
+
+        def ranged() -> None:
+            chunks = self.source.read(member.offset, member.size)
+            try:
+                self._upload(desc, repos, fan.cancellable(counted(chunks, self.progress)), member, ranged=True)
+            finally:
+                close_stream(chunks)
+
+        fan.submit(desc.digest, ranged)
 
     def _upload(
         self, desc: Descriptor, repos: list[str], chunks: Iterator[bytes], member: Member, *, ranged: bool = False

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import Any
 
 from airlock.archive.format import BLOCK
-from airlock.archive.reader import ArchiveReader, catalog_span
+from airlock.archive.reader import MAX_TRAILER, ArchiveReader, is_airlock_head
+from airlock.archive.sniff import sniff
 from airlock.errors import ArchiveError, BlobNotFound, IntegrityError
 from airlock.oci.digest import Digest, Verifier
 from airlock.storage.base import TRANSFER_CATEGORY, Blob, BlobInfo
 from airlock.transfer.options import NoProgress, Progress
 from airlock.transfer.pipelining import close_stream, counted
+
+# How much of the head of a blob that is not an airlock archive is looked at to say what it is.
+_SNIFF_HEAD = 64 * 1024
 
 
 def copy_blob(
@@ -20,14 +24,17 @@ def copy_blob(
 ) -> dict[str, Any]:
     """Stream ``source`` to ``target`` (any storage to any storage), staged as every write is.
 
-    The copy keeps the source's metadata and marks an airlock archive ``category=acr-transfer-blob``
-    even if a previous copy tool stripped it. When the source has a Content-MD5 the bytes are
-    checked against it, so a corrupted read fails instead of landing. The ``catalogDigest``
-    reported is read from the catalog at the head of the stream; it vouches for the rest only once
-    the members are checked against it (``inspect --verify`` on the target, or the import).
+    An airlock archive is verified as it streams, in the same single pass: the bytes written are
+    the bytes the strict reader checks, every member against the catalog by digest and size, and
+    the end of the archive too. Truncation, a flipped byte, a member the catalog does not list or
+    data past the end fails the copy, and the target stays absent; the result says ``verified``.
+    Any other blob (it does not begin with an airlock catalog) is copied as it is, unverified,
+    with a ``note`` saying what it looks like. When the source has a Content-MD5 the bytes are
+    checked against it as well. The copy keeps the source's metadata and marks an airlock archive
+    ``category=acr-transfer-blob`` even if a previous copy tool stripped it.
 
     Raises:
-        BlobNotFound, BlobExists, StorageAuthError, StorageError, IntegrityError.
+        BlobNotFound, BlobExists, StorageAuthError, StorageError, IntegrityError, ArchiveError.
     """
     progress = progress or NoProgress()
     info = source.stat()
@@ -43,14 +50,8 @@ def copy_blob(
 def _copy(
     source: Blob, target: Blob, raw: Iterator[bytes], info: BlobInfo, overwrite: bool, progress: Progress
 ) -> dict[str, Any]:
-    first, chunks = _peek(raw, BLOCK)
-    span = catalog_span(first)
-    catalog_digest: Digest | None = None
-    if span is not None:
-        head, chunks = _peek(chunks, span)
-        if len(head) == span:
-            catalog_digest = Digest.of(head[BLOCK:])
-    is_archive = catalog_digest is not None
+    first, chunks = _peek(raw, _SNIFF_HEAD)
+    is_archive = is_airlock_head(first[:BLOCK])
     metadata = dict(info.metadata)
     if is_archive:
         metadata.update(TRANSFER_CATEGORY)
@@ -58,12 +59,36 @@ def _copy(
     writer = target.writer(overwrite=overwrite, metadata=metadata)
     md5 = hashlib.md5()
     size = 0
-    try:
+
+    def tee() -> Generator[bytes, None, None]:
+        # Each chunk goes to the target as the reader (or the plain copy) asks for it: one pass,
+        # nothing held but the chunk in hand.
+        nonlocal size
         for chunk in chunks:
             md5.update(chunk)
             size += len(chunk)
             writer.write(chunk)
             progress.advance(len(chunk))
+            yield chunk
+
+    catalog_digest: Digest | None = None
+    note: str | None = None
+    stream = tee()
+    try:
+        if is_archive:
+            try:
+                reader = ArchiveReader(stream, name=source.display)
+                catalog_digest = reader.catalog_digest
+                verify_members(reader)
+            except ArchiveError as exc:
+                raise ArchiveError(f"copy of {source.display}: {exc}; nothing was written") from None
+            except IntegrityError as exc:
+                raise IntegrityError(f"copy of {source.display}: {exc}; nothing was written") from None
+        else:
+            looks_like = sniff(lambda off, n: first[off : off + n]).looks_like
+            note = f"not an airlock transfer blob (it looks like {looks_like}): copied as it is, unverified"
+            for _ in stream:
+                pass
         if size != info.size:
             raise IntegrityError(f"copy of {source.display}: read {size} bytes, the blob has {info.size}")
         if info.content_md5 and md5.digest() != info.content_md5:
@@ -72,19 +97,23 @@ def _copy(
     except BaseException:
         writer.abort()
         raise
+    finally:
+        stream.close()
     return {
         "source": {"uri": source.display},
         "target": {"uri": target.display},
         "size": written.size,
         "catalogDigest": str(catalog_digest) if catalog_digest else None,
         "isTransferArchive": is_archive,
+        "verified": is_archive,
+        **({"note": note} if note else {}),
     }
 
 
 def _peek(chunks: Iterator[bytes], n: int) -> tuple[bytes, Iterator[bytes]]:
     """The first ``n`` bytes (fewer if the stream is shorter) and an iterator over all of it.
 
-    Only the chunks that hold the first ``n`` bytes are buffered (``n`` is at most a catalog's cap).
+    Only the chunks that hold the first ``n`` bytes are buffered.
     """
     head: list[bytes] = []
     got = 0
@@ -99,6 +128,31 @@ def _peek(chunks: Iterator[bytes], n: int) -> tuple[bytes, Iterator[bytes]]:
         yield from chunks
 
     return b"".join(head)[:n], again()
+
+
+def verify_members(reader: ArchiveReader, progress: Progress | None = None) -> None:
+    """Read the rest of the archive, checking every member against the catalog by digest and size,
+    and its end (the end marker, nothing after it).
+
+    Raises:
+        ArchiveError: a member the catalog does not list (or of another size), one it lists
+            missing, truncation, anything after the end. IntegrityError: a member's content.
+    """
+    cat = reader.catalog
+    sizes = {m.digest: m.size for m in cat.manifests} | {b.digest: b.size for b in cat.blobs}
+    seen: set[str] = set()
+    for member in reader.blobs():
+        d = member.blob_digest
+        assert d is not None
+        if sizes.get(str(d)) != member.size:
+            raise ArchiveError(f"archive member {member.name} is not listed in the catalog with its size")
+        pieces = reader.stream_member(member)
+        Verifier(d, member.size, what="archive blob").check(counted(pieces, progress) if progress else pieces)
+        seen.add(str(d))
+    reader.finish()
+    missing = set(sizes) - seen
+    if missing:
+        raise ArchiveError(f"archive lacks {sorted(missing)[0]}, listed in its catalog (truncated?)")
 
 
 def inspect_archive(source: Blob, *, verify: bool = False, progress: Progress | None = None) -> dict[str, Any]:
@@ -116,9 +170,47 @@ def inspect_archive(source: Blob, *, verify: bool = False, progress: Progress | 
         raise BlobNotFound(f"blob {source.display} does not exist")
     chunks = source.read()
     try:
-        return _describe(source, ArchiveReader(chunks), info.size, verify, progress)
+        reader = ArchiveReader(chunks, read_range=source.read, name=source.display)
+        if not verify:
+            _check_size(source, reader, info.size)
+        return _describe(source, reader, info.size, verify, progress)
     finally:
         close_stream(chunks)
+
+
+def _check_size(source: Blob, reader: ArchiveReader, size: int) -> None:
+    """The blob must be exactly as long as its catalog implies and end with the end marker (plus at
+    most the zero padding the reader accepts): a cheap check for truncation and appended data.
+
+    Raises:
+        ArchiveError: it is shorter or longer, or its last bytes are not zeros.
+    """
+    expected = reader.expected_size
+    hint = "copy it again; `airlock inspect --verify` checks every member"
+    if size < expected:
+        raise ArchiveError(
+            f"transfer blob {source.display} is truncated: {size} bytes, its catalog implies {expected}; {hint}"
+        )
+    if size > expected + MAX_TRAILER:
+        raise ArchiveError(
+            f"transfer blob {source.display} has {size - expected} bytes past its end: {size} bytes, "
+            f"its catalog implies {expected}; {hint}"
+        )
+    chunks = source.read(expected - 2 * BLOCK, size - expected + 2 * BLOCK)
+    try:
+        tail = b"".join(chunks)  # at most MAX_TRAILER and the end marker
+    finally:
+        close_stream(chunks)
+    if tail[: 2 * BLOCK].strip(b"\0"):
+        raise ArchiveError(
+            f"transfer blob {source.display} does not end with the archive's end marker (its last member is "
+            f"cut or overwritten); {hint}"
+        )
+    if tail[2 * BLOCK :].strip(b"\0"):
+        raise ArchiveError(
+            f"transfer blob {source.display} has data past its end: {size - expected} bytes after the end marker; "
+            f"{hint}"
+        )
 
 
 def _describe(
@@ -150,18 +242,6 @@ def _describe(
     if verify:
         progress = progress or NoProgress()
         progress.begin(size, f"verify {source.display}")
-        sizes = {m.digest: m.size for m in cat.manifests} | {b.digest: b.size for b in cat.blobs}
-        seen: set[str] = set()
-        for member in reader.blobs():
-            d = member.blob_digest
-            assert d is not None
-            if sizes.get(str(d)) != member.size:
-                raise ArchiveError(f"archive member {member.name} is not listed in the catalog with its size")
-            Verifier(d, member.size, what=f"archive blob {d}").check(counted(reader.stream_member(member), progress))
-            seen.add(str(d))
-        reader.finish()
-        missing = set(sizes) - seen
-        if missing:
-            raise ArchiveError(f"archive lacks {sorted(missing)[0]}, listed in its catalog (truncated?)")
+        verify_members(reader, progress)
         out["verified"] = True
     return out
