@@ -29,7 +29,7 @@ from airlock.cli.helptext import polish as polish_help
 from airlock.cli.identities import identity_app
 from airlock.cli.keyvault import keyvault_app
 from airlock.cli.output import FORMATS, check_output, redact, render
-from airlock.cli.progress import RichProgress
+from airlock.cli.progress import RichProgress, show_progress
 from airlock.cli.registries import acr_app
 from airlock.cli.server import configure, rest, serve
 from airlock.cli.storage import storage_app
@@ -128,7 +128,7 @@ def _console() -> Console:
 
 @contextlib.contextmanager
 def _progress() -> Iterator[Progress]:
-    if sys.stderr.isatty() and os.environ.get("AIRLOCK_NO_PROGRESS") != "1":
+    if show_progress():
         with RichProgress(_console()) as p:
             yield p
     else:
