@@ -14,7 +14,7 @@ import functools
 import logging
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Annotated, Any
 
 import typer
@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.text import Text
 
 from airlock import __version__
-from airlock.cli import common
+from airlock.cli import common, results
 from airlock.cli.arm import set_subscription
 from airlock.cli.common import REGISTRY_SCHEME_RULE
 from airlock.cli.helptext import polish as polish_help
@@ -33,6 +33,7 @@ from airlock.cli.progress import RichProgress, show_progress
 from airlock.cli.registries import acr_app
 from airlock.cli.server import configure, rest, serve
 from airlock.cli.storage import storage_app
+from airlock.cli.table import Row, print_table
 from airlock.cli.tokens import token_app
 from airlock.errors import (
     AirlockError,
@@ -193,7 +194,15 @@ def _raise_failures(failures: dict[str, str], what: str) -> None:
         raise TransferFailed(f"{len(failures)} artifact(s) {what}: {detail}", failures=failures)
 
 
-def _emit(obj: Any, fmt: str, query: str | None) -> None:
+def _emit(obj: dict[str, Any], fmt: str, query: str | None, rows: Callable[[dict[str, Any]], list[Row]]) -> None:
+    """Print a data-plane result; ``-o table`` without ``--query`` shows ``rows`` (its artifacts, say),
+    with the catalogDigest in full on stderr, since the table shortens digests."""
+    if fmt == "table" and not query:
+        print_table(rows(obj))
+        note = results.catalog_note(obj)
+        if note:
+            common.hint(note)
+        return
     render(obj, fmt=fmt, query=query, console=Console())
 
 
@@ -270,7 +279,7 @@ def export_cmd(
             progress=progress,
             concurrency=concurrency,
         )
-    _emit(result.to_json(), output, query)
+    _emit(result.to_json(), output, query, results.export_rows)
     _raise_failures(result.failures, "failed and were left out of the archive")
 
 
@@ -325,7 +334,7 @@ def import_cmd(
             progress=progress,
             concurrency=concurrency,
         )
-    _emit(result.to_json(), output, query)
+    _emit(result.to_json(), output, query, results.import_rows)
     _raise_failures(result.failures, "failed to import")
 
 
@@ -360,7 +369,7 @@ def copy_cmd(
     flags = {src.display: "--source-sas-token-file", dst.display: "--target-sas-token-file"}
     with _progress() as progress, _flag_hints(flags, overwrite="--overwrite"):
         result = copy_blob(src, dst, overwrite=overwrite, progress=progress)
-    _emit(result, output, query)
+    _emit(result, output, query, results.copy_rows)
 
 
 @app.command("inspect")
@@ -390,7 +399,7 @@ def inspect_cmd(
     src = _blob(blob, _sas(sas_token_file, None, what="blob"), "--sas-token-file")
     with _progress() as progress, _flag_hints({src.display: "--sas-token-file"}):
         result = inspect_archive(src, verify=verify, progress=progress)
-    _emit(result, output, query)
+    _emit(result, output, query, results.inspect_rows)
 
 
 # -- the control plane (az-style): resources over the ARM REST API, in-process or AIRLOCK_ENDPOINT --

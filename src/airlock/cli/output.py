@@ -9,8 +9,8 @@ from typing import Any
 import jmespath
 from jmespath.exceptions import JMESPathError
 from rich.console import Console
-from rich.table import Table
 
+from airlock.cli.table import generic_rows, print_table
 from airlock.errors import UsageError
 
 FORMATS = ("json", "jsonc", "tsv", "table", "none")
@@ -68,23 +68,10 @@ def render(obj: Any, *, fmt: str, query: str | None, console: Console) -> None:
         return
     if fmt == "tsv":
         for row in _rows(obj):
-            print("\t".join(_cell(v) for v in row))  # noqa: T201
+            print("\t".join(_tsv_cell(v) for v in row))  # noqa: T201
         return
     if fmt == "table":
-        items = obj if isinstance(obj, list) else [obj]
-        table = Table(show_edge=False, header_style="bold")
-        columns: list[str] = []
-        for item in items:
-            if isinstance(item, dict):
-                columns += [k for k, v in item.items() if k not in columns and not isinstance(v, dict | list)]
-        if not columns:
-            columns = ["Result"]
-            items = [{"Result": _cell(i)} for i in items]
-        for c in columns:
-            table.add_column(_title(c))
-        for item in items:
-            table.add_row(*(_cell(item.get(c)) if isinstance(item, dict) else "" for c in columns))
-        console.print(table)
+        print_table(generic_rows(obj))
         return
     raise UsageError(f"unknown output format {fmt!r}; choose one of {', '.join(FORMATS)}")
 
@@ -102,13 +89,5 @@ def _rows(obj: Any) -> list[list[Any]]:
     return [[obj]]
 
 
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return str(value)
-    return str(value)
-
-
-def _title(key: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", " ", key).title()
+def _tsv_cell(value: Any) -> str:
+    return "" if value is None else str(value)
