@@ -243,3 +243,27 @@ def test_import_table_lists_each_artifact_and_its_result(
     run = setup.cli.ok("import", "--source", archive.as_uri(), "--target-registry", target_registry.url,
                        "-z", "OverwriteTags", "-o", "table")  # fmt: skip
     assert parse_table(run.stdout) == (["ARTIFACT", "RESULT"], [["samples/app:1.0", "imported"]])
+
+
+# ------------------------------------------------------------------------------------------ --query errors
+
+
+@pytest.mark.parametrize(
+    ("query", "problem"),
+    [
+        ("foo[?", "incomplete expression: expected more at column 5"),
+        ("foo bar", "unexpected 'bar' at column 4"),
+        ("foo.", "expected a quoted name, a name, '[' or '{' at column 4, found the end"),
+        ("a ~ b", "unknown token ~ at column 2"),
+    ],
+)
+def test_bad_query_prints_the_jmespath_error_with_its_position(tmp_path: Path, query: str, problem: str) -> None:
+    # Before any work: the blob does not even exist.
+    for args in (
+        ("inspect", (tmp_path / "missing.tar").as_uri()),
+        ("acr", "pipeline-run", "list", "-g", RG, "-r", "noreg"),
+    ):
+        run = Cli(tmp_path / "home")(*args, "--query", query)
+        assert run.returncode == 2, run.where()
+        assert run.stdout == "", run.where()
+        assert run.stderr.splitlines() == [f"error: invalid --query {query!r}: {problem}"], run.where()

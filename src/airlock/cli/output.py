@@ -7,7 +7,13 @@ import re
 from typing import Any
 
 import jmespath
-from jmespath.exceptions import JMESPathError
+from jmespath.exceptions import (
+    EmptyExpressionError,
+    IncompleteExpressionError,
+    JMESPathError,
+    LexerError,
+    ParseError,
+)
 from rich.console import Console
 
 from airlock.cli.table import generic_rows, print_table
@@ -41,8 +47,56 @@ def check_output(fmt: str, query: str | None) -> None:
         try:
             jmespath.compile(query)
         except JMESPathError as exc:
-            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise UsageError(f"invalid --query {query!r}: {first}") from None
+            raise UsageError(f"invalid --query {query!r}: {_parse_problem(exc)}") from None
+
+
+def _parse_problem(exc: JMESPathError) -> str:
+    """What jmespath's parser found wrong, and where: ``unexpected 'bar' at column 4``.
+
+    Columns count characters before the problem (0 is the first), as jmespath's own messages do."""
+    if isinstance(exc, EmptyExpressionError):
+        return "the expression is empty"
+    if isinstance(exc, LexerError):
+        return f"{_lower(exc.message)} at column {exc.lexer_position}"
+    if isinstance(exc, IncompleteExpressionError):
+        return f"incomplete expression: expected more at column {exc.lex_position}"
+    if isinstance(exc, ParseError):
+        found = "the end" if exc.token_type == "EOF" else repr(exc.token_value)
+        expecting = _EXPECTING.fullmatch(exc.msg)
+        if expecting:
+            names = [_token(t.strip(" '\"")) for t in expecting.group(1).split(",")]
+            wanted = ", ".join(names[:-1]) + f" or {names[-1]}" if len(names) > 1 else names[0]
+            return f"expected {wanted} at column {exc.lex_position}, found {found}"
+        if exc.msg.startswith("Unexpected token"):
+            return f"unexpected {found} at column {exc.lex_position}"
+        return f"{_lower(exc.msg)} at column {exc.lex_position} ({found})"
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+_EXPECTING = re.compile(r"Expecting: \[?(.*?)\]?, got: .*")
+_TOKENS = {
+    "quoted_identifier": "a quoted name",
+    "unquoted_identifier": "a name",
+    "lbracket": "'['",
+    "rbracket": "']'",
+    "lbrace": "'{'",
+    "rbrace": "'}'",
+    "lparen": "'('",
+    "rparen": "')'",
+    "colon": "':'",
+    "comma": "','",
+    "dot": "'.'",
+    "star": "'*'",
+    "number": "a number",
+}
+
+
+def _token(name: str) -> str:
+    return _TOKENS.get(name, name)
+
+
+def _lower(message: str) -> str:
+    return message[:1].lower() + message[1:]
 
 
 def render(obj: Any, *, fmt: str, query: str | None, console: Console) -> None:
