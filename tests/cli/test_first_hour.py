@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 import typer
 
+from airlock.cli.argv import expand_multi, hoist_global_args
 from airlock.cli.helptext import examples
-from airlock.cli.main import app, expand_multi, hoist_global_args
+from airlock.cli.main import app
 from airlock.oci.reference import ArtifactReference
 from airlock.pipelines.resources import check_name, check_resource_group
 from airlock.storage.location import parse_blob_uri, parse_container_uri
@@ -127,7 +128,7 @@ def test_every_help_example_parses_with_valid_names_and_values() -> None:
         for line in examples(getattr(command, "help", None) or ""):
             line = line[line.index("airlock ") :].split(" > ", 1)[0].removesuffix(" &")
             words = shlex.split(line)[1:]
-            args = expand_multi(hoist_global_args(words))
+            args = expand_multi(hoist_global_args(words, root))
             path: list[str] = []
             target = root
             while getattr(target, "commands", None) and args and args[0] in target.commands:

@@ -12,6 +12,8 @@ import typer
 from rich.console import Console
 
 from airlock.cli.output import FORMATS, render
+from airlock.cli.table import Row as Row  # re-exported: the command groups' column functions return it
+from airlock.cli.table import print_table
 
 OutputOpt = Annotated[
     str, typer.Option("--output", "-o", help=f"Output format: {', '.join(FORMATS)}.", show_default=True)
@@ -34,31 +36,18 @@ REGISTRY_SCHEME_RULE = (
     "Without a scheme, localhost, 127.0.0.0/8 and [::1] mean http:// (as Docker treats them), any other host https://."
 )
 
-Row = dict[str, str]
 Columns = Callable[[Any], Row]
 
 
 def emit(obj: Any, fmt: str, query: str | None, columns: Columns | None = None) -> None:
     """Print ``obj`` as ``-o`` asks. With ``-o table`` and no ``--query``, ``columns`` picks and names
-    the columns as az's table transformers do (with a query, az shows the query's result as is)."""
+    the columns as az's table transformers do (with a query, az shows the query's result as is, in
+    the same table style)."""
     if fmt == "table" and columns is not None and not query:
         items = obj if isinstance(obj, list) else [obj]
         print_table([columns(item) for item in items if isinstance(item, dict)])
         return
     render(obj, fmt=fmt, query=query, console=Console())
-
-
-def print_table(rows: list[Row]) -> None:
-    """az's plain table: headers, a dashed rule, left-aligned cells; nothing is cut or wrapped."""
-    if not rows:
-        return
-    headers = list(rows[0])
-    cells = [[" ".join(str(r.get(h, "")).split()) for h in headers] for r in rows]
-    widths = [max(len(h), *(len(row[i]) for row in cells)) for i, h in enumerate(headers)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
-    lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in cells]
-    print("\n".join(line.rstrip() for line in lines))  # noqa: T201
 
 
 _only_errors = False

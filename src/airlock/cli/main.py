@@ -9,12 +9,10 @@ operational failures, 2 for usage errors, 130 when interrupted. Never a tracebac
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import functools
 import logging
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Annotated, Any
 
 import typer
@@ -22,17 +20,20 @@ from rich.console import Console
 from rich.text import Text
 
 from airlock import __version__
-from airlock.cli import common
+from airlock.cli import common, results
+from airlock.cli.argv import expand_multi, hoist_global_args
 from airlock.cli.arm import set_subscription
 from airlock.cli.common import REGISTRY_SCHEME_RULE
 from airlock.cli.helptext import polish as polish_help
 from airlock.cli.identities import identity_app
 from airlock.cli.keyvault import keyvault_app
 from airlock.cli.output import FORMATS, check_output, redact, render
-from airlock.cli.progress import RichProgress
+from airlock.cli.process import tune_malloc
+from airlock.cli.progress import RichProgress, show_progress
 from airlock.cli.registries import acr_app
 from airlock.cli.server import configure, rest, serve
 from airlock.cli.storage import storage_app
+from airlock.cli.table import Row, print_table
 from airlock.cli.tokens import token_app
 from airlock.errors import (
     AirlockError,
@@ -80,17 +81,6 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-# Options that take several space-separated values, as az's nargs='+' options do.
-_MULTI = {
-    "--artifacts": "--artifacts",
-    "-a": "--artifacts",
-    "--options": "--options",
-    "-z": "--options",
-    "--secret-permissions": "--secret-permissions",
-    "--defaults": "--defaults",
-    "-d": "--defaults",
-}
-
 OutputOpt = Annotated[str, typer.Option("--output", "-o", help=f"Output format: {', '.join(FORMATS)}.")]
 QueryOpt = Annotated[str | None, typer.Option("--query", help="JMESPath query applied to the output, as in az.")]
 SasFileOpt = Annotated[
@@ -109,30 +99,13 @@ PasswordStdinOpt = Annotated[
 ConcurrencyOpt = Annotated[int, typer.Option("--concurrency", min=1, max=64, help="Blobs transferred at once.")]
 
 
-def expand_multi(argv: list[str]) -> list[str]:
-    """Turn ``--artifacts a b c`` into ``--artifacts a --artifacts b --artifacts c`` (az style)."""
-    out: list[str] = []
-    current: str | None = None
-    for arg in argv:
-        if arg in _MULTI:
-            current = _MULTI[arg]
-            continue
-        if current and not arg.startswith("-"):
-            out += [current, arg]
-            continue
-        if current and arg.startswith("-"):
-            current = None
-        out.append(arg)
-    return out
-
-
 def _console() -> Console:
     return Console(stderr=True)
 
 
 @contextlib.contextmanager
 def _progress() -> Iterator[Progress]:
-    if sys.stderr.isatty() and os.environ.get("AIRLOCK_NO_PROGRESS") != "1":
+    if show_progress():
         with RichProgress(_console()) as p:
             yield p
     else:
@@ -197,7 +170,15 @@ def _raise_failures(failures: dict[str, str], what: str) -> None:
         raise TransferFailed(f"{len(failures)} artifact(s) {what}: {detail}", failures=failures)
 
 
-def _emit(obj: Any, fmt: str, query: str | None) -> None:
+def _emit(obj: dict[str, Any], fmt: str, query: str | None, rows: Callable[[dict[str, Any]], list[Row]]) -> None:
+    """Print a data-plane result; ``-o table`` without ``--query`` shows ``rows`` (its artifacts, say),
+    with the catalogDigest in full on stderr, since the table shortens digests."""
+    if fmt == "table" and not query:
+        print_table(rows(obj))
+        note = results.catalog_note(obj)
+        if note:
+            common.hint(note)
+        return
     render(obj, fmt=fmt, query=query, console=Console())
 
 
@@ -274,7 +255,7 @@ def export_cmd(
             progress=progress,
             concurrency=concurrency,
         )
-    _emit(result.to_json(), output, query)
+    _emit(result.to_json(), output, query, results.export_rows)
     _raise_failures(result.failures, "failed and were left out of the archive")
 
 
@@ -343,7 +324,7 @@ def import_cmd(
             progress=progress,
             concurrency=concurrency,
         )
-    _emit(result.to_json(), output, query)
+    _emit(result.to_json(), output, query, results.import_rows)
     _raise_failures(result.failures, "failed to import")
 
 
@@ -381,7 +362,7 @@ def copy_cmd(
     flags = {src.display: "--source-sas-token-file", dst.display: "--target-sas-token-file"}
     with _progress() as progress, _flag_hints(flags, overwrite="--overwrite"):
         result = copy_blob(src, dst, overwrite=overwrite, progress=progress)
-    _emit(result, output, query)
+    _emit(result, output, query, results.copy_rows)
 
 
 @app.command("inspect")
@@ -414,7 +395,7 @@ def inspect_cmd(
     src = _blob(blob, _sas(sas_token_file, None, what="blob"), "--sas-token-file")
     with _progress() as progress, _flag_hints({src.display: "--sas-token-file"}):
         result = inspect_archive(src, verify=verify, progress=progress)
-    _emit(result, output, query)
+    _emit(result, output, query, results.inspect_rows)
 
 
 # -- the control plane (az-style): resources over the ARM REST API, in-process or AIRLOCK_ENDPOINT --
@@ -477,53 +458,6 @@ def main(
         os.environ["AIRLOCK_DEBUG"] = "1"
 
 
-# az's global arguments: they may stand anywhere on the command line. (name -> takes a value)
-_GLOBAL_ARGS = {"--verbose": False, "-v": False, "--debug": False, "--only-show-errors": False, "--subscription": True}
-
-
-@functools.cache
-def _flag_options() -> frozenset[str]:
-    """Every option of every command that takes no value (``--overwrite``, ``-f``, ...)."""
-    names: set[str] = set()
-    stack: list[Any] = [typer.main.get_command(app)]  # typer's (vendored) click commands
-    while stack:
-        command = stack.pop()
-        for param in command.params:
-            if getattr(param, "is_flag", False):
-                names.update(param.opts + param.secondary_opts)
-        stack += list((getattr(command, "commands", None) or {}).values())
-    return frozenset(names)
-
-
-def hoist_global_args(argv: list[str]) -> list[str]:
-    """Move az's global arguments to the front, where click expects them (``cmd -v`` = ``-v cmd``).
-
-    Arguments after ``--`` stay; a global flag written as the value of the option before it (``--value
-    -v``) is left in place.
-    """
-    flags = _flag_options()
-    front: list[str] = []
-    rest: list[str] = []
-    i = 0
-    while i < len(argv):
-        arg = argv[i]
-        if arg == "--":
-            rest += argv[i:]
-            break
-        name = arg.split("=", 1)[0]
-        previous = rest[-1] if rest else ""
-        is_value = previous.startswith("-") and "=" not in previous and previous not in flags
-        if name in _GLOBAL_ARGS and not is_value:
-            front.append(arg)
-            if _GLOBAL_ARGS[name] and "=" not in arg and i + 1 < len(argv):
-                front.append(argv[i + 1])
-                i += 1
-        else:
-            rest.append(arg)
-        i += 1
-    return front + rest
-
-
 class _RedactingFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         return redact(super().format(record))
@@ -537,41 +471,11 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
-# glibc's own ways to set what _tune_malloc sets; when any is present, airlock leaves malloc alone.
-_MALLOC_SETTINGS = ("GLIBC_TUNABLES", "MALLOC_ARENA_MAX", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")
-
-
-def _tune_malloc() -> None:
-    """Keep freed stream buffers in the heap instead of returning them to the kernel.
-
-    Transfers allocate and free ~1 MiB chunks by the thousand, on several threads. glibc serves
-    such sizes with mmap and trims freed heap tops, so every chunk came back as fresh pages: an
-    export of 2 GiB took ~170,000 page faults and more system time than user time. Raising the
-    mmap and trim thresholds cut the faults tenfold (measured with /usr/bin/time on the benchmark
-    set). Two arenas and a moderate trim threshold keep what is retained small: an import from
-    Azure peaked at 146 MiB, where a 128 MiB threshold with an arena per thread reached 227. Only
-    glibc has mallopt; elsewhere this is skipped.
-    """
-    if not sys.platform.startswith("linux"):
-        return
-    if any(os.environ.get(v) for v in _MALLOC_SETTINGS):
-        return  # the operator tuned malloc: theirs wins
-    try:
-        libc = ctypes.CDLL(None)
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
-        return  # not glibc (musl has no mallopt)
-    m_trim_threshold, m_mmap_threshold, m_arena_max = -1, -3, -8
-    mallopt(m_mmap_threshold, 32 * 1024 * 1024)  # chunks and blocks come from the heap
-    mallopt(m_trim_threshold, 32 * 1024 * 1024)  # some blocks kept for reuse, not more
-    mallopt(m_arena_max, 2)  # each arena keeps up to the trim threshold
-
-
 def run(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns (and exits with) the exit code."""
-    _tune_malloc()
-    args = expand_multi(hoist_global_args(list(sys.argv[1:] if argv is None else argv)))
+    tune_malloc()
     command = typer.main.get_command(app)
+    args = expand_multi(hoist_global_args(list(sys.argv[1:] if argv is None else argv), command))
     polish_help(command)
     try:
         rv = command.main(args=args, prog_name="airlock", standalone_mode=False)

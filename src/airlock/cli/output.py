@@ -7,10 +7,16 @@ import re
 from typing import Any
 
 import jmespath
-from jmespath.exceptions import JMESPathError
+from jmespath.exceptions import (
+    EmptyExpressionError,
+    IncompleteExpressionError,
+    JMESPathError,
+    LexerError,
+    ParseError,
+)
 from rich.console import Console
-from rich.table import Table
 
+from airlock.cli.table import generic_rows, print_table
 from airlock.errors import UsageError
 
 FORMATS = ("json", "jsonc", "tsv", "table", "none")
@@ -41,8 +47,56 @@ def check_output(fmt: str, query: str | None) -> None:
         try:
             jmespath.compile(query)
         except JMESPathError as exc:
-            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise UsageError(f"invalid --query {query!r}: {first}") from None
+            raise UsageError(f"invalid --query {query!r}: {_parse_problem(exc)}") from None
+
+
+def _parse_problem(exc: JMESPathError) -> str:
+    """What jmespath's parser found wrong, and where: ``unexpected 'bar' at column 4``.
+
+    Columns count characters before the problem (0 is the first), as jmespath's own messages do."""
+    if isinstance(exc, EmptyExpressionError):
+        return "the expression is empty"
+    if isinstance(exc, LexerError):
+        return f"{_lower(exc.message)} at column {exc.lexer_position}"
+    if isinstance(exc, IncompleteExpressionError):
+        return f"incomplete expression: expected more at column {exc.lex_position}"
+    if isinstance(exc, ParseError):
+        found = "the end" if exc.token_type == "EOF" else repr(exc.token_value)
+        expecting = _EXPECTING.fullmatch(exc.msg)
+        if expecting:
+            names = [_token(t.strip(" '\"")) for t in expecting.group(1).split(",")]
+            wanted = ", ".join(names[:-1]) + f" or {names[-1]}" if len(names) > 1 else names[0]
+            return f"expected {wanted} at column {exc.lex_position}, found {found}"
+        if exc.msg.startswith("Unexpected token"):
+            return f"unexpected {found} at column {exc.lex_position}"
+        return f"{_lower(exc.msg)} at column {exc.lex_position} ({found})"
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+_EXPECTING = re.compile(r"Expecting: \[?(.*?)\]?, got: .*")
+_TOKENS = {
+    "quoted_identifier": "a quoted name",
+    "unquoted_identifier": "a name",
+    "lbracket": "'['",
+    "rbracket": "']'",
+    "lbrace": "'{'",
+    "rbrace": "'}'",
+    "lparen": "'('",
+    "rparen": "')'",
+    "colon": "':'",
+    "comma": "','",
+    "dot": "'.'",
+    "star": "'*'",
+    "number": "a number",
+}
+
+
+def _token(name: str) -> str:
+    return _TOKENS.get(name, name)
+
+
+def _lower(message: str) -> str:
+    return message[:1].lower() + message[1:]
 
 
 def render(obj: Any, *, fmt: str, query: str | None, console: Console) -> None:
@@ -68,23 +122,10 @@ def render(obj: Any, *, fmt: str, query: str | None, console: Console) -> None:
         return
     if fmt == "tsv":
         for row in _rows(obj):
-            print("\t".join(_cell(v) for v in row))  # noqa: T201
+            print("\t".join(_tsv_cell(v) for v in row))  # noqa: T201
         return
     if fmt == "table":
-        items = obj if isinstance(obj, list) else [obj]
-        table = Table(show_edge=False, header_style="bold")
-        columns: list[str] = []
-        for item in items:
-            if isinstance(item, dict):
-                columns += [k for k, v in item.items() if k not in columns and not isinstance(v, dict | list)]
-        if not columns:
-            columns = ["Result"]
-            items = [{"Result": _cell(i)} for i in items]
-        for c in columns:
-            table.add_column(_title(c))
-        for item in items:
-            table.add_row(*(_cell(item.get(c)) if isinstance(item, dict) else "" for c in columns))
-        console.print(table)
+        print_table(generic_rows(obj))
         return
     raise UsageError(f"unknown output format {fmt!r}; choose one of {', '.join(FORMATS)}")
 
@@ -102,13 +143,5 @@ def _rows(obj: Any) -> list[list[Any]]:
     return [[obj]]
 
 
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return str(value)
-    return str(value)
-
-
-def _title(key: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", " ", key).title()
+def _tsv_cell(value: Any) -> str:
+    return "" if value is None else str(value)

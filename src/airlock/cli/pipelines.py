@@ -29,6 +29,7 @@ from airlock.cli.common import (
     text,
 )
 from airlock.cli.output import check_output
+from airlock.cli.progress import wait_for_run
 from airlock.errors import AirlockError, ResourceNotFound, UsageError
 from airlock.storage.location import local_uri, parse_container_uri
 from airlock.transfer.options import EXPORT_OPTIONS, IMPORT_OPTIONS, PipelineOption, parse_options
@@ -548,7 +549,7 @@ def run_create(
                     "ends with it (run `airlock serve` and set AIRLOCK_ENDPOINT for background runs)"
                 )
         else:
-            doc = client.wait_for_run(path)
+            doc = wait_for_run(client, path)  # with a bar on a terminal
     emit(doc, output, query, _run_columns)
     if (not no_wait or stored) and dig(doc, "properties", "provisioningState") in ("Failed", "Canceled"):
         message = text(dig(doc, "properties", "response", "pipelineRunErrorMessage")) or "no error message"

@@ -50,13 +50,16 @@ def now_iso() -> str:
 
 
 class _RunProgress:
-    """Writes ``response.progress.percentage`` to the run at most twice a second."""
+    """Writes ``response.progress.percentage`` to the run when it changes: at most twice a second,
+    and at once for a jump of 5 points or more (so a run that stalls waiting for a slow blob shows
+    where it stalled, not where it was half a second before; at most 20 such writes a run)."""
 
     def __init__(self, save: Callable[[str], None]) -> None:
         self._save = save
         self._total = 0
         self._done = 0
         self._last = 0.0
+        self._saved = -1
         self._lock = threading.Lock()
 
     def begin(self, total_bytes: int, description: str) -> None:
@@ -65,15 +68,19 @@ class _RunProgress:
     def advance(self, nbytes: int) -> None:
         with self._lock:
             self._done += nbytes
+            pct = min(99, self._done * 100 // self._total)
             now = time.monotonic()
-            if now - self._last < 0.5:
+            if pct == self._saved or (now - self._last < 0.5 and pct < self._saved + 5):
                 return
             self._last = now
-            pct = min(99, self._done * 100 // self._total)
-        self._save(str(pct))
+            self._saved = pct
+            self._save(str(pct))  # under the lock: writes land in order, the percentage never goes back
 
     def note(self, message: str) -> None:
         log.info("%s", message)
+
+    def artifact_done(self, reference: str, digest: str, size: int) -> None:
+        log.info("%s (%s, %d bytes) done", reference, digest, size)
 
 
 class ControlPlane:

@@ -55,6 +55,8 @@ class ExportResult:
     size: int
     artifacts: list[CatalogArtifact]
     failures: dict[str, str] = field(default_factory=dict)
+    # Per artifact reference: bytes of all its manifests and blobs (``size`` of an entry is its top manifest's).
+    content_sizes: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -62,7 +64,13 @@ class ExportResult:
             "catalogDigest": str(self.catalog_digest),
             "size": self.size,
             "artifacts": [a.reference for a in self.artifacts],
-            "artifactDetails": [a.model_dump(by_alias=True, exclude_none=True) for a in self.artifacts],
+            "artifactDetails": [
+                {
+                    **a.model_dump(by_alias=True, exclude_none=True),
+                    **({"contentSize": self.content_sizes[a.reference]} if a.reference in self.content_sizes else {}),
+                }
+                for a in self.artifacts
+            ],
             "failedArtifacts": self.failures,
         }
 
@@ -164,14 +172,19 @@ def export_artifacts(
         def source(repo: str, desc: Descriptor) -> Callable[[], Iterable[bytes]]:
             return lambda: client.iter_blob(repo, desc)
 
+        # Each artifact is reported once its last blob (in archive order) is written.
+        done_after = _last_blob_positions(resolved, ordered_blobs)
+        _report_done(progress, done_after.pop(-1, []))
         streams = ordered_fetch(
             [source(repo, desc) for _, (desc, repo) in ordered_blobs],
             workers=concurrency,
             window=window_bytes,
         )
         try:
-            for (d, (desc, _repo)), chunks in zip(ordered_blobs, streams, strict=True):
+            for i, ((d, (desc, _repo)), chunks) in enumerate(zip(ordered_blobs, streams, strict=True)):
                 archive.add_stream(BLOB_PREFIX + d.hex, desc.size, counted(chunks, progress))
+                if i in done_after:
+                    _report_done(progress, done_after[i])
         finally:
             close_stream(streams)
         archive.close()
@@ -180,7 +193,24 @@ def export_artifacts(
         writer.abort()
         raise
     log.info("exported %d artifacts to %s (%d bytes, %s)", len(resolved), target.display, archive.size, digest)
-    return ExportResult(target.display, digest, archive.size, [r.entry for r in resolved], failures)
+    sizes = {r.entry.reference: r.closure.size for r in resolved}
+    return ExportResult(target.display, digest, archive.size, [r.entry for r in resolved], failures, sizes)
+
+
+def _last_blob_positions(
+    resolved: list[_Resolved], ordered_blobs: list[tuple[Digest, tuple[Descriptor, str]]]
+) -> dict[int, list[_Resolved]]:
+    """Artifacts by the position in ``ordered_blobs`` of their last blob (-1: no blob at all)."""
+    position = {d: i for i, (d, _) in enumerate(ordered_blobs)}
+    out: dict[int, list[_Resolved]] = {}
+    for r in resolved:
+        out.setdefault(max((position[d] for d in r.closure.blobs), default=-1), []).append(r)
+    return out
+
+
+def _report_done(progress: Progress, artifacts: list[_Resolved]) -> None:
+    for r in artifacts:
+        progress.artifact_done(r.entry.reference, r.entry.digest, r.closure.size)
 
 
 def _summary(failures: dict[str, str]) -> str:

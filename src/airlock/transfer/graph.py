@@ -24,6 +24,11 @@ class Closure:
     def top(self) -> Manifest:
         return self.manifests[-1]
 
+    @property
+    def size(self) -> int:
+        """Bytes of every manifest and blob (what moving this artifact alone would move)."""
+        return sum(m.size for m in self.manifests) + sum(d.size for d in self.blobs.values())
+
 
 def closure(top: Manifest, load: Callable[[Descriptor], Manifest], *, where: str) -> Closure:
     """Collect ``top`` and everything it references, loading child manifests with ``load``.

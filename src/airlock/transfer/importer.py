@@ -410,6 +410,7 @@ class _Importer:
                 if art.entry.tag is not None:
                     self.client.put_manifest(art.entry.repository, art.entry.tag, art.closure.top)
                 imported.append(art.entry.reference)
+                self.progress.artifact_done(art.entry.reference, str(art.digest), art.closure.size)
             except AirlockError as exc:
                 self.fail(art, exc)
         self._index_referrers([a for a in ordered if a.entry.reference in imported])

@@ -51,13 +51,21 @@ def parse_options(values: Iterable[str], allowed: frozenset[PipelineOption], *, 
 
 
 class Progress(Protocol):
-    """Where the engine reports progress. Implementations must be thread-safe."""
+    """Where the engine reports progress. Implementations must be thread-safe and must not raise."""
 
-    def begin(self, total_bytes: int, description: str) -> None: ...
+    def begin(self, total_bytes: int, description: str) -> None:
+        """A transfer of ``total_bytes`` starts (called once per operation)."""
 
-    def advance(self, nbytes: int) -> None: ...
+    def advance(self, nbytes: int) -> None:
+        """``nbytes`` more of it have moved."""
 
-    def note(self, message: str) -> None: ...
+    def note(self, message: str) -> None:
+        """Something the user should know (say, referrers included)."""
+
+    def artifact_done(self, reference: str, digest: str, size: int) -> None:
+        """One artifact is complete: exported, every blob of it written to the archive (the archive is
+        committed later); imported, its manifests and tag pushed. ``size`` counts its manifests and
+        blobs (shared blobs in full for each artifact)."""
 
 
 class NoProgress:
@@ -70,4 +78,7 @@ class NoProgress:
         pass
 
     def note(self, message: str) -> None:
+        pass
+
+    def artifact_done(self, reference: str, digest: str, size: int) -> None:
         pass
