@@ -21,7 +21,7 @@ import pytest
 
 from airlock.testing import azurite as az
 from airlock.testing import content
-from airlock.testing.cli import Run, error_message, run_airlock
+from airlock.testing.console import Run, error_message, run_airlock
 from airlock.testing.content import PushedArtifact
 from airlock.testing.services import AzuriteServer, RegistryServer, run_skopeo
 

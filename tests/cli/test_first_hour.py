@@ -9,6 +9,7 @@ from __future__ import annotations
 import inspect
 import json
 import shlex
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,8 @@ import typer
 from airlock.cli.argv import expand_multi, hoist_global_args
 from airlock.cli.helptext import examples
 from airlock.cli.main import app
-from airlock.oci.reference import ArtifactReference
+from airlock.oci.digest import Digest
+from airlock.oci.reference import ArtifactReference, RegistryURL
 from airlock.pipelines.resources import check_name, check_resource_group
 from airlock.storage.location import parse_blob_uri, parse_container_uri
 from airlock.testing import content
@@ -64,6 +66,20 @@ def test_export_option_include_referrers_exports_signatures_like_the_flag(
     assert signature.digest not in _artifacts(cli, plain)
 
 
+def test_export_pipeline_option_include_referrers_exports_signatures(
+    cli: Console, source_registry: RegistryServer, signed: tuple[PushedArtifact, PushedArtifact], tmp_path: Path
+) -> None:
+    image, signature = signed
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    cli.ok("acr", "create", "-g", RG, "-n", "refsreg1", "--login-server", source_registry.url)
+    pipeline = ["acr", "export-pipeline", "create", "-g", RG, "-r", "refsreg1", "-n", "refsexport", "-c", outbox]
+    cli.ok(*pipeline, "--options", "IncludeReferrers")
+    run = ["acr", "pipeline-run", "create", "-g", RG, "-r", "refsreg1", "-p", "refsexport", "-t", "export"]
+    cli.ok(*run, "-n", "refsrun1", "-b", "signed.tar", "-a", image.reference)
+    assert {image.digest, signature.digest} <= _artifacts(cli, outbox / "signed.tar")
+
+
 def test_every_option_a_pipeline_help_lists_is_accepted_and_kept(cli: Console, tmp_path: Path) -> None:
     container = tmp_path / "transfer"
     container.mkdir()
@@ -105,6 +121,12 @@ def _check_values(path: list[str], args: list[str]) -> None:
             parse_container_uri(value)
         elif flag in ("--target", "--source") and path[0] in ("export", "import"):
             parse_blob_uri(value)
+        elif flag in ("--source-registry", "--target-registry", "--login-server"):
+            RegistryURL.parse(value)
+        elif flag == "--catalog-digest" and not value.startswith("$"):  # "$DIGEST": a documented variable
+            Digest.parse(value)
+        elif flag == "--expiry":
+            datetime.fromisoformat(value.replace("Z", "+00:00"))
     if path and path[-1] == "create" and path[:2] == ["acr", "pipeline-run"]:
         artifacts = args[args.index("-a") + 1 :] if "-a" in args else []
         for artifact in [a for a in artifacts if not a.startswith("-")]:
@@ -160,7 +182,10 @@ def test_assign_identity_help_shows_the_system_keyword(cli: Console) -> None:
 
 def test_copy_and_inspect_help_have_examples(cli: Console) -> None:
     for command in ("copy", "inspect"):
-        assert f"airlock {command} " in cli.ok(command, "--help").stdout
+        text = cli.ok(command, "--help").stdout
+        _, _, after = text.partition("\n  Examples:\n")
+        shown = [line for line in after.split("\nOptions:")[0].splitlines() if line.startswith(f"  airlock {command} ")]
+        assert len(shown) >= 2, text
 
 
 # ------------------------------------------------------------------------------ 4: a stored result says so
@@ -183,6 +208,7 @@ def test_rerun_of_failed_run_says_it_is_the_stored_result_and_names_force_redepl
     message = again.error(1)
     assert "not run again" in message and "--force-redeploy" in message
     assert "stored result" in again.stderr  # the note before the printed record
+    assert "executes in this process" not in cli(*run, "--no-wait").stderr  # nothing executes at all
     assert json.loads(again.stdout)["properties"]["provisioningState"] == "Failed"
 
     forced = cli.ok(*run, "--force-redeploy").json()
@@ -241,9 +267,24 @@ def test_file_uri_with_two_slashes_gets_a_one_line_hint(cli: Console) -> None:
     assert "file:///" in message and "plain path (out/x.tar)" in message
 
 
-def test_storage_host_without_scheme_gets_a_hint(cli: Console) -> None:
+def test_storage_host_without_scheme_gets_a_hint(cli: Console, tmp_path: Path) -> None:
     message = cli("inspect", "127.0.0.1:10000/acct/transfer/x.tar").error(2)
     assert "http://127.0.0.1:10000/acct/transfer/x.tar" in message
+    message = cli("inspect", "srcacct.blob.core.windows.net/transfer/x.tar").error(2)
+    assert "https://srcacct.blob.core.windows.net/transfer/x.tar" in message and "./srcacct" in message
+    cli.ok("acr", "create", "-g", RG, "-n", "hostreg1", "--login-server", "http://127.0.0.1:9")
+    pipeline = ["acr", "export-pipeline", "create", "-g", RG, "-r", "hostreg1", "-n", "hostexport"]
+    message = cli(*pipeline, "-c", "127.0.0.1:10000/acct/transfer").error(2)
+    assert "no scheme" in message and "--secret-uri" not in message
+
+
+def test_relative_container_path_is_refused_through_airlock_endpoint(tmp_path: Path) -> None:
+    """The server reads paths on its own machine: a path relative to the client's directory would
+    name something else there."""
+    remote = Console(home=tmp_path, env={"AIRLOCK_ENDPOINT": "http://127.0.0.1:9", "AIRLOCK_TOKEN": "x"})
+    pipeline = ["acr", "import-pipeline", "create", "-g", RG, "-r", "remotereg1", "-n", "remoteimport"]
+    message = remote(*pipeline, "-c", "inbox").error(2)
+    assert "absolute path" in message
 
 
 def test_pipeline_container_may_be_a_plain_path(cli: Console, tmp_path: Path) -> None:
@@ -277,6 +318,9 @@ def test_az_walkthrough_flags_are_accepted(cli: Console) -> None:
     assert reg["id"].startswith(f"/subscriptions/{sub}/")
     vault = cli.ok("keyvault", "create", "-g", RG, "-n", "azflagskv", "--enable-rbac-authorization", "false").json()
     assert vault["name"] == "azflagskv"
+    # az's three-state booleans also stand alone, before another option or at the end.
+    cli.ok("keyvault", "create", "-g", RG, "-n", "azflagskv2", "--enable-rbac-authorization", "-o", "none")
+    cli.ok("acr", "create", "-g", RG, "-n", "azflagsreg3", "--admin-enabled")
     sas = cli.ok(
         "storage", "container", "generate-sas", "--name", "transfer", "--account-name", "acct",
         "--account-key", "a2V5", "--expiry", "2030-01-01", "--permissions", "r", "--auth-mode", "key", "-o", "tsv",
@@ -306,6 +350,15 @@ def test_only_show_errors_drops_hints(cli: Console, tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------------------------ 11: hints name the right flags
+
+
+def test_copy_refuses_an_empty_source_and_warns_on_stderr_for_a_non_airlock_blob(cli: Console, tmp_path: Path) -> None:
+    (tmp_path / "empty.tar").write_bytes(b"")
+    assert "empty" in cli("copy", tmp_path / "empty.tar", tmp_path / "out.tar").error(1)
+    assert not (tmp_path / "out.tar").exists()
+    (tmp_path / "notes.txt").write_bytes(b"plain text, no archive")
+    run = cli.ok("copy", tmp_path / "notes.txt", tmp_path / "notes-copy.txt", "-o", "none")
+    assert "warning: not an airlock transfer blob" in run.stderr and "unverified" in run.stderr
 
 
 def test_copy_onto_existing_file_names_the_overwrite_flag(cli: Console, tmp_path: Path) -> None:

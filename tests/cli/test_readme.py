@@ -8,8 +8,10 @@ pipefail``, as a newcomer pasting them would. The results are checked against th
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -37,9 +39,10 @@ def substitute_environment(block: str, values: dict[str, str]) -> str:
     missing = set(values)
     out = []
     for line in block.splitlines():
-        name = line.split("=", 1)[0]
+        prefix = "export " if line.startswith("export ") else ""
+        name = line.removeprefix(prefix).split("=", 1)[0]
         if name in values:
-            line = f"{name}={values[name]}"
+            line = f"{prefix}{name}={shlex.quote(values[name])}"
             missing.discard(name)
         out.append(line)
     assert not missing, f"the README's environment block lacks {sorted(missing)}"
@@ -50,7 +53,7 @@ def test_readme_environment_block_is_first_and_only_assigns() -> None:
     blocks = readme_blocks(README.read_text())
     assert ENV_MARKER in blocks[0], "the first runnable block must be the environment block"
     for line in blocks[0].splitlines():
-        assert line.startswith(("#", "set ")) or re.match(r"^[A-Z_]+=", line), line
+        assert line.startswith(("#", "set ")) or re.match(r"^(export )?[A-Z_]+=", line), line
 
 
 @pytest.fixture(scope="module")
@@ -80,16 +83,20 @@ def test_readme_walkthrough_runs_as_written(
             "SOURCE_KEY": azurite_https.account_key("srcacct"),
             "TARGET_KEY": azurite_https.account_key("dstacct"),
             "USB": str(tmp_path / "usb"),
+            "REQUESTS_CA_BUNDLE": str(azurite_https.ca_cert),  # Azurite's self-signed certificate
         },
     )
     script = env_block + "\n".join(blocks[1:])
     work = tmp_path / "work"
     work.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRLOCK_", "AZURE_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AIRLOCK_", "AZURE_")) and k not in ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE")
+    }
     env.update(
         PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
         AIRLOCK_HOME=str(tmp_path / "home"),
-        REQUESTS_CA_BUNDLE=str(azurite_https.ca_cert),  # Azurite's self-signed certificate
         COLUMNS="80",
     )
     run = subprocess.run(
@@ -104,6 +111,14 @@ def test_readme_walkthrough_runs_as_written(
         _, _, digest = content.get_manifest(target_registry.url, artifact.repository, artifact.tag)
         assert digest == artifact.digest
     assert content.manifest_exists(target_registry.url, "team/app", signature.digest)
-    # The import pipeline had DeleteSourceBlobOnSuccess; the quickstart's own file is still there.
     assert (tmp_path / "usb" / "batch1.tar").is_file()
-    assert "team/app:1.4" in run.stdout and "team/base:2" in run.stdout
+
+    # The pipeline path on its own: what the import run imported (its export had IncludeReferrers).
+    show = subprocess.run(
+        [BIN / "airlock", "acr", "pipeline-run", "show", "-g", "transferrg", "-r", "targetreg", "-n", "importrun1"],
+        cwd=work, env=env, capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    response = json.loads(show.stdout)["properties"]["response"]
+    assert response["status"] == "Succeeded", response
+    imported = set(response["importedArtifacts"])
+    assert {"team/app:1.4", "team/base:2", f"team/app@{signature.digest}"} <= imported, imported

@@ -28,7 +28,7 @@ from airlock.archive.format import (
     MAX_LAYOUT_SIZE,
     padded,
 )
-from airlock.archive.reader import Member, _Stream, parse_header
+from airlock.archive.reader import ByteStream, Member, parse_header
 from airlock.errors import ArchiveError
 from airlock.oci.digest import Digest
 
@@ -72,14 +72,14 @@ def scan_layout(read_range: Callable[[int, int], Iterator[bytes]], *, size: int,
                     close()
             pos += n
 
-    s = _Stream(reopen(0), lambda n: None)
+    s = ByteStream(reopen(0), lambda n: None)
     try:
         return _scan(s, reopen, size, name)
     finally:
         s.close()
 
 
-def _scan(s: _Stream, reopen: Callable[[int], Iterator[bytes]], size: int, name: str) -> LayoutTar:
+def _scan(s: ByteStream, reopen: Callable[[int], Iterator[bytes]], size: int, name: str) -> LayoutTar:
     where = f"OCI layout {name}"
     blobs: dict[Digest, Member] = {}
     seen: set[str] = set()
@@ -155,13 +155,13 @@ def _clean(raw: str, where: str) -> str:
     return path
 
 
-def _small(s: _Stream, size: int, cap: int, path: str, where: str) -> bytes:
+def _small(s: ByteStream, size: int, cap: int, path: str, where: str) -> bytes:
     if size > cap:
         raise ArchiveError(f"{where}: {path} is {size} bytes, over the {cap}-byte limit")
     return s.read(size)
 
 
-def _skip(s: _Stream, reopen: Callable[[int], Iterator[bytes]], target: int) -> None:
+def _skip(s: ByteStream, reopen: Callable[[int], Iterator[bytes]], target: int) -> None:
     gap = target - s.offset
     if gap > _READ_THROUGH:
         s.jump(target, reopen(target))

@@ -61,7 +61,7 @@ class Member:
         return Digest("sha256", m.group(1)) if m else None
 
 
-class _Stream:
+class ByteStream:
     """Exact-size reads over an iterator of chunks of any size; ``on_bytes`` hears of every byte
     handed out (progress counts what the archive parser consumed, not what storage delivered)."""
 
@@ -236,7 +236,7 @@ class ArchiveReader:
         first 64 KiB of ``chunks`` are looked at). ``on_bytes`` is told how many bytes the reader
         consumes, as it goes (a skipped member's data is not counted). ``name`` (the blob's URI)
         is what the errors about a blob that is not an archive name."""
-        self._s = _Stream(chunks, on_bytes)
+        self._s = ByteStream(chunks, on_bytes)
         self._reopen = reopen
         self._read_range = read_range
         self._name = name

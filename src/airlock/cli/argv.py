@@ -4,6 +4,7 @@
   become repeated options, which click understands.
 - az's global arguments (``--verbose``, ``--only-show-errors``, ``--subscription``, ...) may stand
   anywhere on the line; click wants them before the command, so they are moved there.
+- az's three-state booleans (``--admin-enabled``) may stand alone, meaning true.
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ def hoist_global_args(argv: list[str], root: Any) -> list[str]:
     Arguments after ``--`` stay; a global flag written as the value of the option before it (``--value
     -v``) is left in place.
     """
-    flags = _flag_options(root)
+    flags = _flag_options(root) | OPTIONAL_BOOLEANS
     front: list[str] = []
     rest: list[str] = []
     i = 0
@@ -83,3 +84,21 @@ def hoist_global_args(argv: list[str], root: Any) -> list[str]:
             rest.append(arg)
         i += 1
     return front + rest
+
+
+# az's three-state booleans: bare (= true) or with a value. click options take a value or none.
+OPTIONAL_BOOLEANS = frozenset({"--enable-rbac-authorization", "--admin-enabled"})
+BOOLEAN_WORDS = frozenset({"true", "false", "yes", "no", "1", "0", "on", "off"})
+
+
+def fill_optional_booleans(argv: list[str]) -> list[str]:
+    """``--admin-enabled`` alone (az's form) becomes ``--admin-enabled true``; a value given stays."""
+    out: list[str] = []
+    for i, arg in enumerate(argv):
+        if arg == "--":
+            return out + argv[i:]
+        out.append(arg)
+        following = argv[i + 1] if i + 1 < len(argv) else None
+        if arg in OPTIONAL_BOOLEANS and (following is None or following.lower() not in BOOLEAN_WORDS):
+            out.append("true")
+    return out

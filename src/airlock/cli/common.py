@@ -67,7 +67,8 @@ def hint(message: str) -> None:
 
 def accepted_for_az(flag: str, why: str) -> None:
     """A flag ``az`` takes that means nothing here: accepted so scripts run unchanged; -v says so."""
-    logging.getLogger("airlock.cli").info("warning: %s is accepted for az compatibility and ignored: %s", flag, why)
+    if logging.getLogger().isEnabledFor(logging.INFO):  # -v, as az shows such warnings
+        hint(f"warning: {flag} is accepted for az compatibility: {why}")
 
 
 def dig(obj: Any, *keys: str) -> Any:

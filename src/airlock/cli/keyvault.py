@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
+from airlock.cli.argv import BOOLEAN_WORDS
 from airlock.cli.arm import VAULT_PROVIDER, ArmClient, group_path, load_defaults, resource_group, subscription
 from airlock.cli.common import GroupOpt, OutputOpt, QueryOpt, Row, accepted_for_az, dig, emit, group_of, hint, text
 from airlock.cli.output import check_output
@@ -90,8 +91,8 @@ def create(
         str | None,
         typer.Option(
             "--enable-rbac-authorization",
-            help="Accepted for az compatibility (true/false) and ignored: embedded vaults authorize with access "
-            "policies (airlock keyvault set-policy).",
+            help="Accepted for az compatibility (alone, or true/false) and ignored: embedded vaults authorize "
+            "with access policies (airlock keyvault set-policy).",
             show_default=False,
         ),
     ] = None,
@@ -110,13 +111,13 @@ def create(
     """
     check_output(output, query)
     if enable_rbac_authorization is not None:
-        if enable_rbac_authorization.lower() not in ("true", "false"):
+        if enable_rbac_authorization.lower() not in BOOLEAN_WORDS:
             raise UsageError(f"--enable-rbac-authorization {enable_rbac_authorization!r}: must be true or false")
-        accepted_for_az("--enable-rbac-authorization", "embedded vaults authorize with access policies")
+        accepted_for_az("--enable-rbac-authorization", "ignored, embedded vaults authorize with access policies")
     if sku is not None:
         if sku.lower() not in ("standard", "premium"):
             raise UsageError(f"--sku {sku!r}: must be standard or premium")
-        accepted_for_az("--sku", "embedded vaults have no pricing tiers")
+        accepted_for_az("--sku", "ignored, embedded vaults have no pricing tiers")
     rg = resource_group(resource_group_name)
     with ArmClient() as client:
         doc = client.put(_path(rg, name), {"location": location} if location else {})

@@ -21,7 +21,7 @@ from rich.text import Text
 
 from airlock import __version__
 from airlock.cli import common, results
-from airlock.cli.argv import expand_multi, hoist_global_args
+from airlock.cli.argv import expand_multi, fill_optional_booleans, hoist_global_args
 from airlock.cli.arm import set_subscription
 from airlock.cli.common import REGISTRY_SCHEME_RULE
 from airlock.cli.helptext import polish as polish_help
@@ -298,10 +298,10 @@ def import_cmd(
     An OCI layout tar written by another tool (skopeo oci-archive:, oras) is imported too, every blob
     verified by its digest, but without an airlock catalog to pin the whole (no catalogDigest).
 
-    Examples:
+    Examples (DIGEST: the catalogDigest the export printed, carried across apart from the blob):
 
         airlock import --source /media/usb/batch1.tar \\
-            --target-registry https://registry.internal --catalog-digest sha256:…
+            --target-registry https://registry.internal --catalog-digest "$DIGEST"
 
         airlock import --source https://dstacct.blob.core.windows.net/transfer/b.tar \\
             --sas-token-file import.sas --target-registry localhost:5001 \\
@@ -362,6 +362,8 @@ def copy_cmd(
     flags = {src.display: "--source-sas-token-file", dst.display: "--target-sas-token-file"}
     with _progress() as progress, _flag_hints(flags, overwrite="--overwrite"):
         result = copy_blob(src, dst, overwrite=overwrite, progress=progress)
+    if result.get("note"):
+        common.hint(f"warning: {result['note']}")  # on stderr too: -o none and tables do not show it
     _emit(result, output, query, results.copy_rows)
 
 
@@ -475,7 +477,8 @@ def run(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns (and exits with) the exit code."""
     tune_malloc()
     command = typer.main.get_command(app)
-    args = expand_multi(hoist_global_args(list(sys.argv[1:] if argv is None else argv), command))
+    given = list(sys.argv[1:] if argv is None else argv)
+    args = expand_multi(fill_optional_booleans(hoist_global_args(given, command)))
     polish_help(command)
     try:
         rv = command.main(args=args, prog_name="airlock", standalone_mode=False)

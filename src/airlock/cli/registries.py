@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
+from airlock.cli.argv import BOOLEAN_WORDS
 from airlock.cli.arm import ArmClient, registry_path, resource_group
 from airlock.cli.common import (
     REGISTRY_SCHEME_RULE,
@@ -26,7 +27,8 @@ from airlock.cli.common import (
     text,
 )
 from airlock.cli.output import check_output
-from airlock.cli.pipelines import export_app, import_app, run_app
+from airlock.cli.pipelines import export_app, import_app
+from airlock.cli.runs import run_app
 from airlock.errors import ResourceNotFound, UsageError
 
 acr_app = typer.Typer(
@@ -101,7 +103,8 @@ def create(
         str | None,
         typer.Option(
             "--admin-enabled",
-            help="Accepted for az compatibility (true/false) and ignored: the registry's own users authenticate.",
+            help="Accepted for az compatibility (alone, or true/false) and ignored: the registry's own users "
+            "authenticate.",
             show_default=False,
         ),
     ] = None,
@@ -129,11 +132,11 @@ def create(
     body: dict[str, Any] = {"properties": properties}
     if sku is not None:
         body["sku"] = {"name": sku}
-        accepted_for_az("--sku", "airlock has no service tiers; the value is recorded only")
+        accepted_for_az("--sku", "airlock has no service tiers; the value is only recorded")
     if admin_enabled is not None:
-        if admin_enabled.lower() not in ("true", "false"):
+        if admin_enabled.lower() not in BOOLEAN_WORDS:
             raise UsageError(f"--admin-enabled {admin_enabled!r}: must be true or false")
-        accepted_for_az("--admin-enabled", "airlock uses the registry's own accounts")
+        accepted_for_az("--admin-enabled", "ignored, airlock uses the registry's own accounts")
     if location:
         body["location"] = location
     with ArmClient() as client:

@@ -35,6 +35,7 @@ def _kind(artifact: dict[str, Any]) -> str:
 
 
 def export_rows(result: dict[str, Any]) -> list[Row]:
+    """The ``-o table`` rows of an export result: one row per exported artifact."""
     return [
         {
             "ARTIFACT": cell(a.get("reference")),
@@ -47,6 +48,7 @@ def export_rows(result: dict[str, Any]) -> list[Row]:
 
 
 def import_rows(result: dict[str, Any]) -> list[Row]:
+    """The ``-o table`` rows of an import result: one row per artifact and what became of it."""
     rows = [{"ARTIFACT": cell(ref), "RESULT": "imported"} for ref in result.get("importedArtifacts") or []]
     rows += [
         {"ARTIFACT": cell(ref), "RESULT": f"failed: {msg}"}
@@ -56,6 +58,7 @@ def import_rows(result: dict[str, Any]) -> list[Row]:
 
 
 def inspect_rows(result: dict[str, Any]) -> list[Row]:
+    """The ``-o table`` rows of an inspect result: one row per artifact the archive holds."""
     return [
         {
             "ARTIFACT": cell(a.get("reference")),
@@ -68,12 +71,13 @@ def inspect_rows(result: dict[str, Any]) -> list[Row]:
 
 
 def copy_rows(result: dict[str, Any]) -> list[Row]:
+    """The ``-o table`` rows of a copy result: one row, with whether the copy was verified."""
     return [
         {
             "SOURCE": cell((result.get("source") or {}).get("uri")),
             "TARGET": cell((result.get("target") or {}).get("uri")),
             "SIZE": _size(result.get("size")),
-            "TRANSFER_ARCHIVE": cell(result.get("isTransferArchive")),
+            "VERIFIED": cell(result.get("verified")),
         }
     ]
 
@@ -81,4 +85,6 @@ def copy_rows(result: dict[str, Any]) -> list[Row]:
 def catalog_note(result: dict[str, Any]) -> str | None:
     """``catalogDigest sha256:…`` for stderr beside a table (None when the result has none)."""
     digest = result.get("catalogDigest")
-    return f"catalogDigest {digest}" if digest else None
+    if not digest:
+        return None
+    return f"catalogDigest {digest}" + (" (every member checked against it)" if result.get("verified") else "")

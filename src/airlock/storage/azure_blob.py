@@ -362,7 +362,8 @@ class AzureWriter:
                         # The SDK retried a commit whose first answer was lost: the blob is ours.
                         return existing
                     raise BlobExists(
-                        f"blob {self._display} appeared during the export (use OverwriteBlobs to replace it)"
+                        f"blob {self._display} was created by someone else while this one was written",
+                        blob=self._display,
                     ) from None
             return BlobInfo(
                 size=self._size,

@@ -167,7 +167,8 @@ class FileWriter:
             self._temp_name = None
         except FileExistsError:
             raise BlobExists(
-                f"blob {self.path.as_uri()} appeared during the export (use OverwriteBlobs to replace it)"
+                f"blob {self.path.as_uri()} was created by someone else while this one was written",
+                blob=self.path.as_uri(),
             ) from None
         except OSError as exc:
             raise StorageError(f"cannot commit {self.path.as_uri()}: {exc.strerror}") from None

@@ -47,11 +47,17 @@ class BlobLocation:
 # host:port at the start of a scheme-less URI ("127.0.0.1:10000/acct/c/b", "localhost:10000/..."):
 # a storage endpoint given without http(s)://, not a local path.
 _HOST_PORT_RE = re.compile(r"^[A-Za-z0-9.-]+:\d+(/|\Z)")
+# An Azure storage host at the start of a scheme-less URI ("acct.blob.core.windows.net/c/b").
+_STORAGE_HOST_RE = re.compile(r"^[A-Za-z0-9-]+\.blob\.[A-Za-z0-9.-]+(/|\Z)")
+
+
+def _host_without_scheme(text: str) -> bool:
+    return bool(_HOST_PORT_RE.match(text) or _STORAGE_HOST_RE.match(text))
 
 
 def is_local_path(text: str) -> bool:
     """True if ``text`` is a plain local path (``out/x.tar``, ``./x.tar``, ``/tmp/x.tar``), not a URI."""
-    if not text or _HOST_PORT_RE.match(text):
+    if not text or _host_without_scheme(text):
         return False
     return text.startswith(("/", "./", "../", "~")) or not urlsplit(text).scheme
 
@@ -71,10 +77,10 @@ def parse_blob_uri(uri: str) -> BlobLocation:
     Raises:
         UsageError: unknown scheme, a file URI with a host, a SAS in the URI, missing container or blob.
     """
-    if _HOST_PORT_RE.match(uri):
+    if _host_without_scheme(uri):
         raise UsageError(
-            f"invalid blob URI {uri!r}: it starts with a host:port but has no scheme; write http://{uri} "
-            f"(Azurite) or https://{uri}"
+            f"invalid blob URI {uri!r}: it starts with a host but has no scheme; write https://{uri} (or "
+            f"http://{uri} for Azurite without TLS), or ./{uri} for a local path"
         )
     uri = local_uri(uri)
     parts = urlsplit(uri)
@@ -156,7 +162,7 @@ def parse_container_uri(uri: str) -> BlobLocation:
     Raises:
         UsageError: as :func:`parse_blob_uri`.
     """
-    uri = local_uri(uri) if not _HOST_PORT_RE.match(uri) else uri
+    uri = local_uri(uri) if not _host_without_scheme(uri) else uri
     if uri.startswith("file:"):
         loc = parse_blob_uri(uri.rstrip("/") + "/x")
         assert loc.path is not None

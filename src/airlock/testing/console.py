@@ -107,3 +107,16 @@ class Console:
         run = self(*args, stdin=stdin)
         assert run.returncode == 0, run.where()
         return run
+
+
+Run = Result  # the name the archive CLI tests use
+
+
+def run_airlock(*args: str | Path, home: Path, timeout: float = 120.0) -> Result:
+    """Run ``airlock ARGS`` hermetically with ``home`` as HOME, on a wide terminal (see :class:`Console`)."""
+    return Console(home=home, env={"COLUMNS": "300"})(*args, timeout=timeout)
+
+
+def error_message(run: Result, code: int | tuple[int, ...] = 1, *, stdout_empty: bool = True) -> str:
+    """The failure contract (:meth:`Result.only_error`); returns the message after ``error:``."""
+    return run.only_error(code, stdout_empty=stdout_empty)

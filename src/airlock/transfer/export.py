@@ -82,6 +82,10 @@ class _Resolved:
     repository: str
 
 
+# Both the CLI (`--options OverwriteBlobs`) and pipelines (`options`) spell it this way.
+_OVERWRITE_HINT = " (use the OverwriteBlobs option to replace it)"
+
+
 def export_artifacts(
     *,
     client: RegistryClient,
@@ -108,7 +112,7 @@ def export_artifacts(
     overwrite = PipelineOption.OVERWRITE_BLOBS in options
     include_referrers = PipelineOption.INCLUDE_REFERRERS in options
     if not overwrite and target.stat() is not None:
-        raise BlobExists(f"blob {target.display} already exists (use the OverwriteBlobs option to replace it)")
+        raise BlobExists(f"blob {target.display} already exists{_OVERWRITE_HINT}", blob=target.display)
 
     client.ping()
     failures: dict[str, str] = {}
@@ -188,7 +192,10 @@ def export_artifacts(
         finally:
             close_stream(streams)
         archive.close()
-        writer.commit()
+        try:
+            writer.commit()
+        except BlobExists as exc:  # another writer got there first: the same way out as up front
+            raise BlobExists(f"{exc}{_OVERWRITE_HINT}", blob=exc.blob) from None
     except BaseException:
         writer.abort()
         raise

@@ -81,14 +81,22 @@ class ImportResult:
 
 
 @dataclass
-class _Artifact:
+class ArtifactEntry:
+    """One artifact of the archive being imported: its catalog entry, and what became of it."""
+
     entry: CatalogArtifact
     digest: Digest
     closure: Closure | None = None
     error: str | None = None
 
 
-class _Importer:
+class Importer:
+    """One import of one archive: its manifests read and verified, its blobs uploaded, tags last.
+
+    Used by :func:`import_archive`, and extended by ``transfer.layout_import`` for OCI layouts
+    written by other tools. Not thread-safe: one instance per import.
+    """
+
     def __init__(
         self,
         *,
@@ -117,7 +125,7 @@ class _Importer:
         with self._count_lock:
             self.result_counts[what] += 1
 
-    def fail(self, art: _Artifact, exc: AirlockError | str) -> None:
+    def fail(self, art: ArtifactEntry, exc: AirlockError | str) -> None:
         """Record an artifact's failure; without ContinueOnErrors, raise at once."""
         message = str(exc)
         if not self.keep_going:
@@ -234,7 +242,7 @@ class _Importer:
             blobs_mounted=self.result_counts["mounted"],
         )
 
-    def _validated(self, entry: CatalogArtifact) -> _Artifact:
+    def _validated(self, entry: CatalogArtifact) -> ArtifactEntry:
         # The archive crossed a trust boundary: its names go into registry URLs, so check them.
         try:
             validate_repository(entry.repository)
@@ -243,10 +251,10 @@ class _Importer:
             digest = Digest.parse(entry.digest)
         except UsageError as exc:
             raise ArchiveError(f"archive catalog names an invalid artifact: {exc}") from None
-        return _Artifact(entry, digest)
+        return ArtifactEntry(entry, digest)
 
     def _plan(
-        self, artifacts: list[_Artifact], manifests: dict[Digest, Manifest], blob_sizes: dict[Digest, int]
+        self, artifacts: list[ArtifactEntry], manifests: dict[Digest, Manifest], blob_sizes: dict[Digest, int]
     ) -> dict[Digest, list[str]]:
         """Closures, tag checks, and which repositories need each blob (in artifact order)."""
 
@@ -384,7 +392,7 @@ class _Importer:
         finally:
             close_stream(again)
 
-    def _push_manifests(self, artifacts: list[_Artifact]) -> list[str]:
+    def _push_manifests(self, artifacts: list[ArtifactEntry]) -> list[str]:
         """Push manifests by digest (children first), then tags; referrers after their subjects."""
         imported: list[str] = []
         ordered = sorted(artifacts, key=lambda a: a.entry.subject is not None)
@@ -416,7 +424,7 @@ class _Importer:
         self._index_referrers([a for a in ordered if a.entry.reference in imported])
         return imported
 
-    def _index_referrers(self, artifacts: list[_Artifact]) -> None:
+    def _index_referrers(self, artifacts: list[ArtifactEntry]) -> None:
         """Keep imported referrers discoverable: a registry with the referrers API indexes them from
         their ``subject``; on one without it, list them in the subject's tag-schema index (which the
         archive lacks when the source had the API). Best effort: the artifacts are already imported."""
@@ -443,7 +451,7 @@ class _Importer:
                 log.warning("referrers of %s@%s could not be indexed: %s", repo, subject, exc)
 
 
-def _check_index(index: object, artifacts: list[_Artifact]) -> None:
+def _check_index(index: object, artifacts: list[ArtifactEntry]) -> None:
     """index.json must name exactly the catalog's artifacts (other tools read index.json)."""
     assert isinstance(index, dict)
     named: set[tuple[str, str]] = set()
@@ -484,7 +492,7 @@ def import_archive(
         TagConflict, RegistryError: an artifact failed (without ContinueOnErrors).
     """
     client.ping()
-    importer = _Importer(
+    importer = Importer(
         source=source,
         client=client,
         options=options,

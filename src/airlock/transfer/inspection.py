@@ -29,7 +29,7 @@ def copy_blob(
     the end of the archive too. Truncation, a flipped byte, a member the catalog does not list or
     data past the end fails the copy, and the target stays absent; the result says ``verified``.
     Any other blob (it does not begin with an airlock catalog) is copied as it is, unverified,
-    with a ``note`` saying what it looks like. When the source has a Content-MD5 the bytes are
+    with a ``note`` saying what it looks like; an empty one is refused. When the source has a Content-MD5 the bytes are
     checked against it as well. The copy keeps the source's metadata and marks an airlock archive
     ``category=acr-transfer-blob`` even if a previous copy tool stripped it.
 
@@ -40,6 +40,9 @@ def copy_blob(
     info = source.stat()
     if info is None:
         raise BlobNotFound(f"source blob {source.display} does not exist")
+    if info.size == 0:
+        # Nothing a transfer could need, and most often a failed export or copy upstream.
+        raise ArchiveError(f"source blob {source.display} is empty (0 bytes): nothing was copied")
     raw = source.read()
     try:
         return _copy(source, target, raw, info, overwrite, progress)

@@ -35,7 +35,7 @@ from airlock.storage.base import Blob
 from airlock.transfer.graph import closure
 
 # The importer's machinery (planning, verified uploads, manifests and tags last) is shared.
-from airlock.transfer.importer import ImportResult, _Artifact, _Importer, import_archive
+from airlock.transfer.importer import ArtifactEntry, Importer, ImportResult, import_archive
 from airlock.transfer.options import NoProgress, PipelineOption, Progress
 from airlock.transfer.pipelining import FanOut, close_stream
 
@@ -121,7 +121,7 @@ def _read(source: Blob, offset: int, n: int) -> bytes:
         close_stream(chunks)
 
 
-class _LayoutImporter(_Importer):
+class _LayoutImporter(Importer):
     def run_layout(self, repository: str | None, size: int, etag: str | None) -> ImportResult:
         where = f"OCI layout {self.source.display}"
         self.source_etag = etag
@@ -133,12 +133,12 @@ class _LayoutImporter(_Importer):
                 manifests[desc.digest] = self._manifest(tar, desc, where)
             return manifests[desc.digest]
 
-        artifacts: list[_Artifact] = []
+        artifacts: list[ArtifactEntry] = []
         for entry, desc in _entries(tar.index, repository, where):
             top = load(desc)
             closure(top, load, where=f"artifact {entry['reference']}")  # reads every child manifest
             entry.update(mediaType=top.media_type, subject=str(top.subject.digest) if top.subject else None)
-            artifacts.append(_Artifact(CatalogArtifact.model_validate(entry), desc.digest))
+            artifacts.append(ArtifactEntry(CatalogArtifact.model_validate(entry), desc.digest))
         blob_sizes = {d: m.size for d, m in tar.blobs.items() if d not in manifests}
         needs = self._plan(artifacts, manifests, blob_sizes)
         self.progress.begin(sum(blob_sizes[d] for d in needs), f"import ← {self.source.display}")
