@@ -12,7 +12,10 @@ import httpx
 from airlock.testing.services import AirlockServer
 
 EXE = str(Path(sys.executable).parent / "airlock")
-REG = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/tokenreg?api-version=x"
+REG = (
+    "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/tokenreg"
+    "?api-version=2025-06-01-preview"
+)
 
 
 def test_tokens_created_used_and_revoked_with_the_cli(tmp_path: Path) -> None:

@@ -360,7 +360,10 @@ def test_bad_requests_get_arm_error_envelopes(
     r = api.put(arm("badrg", "badregistry") + path_suffix + API, headers=H, json=body)
     assert r.status_code == status, r.text
     err = r.json()["error"]
-    assert set(err) == {"code", "message"} and needle in err["message"]
+    assert set(err) == {"code", "message", "additionalInfo"} and needle in err["message"]
+    # The error's class rides along (ARM's additionalInfo), for the CLI to raise the same one.
+    expected = "ResourceNotFound" if status == 404 else "UsageError"
+    assert err["additionalInfo"] == [{"type": "AirlockError", "info": {"class": expected}}]
 
 
 def test_run_limits_and_export_policy(api: TestClient, source_registry: RegistryServer, tmp_path: Path) -> None:

@@ -165,7 +165,7 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     with TestClient(app) as client:
         client.put(
             "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/hostilereg"
-            "?api-version=x",
+            "?api-version=2025-06-01-preview",
             headers={"Authorization": "Bearer t"},
             json={"properties": {"loginServer": "https://r.example"}},
         )
@@ -203,7 +203,7 @@ REG = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerRegistry/
     ],
 )
 def test_hostile_api_bodies_get_4xx_envelopes(api: TestClient, path: str, body: Any) -> None:
-    r = api.put(REG + path + "?api-version=x", headers={"Authorization": "Bearer t"}, json=body)
+    r = api.put(REG + path + "?api-version=2025-06-01-preview", headers={"Authorization": "Bearer t"}, json=body)
     assert 400 <= r.status_code < 500, r.text[:300]
     error = r.json()["error"]
     assert error["code"] and "\n" not in error["message"] and len(error["message"]) < 2000
@@ -211,7 +211,9 @@ def test_hostile_api_bodies_get_4xx_envelopes(api: TestClient, path: str, body: 
 
 def test_invalid_json_and_digest_strings(api: TestClient) -> None:
     r = api.put(
-        REG + "/exportPipelines/badjson?api-version=x", headers={"Authorization": "Bearer t"}, content=b"{not json"
+        REG + "/exportPipelines/badjson?api-version=2025-06-01-preview",
+        headers={"Authorization": "Bearer t"},
+        content=b"{not json",
     )
     assert r.status_code == 400 and r.json()["error"]["code"] == "InvalidRequestContent"
     assert Digest.parse("sha256:" + "0" * 64)

@@ -135,7 +135,7 @@ def test_secrets_never_leak(tmp_path: Path, azurite: AzuriteServer) -> None:
             reader = server.http.post("/airlock/tokens", json={"name": "leakreader", "role": "Reader"}).json()["token"]
             secrets.add(reader)
             for path in ("leakreg/pipelineRuns", "leakreg/exportPipelines", "leakreg"):
-                outputs.append(server.http.get(REG + path + "?api-version=x").text)
+                outputs.append(server.http.get(REG + path + "?api-version=2025-06-01-preview").text)
             outputs.append(server.http.get("/airlock/tokens").text)
             runs = server.get(REG + "leakreg/pipelineRuns")["value"]
         finally:

@@ -8,6 +8,8 @@ Roles (after Azure's built-in ones):
   identities, key vaults or secrets.
 - ``Reader`` — GET only; secret values are never returned to it.
 
+Which role a route needs is declared on the route (``airlock.api.deps.require``).
+
 Only a SHA-256 of each token is kept, so the database never holds a usable credential.
 """
 
@@ -18,12 +20,26 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 
 from sqlalchemy import Column, DateTime, Engine, MetaData, String, Table, delete, insert, select
 
 from airlock.errors import ResourceConflict, ResourceNotFound, UsageError
 
-ROLES = ("Owner", "TransferPipelineContributor", "Reader")
+
+class Role(StrEnum):
+    """An API role. Each includes the ones below it: Owner > TransferPipelineContributor > Reader."""
+
+    READER = "Reader"
+    TRANSFER_PIPELINE_CONTRIBUTOR = "TransferPipelineContributor"
+    OWNER = "Owner"
+
+    def includes(self, other: Role) -> bool:
+        order = list(Role)
+        return order.index(self) >= order.index(other)
+
+
+ROLES = (Role.OWNER.value, Role.TRANSFER_PIPELINE_CONTRIBUTOR.value, Role.READER.value)
 
 _metadata = MetaData()
 tokens_table = Table(
@@ -85,41 +101,3 @@ class TokenStore:
         with self._engine.begin() as conn:
             if conn.execute(delete(tokens_table).where(tokens_table.c.name == name)).rowcount == 0:
                 raise ResourceNotFound(f"no token named {name!r}")
-
-
-PIPELINE_KINDS = ("exportPipelines", "importPipelines", "pipelineRuns")
-
-
-def allowed(role: str, method: str, path: str) -> bool:
-    """Whether ``role`` may call ``method`` on ``path`` (an ARM path, already percent-decoded).
-
-    Decided on the path's *structure*, never on a segment appearing anywhere: a subscription,
-    resource group or registry may be named ``pipelineRuns`` too.
-    """
-    if role == "Owner":
-        return True
-    parts = path.split("/")
-    if "" in parts[1:] or ".." in parts or "." in parts:
-        return False  # no empty, '.' or '..' segments: one path, one meaning
-    if path.startswith("/airlock/"):
-        return False
-    if method in ("GET", "HEAD"):
-        # Secret values are data-plane reads: only the Owner (the vault's administrator) sees them.
-        return not _is_vault_secret(parts)
-    if role == "TransferPipelineContributor":
-        # /subscriptions/{s}/resourceGroups/{rg}/providers/Microsoft.ContainerRegistry/registries/{r}/{kind}/{name}
-        return (
-            len(parts) == 11
-            and parts[1].lower() == "subscriptions"
-            and parts[3].lower() == "resourcegroups"
-            and parts[5].lower() == "providers"
-            and parts[6].lower() == "microsoft.containerregistry"
-            and parts[7].lower() == "registries"
-            and parts[9] in PIPELINE_KINDS
-        )
-    return False
-
-
-def _is_vault_secret(parts: list[str]) -> bool:
-    lowered = [p.lower() for p in parts]
-    return "microsoft.keyvault" in lowered and "secrets" in lowered[lowered.index("microsoft.keyvault") :]

@@ -29,15 +29,16 @@ from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
 from airlock.errors import AccessDenied, AirlockError, ResourceConflict, ResourceNotFound, UsageError
+from airlock.pipelines import arm
 
-API_VERSION = "2025-06-01-preview"
+# The ARM constants live in airlock.pipelines.arm, shared with the API.
+API_VERSION = arm.DEFAULT_API_VERSION
+TERMINAL_STATES = arm.TERMINAL_STATES
+REGISTRY_PROVIDER = arm.REGISTRY_TYPE
+IDENTITY_PROVIDER = arm.IDENTITY_TYPE
+VAULT_PROVIDER = arm.VAULT_TYPE
 POLL_INTERVAL = 0.5
-TERMINAL_STATES = ("Succeeded", "Failed", "Canceled")
 CONFIG_KEYS = ("group", "subscription")
-
-REGISTRY_PROVIDER = "Microsoft.ContainerRegistry/registries"
-IDENTITY_PROVIDER = "Microsoft.ManagedIdentity/userAssignedIdentities"
-VAULT_PROVIDER = "Microsoft.KeyVault/vaults"
 
 log = logging.getLogger(__name__)
 

@@ -14,14 +14,16 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from airlock.errors import UsageError
+from airlock.pipelines import arm
 
-PROVIDER = "Microsoft.ContainerRegistry"
-REGISTRY_TYPE = f"{PROVIDER}/registries"
-EXPORT_TYPE = f"{REGISTRY_TYPE}/exportPipelines"
-IMPORT_TYPE = f"{REGISTRY_TYPE}/importPipelines"
-RUN_TYPE = f"{REGISTRY_TYPE}/pipelineRuns"
-IDENTITY_TYPE = "Microsoft.ManagedIdentity/userAssignedIdentities"
-VAULT_TYPE = "Microsoft.KeyVault/vaults"
+# The ARM type names, from the module the API and the CLI share.
+PROVIDER = arm.CONTAINER_REGISTRY
+REGISTRY_TYPE = arm.REGISTRY_TYPE
+EXPORT_TYPE = arm.EXPORT_TYPE
+IMPORT_TYPE = arm.IMPORT_TYPE
+RUN_TYPE = arm.RUN_TYPE
+IDENTITY_TYPE = arm.IDENTITY_TYPE
+VAULT_TYPE = arm.VAULT_TYPE
 
 MAX_ARTIFACTS_PER_RUN = 50  # ACR's limit (spec §4.1)
 NAME_RE = re.compile(r"[a-zA-Z0-9]{5,50}")  # ACR: 5-50 alphanumerics for registries, pipelines, runs

@@ -162,6 +162,8 @@ class ControlPlane:
             "sku": R.registry_sku(getattr(model, "sku", None), name),
             "properties": props,
         }
+        if model.tags is not None:
+            doc["tags"] = model.tags
         self.store.put(rid, doc, type_=R.REGISTRY_TYPE, resource_group=rg)
         return doc, existing is None
 

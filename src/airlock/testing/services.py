@@ -1032,34 +1032,47 @@ _API = "?api-version=2025-06-01-preview"
 
 class AirlockServer:
     """``airlock serve`` as a subprocess on a free port with its own ``AIRLOCK_HOME``; ``http`` is an
-    httpx client carrying the home's bearer token. Logs go to ``<home>/../serve-<port>.log``."""
+    httpx client carrying the home's bearer token. Logs go to ``<home>/../serve-<port>.log``. With
+    ``tls`` it serves HTTPS with a self-signed certificate for 127.0.0.1; clients trust ``ca_cert``."""
 
-    def __init__(self, home: Path, trigger_interval: float = 0.5) -> None:
+    def __init__(self, home: Path, trigger_interval: float = 0.5, *, tls: bool = False) -> None:
         self.home = home
         self.port = free_port()
         self.env = {**os.environ, "AIRLOCK_HOME": str(home), "AIRLOCK_TRIGGER_INTERVAL": str(trigger_interval)}
         self.proc: subprocess.Popen[bytes] | None = None
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.ca_cert: Path | None = None
+        self._key_path: Path | None = None
+        if tls:
+            self.ca_cert = home.parent / f"serve-{self.port}-cert.pem"
+            self._key_path = home.parent / f"serve-{self.port}-key.pem"
+            key, cert = _self_signed("127.0.0.1", san=[x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
+            _write_key_and_cert(key, cert, self._key_path, self.ca_cert)
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
+
+    @property
+    def verify(self) -> ssl.SSLContext | bool:
+        """What an httpx client needs to trust this server."""
+        return True if self.ca_cert is None else ssl.create_default_context(cafile=str(self.ca_cert))
 
     def start(self) -> AirlockServer:
+        args = [str(Path(sys.executable).parent / "airlock"), "serve", "--port", str(self.port)]
+        if self.ca_cert is not None and self._key_path is not None:
+            args += ["--ssl-certfile", str(self.ca_cert), "--ssl-keyfile", str(self._key_path)]
         with (self.home.parent / f"serve-{self.port}.log").open("ab") as log:
-            self.proc = subprocess.Popen(
-                [str(Path(sys.executable).parent / "airlock"), "serve", "--port", str(self.port)],
-                env=self.env,
-                stdout=log,
-                stderr=log,
-            )
+            self.proc = subprocess.Popen(args, env=self.env, stdout=log, stderr=log)
         deadline = time.monotonic() + 30
         while True:
             try:
-                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
+                if httpx.get(self.url + "/healthz", timeout=1, verify=self.verify).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
             assert time.monotonic() < deadline, "airlock serve did not start"
             time.sleep(0.1)
         token = (self.home / "api-token").read_text().strip()
-        self.http = httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {token}"}, timeout=60)
+        self.http = httpx.Client(
+            base_url=self.url, headers={"Authorization": f"Bearer {token}"}, timeout=60, verify=self.verify
+        )
         return self
 
     def kill(self) -> None:
@@ -1069,13 +1082,15 @@ class AirlockServer:
         self.http.close()
 
     def stop(self) -> None:
+        # Our keep-alive connection first: uvicorn waits for open TLS connections before it exits.
+        self.http.close()
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
             try:
                 self.proc.wait(20)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
-        self.http.close()
+                self.proc.wait(10)
 
     def put(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         """PUT ``body`` at an ARM ``path``; asserts a 200/201."""

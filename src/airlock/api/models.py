@@ -1,0 +1,334 @@
+"""The request and response models the OpenAPI declares.
+
+Request bodies of registries, pipelines and runs are the control plane's own models
+(:mod:`airlock.pipelines.resources`), which validate them; the bodies the API layer handles itself
+(identities, vaults, access policies, secrets, tokens, registry PATCH) are declared and checked
+here. Response models describe the documents the control plane returns; ``extra="allow"`` where
+ARM lets a resource carry more than airlock reads.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from airlock.pipelines import resources as R
+
+# -- requests ------------------------------------------------------------------------------------
+
+
+class ExportPipelineBody(R.PipelineBody):
+    """PUT body of an export pipeline (ACR's ExportPipeline)."""
+
+    properties: R.ExportPipelineProperties  # type: ignore[assignment]
+
+
+class ImportPipelineBody(R.PipelineBody):
+    """PUT body of an import pipeline (ACR's ImportPipeline)."""
+
+    properties: R.ImportPipelineProperties  # type: ignore[assignment]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class IdentityProperties(_Body):
+    """The ids of an existing Azure managed identity to register (new GUIDs when left out)."""
+
+    client_id: str | None = Field(default=None, alias="clientId")
+    principal_id: str | None = Field(default=None, alias="principalId")
+    tenant_id: str | None = Field(default=None, alias="tenantId")
+
+
+class IdentityBody(R._Envelope):
+    properties: IdentityProperties | None = None
+
+
+class SecretPermissions(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    secrets: list[str] = Field(default_factory=list)
+
+
+class AccessPolicy(BaseModel):
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    object_id: Annotated[str, Field(min_length=1, max_length=128)] = Field(alias="objectId")
+    tenant_id: str | None = Field(default=None, alias="tenantId")
+    permissions: SecretPermissions = Field(default_factory=SecretPermissions)
+
+
+class VaultProperties(BaseModel):
+    model_config = ConfigDict(extra="allow", populate_by_name=True)  # ARM vaults have many more
+    access_policies: list[AccessPolicy] | None = Field(default=None, alias="accessPolicies")
+
+
+class VaultBody(R._Envelope):
+    properties: VaultProperties | None = None
+
+
+class AccessPolicyList(_Body):
+    access_policies: Annotated[list[AccessPolicy], Field(min_length=1)] = Field(alias="accessPolicies")
+
+
+class AccessPolicyBody(R._Envelope):
+    id: str | None = None
+    properties: AccessPolicyList
+
+
+class SecretProperties(BaseModel):
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    value: Annotated[str, Field(min_length=1)]
+    content_type: str | None = Field(default=None, alias="contentType")
+
+
+class SecretBody(R._Envelope):
+    properties: SecretProperties
+
+
+class RegistryPatch(_Body):
+    """PATCH body of a registry (ACR's RegistryUpdateParameters): what is given replaces what is stored."""
+
+    tags: dict[str, str] | None = None
+    sku: dict[str, str] | None = None
+    identity: dict[str, Any] | None = None
+    properties: dict[str, Any] | None = None
+
+
+class TokenBody(_Body):
+    name: str
+    role: str
+
+
+# -- responses -----------------------------------------------------------------------------------
+
+
+class _Doc(BaseModel):
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+
+class ErrorAdditionalInfo(BaseModel):
+    type: str
+    info: dict[str, Any]
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    additionalInfo: list[ErrorAdditionalInfo] | None = None
+
+
+class ErrorResponse(BaseModel):
+    """ARM's error envelope."""
+
+    error: ErrorDetail
+
+
+class OperationError(BaseModel):
+    code: str
+    message: str
+
+
+class OperationStatus(BaseModel):
+    id: str
+    name: str
+    status: Literal["InProgress", "Succeeded", "Failed", "Canceled"]
+    startTime: str | None = None
+    endTime: str | None = None
+    percentComplete: float | None = None
+    error: OperationError | None = None
+
+
+class Sku(BaseModel):
+    name: str
+    tier: str
+
+
+class RegistryState(_Doc):
+    loginServer: str
+    provisioningState: str
+    exportPolicy: dict[str, str] | None = None
+
+
+class Registry(_Doc):
+    id: str
+    name: str
+    type: str
+    location: str | None = None
+    sku: Sku
+    properties: RegistryState
+
+
+class UserAssignedIdentity(_Doc):
+    principalId: str
+    clientId: str
+
+
+class PipelineIdentity(_Doc):
+    type: str
+    principalId: str | None = None
+    tenantId: str | None = None
+    userAssignedIdentities: dict[str, UserAssignedIdentity] | None = None
+
+
+class PipelineStorage(_Doc):
+    type: str
+    uri: str
+    keyVaultUri: str | None = None
+    storageAccessMode: str
+
+
+class ExportPipelineState(_Doc):
+    target: PipelineStorage
+    options: list[str]
+    provisioningState: str
+    warnings: list[str] | None = None
+
+
+class ImportPipelineState(_Doc):
+    source: PipelineStorage
+    trigger: dict[str, Any]
+    options: list[str]
+    provisioningState: str
+    sourceTriggerReport: dict[str, Any] | None = None
+    warnings: list[str] | None = None
+
+
+class ExportPipeline(_Doc):
+    id: str
+    name: str
+    type: str
+    location: str | None = None
+    identity: PipelineIdentity
+    properties: ExportPipelineState
+
+
+class ImportPipeline(_Doc):
+    id: str
+    name: str
+    type: str
+    location: str | None = None
+    identity: PipelineIdentity
+    properties: ImportPipelineState
+
+
+class PipelineRunState(_Doc):
+    request: dict[str, Any]
+    forceUpdateTag: str | None = None
+    provisioningState: str
+    response: dict[str, Any]
+
+
+class PipelineRun(_Doc):
+    id: str
+    name: str
+    type: str
+    properties: PipelineRunState
+
+
+class IdentityState(_Doc):
+    principalId: str
+    clientId: str
+    tenantId: str
+
+
+class Identity(_Doc):
+    id: str
+    name: str
+    type: str
+    location: str | None = None
+    properties: IdentityState
+
+
+class VaultState(_Doc):
+    vaultUri: str
+    tenantId: str
+    accessPolicies: list[dict[str, Any]]
+    sku: dict[str, str]
+    provisioningState: str
+
+
+class Vault(_Doc):
+    id: str
+    name: str
+    type: str
+    location: str | None = None
+    properties: VaultState
+
+
+class SecretAttributes(_Doc):
+    enabled: bool
+    created: str
+
+
+class Secret(_Doc):
+    id: str
+    name: str
+    attributes: SecretAttributes
+    contentType: str | None = None
+    value: str | None = None
+
+
+class NewToken(BaseModel):
+    name: str
+    role: str
+    token: str
+
+
+class TokenInfo(BaseModel):
+    name: str
+    role: str
+    created: str
+
+
+class TokenList(BaseModel):
+    value: list[TokenInfo]
+
+
+class RegistryList(BaseModel):
+    """A page of Registry documents; ``nextLink`` when more remain."""
+
+    value: list[Registry]
+    nextLink: str | None = None
+
+
+class ExportPipelineList(BaseModel):
+    """A page of ExportPipeline documents; ``nextLink`` when more remain."""
+
+    value: list[ExportPipeline]
+    nextLink: str | None = None
+
+
+class ImportPipelineList(BaseModel):
+    """A page of ImportPipeline documents; ``nextLink`` when more remain."""
+
+    value: list[ImportPipeline]
+    nextLink: str | None = None
+
+
+class PipelineRunList(BaseModel):
+    """A page of PipelineRun documents; ``nextLink`` when more remain."""
+
+    value: list[PipelineRun]
+    nextLink: str | None = None
+
+
+class IdentityList(BaseModel):
+    """A page of Identity documents; ``nextLink`` when more remain."""
+
+    value: list[Identity]
+    nextLink: str | None = None
+
+
+class VaultList(BaseModel):
+    """A page of Vault documents; ``nextLink`` when more remain."""
+
+    value: list[Vault]
+    nextLink: str | None = None
+
+
+class SecretList(BaseModel):
+    """A page of Secret documents; ``nextLink`` when more remain."""
+
+    value: list[Secret]
+    nextLink: str | None = None

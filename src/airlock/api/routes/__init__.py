@@ -1,0 +1,1 @@
+"""One APIRouter per resource; ``airlock.api.app`` includes them all."""

@@ -1,0 +1,60 @@
+"""Pipeline runs: ``registries/{registry}/pipelineRuns``. A PUT starts the run and answers 201 at
+once; the run's ``operationStatuses/run`` reports it until it ends."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, Response
+
+from airlock.api import lro
+from airlock.api import models as M
+from airlock.api.deps import Contributor, Plane, Reader, Skip, Top, body, page
+from airlock.api.openapi import answers, request_body
+from airlock.pipelines import arm
+from airlock.pipelines import resources as R
+
+router = APIRouter(tags=["pipelineRuns"])
+RUNS = arm.REGISTRY_PATH + "/pipelineRuns"
+
+
+@router.put(
+    RUNS + "/{name}",
+    status_code=200,
+    responses=answers({200: M.PipelineRun, 201: M.PipelineRun}, 403, 404, 409, 413, 415),
+    openapi_extra=request_body(R.RunBody),
+)
+def put_run(
+    request: Request,
+    _: Contributor,
+    p: Plane,
+    sub: str,
+    rg: str,
+    registry: str,
+    name: str,
+    data: Annotated[Any, Depends(body())],
+) -> JSONResponse:
+    """Start a run (201); the same request again is a no-op (200), a new forceUpdateTag runs it again."""
+    doc, started = p.put_run(sub, rg, registry, name, data)
+    return lro.put_reply(request, doc, started, running=started)
+
+
+@router.get(RUNS + "/{name}", responses=answers({200: M.PipelineRun}, 403, 404))
+def get_run(_: Reader, p: Plane, sub: str, rg: str, registry: str, name: str) -> dict[str, Any]:
+    return p.get(R.RegistryRef(sub, rg, registry).child("pipelineRuns", name), "pipeline run")
+
+
+@router.delete(RUNS + "/{name}", status_code=202, responses=answers({202: None, 204: None}, 403, 409))
+def delete_run(request: Request, _: Contributor, p: Plane, sub: str, rg: str, registry: str, name: str) -> Response:
+    """Delete a run's record (409 while it runs)."""
+    rid = R.RegistryRef(sub, rg, registry).child("pipelineRuns", name)
+    return lro.delete_reply(request, rid, p.delete_run(rid))
+
+
+@router.get(RUNS, responses=answers({200: M.PipelineRunList}, 403, 404))
+def list_runs(
+    request: Request, _: Reader, p: Plane, sub: str, rg: str, registry: str, skip: Skip = 0, top: Top = 100
+) -> dict[str, Any]:
+    p.get(R.resource_id(sub, rg, R.REGISTRY_TYPE, registry), "registry")
+    return page(request, p.store.find(R.RUN_TYPE, parent=R.RegistryRef(sub, rg, registry).id), skip, top)
