@@ -1,9 +1,10 @@
 """The served OpenAPI, made to say what the API does.
 
-FastAPI's generated document is adjusted in three ways: request bodies read by the routes
+FastAPI's generated document is adjusted in four ways: request bodies read by the routes
 themselves (``deps.body``) are declared with the models that check them (``request_body``); its
-automatic 422 answers are removed (a bad body or parameter is a 400 ARM envelope here); and the
-``api-version`` parameter, checked after authentication, is marked required with its values.
+automatic 422 answers are removed (a bad body or parameter is a 400 ARM envelope here); 202 and
+204 answers have no body; and the ``api-version`` parameter, checked after authentication, is
+marked required with its values.
 """
 
 from __future__ import annotations
@@ -87,7 +88,11 @@ def _adjust(doc: dict[str, Any]) -> None:
         components[name] = schema
     for item in doc.get("paths", {}).values():
         for operation in item.values():
-            operation.get("responses", {}).pop("422", None)
+            responses = operation.get("responses", {})
+            responses.pop("422", None)
+            for status in ("202", "204"):
+                # These answers have no body; FastAPI would document an empty JSON one.
+                responses.get(status, {}).pop("content", None)
             for param in operation.get("parameters", []):
                 if param.get("name") == "api-version" and param.get("in") == "query":
                     param["required"] = True
