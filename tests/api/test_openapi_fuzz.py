@@ -32,6 +32,7 @@ CHECKS = [
     response_headers_conformance,
     response_schema_conformance,
 ]
+FRAMING = {"transfer-encoding", "content-length", "connection", "host", "te", "upgrade", "expect", "trailer"}
 SUB, RG = "fuzzsub", "fuzzrg"
 REG = f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.ContainerRegistry/registries/fuzzreg"
 PROVIDERS = f"/subscriptions/{SUB}/resourceGroups/{RG}/providers"
@@ -96,6 +97,10 @@ def test_served_openapi_holds_for_generated_requests(server: AirlockServer) -> N
                     suppress_health_check=list(HealthCheck),
                 )
                 def check(case: Any) -> None:
+                    # Undeclared framing headers (an empty Transfer-Encoding, say) are refused by the HTTP
+                    # server itself, uvicorn, with its own text/plain 400, before the API sees the request.
+                    for name in [h for h in case.headers or {} if h.lower() in FRAMING]:
+                        del case.headers[name]
                     headers = {"Authorization": f"Bearer {token}"}
                     case.call_and_validate(base_url=server.url, headers=headers, checks=CHECKS)
 

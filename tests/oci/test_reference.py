@@ -105,7 +105,15 @@ def test_registry_urls(text: str, scheme: str, host: str) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["ftp://x", "https://user:pw@r.example.com", "https://r.example.com/some/path", "https://r:notaport"],
+    # "\u00e5)[K": found by schemathesis as a registry's loginServer; urlsplit raised ValueError (a 500).
+    [
+        "ftp://x",
+        "https://user:pw@r.example.com",
+        "https://r.example.com/some/path",
+        "https://r:notaport",
+        "\u00e5)[K",
+        "https://r]",
+    ],
 )
 def test_bad_registry_urls(text: str) -> None:
     with pytest.raises(AirlockError) as info:

@@ -87,7 +87,9 @@ class SecretBody(R._Envelope):
 
 
 class RegistryPatch(_Body):
-    """PATCH body of a registry (ACR's RegistryUpdateParameters): what is given replaces what is stored."""
+    """PATCH body of a registry (ACR's RegistryUpdateParameters): given ``tags`` and ``sku`` replace the
+    stored ones, given ``properties`` are merged in; ``identity`` is accepted and ignored (an airlock
+    registry has none)."""
 
     tags: dict[str, str] | None = None
     sku: dict[str, str] | None = None

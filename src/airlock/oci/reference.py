@@ -159,7 +159,10 @@ class RegistryURL:
         raw = text.strip().rstrip("/")
         if "://" not in raw:
             raw = ("http://" if _is_loopback(raw) else "https://") + raw
-        parts = urlsplit(raw)
+        try:
+            parts = urlsplit(raw)
+        except ValueError:  # an unbalanced '[' or ']': urlsplit takes it for a broken IPv6 literal
+            raise UsageError(f"invalid registry URL {_shown(text)}: expected scheme://host[:port]") from None
         if parts.scheme not in ("http", "https"):
             raise UsageError(f"invalid registry URL {_shown(text)}: scheme must be http or https")
         if parts.username or parts.password:
