@@ -19,21 +19,15 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Column, DateTime, Engine, MetaData, String, Table, delete, insert, select
+from sqlalchemy import Engine, delete, insert, select
 
+from airlock.db.migrate import ensure_schema
+from airlock.db.schema import api_tokens
 from airlock.errors import ResourceConflict, ResourceNotFound, UsageError
 
 ROLES = ("Owner", "TransferPipelineContributor", "Reader")
 
-_metadata = MetaData()
-tokens_table = Table(
-    "api_tokens",
-    _metadata,
-    Column("name", String(64), primary_key=True),
-    Column("role", String(64), nullable=False),
-    Column("sha256", String(64), nullable=False, unique=True),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-)
+tokens_table = api_tokens
 
 
 @dataclass(frozen=True)
@@ -52,7 +46,7 @@ class TokenStore:
     def __init__(self, engine: Engine, bootstrap_token: str) -> None:
         self._engine = engine
         self._bootstrap = bootstrap_token
-        _metadata.create_all(engine)
+        ensure_schema(engine)
 
     def authenticate(self, token: str) -> Caller | None:
         if token and hmac.compare_digest(token.encode(), self._bootstrap.encode()):

@@ -24,6 +24,7 @@ from airlock.cli import common, results
 from airlock.cli.argv import expand_multi, fill_optional_booleans, hoist_global_args
 from airlock.cli.arm import set_subscription
 from airlock.cli.common import REGISTRY_SCHEME_RULE
+from airlock.cli.db import db_app
 from airlock.cli.helptext import polish as polish_help
 from airlock.cli.identities import identity_app
 from airlock.cli.keyvault import keyvault_app
@@ -410,6 +411,7 @@ app.add_typer(identity_app, name="identity")
 app.add_typer(keyvault_app, name="keyvault")
 app.add_typer(storage_app, name="storage")
 app.add_typer(token_app, name="token")
+app.add_typer(db_app, name="db")
 
 
 def _version(value: bool) -> None:
@@ -454,6 +456,7 @@ def main(
     root.setLevel(logging.ERROR if only_show_errors and not (debug or verbose) else level)
     # The Azure SDK logs every request at INFO; keep it to warnings even with -v.
     logging.getLogger("azure").setLevel(logging.DEBUG if debug else logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.DEBUG if debug else logging.WARNING)  # its INFO narrates DDL
     common.set_only_errors(only_show_errors)
     set_subscription(subscription)
     if debug:

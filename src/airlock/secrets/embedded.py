@@ -23,35 +23,18 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from cryptography.fernet import Fernet, InvalidToken
-from sqlalchemy import Column, DateTime, Engine, MetaData, String, Table, Text, and_, delete, insert, select, update
+from sqlalchemy import Engine, and_, delete, insert, select, update
 
+from airlock.db.migrate import ensure_schema
+from airlock.db.schema import embedded_vault_secrets, embedded_vaults
 from airlock.errors import SecretError, UsageError
 from airlock.secrets.base import Principal, SecretAccessDenied, SecretNotFound
 
 VAULT_SUFFIX = ".vault.azure.net"
 SECRET_PERMISSIONS = frozenset({"get", "list", "set", "delete", "backup", "restore", "recover", "purge", "all"})
 
-_metadata = MetaData()
-vaults_table = Table(
-    "embedded_vaults",
-    _metadata,
-    Column("name", String(24), primary_key=True),
-    Column("resource_group", String(90), nullable=False),
-    Column("location", String(64), nullable=False),
-    Column("tenant_id", String(36), nullable=False),
-    Column("policies", Text, nullable=False),  # JSON list, Azure's accessPolicies shape
-    Column("created_at", DateTime(timezone=True), nullable=False),
-)
-secrets_table = Table(
-    "embedded_vault_secrets",
-    _metadata,
-    Column("vault", String(24), primary_key=True),
-    Column("name", String(127), primary_key=True),
-    Column("version", String(32), primary_key=True),
-    Column("ciphertext", Text, nullable=False),
-    Column("content_type", String(255), nullable=True),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-)
+vaults_table = embedded_vaults
+secrets_table = embedded_vault_secrets
 
 
 @dataclass
@@ -128,7 +111,7 @@ class EmbeddedVaults:
         self._engine = engine
         self._fernet = Fernet(key)
         self._lock = threading.Lock()
-        _metadata.create_all(engine)
+        ensure_schema(engine)
 
     # -- vaults -------------------------------------------------------------------------------------
 
