@@ -209,9 +209,7 @@ def create_app(
         top: Top = PAGE,
         api_version: ApiVersion = API_VERSION,
     ) -> dict[str, Any]:
-        return page(
-            request, p.store.find(R.REGISTRY_TYPE, prefix=f"/subscriptions/{sub}/resourceGroups/{rg}/"), skip, top
-        )
+        return page(request, p.list_registries(sub, rg), skip, top)
 
     # -- pipelines --------------------------------------------------------------------------------
 
@@ -252,7 +250,7 @@ def create_app(
         api_version: ApiVersion = API_VERSION,
     ) -> dict[str, Any]:
         p.get(R.resource_id(sub, rg, R.REGISTRY_TYPE, registry), "registry")
-        return page(request, p.store.find(R.RUN_TYPE, parent=R.RegistryRef(sub, rg, registry).id), skip, top)
+        return page(request, p.list_runs(sub, rg, registry), skip, top)
 
     @app.get(REG + "/{registry}/{kind}/{name}/operationStatuses/{op}", dependencies=[Auth], tags=["operations"])
     def operation(
@@ -293,7 +291,7 @@ def create_app(
         request: Request, p: Plane, sub: str, rg: str, name: str, api_version: ApiVersion = API_VERSION
     ) -> Response:
         rid = R.resource_id(sub, rg, R.IDENTITY_TYPE, name)
-        return delete_reply(request, rid, p.store.delete(rid))
+        return delete_reply(request, rid, p.delete_identity(sub, rg, name))
 
     @app.get(IDS, dependencies=[Auth], tags=["identities"])
     def list_identities(
@@ -305,9 +303,7 @@ def create_app(
         top: Top = PAGE,
         api_version: ApiVersion = API_VERSION,
     ) -> dict[str, Any]:
-        return page(
-            request, p.store.find(R.IDENTITY_TYPE, prefix=f"/subscriptions/{sub}/resourceGroups/{rg}/"), skip, top
-        )
+        return page(request, p.list_identities(sub, rg), skip, top)
 
     # -- key vaults (embedded) --------------------------------------------------------------------
 
@@ -512,7 +508,9 @@ def _pipeline_routes(app: FastAPI, kind: str, put_reply: Any, delete_reply: Any,
         request: Request, p: Plane, sub: str, rg: str, registry: str, name: str, api_version: ApiVersion = API_VERSION
     ) -> Response:
         rid = R.RegistryRef(sub, rg, registry).child(kind, name)
-        return delete_reply(request, rid, p.store.delete(rid))  # type: ignore[no-any-return]
+        return delete_reply(  # type: ignore[no-any-return]
+            request, rid, p.delete_pipeline(sub, rg, registry, kind, name)
+        )
 
     @app.get(base, dependencies=[Auth], tags=[kind], name=f"list_{kind}")
     def list_pipelines(

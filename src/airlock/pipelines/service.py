@@ -409,6 +409,11 @@ class ControlPlane:
                 f"pipeline run {name}: pipeline {req.pipeline_resource_id} not found on registry {registry} "
                 f"in resource group {rg}"
             )
+        if pipeline["type"] not in (R.EXPORT_TYPE, R.IMPORT_TYPE):
+            raise UsageError(
+                f"pipeline run {name}: properties.request.pipelineResourceId must name an export or import "
+                f"pipeline, not a {pipeline['type'].rsplit('/', 1)[-1]} resource ({req.pipeline_resource_id})"
+            )
         is_export = pipeline["type"] == R.EXPORT_TYPE
         request: dict[str, Any] = {"pipelineResourceId": pipeline["id"]}
         if is_export:
@@ -457,9 +462,8 @@ class ControlPlane:
                     "response": response,
                 },
             }
-            self.store.put(
-                rid, doc, type_=R.RUN_TYPE, resource_group=rg, parent=ref.id, state="Running", owner=self._owner
-            )
+            state = R.run_transition(self.store.state_of(rid)[0], R.RunState.RUNNING, name)
+            self.store.put(rid, doc, type_=R.RUN_TYPE, resource_group=rg, parent=ref.id, state=state, owner=self._owner)
             self._running[rid.lower()] = self._pool.submit(self._execute, rid)
         return doc, True
 
@@ -484,6 +488,52 @@ class ControlPlane:
         if fut is not None:
             fut.result(timeout=timeout)
         return self.get(rid, "pipeline run")
+
+    def delete_pipeline(self, sub: str, rg: str, registry: str, kind: str, name: str) -> bool:
+        """Delete an export or import pipeline (its finished runs stay, for the record).
+
+        Raises:
+            ResourceConflict: a run of the pipeline is running (named).
+        """
+        ref = R.RegistryRef(sub, rg, registry)
+        pid = ref.child(kind, name).lower()
+        with self._lock:
+            for run in self.store.find(R.RUN_TYPE, parent=ref.id):
+                uses = str(run["properties"]["request"].get("pipelineResourceId", "")).lower() == pid
+                if uses and self._running_elsewhere_or_here(run["id"]):
+                    raise ResourceConflict(
+                        f"pipeline {name} has a running pipeline run, {run['name']}; "
+                        "delete it when the run has finished"
+                    )
+            return self.store.delete(pid)
+
+    def delete_identity(self, sub: str, rg: str, name: str) -> bool:
+        """Delete a user-assigned identity.
+
+        Raises:
+            ResourceConflict: a pipeline uses it (named): it would be left with no identity.
+        """
+        iid = R.resource_id(sub, rg, R.IDENTITY_TYPE, name).lower()
+        for type_ in (R.EXPORT_TYPE, R.IMPORT_TYPE):
+            for pipeline in self.store.find(type_, prefix=f"/subscriptions/{sub}/"):
+                assigned = (pipeline.get("identity") or {}).get("userAssignedIdentities") or {}
+                if iid in (key.lower() for key in assigned):
+                    raise ResourceConflict(
+                        f"identity {name} is assigned to pipeline {pipeline['name']} ({pipeline['id']}); "
+                        "delete the pipeline or give it another identity first"
+                    )
+        return self.store.delete(iid)
+
+    def list_registries(self, sub: str, rg: str | None = None) -> list[dict[str, Any]]:
+        """Registries of a resource group, or of the whole subscription when ``rg`` is None."""
+        scope = f"/subscriptions/{sub}/" + (f"resourceGroups/{rg}/" if rg else "")
+        return self.store.find(R.REGISTRY_TYPE, prefix=scope)
+
+    def list_identities(self, sub: str, rg: str) -> list[dict[str, Any]]:
+        return self.store.find(R.IDENTITY_TYPE, prefix=f"/subscriptions/{sub}/resourceGroups/{rg}/")
+
+    def list_runs(self, sub: str, rg: str, registry: str) -> list[dict[str, Any]]:
+        return self.store.find(R.RUN_TYPE, parent=R.RegistryRef(sub, rg, registry).id)
 
     def delete_run(self, rid: str) -> bool:
         with self._lock:  # no put_run of the same name between the check and the delete
@@ -511,8 +561,8 @@ class ControlPlane:
     def _update_response(self, rid: str, **fields: Any) -> None:
         with self._lock:
             doc = self.store.get(rid)
-            if doc is None:
-                return
+            if doc is None or self.store.state_of(rid)[0] != R.RunState.RUNNING:
+                return  # a late progress report: the run has finished, and its record stays as it ended
             doc["properties"]["response"].update(fields)
             self.store.put(
                 rid, doc, type_=R.RUN_TYPE, resource_group=_rg_of(rid), parent=_parent_of(rid), state="Running"
@@ -523,6 +573,8 @@ class ControlPlane:
             doc = self.store.get(rid)
             if doc is None:
                 return
+            end = R.RunState.SUCCEEDED if error is None else R.RunState.FAILED
+            R.run_transition(self.store.state_of(rid)[0], end, rid.rsplit("/", 1)[-1])
             resp = doc["properties"]["response"]
             resp.update(fields)
             resp["finishTime"] = now_iso()
