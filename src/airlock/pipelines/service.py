@@ -8,13 +8,13 @@ CLI in local mode); their state is persisted, so a restart finds them (see :meth
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import threading
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,6 +22,7 @@ from airlock.errors import AccessDenied, AirlockError, ResourceConflict, Resourc
 from airlock.oci.digest import Digest
 from airlock.oci.reference import ArtifactReference, RegistryURL
 from airlock.pipelines import resources as R
+from airlock.pipelines.executor import RunExecutor, ThreadRunExecutor
 from airlock.pipelines.store import HEARTBEAT, ResourceStore, process_alive, process_token
 from airlock.registry.client import RegistryClient
 from airlock.registry.credentials import Credentials
@@ -93,7 +94,8 @@ class ControlPlane:
         storage_credential: the Azure ``TokenCredential`` a principal uses for storage in the
             ManagedIdentity access mode (None: the environment's identity).
         tenant_id: the tenant of identities created here.
-        workers: runs executed at once.
+        workers: runs executed at once (by the default executor).
+        executor: where runs execute (default: a thread pool of this process).
         registry_client: builds the client for a registry URL and credentials (tests inject retry policies).
     """
 
@@ -107,14 +109,14 @@ class ControlPlane:
         tenant_id: str,
         workers: int = 2,
         registry_client: Callable[[RegistryURL, Credentials | None], RegistryClient] | None = None,
+        executor: RunExecutor | None = None,
     ) -> None:
         self.store = store
         self.vaults = vaults
         self.secrets = secrets
         self.storage_credential = storage_credential
         self.tenant_id = tenant_id
-        self._pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="run")
-        self._running: dict[str, Future[None]] = {}
+        self._executor: RunExecutor = executor or ThreadRunExecutor(workers)
         self._lock = threading.RLock()
         self._registry_client = registry_client or (lambda url, creds: RegistryClient(url, credentials=creds))
         self._owner = process_token()
@@ -123,13 +125,13 @@ class ControlPlane:
         self._heartbeat.start()
 
     def close(self, *, wait: bool = True) -> None:
-        self._pool.shutdown(wait=wait, cancel_futures=not wait)
+        self._executor.close(wait=wait)
         self._stop.set()
 
     def _beat(self) -> None:
         """Refresh the runs this process executes, so other machines see their owner is alive."""
         while not self._stop.wait(HEARTBEAT):
-            mine = [rid for rid, fut in list(self._running.items()) if not fut.done()]
+            mine = self._executor.running()
             try:
                 self.store.touch(mine)
             except Exception:  # a missed beat is retried; the lease is ten beats long
@@ -464,7 +466,7 @@ class ControlPlane:
             }
             state = R.run_transition(self.store.state_of(rid)[0], R.RunState.RUNNING, name)
             self.store.put(rid, doc, type_=R.RUN_TYPE, resource_group=rg, parent=ref.id, state=state, owner=self._owner)
-            self._running[rid.lower()] = self._pool.submit(self._execute, rid)
+            self._executor.submit(rid.lower(), functools.partial(self._execute, rid))
         return doc, True
 
     def _running_elsewhere_or_here(self, rid: str) -> bool | None:
@@ -474,8 +476,7 @@ class ControlPlane:
         if state != "Running":
             return None
         if owner == self._owner:
-            fut = self._running.get(rid.lower())
-            if fut is not None and not fut.done():
+            if self._executor.is_running(rid.lower()):
                 return True
         elif process_alive(owner, updated_at):
             return True
@@ -484,9 +485,7 @@ class ControlPlane:
 
     def wait(self, rid: str, timeout: float | None = None) -> dict[str, Any]:
         """Block until the run is finished (used by local-mode CLI and tests)."""
-        fut = self._running.get(rid.lower())
-        if fut is not None:
-            fut.result(timeout=timeout)
+        self._executor.wait(rid.lower(), timeout)
         return self.get(rid, "pipeline run")
 
     def delete_pipeline(self, sub: str, rg: str, registry: str, kind: str, name: str) -> bool:
@@ -550,7 +549,7 @@ class ControlPlane:
         """
         failed = []
         for rid, owner, updated_at in self.store.ids_in_state(R.RUN_TYPE, "Running"):
-            if rid in self._running or process_alive(owner, updated_at):
+            if self._executor.is_running(rid) or process_alive(owner, updated_at):
                 continue
             self._finish(rid, error=_INTERRUPTED_MESSAGE, interrupted=True)
             failed.append(rid)
