@@ -6,17 +6,20 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import Engine, create_engine, inspect, text
 
 from airlock.db import migrate
 from airlock.db.schema import metadata
 from airlock.errors import AirlockError
 from airlock.testing.console import Console
+from airlock.testing.postgres import PostgresServer
 
 DATA = Path(__file__).with_name("data")
 RELEASE = "release-574e0da"  # the last release before Alembic
@@ -24,13 +27,41 @@ RELEASE = "release-574e0da"  # the last release before Alembic
 
 def _schema_differences(url: str) -> list[object]:
     engine = create_engine(url)
-    with engine.connect() as conn:
-        return list(compare_metadata(MigrationContext.configure(conn), metadata))
+    try:
+        with engine.connect() as conn:
+            return list(compare_metadata(MigrationContext.configure(conn), metadata))
+    finally:
+        engine.dispose()
 
 
-def test_an_empty_database_migrates_to_the_schema_the_code_declares(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'new.db'}"
-    engine = create_engine(url)
+@pytest.fixture
+def engines() -> Iterator[Callable[[str], Engine]]:
+    """``create_engine``, with every engine disposed after the test (no connection left to the GC)."""
+    made: list[Engine] = []
+
+    def make(url: str) -> Engine:
+        made.append(create_engine(url))
+        return made[-1]
+
+    yield make
+    for engine in made:
+        engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of a new, empty database: one migration path serves both."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'new.db'}"
+    server: PostgresServer = request.getfixturevalue("postgres")
+    return server.new_database(f"t_{uuid.uuid4().hex[:12]}")
+
+
+def test_an_empty_database_migrates_to_the_schema_the_code_declares(
+    empty_database: str, engines: Callable[[str], Engine]
+) -> None:
+    url = empty_database
+    engine = engines(url)
     assert migrate.current_revision(engine) is None
     assert migrate.upgrade(engine) == migrate.head_revision()
     assert migrate.current_revision(engine) == migrate.head_revision()
@@ -60,10 +91,11 @@ def test_a_database_of_the_last_release_upgrades_in_place_and_keeps_its_data(tmp
     assert [p["name"] for p in pipelines] == ["oldexport"]
 
 
-def test_a_database_of_a_release_before_run_owners_gains_the_columns(tmp_path: Path) -> None:
+def test_a_database_of_a_release_before_run_owners_gains_the_columns(
+    tmp_path: Path, engines: Callable[[str], Engine]
+) -> None:
     """The oldest layout: no resources.owner, no trigger_imports.status (once added by hand-written ALTERs)."""
-    url = f"sqlite:///{tmp_path / 'oldest.db'}"
-    engine = create_engine(url)
+    engine = engines(f"sqlite:///{tmp_path / 'oldest.db'}")
     with sqlite3.connect(tmp_path / "oldest.db") as conn:
         conn.executescript((DATA / f"{RELEASE}.sql").read_text())
         conn.executescript(
@@ -81,8 +113,8 @@ def test_a_database_of_a_release_before_run_owners_gains_the_columns(tmp_path: P
     assert {b["name"] for b in bodies} >= {"oldreg1", "oldexport", "oldrun1"}
 
 
-def test_a_database_from_a_newer_release_is_refused(tmp_path: Path) -> None:
-    engine = create_engine(f"sqlite:///{tmp_path / 'newer.db'}")
+def test_a_database_from_a_newer_release_is_refused(empty_database: str, engines: Callable[[str], Engine]) -> None:
+    engine = engines(empty_database)
     migrate.upgrade(engine)
     with engine.begin() as conn:
         conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
