@@ -994,6 +994,14 @@ def run_skopeo(*args: str, check: bool = True, timeout: float = 120.0) -> subpro
     return done
 
 
+def skopeo_oci_archive(registry: RegistryServer, ref: str, path: Path, name: str, *extra: str) -> Path:
+    """``skopeo copy docker://REGISTRY/REF oci-archive:PATH:NAME`` (an OCI layout tar written by another
+    tool); ``extra`` goes to skopeo (e.g. ``--all`` for every platform). Returns ``path``."""
+    host = registry.url.split("://", 1)[1]
+    run_skopeo("copy", "--src-tls-verify=false", *extra, f"docker://{host}/{ref}", f"oci-archive:{path}:{name}")
+    return path
+
+
 class StorageTokenCredential:
     """A TokenCredential for Azurite's ``--oauth basic`` mode: an unsigned JWT for Azure Storage.
 
