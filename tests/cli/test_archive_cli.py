@@ -10,7 +10,6 @@ tar is in test_layout_import_cli.py.
 from __future__ import annotations
 
 import gzip
-import io
 import json
 import os
 import tarfile
@@ -24,6 +23,8 @@ from airlock.testing import content
 from airlock.testing.console import Run, error_message
 from airlock.testing.content import PushedArtifact
 from airlock.testing.services import AzuriteServer, RegistryServer, run_skopeo
+from airlock.testing.tars import Members
+from airlock.testing.tars import pack as _pack
 
 REPO = "guard/app"
 ACCOUNT = "dstacct"
@@ -39,23 +40,8 @@ def assert_nothing_landed(registry: RegistryServer, image: PushedArtifact) -> No
         assert not content.blob_exists(registry.url, REPO, digest), digest
 
 
-def members(path: Path) -> list[tuple[tarfile.TarInfo, bytes]]:
-    out = []
-    with tarfile.open(path) as tf:
-        for info in tf.getmembers():
-            f = tf.extractfile(info) if info.isfile() else None
-            out.append((info, f.read() if f else b""))
-    return out
-
-
-def pack(items: list[tuple[tarfile.TarInfo, bytes]]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tf:
-        for info, data in items:
-            if info.isfile():
-                info.size = len(data)
-            tf.addfile(info, io.BytesIO(data) if info.isfile() else None)
-    return buf.getvalue()
+def pack(items: Members) -> bytes:
+    return _pack(items, format=tarfile.USTAR_FORMAT)  # as skopeo writes its layouts
 
 
 def largest_layer(image: PushedArtifact) -> str:

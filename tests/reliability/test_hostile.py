@@ -7,7 +7,6 @@ disk outside the work folder.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import subprocess
@@ -28,6 +27,7 @@ from airlock.registry.client import RegistryClient
 from airlock.storage.location import open_blob, parse_blob_uri
 from airlock.testing import content
 from airlock.testing.services import RegistryServer
+from airlock.testing.tars import members, pack
 from airlock.transfer.export import export_artifacts
 from airlock.wiring import open_control_plane
 
@@ -48,24 +48,6 @@ def good(source_registry: RegistryServer, workdir: Path) -> Path:
         target=open_blob(parse_blob_uri(path.as_uri())),
     )
     return path
-
-
-def members(path: Path) -> list[tuple[tarfile.TarInfo, bytes]]:
-    out = []
-    with tarfile.open(path) as tf:
-        for info in tf.getmembers():
-            f = tf.extractfile(info) if info.isfile() else None
-            out.append((info, f.read() if f else b""))
-    return out
-
-
-def pack(items: list[tuple[tarfile.TarInfo, bytes]]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tf:
-        for info, data in items:
-            info.size = len(data) if info.isfile() else 0
-            tf.addfile(info, io.BytesIO(data) if info.isfile() else None)
-    return buf.getvalue()
 
 
 def edit_json(name: str, change: Callable[[Any], Any]) -> Callable[[list[tuple[tarfile.TarInfo, bytes]]], bytes]:
