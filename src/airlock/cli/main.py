@@ -493,10 +493,11 @@ def run(argv: list[str] | None = None) -> int:
             code = _fail(exc.format_message(), 2)
     except typer.Abort:
         code = _fail("interrupted", 130)
-    except UsageError as exc:
-        code = _fail(str(exc), 2)
     except AirlockError as exc:
-        code = _fail(str(exc), 1)
+        code = 2 if isinstance(exc, UsageError) else 1
+        # --debug names the class: the same with or without the REST hop (AIRLOCK_ENDPOINT).
+        logging.getLogger(__name__).debug("%s.%s (exit %d)", type(exc).__module__, type(exc).__qualname__, code)
+        code = _fail(str(exc), code)
     except KeyboardInterrupt:
         code = _fail("interrupted", 130)
     except Exception as exc:
