@@ -88,8 +88,13 @@ Skip = Annotated[int, Query(alias="$skiptoken", ge=0)]
 Top = Annotated[int, Query(alias="$top", ge=1, le=1000)]
 
 
-def error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": " ".join(message.split())}}, status_code=status)
+def error(status: int, code: str, message: str, error_class: str | None = None) -> JSONResponse:
+    body: dict[str, Any] = {"code": code, "message": " ".join(message.split())}
+    if error_class:
+        # The error's class, so that the CLI raises the same one (and exits with the same code) after
+        # the REST hop: ARM's additionalInfo, typed "AirlockError".
+        body["additionalInfo"] = [{"type": "AirlockError", "info": {"class": error_class}}]
+    return JSONResponse({"error": body}, status_code=status)
 
 
 def create_app(
@@ -129,7 +134,7 @@ def create_app(
     @app.exception_handler(AirlockError)
     async def _domain(_: Request, exc: AirlockError) -> JSONResponse:
         status, code = _status(exc)
-        return error(status, code, str(exc))
+        return error(status, code, str(exc), type(exc).__name__)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
