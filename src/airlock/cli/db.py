@@ -6,10 +6,11 @@ commands are for a database named by ``AIRLOCK_DATABASE_URL`` that several proce
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
-from airlock.cli.common import OutputOpt, QueryOpt, emit
-from airlock.cli.output import check_output
+from airlock.cli.kernel import command
 
 db_app = typer.Typer(
     rich_markup_mode=None,
@@ -18,35 +19,34 @@ db_app = typer.Typer(
 )
 
 
-@db_app.command("current")
-def current(output: OutputOpt = "json", query: QueryOpt = None) -> None:
+@command(db_app, "current")
+def current() -> Any:
     """Show the database's schema revision and the one this release expects.
 
     Example:
 
         airlock db current --query revision -o tsv
     """
-    check_output(output, query)
     from airlock.db.migrate import current_revision, head_revision
     from airlock.wiring import database_engine
 
     revision = current_revision(database_engine())
-    emit({"revision": revision, "head": head_revision(), "current": revision == head_revision()}, output, query)
+    return {"revision": revision, "head": head_revision(), "current": revision == head_revision()}
 
 
-@db_app.command("upgrade")
-def upgrade(output: OutputOpt = "json", query: QueryOpt = None) -> None:
+@command(db_app, "upgrade")
+def upgrade() -> Any:
     """Migrate the database to this release's schema (nothing happens when it is current).
+
+    Raises AirlockError (exit 1) for a database written by a newer airlock.
 
     Example:
 
         AIRLOCK_DATABASE_URL=sqlite:////srv/airlock/airlock.db airlock db upgrade
     """
-    check_output(output, query)
     from airlock.db import migrate
     from airlock.wiring import database_engine
 
     engine = database_engine()
     before = migrate.current_revision(engine)
-    after = migrate.upgrade(engine)
-    emit({"from": before, "revision": after}, output, query)
+    return {"from": before, "revision": migrate.upgrade(engine)}
