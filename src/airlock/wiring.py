@@ -27,6 +27,7 @@ from airlock.pipelines.store import ResourceStore, make_engine
 from airlock.secrets.base import Principal, SecretStore
 from airlock.secrets.embedded import EmbeddedVaults, load_or_create_key
 from airlock.secrets.resolver import SecretResolver
+from airlock.storage.hosts import StorageHosts
 
 DEFAULT_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
 
@@ -154,6 +155,7 @@ def open_control_plane(home: Path | None = None, adapters: Adapters | None = Non
         storage_credential=adapters.storage_credential,
         tenant_id=tenant,
         workers=adapters.workers,
+        storage_hosts=StorageHosts.from_env(),
     )
 
 

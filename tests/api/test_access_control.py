@@ -18,7 +18,7 @@ with warnings.catch_warnings():
 
 OWNER = "owner-token-for-tests"
 API = "?api-version=2025-06-01-preview"
-BASE = "/subscriptions/s/resourceGroups/rg/providers"
+BASE = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers"
 REG = BASE + "/Microsoft.ContainerRegistry/registries/myregistry"
 
 
@@ -115,7 +115,7 @@ def test_bad_token_requests(api: TestClient) -> None:
         (
             "TransferPipelineContributor",
             "DELETE",
-            "/subscriptions/s/resourceGroups/pipelineRuns/providers/Microsoft.KeyVault/vaults/v",
+            "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/pipelineRuns/providers/Microsoft.KeyVault/vaults/v",
             False,
         ),
         (
@@ -125,7 +125,7 @@ def test_bad_token_requests(api: TestClient) -> None:
             False,
         ),
         ("TransferPipelineContributor", "PUT", REG + "//pipelineRuns/run12", False),
-        ("Reader", "GET", "/subscriptions/s/resourceGroups/rg/providers/microsoft.keyvault/vaults/v/SECRETS/s", False),
+        ("Reader", "GET", BASE + "/microsoft.keyvault/vaults/v/SECRETS/s", False),
     ],
 )
 def test_role_table(role: str, method: str, path: str, ok: bool) -> None:

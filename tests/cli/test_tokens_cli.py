@@ -12,7 +12,8 @@ import httpx
 from airlock.testing.services import AirlockServer
 
 EXE = str(Path(sys.executable).parent / "airlock")
-REG = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/tokenreg?api-version=x"
+SUB = "00000000-0000-0000-0000-000000000000"
+REG = f"/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/tokenreg?api-version=x"
 
 
 def test_tokens_created_used_and_revoked_with_the_cli(tmp_path: Path) -> None:

@@ -146,15 +146,15 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     app = create_app(lambda: open_control_plane(home), token="t", trigger_interval=None)
     with TestClient(app) as client:
         client.put(
-            "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/hostilereg"
-            "?api-version=x",
+            REG + "?api-version=x",
             headers={"Authorization": "Bearer t"},
             json={"properties": {"loginServer": "https://r.example"}},
         )
         yield client
 
 
-REG = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/hostilereg"
+SUB = "00000000-0000-0000-0000-000000000000"
+REG = f"/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/hostilereg"
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,8 @@ from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
-from airlock.api.tokens import TokenStore, allowed
+from airlock.api import limits
+from airlock.api.tokens import TokenStore, allowed, token_request
 from airlock.errors import (
     AccessDenied,
     AirlockError,
@@ -78,6 +79,7 @@ def _authenticated(request: Request) -> None:
     path = str(request.scope.get("path", ""))
     if not allowed(caller.role, request.method, path):
         raise AccessDenied(f"the caller '{caller.name}' (role {caller.role}) may not {request.method} {path}")
+    R.check_path(path)  # every id part, on every route, before any lookup
     request.state.caller = caller
 
 
@@ -130,6 +132,7 @@ def create_app(
         description="ACR transfer pipelines (ExportPipeline, ImportPipeline, PipelineRun), self-hosted.",
         lifespan=lifespan,
     )
+    limits.install(app)  # bodies bounded while they stream (413), strict JSON, quiet client disconnects
 
     @app.exception_handler(AirlockError)
     async def _domain(_: Request, exc: AirlockError) -> JSONResponse:
@@ -354,36 +357,14 @@ def create_app(
         request: Request, p: Plane, sub: str, rg: str, vault: str, operation: str, api_version: ApiVersion = API_VERSION
     ) -> dict[str, Any]:
         _vault_in(p, rg, vault)
-        if operation not in ("add", "replace"):
-            raise UsageError(f"access policy operation {operation!r}: use add or replace")
-        body = await _json(request)
-        policies = (body.get("properties") or {}).get("accessPolicies")
-        if not isinstance(policies, list) or not policies:
-            raise UsageError("properties.accessPolicies must be a non-empty list")
-        found = None
-        for pol in policies:
-            if not isinstance(pol, dict) or not isinstance(pol.get("objectId"), str):
-                raise UsageError("each access policy needs an objectId")
-            perms = (pol.get("permissions") or {}).get("secrets", [])
-            if not isinstance(perms, list) or not all(isinstance(x, str) for x in perms):
-                raise UsageError("permissions.secrets must be a list of strings")
-            found = p.vaults.set_policy(
-                vault, object_id=pol["objectId"], secret_permissions=perms, tenant_id=p.tenant_id
-            )
-        assert found is not None
-        return p.vault_doc(sub, found)
+        return p.set_policies(sub, vault, operation, await _json(request))
 
     @app.put(KV + "/{vault}/secrets/{name}", dependencies=[Auth], tags=["keyvaults"])
     async def set_secret(
         request: Request, p: Plane, sub: str, rg: str, vault: str, name: str, api_version: ApiVersion = API_VERSION
     ) -> dict[str, Any]:
         _vault_in(p, rg, vault)
-        body = await _json(request)
-        value = (body.get("properties") or {}).get("value")
-        if not isinstance(value, str) or not value:
-            raise UsageError("properties.value must be a non-empty string")
-        version = p.vaults.set_secret(vault, name, value)
-        return _secret_doc(version, None)
+        return _secret_doc(p.set_secret(sub, vault, name, await _json(request)), None)
 
     @app.get(KV + "/{vault}/secrets/{name}", dependencies=[Auth], tags=["keyvaults"])
     def get_secret(
@@ -428,9 +409,8 @@ def create_app(
 
     @app.post("/airlock/tokens", dependencies=[Auth], tags=["tokens"])
     async def create_token(request: Request) -> JSONResponse:
-        body = await _json(request)
+        name, role = token_request(await _json(request))
         tokens: TokenStore = request.app.state.tokens
-        name, role = str(body.get("name", "")), str(body.get("role", ""))
         return JSONResponse({"name": name, "role": role, "token": tokens.create(name, role)}, status_code=201)
 
     @app.get("/airlock/tokens", dependencies=[Auth], tags=["tokens"])
@@ -474,19 +454,7 @@ def _secret_doc(version: Any, value: str | None) -> dict[str, Any]:
 
 
 async def _json(request: Request, *, optional: bool = False) -> Any:
-    raw = await request.body()
-    if not raw.strip():
-        if optional:
-            return {}
-        raise UsageError("the request needs a JSON body")
-    if len(raw) > 1024 * 1024:
-        raise UsageError("the request body is larger than 1 MiB")
-    import json
-
-    try:
-        return json.loads(raw)
-    except ValueError:
-        raise UsageError("the request body is not valid JSON") from None
+    return await limits.read_json(request, optional=optional)
 
 
 def _pipeline_routes(app: FastAPI, kind: str, put_reply: Any, delete_reply: Any, page: Any) -> None:

@@ -341,7 +341,7 @@ def _error(status: int, data: Any, method: str, path: str) -> AirlockError:
         return ResourceNotFound(message)
     if status == 409:
         return ResourceConflict(message)
-    if status == 400:
+    if status in (400, 413):
         return UsageError(message)
     if status in (401, 403):
         return AccessDenied(message)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import json
 import os
 import sys
 from pathlib import Path
@@ -160,7 +159,6 @@ def _body(text: str) -> Any:
             text = Path(source).read_text(encoding="utf-8") if source != "-" else sys.stdin.read()
         except OSError as exc:
             raise UsageError(f"--body @{source}: cannot read it ({exc.strerror or type(exc).__name__})") from None
-    try:
-        return json.loads(text)
-    except ValueError as exc:
-        raise UsageError(f"{source}: not valid JSON ({exc})") from None
+    from airlock.api.limits import parse_json
+
+    return parse_json(text.encode("utf-8", "surrogatepass"), what=source)

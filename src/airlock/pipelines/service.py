@@ -22,15 +22,18 @@ from airlock.errors import AccessDenied, AirlockError, ResourceConflict, Resourc
 from airlock.oci.digest import Digest
 from airlock.oci.reference import ArtifactReference, RegistryURL
 from airlock.pipelines import resources as R
+from airlock.pipelines import vaults as V
 from airlock.pipelines.executor import RunExecutor, ThreadRunExecutor
 from airlock.pipelines.store import HEARTBEAT, ResourceStore, process_alive, process_token
+from airlock.pipelines.trust import check_unprivileged_change
 from airlock.registry.client import RegistryClient
 from airlock.registry.credentials import Credentials
 from airlock.secrets.base import Principal
-from airlock.secrets.embedded import EmbeddedVaults, Vault
+from airlock.secrets.embedded import EmbeddedVaults, SecretVersion, Vault
 from airlock.secrets.resolver import SecretResolver
 from airlock.secrets.store import normalize_sas
 from airlock.storage.base import Blob, Container
+from airlock.storage.hosts import StorageHosts
 from airlock.storage.location import open_blob, open_container, parse_blob_uri, parse_container_uri
 from airlock.transfer.export import export_artifacts
 from airlock.transfer.importer import import_archive
@@ -97,6 +100,9 @@ class ControlPlane:
         workers: runs executed at once (by the default executor).
         executor: where runs execute (default: a thread pool of this process).
         registry_client: builds the client for a registry URL and credentials (tests inject retry policies).
+        storage_hosts: the storage endpoints a pipeline's credential may be sent to (default: Azure
+            Blob Storage over https only; :func:`airlock.wiring.open_control_plane` adds
+            ``AIRLOCK_STORAGE_HOSTS``).
     """
 
     def __init__(
@@ -110,8 +116,10 @@ class ControlPlane:
         workers: int = 2,
         registry_client: Callable[[RegistryURL, Credentials | None], RegistryClient] | None = None,
         executor: RunExecutor | None = None,
+        storage_hosts: StorageHosts | None = None,
     ) -> None:
         self.store = store
+        self.storage_hosts = storage_hosts or StorageHosts()
         self.vaults = vaults
         self.secrets = secrets
         self.storage_credential = storage_credential
@@ -140,6 +148,8 @@ class ControlPlane:
     # ------------------------------------------------------------------------------ registries
 
     def put_registry(self, sub: str, rg: str, name: str, body: Any) -> tuple[dict[str, Any], bool]:
+        """Create or replace a registry. Raises UsageError (nothing stored), ResourceConflict."""
+        R.check_subscription(sub)
         R.check_resource_group(rg)
         R.check_name(name, "registry")
         model = R.parse(R.RegistryBody, body, f"registry {name}")
@@ -188,34 +198,34 @@ class ControlPlane:
     # ------------------------------------------------------------------------------ identities
 
     def put_identity(self, sub: str, rg: str, name: str, body: Any) -> tuple[dict[str, Any], bool]:
+        """Create a user-assigned identity (an existing one is returned as it is).
+
+        Raises:
+            UsageError: an invalid id part or body (nothing is stored then).
+        """
+        R.check_subscription(sub)
         R.check_resource_group(rg)
         R.check_generic_name(name, "identity")
-        if body is not None and not isinstance(body, dict):
-            raise UsageError(f"identity {name}: the request body must be a JSON object")
+        model: R.IdentityBody = R.parse(R.IdentityBody, body, f"identity {name}")
+        # An existing Azure managed identity can be registered by its ids (properties.clientId and
+        # principalId), so the ManagedIdentity storage mode authenticates as that real identity.
+        given = model.properties or R.IdentityProperties()
+        client_id = R.check_guid(given.client_id, f"identity {name}: properties.clientId")
+        principal_id = R.check_guid(given.principal_id, f"identity {name}: properties.principalId")
+        tenant_id = R.check_guid(given.tenant_id, f"identity {name}: properties.tenantId")
         rid = R.resource_id(sub, rg, R.IDENTITY_TYPE, name)
         existing = self.store.get(rid)
         if existing is not None:
             return existing, False
-        # An existing Azure managed identity can be registered by its ids (properties.clientId and
-        # principalId), so the ManagedIdentity storage mode authenticates as that real identity.
-        given = (body or {}).get("properties") or {}
-        ids = {}
-        for key in ("clientId", "principalId"):
-            value = given.get(key)
-            if value is not None:
-                try:
-                    ids[key] = str(uuid.UUID(str(value)))
-                except ValueError:
-                    raise UsageError(f"identity {name}: properties.{key} must be a GUID") from None
         doc = {
             "id": rid,
             "name": name,
             "type": R.IDENTITY_TYPE,
-            "location": (body or {}).get("location", "local"),
+            "location": model.location or "local",
             "properties": {
-                "principalId": ids.get("principalId") or str(uuid.uuid4()),
-                "clientId": ids.get("clientId") or str(uuid.uuid4()),
-                "tenantId": str(given.get("tenantId") or self.tenant_id),
+                "principalId": principal_id or str(uuid.uuid4()),
+                "clientId": client_id or str(uuid.uuid4()),
+                "tenantId": tenant_id or self.tenant_id,
             },
         }
 
@@ -225,39 +235,21 @@ class ControlPlane:
     # ------------------------------------------------------------------------------ key vaults
 
     def vault_doc(self, sub: str, vault: Vault) -> dict[str, Any]:
-        return {
-            "id": R.resource_id(sub, vault.resource_group, R.VAULT_TYPE, vault.name),
-            "name": vault.name,
-            "type": R.VAULT_TYPE,
-            "location": vault.location,
-            "properties": {
-                "vaultUri": vault.uri,
-                "tenantId": vault.tenant_id,
-                "accessPolicies": vault.access_policies,
-                "sku": {"family": "A", "name": "standard"},
-                "provisioningState": "Succeeded",
-            },
-        }
+        return V.vault_doc(sub, vault)
 
     def put_vault(self, sub: str, rg: str, name: str, body: Any) -> tuple[dict[str, Any], bool]:
-        """Create a vault (or keep it); ``properties.accessPolicies``, when given, replaces the policies."""
-        R.check_resource_group(rg)
-        if body is not None and not isinstance(body, dict):
-            raise UsageError(f"key vault {name}: the request body must be a JSON object")
-        body = body or {}
-        props = body.get("properties") or {}
-        if not isinstance(props, dict):
-            raise UsageError(f"key vault {name}: properties must be an object")
-        existed = self.vaults.get_vault(name) is not None
-        vault = self.vaults.create_vault(
-            name, resource_group=rg, location=str(body.get("location", "local")), tenant_id=self.tenant_id
-        )
-        if "accessPolicies" in props:
-            policies = props["accessPolicies"]
-            if not isinstance(policies, list):
-                raise UsageError(f"key vault {name}: properties.accessPolicies must be a list")
-            vault = self.vaults.replace_policies(name, policies, tenant_id=self.tenant_id)
-        return self.vault_doc(sub, vault), not existed
+        """Create a vault (or keep it); see :func:`airlock.pipelines.vaults.put_vault`."""
+        return V.put_vault(self.vaults, sub, rg, name, body, self.tenant_id)
+
+    def set_policies(self, sub: str, vault: str, operation: str, body: Any) -> dict[str, Any]:
+        """Apply an ``accessPolicies/{operation}`` body; returns the vault's document.
+
+        See :func:`airlock.pipelines.vaults.set_policies`."""
+        return V.vault_doc(sub, V.set_policies(self.vaults, sub, vault, operation, body, self.tenant_id))
+
+    def set_secret(self, sub: str, vault: str, name: str, body: Any) -> SecretVersion:
+        """Store a secret from its ARM body; see :func:`airlock.pipelines.vaults.set_secret`."""
+        return V.set_secret(self.vaults, sub, vault, name, body)
 
     # ------------------------------------------------------------------------------ pipelines
 
@@ -267,9 +259,13 @@ class ControlPlane:
         """Create or replace an exportPipelines/importPipelines resource.
 
         Unprivileged callers (API roles below Owner) may not use local ``file:`` containers (they would
-        reach the server's own files) nor attach user-assigned identities (ACR requires a separate
-        ``assign`` permission for that); both raise AccessDenied.
+        reach the server's own files), attach user-assigned identities (ACR requires a separate
+        ``assign`` permission for that), nor change an existing pipeline's storage ``uri`` or
+        ``keyVaultUri`` (its identity would send its credential there: :mod:`airlock.pipelines.trust`);
+        these raise AccessDenied. Storage outside :attr:`storage_hosts` is refused for everyone (UsageError).
         """
+        R.check_subscription(sub)
+        R.check_resource_group(rg)
         ref = R.RegistryRef(sub, rg, registry)
         reg = self.get(ref.id, "registry")
         what = "export pipeline" if kind == "exportPipelines" else "import pipeline"
@@ -299,12 +295,17 @@ class ControlPlane:
         ignored = [o for o in props.options if PipelineOption(o) not in allowed]
         rid = ref.child(kind, name)
         existing = self.store.get(rid)
-        identity = self._identity(sub, model.identity, existing)
         out_storage = storage.model_dump(by_alias=True)
         if storage.storage_access_mode == "ManagedIdentity":
             out_storage["keyVaultUri"] = None  # ACR: "keyVaultUri null is expected" in this mode
+        side = "target" if kind == "exportPipelines" else "source"
+        if not privileged:
+            check_unprivileged_change(existing, side, out_storage, f"{what} {name}")
+        if container.kind == "azure":  # a SAS or the server's identity will go there
+            self.storage_hosts.check(storage.uri, f"{what} {name}")
+        identity = self._identity(sub, model.identity, existing)
         properties: dict[str, Any] = {
-            ("target" if kind == "exportPipelines" else "source"): out_storage,
+            side: out_storage,
             "options": list(dict.fromkeys(props.options)),
             "provisioningState": "Succeeded",
         }
@@ -402,6 +403,8 @@ class ControlPlane:
         ref = R.RegistryRef(sub, rg, registry)
         registry_doc = self.get(ref.id, "registry")
         if not internal:
+            R.check_subscription(sub)
+            R.check_resource_group(rg)
             R.check_name(name, "pipeline run")
         model = R.parse(R.RunBody, body, f"pipeline run {name}")
         req = model.properties.request
@@ -654,9 +657,17 @@ class ControlPlane:
         return self._registry_client(RegistryURL.parse(props["loginServer"]), creds)
 
     def storage_access(self, storage: dict[str, Any], principal: Principal) -> tuple[str | None, object | None]:
-        """(SAS token, credential) for a pipeline's container, read as the pipeline's identity."""
+        """(SAS token, credential) for a pipeline's container, read as the pipeline's identity.
+
+        Raises:
+            UsageError: the container's host is not in :attr:`storage_hosts` (nothing is read or sent).
+            SecretError: from the vault.
+        """
         if storage.get("uri", "").startswith("file:"):
             return None, None
+        # Checked before any secret is read: the pipeline may predate the allowlist, or the server's
+        # AIRLOCK_STORAGE_HOSTS may have changed since it was created.
+        self.storage_hosts.check(storage.get("uri", ""), "pipeline storage")
         if storage.get("storageAccessMode") == "ManagedIdentity":
             return None, self.storage_credential(principal)
         sas = self.secrets.get(storage["keyVaultUri"], principal=principal, what="storage SAS token")

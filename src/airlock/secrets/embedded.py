@@ -121,7 +121,7 @@ class EmbeddedVaults:
         Raises:
             UsageError: invalid name (3-24 alphanumerics and hyphens) or taken in another resource group.
         """
-        _check_vault_name(name)
+        check_vault_name(name)
         existing = self.get_vault(name)
         if existing is not None:
             if existing.resource_group.lower() != resource_group.lower():
@@ -170,12 +170,7 @@ class EmbeddedVaults:
         Raises:
             SecretNotFound: no such vault. UsageError: unknown permission.
         """
-        perms = sorted({p.lower() for p in secret_permissions})
-        unknown = [p for p in perms if p not in SECRET_PERMISSIONS]
-        if unknown:
-            raise UsageError(
-                f"unknown secret permission(s) {', '.join(unknown)}; use: {', '.join(sorted(SECRET_PERMISSIONS))}"
-            )
+        perms = check_permissions(secret_permissions)
         with self._lock:
             vault = self._require(name)
             policies = [p for p in vault.access_policies if p.get("objectId") != object_id]
@@ -253,7 +248,7 @@ class EmbeddedVaults:
         content_type: str | None = None,
     ) -> SecretVersion:
         """Store a new version of secret ``name``; returns it (never the value)."""
-        _check_secret_name(name)
+        check_secret_name(name)
         name = name.lower()  # Key Vault secret names are case-insensitive (az lower-cases secret URIs)
         vault = self._require(vault_name)
         self._check(vault, principal, "set", name)
@@ -353,11 +348,26 @@ class EmbeddedVaults:
         return self.read(vault, name, version, principal=principal)[1]
 
 
-def _check_vault_name(name: str) -> None:
+def check_permissions(secret_permissions: list[str]) -> list[str]:
+    """The permissions, lower-cased, sorted, without duplicates. Raises UsageError naming unknown ones."""
+    perms = sorted({p.lower() for p in secret_permissions})
+    unknown = [p[:32] for p in perms if p not in SECRET_PERMISSIONS]
+    if unknown:
+        raise UsageError(
+            f"unknown secret permission(s) {', '.join(unknown)}; use: {', '.join(sorted(SECRET_PERMISSIONS))}"
+        )
+    return perms
+
+
+def check_vault_name(name: str) -> None:
+    """Raises UsageError unless ``name`` is a key vault name (Azure's rule)."""
     if not re.fullmatch(r"[A-Za-z][A-Za-z0-9-]{1,22}[A-Za-z0-9]", name) or "--" in name:
-        raise UsageError(f"invalid key vault name {name!r}: 3-24 letters, digits and hyphens, starting with a letter")
+        raise UsageError(
+            f"invalid key vault name {name[:40]!r}: 3-24 letters, digits and hyphens, starting with a letter"
+        )
 
 
-def _check_secret_name(name: str) -> None:
+def check_secret_name(name: str) -> None:
+    """Raises UsageError unless ``name`` is a key vault secret name (Azure's rule)."""
     if not re.fullmatch(r"[A-Za-z0-9-]{1,127}", name):
-        raise UsageError(f"invalid secret name {name!r}: 1-127 letters, digits and hyphens")
+        raise UsageError(f"invalid secret name {name[:140]!r}: 1-127 letters, digits and hyphens")

@@ -770,6 +770,12 @@ class AzuriteServer(_ManagedProcess):
         """The base64 shared key of account ``name`` (KeyError for an unknown account)."""
         return self._keys[name]
 
+    @property
+    def storage_host(self) -> str:
+        """This server's ``AIRLOCK_STORAGE_HOSTS`` entry (``127.0.0.1:<port>``): a control plane sends
+        pipeline credentials only to storage it lists (see :mod:`airlock.storage.hosts`)."""
+        return f"127.0.0.1:{self._port}"
+
     def blob_endpoint(self, name: str) -> str:
         """``<scheme>://127.0.0.1:<port>/<account>``, no trailing slash."""
         if name not in self._keys:
@@ -1040,12 +1046,18 @@ _API = "?api-version=2025-06-01-preview"
 
 class AirlockServer:
     """``airlock serve`` as a subprocess on a free port with its own ``AIRLOCK_HOME``; ``http`` is an
-    httpx client carrying the home's bearer token. Logs go to ``<home>/../serve-<port>.log``."""
+    httpx client carrying the home's bearer token. Logs go to ``<home>/../serve-<port>.log``.
+    ``env`` adds to (or overrides) the test process's environment, e.g. ``AIRLOCK_STORAGE_HOSTS``."""
 
-    def __init__(self, home: Path, trigger_interval: float = 0.5) -> None:
+    def __init__(self, home: Path, trigger_interval: float = 0.5, env: dict[str, str] | None = None) -> None:
         self.home = home
         self.port = free_port()
-        self.env = {**os.environ, "AIRLOCK_HOME": str(home), "AIRLOCK_TRIGGER_INTERVAL": str(trigger_interval)}
+        self.env = {
+            **os.environ,
+            "AIRLOCK_HOME": str(home),
+            "AIRLOCK_TRIGGER_INTERVAL": str(trigger_interval),
+            **(env or {}),
+        }
         self.proc: subprocess.Popen[bytes] | None = None
         self.url = f"http://127.0.0.1:{self.port}"
 
