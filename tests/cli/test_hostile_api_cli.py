@@ -268,6 +268,7 @@ def test_a_50_mb_body_is_refused_with_413_while_the_client_is_still_sending(serv
 def test_a_chunked_body_over_the_limit_is_refused_as_it_streams(server: AirlockServer) -> None:
     chunk = b"0," * (MiB // 2)
     framed = (f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n" for _ in range(50))
+    rss_before = _rss_kib(server)
     sock = _raw_request(
         server,
         f"PUT {REG}chunkreg1{API} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {_token(server)}\r\n"
@@ -277,6 +278,8 @@ def test_a_chunked_body_over_the_limit_is_refused_as_it_streams(server: AirlockS
         reply, sent = _send_until_answered(sock, framed)
     assert reply.startswith(b"HTTP/1.1 413"), reply[:200]
     assert sent < 25 * MiB, f"the server read {sent} bytes of a 50 MiB body before refusing it"
+    growth = (_rss_kib(server) - rss_before) / 1024
+    assert growth < 12, f"the server's RSS grew by {growth:.1f} MiB: it held more than the 4 MiB limit"
     assert server.http.get(REG + "chunkreg1" + API).status_code == 404
     assert "Traceback" not in server_log(server)
 
