@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Idempotent set-up of everything airlock's demo and tests need on a Debian machine:
-#   - Debian packages: docker-registry (CNCF distribution), skopeo, apache2-utils (htpasswd), openssl
+#   - Debian packages: docker-registry (CNCF distribution), skopeo, apache2-utils (htpasswd), openssl, postgresql
 #   - Azurite (npm) in .tools/ inside the project
 #   - .venv with airlock installed (editable) and its dev tools, pinned by requirements.lock
 # Safe to run again: each step checks first and does nothing when already done.
@@ -14,6 +14,7 @@ command -v skopeo >/dev/null 2>&1 || need_apt+=(skopeo)
 command -v htpasswd >/dev/null 2>&1 || need_apt+=(apache2-utils)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs npm)
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need_apt+=(postgresql)  # a private cluster per test session
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "bootstrap: installing Debian packages: ${need_apt[*]}" >&2
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from airlock.testing.postgres import PostgresServer
 from airlock.testing.services import AzuriteServer, RegistryServer
 
 
@@ -28,6 +29,13 @@ def source_registry(workdir: Path) -> Iterator[RegistryServer]:
 @pytest.fixture(scope="module")
 def target_registry(workdir: Path) -> Iterator[RegistryServer]:
     with RegistryServer.start(workdir / "target-registry", name="target") as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One private PostgreSQL cluster per test session (tests make databases of their own in it)."""
+    with PostgresServer.start() as server:
         yield server
 
 

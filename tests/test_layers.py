@@ -12,14 +12,15 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "airlock"
 # package -> airlock packages it may import (besides itself and airlock.errors / airlock.__init__)
 ALLOWED = {
     "oci": set(),
-    "pipelines": {"oci", "registry", "archive", "storage", "secrets", "transfer"},
-    "api": {"oci", "registry", "archive", "storage", "secrets", "transfer", "pipelines"},
+    "db": set(),  # the schema and its migrations: below every store that uses a table
+    "pipelines": {"oci", "registry", "archive", "storage", "secrets", "transfer", "db"},
+    "api": {"oci", "registry", "archive", "storage", "secrets", "transfer", "pipelines", "db"},
     "registry": {"oci"},
     "archive": {"oci"},
     "storage": set(),
-    "secrets": set(),
+    "secrets": {"db"},
     "transfer": {"oci", "registry", "archive", "storage", "secrets"},
-    "cli": {"oci", "registry", "archive", "storage", "secrets", "transfer", "pipelines", "api", "wiring"},
+    "cli": {"oci", "registry", "archive", "storage", "secrets", "transfer", "pipelines", "api", "wiring", "db"},
 }
 CLOUD_SDKS = ("azure", "boto3", "botocore", "hvac", "google")
 SDK_HOMES = {"storage/azure_blob.py", "secrets/azure_key_vault.py", "secrets/hashicorp_vault.py"}

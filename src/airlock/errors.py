@@ -3,7 +3,9 @@
 Every failure a user can meet is an :class:`AirlockError` whose ``str()`` is a single line that
 names what failed (artifact, digest, blob URI, credential) and why. Edges translate them: the CLI
 prints ``error: <message>`` and exits non-zero; the API (later) maps them to the ARM error
-envelope. No message may contain a secret: adapters redact URLs before they build messages.
+envelope, naming the class in ``additionalInfo`` so that the CLI raises the same class again on the
+other side of the REST hop (:func:`error_class`). No message may contain a secret: adapters redact URLs
+before they build messages.
 
 ::
 
@@ -24,8 +26,8 @@ envelope. No message may contain a secret: adapters redact URLs before they buil
     │   ├── BlobExists              target exists and OverwriteBlobs is off
     │   └── BlobNotFound            source blob or container missing
     ├── SecretError                 a secret could not be read
-    │   ├── SecretNotFound          (airlock.secrets.base)
-    │   └── SecretAccessDenied      the principal lacks a vault permission (airlock.secrets.base)
+    │   ├── SecretNotFound          no such vault, secret or version
+    │   └── SecretAccessDenied      the principal lacks a vault permission
     ├── ResourceNotFound            a control-plane resource (pipeline, run, registry...) does not exist
     ├── ResourceConflict            the request conflicts with the resource's state
     ├── AccessDenied                the API caller lacks the role for the operation
@@ -36,15 +38,34 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+# Every class of the tree by name, filled as classes are defined (AirlockError.__init_subclass__);
+# None marks a name two classes share, which therefore names neither.
+_BY_NAME: dict[str, type[AirlockError] | None] = {}
+
+
+def error_class(name: str) -> type[AirlockError] | None:
+    """The class of the error tree called ``name`` (``"BlobExists"``), None for any other name.
+
+    The API names an error's class in its ARM envelope; the CLI looks it up here to raise the same
+    class, and so exit with the same code, as it would have without the REST hop. Every subclass
+    counts, wherever it is defined, as long as its module has been imported.
+    """
+    return _BY_NAME.get(name)
+
 
 class AirlockError(Exception):
     """Root of every error airlock raises on purpose.
 
     ``transient`` is True when retrying the same operation later may succeed (network faults,
-    5xx, 429); retry loops consult it, never the message.
+    5xx, 429); retry loops consult it, never the message. Every subclass can be built from its
+    message alone (its other arguments have defaults), so an edge can rebuild one by class name.
     """
 
     transient: bool = False
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        _BY_NAME[cls.__name__] = None if cls.__name__ in _BY_NAME else cls
 
     def __init__(self, message: str, *, transient: bool | None = None) -> None:
         super().__init__(message)
@@ -54,6 +75,9 @@ class AirlockError(Exception):
     @property
     def message(self) -> str:
         return str(self.args[0]) if self.args else type(self).__name__
+
+
+_BY_NAME[AirlockError.__name__] = AirlockError
 
 
 class UsageError(AirlockError):
@@ -106,9 +130,10 @@ class ArchiveError(AirlockError):
 
 class NotATransferBlob(ArchiveError):
     """The blob is not an airlock transfer archive at all. ``kind`` says what it looks like (one of
-    :data:`airlock.archive.sniff.KINDS`), so a caller can offer another way in (an OCI layout)."""
+    :data:`airlock.archive.sniff.KINDS`; "" when unknown, as for one rebuilt from the API's envelope),
+    so a caller can offer another way in (an OCI layout)."""
 
-    def __init__(self, message: str, *, kind: str) -> None:
+    def __init__(self, message: str, *, kind: str = "") -> None:
         super().__init__(message)
         self.kind = kind
 
@@ -142,6 +167,14 @@ class SecretError(AirlockError):
     """A secret could not be resolved from its store."""
 
 
+class SecretAccessDenied(SecretError):
+    """The principal lacks the permission (e.g. ``get``) on the secret's vault."""
+
+
+class SecretNotFound(SecretError):
+    """No such secret (or version) in the vault."""
+
+
 class ResourceNotFound(AirlockError):
     """A control-plane resource does not exist."""
 
@@ -155,8 +188,9 @@ class AccessDenied(AirlockError):
 
 
 class TransferFailed(AirlockError):
-    """Some artifacts failed. ``failures`` maps each failed reference to its error message."""
+    """Some artifacts failed. ``failures`` maps each failed reference to its error message ({} when
+    unknown, as for one rebuilt from the API's envelope)."""
 
-    def __init__(self, message: str, *, failures: dict[str, str]) -> None:
+    def __init__(self, message: str, *, failures: dict[str, str] | None = None) -> None:
         super().__init__(message)
-        self.failures = failures
+        self.failures = dict(failures or {})

@@ -20,11 +20,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from sqlalchemy import Engine
+
 from airlock.pipelines.service import ControlPlane
 from airlock.pipelines.store import ResourceStore, make_engine
 from airlock.secrets.base import Principal, SecretStore
 from airlock.secrets.embedded import EmbeddedVaults, load_or_create_key
 from airlock.secrets.resolver import SecretResolver
+from airlock.storage.hosts import StorageHosts
 
 DEFAULT_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
 
@@ -131,11 +134,17 @@ def _hashicorp_vault() -> SecretStore:
     return _Hosts(HashiCorpVaultStore(), lambda host: host in allowed)
 
 
+def database_engine(home: Path | None = None) -> Engine:
+    """The engine of the installation's database: ``AIRLOCK_DATABASE_URL``, else ``AIRLOCK_HOME/airlock.db``."""
+    home = home or home_dir()
+    return make_engine(os.environ.get("AIRLOCK_DATABASE_URL") or f"sqlite:///{home / 'airlock.db'}")
+
+
 def open_control_plane(home: Path | None = None, adapters: Adapters | None = None) -> ControlPlane:
     """The control plane of ``home`` (default: ``AIRLOCK_HOME``), with every secret backend."""
     home = home or home_dir()
     adapters = adapters or Adapters()
-    engine = make_engine(os.environ.get("AIRLOCK_DATABASE_URL") or f"sqlite:///{home / 'airlock.db'}")
+    engine = database_engine(home)
     vaults = EmbeddedVaults(engine, load_or_create_key(home / "vault.key"))
     tenant = _read_or_create(home / "tenant-id", lambda: str(uuid.uuid4()), 0o644)
     stores: list[SecretStore] = [vaults, *adapters.extra_stores, _Lazy(_hashicorp_vault), _Lazy(_azure_key_vault)]
@@ -146,6 +155,7 @@ def open_control_plane(home: Path | None = None, adapters: Adapters | None = Non
         storage_credential=adapters.storage_credential,
         tenant_id=tenant,
         workers=adapters.workers,
+        storage_hosts=StorageHosts.from_env(),
     )
 
 
@@ -156,6 +166,5 @@ def user_secret_resolver(home: Path | None = None) -> SecretResolver:
     from airlock.secrets.hashicorp_vault import HashiCorpVaultStore
 
     home = home or home_dir()
-    engine = make_engine(os.environ.get("AIRLOCK_DATABASE_URL") or f"sqlite:///{home / 'airlock.db'}")
-    vaults = EmbeddedVaults(engine, load_or_create_key(home / "vault.key"))
+    vaults = EmbeddedVaults(database_engine(home), load_or_create_key(home / "vault.key"))
     return SecretResolver([vaults, HashiCorpVaultStore(), AzureKeyVaultStore()])

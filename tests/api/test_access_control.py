@@ -17,7 +17,7 @@ with warnings.catch_warnings():
 
 OWNER = "owner-token-for-tests"
 API = "?api-version=2025-06-01-preview"
-BASE = "/subscriptions/s/resourceGroups/rg/providers"
+BASE = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers"
 REG = BASE + "/Microsoft.ContainerRegistry/registries/myregistry"
 
 
@@ -117,7 +117,7 @@ ROLE_TOKENS: dict[str, str] = {}
         (
             "TransferPipelineContributor",
             "DELETE",
-            "/subscriptions/s/resourceGroups/pipelineRuns/providers/Microsoft.KeyVault/vaults/v",
+            "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/pipelineRuns/providers/Microsoft.KeyVault/vaults/v",
             False,
         ),
         (
@@ -127,7 +127,7 @@ ROLE_TOKENS: dict[str, str] = {}
             False,
         ),
         ("TransferPipelineContributor", "PUT", REG + "//pipelineRuns/run12", False),
-        ("Reader", "GET", "/subscriptions/s/resourceGroups/rg/providers/microsoft.keyvault/vaults/v/SECRETS/s", False),
+        ("Reader", "GET", BASE + "/microsoft.keyvault/vaults/v/SECRETS/s", False),
     ],
 )
 def test_role_table(api: TestClient, role: str, method: str, path: str, ok: bool) -> None:

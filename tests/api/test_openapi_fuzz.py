@@ -33,7 +33,7 @@ CHECKS = [
     response_schema_conformance,
 ]
 FRAMING = {"transfer-encoding", "content-length", "connection", "host", "te", "upgrade", "expect", "trailer"}
-SUB, RG = "fuzzsub", "fuzzrg"
+SUB, RG = "11111111-2222-3333-4444-555555555555", "fuzzrg"
 REG = f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.ContainerRegistry/registries/fuzzreg"
 PROVIDERS = f"/subscriptions/{SUB}/resourceGroups/{RG}/providers"
 

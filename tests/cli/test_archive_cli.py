@@ -10,20 +10,21 @@ tar is in test_layout_import_cli.py.
 from __future__ import annotations
 
 import gzip
-import io
 import json
 import os
 import tarfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from airlock.testing import azurite as az
 from airlock.testing import content
-from airlock.testing.console import Run, error_message, run_airlock
+from airlock.testing.console import Run, error_message
 from airlock.testing.content import PushedArtifact
 from airlock.testing.services import AzuriteServer, RegistryServer, run_skopeo
+from airlock.testing.tars import Members
+from airlock.testing.tars import pack as _pack
 
 REPO = "guard/app"
 ACCOUNT = "dstacct"
@@ -33,75 +34,14 @@ CONTAINER = "guarded"
 # ---------------------------------------------------------------------------------------------- fixtures
 
 
-@pytest.fixture(scope="module")
-def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("home")
-
-
-@pytest.fixture(scope="module")
-def cli(home: Path) -> Callable[..., Run]:
-    return lambda *args: run_airlock(*args, home=home)
-
-
-@pytest.fixture(scope="module")
-def image(source_registry: RegistryServer) -> PushedArtifact:
-    return content.push_oci_image(source_registry.url, REPO, "1.0", seed=91, layers=3, layer_size=96 * 1024)
-
-
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory: pytest.TempPathFactory, cli: Callable[..., Run], source_registry: RegistryServer,
-             image: PushedArtifact) -> Path:  # fmt: skip
-    path = tmp_path_factory.mktemp("exported") / "batch.tar"
-    cli("export", "--source-registry", source_registry.url, "-a", image.reference, "--target", path.as_uri()).json()
-    return path
-
-
-def _skopeo_archive(registry: RegistryServer, ref: str, path: Path, name: str, *extra: str) -> Path:
-    host = registry.url.split("://", 1)[1]
-    run_skopeo("copy", "--src-tls-verify=false", *extra, f"docker://{host}/{ref}", f"oci-archive:{path}:{name}")
-    return path
-
-
-@pytest.fixture(scope="module")
-def skopeo_tar(
-    tmp_path_factory: pytest.TempPathFactory, source_registry: RegistryServer, image: PushedArtifact
-) -> Path:
-    """What `skopeo copy docker://…/guard/app:1.0 oci-archive:app.tar:guard/app:1.0` writes."""
-    return _skopeo_archive(
-        source_registry, image.reference, tmp_path_factory.mktemp("skopeo") / "app.tar", REPO + ":1.0"
-    )
-
-
-@pytest.fixture(scope="module")
-def untouched(workdir: Path) -> Iterator[RegistryServer]:
-    """A registry that only refused imports touch: it must stay empty."""
-    with RegistryServer.start(workdir / "untouched-registry", name="untouched") as server:
-        yield server
-
-
 def assert_nothing_landed(registry: RegistryServer, image: PushedArtifact) -> None:
     assert content.list_tags(registry.url, REPO) == []
     for digest, _size in image.blobs:
         assert not content.blob_exists(registry.url, REPO, digest), digest
 
 
-def members(path: Path) -> list[tuple[tarfile.TarInfo, bytes]]:
-    out = []
-    with tarfile.open(path) as tf:
-        for info in tf.getmembers():
-            f = tf.extractfile(info) if info.isfile() else None
-            out.append((info, f.read() if f else b""))
-    return out
-
-
-def pack(items: list[tuple[tarfile.TarInfo, bytes]]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tf:
-        for info, data in items:
-            if info.isfile():
-                info.size = len(data)
-            tf.addfile(info, io.BytesIO(data) if info.isfile() else None)
-    return buf.getvalue()
+def pack(items: Members) -> bytes:
+    return _pack(items, format=tarfile.USTAR_FORMAT)  # as skopeo writes its layouts
 
 
 def largest_layer(image: PushedArtifact) -> str:

@@ -143,7 +143,7 @@ def test_unknown_routes_wrong_methods_big_and_non_json_bodies_get_arm_envelopes(
     assert post.headers["Allow"] == "DELETE, GET, PATCH, PUT"  # every method of the path, not one route's
     runs = server.http.patch(REG + "/pipelineRuns" + V)
     assert runs.status_code == 405 and runs.headers["Allow"] == "GET"
-    big = server.http.put(REG + "/exportPipelines/bigbody1" + V, json={"x": "y" * (2 << 20)})
+    big = server.http.put(REG + "/exportPipelines/bigbody1" + V, json={"x": "y" * (5 << 20)})  # over the 4 MiB default
     assert big.status_code == 413 and error_of(big)["code"] == "RequestEntityTooLarge"
     text = server.http.put(REG + V, content=b"loginServer=x", headers={"Content-Type": "text/plain"})
     assert text.status_code == 415 and error_of(text)["code"] == "UnsupportedMediaType"

@@ -5,7 +5,6 @@ layout tars are refused with one line and nothing tagged (issue 9, item 8).
 
 from __future__ import annotations
 
-import io
 import os
 import tarfile
 from collections.abc import Callable, Iterator
@@ -15,54 +14,17 @@ import pytest
 
 from airlock.testing import azurite as az
 from airlock.testing import content
-from airlock.testing.console import Run, error_message, run_airlock
+from airlock.testing.console import Run, error_message
 from airlock.testing.content import PushedArtifact
-from airlock.testing.services import AzuriteServer, RegistryServer, run_skopeo
+from airlock.testing.services import AzuriteServer, RegistryServer, skopeo_oci_archive
+from airlock.testing.tars import Members, members
+from airlock.testing.tars import pack as _pack
 
 REPO = "guard/app"
 ACCOUNT = "dstacct"
 
 
 # ---------------------------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture(scope="module")
-def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("home")
-
-
-@pytest.fixture(scope="module")
-def cli(home: Path) -> Callable[..., Run]:
-    return lambda *args: run_airlock(*args, home=home)
-
-
-@pytest.fixture(scope="module")
-def image(source_registry: RegistryServer) -> PushedArtifact:
-    return content.push_oci_image(source_registry.url, REPO, "1.0", seed=91, layers=3, layer_size=96 * 1024)
-
-
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory: pytest.TempPathFactory, cli: Callable[..., Run], source_registry: RegistryServer,
-             image: PushedArtifact) -> Path:  # fmt: skip
-    path = tmp_path_factory.mktemp("exported") / "batch.tar"
-    cli("export", "--source-registry", source_registry.url, "-a", image.reference, "--target", path.as_uri()).json()
-    return path
-
-
-def _skopeo_archive(registry: RegistryServer, ref: str, path: Path, name: str, *extra: str) -> Path:
-    host = registry.url.split("://", 1)[1]
-    run_skopeo("copy", "--src-tls-verify=false", *extra, f"docker://{host}/{ref}", f"oci-archive:{path}:{name}")
-    return path
-
-
-@pytest.fixture(scope="module")
-def skopeo_tar(
-    tmp_path_factory: pytest.TempPathFactory, source_registry: RegistryServer, image: PushedArtifact
-) -> Path:
-    """What `skopeo copy docker://…/guard/app:1.0 oci-archive:app.tar:guard/app:1.0` writes."""
-    return _skopeo_archive(
-        source_registry, image.reference, tmp_path_factory.mktemp("skopeo") / "app.tar", REPO + ":1.0"
-    )
 
 
 @pytest.fixture(scope="module")
@@ -77,36 +39,14 @@ def hostile_target(workdir: Path) -> Iterator[RegistryServer]:
         yield server
 
 
-@pytest.fixture(scope="module")
-def untouched(workdir: Path) -> Iterator[RegistryServer]:
-    """A registry that only refused imports touch: it must stay empty."""
-    with RegistryServer.start(workdir / "untouched-registry", name="untouched") as server:
-        yield server
-
-
 def assert_nothing_landed(registry: RegistryServer, image: PushedArtifact) -> None:
     assert content.list_tags(registry.url, REPO) == []
     for digest, _size in image.blobs:
         assert not content.blob_exists(registry.url, REPO, digest), digest
 
 
-def members(path: Path) -> list[tuple[tarfile.TarInfo, bytes]]:
-    out = []
-    with tarfile.open(path) as tf:
-        for info in tf.getmembers():
-            f = tf.extractfile(info) if info.isfile() else None
-            out.append((info, f.read() if f else b""))
-    return out
-
-
-def pack(items: list[tuple[tarfile.TarInfo, bytes]]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tf:
-        for info, data in items:
-            if info.isfile():
-                info.size = len(data)
-            tf.addfile(info, io.BytesIO(data) if info.isfile() else None)
-    return buf.getvalue()
+def pack(items: Members) -> bytes:
+    return _pack(items, format=tarfile.USTAR_FORMAT)  # as skopeo writes its layouts
 
 
 def largest_layer(image: PushedArtifact) -> str:
@@ -119,7 +59,7 @@ def test_import_of_a_skopeo_oci_archive_from_azure_reads_it_by_ranges_and_lands_
 ) -> None:  # fmt: skip
     # Layers over the scanner's 1 MiB read-through window, so the header scan jumps over them.
     big = content.push_oci_image(source_registry.url, "guard/big", "3.0", seed=93, layers=2, layer_size=3 << 20)
-    layout = _skopeo_archive(source_registry, big.reference, tmp_path / "big.tar", big.reference)
+    layout = skopeo_oci_archive(source_registry, big.reference, tmp_path / "big.tar", big.reference)
     az.create_container(azurite, ACCOUNT, "layouts")
     sas = tmp_path / "r.sas"
     sas.write_text("?" + az.container_sas(azurite, ACCOUNT, "layouts", permissions="rl"))
@@ -145,7 +85,7 @@ def test_import_of_a_skopeo_oci_archive_lands_every_digest_and_says_it_had_no_ca
     assert "no airlock catalog" in out["note"] and "verified by its digest" in out["note"]
     assert "no airlock catalog" in run.stderr  # said on stderr too, not only in the JSON
     assert out["importedArtifacts"] == [image.reference] and out["failedArtifacts"] == {}
-    multi_tar = _skopeo_archive(source_registry, multi.reference, tmp_path / "multi.tar", multi.reference, "--all")
+    multi_tar = skopeo_oci_archive(source_registry, multi.reference, tmp_path / "multi.tar", multi.reference, "--all")
     out = cli("import", "--source", multi_tar.as_uri(), "--target-registry", target_registry.url).json()
     assert out["importedArtifacts"] == [multi.reference]
     for artifact in (image, multi):
@@ -159,7 +99,7 @@ def test_import_of_a_bare_tag_oci_layout_needs_repository_and_lands_there(
     tmp_path: Path, cli: Callable[..., Run], source_registry: RegistryServer, target_registry: RegistryServer,
     untouched: RegistryServer, image: PushedArtifact,
 ) -> None:  # fmt: skip
-    bare = _skopeo_archive(source_registry, image.reference, tmp_path / "bare.tar", "1.0")  # ref.name "1.0"
+    bare = skopeo_oci_archive(source_registry, image.reference, tmp_path / "bare.tar", "1.0")  # ref.name "1.0"
     message = error_message(cli("import", "--source", bare.as_uri(), "--target-registry", untouched.url), 2)
     assert "'1.0'" in message and "--repository" in message, message
     assert_nothing_landed(untouched, image)

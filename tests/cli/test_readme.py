@@ -84,6 +84,7 @@ def test_readme_walkthrough_runs_as_written(
             "TARGET_KEY": azurite_https.account_key("dstacct"),
             "USB": str(tmp_path / "usb"),
             "REQUESTS_CA_BUNDLE": str(azurite_https.ca_cert),  # Azurite's self-signed certificate
+            "AIRLOCK_STORAGE_HOSTS": azurite_https.storage_host,  # pipelines may send their SAS tokens there
         },
     )
     script = env_block + "\n".join(blocks[1:])

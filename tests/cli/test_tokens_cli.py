@@ -12,8 +12,9 @@ import httpx
 from airlock.testing.services import AirlockServer
 
 EXE = str(Path(sys.executable).parent / "airlock")
+SUB = "00000000-0000-0000-0000-000000000000"
 REG = (
-    "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/tokenreg"
+    f"/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/tokenreg"
     "?api-version=2025-06-01-preview"
 )
 

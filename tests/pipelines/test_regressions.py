@@ -18,7 +18,7 @@ from airlock.testing.services import RegistryServer
 from airlock.transfer.export import export_artifacts
 from airlock.wiring import open_control_plane
 
-SUB = "sub"
+SUB = "00000000-0000-0000-0000-000000000000"
 
 
 def _export_pipeline(cp: ControlPlane, reg: str, out: Path, **target: Any) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from airlock.testing.services import AzuriteServer, OpenBaoServer, RegistryServe
 from airlock.transfer.export import export_artifacts
 from airlock.wiring import Adapters, open_control_plane
 
-SUB = "sub"
+SUB = "00000000-0000-0000-0000-000000000000"
 
 
 @pytest.fixture(scope="module")
@@ -241,7 +241,9 @@ def test_sas_in_azure_key_vault_read_as_the_pipeline_identity(
     azurite: AzuriteServer,
     source_registry: RegistryServer,
     samples: list[PushedArtifact],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setenv("AIRLOCK_STORAGE_HOSTS", azurite.storage_host)  # pipelines may send it their SAS
     store = AzureKeyVaultStore(
         credential_for=lambda p: FakeCredential(p.principal_id if p else "process"),
         connection_verify=str(fake_kv.ca_cert),
@@ -268,7 +270,9 @@ def test_sas_in_openbao_read_with_the_identity_token(
     azurite: AzuriteServer,
     source_registry: RegistryServer,
     samples: list[PushedArtifact],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setenv("AIRLOCK_STORAGE_HOSTS", azurite.storage_host)
     az.create_container(azurite, "srcacct", "bao")
     openbao.put_secret("pipelines/export-sas", value=az.container_sas(azurite, "srcacct", "bao", permissions="racwl"))
     openbao.write_policy("export-sas", 'path "secret/data/pipelines/export-sas" { capabilities = ["read"] }')
@@ -298,6 +302,7 @@ def test_managed_identity_storage_mode_with_a_user_assigned_identity(
     with AzuriteServer.start(tmp_path / "azo", accounts=("miacct",), https=True, oauth=True) as server:
         assert server.ca_cert is not None
         monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(server.ca_cert))
+        monkeypatch.setenv("AIRLOCK_STORAGE_HOSTS", server.storage_host)  # the server's identity may go there
         az.create_container(server, "miacct", "transfer")
         used: list[Principal] = []
 
@@ -351,9 +356,14 @@ def test_managed_identity_storage_mode_with_a_user_assigned_identity(
 
 
 def test_trigger_on_azure_reports_what_it_passes_over(
-    tmp_path: Path, azurite: AzuriteServer, archive: Path, target_registry: RegistryServer
+    tmp_path: Path,
+    azurite: AzuriteServer,
+    archive: Path,
+    target_registry: RegistryServer,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A copy tool that strips metadata still gets imported (with a warning); no List permission is reported."""
+    monkeypatch.setenv("AIRLOCK_STORAGE_HOSTS", azurite.storage_host)
     az.create_container(azurite, "dstacct", "landing")
     az.upload_blob(azurite, "dstacct", "landing", "stripped.tar", archive.read_bytes())  # no category metadata
     az.upload_blob(azurite, "dstacct", "landing", "readme.md", b"# hello", metadata={"category": "docs"})

@@ -53,6 +53,7 @@ def ca_bundle(secure_azurite: AzuriteServer) -> Iterator[None]:
     mp = pytest.MonkeyPatch()
     assert secure_azurite.ca_cert is not None
     mp.setenv("REQUESTS_CA_BUNDLE", str(secure_azurite.ca_cert))
+    mp.setenv("AIRLOCK_STORAGE_HOSTS", secure_azurite.storage_host)  # the plane may send its SAS tokens there
     yield
     mp.undo()
 

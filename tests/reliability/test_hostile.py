@@ -7,7 +7,6 @@ disk outside the work folder.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import subprocess
@@ -28,6 +27,7 @@ from airlock.registry.client import RegistryClient
 from airlock.storage.location import open_blob, parse_blob_uri
 from airlock.testing import content
 from airlock.testing.services import RegistryServer
+from airlock.testing.tars import members, pack
 from airlock.transfer.export import export_artifacts
 from airlock.wiring import open_control_plane
 
@@ -48,24 +48,6 @@ def good(source_registry: RegistryServer, workdir: Path) -> Path:
         target=open_blob(parse_blob_uri(path.as_uri())),
     )
     return path
-
-
-def members(path: Path) -> list[tuple[tarfile.TarInfo, bytes]]:
-    out = []
-    with tarfile.open(path) as tf:
-        for info in tf.getmembers():
-            f = tf.extractfile(info) if info.isfile() else None
-            out.append((info, f.read() if f else b""))
-    return out
-
-
-def pack(items: list[tuple[tarfile.TarInfo, bytes]]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tf:
-        for info, data in items:
-            info.size = len(data) if info.isfile() else 0
-            tf.addfile(info, io.BytesIO(data) if info.isfile() else None)
-    return buf.getvalue()
 
 
 def edit_json(name: str, change: Callable[[Any], Any]) -> Callable[[list[tuple[tarfile.TarInfo, bytes]]], bytes]:
@@ -164,15 +146,15 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     app = create_app(lambda: open_control_plane(home), token="t", trigger_interval=None)
     with TestClient(app) as client:
         client.put(
-            "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/hostilereg"
-            "?api-version=2025-06-01-preview",
+            REG + "?api-version=2025-06-01-preview",
             headers={"Authorization": "Bearer t"},
             json={"properties": {"loginServer": "https://r.example"}},
         )
         yield client
 
 
-REG = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/hostilereg"
+SUB = "00000000-0000-0000-0000-000000000000"
+REG = f"/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/hostilereg"
 
 
 @pytest.mark.parametrize(

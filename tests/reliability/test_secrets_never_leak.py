@@ -17,7 +17,8 @@ from airlock.testing import azurite as az
 from airlock.testing import content
 from airlock.testing.services import AirlockServer, AzuriteServer, RegistryServer
 
-REG = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/"
+SUB = "00000000-0000-0000-0000-000000000000"
+REG = f"/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/"
 
 EXE = str(Path(sys.executable).parent / "airlock")
 
@@ -36,7 +37,7 @@ def test_secrets_never_leak(tmp_path: Path, azurite: AzuriteServer) -> None:
         encoded = {s.replace("+", "%2B").replace("/", "%2F").replace("=", "%3D") for s in signatures}
         secrets = {password, *signatures, *encoded}
 
-        server = AirlockServer(home).start()
+        server = AirlockServer(home, env={"AIRLOCK_STORAGE_HOSTS": azurite.storage_host}).start()
         try:
             api_token = (home / "api-token").read_text().strip()
             secrets.add(api_token)
@@ -45,7 +46,7 @@ def test_secrets_never_leak(tmp_path: Path, azurite: AzuriteServer) -> None:
                 "AIRLOCK_HOME": str(home),
                 "AIRLOCK_ENDPOINT": server.url,
                 "AIRLOCK_NO_PROGRESS": "1",
-                "AIRLOCK_SUBSCRIPTION": "s",
+                "AIRLOCK_SUBSCRIPTION": SUB,
             }
 
             def cli(*args: str) -> None:
@@ -130,7 +131,7 @@ def test_secrets_never_leak(tmp_path: Path, azurite: AzuriteServer) -> None:
                 "--method",
                 "get",
                 "--url",
-                REG.replace("/subscriptions/s/", "/subscriptions/{subscriptionId}/") + "leakreg/pipelineRuns",
+                REG.replace(SUB, "{subscriptionId}") + "leakreg/pipelineRuns",
             )
             reader = server.http.post("/airlock/tokens", json={"name": "leakreader", "role": "Reader"}).json()["token"]
             secrets.add(reader)

@@ -28,7 +28,8 @@ EXE = str(Path(sys.executable).parent / "airlock")
 API = "?api-version=2025-06-01-preview"
 
 
-REG = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/"
+SUB = "00000000-0000-0000-0000-000000000000"
+REG = f"/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/"
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
-from airlock.api import envelope, openapi
+from airlock.api import envelope, limits, openapi
 from airlock.api.middleware import ArmHeaders
 from airlock.api.routes import identities, operations, pipelines, registries, runs, tokens, vaults
 from airlock.api.tokens import TokenStore
@@ -80,7 +80,8 @@ def create_app(
         redirect_slashes=False,  # ARM has no trailing-slash redirects: such a path is a 404
     )
     envelope.install(app)
-    app.add_middleware(ArmHeaders)
+    limits.install(app)  # bodies bounded while they stream (413), strict JSON, quiet client disconnects
+    app.add_middleware(ArmHeaders)  # added last, so outermost: its ids are on the 413s too
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

@@ -2,12 +2,12 @@
 paging, and JSON bodies validated against the models the OpenAPI declares.
 
 A route states the role it needs, ``Depends(require(Role.OWNER))``; the check runs in this order:
-bearer token (401), api-version (400), role (403), then the body (415, 413, 400).
+bearer token (401), api-version (400), role (403), the path's ids (400), then the body (415, 400;
+a body over the limit got its 413 from ``limits.BodyLimit`` before any of this).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
@@ -15,14 +15,14 @@ from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
+from airlock.api import limits
 from airlock.api.envelope import ArmError, api_version_error, unauthenticated
 from airlock.api.tokens import Caller, Role, TokenStore
-from airlock.errors import AccessDenied, UsageError
+from airlock.errors import AccessDenied
 from airlock.pipelines import arm
 from airlock.pipelines import resources as R
 from airlock.pipelines.service import ControlPlane
 
-MAX_BODY = 1024 * 1024
 PAGE = 100
 
 _bearer = HTTPBearer(auto_error=False, description="The token in AIRLOCK_HOME/api-token, or one from /airlock/tokens.")
@@ -75,10 +75,11 @@ def require(role: Role, *, arm_route: bool = True) -> Callable[..., Caller]:
     api-version). Raises the 401/400 ArmError, or AccessDenied (403)."""
 
     def check(request: Request, caller: Caller) -> Caller:
+        # scope["path"] is exactly what the router matched (percent-decoded), never a re-built URL.
+        path = str(request.scope.get("path", ""))
         if not Role(caller.role).includes(role):
-            raise AccessDenied(
-                f"the caller '{caller.name}' (role {caller.role}) may not {request.method} {request.url.path}"
-            )
+            raise AccessDenied(f"the caller '{caller.name}' (role {caller.role}) may not {request.method} {path}")
+        R.check_path(path)  # every id part, on every route, before any lookup
         request.state.caller = caller
         return caller
 
@@ -123,35 +124,16 @@ def page(request: Request, items: list[dict[str, Any]], skip: int, top: int) -> 
 
 
 async def read_json(request: Request, *, optional: bool = False) -> Any:
-    """The request's JSON body ({} when ``optional`` and empty).
+    """The request's JSON body ({} when ``optional`` and empty), parsed strictly (``limits.py``; its
+    middleware has already refused a body over the limit with 413).
 
-    Raises the 415 ArmError (a Content-Type that is not JSON), the 413 one (over 1 MiB), or
-    UsageError (no body, or not JSON)."""
+    Raises the 415 ArmError (a Content-Type that is not JSON), or UsageError (no body, or not JSON)."""
     kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if kind and kind != "application/json" and not kind.endswith("+json"):
         raise ArmError(
             415, "UnsupportedMediaType", f"the content type {kind[:100]!r} is not supported; send application/json"
         )
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY:
-        raise _too_large()
-    raw = bytearray()
-    async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > MAX_BODY:
-            raise _too_large()
-    if not raw.strip():
-        if optional:
-            return {}
-        raise UsageError("the request needs a JSON body")
-    try:
-        return json.loads(raw)
-    except ValueError:
-        raise UsageError("the request body is not valid JSON") from None
-
-
-def _too_large() -> ArmError:
-    return ArmError(413, "RequestEntityTooLarge", f"the request body is larger than {MAX_BODY // (1024 * 1024)} MiB")
+    return await limits.read_json(request, optional=optional)
 
 
 def body(model: type[BaseModel] | None = None, *, optional: bool = False) -> Callable[[Request], Awaitable[Any]]:

@@ -1,17 +1,16 @@
 """The request and response models the OpenAPI declares.
 
-Request bodies of registries, pipelines and runs are the control plane's own models
-(:mod:`airlock.pipelines.resources`), which validate them; the bodies the API layer handles itself
-(identities, vaults, access policies, secrets, tokens, registry PATCH) are declared and checked
-here. Response models describe the documents the control plane returns; ``extra="allow"`` where
-ARM lets a resource carry more than airlock reads.
+Request bodies are the control plane's own models (:mod:`airlock.pipelines.resources`), which
+validate them, except the registry PATCH (merged and checked here) and the token request.
+Response models describe the documents the control plane returns; ``extra="allow"`` where ARM
+lets a resource carry more than airlock reads.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
 from airlock.pipelines import resources as R
 
@@ -34,58 +33,6 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
-class IdentityProperties(_Body):
-    """The ids of an existing Azure managed identity to register (new GUIDs when left out)."""
-
-    client_id: str | None = Field(default=None, alias="clientId")
-    principal_id: str | None = Field(default=None, alias="principalId")
-    tenant_id: str | None = Field(default=None, alias="tenantId")
-
-
-class IdentityBody(R._Envelope):
-    properties: IdentityProperties | None = None
-
-
-class SecretPermissions(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    secrets: list[str] = Field(default_factory=list)
-
-
-class AccessPolicy(BaseModel):
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
-    object_id: Annotated[str, Field(min_length=1, max_length=128)] = Field(alias="objectId")
-    tenant_id: str | None = Field(default=None, alias="tenantId")
-    permissions: SecretPermissions = Field(default_factory=SecretPermissions)
-
-
-class VaultProperties(BaseModel):
-    model_config = ConfigDict(extra="allow", populate_by_name=True)  # ARM vaults have many more
-    access_policies: list[AccessPolicy] | None = Field(default=None, alias="accessPolicies")
-
-
-class VaultBody(R._Envelope):
-    properties: VaultProperties | None = None
-
-
-class AccessPolicyList(_Body):
-    access_policies: Annotated[list[AccessPolicy], Field(min_length=1)] = Field(alias="accessPolicies")
-
-
-class AccessPolicyBody(R._Envelope):
-    id: str | None = None
-    properties: AccessPolicyList
-
-
-class SecretProperties(BaseModel):
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
-    value: Annotated[str, Field(min_length=1)]
-    content_type: str | None = Field(default=None, alias="contentType")
-
-
-class SecretBody(R._Envelope):
-    properties: SecretProperties
-
-
 class RegistryPatch(_Body):
     """PATCH body of a registry (ACR's RegistryUpdateParameters): given ``tags`` and ``sku`` replace the
     stored ones, given ``properties`` are merged in; ``identity`` is accepted and ignored (an airlock
@@ -98,6 +45,8 @@ class RegistryPatch(_Body):
 
 
 class TokenBody(_Body):
+    """POST body of /airlock/tokens (checked by :func:`airlock.api.tokens.token_request`)."""
+
     name: str
     role: str
 

@@ -17,13 +17,17 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import Column, DateTime, Engine, MetaData, String, Table, delete, insert, select
+from sqlalchemy import Engine, delete, insert, select
 
+from airlock.db.migrate import ensure_schema
+from airlock.db.schema import api_tokens
 from airlock.errors import ResourceConflict, ResourceNotFound, UsageError
 
 
@@ -40,16 +44,9 @@ class Role(StrEnum):
 
 
 ROLES = (Role.OWNER.value, Role.TRANSFER_PIPELINE_CONTRIBUTOR.value, Role.READER.value)
+_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
-_metadata = MetaData()
-tokens_table = Table(
-    "api_tokens",
-    _metadata,
-    Column("name", String(64), primary_key=True),
-    Column("role", String(64), nullable=False),
-    Column("sha256", String(64), nullable=False, unique=True),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-)
+tokens_table = api_tokens
 
 
 @dataclass(frozen=True)
@@ -68,7 +65,7 @@ class TokenStore:
     def __init__(self, engine: Engine, bootstrap_token: str) -> None:
         self._engine = engine
         self._bootstrap = bootstrap_token
-        _metadata.create_all(engine)
+        ensure_schema(engine)
 
     def authenticate(self, token: str) -> Caller | None:
         if token and hmac.compare_digest(token.encode(), self._bootstrap.encode()):
@@ -80,9 +77,9 @@ class TokenStore:
     def create(self, name: str, role: str) -> str:
         """A new token (returned once, never stored in clear). Raises UsageError, ResourceConflict."""
         if role not in ROLES:
-            raise UsageError(f"unknown role {role!r}; choose one of {', '.join(ROLES)}")
-        if not name or len(name) > 64 or not name.replace("-", "").replace("_", "").isalnum():
-            raise UsageError(f"invalid token name {name!r}: letters, digits, '-' and '_', at most 64")
+            raise UsageError(f"unknown role {role[:40]!r}; choose one of {', '.join(ROLES)}")
+        if not _NAME.fullmatch(name):
+            raise UsageError(f"invalid token name {name[:70]!r}: ASCII letters, digits, '-' and '_', at most 64")
         token = "alt_" + secrets.token_urlsafe(32)
         with self._engine.begin() as conn:
             if conn.execute(select(tokens_table.c.name).where(tokens_table.c.name == name)).first():
@@ -101,3 +98,17 @@ class TokenStore:
         with self._engine.begin() as conn:
             if conn.execute(delete(tokens_table).where(tokens_table.c.name == name)).rowcount == 0:
                 raise ResourceNotFound(f"no token named {name!r}")
+
+
+def token_request(body: Any) -> tuple[str, str]:
+    """(name, role) of a ``POST /airlock/tokens`` body ``{"name": ..., "role": ...}``.
+
+    Raises:
+        UsageError: the body is not such an object of two strings (no other keys).
+    """
+    if not isinstance(body, dict) or set(body) - {"name", "role"}:
+        raise UsageError('a token request is {"name": "<name>", "role": "<role>"} and nothing else')
+    name, role = body.get("name"), body.get("role")
+    if not isinstance(name, str) or not isinstance(role, str):
+        raise UsageError(f"a token request needs name and role as strings (role: one of {', '.join(ROLES)})")
+    return name, role

@@ -8,9 +8,11 @@ Two modes, same answers:
 - otherwise, local mode: the same FastAPI app runs inside this process on ``AIRLOCK_HOME`` (no
   port is opened). Pipeline runs then execute in this process, so the command returns when they end.
 
-Every request carries ``?api-version=2025-06-01-preview``. ARM error envelopes become airlock
-errors (404 → ResourceNotFound, 409 → ResourceConflict, 400 → UsageError, 401/403 → AccessDenied)
-with the server's message.
+Every request carries ``?api-version=2025-06-01-preview``. An ARM error envelope becomes the airlock
+error it names in ``additionalInfo`` (``{"type": "AirlockError", "info": {"class": "BlobExists"}}``),
+with the server's message, so a command fails with the same class and exit code with or without the
+REST hop; an envelope that names none (another server, a proxy) is mapped by status (404 →
+ResourceNotFound, 409 → ResourceConflict, 400 → UsageError, 401/403 → AccessDenied).
 
 Defaults (``airlock configure --defaults group=RG``) live in ``AIRLOCK_HOME/config.json``.
 """
@@ -28,7 +30,7 @@ from types import TracebackType
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
-from airlock.errors import AccessDenied, AirlockError, ResourceConflict, ResourceNotFound, UsageError
+from airlock.errors import AccessDenied, AirlockError, ResourceConflict, ResourceNotFound, UsageError, error_class
 from airlock.pipelines import arm
 
 # The ARM constants live in airlock.pipelines.arm, shared with the API.
@@ -319,20 +321,39 @@ def _no_traceback(record: logging.LogRecord) -> bool:
 
 
 def _error(status: int, data: Any, method: str, path: str) -> AirlockError:
+    """The airlock error an error answer stands for: the class its envelope names, else by status."""
     message = ""
+    named: type[AirlockError] | None = None
     if isinstance(data, dict):
         err = data.get("error")
         if isinstance(err, dict):
             message = str(err.get("message") or err.get("code") or "")
+            named = _named_class(err.get("additionalInfo"))
         elif isinstance(data.get("detail"), str):  # a route the server does not have
             message = f"{method} {path}: {data['detail']}"
     message = message or f"{method} {path}: HTTP {status}"
+    transient = status >= 500 or status == 429
+    if named is not None:
+        rebuilt = named(message)  # every class of the tree takes its message alone
+        if transient:
+            rebuilt.transient = True
+        return rebuilt
     if status == 404:
         return ResourceNotFound(message)
     if status == 409:
         return ResourceConflict(message)
-    if status == 400:
+    if status in (400, 413):
         return UsageError(message)
     if status in (401, 403):
         return AccessDenied(message)
-    return AirlockError(message, transient=status >= 500 or status == 429)
+    return AirlockError(message, transient=transient)
+
+
+def _named_class(additional_info: Any) -> type[AirlockError] | None:
+    """The error class an ARM ``additionalInfo`` list names (``type`` "AirlockError"), if it is one of ours."""
+    for item in additional_info if isinstance(additional_info, list) else []:
+        if isinstance(item, dict) and item.get("type") == "AirlockError" and isinstance(item.get("info"), dict):
+            name = item["info"].get("class")
+            if isinstance(name, str):
+                return error_class(name)
+    return None

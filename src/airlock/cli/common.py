@@ -1,54 +1,21 @@
-"""Pieces shared by the control-plane command groups: options, output with az-style table columns,
-hints on stderr."""
+"""Pieces shared by the command groups: options, hints on stderr, small readers of ARM documents. The
+options every command has (``-o``, ``--query``, ``-g``) are the kernel's (:mod:`airlock.cli.kernel`)."""
 
 from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
-from airlock.cli.output import FORMATS, render
 from airlock.cli.table import Row as Row  # re-exported: the command groups' column functions return it
-from airlock.cli.table import print_table
 
-OutputOpt = Annotated[
-    str, typer.Option("--output", "-o", help=f"Output format: {', '.join(FORMATS)}.", show_default=True)
-]
-QueryOpt = Annotated[
-    str | None, typer.Option("--query", help='JMESPath query applied to the output, e.g. "[].name" (as in az).')
-]
-GroupOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--resource-group",
-        "-g",
-        help="Resource group. Defaults to the one set with `airlock configure --defaults group=<name>`.",
-        show_default=False,
-    ),
-]
 RegistryOpt = Annotated[str, typer.Option("--registry", "-r", help="Name of registry.")]
 # RegistryURL.parse's rule, for the help of every option that takes a registry URL.
 REGISTRY_SCHEME_RULE = (
     "Without a scheme, localhost, 127.0.0.0/8 and [::1] mean http:// (as Docker treats them), any other host https://."
 )
-
-Columns = Callable[[Any], Row]
-
-
-def emit(obj: Any, fmt: str, query: str | None, columns: Columns | None = None) -> None:
-    """Print ``obj`` as ``-o`` asks. With ``-o table`` and no ``--query``, ``columns`` picks and names
-    the columns as az's table transformers do (with a query, az shows the query's result as is, in
-    the same table style)."""
-    if fmt == "table" and columns is not None and not query:
-        items = obj if isinstance(obj, list) else [obj]
-        print_table([columns(item) for item in items if isinstance(item, dict)])
-        return
-    render(obj, fmt=fmt, query=query, console=Console())
-
 
 _only_errors = False
 

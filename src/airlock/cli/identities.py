@@ -10,9 +10,9 @@ from typing import Annotated, Any
 
 import typer
 
-from airlock.cli.arm import IDENTITY_PROVIDER, ArmClient, group_path, resource_group
-from airlock.cli.common import GroupOpt, OutputOpt, QueryOpt, Row, dig, emit, group_of, text
-from airlock.cli.output import check_output
+from airlock.cli.arm import IDENTITY_PROVIDER, group_path
+from airlock.cli.common import Row, dig, group_of, text
+from airlock.cli.kernel import Arm, command
 from airlock.errors import ResourceNotFound
 
 identity_app = typer.Typer(
@@ -40,14 +40,12 @@ def _columns(item: Any) -> Row:
     }
 
 
-@identity_app.command("create")
+@command(identity_app, "create", columns=_columns, group=True)
 def create(
     name: NameOpt,
-    resource_group_name: GroupOpt = None,
+    arm: Arm,
     location: Annotated[str | None, typer.Option("--location", "-l", help="Location label.")] = None,
-    output: OutputOpt = "json",
-    query: QueryOpt = None,
-) -> None:
+) -> Any:
     """Create a user-assigned identity (an existing one is returned unchanged).
 
     Example:
@@ -55,53 +53,24 @@ def create(
         airlock identity create -g myrg -n pipelineid \\
             --query properties.principalId -o tsv
     """
-    check_output(output, query)
-    rg = resource_group(resource_group_name)
-    with ArmClient() as client:
-        doc = client.put(_path(rg, name), {"location": location} if location else {})
-    emit(doc, output, query, _columns)
+    return arm.client.put(_path(arm.group, name), {"location": location} if location else {})
 
 
-@identity_app.command("show")
-def show(
-    name: NameOpt,
-    resource_group_name: GroupOpt = None,
-    output: OutputOpt = "json",
-    query: QueryOpt = None,
-) -> None:
+@command(identity_app, "show", columns=_columns, group=True)
+def show(name: NameOpt, arm: Arm) -> Any:
     """Show an identity: its principalId (for access policies) and clientId."""
-    check_output(output, query)
-    rg = resource_group(resource_group_name)
-    with ArmClient() as client:
-        doc = client.get(_path(rg, name))
-    emit(doc, output, query, _columns)
+    return arm.client.get(_path(arm.group, name))
 
 
-@identity_app.command("list")
-def list_(
-    resource_group_name: GroupOpt = None,
-    output: OutputOpt = "json",
-    query: QueryOpt = None,
-) -> None:
+@command(identity_app, "list", columns=_columns, group=True)
+def list_(arm: Arm) -> Any:
     """List the identities of a resource group."""
-    check_output(output, query)
-    rg = resource_group(resource_group_name)
-    with ArmClient() as client:
-        items = client.list(_path(rg))
-    emit(items, output, query, _columns)
+    return arm.client.list(_path(arm.group))
 
 
-@identity_app.command("delete")
-def delete(
-    name: NameOpt,
-    resource_group_name: GroupOpt = None,
-    output: OutputOpt = "json",
-    query: QueryOpt = None,
-) -> None:
+@command(identity_app, "delete", group=True)
+def delete(name: NameOpt, arm: Arm) -> None:
     """Delete an identity (pipelines that use it can no longer read their secrets)."""
-    check_output(output, query)
-    rg = resource_group(resource_group_name)
-    with ArmClient() as client:
-        client.get(_path(rg, name))
-        if client.delete(_path(rg, name)) == 204:
-            raise ResourceNotFound(f"identity {name} not found in resource group {rg}")
+    arm.client.get(_path(arm.group, name))
+    if arm.client.delete(_path(arm.group, name)) == 204:
+        raise ResourceNotFound(f"identity {name} not found in resource group {arm.group}")

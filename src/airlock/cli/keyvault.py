@@ -14,9 +14,9 @@ from typing import Annotated, Any
 import typer
 
 from airlock.cli.argv import BOOLEAN_WORDS
-from airlock.cli.arm import VAULT_PROVIDER, ArmClient, group_path, load_defaults, resource_group, subscription
-from airlock.cli.common import GroupOpt, OutputOpt, QueryOpt, Row, accepted_for_az, dig, emit, group_of, hint, text
-from airlock.cli.output import check_output
+from airlock.cli.arm import VAULT_PROVIDER, group_path, load_defaults, subscription
+from airlock.cli.common import Row, accepted_for_az, dig, group_of, hint, text
+from airlock.cli.kernel import Arm, command
 from airlock.errors import ResourceNotFound, UsageError
 
 keyvault_app = typer.Typer(
@@ -61,13 +61,17 @@ def _secret_columns(item: Any) -> Row:
     }
 
 
-def vault_group(client: ArmClient, vault: str, given: str | None) -> str:
-    """The resource group of ``vault``: ``-g``, else the configured default, else found by listing the
-    subscription's vaults (as az does when -g is left out)."""
-    if given or load_defaults().get("group"):
-        return resource_group(given)
+def vault_path(arm: Arm, vault: str) -> str:
+    """The ARM path of ``vault``, in its resource group: ``-g``, else the configured default, else the one
+    found by listing the subscription's vaults (as az does when -g is left out)."""
+    return _path(_vault_group(arm, vault), vault)
+
+
+def _vault_group(arm: Arm, vault: str) -> str:
+    if arm.given_group or load_defaults().get("group"):
+        return arm.group
     try:
-        vaults = client.list(f"/subscriptions/{subscription()}/providers/{VAULT_PROVIDER}")
+        vaults = arm.client.list(f"/subscriptions/{subscription()}/providers/{VAULT_PROVIDER}")
     except ResourceNotFound:  # a server without the subscription-wide list
         raise UsageError(
             f"cannot find key vault {vault}'s resource group: give it with -g "
@@ -82,10 +86,10 @@ def vault_group(client: ArmClient, vault: str, given: str | None) -> str:
 # -------------------------------------------------------------------------------- vaults
 
 
-@keyvault_app.command("create")
+@command(keyvault_app, "create", columns=_columns, group=True)
 def create(
     name: NameOpt,
-    resource_group_name: GroupOpt = None,
+    arm: Arm,
     location: Annotated[str | None, typer.Option("--location", "-l", help="Location label.")] = None,
     enable_rbac_authorization: Annotated[
         str | None,
@@ -100,16 +104,13 @@ def create(
         str | None,
         typer.Option("--sku", help="Accepted for az compatibility (standard/premium) and ignored.", show_default=False),
     ] = None,
-    output: OutputOpt = "json",
-    query: QueryOpt = None,
-) -> None:
+) -> Any:
     """Create an embedded key vault (an existing one is kept, with its secrets).
 
     Example:
 
         airlock keyvault create -g myrg -n myvault --query properties.vaultUri -o tsv
     """
-    check_output(output, query)
     if enable_rbac_authorization is not None:
         if enable_rbac_authorization.lower() not in BOOLEAN_WORDS:
             raise UsageError(f"--enable-rbac-authorization {enable_rbac_authorization!r}: must be true or false")
@@ -118,56 +119,30 @@ def create(
         if sku.lower() not in ("standard", "premium"):
             raise UsageError(f"--sku {sku!r}: must be standard or premium")
         accepted_for_az("--sku", "ignored, embedded vaults have no pricing tiers")
-    rg = resource_group(resource_group_name)
-    with ArmClient() as client:
-        doc = client.put(_path(rg, name), {"location": location} if location else {})
-    emit(doc, output, query, _columns)
+    return arm.client.put(_path(arm.group, name), {"location": location} if location else {})
 
 
-@keyvault_app.command("show")
-def show(
-    name: NameOpt,
-    resource_group_name: GroupOpt = None,
-    output: OutputOpt = "json",
-    query: QueryOpt = None,
-) -> None:
+@command(keyvault_app, "show", columns=_columns, group=True)
+def show(name: NameOpt, arm: Arm) -> Any:
     """Show a key vault: its vaultUri and access policies."""
-    check_output(output, query)
-    with ArmClient() as client:
-        doc = client.get(_path(vault_group(client, name, resource_group_name), name))
-    emit(doc, output, query, _columns)
+    return arm.client.get(vault_path(arm, name))
 
 
-@keyvault_app.command("list")
-def list_(
-    resource_group_name: GroupOpt = None,
-    output: OutputOpt = "json",
-    query: QueryOpt = None,
-) -> None:
+@command(keyvault_app, "list", columns=_columns, group=True)
+def list_(arm: Arm) -> Any:
     """List the key vaults of a resource group."""
-    check_output(output, query)
-    rg = resource_group(resource_group_name)
-    with ArmClient() as client:
-        items = client.list(_path(rg))
-    emit(items, output, query, _columns)
+    return arm.client.list(_path(arm.group))
 
 
-@keyvault_app.command("delete")
-def delete(
-    name: NameOpt,
-    resource_group_name: GroupOpt = None,
-    output: OutputOpt = "json",
-    query: QueryOpt = None,
-) -> None:
+@command(keyvault_app, "delete", group=True)
+def delete(name: NameOpt, arm: Arm) -> None:
     """Delete a key vault and every secret in it (there is no soft delete)."""
-    check_output(output, query)
-    with ArmClient() as client:
-        path = _path(vault_group(client, name, resource_group_name), name)
-        client.get(path)  # checks the resource group too
-        client.delete(path)
+    path = vault_path(arm, name)
+    arm.client.get(path)  # checks the resource group too
+    arm.client.delete(path)
 
 
-@keyvault_app.command("set-policy")
+@command(keyvault_app, "set-policy", columns=_columns, group=True)
 def set_policy(
     name: NameOpt,
     object_id: Annotated[
@@ -185,10 +160,8 @@ def set_policy(
             "all. Pipelines need get. Replaces what the principal had.",
         ),
     ],
-    resource_group_name: GroupOpt = None,
-    output: OutputOpt = "json",
-    query: QueryOpt = None,
-) -> None:
+    arm: Arm,
+) -> Any:
     """Grant a principal permissions on the vault's secrets (as `az keyvault set-policy`).
 
     Example (the command `airlock acr export-pipeline create` prints):
@@ -197,17 +170,14 @@ def set_policy(
             "$(airlock acr export-pipeline show -g myrg -r myregistry -n myexport \\
             --query identity.principalId -o tsv)"
     """
-    check_output(output, query)
-    with ArmClient() as client:
-        path = _path(vault_group(client, name, resource_group_name), name)
-        vault = client.get(path)
-        policy = {
-            "tenantId": dig(vault, "properties", "tenantId"),
-            "objectId": object_id,
-            "permissions": {"secrets": list(secret_permissions)},
-        }
-        doc = client.put(f"{path}/accessPolicies/add", {"properties": {"accessPolicies": [policy]}})
-    emit(doc, output, query, _columns)
+    path = vault_path(arm, name)
+    vault = arm.client.get(path)
+    policy = {
+        "tenantId": dig(vault, "properties", "tenantId"),
+        "objectId": object_id,
+        "permissions": {"secrets": list(secret_permissions)},
+    }
+    return arm.client.put(f"{path}/accessPolicies/add", {"properties": {"accessPolicies": [policy]}})
 
 
 # -------------------------------------------------------------------------------- secrets
@@ -249,10 +219,11 @@ def _check_secret_value(secret: str, name: str) -> None:
         )
 
 
-@secret_app.command("set")
+@command(secret_app, "set", columns=_secret_columns, group=True)
 def secret_set(
     vault_name: VaultOpt,
     name: SecretNameOpt,
+    arm: Arm,
     value: Annotated[
         str | None,
         typer.Option("--value", help="The secret value (visible in shell history; prefer --file)."),
@@ -261,10 +232,7 @@ def secret_set(
         Path | None,
         typer.Option("--file", "-f", help="Read the value from this file (one trailing newline is dropped)."),
     ] = None,
-    resource_group_name: GroupOpt = None,
-    output: OutputOpt = "json",
-    query: QueryOpt = None,
-) -> None:
+) -> Any:
     """Store a new version of a secret; prints its id and attributes, never the value.
 
     Example:
@@ -272,60 +240,33 @@ def secret_set(
         airlock keyvault secret set --vault-name myvault -n exportsas \\
             --file export.sas
     """
-    check_output(output, query)
     secret = _read_value(value, file)
     _check_secret_value(secret, name)
-    with ArmClient() as client:
-        path = _path(vault_group(client, vault_name, resource_group_name), vault_name)
-        doc = client.put(f"{path}/secrets/{name}", {"properties": {"value": secret}})
+    doc = arm.client.put(f"{vault_path(arm, vault_name)}/secrets/{name}", {"properties": {"value": secret}})
     if isinstance(doc, dict):
         doc.pop("value", None)
-    emit(doc, output, query, _secret_columns)
+    return doc
 
 
-@secret_app.command("show")
+@command(secret_app, "show", columns=_secret_columns, group=True)
 def secret_show(
     vault_name: VaultOpt,
     name: SecretNameOpt,
+    arm: Arm,
     version: Annotated[str | None, typer.Option("--version", help="A version (default: the latest).")] = None,
-    resource_group_name: GroupOpt = None,
-    output: OutputOpt = "json",
-    query: QueryOpt = None,
-) -> None:
+) -> Any:
     """Show a secret with its value (as az does; e.g. --query value -o tsv)."""
-    check_output(output, query)
-    with ArmClient() as client:
-        path = _path(vault_group(client, vault_name, resource_group_name), vault_name)
-        doc = client.get(f"{path}/secrets/{name}" + (f"?version={version}" if version else ""))
-    emit(doc, output, query, _secret_columns)
+    return arm.client.get(f"{vault_path(arm, vault_name)}/secrets/{name}" + (f"?version={version}" if version else ""))
 
 
-@secret_app.command("list")
-def secret_list(
-    vault_name: VaultOpt,
-    resource_group_name: GroupOpt = None,
-    output: OutputOpt = "json",
-    query: QueryOpt = None,
-) -> None:
+@command(secret_app, "list", columns=_secret_columns, group=True)
+def secret_list(vault_name: VaultOpt, arm: Arm) -> Any:
     """List a vault's secrets (latest versions, without values)."""
-    check_output(output, query)
-    with ArmClient() as client:
-        path = _path(vault_group(client, vault_name, resource_group_name), vault_name)
-        items = client.list(f"{path}/secrets")
-    emit(items, output, query, _secret_columns)
+    return arm.client.list(f"{vault_path(arm, vault_name)}/secrets")
 
 
-@secret_app.command("delete")
-def secret_delete(
-    vault_name: VaultOpt,
-    name: SecretNameOpt,
-    resource_group_name: GroupOpt = None,
-    output: OutputOpt = "json",
-    query: QueryOpt = None,
-) -> None:
+@command(secret_app, "delete", group=True)
+def secret_delete(vault_name: VaultOpt, name: SecretNameOpt, arm: Arm) -> None:
     """Delete a secret, every version of it."""
-    check_output(output, query)
-    with ArmClient() as client:
-        path = _path(vault_group(client, vault_name, resource_group_name), vault_name)
-        if client.delete(f"{path}/secrets/{name}") == 204:
-            raise ResourceNotFound(f"key vault {vault_name}: secret '{name}' does not exist")
+    if arm.client.delete(f"{vault_path(arm, vault_name)}/secrets/{name}") == 204:
+        raise ResourceNotFound(f"key vault {vault_name}: secret '{name}' does not exist")

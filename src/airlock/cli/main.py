@@ -1,4 +1,4 @@
-"""The ``airlock`` command line: thin wrappers that parse, call the engine, and print.
+"""The ``airlock`` command line: thin commands that parse and call the engine; the kernel prints.
 
 Output contract: stdout carries one JSON object (or the ``-o`` format); progress and errors go to
 stderr. A failure prints one line ``error: <what failed and why>`` and exits non-zero: 1 for
@@ -12,7 +12,7 @@ import contextlib
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Annotated, Any
 
 import typer
@@ -24,16 +24,17 @@ from airlock.cli import common, results
 from airlock.cli.argv import expand_multi, fill_optional_booleans, hoist_global_args
 from airlock.cli.arm import set_subscription
 from airlock.cli.common import REGISTRY_SCHEME_RULE
+from airlock.cli.db import db_app
 from airlock.cli.helptext import polish as polish_help
 from airlock.cli.identities import identity_app
+from airlock.cli.kernel import Reply, command
 from airlock.cli.keyvault import keyvault_app
-from airlock.cli.output import FORMATS, check_output, redact, render
+from airlock.cli.output import redact
 from airlock.cli.process import tune_malloc
 from airlock.cli.progress import RichProgress, show_progress
 from airlock.cli.registries import acr_app
 from airlock.cli.server import configure, rest, serve
 from airlock.cli.storage import storage_app
-from airlock.cli.table import Row, print_table
 from airlock.cli.tokens import token_app
 from airlock.errors import (
     AirlockError,
@@ -81,8 +82,6 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-OutputOpt = Annotated[str, typer.Option("--output", "-o", help=f"Output format: {', '.join(FORMATS)}.")]
-QueryOpt = Annotated[str | None, typer.Option("--query", help="JMESPath query applied to the output, as in az.")]
 SasFileOpt = Annotated[
     str | None,
     typer.Option("--sas-token-file", help="File holding the storage SAS token (with or without the leading '?')."),
@@ -163,26 +162,16 @@ def _registry(url: str, username: str | None, password_stdin: bool, concurrency:
     return RegistryClient(RegistryURL.parse(url), credentials=creds, max_connections=concurrency + 4)
 
 
-def _raise_failures(failures: dict[str, str], what: str) -> None:
+def _failures(failures: dict[str, str], what: str) -> TransferFailed | None:
     """After a partial success (ContinueOnErrors) the result is printed, then this fails the command."""
-    if failures:
-        detail = "; ".join(f"{ref}: {msg}" for ref, msg in failures.items())
-        raise TransferFailed(f"{len(failures)} artifact(s) {what}: {detail}", failures=failures)
+    if not failures:
+        return None
+    detail = "; ".join(f"{ref}: {msg}" for ref, msg in failures.items())
+    return TransferFailed(f"{len(failures)} artifact(s) {what}: {detail}", failures=failures)
 
 
-def _emit(obj: dict[str, Any], fmt: str, query: str | None, rows: Callable[[dict[str, Any]], list[Row]]) -> None:
-    """Print a data-plane result; ``-o table`` without ``--query`` shows ``rows`` (its artifacts, say),
-    with the catalogDigest in full on stderr, since the table shortens digests."""
-    if fmt == "table" and not query:
-        print_table(rows(obj))
-        note = results.catalog_note(obj)
-        if note:
-            common.hint(note)
-        return
-    render(obj, fmt=fmt, query=query, console=Console())
-
-
-@app.command("export")
+# -o table shows a result's artifacts, digests shortened; the catalogDigest is said in full on stderr.
+@command(app, "export", table=results.export_rows, note=results.catalog_note)
 def export_cmd(
     source_registry: Annotated[
         str,
@@ -221,9 +210,7 @@ def export_cmd(
     username: UserOpt = None,
     password_stdin: PasswordStdinOpt = False,
     concurrency: ConcurrencyOpt = 4,
-    output: OutputOpt = "json",
-    query: QueryOpt = None,
-) -> None:
+) -> Reply:
     """Export artifacts from a registry into one transfer blob.
 
     Examples:
@@ -236,7 +223,6 @@ def export_cmd(
         airlock export --source-registry localhost:5000 -a samples/app:1.0 \\
             --target ./batch1.tar --query catalogDigest -o tsv
     """
-    check_output(output, query)
     if len(artifacts) == 0:
         raise UsageError("--artifacts needs at least one artifact")
     registry_url = RegistryURL.parse(source_registry)
@@ -255,11 +241,10 @@ def export_cmd(
             progress=progress,
             concurrency=concurrency,
         )
-    _emit(result.to_json(), output, query, results.export_rows)
-    _raise_failures(result.failures, "failed and were left out of the archive")
+    return Reply(result.to_json(), _failures(result.failures, "failed and were left out of the archive"))
 
 
-@app.command("import")
+@command(app, "import", table=results.import_rows, note=results.catalog_note)
 def import_cmd(
     source: Annotated[str, typer.Option("--source", help="Blob URI of the transfer blob to import.")],
     target_registry: Annotated[
@@ -290,9 +275,7 @@ def import_cmd(
     username: UserOpt = None,
     password_stdin: PasswordStdinOpt = False,
     concurrency: ConcurrencyOpt = 4,
-    output: OutputOpt = "json",
-    query: QueryOpt = None,
-) -> None:
+) -> Reply:
     """Import every artifact of a transfer blob into a registry (tags are written last).
 
     An OCI layout tar written by another tool (skopeo oci-archive:, oras) is imported too, every blob
@@ -307,7 +290,6 @@ def import_cmd(
             --sas-token-file import.sas --target-registry localhost:5001 \\
             --options OverwriteTags DeleteSourceBlobOnSuccess
     """
-    check_output(output, query)
     expected = Digest.parse(catalog_digest) if catalog_digest else None
     if repository is not None:
         validate_repository(repository)
@@ -324,11 +306,10 @@ def import_cmd(
             progress=progress,
             concurrency=concurrency,
         )
-    _emit(result.to_json(), output, query, results.import_rows)
-    _raise_failures(result.failures, "failed to import")
+    return Reply(result.to_json(), _failures(result.failures, "failed to import"))
 
 
-@app.command("copy")
+@command(app, "copy", table=results.copy_rows, note=results.catalog_note)
 def copy_cmd(
     source: Annotated[str, typer.Argument(help="Blob URI to read.")],
     target: Annotated[str, typer.Argument(help="Blob URI to write.")],
@@ -339,9 +320,7 @@ def copy_cmd(
         str | None, typer.Option("--target-sas-token-file", help="SAS token file for the target.")
     ] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace the target blob if it exists.")] = False,
-    output: OutputOpt = "json",
-    query: QueryOpt = None,
-) -> None:
+) -> dict[str, Any]:
     """Copy a transfer blob from any storage to any storage, streaming (no local copy).
 
     An airlock archive is checked against its catalog as it streams; a cut or tampered one leaves no target.
@@ -356,7 +335,6 @@ def copy_cmd(
             https://dstacct.blob.core.windows.net/transfer/batch1.tar \\
             --target-sas-token-file write.sas --overwrite
     """
-    check_output(output, query)
     src = _blob(source, _sas(source_sas_token_file, None, what="source"), "--source-sas-token-file")
     dst = _blob(target, _sas(target_sas_token_file, None, what="target"), "--target-sas-token-file")
     flags = {src.display: "--source-sas-token-file", dst.display: "--target-sas-token-file"}
@@ -364,10 +342,10 @@ def copy_cmd(
         result = copy_blob(src, dst, overwrite=overwrite, progress=progress)
     if result.get("note"):
         common.hint(f"warning: {result['note']}")  # on stderr too: -o none and tables do not show it
-    _emit(result, output, query, results.copy_rows)
+    return result
 
 
-@app.command("inspect")
+@command(app, "inspect", table=results.inspect_rows, note=results.catalog_note)
 def inspect_cmd(
     blob: Annotated[str, typer.Argument(help="Blob URI of a transfer blob.")],
     sas_token_file: SasFileOpt = None,
@@ -378,9 +356,7 @@ def inspect_cmd(
             help="Read the whole blob and check every member against the catalog (which the catalogDigest covers).",
         ),
     ] = False,
-    output: OutputOpt = "json",
-    query: QueryOpt = None,
-) -> None:
+) -> dict[str, Any]:
     """Show what a transfer blob holds, and its catalogDigest, without importing it.
 
     Reads only its head and last bytes, and fails if its size is not what its catalog implies;
@@ -393,23 +369,22 @@ def inspect_cmd(
         airlock inspect https://dstacct.blob.core.windows.net/transfer/batch1.tar \\
             --sas-token-file read.sas --verify
     """
-    check_output(output, query)
     src = _blob(blob, _sas(sas_token_file, None, what="blob"), "--sas-token-file")
     with _progress() as progress, _flag_hints({src.display: "--sas-token-file"}):
-        result = inspect_archive(src, verify=verify, progress=progress)
-    _emit(result, output, query, results.inspect_rows)
+        return inspect_archive(src, verify=verify, progress=progress)
 
 
 # -- the control plane (az-style): resources over the ARM REST API, in-process or AIRLOCK_ENDPOINT --
 
 app.command("serve")(serve)
-app.command("configure")(configure)
-app.command("rest")(rest)
+command(app, "configure")(configure)
+command(app, "rest")(rest)
 app.add_typer(acr_app, name="acr")
 app.add_typer(identity_app, name="identity")
 app.add_typer(keyvault_app, name="keyvault")
 app.add_typer(storage_app, name="storage")
 app.add_typer(token_app, name="token")
+app.add_typer(db_app, name="db")
 
 
 def _version(value: bool) -> None:
@@ -454,6 +429,7 @@ def main(
     root.setLevel(logging.ERROR if only_show_errors and not (debug or verbose) else level)
     # The Azure SDK logs every request at INFO; keep it to warnings even with -v.
     logging.getLogger("azure").setLevel(logging.DEBUG if debug else logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.DEBUG if debug else logging.WARNING)  # its INFO narrates DDL
     common.set_only_errors(only_show_errors)
     set_subscription(subscription)
     if debug:
@@ -493,10 +469,11 @@ def run(argv: list[str] | None = None) -> int:
             code = _fail(exc.format_message(), 2)
     except typer.Abort:
         code = _fail("interrupted", 130)
-    except UsageError as exc:
-        code = _fail(str(exc), 2)
     except AirlockError as exc:
-        code = _fail(str(exc), 1)
+        code = 2 if isinstance(exc, UsageError) else 1
+        # --debug names the class: the same with or without the REST hop (AIRLOCK_ENDPOINT).
+        logging.getLogger(__name__).debug("%s.%s (exit %d)", type(exc).__module__, type(exc).__qualname__, code)
+        code = _fail(str(exc), code)
     except KeyboardInterrupt:
         code = _fail("interrupted", 130)
     except Exception as exc:

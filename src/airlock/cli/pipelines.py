@@ -14,19 +14,9 @@ from urllib.parse import urlsplit
 
 import typer
 
-from airlock.cli.arm import IDENTITY_PROVIDER, ArmClient, group_path, registry_path, resource_group
-from airlock.cli.common import (
-    GroupOpt,
-    OutputOpt,
-    QueryOpt,
-    RegistryOpt,
-    Row,
-    dig,
-    emit,
-    hint,
-    text,
-)
-from airlock.cli.output import check_output
+from airlock.cli.arm import IDENTITY_PROVIDER, ArmClient, group_path, registry_path
+from airlock.cli.common import RegistryOpt, Row, dig, hint, text
+from airlock.cli.kernel import Arm, Columns, command
 from airlock.errors import ResourceNotFound, UsageError
 from airlock.storage.location import is_local_path, local_uri, parse_container_uri
 from airlock.transfer.options import EXPORT_OPTIONS, IMPORT_OPTIONS, PipelineOption, parse_options
@@ -153,8 +143,8 @@ def _permission_hints(doc: dict[str, Any], kind: str, rg: str) -> None:
 
 def _create_pipeline(
     kind: str,
+    arm: Arm,
     *,
-    rg: str,
     registry: str,
     name: str,
     container: str,
@@ -164,6 +154,7 @@ def _create_pipeline(
     identity: str | None,
     trigger_enabled: bool | None = None,
 ) -> dict[str, Any]:
+    rg = arm.group  # first, as it always was: a missing -g is said before any value of the pipeline's
     modes = {"sastoken": "SasToken", "managedidentity": "ManagedIdentity"}
     if mode.lower() not in modes:
         raise UsageError(f"--storage-access-mode {mode!r}: use SasToken or ManagedIdentity")
@@ -178,7 +169,7 @@ def _create_pipeline(
         trigger_enabled = False
     chosen = parse_options([w for w in words if w.lower() not in extra], allowed, kind=f"{kind} pipelines")
     options = [o.value for o in PipelineOption if o in chosen]  # ACR's spelling, in a stable order
-    if is_local_path(container) and not os.path.isabs(os.path.expanduser(container)) and not ArmClient().local:
+    if is_local_path(container) and not os.path.isabs(os.path.expanduser(container)) and not arm.local:
         raise UsageError(
             f"--storage-container-uri {container!r}: a relative path would be resolved here, but the server at "
             "AIRLOCK_ENDPOINT reads paths on its own machine; give an absolute path"
@@ -201,9 +192,8 @@ def _create_pipeline(
         properties["trigger"] = {"sourceTrigger": {"status": status}}
     body = {"identity": _identity(identity, rg), "properties": properties}
     path = _pipeline_path(rg, registry, kind, name)
-    with ArmClient() as client:
-        client.put(path, body)
-        doc: dict[str, Any] = client.get(path)
+    arm.client.put(path, body)
+    doc: dict[str, Any] = arm.client.get(path)
     for warning in dig(doc, "properties", "warnings") or []:
         hint(f"warning: {warning}")
     _permission_hints(doc, kind, rg)
@@ -220,7 +210,7 @@ def get_pipeline(client: ArmClient, kind: str, rg: str, registry: str, name: str
     return doc
 
 
-def _pipeline_columns(kind: str) -> Any:
+def _pipeline_columns(kind: str) -> Columns:
     def columns(item: Any) -> Row:
         side = "target" if kind == "export" else "source"
         row = {
@@ -250,65 +240,32 @@ def _parse_bool(value: str | None, flag: str) -> bool | None:
 
 def _pipeline_commands(app: typer.Typer, kind: str) -> None:
     what = f"{kind} pipeline"
-    name_opt = Annotated[str, typer.Option("--name", "-n", help=f"Name of the {what}.")]
     columns = _pipeline_columns(kind)
 
-    @app.command("show")
-    def show(
-        registry: RegistryOpt,
-        name: str,
-        resource_group_name: GroupOpt = None,
-        output: OutputOpt = "json",
-        query: QueryOpt = None,
-    ) -> None:
-        check_output(output, query)
-        rg = resource_group(resource_group_name)
-        with ArmClient() as client:
-            doc = get_pipeline(client, kind, rg, registry, name)
-        emit(doc, output, query, columns)
+    def show(registry: RegistryOpt, name: str, arm: Arm) -> Any:
+        return get_pipeline(arm.client, kind, arm.group, registry, name)
 
-    show.__doc__ = f"Show an {what}."
-    show.__annotations__["name"] = name_opt  # a local alias: give typer the object, not a string
+    def list_(registry: RegistryOpt, arm: Arm) -> Any:
+        return arm.client.list(_pipeline_path(arm.group, registry, kind))
 
-    @app.command("list")
-    def list_(
-        registry: RegistryOpt,
-        resource_group_name: GroupOpt = None,
-        output: OutputOpt = "json",
-        query: QueryOpt = None,
-    ) -> None:
-        check_output(output, query)
-        rg = resource_group(resource_group_name)
-        with ArmClient() as client:
-            items = client.list(_pipeline_path(rg, registry, kind))
-        emit(items, output, query, columns)
+    def delete(registry: RegistryOpt, name: str, arm: Arm) -> None:
+        get_pipeline(arm.client, kind, arm.group, registry, name)
+        arm.client.delete(_pipeline_path(arm.group, registry, kind, name))
 
-    list_.__doc__ = f"List the {what}s of a registry."
-
-    @app.command("delete")
-    def delete(
-        registry: RegistryOpt,
-        name: str,
-        resource_group_name: GroupOpt = None,
-        output: OutputOpt = "json",
-        query: QueryOpt = None,
-    ) -> None:
-        check_output(output, query)
-        rg = resource_group(resource_group_name)
-        with ArmClient() as client:
-            get_pipeline(client, kind, rg, registry, name)
-            client.delete(_pipeline_path(rg, registry, kind, name))
-
-    delete.__doc__ = f"Delete an {what} (its pipeline runs stay, for the record)."
-    delete.__annotations__["name"] = name_opt
+    # A local alias cannot be a (string) annotation: typer gets the object.
+    name_opt = Annotated[str, typer.Option("--name", "-n", help=f"Name of the {what}.")]
+    show.__annotations__["name"] = delete.__annotations__["name"] = name_opt
+    command(app, "show", columns=columns, group=True, help=f"Show an {what}.")(show)
+    command(app, "list", columns=columns, group=True, help=f"List the {what}s of a registry.")(list_)
+    command(app, "delete", group=True, help=f"Delete an {what} (its pipeline runs stay, for the record).")(delete)
 
 
-@export_app.command("create")
+@command(export_app, "create", columns=_pipeline_columns("export"), group=True)
 def export_create(
     registry: RegistryOpt,
     name: Annotated[str, typer.Option("--name", "-n", help="Name of the export pipeline.")],
     storage_container_uri: ContainerOpt,
-    resource_group_name: GroupOpt = None,
+    arm: Arm,
     secret_uri: SecretOpt = None,
     storage_access_mode: ModeOpt = "SasToken",
     options: Annotated[
@@ -322,9 +279,7 @@ def export_create(
         ),
     ] = None,
     assign_identity: IdentityOpt = None,
-    output: OutputOpt = "json",
-    query: QueryOpt = None,
-) -> None:
+) -> Any:
     """Create an export pipeline.
 
     Examples:
@@ -336,11 +291,9 @@ def export_create(
         airlock acr export-pipeline create -g myrg -r myregistry -n myexport \\
             -c /srv/transfer --options OverwriteBlobs ContinueOnErrors
     """
-    check_output(output, query)
-    rg = resource_group(resource_group_name)
-    doc = _create_pipeline(
+    return _create_pipeline(
         "export",
-        rg=rg,
+        arm,
         registry=registry,
         name=name,
         container=storage_container_uri,
@@ -349,15 +302,14 @@ def export_create(
         options=options or [],
         identity=assign_identity,
     )
-    emit(doc, output, query, _pipeline_columns("export"))
 
 
-@import_app.command("create")
+@command(import_app, "create", columns=_pipeline_columns("import"), group=True)
 def import_create(
     registry: RegistryOpt,
     name: Annotated[str, typer.Option("--name", "-n", help="Name of the import pipeline.")],
     storage_container_uri: ContainerOpt,
-    resource_group_name: GroupOpt = None,
+    arm: Arm,
     secret_uri: SecretOpt = None,
     storage_access_mode: ModeOpt = "SasToken",
     options: Annotated[
@@ -380,9 +332,7 @@ def import_create(
         ),
     ] = None,
     assign_identity: IdentityOpt = None,
-    output: OutputOpt = "json",
-    query: QueryOpt = None,
-) -> None:
+) -> Any:
     """Create an import pipeline.
 
     Example:
@@ -393,12 +343,10 @@ def import_create(
             --options DeleteSourceBlobOnSuccess OverwriteTags ContinueOnErrors \\
             --source-trigger-enabled False
     """
-    check_output(output, query)
     enabled = _parse_bool(source_trigger_enabled, "--source-trigger-enabled/-e")
-    rg = resource_group(resource_group_name)
-    doc = _create_pipeline(
+    return _create_pipeline(
         "import",
-        rg=rg,
+        arm,
         registry=registry,
         name=name,
         container=storage_container_uri,
@@ -408,7 +356,6 @@ def import_create(
         identity=assign_identity,
         trigger_enabled=enabled,
     )
-    emit(doc, output, query, _pipeline_columns("import"))
 
 
 _pipeline_commands(export_app, "export")

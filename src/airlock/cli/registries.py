@@ -13,20 +13,9 @@ from typing import Annotated, Any
 import typer
 
 from airlock.cli.argv import BOOLEAN_WORDS
-from airlock.cli.arm import ArmClient, registry_path, resource_group
-from airlock.cli.common import (
-    REGISTRY_SCHEME_RULE,
-    GroupOpt,
-    OutputOpt,
-    QueryOpt,
-    Row,
-    accepted_for_az,
-    dig,
-    emit,
-    group_of,
-    text,
-)
-from airlock.cli.output import check_output
+from airlock.cli.arm import registry_path
+from airlock.cli.common import REGISTRY_SCHEME_RULE, Row, accepted_for_az, dig, group_of, text
+from airlock.cli.kernel import Arm, command
 from airlock.cli.pipelines import export_app, import_app
 from airlock.cli.runs import run_app
 from airlock.errors import ResourceNotFound, UsageError
@@ -59,10 +48,10 @@ def _columns(item: Any) -> Row:
     }
 
 
-@acr_app.command("create")
+@command(acr_app, "create", columns=_columns, group=True)
 def create(
     name: NameOpt,
-    resource_group_name: GroupOpt = None,
+    arm: Arm,
     login_server: Annotated[
         str | None,
         typer.Option(
@@ -108,9 +97,7 @@ def create(
             show_default=False,
         ),
     ] = None,
-    output: OutputOpt = "json",
-    query: QueryOpt = None,
-) -> None:
+) -> Any:
     """Create (or update) a registry resource.
 
     Example:
@@ -118,8 +105,7 @@ def create(
         airlock acr create -g myrg -n myregistry \\
             --login-server https://registry.example.com --sku Premium
     """
-    check_output(output, query)
-    rg = resource_group(resource_group_name)
+    rg = arm.group
     if bool(username) != bool(password_secret_uri):
         raise UsageError("--username and --password-secret-uri go together (the password itself is never an argument)")
     properties: dict[str, Any] = {"loginServer": login_server or f"https://{name.lower()}.azurecr.io"}
@@ -139,57 +125,34 @@ def create(
         accepted_for_az("--admin-enabled", "ignored, airlock uses the registry's own accounts")
     if location:
         body["location"] = location
-    with ArmClient() as client:
-        doc = client.put(registry_path(rg, name), body)
-    emit(doc, output, query, _columns)
+    return arm.client.put(registry_path(rg, name), body)
 
 
-@acr_app.command("show")
-def show(
-    name: NameOpt,
-    resource_group_name: GroupOpt = None,
-    output: OutputOpt = "json",
-    query: QueryOpt = None,
-) -> None:
+@command(acr_app, "show", columns=_columns, group=True)
+def show(name: NameOpt, arm: Arm) -> Any:
     """Show a registry resource."""
-    check_output(output, query)
-    rg = resource_group(resource_group_name)
-    with ArmClient() as client:
-        doc = client.get(registry_path(rg, name))
-    emit(doc, output, query, _columns)
+    return arm.client.get(registry_path(arm.group, name))
 
 
-@acr_app.command("list")
-def list_(
-    resource_group_name: GroupOpt = None,
-    output: OutputOpt = "json",
-    query: QueryOpt = None,
-) -> None:
+@command(acr_app, "list", columns=_columns, group=True)
+def list_(arm: Arm) -> Any:
     """List the registry resources of a resource group."""
-    check_output(output, query)
-    rg = resource_group(resource_group_name)
-    with ArmClient() as client:
-        items = client.list(registry_path(rg, "").rstrip("/"))
-    emit(items, output, query, _columns)
+    return arm.client.list(registry_path(arm.group, "").rstrip("/"))
 
 
-@acr_app.command("delete")
+@command(acr_app, "delete", group=True)
 def delete(
     name: NameOpt,
-    resource_group_name: GroupOpt = None,
+    arm: Arm,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not prompt for confirmation.")] = False,
-    output: OutputOpt = "json",
-    query: QueryOpt = None,
 ) -> None:
     """Delete a registry resource, with its pipelines and pipeline runs (the registry's content is untouched)."""
-    check_output(output, query)
-    rg = resource_group(resource_group_name)
+    rg = arm.group
     if not yes:
         if not sys.stdin.isatty():
             raise UsageError(f"deleting registry {name} also deletes its pipelines and runs: confirm with --yes")
         typer.confirm(f"Delete registry {name} with its pipelines and runs?", abort=True)
-    with ArmClient() as client:
-        path = registry_path(rg, name)
-        client.get(path)
-        if client.delete(path) == 204:
-            raise ResourceNotFound(f"registry {name} not found in resource group {rg}")
+    path = registry_path(rg, name)
+    arm.client.get(path)
+    if arm.client.delete(path) == 204:
+        raise ResourceNotFound(f"registry {name} not found in resource group {rg}")

@@ -13,9 +13,9 @@ from typing import Annotated, Any
 
 import typer
 
-from airlock.cli.arm import TERMINAL_STATES, ArmClient, registry_path, resource_group
-from airlock.cli.common import GroupOpt, OutputOpt, QueryOpt, RegistryOpt, Row, dig, emit, hint, text
-from airlock.cli.output import check_output
+from airlock.cli.arm import TERMINAL_STATES, registry_path
+from airlock.cli.common import RegistryOpt, Row, dig, hint, text
+from airlock.cli.kernel import Arm, Reply, command
 from airlock.cli.pipelines import KINDS, get_pipeline
 from airlock.cli.progress import wait_for_run
 from airlock.errors import AirlockError, UsageError
@@ -68,7 +68,7 @@ def _with_tag(artifact: str) -> str:
 RunNameOpt = Annotated[str, typer.Option("--name", "-n", help="Name of the pipeline run.")]
 
 
-@run_app.command("create")
+@command(run_app, "create", columns=_run_columns, group=True)
 def run_create(
     registry: RegistryOpt,
     pipeline: Annotated[str, typer.Option("--pipeline", "-p", help="Name of the pipeline to run.")],
@@ -79,7 +79,7 @@ def run_create(
     storage_blob: Annotated[
         str, typer.Option("--storage-blob", "-b", help="Name of the storage blob to be imported or exported.")
     ],
-    resource_group_name: GroupOpt = None,
+    arm: Arm,
     artifacts: Annotated[
         list[str] | None,
         typer.Option(
@@ -103,9 +103,7 @@ def run_create(
     no_wait: Annotated[
         bool, typer.Option("--no-wait", help="Return once the run has started, without waiting for its end.")
     ] = False,
-    output: OutputOpt = "json",
-    query: QueryOpt = None,
-) -> None:
+) -> Reply:
     """Run a pipeline: export artifacts to a blob, or import a blob into the registry.
 
     Waits for the run and prints it; exits 1 if the run failed. Re-creating an identical run does
@@ -119,7 +117,6 @@ def run_create(
         airlock acr pipeline-run create -g myrg -r myregistry -p myimport \\
             -n importrun1 -t import -b batch1.tar --force-redeploy
     """
-    check_output(output, query)
     kind = pipeline_type.lower()
     if kind not in KINDS:
         raise UsageError(f"--pipeline-type/-t {pipeline_type!r}: must be either import or export")
@@ -130,42 +127,46 @@ def run_create(
         )
     if kind == "import" and artifacts:
         raise UsageError("--artifacts/-a is for export runs only; an import run imports everything in the blob")
-    rg = resource_group(resource_group_name)
-    with ArmClient() as client:
-        found = get_pipeline(client, kind, rg, registry, pipeline)
-        request: dict[str, Any] = {"pipelineResourceId": found["id"]}
-        if kind == "export":
-            request["target"] = {"type": "AzureStorageBlob", "name": storage_blob}
-            request["artifacts"] = [_with_tag(a) for a in artifacts or []]
-        else:
-            request["source"] = {"type": "AzureStorageBlob", "name": storage_blob}
-        properties: dict[str, Any] = {"request": request}
-        if force_redeploy:
-            properties["forceUpdateTag"] = str(time.time())
-        path = _run_path(rg, registry, name)
-        status, doc = client.request("PUT", path, {"properties": properties})
-        # ARM: an identical PUT is a no-op (200 with the stored run). Say so, or the user takes an old
-        # result for a new one (e.g. a failure whose cause they have just fixed).
-        stored = status == 200 and dig(doc, "properties", "provisioningState") in TERMINAL_STATES
-        if stored:
-            hint(_stored_note(name, doc))
-        if no_wait or stored:
-            if client.local and not stored:
-                hint(
-                    "note: without AIRLOCK_ENDPOINT the run executes in this process, so this command still "
-                    "ends with it (run `airlock serve` and set AIRLOCK_ENDPOINT for background runs)"
-                )
-        else:
-            doc = wait_for_run(client, path)  # with a bar on a terminal
-    emit(doc, output, query, _run_columns)
-    if (not no_wait or stored) and dig(doc, "properties", "provisioningState") in ("Failed", "Canceled"):
-        message = text(dig(doc, "properties", "response", "pipelineRunErrorMessage")) or "no error message"
-        if stored:
-            raise AirlockError(
-                f"pipeline run {name} failed earlier and was not run again (an identical request is a no-op); "
-                f"re-run it with --force-redeploy/-f. Its stored error: {message}"
+    rg = arm.group
+    found = get_pipeline(arm.client, kind, rg, registry, pipeline)
+    request: dict[str, Any] = {"pipelineResourceId": found["id"]}
+    if kind == "export":
+        request["target"] = {"type": "AzureStorageBlob", "name": storage_blob}
+        request["artifacts"] = [_with_tag(a) for a in artifacts or []]
+    else:
+        request["source"] = {"type": "AzureStorageBlob", "name": storage_blob}
+    properties: dict[str, Any] = {"request": request}
+    if force_redeploy:
+        properties["forceUpdateTag"] = str(time.time())
+    path = _run_path(rg, registry, name)
+    status, doc = arm.client.request("PUT", path, {"properties": properties})
+    # ARM: an identical PUT is a no-op (200 with the stored run). Say so, or the user takes an old
+    # result for a new one (e.g. a failure whose cause they have just fixed).
+    stored = status == 200 and dig(doc, "properties", "provisioningState") in TERMINAL_STATES
+    if stored:
+        hint(_stored_note(name, doc))
+    if no_wait or stored:
+        if arm.local and not stored:
+            hint(
+                "note: without AIRLOCK_ENDPOINT the run executes in this process, so this command still "
+                "ends with it (run `airlock serve` and set AIRLOCK_ENDPOINT for background runs)"
             )
-        raise AirlockError(f"pipeline run {name} failed: {message}")
+    else:
+        doc = wait_for_run(arm.client, path)  # with a bar on a terminal
+    return Reply(doc, _run_failure(name, doc, stored=stored, waited=not no_wait))
+
+
+def _run_failure(name: str, doc: Any, *, stored: bool, waited: bool) -> AirlockError | None:
+    """The error a finished, failed run makes of ``pipeline-run create`` (exit 1, after printing the run)."""
+    if not (waited or stored) or dig(doc, "properties", "provisioningState") not in ("Failed", "Canceled"):
+        return None
+    message = text(dig(doc, "properties", "response", "pipelineRunErrorMessage")) or "no error message"
+    if stored:
+        return AirlockError(
+            f"pipeline run {name} failed earlier and was not run again (an identical request is a no-op); "
+            f"re-run it with --force-redeploy/-f. Its stored error: {message}"
+        )
+    return AirlockError(f"pipeline run {name} failed: {message}")
 
 
 def _stored_note(name: str, doc: dict[str, Any]) -> str:
@@ -178,63 +179,37 @@ def _stored_note(name: str, doc: dict[str, Any]) -> str:
     )
 
 
-@run_app.command("show")
-def run_show(
-    registry: RegistryOpt,
-    name: RunNameOpt,
-    resource_group_name: GroupOpt = None,
-    output: OutputOpt = "json",
-    query: QueryOpt = None,
-) -> None:
+@command(run_app, "show", columns=_run_columns, group=True)
+def run_show(registry: RegistryOpt, name: RunNameOpt, arm: Arm) -> Any:
     """Show a pipeline run: its state, progress, and (export) catalogDigest or (import) importedArtifacts."""
-    check_output(output, query)
-    rg = resource_group(resource_group_name)
-    with ArmClient() as client:
-        doc = client.get(_run_path(rg, registry, name))
-    emit(doc, output, query, _run_columns)
+    return arm.client.get(_run_path(arm.group, registry, name))
 
 
-@run_app.command("list")
+@command(run_app, "list", columns=_run_columns, group=True)
 def run_list(
     registry: RegistryOpt,
-    resource_group_name: GroupOpt = None,
+    arm: Arm,
     top: Annotated[
         int | None, typer.Option("--top", min=1, help="List only the last n pipeline-runs. Must be an integer.")
     ] = None,
-    output: OutputOpt = "json",
-    query: QueryOpt = None,
-) -> None:
+) -> Any:
     """List the pipeline runs of a registry (oldest first)."""
-    check_output(output, query)
-    rg = resource_group(resource_group_name)
-    with ArmClient() as client:
-        items = client.list(_run_path(rg, registry))
-    if top is not None:
-        items = items[-top:]
-    emit(items, output, query, _run_columns)
+    items = arm.client.list(_run_path(arm.group, registry))
+    return items[-top:] if top is not None else items
 
 
-@run_app.command("delete")
-def run_delete(
-    registry: RegistryOpt,
-    name: RunNameOpt,
-    resource_group_name: GroupOpt = None,
-    output: OutputOpt = "json",
-    query: QueryOpt = None,
-) -> None:
+@command(run_app, "delete", group=True)
+def run_delete(registry: RegistryOpt, name: RunNameOpt, arm: Arm) -> None:
     """Delete a pipeline run (the record only: blobs and imported artifacts stay)."""
-    check_output(output, query)
-    rg = resource_group(resource_group_name)
-    with ArmClient() as client:
-        path = _run_path(rg, registry, name)
-        client.get(path)
-        client.delete(path)
+    path = _run_path(arm.group, registry, name)
+    arm.client.get(path)
+    arm.client.delete(path)
 
 
-@run_app.command("clean")
+@command(run_app, "clean", columns=_run_columns, group=True)
 def run_clean(
     registry: RegistryOpt,
-    resource_group_name: GroupOpt = None,
+    arm: Arm,
     dry_run: Annotated[
         bool,
         typer.Option(
@@ -242,28 +217,20 @@ def run_clean(
             help="List the failed pipeline-runs that would have been deleted, but do not delete any.",
         ),
     ] = False,
-    output: OutputOpt = "json",
-    query: QueryOpt = None,
-) -> None:
+) -> Any:
     """Delete every failed pipeline run of a registry; prints the runs deleted (or, with --dry-run, to delete).
 
     Example:
 
         airlock acr pipeline-run clean -g myrg -r myregistry --dry-run -o table
     """
-    check_output(output, query)
-    rg = resource_group(resource_group_name)
-    with ArmClient() as client:
-        failed = [
-            run
-            for run in client.list(_run_path(rg, registry))
-            if dig(run, "properties", "provisioningState") == "Failed"
-        ]
-        if not dry_run:
-            for i, run in enumerate(failed, 1):
-                client.delete(_run_path(rg, registry, text(run.get("name"))))
-                if i % 100 == 0:
-                    hint(f"deleted {i} of {len(failed)} failed pipeline runs")
+    rg = arm.group
+    runs = arm.client.list(_run_path(rg, registry))
+    failed = [run for run in runs if dig(run, "properties", "provisioningState") == "Failed"]
     if not dry_run:
+        for i, run in enumerate(failed, 1):
+            arm.client.delete(_run_path(rg, registry, text(run.get("name"))))
+            if i % 100 == 0:
+                hint(f"deleted {i} of {len(failed)} failed pipeline runs")
         hint(f"deleted {len(failed)} failed pipeline run(s) of registry {registry}")
-    emit(failed, output, query, _run_columns)
+    return failed

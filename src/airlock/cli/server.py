@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import json
 import os
 import sys
 from pathlib import Path
@@ -12,9 +11,9 @@ from urllib.parse import urlsplit
 
 import typer
 
-from airlock.cli.arm import CONFIG_KEYS, ArmClient, config_path, load_defaults, save_defaults, subscription
-from airlock.cli.common import OutputOpt, QueryOpt, emit, hint
-from airlock.cli.output import check_output
+from airlock.cli.arm import CONFIG_KEYS, config_path, load_defaults, save_defaults, subscription
+from airlock.cli.common import hint
+from airlock.cli.kernel import Arm
 from airlock.errors import UsageError
 
 
@@ -89,16 +88,13 @@ def configure(
         ),
     ] = None,
     list_defaults: Annotated[bool, typer.Option("--list-defaults", "-l", help="Print the stored defaults.")] = False,
-    output: OutputOpt = "json",
-    query: QueryOpt = None,
-) -> None:
+) -> Any:
     """Store defaults for later commands in AIRLOCK_HOME/config.json (as `az configure --defaults`).
 
     Example:
 
         airlock configure --defaults group=myrg
     """
-    check_output(output, query)
     if not defaults and not list_defaults:
         raise UsageError("give --defaults name=value ... or --list-defaults")
     updates: dict[str, str] = {}
@@ -109,13 +105,9 @@ def configure(
         updates[key.strip()] = value.strip()
     if updates:
         save_defaults(updates)
-    if list_defaults:
-        stored = load_defaults()
-        emit(
-            [{"name": k, "source": str(config_path()), "value": v} for k, v in stored.items()],
-            output,
-            query,
-        )
+    if not list_defaults:
+        return None
+    return [{"name": k, "source": str(config_path()), "value": v} for k, v in load_defaults().items()]
 
 
 def rest(
@@ -129,15 +121,14 @@ def rest(
             "Microsoft.ContainerRegistry/registries/myregistry/pipelineRuns ({subscriptionId} is filled in).",
         ),
     ],
+    arm: Arm,
     method: Annotated[
         str, typer.Option("--method", "-m", help="HTTP method: get, put, delete (and post, patch).")
     ] = "get",
     body: Annotated[
         str | None, typer.Option("--body", "-b", help="Request body: JSON text, or @file to read it from a file.")
     ] = None,
-    output: OutputOpt = "json",
-    query: QueryOpt = None,
-) -> None:
+) -> Any:
     """Send one request to the ARM API and print the JSON answer (as `az rest`); ?api-version= is added.
 
     Example:
@@ -145,7 +136,6 @@ def rest(
         airlock rest --method get \\
           --url /subscriptions/{subscriptionId}/providers/Microsoft.KeyVault/vaults
     """
-    check_output(output, query)
     verb = method.upper()
     if verb not in ("GET", "PUT", "DELETE", "POST", "PATCH"):
         raise UsageError(f"--method {method!r}: use get, put, delete, post or patch")
@@ -158,10 +148,7 @@ def rest(
         path = parts.path + (f"?{parts.query}" if parts.query else "")
     if not path.startswith("/"):
         raise UsageError(f"--url {url!r}: expected an ARM path starting with /subscriptions/...")
-    with ArmClient() as client:
-        _, answer = client.request(verb, path, payload)
-    if answer is not None:
-        emit(answer, output, query)
+    return arm.client.request(verb, path, payload)[1]
 
 
 def _body(text: str) -> Any:
@@ -172,7 +159,6 @@ def _body(text: str) -> Any:
             text = Path(source).read_text(encoding="utf-8") if source != "-" else sys.stdin.read()
         except OSError as exc:
             raise UsageError(f"--body @{source}: cannot read it ({exc.strerror or type(exc).__name__})") from None
-    try:
-        return json.loads(text)
-    except ValueError as exc:
-        raise UsageError(f"{source}: not valid JSON ({exc})") from None
+    from airlock.api.limits import parse_json
+
+    return parse_json(text.encode("utf-8", "surrogatepass"), what=source)

@@ -14,8 +14,7 @@ from typing import Annotated
 
 import typer
 
-from airlock.cli.common import OutputOpt, QueryOpt, emit
-from airlock.cli.output import check_output
+from airlock.cli.kernel import command
 from airlock.errors import UsageError
 
 storage_app = typer.Typer(
@@ -129,7 +128,7 @@ def _account(
     return account, key, (blob_endpoint or f"https://{account}.blob.core.windows.net").rstrip("/")
 
 
-@container_app.command("generate-sas")
+@command(container_app, "generate-sas")
 def generate_sas(
     name: ContainerNameOpt,
     expiry: Annotated[
@@ -153,9 +152,7 @@ def generate_sas(
     ] = None,
     https_only: Annotated[bool, typer.Option("--https-only", help="Only permit requests made with HTTPS.")] = False,
     auth_mode: AuthModeOpt = None,
-    output: OutputOpt = "json",
-    query: QueryOpt = None,
-) -> None:
+) -> str:
     """Generate a SAS token for a container, signed with the account key (as `az storage container generate-sas`).
 
     Prints the token without the leading '?' (with -o tsv: the bare token, ready for a file or a secret).
@@ -167,7 +164,6 @@ def generate_sas(
             --expiry 2030-01-31T12:00Z --permissions alrw --https-only \\
             -o tsv > export.sas
     """
-    check_output(output, query)
     _auth_mode(auth_mode)
     expires = _when(expiry, "--expiry")
     starts = _when(start, "--start") if start else None
@@ -176,11 +172,10 @@ def generate_sas(
     from airlock.storage import azure_blob
 
     account, key, _ = _account(account_name, account_key, connection_string, None)
-    sas = azure_blob.container_sas(account, name, key, permissions, expires, starts, https_only)
-    emit(sas, output, query)
+    return azure_blob.container_sas(account, name, key, permissions, expires, starts, https_only)
 
 
-@container_app.command("create")
+@command(container_app, "create")
 def create(
     name: ContainerNameOpt,
     account_name: AccountOpt = None,
@@ -188,9 +183,7 @@ def create(
     connection_string: ConnOpt = None,
     blob_endpoint: EndpointOpt = None,
     auth_mode: AuthModeOpt = None,
-    output: OutputOpt = "json",
-    query: QueryOpt = None,
-) -> None:
+) -> dict[str, bool]:
     """Create a blob container; prints {"created": false} when it already exists.
 
     Example (Azurite):
@@ -198,10 +191,8 @@ def create(
         airlock storage container create --name transfer \\
             --connection-string "UseDevelopmentStorage=true"
     """
-    check_output(output, query)
     _auth_mode(auth_mode)
     from airlock.storage import azure_blob
 
     account, key, endpoint = _account(account_name, account_key, connection_string, blob_endpoint)
-    created = azure_blob.create_container(endpoint, name, account=account, key=key)
-    emit({"created": created}, output, query)
+    return {"created": azure_blob.create_container(endpoint, name, account=account, key=key)}

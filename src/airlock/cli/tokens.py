@@ -12,9 +12,8 @@ from urllib.parse import quote
 
 import typer
 
-from airlock.cli.arm import ArmClient
-from airlock.cli.common import OutputOpt, QueryOpt, Row, emit, text
-from airlock.cli.output import check_output
+from airlock.cli.common import Row, text
+from airlock.cli.kernel import Arm, command
 
 token_app = typer.Typer(
     rich_markup_mode=None,
@@ -32,38 +31,32 @@ def _created_columns(item: Any) -> Row:
     return {"NAME": text(item.get("name")), "ROLE": text(item.get("role")), "TOKEN": text(item.get("token"))}
 
 
-@token_app.command("create")
+@command(token_app, "create", columns=_created_columns)
 def create(
     name: NameOpt,
+    arm: Arm,
     role: Annotated[
         str, typer.Option("--role", help="Owner, TransferPipelineContributor or Reader.")
     ] = "TransferPipelineContributor",
-    output: OutputOpt = "json",
-    query: QueryOpt = None,
-) -> None:
+) -> Any:
     """Create a token; it is printed once (field ``token``) and cannot be shown again.
 
     Example:
 
         AIRLOCK_TOKEN=$(airlock token create -n ci --role TransferPipelineContributor --query token -o tsv)
     """
-    check_output(output, query)
-    with ArmClient() as client:
-        _status, doc = client.request("POST", "/airlock/tokens", {"name": name, "role": role})
-    emit(doc, output, query, _created_columns)  # the token is shown in every format: this is its only showing
+    # The token is shown in every format, the table too: this is its only showing.
+    return arm.client.request("POST", "/airlock/tokens", {"name": name, "role": role})[1]
 
 
-@token_app.command("list")
-def list_(output: OutputOpt = "json", query: QueryOpt = None) -> None:
+@command(token_app, "list", columns=_columns)
+def list_(arm: Arm) -> Any:
     """List tokens (names, roles, creation times; never the tokens)."""
-    check_output(output, query)
-    with ArmClient() as client:
-        doc = client.get("/airlock/tokens")
-    emit(doc.get("value", []) if isinstance(doc, dict) else [], output, query, _columns)
+    doc = arm.client.get("/airlock/tokens")
+    return doc.get("value", []) if isinstance(doc, dict) else []
 
 
-@token_app.command("revoke")
-def revoke(name: NameOpt) -> None:
+@command(token_app, "revoke", output=False)
+def revoke(name: NameOpt, arm: Arm) -> None:
     """Revoke a token at once: calls with it get 401 from then on."""
-    with ArmClient() as client:
-        client.request("DELETE", f"/airlock/tokens/{quote(name, safe='')}")
+    arm.client.request("DELETE", f"/airlock/tokens/{quote(name, safe='')}")

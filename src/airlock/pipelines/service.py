@@ -8,13 +8,13 @@ CLI in local mode); their state is persisted, so a restart finds them (see :meth
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import threading
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,14 +22,18 @@ from airlock.errors import AccessDenied, AirlockError, ResourceConflict, Resourc
 from airlock.oci.digest import Digest
 from airlock.oci.reference import ArtifactReference, RegistryURL
 from airlock.pipelines import resources as R
+from airlock.pipelines import vaults as V
+from airlock.pipelines.executor import RunExecutor, ThreadRunExecutor
 from airlock.pipelines.store import HEARTBEAT, ResourceStore, process_alive, process_token
+from airlock.pipelines.trust import check_unprivileged_change
 from airlock.registry.client import RegistryClient
 from airlock.registry.credentials import Credentials
 from airlock.secrets.base import Principal
-from airlock.secrets.embedded import EmbeddedVaults, Vault
+from airlock.secrets.embedded import EmbeddedVaults, SecretVersion, Vault
 from airlock.secrets.resolver import SecretResolver
 from airlock.secrets.store import normalize_sas
 from airlock.storage.base import Blob, Container
+from airlock.storage.hosts import StorageHosts
 from airlock.storage.location import open_blob, open_container, parse_blob_uri, parse_container_uri
 from airlock.transfer.export import export_artifacts
 from airlock.transfer.importer import import_archive
@@ -93,8 +97,12 @@ class ControlPlane:
         storage_credential: the Azure ``TokenCredential`` a principal uses for storage in the
             ManagedIdentity access mode (None: the environment's identity).
         tenant_id: the tenant of identities created here.
-        workers: runs executed at once.
+        workers: runs executed at once (by the default executor).
+        executor: where runs execute (default: a thread pool of this process).
         registry_client: builds the client for a registry URL and credentials (tests inject retry policies).
+        storage_hosts: the storage endpoints a pipeline's credential may be sent to (default: Azure
+            Blob Storage over https only; :func:`airlock.wiring.open_control_plane` adds
+            ``AIRLOCK_STORAGE_HOSTS``).
     """
 
     def __init__(
@@ -107,14 +115,16 @@ class ControlPlane:
         tenant_id: str,
         workers: int = 2,
         registry_client: Callable[[RegistryURL, Credentials | None], RegistryClient] | None = None,
+        executor: RunExecutor | None = None,
+        storage_hosts: StorageHosts | None = None,
     ) -> None:
         self.store = store
+        self.storage_hosts = storage_hosts or StorageHosts()
         self.vaults = vaults
         self.secrets = secrets
         self.storage_credential = storage_credential
         self.tenant_id = tenant_id
-        self._pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="run")
-        self._running: dict[str, Future[None]] = {}
+        self._executor: RunExecutor = executor or ThreadRunExecutor(workers)
         self._lock = threading.RLock()
         self._registry_client = registry_client or (lambda url, creds: RegistryClient(url, credentials=creds))
         self._owner = process_token()
@@ -123,13 +133,13 @@ class ControlPlane:
         self._heartbeat.start()
 
     def close(self, *, wait: bool = True) -> None:
-        self._pool.shutdown(wait=wait, cancel_futures=not wait)
+        self._executor.close(wait=wait)
         self._stop.set()
 
     def _beat(self) -> None:
         """Refresh the runs this process executes, so other machines see their owner is alive."""
         while not self._stop.wait(HEARTBEAT):
-            mine = [rid for rid, fut in list(self._running.items()) if not fut.done()]
+            mine = self._executor.running()
             try:
                 self.store.touch(mine)
             except Exception:  # a missed beat is retried; the lease is ten beats long
@@ -138,6 +148,8 @@ class ControlPlane:
     # ------------------------------------------------------------------------------ registries
 
     def put_registry(self, sub: str, rg: str, name: str, body: Any) -> tuple[dict[str, Any], bool]:
+        """Create or replace a registry. Raises UsageError (nothing stored), ResourceConflict."""
+        R.check_subscription(sub)
         R.check_resource_group(rg)
         R.check_name(name, "registry")
         model = R.parse(R.RegistryBody, body, f"registry {name}")
@@ -188,34 +200,34 @@ class ControlPlane:
     # ------------------------------------------------------------------------------ identities
 
     def put_identity(self, sub: str, rg: str, name: str, body: Any) -> tuple[dict[str, Any], bool]:
+        """Create a user-assigned identity (an existing one is returned as it is).
+
+        Raises:
+            UsageError: an invalid id part or body (nothing is stored then).
+        """
+        R.check_subscription(sub)
         R.check_resource_group(rg)
         R.check_generic_name(name, "identity")
-        if body is not None and not isinstance(body, dict):
-            raise UsageError(f"identity {name}: the request body must be a JSON object")
+        model: R.IdentityBody = R.parse(R.IdentityBody, body, f"identity {name}")
+        # An existing Azure managed identity can be registered by its ids (properties.clientId and
+        # principalId), so the ManagedIdentity storage mode authenticates as that real identity.
+        given = model.properties or R.IdentityProperties()
+        client_id = R.check_guid(given.client_id, f"identity {name}: properties.clientId")
+        principal_id = R.check_guid(given.principal_id, f"identity {name}: properties.principalId")
+        tenant_id = R.check_guid(given.tenant_id, f"identity {name}: properties.tenantId")
         rid = R.resource_id(sub, rg, R.IDENTITY_TYPE, name)
         existing = self.store.get(rid)
         if existing is not None:
             return existing, False
-        # An existing Azure managed identity can be registered by its ids (properties.clientId and
-        # principalId), so the ManagedIdentity storage mode authenticates as that real identity.
-        given = (body or {}).get("properties") or {}
-        ids = {}
-        for key in ("clientId", "principalId"):
-            value = given.get(key)
-            if value is not None:
-                try:
-                    ids[key] = str(uuid.UUID(str(value)))
-                except ValueError:
-                    raise UsageError(f"identity {name}: properties.{key} must be a GUID") from None
         doc = {
             "id": rid,
             "name": name,
             "type": R.IDENTITY_TYPE,
-            "location": (body or {}).get("location", "local"),
+            "location": model.location or "local",
             "properties": {
-                "principalId": ids.get("principalId") or str(uuid.uuid4()),
-                "clientId": ids.get("clientId") or str(uuid.uuid4()),
-                "tenantId": str(given.get("tenantId") or self.tenant_id),
+                "principalId": principal_id or str(uuid.uuid4()),
+                "clientId": client_id or str(uuid.uuid4()),
+                "tenantId": tenant_id or self.tenant_id,
             },
         }
 
@@ -225,39 +237,21 @@ class ControlPlane:
     # ------------------------------------------------------------------------------ key vaults
 
     def vault_doc(self, sub: str, vault: Vault) -> dict[str, Any]:
-        return {
-            "id": R.resource_id(sub, vault.resource_group, R.VAULT_TYPE, vault.name),
-            "name": vault.name,
-            "type": R.VAULT_TYPE,
-            "location": vault.location,
-            "properties": {
-                "vaultUri": vault.uri,
-                "tenantId": vault.tenant_id,
-                "accessPolicies": vault.access_policies,
-                "sku": {"family": "A", "name": "standard"},
-                "provisioningState": "Succeeded",
-            },
-        }
+        return V.vault_doc(sub, vault)
 
     def put_vault(self, sub: str, rg: str, name: str, body: Any) -> tuple[dict[str, Any], bool]:
-        """Create a vault (or keep it); ``properties.accessPolicies``, when given, replaces the policies."""
-        R.check_resource_group(rg)
-        if body is not None and not isinstance(body, dict):
-            raise UsageError(f"key vault {name}: the request body must be a JSON object")
-        body = body or {}
-        props = body.get("properties") or {}
-        if not isinstance(props, dict):
-            raise UsageError(f"key vault {name}: properties must be an object")
-        existed = self.vaults.get_vault(name) is not None
-        vault = self.vaults.create_vault(
-            name, resource_group=rg, location=str(body.get("location", "local")), tenant_id=self.tenant_id
-        )
-        if "accessPolicies" in props:
-            policies = props["accessPolicies"]
-            if not isinstance(policies, list):
-                raise UsageError(f"key vault {name}: properties.accessPolicies must be a list")
-            vault = self.vaults.replace_policies(name, policies, tenant_id=self.tenant_id)
-        return self.vault_doc(sub, vault), not existed
+        """Create a vault (or keep it); see :func:`airlock.pipelines.vaults.put_vault`."""
+        return V.put_vault(self.vaults, sub, rg, name, body, self.tenant_id)
+
+    def set_policies(self, sub: str, vault: str, operation: str, body: Any) -> dict[str, Any]:
+        """Apply an ``accessPolicies/{operation}`` body; returns the vault's document.
+
+        See :func:`airlock.pipelines.vaults.set_policies`."""
+        return V.vault_doc(sub, V.set_policies(self.vaults, sub, vault, operation, body, self.tenant_id))
+
+    def set_secret(self, sub: str, vault: str, name: str, body: Any) -> SecretVersion:
+        """Store a secret from its ARM body; see :func:`airlock.pipelines.vaults.set_secret`."""
+        return V.set_secret(self.vaults, sub, vault, name, body)
 
     # ------------------------------------------------------------------------------ pipelines
 
@@ -267,9 +261,13 @@ class ControlPlane:
         """Create or replace an exportPipelines/importPipelines resource.
 
         Unprivileged callers (API roles below Owner) may not use local ``file:`` containers (they would
-        reach the server's own files) nor attach user-assigned identities (ACR requires a separate
-        ``assign`` permission for that); both raise AccessDenied.
+        reach the server's own files), attach user-assigned identities (ACR requires a separate
+        ``assign`` permission for that), nor change an existing pipeline's storage ``uri`` or
+        ``keyVaultUri`` (its identity would send its credential there: :mod:`airlock.pipelines.trust`);
+        these raise AccessDenied. Storage outside :attr:`storage_hosts` is refused for everyone (UsageError).
         """
+        R.check_subscription(sub)
+        R.check_resource_group(rg)
         ref = R.RegistryRef(sub, rg, registry)
         reg = self.get(ref.id, "registry")
         what = "export pipeline" if kind == "exportPipelines" else "import pipeline"
@@ -299,12 +297,17 @@ class ControlPlane:
         ignored = [o for o in props.options if PipelineOption(o) not in allowed]
         rid = ref.child(kind, name)
         existing = self.store.get(rid)
-        identity = self._identity(sub, model.identity, existing)
         out_storage = storage.model_dump(by_alias=True)
         if storage.storage_access_mode == "ManagedIdentity":
             out_storage["keyVaultUri"] = None  # ACR: "keyVaultUri null is expected" in this mode
+        side = "target" if kind == "exportPipelines" else "source"
+        if not privileged:
+            check_unprivileged_change(existing, side, out_storage, f"{what} {name}")
+        if container.kind == "azure":  # a SAS or the server's identity will go there
+            self.storage_hosts.check(storage.uri, f"{what} {name}")
+        identity = self._identity(sub, model.identity, existing)
         properties: dict[str, Any] = {
-            ("target" if kind == "exportPipelines" else "source"): out_storage,
+            side: out_storage,
             "options": list(dict.fromkeys(props.options)),
             "provisioningState": "Succeeded",
         }
@@ -402,6 +405,8 @@ class ControlPlane:
         ref = R.RegistryRef(sub, rg, registry)
         registry_doc = self.get(ref.id, "registry")
         if not internal:
+            R.check_subscription(sub)
+            R.check_resource_group(rg)
             R.check_name(name, "pipeline run")
         model = R.parse(R.RunBody, body, f"pipeline run {name}")
         req = model.properties.request
@@ -410,6 +415,11 @@ class ControlPlane:
             raise ResourceNotFound(
                 f"pipeline run {name}: pipeline {req.pipeline_resource_id} not found on registry {registry} "
                 f"in resource group {rg}"
+            )
+        if pipeline["type"] not in (R.EXPORT_TYPE, R.IMPORT_TYPE):
+            raise UsageError(
+                f"pipeline run {name}: properties.request.pipelineResourceId must name an export or import "
+                f"pipeline, not a {pipeline['type'].rsplit('/', 1)[-1]} resource ({req.pipeline_resource_id})"
             )
         is_export = pipeline["type"] == R.EXPORT_TYPE
         request: dict[str, Any] = {"pipelineResourceId": pipeline["id"]}
@@ -459,10 +469,9 @@ class ControlPlane:
                     "response": response,
                 },
             }
-            self.store.put(
-                rid, doc, type_=R.RUN_TYPE, resource_group=rg, parent=ref.id, state="Running", owner=self._owner
-            )
-            self._running[rid.lower()] = self._pool.submit(self._execute, rid)
+            state = R.run_transition(self.store.state_of(rid)[0], R.RunState.RUNNING, name)
+            self.store.put(rid, doc, type_=R.RUN_TYPE, resource_group=rg, parent=ref.id, state=state, owner=self._owner)
+            self._executor.submit(rid.lower(), functools.partial(self._execute, rid))
         return doc, True
 
     def _running_elsewhere_or_here(self, rid: str) -> bool | None:
@@ -472,8 +481,7 @@ class ControlPlane:
         if state != "Running":
             return None
         if owner == self._owner:
-            fut = self._running.get(rid.lower())
-            if fut is not None and not fut.done():
+            if self._executor.is_running(rid.lower()):
                 return True
         elif process_alive(owner, updated_at):
             return True
@@ -482,10 +490,54 @@ class ControlPlane:
 
     def wait(self, rid: str, timeout: float | None = None) -> dict[str, Any]:
         """Block until the run is finished (used by local-mode CLI and tests)."""
-        fut = self._running.get(rid.lower())
-        if fut is not None:
-            fut.result(timeout=timeout)
+        self._executor.wait(rid.lower(), timeout)
         return self.get(rid, "pipeline run")
+
+    def delete_pipeline(self, sub: str, rg: str, registry: str, kind: str, name: str) -> bool:
+        """Delete an export or import pipeline (its finished runs stay, for the record).
+
+        Raises:
+            ResourceConflict: a run of the pipeline is running (named).
+        """
+        ref = R.RegistryRef(sub, rg, registry)
+        pid = ref.child(kind, name).lower()
+        with self._lock:
+            for run in self.store.find(R.RUN_TYPE, parent=ref.id):
+                uses = str(run["properties"]["request"].get("pipelineResourceId", "")).lower() == pid
+                if uses and self._running_elsewhere_or_here(run["id"]):
+                    raise ResourceConflict(
+                        f"pipeline {name} has a running pipeline run, {run['name']}; "
+                        "delete it when the run has finished"
+                    )
+            return self.store.delete(pid)
+
+    def delete_identity(self, sub: str, rg: str, name: str) -> bool:
+        """Delete a user-assigned identity.
+
+        Raises:
+            ResourceConflict: a pipeline uses it (named): it would be left with no identity.
+        """
+        iid = R.resource_id(sub, rg, R.IDENTITY_TYPE, name).lower()
+        for type_ in (R.EXPORT_TYPE, R.IMPORT_TYPE):
+            for pipeline in self.store.find(type_, prefix=f"/subscriptions/{sub}/"):
+                assigned = (pipeline.get("identity") or {}).get("userAssignedIdentities") or {}
+                if iid in (key.lower() for key in assigned):
+                    raise ResourceConflict(
+                        f"identity {name} is assigned to pipeline {pipeline['name']} ({pipeline['id']}); "
+                        "delete the pipeline or give it another identity first"
+                    )
+        return self.store.delete(iid)
+
+    def list_registries(self, sub: str, rg: str | None = None) -> list[dict[str, Any]]:
+        """Registries of a resource group, or of the whole subscription when ``rg`` is None."""
+        scope = f"/subscriptions/{sub}/" + (f"resourceGroups/{rg}/" if rg else "")
+        return self.store.find(R.REGISTRY_TYPE, prefix=scope)
+
+    def list_identities(self, sub: str, rg: str) -> list[dict[str, Any]]:
+        return self.store.find(R.IDENTITY_TYPE, prefix=f"/subscriptions/{sub}/resourceGroups/{rg}/")
+
+    def list_runs(self, sub: str, rg: str, registry: str) -> list[dict[str, Any]]:
+        return self.store.find(R.RUN_TYPE, parent=R.RegistryRef(sub, rg, registry).id)
 
     def delete_run(self, rid: str) -> bool:
         with self._lock:  # no put_run of the same name between the check and the delete
@@ -502,7 +554,7 @@ class ControlPlane:
         """
         failed = []
         for rid, owner, updated_at in self.store.ids_in_state(R.RUN_TYPE, "Running"):
-            if rid in self._running or process_alive(owner, updated_at):
+            if self._executor.is_running(rid) or process_alive(owner, updated_at):
                 continue
             self._finish(rid, error=_INTERRUPTED_MESSAGE, interrupted=True)
             failed.append(rid)
@@ -513,8 +565,8 @@ class ControlPlane:
     def _update_response(self, rid: str, **fields: Any) -> None:
         with self._lock:
             doc = self.store.get(rid)
-            if doc is None:
-                return
+            if doc is None or self.store.state_of(rid)[0] != R.RunState.RUNNING:
+                return  # a late progress report: the run has finished, and its record stays as it ended
             doc["properties"]["response"].update(fields)
             self.store.put(
                 rid, doc, type_=R.RUN_TYPE, resource_group=_rg_of(rid), parent=_parent_of(rid), state="Running"
@@ -525,6 +577,8 @@ class ControlPlane:
             doc = self.store.get(rid)
             if doc is None:
                 return
+            end = R.RunState.SUCCEEDED if error is None else R.RunState.FAILED
+            R.run_transition(self.store.state_of(rid)[0], end, rid.rsplit("/", 1)[-1])
             resp = doc["properties"]["response"]
             resp.update(fields)
             resp["finishTime"] = now_iso()
@@ -605,9 +659,17 @@ class ControlPlane:
         return self._registry_client(RegistryURL.parse(props["loginServer"]), creds)
 
     def storage_access(self, storage: dict[str, Any], principal: Principal) -> tuple[str | None, object | None]:
-        """(SAS token, credential) for a pipeline's container, read as the pipeline's identity."""
+        """(SAS token, credential) for a pipeline's container, read as the pipeline's identity.
+
+        Raises:
+            UsageError: the container's host is not in :attr:`storage_hosts` (nothing is read or sent).
+            SecretError: from the vault.
+        """
         if storage.get("uri", "").startswith("file:"):
             return None, None
+        # Checked before any secret is read: the pipeline may predate the allowlist, or the server's
+        # AIRLOCK_STORAGE_HOSTS may have changed since it was created.
+        self.storage_hosts.check(storage.get("uri", ""), "pipeline storage")
         if storage.get("storageAccessMode") == "ManagedIdentity":
             return None, self.storage_credential(principal)
         sas = self.secrets.get(storage["keyVaultUri"], principal=principal, what="storage SAS token")

@@ -17,53 +17,22 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
-    Column,
-    DateTime,
     Engine,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
     and_,
     create_engine,
     delete,
     event,
     func,
     insert,
-    inspect,
     select,
-    text,
     update,
 )
 from sqlalchemy.exc import IntegrityError
 
-metadata = MetaData()
-resources = Table(
-    "resources",
-    metadata,
-    Column("id", String(512), primary_key=True),  # lower-cased ARM id
-    Column("type", String(128), nullable=False, index=True),
-    Column("parent", String(512), nullable=True, index=True),  # lower-cased id of the registry, for children
-    Column("name", String(128), nullable=False),
-    Column("resource_group", String(90), nullable=False, index=True),
-    Column("body", Text, nullable=False),
-    Column("seq", Integer, nullable=False),  # creation order, for stable listing
-    Column("state", String(32), nullable=True, index=True),  # runs: Running / Succeeded / Failed
-    Column("owner", String(256), nullable=True),  # runs: the process executing it (host:pid:start)
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
-)
-trigger_imports = Table(
-    "trigger_imports",
-    metadata,
-    Column("pipeline_id", String(512), primary_key=True),
-    Column("blob", String(1024), primary_key=True),
-    Column("version", String(256), primary_key=True),  # etag, or inode-mtime-size for files
-    Column("run_id", String(512), nullable=False),
-    Column("status", String(16), nullable=False),  # pending (claimed, run not created yet) / started
-    Column("created_at", DateTime(timezone=True), nullable=False),
-)
+from airlock.db.migrate import ensure_schema
+from airlock.db.schema import resources, trigger_imports
+
+# The tables are airlock.db.schema's; Alembic (airlock.db.migrate) creates and migrates them.
 
 
 def process_token() -> str:
@@ -137,22 +106,13 @@ class ResourceStore:
     """CRUD of resource documents. Thread-safe; each call is its own transaction."""
 
     def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        metadata.create_all(engine)
-        self._migrate()
+        """Opens the store on ``engine``, migrating its database to this release's schema first.
 
-    def _migrate(self) -> None:
-        """Columns added after a database was created (create_all never alters a table)."""
-        columns = {c["name"] for c in inspect(self.engine).get_columns("trigger_imports")}
-        if "status" not in columns:
-            with self.engine.begin() as conn:
-                conn.execute(
-                    text("ALTER TABLE trigger_imports ADD COLUMN status VARCHAR(16) NOT NULL DEFAULT 'started'")
-                )
-        columns = {c["name"] for c in inspect(self.engine).get_columns("resources")}
-        if "owner" not in columns:
-            with self.engine.begin() as conn:
-                conn.execute(text("ALTER TABLE resources ADD COLUMN owner VARCHAR(256)"))
+        Raises:
+            AirlockError: the database was written by a newer airlock.
+        """
+        self.engine = engine
+        ensure_schema(engine)
         self._seq_lock = threading.Lock()
 
     def get(self, resource_id: str) -> dict[str, Any] | None:

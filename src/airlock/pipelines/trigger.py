@@ -172,7 +172,7 @@ class SourceTrigger:
         stamp = (info.last_modified or datetime.now(UTC)).isoformat().replace("+00:00", "Z")
         self.plane.put_run(sub, rg, registry, run_name, body, internal=True, trigger_timestamp=stamp)
         self.plane.store.mark_trigger_started(pipeline["id"], blob, version)
-        log.info("source trigger: importing %s with run %s", blob, run_name)
+        log.info("source trigger: importing %r with run %s", blob, run_name)
         return rid
 
     def _report(self, pipeline: dict[str, Any], skipped: list[dict[str, str]], warnings: list[dict[str, str]]) -> None:
@@ -182,4 +182,4 @@ class SourceTrigger:
             return  # unchanged: do not rewrite the pipeline on every poll
         self.plane.set_trigger_report(pipeline["id"], {**report, "lastChange": now_iso()})
         for item in skipped:
-            log.warning("source trigger %s: passed over %s: %s", pipeline["name"], item["blob"], item["reason"])
+            log.warning("source trigger %s: passed over %r: %s", pipeline["name"], item["blob"], item["reason"])

@@ -19,7 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from airlock.errors import SecretError
+# The secret errors live in the one error tree; re-exported here, where the backends raise them.
+from airlock.errors import SecretAccessDenied as SecretAccessDenied
+from airlock.errors import SecretNotFound as SecretNotFound
 
 
 @dataclass(frozen=True)
@@ -38,14 +40,6 @@ class Principal:
         if self.resource_id:
             return f"identity {self.resource_id.rsplit('/', 1)[-1]} (principal {self.principal_id})"
         return f"principal {self.principal_id}"
-
-
-class SecretAccessDenied(SecretError):
-    """The principal lacks the permission (e.g. ``get``) on the secret's vault."""
-
-
-class SecretNotFound(SecretError):
-    """No such secret (or version) in the vault."""
 
 
 class SecretStore(Protocol):

@@ -23,35 +23,18 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from cryptography.fernet import Fernet, InvalidToken
-from sqlalchemy import Column, DateTime, Engine, MetaData, String, Table, Text, and_, delete, insert, select, update
+from sqlalchemy import Engine, and_, delete, insert, select, update
 
+from airlock.db.migrate import ensure_schema
+from airlock.db.schema import embedded_vault_secrets, embedded_vaults
 from airlock.errors import SecretError, UsageError
 from airlock.secrets.base import Principal, SecretAccessDenied, SecretNotFound
 
 VAULT_SUFFIX = ".vault.azure.net"
 SECRET_PERMISSIONS = frozenset({"get", "list", "set", "delete", "backup", "restore", "recover", "purge", "all"})
 
-_metadata = MetaData()
-vaults_table = Table(
-    "embedded_vaults",
-    _metadata,
-    Column("name", String(24), primary_key=True),
-    Column("resource_group", String(90), nullable=False),
-    Column("location", String(64), nullable=False),
-    Column("tenant_id", String(36), nullable=False),
-    Column("policies", Text, nullable=False),  # JSON list, Azure's accessPolicies shape
-    Column("created_at", DateTime(timezone=True), nullable=False),
-)
-secrets_table = Table(
-    "embedded_vault_secrets",
-    _metadata,
-    Column("vault", String(24), primary_key=True),
-    Column("name", String(127), primary_key=True),
-    Column("version", String(32), primary_key=True),
-    Column("ciphertext", Text, nullable=False),
-    Column("content_type", String(255), nullable=True),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-)
+vaults_table = embedded_vaults
+secrets_table = embedded_vault_secrets
 
 
 @dataclass
@@ -128,7 +111,7 @@ class EmbeddedVaults:
         self._engine = engine
         self._fernet = Fernet(key)
         self._lock = threading.Lock()
-        _metadata.create_all(engine)
+        ensure_schema(engine)
 
     # -- vaults -------------------------------------------------------------------------------------
 
@@ -138,7 +121,7 @@ class EmbeddedVaults:
         Raises:
             UsageError: invalid name (3-24 alphanumerics and hyphens) or taken in another resource group.
         """
-        _check_vault_name(name)
+        check_vault_name(name)
         existing = self.get_vault(name)
         if existing is not None:
             if existing.resource_group.lower() != resource_group.lower():
@@ -187,12 +170,7 @@ class EmbeddedVaults:
         Raises:
             SecretNotFound: no such vault. UsageError: unknown permission.
         """
-        perms = sorted({p.lower() for p in secret_permissions})
-        unknown = [p for p in perms if p not in SECRET_PERMISSIONS]
-        if unknown:
-            raise UsageError(
-                f"unknown secret permission(s) {', '.join(unknown)}; use: {', '.join(sorted(SECRET_PERMISSIONS))}"
-            )
+        perms = check_permissions(secret_permissions)
         with self._lock:
             vault = self._require(name)
             policies = [p for p in vault.access_policies if p.get("objectId") != object_id]
@@ -270,7 +248,7 @@ class EmbeddedVaults:
         content_type: str | None = None,
     ) -> SecretVersion:
         """Store a new version of secret ``name``; returns it (never the value)."""
-        _check_secret_name(name)
+        check_secret_name(name)
         name = name.lower()  # Key Vault secret names are case-insensitive (az lower-cases secret URIs)
         vault = self._require(vault_name)
         self._check(vault, principal, "set", name)
@@ -370,11 +348,26 @@ class EmbeddedVaults:
         return self.read(vault, name, version, principal=principal)[1]
 
 
-def _check_vault_name(name: str) -> None:
+def check_permissions(secret_permissions: list[str]) -> list[str]:
+    """The permissions, lower-cased, sorted, without duplicates. Raises UsageError naming unknown ones."""
+    perms = sorted({p.lower() for p in secret_permissions})
+    unknown = [p[:32] for p in perms if p not in SECRET_PERMISSIONS]
+    if unknown:
+        raise UsageError(
+            f"unknown secret permission(s) {', '.join(unknown)}; use: {', '.join(sorted(SECRET_PERMISSIONS))}"
+        )
+    return perms
+
+
+def check_vault_name(name: str) -> None:
+    """Raises UsageError unless ``name`` is a key vault name (Azure's rule)."""
     if not re.fullmatch(r"[A-Za-z][A-Za-z0-9-]{1,22}[A-Za-z0-9]", name) or "--" in name:
-        raise UsageError(f"invalid key vault name {name!r}: 3-24 letters, digits and hyphens, starting with a letter")
+        raise UsageError(
+            f"invalid key vault name {name[:40]!r}: 3-24 letters, digits and hyphens, starting with a letter"
+        )
 
 
-def _check_secret_name(name: str) -> None:
+def check_secret_name(name: str) -> None:
+    """Raises UsageError unless ``name`` is a key vault secret name (Azure's rule)."""
     if not re.fullmatch(r"[A-Za-z0-9-]{1,127}", name):
-        raise UsageError(f"invalid secret name {name!r}: 1-127 letters, digits and hyphens")
+        raise UsageError(f"invalid secret name {name[:140]!r}: 1-127 letters, digits and hyphens")

@@ -89,6 +89,7 @@ def main() -> int:
                 "AIRLOCK_TRIGGER_INTERVAL": "1",
                 "AIRLOCK_NO_PROGRESS": "1",
                 "REQUESTS_CA_BUNDLE": str(azurite.ca_cert),  # Azurite's self-signed certificate
+                "AIRLOCK_STORAGE_HOSTS": azurite.storage_host,  # the pipelines' storage: send them SAS tokens
             }
             env.pop("AIRLOCK_SUBSCRIPTION", None)
             log = (work / "serve.log").open("wb")

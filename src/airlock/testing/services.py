@@ -770,6 +770,12 @@ class AzuriteServer(_ManagedProcess):
         """The base64 shared key of account ``name`` (KeyError for an unknown account)."""
         return self._keys[name]
 
+    @property
+    def storage_host(self) -> str:
+        """This server's ``AIRLOCK_STORAGE_HOSTS`` entry (``127.0.0.1:<port>``): a control plane sends
+        pipeline credentials only to storage it lists (see :mod:`airlock.storage.hosts`)."""
+        return f"127.0.0.1:{self._port}"
+
     def blob_endpoint(self, name: str) -> str:
         """``<scheme>://127.0.0.1:<port>/<account>``, no trailing slash."""
         if name not in self._keys:
@@ -994,6 +1000,14 @@ def run_skopeo(*args: str, check: bool = True, timeout: float = 120.0) -> subpro
     return done
 
 
+def skopeo_oci_archive(registry: RegistryServer, ref: str, path: Path, name: str, *extra: str) -> Path:
+    """``skopeo copy docker://REGISTRY/REF oci-archive:PATH:NAME`` (an OCI layout tar written by another
+    tool); ``extra`` goes to skopeo (e.g. ``--all`` for every platform). Returns ``path``."""
+    host = registry.url.split("://", 1)[1]
+    run_skopeo("copy", "--src-tls-verify=false", *extra, f"docker://{host}/{ref}", f"oci-archive:{path}:{name}")
+    return path
+
+
 class StorageTokenCredential:
     """A TokenCredential for Azurite's ``--oauth basic`` mode: an unsigned JWT for Azure Storage.
 
@@ -1032,13 +1046,21 @@ _API = "?api-version=2025-06-01-preview"
 
 class AirlockServer:
     """``airlock serve`` as a subprocess on a free port with its own ``AIRLOCK_HOME``; ``http`` is an
-    httpx client carrying the home's bearer token. Logs go to ``<home>/../serve-<port>.log``. With
+    httpx client carrying the home's bearer token. Logs go to ``<home>/../serve-<port>.log``.
+    ``env`` adds to (or overrides) the test process's environment, e.g. ``AIRLOCK_STORAGE_HOSTS``. With
     ``tls`` it serves HTTPS with a self-signed certificate for 127.0.0.1; clients trust ``ca_cert``."""
 
-    def __init__(self, home: Path, trigger_interval: float = 0.5, *, tls: bool = False) -> None:
+    def __init__(
+        self, home: Path, trigger_interval: float = 0.5, env: dict[str, str] | None = None, *, tls: bool = False
+    ) -> None:
         self.home = home
         self.port = free_port()
-        self.env = {**os.environ, "AIRLOCK_HOME": str(home), "AIRLOCK_TRIGGER_INTERVAL": str(trigger_interval)}
+        self.env = {
+            **os.environ,
+            "AIRLOCK_HOME": str(home),
+            "AIRLOCK_TRIGGER_INTERVAL": str(trigger_interval),
+            **(env or {}),
+        }
         self.proc: subprocess.Popen[bytes] | None = None
         self.ca_cert: Path | None = None
         self._key_path: Path | None = None

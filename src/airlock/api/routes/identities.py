@@ -22,7 +22,7 @@ IDENTITY = arm.IDENTITIES_PATH + "/{name}"
     IDENTITY,
     status_code=200,
     responses=answers({200: M.Identity, 201: M.Identity}, 403, 413, 415),
-    openapi_extra=request_body(M.IdentityBody, required=False),
+    openapi_extra=request_body(R.IdentityBody, required=False),
 )
 def put_identity(
     request: Request,
@@ -31,7 +31,7 @@ def put_identity(
     sub: str,
     rg: str,
     name: str,
-    data: Annotated[dict[str, Any], Depends(body(M.IdentityBody, optional=True))],
+    data: Annotated[Any, Depends(body(optional=True))],
 ) -> JSONResponse:
     """Create an identity (an existing one is kept as it is); ``properties.clientId``/``principalId``
     register a real Azure managed identity by its ids."""
@@ -44,15 +44,15 @@ def get_identity(_: Reader, p: Plane, sub: str, rg: str, name: str) -> dict[str,
     return p.get(R.resource_id(sub, rg, R.IDENTITY_TYPE, name), "identity")
 
 
-@router.delete(IDENTITY, status_code=202, responses=answers({202: None, 204: None}, 403))
+@router.delete(IDENTITY, status_code=202, responses=answers({202: None, 204: None}, 403, 409))
 def delete_identity(request: Request, _: Owner, p: Plane, sub: str, rg: str, name: str) -> Response:
+    """Delete an identity (409 while a pipeline uses it)."""
     rid = R.resource_id(sub, rg, R.IDENTITY_TYPE, name)
-    return lro.delete_reply(request, rid, p.store.delete(rid))
+    return lro.delete_reply(request, rid, p.delete_identity(sub, rg, name))
 
 
 @router.get(arm.IDENTITIES_PATH, responses=answers({200: M.IdentityList}, 403))
 def list_identities(
     request: Request, _: Reader, p: Plane, sub: str, rg: str, skip: Skip = 0, top: Top = 100
 ) -> dict[str, Any]:
-    found = p.store.find(R.IDENTITY_TYPE, prefix=f"/subscriptions/{sub}/resourceGroups/{rg}/")
-    return page(request, found, skip, top)
+    return page(request, p.list_identities(sub, rg), skip, top)

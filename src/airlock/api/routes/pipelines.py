@@ -57,13 +57,13 @@ def pipeline_router(kind: str) -> APIRouter:
         base + "/{name}",
         name=f"delete_{kind}",
         status_code=202,
-        responses=answers({202: None, 204: None}, 403),
+        responses=answers({202: None, 204: None}, 403, 409),
     )
     def delete_pipeline(
         request: Request, _: Contributor, p: Plane, sub: str, rg: str, registry: str, name: str
     ) -> Response:
         rid = R.RegistryRef(sub, rg, registry).child(kind, name)
-        return lro.delete_reply(request, rid, p.store.delete(rid))
+        return lro.delete_reply(request, rid, p.delete_pipeline(sub, rg, registry, kind, name))
 
     @router.get(base, name=f"list_{kind}", responses=answers({200: list_model}, 403, 404))
     def list_pipelines(

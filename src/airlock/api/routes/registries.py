@@ -93,8 +93,7 @@ def delete_registry(request: Request, _: Owner, p: Plane, sub: str, rg: str, reg
 def list_registries(
     request: Request, _: Reader, p: Plane, sub: str, rg: str, skip: Skip = 0, top: Top = 100
 ) -> dict[str, Any]:
-    found = p.store.find(R.REGISTRY_TYPE, prefix=f"/subscriptions/{sub}/resourceGroups/{rg}/")
-    return page(request, [_with_sku(d) for d in found], skip, top)
+    return page(request, [_with_sku(d) for d in p.list_registries(sub, rg)], skip, top)
 
 
 @router.get(arm.ALL_REGISTRIES_PATH, responses=answers({200: M.RegistryList}, 403))
@@ -102,5 +101,4 @@ def list_all_registries(
     request: Request, _: Reader, p: Plane, sub: str, skip: Skip = 0, top: Top = 100
 ) -> dict[str, Any]:
     """The registries of every resource group of the subscription."""
-    found = p.store.find(R.REGISTRY_TYPE, prefix=f"/subscriptions/{sub}/")
-    return page(request, [_with_sku(d) for d in found], skip, top)
+    return page(request, [_with_sku(d) for d in p.list_registries(sub)], skip, top)

@@ -57,4 +57,4 @@ def list_runs(
     request: Request, _: Reader, p: Plane, sub: str, rg: str, registry: str, skip: Skip = 0, top: Top = 100
 ) -> dict[str, Any]:
     p.get(R.resource_id(sub, rg, R.REGISTRY_TYPE, registry), "registry")
-    return page(request, p.store.find(R.RUN_TYPE, parent=R.RegistryRef(sub, rg, registry).id), skip, top)
+    return page(request, p.list_runs(sub, rg, registry), skip, top)

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse, Response
 from airlock.api import models as M
 from airlock.api.deps import OWNER_OF_TOKENS, Tokens, body
 from airlock.api.openapi import answers, request_body
-from airlock.api.tokens import Caller
+from airlock.api.tokens import Caller, token_request
 from airlock.pipelines import arm
 
 router = APIRouter(tags=["tokens"])
@@ -23,11 +23,9 @@ OwnerOfTokens = Annotated[Caller, Depends(OWNER_OF_TOKENS)]
     responses=answers({201: M.NewToken}, 403, 409, 413, 415, lro=False),
     openapi_extra=request_body(M.TokenBody),
 )
-def create_token(
-    _: OwnerOfTokens, tokens: Tokens, data: Annotated[dict[str, Any], Depends(body(M.TokenBody))]
-) -> JSONResponse:
+def create_token(_: OwnerOfTokens, tokens: Tokens, data: Annotated[Any, Depends(body())]) -> JSONResponse:
     """A new token with a role; its value is in this answer only."""
-    name, role = data["name"], data["role"]
+    name, role = token_request(data)
     return JSONResponse({"name": name, "role": role, "token": tokens.create(name, role)}, status_code=201)
 
 

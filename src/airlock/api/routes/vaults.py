@@ -14,7 +14,7 @@ from airlock.api import lro
 from airlock.api import models as M
 from airlock.api.deps import Owner, Plane, Reader, Skip, Top, body, page
 from airlock.api.openapi import answers, request_body
-from airlock.errors import ResourceNotFound, UsageError
+from airlock.errors import ResourceNotFound
 from airlock.pipelines import arm
 from airlock.pipelines import resources as R
 from airlock.pipelines.service import ControlPlane
@@ -50,7 +50,7 @@ def _secret_doc(version: Any, value: str | None) -> dict[str, Any]:
     VAULT,
     status_code=200,
     responses=answers({200: M.Vault, 201: M.Vault}, 403, 413, 415),
-    openapi_extra=request_body(M.VaultBody, required=False),
+    openapi_extra=request_body(R.VaultBody, required=False),
 )
 def put_vault(
     request: Request,
@@ -59,7 +59,7 @@ def put_vault(
     sub: str,
     rg: str,
     vault: str,
-    data: Annotated[dict[str, Any], Depends(body(M.VaultBody, optional=True))],
+    data: Annotated[Any, Depends(body(optional=True))],
 ) -> JSONResponse:
     """Create a vault (or keep it); ``properties.accessPolicies``, when given, replaces its policies."""
     doc, created = p.put_vault(sub, rg, vault, data)
@@ -94,7 +94,7 @@ def list_all_vaults(request: Request, _: Reader, p: Plane, sub: str, skip: Skip 
 @router.put(
     VAULT + "/accessPolicies/{operation}",
     responses=answers({200: M.Vault}, 403, 404, 413, 415),
-    openapi_extra=request_body(M.AccessPolicyBody),
+    openapi_extra=request_body(R.AccessPolicyBody),
 )
 def set_policy(
     _: Owner,
@@ -103,25 +103,17 @@ def set_policy(
     rg: str,
     vault: str,
     operation: str,
-    data: Annotated[dict[str, Any], Depends(body(M.AccessPolicyBody))],
+    data: Annotated[Any, Depends(body())],
 ) -> dict[str, Any]:
     """Grant each listed objectId its secret permissions (``add``/``replace``: as ``az keyvault set-policy``)."""
     _vault_in(p, rg, vault)
-    if operation not in ("add", "replace"):
-        raise UsageError(f"access policy operation {operation[:64]!r}: use add or replace")
-    found = None
-    for pol in M.AccessPolicyBody.model_validate(data).properties.access_policies:
-        found = p.vaults.set_policy(
-            vault, object_id=pol.object_id, secret_permissions=pol.permissions.secrets, tenant_id=p.tenant_id
-        )
-    assert found is not None  # the model requires one policy at least
-    return p.vault_doc(sub, found)
+    return p.set_policies(sub, vault, operation, data)
 
 
 @router.put(
     SECRETS + "/{name}",
     responses=answers({200: M.Secret}, 403, 404, 413, 415),
-    openapi_extra=request_body(M.SecretBody),
+    openapi_extra=request_body(R.SecretBody),
 )
 def set_secret(
     _: Owner,
@@ -130,11 +122,11 @@ def set_secret(
     rg: str,
     vault: str,
     name: str,
-    data: Annotated[dict[str, Any], Depends(body(M.SecretBody))],
+    data: Annotated[Any, Depends(body())],
 ) -> dict[str, Any]:
     """Store a new version of a secret; the answer never holds the value."""
     _vault_in(p, rg, vault)
-    return _secret_doc(p.vaults.set_secret(vault, name, data["properties"]["value"]), None)
+    return _secret_doc(p.set_secret(sub, vault, name, data), None)
 
 
 @router.get(SECRETS + "/{name}", responses=answers({200: M.Secret}, 403, 404))

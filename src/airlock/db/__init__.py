@@ -1,0 +1,1 @@
+"""The control plane's database: one schema (``schema.py``) and one migration path (Alembic, ``migrations/``)."""

@@ -1,0 +1,76 @@
+"""Where pipeline runs execute: the :class:`RunExecutor` port and its in-process adapter.
+
+The control plane records a run, then hands its work to an executor and returns; the work records
+its own result in the store. The in-process adapter is a thread pool of this process; a job-queue
+adapter (runs on other worker processes) is the scale-out mode's.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Protocol
+
+
+class RunExecutor(Protocol):
+    """Runs ``work`` for a run id, some time after ``submit`` returns. Thread-safe.
+
+    ``work`` must not raise for a run's own failures (it records them); an exception that escapes
+    it is a bug, logged by the adapter, and leaves the run to restart recovery.
+    """
+
+    def submit(self, run_id: str, work: Callable[[], None]) -> None:
+        """Start ``work`` for ``run_id`` (lower-cased ARM id) without waiting for it."""
+        ...
+
+    def is_running(self, run_id: str) -> bool:
+        """Whether ``run_id``'s work executes in this process now."""
+        ...
+
+    def running(self) -> list[str]:
+        """The run ids whose work executes in this process now."""
+        ...
+
+    def wait(self, run_id: str, timeout: float | None = None) -> None:
+        """Block until ``run_id``'s work ends (at once when it is not executing here).
+
+        Raises:
+            TimeoutError: ``timeout`` seconds passed first.
+        """
+        ...
+
+    def close(self, *, wait: bool = True) -> None:
+        """Stop taking work; with ``wait``, let what runs finish, otherwise drop what has not started."""
+        ...
+
+
+class ThreadRunExecutor:
+    """The in-process adapter: ``workers`` runs at once on threads named ``run_*``."""
+
+    def __init__(self, workers: int = 2) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="run")
+        self._futures: dict[str, Future[None]] = {}
+        self._lock = threading.Lock()
+
+    def submit(self, run_id: str, work: Callable[[], None]) -> None:
+        with self._lock:
+            self._futures[run_id] = self._pool.submit(work)
+
+    def is_running(self, run_id: str) -> bool:
+        with self._lock:
+            future = self._futures.get(run_id)
+        return future is not None and not future.done()
+
+    def running(self) -> list[str]:
+        with self._lock:
+            return [rid for rid, future in self._futures.items() if not future.done()]
+
+    def wait(self, run_id: str, timeout: float | None = None) -> None:
+        with self._lock:
+            future = self._futures.get(run_id)
+        if future is not None:
+            future.result(timeout=timeout)
+
+    def close(self, *, wait: bool = True) -> None:
+        self._pool.shutdown(wait=wait, cancel_futures=not wait)
