@@ -24,7 +24,7 @@ import typer
 
 import airlock
 from airlock import errors
-from airlock.api.app import error as api_error
+from airlock.api.envelope import envelope as api_error
 from airlock.cli.arm import _error as arm_error
 from airlock.cli.main import app
 from airlock.errors import AirlockError, error_class
