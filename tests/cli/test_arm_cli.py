@@ -97,6 +97,28 @@ def test_pipeline_run_lro_sends_retry_after_and_its_operation_has_start_and_end_
     assert done["status"] == "Succeeded" and done["startTime"] == done["endTime"]
 
 
+def test_an_identical_re_put_of_a_failed_run_points_at_the_runs_own_operation(
+    server: AirlockServer, source_registry: RegistryServer, tmp_path: Path
+) -> None:
+    """Review finding: the no-op re-PUT got a done-<ms> operation, which always says Succeeded, so the
+    SDK's begin_create().result() returned without error for a failed (or still running) run."""
+    base = REG.replace("armreg", "armfailreg")
+    server.put(base, {"properties": {"loginServer": source_registry.url}})
+    export = server.put(base + "/exportPipelines/armexport", {"properties": {"target": {"uri": tmp_path.as_uri()}}})
+    request = {"pipelineResourceId": export["id"], "artifacts": ["arm/missing:1"], "target": {"name": "f.tar"}}
+    body = {"properties": {"request": request}}
+    first = server.http.put(base + f"/pipelineRuns/armfail1?api-version={arm.DEFAULT_API_VERSION}", json=body)
+    assert first.status_code == 201, first.text
+    deadline = time.monotonic() + 60
+    while server.get(base + "/pipelineRuns/armfail1")["properties"]["provisioningState"] not in ("Failed", "Succeeded"):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    again = server.http.put(base + f"/pipelineRuns/armfail1?api-version={arm.DEFAULT_API_VERSION}", json=body)
+    assert again.status_code == 200, again.text
+    assert "/pipelineRuns/armfail1/operationStatuses/run?" in again.headers["Azure-AsyncOperation"]
+    assert server.http.get(again.headers["Azure-AsyncOperation"]).json()["status"] == "Failed"
+
+
 def test_api_version_missing_unknown_or_ancient_is_refused_and_every_transfer_version_accepted(
     server: AirlockServer,
 ) -> None:

@@ -222,3 +222,25 @@ def test_storage_outside_the_allowlist_gets_no_credential_even_from_an_owners_pi
 
 def _owner_token(home: Path) -> str:
     return (home / "api-token").read_text().strip()
+
+
+def test_contributors_new_pipeline_may_not_name_a_secret_outside_the_embedded_vaults(
+    tmp_path: Path, honest: Recorder
+) -> None:
+    """Review finding: Azure Key Vault and Vault/OpenBao are read with the server's own credential,
+    so a contributor's new pipeline naming the Owner's secret there would have had it sent to any
+    trusted storage (their own Azure account, say). Only embedded-vault secrets, which check the new
+    identity's own policy, are open to them."""
+    server = start_server(tmp_path / "home", honest)
+    try:
+        owner_setup(server)
+        mallory = contributor(server, tmp_path)
+        create = ["acr", "import-pipeline", "create", "-g", RG, "-r", "deputyreg", "-n", "mallorynew", "-e", "False"]
+        for outside in ("https://ownerkv.vault.azure.net/secrets/ownersas", "https://bao.internal:8200/v1/kv/data/sas"):
+            message = mallory(*create, "-s", outside, "-c", honest.url("/acct/transfer")).only_error(1)
+            assert "only an Owner may name a secret outside" in message, message
+        made = mallory(*create, "-s", SECRET_URI, "-c", honest.url("/acct/transfer"))  # the embedded vault
+        assert made.returncode == 0, made.where()
+    finally:
+        server.stop()
+    assert honest.received == []

@@ -109,3 +109,23 @@ def test_a_late_progress_report_does_not_reopen_a_finished_run(plane: ControlPla
     plane._update_response(doc["id"], progress={"percentage": "50"})  # what a straggling progress thread does
     assert plane.store.state_of(doc["id"])[0] == "Failed"
     assert plane.get(doc["id"], "run")["properties"]["response"]["progress"] != {"percentage": "50"}
+
+
+def test_a_user_assigned_identity_must_be_an_identity_of_the_subscription(plane: ControlPlane, tmp_path: Path) -> None:
+    """Review finding: a registry's id as the identity was a 500 (KeyError: 'principalId')."""
+    registry, _ = plane.put_registry(SUB, RG, "rulesreg", {"properties": {"loginServer": "http://127.0.0.1:9"}})
+    uai = {"type": "UserAssigned", "userAssignedIdentities": {registry["id"]: {}}}
+    with pytest.raises(UsageError, match="is not a user-assigned identity"):
+        _export_pipeline(plane, tmp_path, name="wrongid", identity=uai)
+
+
+def test_a_pipeline_on_a_plain_local_path_is_stored_as_its_file_uri_and_needs_no_credential(
+    plane: ControlPlane, tmp_path: Path
+) -> None:
+    """Review finding: "/srv/transfer" was stored as written and every run failed as untrusted storage."""
+    plane.put_registry(SUB, RG, "rulesreg", {"properties": {"loginServer": "http://127.0.0.1:9"}})
+    body = {"properties": {"target": {"uri": str(tmp_path)}}}
+    doc, _ = plane.put_pipeline(SUB, RG, "rulesreg", "exportPipelines", "plainpath", body)
+    target = doc["properties"]["target"]
+    assert target["uri"] == tmp_path.as_uri()
+    assert plane.storage_access(target, plane.principal_of(doc)) == (None, None)

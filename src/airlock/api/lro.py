@@ -48,13 +48,20 @@ def _status_url(request: Request, rid: str, op: str) -> str:
     return str(request.base_url).rstrip("/") + f"{rid}/operationStatuses/{op}?api-version={version}"
 
 
-def put_reply(request: Request, doc: dict[str, Any], created: bool, *, running: bool = False) -> JSONResponse:
-    """200 (replaced) or 201 (created, or a run started) with the resource and its operation."""
+def put_reply(
+    request: Request, doc: dict[str, Any], created: bool, *, running: bool = False, run: bool = False
+) -> JSONResponse:
+    """200 (replaced) or 201 (created, or a run started) with the resource and its operation.
+
+    A pipeline run (``run``) always points at its own operation, which reports the run's state: an
+    identical re-PUT (200) of a run still going, or of one that failed, must not read as Succeeded.
+    """
     resp = JSONResponse(doc, status_code=201 if created or running else 200)
     resp.headers["Azure-AsyncOperation"] = _status_url(
-        request, doc["id"], RUN_OPERATION if running else done_operation()
+        request, doc["id"], RUN_OPERATION if running or run else done_operation()
     )
-    if resp.status_code == 201:
+    finished = (doc.get("properties") or {}).get("provisioningState") in ("Succeeded", "Failed", "Canceled")
+    if resp.status_code == 201 or (run and not finished):
         resp.headers["Retry-After"] = RETRY_AFTER
     return resp
 

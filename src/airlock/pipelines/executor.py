@@ -7,10 +7,13 @@ adapter (runs on other worker processes) is the scale-out mode's.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Protocol
+
+log = logging.getLogger(__name__)
 
 
 class RunExecutor(Protocol):
@@ -55,7 +58,14 @@ class ThreadRunExecutor:
 
     def submit(self, run_id: str, work: Callable[[], None]) -> None:
         with self._lock:
-            self._futures[run_id] = self._pool.submit(work)
+            future = self._pool.submit(work)
+            self._futures[run_id] = future
+        future.add_done_callback(lambda done: self._ended(run_id, done))
+
+    def _ended(self, run_id: str, future: Future[None]) -> None:
+        if not future.cancelled() and future.exception() is not None:
+            exc = future.exception()
+            log.error("pipeline run %s: its execution raised %s: %s", run_id, type(exc).__name__, exc)
 
     def is_running(self, run_id: str) -> bool:
         with self._lock:

@@ -186,6 +186,10 @@ class ControlPlane:
         return doc
 
     def delete_registry(self, sub: str, rg: str, name: str) -> bool:
+        with self._lock:  # no put_run under this registry between the check and the deletes
+            return self._delete_registry(sub, rg, name)
+
+    def _delete_registry(self, sub: str, rg: str, name: str) -> bool:
         rid = R.resource_id(sub, rg, R.REGISTRY_TYPE, name)
         children = list(self.store.children(rid))
         for child in children:
@@ -298,11 +302,25 @@ class ControlPlane:
         rid = ref.child(kind, name)
         existing = self.store.get(rid)
         out_storage = storage.model_dump(by_alias=True)
+        if container.kind == "file":
+            out_storage["uri"] = (
+                container.path.as_uri() if container.path else storage.uri
+            )  # a plain path, stored as its URI
         if storage.storage_access_mode == "ManagedIdentity":
             out_storage["keyVaultUri"] = None  # ACR: "keyVaultUri null is expected" in this mode
         side = "target" if kind == "exportPipelines" else "source"
         if not privileged:
             check_unprivileged_change(existing, side, out_storage, f"{what} {name}")
+            secret_uri = out_storage.get("keyVaultUri")
+            if secret_uri and existing is None and self.secrets.store_for(secret_uri) is not self.vaults:
+                # Only the embedded vault checks each pipeline identity's own access policy; Azure Key
+                # Vault and Vault/OpenBao are read with the server's own credential, which a new
+                # pipeline of a non-Owner must not be able to aim at any secret it likes.
+                raise AccessDenied(
+                    f"{what} {name}: only an Owner may name a secret outside airlock's embedded key vaults "
+                    f"(properties.{side}.keyVaultUri): the server reads Azure Key Vault and Vault/OpenBao with "
+                    "its own credential"
+                )
         if container.kind == "azure":  # a SAS or the server's identity will go there
             self.storage_hosts.check(storage.uri, f"{what} {name}")
         identity = self._identity(sub, model.identity, existing)
@@ -343,6 +361,15 @@ class ControlPlane:
             out["userAssignedIdentities"] = {}
             for uai_id in uais:
                 uai = self.store.get(uai_id)
+                if uai is not None and (
+                    uai.get("type") != R.IDENTITY_TYPE
+                    or not uai_id.lower().startswith(f"/subscriptions/{sub.lower()}/")
+                ):
+                    # Another kind of resource (a registry, say), or an identity of another subscription,
+                    # whose pipelines delete_identity would not see.
+                    raise UsageError(
+                        f"userAssignedIdentities: {uai_id} is not a user-assigned identity of subscription {sub}"
+                    )
                 if uai is None:
                     raise ResourceNotFound(
                         f"user-assigned identity {uai_id.rsplit('/', 1)[-1]} not found ({uai_id}); "
@@ -665,7 +692,7 @@ class ControlPlane:
             UsageError: the container's host is not in :attr:`storage_hosts` (nothing is read or sent).
             SecretError: from the vault.
         """
-        if storage.get("uri", "").startswith("file:"):
+        if parse_container_uri(storage.get("uri", "")).kind == "file":
             return None, None
         # Checked before any secret is read: the pipeline may predate the allowlist, or the server's
         # AIRLOCK_STORAGE_HOSTS may have changed since it was created.

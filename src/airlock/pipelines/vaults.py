@@ -43,6 +43,8 @@ def put_vault(
     R.check_resource_group(rg)
     model: R.VaultBody = R.parse(R.VaultBody, body, f"key vault {name}")
     policies = model.properties.access_policies if model.properties else None
+    for policy in policies or []:  # all checked before the vault is created: a 400 stores nothing
+        check_permissions(list(policy.permissions.secrets))
     existed = vaults.get_vault(name) is not None
     vault = vaults.create_vault(name, resource_group=rg, location=model.location or "local", tenant_id=tenant_id)
     if policies is not None:

@@ -18,6 +18,10 @@ class SecretResolver:
     def __init__(self, stores: Sequence[SecretStore]) -> None:
         self._stores = list(stores)
 
+    def store_for(self, uri: str) -> SecretStore | None:
+        """The store that serves ``uri`` (None when none does)."""
+        return next((store for store in self._stores if store.handles(uri)), None)
+
     def get(self, uri: str, *, principal: Principal | None, what: str = "secret") -> str:
         """The secret's value.
 

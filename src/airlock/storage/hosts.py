@@ -16,6 +16,7 @@ Local ``file:`` containers carry no credential and are not judged here (only an 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -32,6 +33,20 @@ BLOB_SUFFIXES = (
 )
 
 
+# A DNS name, an IPv4 address or a bracketed IPv6 literal, with an optional port: nothing else may
+# stand between "//" and the path. Anything more (a backslash, '%', whitespace, '@') is read as
+# another host by some HTTP clients than by urlsplit, and a credential would follow that host.
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_PLAIN_NETLOC = re.compile(rf"^(?:{_LABEL}(?:\.{_LABEL})*\.?|\[[0-9A-Fa-f:.]+\])(?::\d{{1,5}})?\Z")
+
+
+def plain_netloc(uri: str) -> bool:
+    """Whether ``uri``'s netloc is a plain host[:port], read the same by every HTTP client."""
+    rest = uri.split("://", 1)[1] if "://" in uri else ""
+    netloc = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    return bool(_PLAIN_NETLOC.match(netloc))
+
+
 @dataclass(frozen=True)
 class StorageHosts:
     """The storage endpoints credentials may be sent to: :data:`BLOB_SUFFIXES` over https, plus ``extra``
@@ -45,7 +60,13 @@ class StorageHosts:
         return cls(frozenset(h.strip().lower() for h in os.environ.get(ENV, "").split(",") if h.strip()))
 
     def trusts(self, uri: str) -> bool:
-        """Whether a credential may be sent to the storage endpoint of ``uri`` (an http(s) URI)."""
+        """Whether a credential may be sent to the storage endpoint of ``uri`` (an http(s) URI).
+
+        Only a plain host (a DNS name or an IP literal) is judged: a netloc that HTTP clients could
+        read as another host (``evil.example\\.blob.core.windows.net``) is never trusted.
+        """
+        if not plain_netloc(uri):
+            return False
         parts = urlsplit(uri)
         host = (parts.hostname or "").lower()
         try:

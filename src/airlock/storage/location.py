@@ -20,6 +20,7 @@ from urllib.parse import unquote, urlsplit
 
 from airlock.errors import UsageError
 from airlock.storage.base import Blob, Container
+from airlock.storage.hosts import plain_netloc
 
 # Container names: 3-63 chars of lowercase letters, digits and single hyphens (Azure rules).
 _CONTAINER_RE = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}\Z")
@@ -104,6 +105,9 @@ def parse_blob_uri(uri: str) -> BlobLocation:
             )
         if parts.username or parts.password:
             raise UsageError("invalid blob URI: credentials must not be part of the URI")
+        if not plain_netloc(uri):
+            # e.g. "evil.example\\.blob.core.windows.net": HTTP clients may read another host than we do.
+            raise UsageError(f"invalid blob URI {uri!r}: the host must be a plain DNS name or IP address[:port]")
         host = parts.hostname or ""
         netloc = parts.netloc
         segments = [unquote(s) for s in parts.path.split("/") if s]

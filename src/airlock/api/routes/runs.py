@@ -37,7 +37,7 @@ def put_run(
 ) -> JSONResponse:
     """Start a run (201); the same request again is a no-op (200), a new forceUpdateTag runs it again."""
     doc, started = p.put_run(sub, rg, registry, name, data)
-    return lro.put_reply(request, doc, started, running=started)
+    return lro.put_reply(request, doc, started, running=started, run=True)
 
 
 @router.get(RUNS + "/{name}", responses=answers({200: M.PipelineRun}, 403, 404))
