@@ -302,10 +302,8 @@ class ControlPlane:
         rid = ref.child(kind, name)
         existing = self.store.get(rid)
         out_storage = storage.model_dump(by_alias=True)
-        if container.kind == "file":
-            out_storage["uri"] = (
-                container.path.as_uri() if container.path else storage.uri
-            )  # a plain path, stored as its URI
+        if container.kind == "file" and container.path is not None:
+            out_storage["uri"] = container.path.as_uri()  # a plain path is stored as its file:// URI
         if storage.storage_access_mode == "ManagedIdentity":
             out_storage["keyVaultUri"] = None  # ACR: "keyVaultUri null is expected" in this mode
         side = "target" if kind == "exportPipelines" else "source"
