@@ -12,7 +12,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ import pytest
 
 from airlock.pipelines import arm
 from airlock.testing import content
+from airlock.testing.polling import wait_until
 from airlock.testing.services import AirlockServer, RegistryServer
 
 EXE = str(Path(sys.executable).parent / "airlock")
@@ -70,18 +70,18 @@ def test_pipeline_run_lro_sends_retry_after_and_its_operation_has_start_and_end_
     assert r.headers["Retry-After"] == "1"
     op_url = r.headers["Azure-AsyncOperation"]
     assert op_url.endswith(f"/pipelineRuns/armrun1/operationStatuses/run?api-version={version}")
-    deadline = time.monotonic() + 60
-    while True:
+
+    def finished() -> httpx.Response | None:
         op = server.http.get(op_url)
         assert op.status_code == 200, op.text
-        status = op.json()
-        assert status["startTime"]
-        if status["status"] == "InProgress":
-            assert op.headers["Retry-After"] == "1" and "endTime" not in status
-        else:
-            break
-        assert time.monotonic() < deadline, status
-        time.sleep(0.1)
+        assert op.json()["startTime"]
+        if op.json()["status"] == "InProgress":
+            assert op.headers["Retry-After"] == "1" and "endTime" not in op.json()
+            return None
+        return op
+
+    op = wait_until(finished, timeout=60, what="run armrun1's operation to finish")
+    status = op.json()
     assert status["status"] == "Succeeded", status
     assert status["endTime"] >= status["startTime"] and "Retry-After" not in op.headers
     run = server.get(base + "/pipelineRuns/armrun1")
@@ -109,10 +109,13 @@ def test_an_identical_re_put_of_a_failed_run_points_at_the_runs_own_operation(
     body = {"properties": {"request": request}}
     first = server.http.put(base + f"/pipelineRuns/armfail1?api-version={arm.DEFAULT_API_VERSION}", json=body)
     assert first.status_code == 201, first.text
-    deadline = time.monotonic() + 60
-    while server.get(base + "/pipelineRuns/armfail1")["properties"]["provisioningState"] not in ("Failed", "Succeeded"):
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    wait_until(
+        lambda: (
+            server.get(base + "/pipelineRuns/armfail1")["properties"]["provisioningState"] in ("Failed", "Succeeded")
+        ),
+        timeout=60,
+        what="run armfail1 to finish",
+    )
     again = server.http.put(base + f"/pipelineRuns/armfail1?api-version={arm.DEFAULT_API_VERSION}", json=body)
     assert again.status_code == 200, again.text
     assert "/pipelineRuns/armfail1/operationStatuses/run?" in again.headers["Azure-AsyncOperation"]

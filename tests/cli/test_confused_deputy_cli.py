@@ -18,6 +18,7 @@ import pytest
 
 from airlock.testing import content
 from airlock.testing.console import Console
+from airlock.testing.polling import wait_until
 from airlock.testing.recorder import Recorder
 from airlock.testing.services import AirlockServer, RegistryServer
 
@@ -70,15 +71,11 @@ def report_of(server: AirlockServer, pipeline: str) -> dict[str, Any]:
 
 
 def wait_report(server: AirlockServer, pipeline: str, needle: str, timeout: float = 30) -> str:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def reported() -> str:
         text = str(report_of(server, pipeline))
-        if needle in text:
-            return text
-        time.sleep(0.1)
-    raise AssertionError(f"the trigger never reported {needle!r} on {pipeline}: {report_of(server, pipeline)}")
+        return text if needle in text else ""
+
+    return wait_until(reported, timeout=timeout, what=f"the trigger to report {needle!r} on {pipeline}")
 
 
 def test_contributor_cannot_redirect_the_owners_import_pipeline_sas_to_their_own_host(

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import tempfile
@@ -22,13 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import urllib3
 
 from airlock.cli import display
 from airlock.testing import content
 from airlock.testing.content import PushedArtifact
 from airlock.testing.fault_proxy import Fault, FaultProxy
-from airlock.testing.services import RegistryServer, free_port
+from airlock.testing.services import AirlockServer, RegistryServer
 from airlock.testing.terminal import TerminalRun, run_on_terminal
 
 AIRLOCK = Path(sys.executable).parent / "airlock"
@@ -220,38 +218,13 @@ def slow_source(source_registry: RegistryServer) -> Iterator[tuple[FaultProxy, P
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """`airlock serve` on a free port; the environment of a client that talks to it (AIRLOCK_ENDPOINT)."""
     home = tmp_path_factory.mktemp("progress-served") / "home"
-    port = free_port()
-    log_path = home.parent / "serve.log"
-    with log_path.open("w") as log:
-        proc = subprocess.Popen(
-            [str(AIRLOCK), "serve", "--port", str(port)],
-            env=env_for(home, AIRLOCK_TRIGGER_INTERVAL="3600"),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    endpoint = f"http://127.0.0.1:{port}"
-    http = urllib3.PoolManager(retries=False, timeout=2.0)
+    served = AirlockServer(home, trigger_interval=3600).start()
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if http.request("GET", f"{endpoint}/healthz").status == 200:
-                    break
-            except urllib3.exceptions.HTTPError:
-                pass
-            assert proc.poll() is None, log_path.read_text()
-            assert time.monotonic() < deadline, "airlock serve did not answer /healthz in 30 s"
-            time.sleep(0.1)
         token = (home / "api-token").read_text().strip()
-        yield env_for(home.parent / "client-home", AIRLOCK_ENDPOINT=endpoint, AIRLOCK_TOKEN=token)
+        yield env_for(home.parent / "client-home", AIRLOCK_ENDPOINT=served.url, AIRLOCK_TOKEN=token)
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    assert "Traceback" not in log_path.read_text()
+        served.stop()
+    assert "Traceback" not in (home.parent / f"serve-{served.port}.log").read_text()
 
 
 def plain(env: dict[str, str], *args: str | Path) -> Any:

@@ -22,7 +22,8 @@ from airlock.archive.format import CATALOG_NAME
 from airlock.archive.sniff import sniff
 from airlock.errors import AirlockError
 from airlock.pipelines import resources as R
-from airlock.pipelines.service import INTERRUPTED, ControlPlane, now_iso, trigger_run_name
+from airlock.pipelines.execution import INTERRUPTED, now_iso
+from airlock.pipelines.service import ControlPlane, trigger_run_name
 from airlock.storage.base import TRANSFER_CATEGORY, BlobInfo, Container
 from airlock.transfer.pipelining import close_stream
 

@@ -116,14 +116,14 @@ def _find(exc: BaseException, kind: type[_E]) -> _E | None:
     """The first exception of ``kind`` in ``exc``'s chain: urllib3 wraps the ssl/http.client error in
     ``reason`` and ``args`` (MaxRetryError → SSLError → ssl.SSLError), Python in __cause__/__context__."""
     seen: set[int] = set()
-    todo: list[BaseException] = [exc]
-    while todo:
-        cur = todo.pop(0)
+    pending: list[BaseException] = [exc]
+    while pending:
+        cur = pending.pop(0)
         if id(cur) in seen or len(seen) > 32:
             continue
         seen.add(id(cur))
         if isinstance(cur, kind):
             return cur
         nested = [getattr(cur, "reason", None), *cur.args, cur.__cause__, cur.__context__]
-        todo += [e for e in nested if isinstance(e, BaseException)]
+        pending += [e for e in nested if isinstance(e, BaseException)]
     return None

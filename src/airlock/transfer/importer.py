@@ -112,6 +112,7 @@ class Importer:
         self.client = client
         self.keep_going = PipelineOption.CONTINUE_ON_ERRORS in options
         self.overwrite_tags = PipelineOption.OVERWRITE_TAGS in options
+        self.delete_source = PipelineOption.DELETE_SOURCE_BLOB_ON_SUCCESS in options
         self.progress = progress
         self.concurrency = concurrency
         self.window = window_bytes
@@ -502,9 +503,16 @@ def import_archive(
         large_blob=large_blob,
     )
     result = importer.run(catalog_digest)
-    if PipelineOption.DELETE_SOURCE_BLOB_ON_SUCCESS in options and not result.failures:
-        # Conditional: a blob replaced while we imported (a new export) is not ours to delete.
-        source.delete(if_match=importer.source_etag)
-        result.source_deleted = True
+    delete_source_on_success(importer, result)
     log.info("imported %d artifacts from %s (%s)", len(result.imported), source.display, result.catalog_digest)
     return result
+
+
+def delete_source_on_success(importer: Importer, result: ImportResult) -> None:
+    """DeleteSourceBlobOnSuccess: delete the source blob when every artifact was imported.
+
+    Conditional: a blob replaced while we imported (a new export) is not ours to delete.
+    """
+    if importer.delete_source and not result.failures:
+        importer.source.delete(if_match=importer.source_etag)
+        result.source_deleted = True

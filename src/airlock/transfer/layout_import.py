@@ -35,7 +35,7 @@ from airlock.storage.base import Blob
 from airlock.transfer.graph import closure
 
 # The importer's machinery (planning, verified uploads, manifests and tags last) is shared.
-from airlock.transfer.importer import ArtifactEntry, Importer, ImportResult, import_archive
+from airlock.transfer.importer import ArtifactEntry, Importer, ImportResult, delete_source_on_success, import_archive
 from airlock.transfer.options import NoProgress, PipelineOption, Progress
 from airlock.transfer.pipelining import FanOut, close_stream
 
@@ -107,9 +107,7 @@ def import_blob(
     )
     result = importer.run_layout(repository, info.size, info.etag)
     log.warning("%s: %s", source.display, FOREIGN_NOTE)
-    if PipelineOption.DELETE_SOURCE_BLOB_ON_SUCCESS in options and not result.failures:
-        source.delete(if_match=importer.source_etag)
-        result.source_deleted = True
+    delete_source_on_success(importer, result)
     return result
 
 
