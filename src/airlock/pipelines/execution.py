@@ -125,9 +125,14 @@ class RunExecution:
             state = doc["properties"]["provisioningState"]
             self.store.put(rid, doc, type_=R.RUN_TYPE, resource_group=rg_of(rid), parent=parent_of(rid), state=state)
 
-    def _execute(self, rid: str) -> None:
+    def execute(self, run_id: str) -> None:
+        """Execute the recorded run ``run_id`` (any case) and record its result; the
+        :data:`~airlock.pipelines.executor.RunHandler` every executor adapter calls. Raises nothing
+        for the run's own failures."""
+        rid = run_id
         try:
-            doc = self.get(rid, "pipeline run")
+            doc = self.get(run_id, "pipeline run")
+            rid = doc["id"]  # the id as it was created: the store's key is lower-cased
             request = doc["properties"]["request"]
             pipeline = self.get(request["pipelineResourceId"], "pipeline")
             registry = self.get(parent_of(rid), "registry")

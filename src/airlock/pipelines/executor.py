@@ -16,15 +16,21 @@ from typing import Protocol
 log = logging.getLogger(__name__)
 
 
-class RunExecutor(Protocol):
-    """Runs ``work`` for a run id, some time after ``submit`` returns. Thread-safe.
+RunHandler = Callable[[str], None]
+"""Executes one run by its (lower-cased ARM) id and records its result. It must not raise for a
+run's own failures; an exception that escapes it is a bug, logged by the adapter, and leaves the
+run to recovery."""
 
-    ``work`` must not raise for a run's own failures (it records them); an exception that escapes
-    it is a bug, logged by the adapter, and leaves the run to restart recovery.
+
+class RunExecutor(Protocol):
+    """Calls its handler for a run id, some time after ``submit`` returns. Thread-safe.
+
+    An adapter is built from the :data:`RunHandler` it calls (``make(handler)``), so the work it
+    is handed is a run id, never a closure: a job-queue adapter can carry it to another process.
     """
 
-    def submit(self, run_id: str, work: Callable[[], None]) -> None:
-        """Start ``work`` for ``run_id`` (lower-cased ARM id) without waiting for it."""
+    def submit(self, run_id: str) -> None:
+        """Have the handler execute ``run_id`` (lower-cased ARM id), without waiting for it."""
         ...
 
     def is_running(self, run_id: str) -> bool:
@@ -51,14 +57,15 @@ class RunExecutor(Protocol):
 class ThreadRunExecutor:
     """The in-process adapter: ``workers`` runs at once on threads named ``run_*``."""
 
-    def __init__(self, workers: int = 2) -> None:
+    def __init__(self, handler: RunHandler, workers: int = 2) -> None:
+        self._handler = handler
         self._pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="run")
         self._futures: dict[str, Future[None]] = {}
         self._lock = threading.Lock()
 
-    def submit(self, run_id: str, work: Callable[[], None]) -> None:
+    def submit(self, run_id: str) -> None:
         with self._lock:
-            future = self._pool.submit(work)
+            future = self._pool.submit(self._handler, run_id)
             self._futures[run_id] = future
         future.add_done_callback(lambda done: self._ended(run_id, done))
 

@@ -9,7 +9,6 @@ finds them (see :meth:`ControlPlane.recover`).
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import logging
 import threading
@@ -23,7 +22,7 @@ from airlock.oci.reference import RegistryURL
 from airlock.pipelines import resources as R
 from airlock.pipelines import vaults as V
 from airlock.pipelines.execution import RunExecution, now_iso, parent_of, rg_of, run_artifact
-from airlock.pipelines.executor import RunExecutor, ThreadRunExecutor
+from airlock.pipelines.executor import RunExecutor, RunHandler, ThreadRunExecutor
 from airlock.pipelines.store import HEARTBEAT, ResourceStore, process_alive, process_token
 from airlock.pipelines.trust import check_unprivileged_change
 from airlock.registry.client import RegistryClient
@@ -55,7 +54,8 @@ class ControlPlane(RunExecution):
             ManagedIdentity access mode (None: the environment's identity).
         tenant_id: the tenant of identities created here.
         workers: runs executed at once (by the default executor).
-        executor: where runs execute (default: a thread pool of this process).
+        executor: builds where runs execute from the handler it calls (default: a thread pool of
+            this process, ``workers`` wide).
         registry_client: builds the client for a registry URL and credentials (tests inject retry policies).
         storage_hosts: the storage endpoints a pipeline's credential may be sent to (default: Azure
             Blob Storage over https only; :func:`airlock.wiring.open_control_plane` adds
@@ -72,7 +72,7 @@ class ControlPlane(RunExecution):
         tenant_id: str,
         workers: int = 2,
         registry_client: Callable[[RegistryURL, Credentials | None], RegistryClient] | None = None,
-        executor: RunExecutor | None = None,
+        executor: Callable[[RunHandler], RunExecutor] | None = None,
         storage_hosts: StorageHosts | None = None,
     ) -> None:
         self.store = store
@@ -81,7 +81,8 @@ class ControlPlane(RunExecution):
         self.secrets = secrets
         self.storage_credential = storage_credential
         self.tenant_id = tenant_id
-        self._executor: RunExecutor = executor or ThreadRunExecutor(workers)
+        make = executor or (lambda handler: ThreadRunExecutor(handler, workers))
+        self._executor: RunExecutor = make(self.execute)
         self._lock = threading.RLock()
         self._registry_client = registry_client or (lambda url, creds: RegistryClient(url, credentials=creds))
         self._owner = process_token()
@@ -453,7 +454,7 @@ class ControlPlane(RunExecution):
             }
             state = R.run_transition(self.store.state_of(rid)[0], R.RunState.RUNNING, name)
             self.store.put(rid, doc, type_=R.RUN_TYPE, resource_group=rg, parent=ref.id, state=state, owner=self._owner)
-            self._executor.submit(rid.lower(), functools.partial(self._execute, rid))
+            self._executor.submit(rid.lower())
         return doc, True
 
     def _running_elsewhere_or_here(self, rid: str) -> bool | None:
