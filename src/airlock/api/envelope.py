@@ -19,6 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from airlock.api.error_body import error_document
 from airlock.errors import (
     AccessDenied,
     AirlockError,
@@ -31,8 +32,6 @@ from airlock.pipelines import arm
 from airlock.secrets.base import SecretAccessDenied, SecretNotFound
 
 log = logging.getLogger(__name__)
-
-MAX_MESSAGE = 2000
 
 
 class ArmError(Exception):
@@ -89,11 +88,8 @@ def status_of(exc: AirlockError) -> tuple[int, str]:
 
 
 def envelope(status: int, code: str, message: str, error_class: str | None = None) -> JSONResponse:
-    """An ARM error answer; the message is made one line (and bounded)."""
-    body: dict[str, Any] = {"code": code, "message": " ".join(message.split())[:MAX_MESSAGE]}
-    if error_class:
-        body["additionalInfo"] = [{"type": "AirlockError", "info": {"class": error_class}}]
-    return JSONResponse({"error": body}, status_code=status)
+    """An ARM error answer (:func:`airlock.api.error_body.error_document`)."""
+    return JSONResponse(error_document(code, message, error_class), status_code=status)
 
 
 # What Starlette's own errors mean in ARM's words, and the class a client raises for them.

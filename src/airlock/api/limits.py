@@ -21,6 +21,7 @@ import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
+from airlock.api.error_body import asgi_error
 from airlock.errors import UsageError
 
 if TYPE_CHECKING:
@@ -124,15 +125,8 @@ async def read_json(request: Request, *, optional: bool = False) -> Any:
 
 
 def _envelope(status: int, code: str, message: str) -> tuple[Message, Message]:
-    # Named UsageError, as every envelope names its class (airlock.api.envelope): the CLI raises it.
-    info = [{"type": "AirlockError", "info": {"class": "UsageError"}}]
-    body = json.dumps({"error": {"code": code, "message": message, "additionalInfo": info}}).encode()
-    start = {
-        "type": "http.response.start",
-        "status": status,
-        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-    }
-    return start, {"type": "http.response.body", "body": body}
+    # Named UsageError, as every envelope names its class: the CLI raises it.
+    return asgi_error(status, code, message, "UsageError")
 
 
 class BodyLimit:

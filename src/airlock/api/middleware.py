@@ -5,12 +5,13 @@ Pure ASGI (not Starlette's BaseHTTPMiddleware), so streamed bodies pass through 
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from airlock.api.error_body import asgi_error
 
 log = logging.getLogger("airlock.api")
 
@@ -65,19 +66,7 @@ class ArmHeaders:
 
 
 async def _internal_error(send: Any, exc: Exception) -> None:
-    body = json.dumps(
-        {
-            "error": {
-                "code": "InternalServerError",
-                "message": f"internal error ({type(exc).__name__}); see the server log",
-            }
-        }
-    ).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 500,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    # The exception's text could hold anything (a URL with a token): only its type is named.
+    message = f"internal error ({type(exc).__name__}); see the server log"
+    for part in asgi_error(500, "InternalServerError", message, "AirlockError"):
+        await send(part)
