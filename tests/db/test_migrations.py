@@ -4,8 +4,11 @@ the schema the code declares, and keep their data; a database from a newer relea
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sqlite3
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,6 +22,7 @@ from airlock.db import migrate
 from airlock.db.schema import metadata
 from airlock.errors import AirlockError
 from airlock.testing.console import Console
+from airlock.testing.polling import wait_until
 from airlock.testing.postgres import PostgresServer
 
 DATA = Path(__file__).with_name("data")
@@ -120,3 +124,35 @@ def test_a_database_from_a_newer_release_is_refused(empty_database: str, engines
         conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
     with pytest.raises(AirlockError, match="newer release"):
         migrate.upgrade(engine)
+
+
+def _waits_for_the_lock(engine: Engine, pid: int) -> bool:
+    """Whether process ``pid`` is blocked on the migration lock of ``engine``'s database."""
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            waiting = conn.execute(
+                text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND pid <> 0")
+            ).scalar()
+        return bool(waiting)
+    # Linux lists a blocked flock request in /proc/locks as "N: -> FLOCK ADVISORY WRITE <pid> ...".
+    return any(
+        line.split()[1:3] == ["->", "FLOCK"] and line.split()[5] == str(pid)
+        for line in Path("/proc/locks").read_text().splitlines()
+    )
+
+
+def test_two_processes_migrate_one_database_one_at_a_time(
+    empty_database: str, engines: Callable[[str], Engine], tmp_path: Path
+) -> None:
+    """Regression: the lock was per process, so two replicas starting together raced the DDL."""
+    engine = engines(empty_database)
+    env = {**os.environ, "AIRLOCK_DATABASE_URL": empty_database, "AIRLOCK_HOME": str(tmp_path / "home")}
+    airlock = str(Path(sys.executable).with_name("airlock"))
+    with migrate.migration_lock(engine):  # another process is migrating
+        other = subprocess.Popen([airlock, "db", "upgrade"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        wait_until(lambda: _waits_for_the_lock(engine, other.pid), timeout=60, what="the upgrade to wait for the lock")
+        assert migrate.current_revision(engine) is None  # nothing was migrated under the lock
+        assert other.poll() is None
+    _, err = other.communicate(timeout=120)
+    assert other.returncode == 0, err.decode()
+    assert migrate.current_revision(engine) == migrate.head_revision()

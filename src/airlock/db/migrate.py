@@ -4,13 +4,21 @@ PostgreSQL alike.
 A database that airlock wrote before it used Alembic (no ``alembic_version`` table) upgrades in
 place too: the first revisions create only the tables that are missing and add only the columns
 that are missing, so they fit every earlier layout.
+
+Processes that open one database at once (API replicas, workers, a CLI beside a server) migrate
+it one at a time: :func:`upgrade` holds a lock of the database's own while it reads the revision
+and migrates, a PostgreSQL advisory lock or, for a SQLite file, an exclusive lock on a file beside
+it. The second process then finds the schema current and changes nothing.
 """
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import threading
 import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
@@ -18,7 +26,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from airlock.errors import AirlockError
 
@@ -27,6 +35,8 @@ _MIGRATIONS = Path(__file__).with_name("migrations")
 # a URL but not a database).
 _done: weakref.WeakSet[Engine] = weakref.WeakSet()
 _lock = threading.Lock()
+# pg_advisory_lock's key for airlock's migrations: any fixed 64-bit number, the same in every release.
+MIGRATION_LOCK_KEY = 0x6169726C6F636B  # "airlock"
 
 
 def _config(engine: Engine | None = None) -> Config:
@@ -64,15 +74,42 @@ def upgrade(engine: Engine) -> str:
     Raises:
         AirlockError: the database's revision is unknown to this release (written by a newer airlock).
     """
-    current = current_revision(engine)
-    if current is not None and not _known(current):
-        raise AirlockError(
-            f"the database is at schema revision {current}, which this airlock does not know: it was written by "
-            "a newer release; upgrade airlock"
-        )
-    if current != head_revision():
-        command.upgrade(_config(engine), "head")
+    with migration_lock(engine):
+        current = current_revision(engine)
+        if current is not None and not _known(current):
+            raise AirlockError(
+                f"the database is at schema revision {current}, which this airlock does not know: it was written "
+                "by a newer release; upgrade airlock"
+            )
+        if current != head_revision():
+            command.upgrade(_config(engine), "head")
     return head_revision()
+
+
+@contextmanager
+def migration_lock(engine: Engine) -> Iterator[None]:
+    """Hold the database's migration lock (blocking until other processes release it): a
+    PostgreSQL session advisory lock, or an exclusive ``flock`` on ``<file>.migrate-lock`` beside a
+    SQLite file. An in-memory SQLite database is this process's alone and needs none."""
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY})
+                conn.commit()
+        return
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:" or database.startswith("file:"):
+        yield
+        return
+    with open(f"{database}.migrate-lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def ensure_schema(engine: Engine) -> None:
