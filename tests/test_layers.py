@@ -60,3 +60,40 @@ def test_nothing_imports_the_test_harness_or_the_cli() -> None:
                 assert not name.startswith("airlock.cli"), f"{path} imports {name}"
             if path.relative_to(SRC).parts[0] not in ("cli", "api"):
                 assert not name.startswith(("airlock.api", "airlock.wiring")), f"{path} imports {name}"
+
+
+# Inside the control plane: who may hold the database. The services own the repository; the
+# composition root builds it; the run journal and execution are the run service's parts.
+STORE_MODULES = ("airlock.pipelines.store", "airlock.pipelines.repository", "airlock.db.schema")
+STORE_HOLDERS = {
+    "pipelines/store.py",
+    "pipelines/repository.py",
+    "pipelines/plane.py",
+    "pipelines/execution.py",
+    "pipelines/services/registries.py",
+    "pipelines/services/identities.py",
+    "pipelines/services/pipelines.py",
+    "pipelines/services/runs.py",
+    "api/tokens.py",  # the API tokens' own table (a service of the api layer)
+    "wiring.py",  # picks the engine
+}
+
+
+def test_only_services_touch_the_store() -> None:
+    for path in sorted(SRC.rglob("*.py")):
+        rel = str(path.relative_to(SRC))
+        if rel.startswith(("db/", "testing/", "secrets/embedded.py")) or rel in STORE_HOLDERS:
+            continue
+        for name in _imports(path):
+            assert not name.startswith(STORE_MODULES), f"{rel} imports {name}: go through a service"
+
+
+def test_routers_reach_the_control_plane_through_its_services_only() -> None:
+    """A router calls ``p.<service>.<method>``; no router reads the plane's engine or the store."""
+    for path in sorted((SRC / "api" / "routes").glob("*.py")):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "p":
+                assert node.attr in {"registries", "identities", "vaults", "pipelines", "runs"}, (
+                    f"{path.name} uses p.{node.attr}"
+                )

@@ -22,8 +22,8 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import Engine
 
-from airlock.pipelines.service import ControlPlane
-from airlock.pipelines.store import ResourceStore, make_engine
+from airlock.pipelines.plane import ControlPlane
+from airlock.pipelines.store import make_engine
 from airlock.secrets.base import Principal, SecretStore
 from airlock.secrets.embedded import EmbeddedVaults, load_or_create_key
 from airlock.secrets.resolver import SecretResolver
@@ -149,7 +149,7 @@ def open_control_plane(home: Path | None = None, adapters: Adapters | None = Non
     tenant = _read_or_create(home / "tenant-id", lambda: str(uuid.uuid4()), 0o644)
     stores: list[SecretStore] = [vaults, *adapters.extra_stores, _Lazy(_hashicorp_vault), _Lazy(_azure_key_vault)]
     return ControlPlane(
-        store=ResourceStore(engine),
+        engine=engine,
         vaults=vaults,
         secrets=SecretResolver(stores),
         storage_credential=adapters.storage_credential,

@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 
 from airlock.errors import ResourceConflict, UsageError
-from airlock.pipelines import resources as R
-from airlock.pipelines.service import ControlPlane
+from airlock.pipelines.access import principal_of
+from airlock.pipelines.models import ExportPipeline, Resource, RunState, run_transition
+from airlock.pipelines.plane import ControlPlane
 from airlock.testing import content
 from airlock.testing.services import RegistryServer
 from airlock.wiring import open_control_plane
@@ -29,13 +30,15 @@ def plane(tmp_path: Path) -> Iterator[ControlPlane]:
     cp.close()
 
 
-def _export_pipeline(cp: ControlPlane, out: Path, name: str = "rulesexport", **extra: Any) -> dict[str, Any]:
+def _export_pipeline(cp: ControlPlane, out: Path, name: str = "rulesexport", **extra: Any) -> ExportPipeline:
     body = {"properties": {"target": {"uri": out.as_uri()}, "options": ["OverwriteBlobs"]}, **extra}
-    return cp.put_pipeline(SUB, RG, "rulesreg", "exportPipelines", name, body)[0]
+    made = cp.pipelines.put(SUB, RG, "rulesreg", "exportPipelines", name, body)[0]
+    assert isinstance(made, ExportPipeline)
+    return made
 
 
-def _run_body(pipeline: dict[str, Any], artifact: str) -> dict[str, Any]:
-    request = {"pipelineResourceId": pipeline["id"], "artifacts": [artifact], "target": {"name": "b.tar"}}
+def _run_body(pipeline: Resource, artifact: str) -> dict[str, Any]:
+    request = {"pipelineResourceId": pipeline.id, "artifacts": [artifact], "target": {"name": "b.tar"}}
     return {"properties": {"request": request}}
 
 
@@ -43,78 +46,80 @@ def test_deleting_a_pipeline_with_a_running_run_is_refused_naming_the_run(
     plane: ControlPlane, source_registry: RegistryServer, tmp_path: Path
 ) -> None:
     image = content.push_oci_image(source_registry.url, "rules/app", "1", layers=1, layer_size=1024 * 1024, seed=81)
-    plane.put_registry(SUB, RG, "rulesreg", {"properties": {"loginServer": source_registry.url}})
+    plane.registries.put(SUB, RG, "rulesreg", {"properties": {"loginServer": source_registry.url}})
     pipeline = _export_pipeline(plane, tmp_path)
     assert source_registry.pid is not None
     os.kill(source_registry.pid, signal.SIGSTOP)  # the run hangs mid-way, alive
     try:
-        doc, started = plane.put_run(SUB, RG, "rulesreg", "holdrun1", _run_body(pipeline, image.reference))
+        doc, started = plane.runs.put(SUB, RG, "rulesreg", "holdrun1", _run_body(pipeline, image.reference))
         assert started
         with pytest.raises(ResourceConflict, match="holdrun1"):
-            plane.delete_pipeline(SUB, RG, "rulesreg", "exportPipelines", "rulesexport")
-        assert plane.store.get(pipeline["id"]) is not None
+            plane.pipelines.delete(SUB, RG, "rulesreg", "exportPipelines", "rulesexport")
+        assert plane.pipelines.get(SUB, RG, "rulesreg", "exportPipelines", "rulesexport").id == pipeline.id
     finally:
         os.kill(source_registry.pid, signal.SIGCONT)
-    assert plane.wait(doc["id"], timeout=60)["properties"]["provisioningState"] == "Succeeded"
-    assert plane.delete_pipeline(SUB, RG, "rulesreg", "exportPipelines", "rulesexport") is True
-    assert plane.store.get(doc["id"]) is not None  # the run's record stays
+    assert plane.runs.wait(doc.id, timeout=60).properties.provisioningState == "Succeeded"
+    assert plane.pipelines.delete(SUB, RG, "rulesreg", "exportPipelines", "rulesexport") is True
+    assert plane.runs.get(SUB, RG, "rulesreg", "holdrun1").id == doc.id  # the run's record stays
 
 
 def test_deleting_an_identity_a_pipeline_uses_is_refused_naming_the_pipeline(
     plane: ControlPlane, tmp_path: Path
 ) -> None:
-    identity, _ = plane.put_identity(SUB, RG, "pipelineid", {})
-    plane.put_registry(SUB, RG, "rulesreg", {"properties": {"loginServer": "http://127.0.0.1:9"}})
-    uai = {"type": "UserAssigned", "userAssignedIdentities": {identity["id"].upper(): {}}}  # ids compare in any case
+    identity, _ = plane.identities.put(SUB, RG, "pipelineid", {})
+    plane.registries.put(SUB, RG, "rulesreg", {"properties": {"loginServer": "http://127.0.0.1:9"}})
+    uai = {"type": "UserAssigned", "userAssignedIdentities": {identity.id.upper(): {}}}  # ids compare in any case
     _export_pipeline(plane, tmp_path, name="uaiexport", identity=uai)
     with pytest.raises(ResourceConflict, match="uaiexport"):
-        plane.delete_identity(SUB, RG, "pipelineid")
-    assert plane.store.get(identity["id"]) is not None
-    plane.delete_pipeline(SUB, RG, "rulesreg", "exportPipelines", "uaiexport")
-    assert plane.delete_identity(SUB, RG, "pipelineid") is True
+        plane.identities.delete(SUB, RG, "pipelineid")
+    assert plane.identities.get(SUB, RG, "pipelineid").id == identity.id
+    plane.pipelines.delete(SUB, RG, "rulesreg", "exportPipelines", "uaiexport")
+    assert plane.identities.delete(SUB, RG, "pipelineid") is True
 
 
 def test_a_run_naming_another_run_as_its_pipeline_is_refused_naming_the_field(
     plane: ControlPlane, tmp_path: Path
 ) -> None:
     """Regression: it was accepted, then crashed the executor with a KeyError."""
-    plane.put_registry(SUB, RG, "rulesreg", {"properties": {"loginServer": "http://127.0.0.1:9"}})
+    plane.registries.put(SUB, RG, "rulesreg", {"properties": {"loginServer": "http://127.0.0.1:9"}})
     pipeline = _export_pipeline(plane, tmp_path)
-    first, _ = plane.put_run(SUB, RG, "rulesreg", "firstrun1", _run_body(pipeline, "rules/none:1"))
-    plane.wait(first["id"], timeout=60)
+    first, _ = plane.runs.put(SUB, RG, "rulesreg", "firstrun1", _run_body(pipeline, "rules/none:1"))
+    plane.runs.wait(first.id, timeout=60)
     with pytest.raises(UsageError, match=r"properties\.request\.pipelineResourceId"):
-        plane.put_run(SUB, RG, "rulesreg", "secondrun1", _run_body(first, "rules/none:1"))
-    assert plane.store.get(R.RegistryRef(SUB, RG, "rulesreg").child("pipelineRuns", "secondrun1")) is None
+        plane.runs.put(SUB, RG, "rulesreg", "secondrun1", _run_body(first, "rules/none:1"))
+    assert [run.name for run in plane.runs.list(SUB, RG, "rulesreg")] == ["firstrun1"]
 
 
 def test_run_states_move_only_along_the_allowed_transitions() -> None:
-    assert R.run_transition(None, R.RunState.RUNNING, "r") is R.RunState.RUNNING
-    assert R.run_transition("Running", R.RunState.RUNNING, "r") is R.RunState.RUNNING  # progress
-    assert R.run_transition("Running", R.RunState.FAILED, "r") is R.RunState.FAILED
-    assert R.run_transition("Failed", R.RunState.RUNNING, "r") is R.RunState.RUNNING  # re-run (forceUpdateTag)
+    assert run_transition(None, RunState.RUNNING, "r") is RunState.RUNNING
+    assert run_transition("Running", RunState.RUNNING, "r") is RunState.RUNNING  # progress
+    assert run_transition("Running", RunState.FAILED, "r") is RunState.FAILED
+    assert run_transition("Failed", RunState.RUNNING, "r") is RunState.RUNNING  # re-run (forceUpdateTag)
     for done in ("Succeeded", "Failed", "Canceled"):
-        for end in (R.RunState.SUCCEEDED, R.RunState.FAILED, R.RunState.CANCELED):
+        for end in (RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELED):
             with pytest.raises(ResourceConflict, match="cannot become"):
-                R.run_transition(done, end, "r")
+                run_transition(done, end, "r")
     with pytest.raises(ResourceConflict):
-        R.run_transition(None, R.RunState.SUCCEEDED, "r")
+        run_transition(None, RunState.SUCCEEDED, "r")
 
 
 def test_a_late_progress_report_does_not_reopen_a_finished_run(plane: ControlPlane, tmp_path: Path) -> None:
-    plane.put_registry(SUB, RG, "rulesreg", {"properties": {"loginServer": "http://127.0.0.1:9"}})
+    plane.registries.put(SUB, RG, "rulesreg", {"properties": {"loginServer": "http://127.0.0.1:9"}})
     pipeline = _export_pipeline(plane, tmp_path)
-    doc, _ = plane.put_run(SUB, RG, "rulesreg", "laterun1", _run_body(pipeline, "rules/none:1"))
-    finished = plane.wait(doc["id"], timeout=60)
-    assert finished["properties"]["provisioningState"] == "Failed"
-    plane._update_response(doc["id"], progress={"percentage": "50"})  # what a straggling progress thread does
-    assert plane.store.state_of(doc["id"])[0] == "Failed"
-    assert plane.get(doc["id"], "run")["properties"]["response"]["progress"] != {"percentage": "50"}
+    doc, _ = plane.runs.put(SUB, RG, "rulesreg", "laterun1", _run_body(pipeline, "rules/none:1"))
+    finished = plane.runs.wait(doc.id, timeout=60)
+    assert finished.properties.provisioningState == "Failed"
+    journal = plane.runs._journal  # the one writer of a run's response
+    journal.update(doc.id, progress={"percentage": "50"})  # what a straggling progress thread does
+    after = plane.runs.by_id(doc.id)
+    assert after.properties.provisioningState == "Failed"
+    assert after.properties.response.progress is not None and after.properties.response.progress.percentage != "50"
 
 
 def test_a_user_assigned_identity_must_be_an_identity_of_the_subscription(plane: ControlPlane, tmp_path: Path) -> None:
     """Review finding: a registry's id as the identity was a 500 (KeyError: 'principalId')."""
-    registry, _ = plane.put_registry(SUB, RG, "rulesreg", {"properties": {"loginServer": "http://127.0.0.1:9"}})
-    uai = {"type": "UserAssigned", "userAssignedIdentities": {registry["id"]: {}}}
+    registry, _ = plane.registries.put(SUB, RG, "rulesreg", {"properties": {"loginServer": "http://127.0.0.1:9"}})
+    uai = {"type": "UserAssigned", "userAssignedIdentities": {registry.id: {}}}
     with pytest.raises(UsageError, match="is not a user-assigned identity"):
         _export_pipeline(plane, tmp_path, name="wrongid", identity=uai)
 
@@ -123,9 +128,9 @@ def test_a_pipeline_on_a_plain_local_path_is_stored_as_its_file_uri_and_needs_no
     plane: ControlPlane, tmp_path: Path
 ) -> None:
     """Review finding: "/srv/transfer" was stored as written and every run failed as untrusted storage."""
-    plane.put_registry(SUB, RG, "rulesreg", {"properties": {"loginServer": "http://127.0.0.1:9"}})
+    plane.registries.put(SUB, RG, "rulesreg", {"properties": {"loginServer": "http://127.0.0.1:9"}})
     body = {"properties": {"target": {"uri": str(tmp_path)}}}
-    doc, _ = plane.put_pipeline(SUB, RG, "rulesreg", "exportPipelines", "plainpath", body)
-    target = doc["properties"]["target"]
-    assert target["uri"] == tmp_path.as_uri()
-    assert plane.storage_access(target, plane.principal_of(doc)) == (None, None)
+    doc, _ = plane.pipelines.put(SUB, RG, "rulesreg", "exportPipelines", "plainpath", body)
+    assert isinstance(doc, ExportPipeline)
+    assert doc.properties.target.uri == tmp_path.as_uri()
+    assert plane.access.storage_access(doc.properties.target, principal_of(doc, plane.tenant_id)) == (None, None)

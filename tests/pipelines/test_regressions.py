@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from airlock.oci.reference import ArtifactReference, RegistryURL
-from airlock.pipelines.service import ControlPlane
+from airlock.pipelines.models import ImportPipeline, PipelineRun, Resource
+from airlock.pipelines.plane import ControlPlane
+from airlock.pipelines.store import SqlResourceRepository, TriggerLedger
 from airlock.pipelines.trigger import SourceTrigger
 from airlock.registry.client import RegistryClient
 from airlock.storage.location import open_blob, parse_blob_uri
@@ -21,8 +23,8 @@ from airlock.wiring import open_control_plane
 SUB = "00000000-0000-0000-0000-000000000000"
 
 
-def _export_pipeline(cp: ControlPlane, reg: str, out: Path, **target: Any) -> dict[str, Any]:
-    return cp.put_pipeline(
+def _export_pipeline(cp: ControlPlane, reg: str, out: Path, **target: Any) -> Resource:
+    return cp.pipelines.put(
         SUB,
         "rg",
         reg,
@@ -38,14 +40,14 @@ def test_a_second_process_never_fails_a_live_run(tmp_path: Path) -> None:
     with RegistryServer.start(tmp_path / "src", name="src") as source:
         img = content.push_oci_image(source.url, "live/app", "1", layers=1, layer_size=2 * 1024 * 1024, seed=71)
         cp = open_control_plane(tmp_path / "home")
-        cp.put_registry(SUB, "rg", "sourcereg", {"properties": {"loginServer": source.url}})
+        cp.registries.put(SUB, "rg", "sourcereg", {"properties": {"loginServer": source.url}})
         out = tmp_path / "out"
         out.mkdir()
         pipe = _export_pipeline(cp, "sourcereg", out)
         assert source.pid is not None
         os.kill(source.pid, signal.SIGSTOP)  # the run hangs mid-way, alive
         try:
-            doc, _ = cp.put_run(
+            doc, _ = cp.runs.put(
                 SUB,
                 "rg",
                 "sourcereg",
@@ -53,7 +55,7 @@ def test_a_second_process_never_fails_a_live_run(tmp_path: Path) -> None:
                 {
                     "properties": {
                         "request": {
-                            "pipelineResourceId": pipe["id"],
+                            "pipelineResourceId": pipe.id,
                             "artifacts": [img.reference],
                             "target": {"name": "b.tar"},
                         }
@@ -62,14 +64,14 @@ def test_a_second_process_never_fails_a_live_run(tmp_path: Path) -> None:
             )
             time.sleep(1.0)
             other = open_control_plane(tmp_path / "home")
-            assert other.recover() == []
-            assert other.store.state_of(doc["id"])[0] == "Running"
+            assert other.runs.recover() == []
+            assert SqlResourceRepository(other.engine).state_of(doc.id)[0] == "Running"
             other.close()
         finally:
             os.kill(source.pid, signal.SIGCONT)
-        done = cp.wait(doc["id"], timeout=60)
-        assert done["properties"]["provisioningState"] == "Succeeded"
-        assert "interrupted" not in done["properties"]["response"]
+        done = cp.runs.wait(doc.id, timeout=60)
+        assert done.properties.provisioningState == "Succeeded"
+        assert "interrupted" not in done.document()["properties"]["response"]
         cp.close()
 
 
@@ -78,7 +80,7 @@ def test_pipelines_cannot_read_local_files_as_secrets(tmp_path: Path, source_reg
     home = tmp_path / "home"
     cp = open_control_plane(home)
     (home / "api-token").write_text("owner-token-that-must-stay-home")
-    cp.put_registry(
+    cp.registries.put(
         SUB,
         "rg",
         "sourcereg",
@@ -92,19 +94,19 @@ def test_pipelines_cannot_read_local_files_as_secrets(tmp_path: Path, source_reg
     out = tmp_path / "out"
     out.mkdir()
     pipe = _export_pipeline(cp, "sourcereg", out)
-    doc, _ = cp.put_run(
+    doc, _ = cp.runs.put(
         SUB,
         "rg",
         "sourcereg",
         "filerun1",
         {
             "properties": {
-                "request": {"pipelineResourceId": pipe["id"], "artifacts": ["x/y:1"], "target": {"name": "b.tar"}}
+                "request": {"pipelineResourceId": pipe.id, "artifacts": ["x/y:1"], "target": {"name": "b.tar"}}
             }
         },
     )
-    run = cp.wait(doc["id"], timeout=60)
-    message = run["properties"]["response"]["pipelineRunErrorMessage"]
+    run = cp.runs.wait(doc.id, timeout=60)
+    message = run.properties.response.pipelineRunErrorMessage or ""
     assert "no secret store serves" in message and "owner-token" not in message
     cp.close()
 
@@ -122,13 +124,13 @@ def test_trigger_survives_a_bad_blob_and_does_not_reimport_deleted_run_records(
         target=open_blob(parse_blob_uri(archive.as_uri())),
     )
     cp = open_control_plane(tmp_path / "home")
-    cp.put_registry(SUB, "rg", "targetreg", {"properties": {"loginServer": target_registry.url}})
+    cp.registries.put(SUB, "rg", "targetreg", {"properties": {"loginServer": target_registry.url}})
     pipes = []
     for name in ("firstinbox", "secondinbox"):
         inbox = tmp_path / name
         inbox.mkdir()
         pipes.append(
-            cp.put_pipeline(
+            cp.pipelines.put(
                 SUB, "rg", "targetreg", "importPipelines", name, {"properties": {"source": {"uri": inbox.as_uri()}}}
             )[0]
         )
@@ -137,10 +139,11 @@ def test_trigger_survives_a_bad_blob_and_does_not_reimport_deleted_run_records(
     trigger = SourceTrigger(cp, interval=3600)
     started = trigger.poll()
     assert len(started) == 1  # the second pipeline was still scanned
-    report = cp.get(pipes[0]["id"], "p")["properties"]["sourceTriggerReport"]
-    assert "could not start its import" in report["skipped"][0]["reason"]
-    cp.wait(started[0], timeout=60)
-    cp.delete_run(started[0])
+    first = cp.pipelines.get(SUB, "rg", "targetreg", "importPipelines", "firstinbox")
+    assert isinstance(first, ImportPipeline) and first.properties.sourceTriggerReport is not None
+    assert "could not start its import" in first.properties.sourceTriggerReport["skipped"][0]["reason"]
+    cp.runs.wait(started[0], timeout=60)
+    assert cp.runs.delete(SUB, "rg", "targetreg", started[0].rsplit("/", 1)[-1])
     assert trigger.poll() == []  # deleting the record is not a request to import again
     cp.close()
 
@@ -148,11 +151,11 @@ def test_trigger_survives_a_bad_blob_and_does_not_reimport_deleted_run_records(
 def test_embedded_vault_secret_names_are_case_insensitive(tmp_path: Path) -> None:
     """Regression: the CLI lower-cases secret URIs (as az does) but secrets were looked up by exact case."""
     cp = open_control_plane(tmp_path / "home")
-    cp.put_vault(SUB, "rg", "casekv", {})
-    cp.vaults.set_secret("casekv", "ExportSas", "value-1")
-    assert cp.secrets.get("https://casekv.vault.azure.net/secrets/exportsas", principal=None) == "value-1"
-    cp.vaults.set_secret("casekv", "exportsas", "value-2")
-    assert [v.name for v in cp.vaults.list_secrets("casekv")] == ["exportsas"]
+    cp.vaults.put(SUB, "rg", "casekv", {})
+    cp.vaults.set_secret(SUB, "rg", "casekv", "ExportSas", {"properties": {"value": "value-1"}})
+    assert cp.access.secrets.get("https://casekv.vault.azure.net/secrets/exportsas", principal=None) == "value-1"
+    cp.vaults.set_secret(SUB, "rg", "casekv", "exportsas", {"properties": {"value": "value-2"}})
+    assert [v.name for v in cp.vaults.list_secrets("rg", "casekv")] == ["exportsas"]
     cp.close()
 
 
@@ -161,38 +164,35 @@ def test_runs_of_another_machine_fail_only_when_their_lease_expires(tmp_path: Pa
     shared database) or never (stuck in Running after the host was replaced)."""
     from datetime import UTC, datetime, timedelta
 
+    from airlock.db.schema import resources
     from airlock.pipelines import resources as R
-    from airlock.pipelines.store import LEASE, resources
+    from airlock.pipelines.leases import LEASE
 
     cp = open_control_plane(tmp_path / "home")
-    parent = R.RegistryRef(SUB, "rg", "reg").id
+    repo = SqlResourceRepository(cp.engine)  # runs another machine wrote, as its repository did
     for name in ("fresh", "stale"):
         rid = R.RegistryRef(SUB, "rg", "reg").child("pipelineRuns", name)
-        cp.store.put(
-            rid,
-            {"id": rid, "name": name, "properties": {"provisioningState": "Creating", "response": {}}},
-            type_=R.RUN_TYPE,
-            resource_group="rg",
-            parent=parent,
-            state="Running",
-            owner="other-host:1:1",
-        )
+        run = {"pipelineResourceId": rid, "source": {"name": "b.tar"}}
+        doc = {"id": rid, "name": name, "type": R.RUN_TYPE, "properties": {"request": run, "response": {}}}
+        repo.put(PipelineRun.model_validate(doc), state="Running", owner="other-host:1:1")
     old = datetime.now(UTC) - timedelta(seconds=LEASE + 60)
-    with cp.store.engine.begin() as conn:
+    with cp.engine.begin() as conn:
         conn.execute(resources.update().where(resources.c.name == "stale").values(updated_at=old))
-    failed = cp.recover()
+    failed = cp.runs.recover()
     assert [f.rsplit("/", 1)[-1] for f in failed] == ["stale"]
-    assert cp.store.state_of(R.RegistryRef(SUB, "rg", "reg").child("pipelineRuns", "fresh"))[0] == "Running"
+    assert cp.runs.running(R.RegistryRef(SUB, "rg", "reg").child("pipelineRuns", "fresh")) is True
+    assert cp.runs.get(SUB, "rg", "reg", "stale").properties.provisioningState == "Failed"
     cp.close()
 
 
 def test_only_one_process_takes_over_a_trigger_claim(tmp_path: Path) -> None:
     """Regression: taking over an abandoned claim was not a compare-and-swap, so two servers could both win."""
     cp = open_control_plane(tmp_path / "home")
-    assert cp.store.claim_trigger("p", "b.tar", "v1", "run-a", replacing=None)
-    assert not cp.store.claim_trigger("p", "b.tar", "v1", "run-b", replacing=None)
-    record = cp.store.trigger_record("p", "b.tar", "v1")
+    ledger, other = cp.trigger_ledger, TriggerLedger(cp.engine)  # two servers' ledgers on one database
+    assert ledger.claim("p", "b.tar", "v1", "run-a", replacing=None)
+    assert not other.claim("p", "b.tar", "v1", "run-b", replacing=None)
+    record = ledger.record("p", "b.tar", "v1")
     assert record is not None
-    assert cp.store.claim_trigger("p", "b.tar", "v1", "run-a", replacing=record)
-    assert not cp.store.claim_trigger("p", "b.tar", "v1", "run-a", replacing=record)  # the second one loses
+    assert ledger.claim("p", "b.tar", "v1", "run-a", replacing=record)
+    assert not other.claim("p", "b.tar", "v1", "run-a", replacing=record)  # the second one loses
     cp.close()

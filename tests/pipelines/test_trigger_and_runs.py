@@ -13,8 +13,9 @@ import pytest
 
 from airlock.errors import ResourceConflict
 from airlock.oci.reference import ArtifactReference, RegistryURL
-from airlock.pipelines import resources as R
-from airlock.pipelines.service import ControlPlane
+from airlock.pipelines.models import PipelineRun
+from airlock.pipelines.plane import ControlPlane
+from airlock.pipelines.store import SqlResourceRepository
 from airlock.pipelines.trigger import SourceTrigger
 from airlock.registry.client import RegistryClient
 from airlock.secrets.azure_key_vault import AzureKeyVaultStore
@@ -56,7 +57,7 @@ def plane(home: Path, **adapters: Any) -> ControlPlane:
 
 
 def registry(cp: ControlPlane, name: str, server: RegistryServer) -> None:
-    cp.put_registry(SUB, "rg", name, {"properties": {"loginServer": server.url}})
+    cp.registries.put(SUB, "rg", name, {"properties": {"loginServer": server.url}})
 
 
 def import_pipeline(
@@ -70,11 +71,18 @@ def import_pipeline(
     body: dict[str, Any] = {"properties": {"source": source, "options": options or []}}
     if identity:
         body["identity"] = identity
-    return cp.put_pipeline(SUB, "rg", reg, "importPipelines", name, body)[0]
+    return cp.pipelines.put(SUB, "rg", reg, "importPipelines", name, body)[0].document()
 
 
 def wait(cp: ControlPlane, rid: str) -> dict[str, Any]:
-    return cp.wait(rid, timeout=60)
+    return cp.runs.wait(rid, timeout=60).document()
+
+
+def document(cp: ControlPlane, rid: str) -> dict[str, Any]:
+    """The stored document of ``rid``, read as the repository reads it."""
+    found = SqlResourceRepository(cp.engine).get_any(rid)
+    assert found is not None, rid
+    return found.document()
 
 
 def test_trigger_rules_on_a_directory_container(
@@ -99,7 +107,7 @@ def test_trigger_rules_on_a_directory_container(
     run = wait(cp, started[0])
     assert run["properties"]["provisioningState"] == "Succeeded", run["properties"]["response"]
     assert run["properties"]["request"]["source"]["name"] == "batch.tar"
-    report = cp.get(pipeline["id"], "pipeline")["properties"]["sourceTriggerReport"]
+    report = document(cp, pipeline["id"])["properties"]["sourceTriggerReport"]
     reasons = {item["blob"]: item["reason"] for item in report["skipped"]}
     assert "not a transfer blob" in reasons["notes.txt"]
     assert "(it looks like data that is not a tar archive)" in reasons["notes.txt"]
@@ -127,30 +135,26 @@ def test_restart_fails_orphaned_runs_and_the_trigger_retries_them(
     home = tmp_path / "home"
     cp = plane(home)
     registry(cp, "targetreg", target_registry)
-    pipeline = import_pipeline(cp, "targetreg", "inboxpipe", {"uri": inbox.as_uri()})
+    import_pipeline(cp, "targetreg", "inboxpipe", {"uri": inbox.as_uri()})
     started = SourceTrigger(cp, interval=3600).poll()
     wait(cp, started[0])
     # Simulate a server killed mid-run: the run is back in Running, owned by a process that is gone.
-    doc = cp.get(started[0], "run")
+    doc = document(cp, started[0])
     doc["properties"]["provisioningState"] = "Creating"
     doc["properties"]["response"] = {"status": "Running", "progress": {"percentage": "40"}}
-    cp.store.put(
-        started[0],
-        doc,
-        type_=R.RUN_TYPE,
-        resource_group="rg",
-        parent=pipeline["id"].rsplit("/", 2)[0],
+    SqlResourceRepository(cp.engine).put(
+        PipelineRun.model_validate(doc),
         state="Running",
         owner=f"{socket.gethostname()}:999999999:1",  # a process of this host that is gone
     )
     cp.close()
 
     cp2 = plane(home)
-    assert [r.lower() for r in cp2.recover()] == [started[0].lower()]
-    failed = cp2.get(started[0], "run")
+    assert [r.lower() for r in cp2.runs.recover()] == [started[0].lower()]
+    failed = document(cp2, started[0])
     assert failed["properties"]["provisioningState"] == "Failed"
     assert "interrupted" in failed["properties"]["response"]["pipelineRunErrorMessage"]
-    assert cp2.store.ids_in_state(R.RUN_TYPE, "Running") == []
+    assert SqlResourceRepository(cp2.engine).ids_in_state(PipelineRun, "Running") == []
     # The interrupted import is retried once by the trigger (the blob is neither skipped nor doubled).
     retried = SourceTrigger(cp2, interval=3600).poll()
     assert len(retried) == 1
@@ -164,14 +168,14 @@ def test_rerun_of_a_running_run_is_refused(tmp_path: Path, source_registry: Regi
     registry(cp, "sourcereg", source_registry)
     out = tmp_path / "out"
     out.mkdir()
-    pipe = cp.put_pipeline(
+    pipe = cp.pipelines.put(
         SUB,
         "rg",
         "sourcereg",
         "exportPipelines",
         "outpipe",
         {"properties": {"target": {"uri": out.as_uri()}, "options": ["OverwriteBlobs"]}},
-    )[0]
+    )[0].document()
     body = {
         "properties": {
             "request": {
@@ -182,17 +186,17 @@ def test_rerun_of_a_running_run_is_refused(tmp_path: Path, source_registry: Regi
             "forceUpdateTag": "1",
         }
     }
-    doc, started = cp.put_run(SUB, "rg", "sourcereg", "exportrun1", body)
+    doc, started = cp.runs.put(SUB, "rg", "sourcereg", "exportrun1", body)
     assert started
     body["properties"]["forceUpdateTag"] = "2"
     try:
-        cp.put_run(SUB, "rg", "sourcereg", "exportrun1", body)
+        cp.runs.put(SUB, "rg", "sourcereg", "exportrun1", body)
     except ResourceConflict as exc:
         assert "still running" in str(exc)
-    done = wait(cp, doc["id"])
+    done = wait(cp, doc.id)
     assert done["properties"]["provisioningState"] == "Succeeded"
-    doc2, started2 = cp.put_run(SUB, "rg", "sourcereg", "exportrun1", body)
-    assert started2 and wait(cp, doc2["id"])["properties"]["provisioningState"] == "Succeeded"
+    doc2, started2 = cp.runs.put(SUB, "rg", "sourcereg", "exportrun1", body)
+    assert started2 and wait(cp, doc2.id)["properties"]["provisioningState"] == "Succeeded"
     cp.close()
 
 
@@ -212,11 +216,11 @@ def openbao(workdir: Path) -> Iterator[OpenBaoServer]:
 
 
 def _export(cp: ControlPlane, reg: str, name: str, target: dict[str, Any]) -> dict[str, Any]:
-    pipe = cp.put_pipeline(
+    pipe = cp.pipelines.put(
         SUB, "rg", reg, "exportPipelines", name, {"properties": {"target": target, "options": ["OverwriteBlobs"]}}
-    )[0]
+    )[0].document()
     run_name = name + "run"
-    doc, _ = cp.put_run(
+    doc, _ = cp.runs.put(
         SUB,
         "rg",
         reg,
@@ -232,7 +236,7 @@ def _export(cp: ControlPlane, reg: str, name: str, target: dict[str, Any]) -> di
             }
         },
     )
-    return wait(cp, doc["id"])
+    return wait(cp, doc.id)
 
 
 def test_sas_in_azure_key_vault_read_as_the_pipeline_identity(
@@ -256,7 +260,7 @@ def test_sas_in_azure_key_vault_read_as_the_pipeline_identity(
     target = {"uri": az.container_url(azurite, "srcacct", "akv"), "keyVaultUri": fake_kv.secret_uri("exportsas")}
     denied = _export(cp, "sourcereg", "akvpipe", target)
     message = denied["properties"]["response"]["pipelineRunErrorMessage"]
-    principal = cp.get(R.RegistryRef(SUB, "rg", "sourcereg").child("exportPipelines", "akvpipe"), "p")["identity"]
+    principal = cp.pipelines.get(SUB, "rg", "sourcereg", "exportPipelines", "akvpipe").document()["identity"]
     assert "exportsas" in message and principal["principalId"] in message and "'get'" in message
     fake_kv.grant(principal["principalId"], "get")
     ok = _export(cp, "sourcereg", "akvpipe", target)
@@ -286,7 +290,9 @@ def test_sas_in_openbao_read_with_the_identity_token(
         "uri": az.container_url(azurite, "srcacct", "bao"),
         "keyVaultUri": openbao.secret_uri("pipelines/export-sas"),
     }
-    pipe = cp.put_pipeline(SUB, "rg", "sourcereg", "exportPipelines", "baopipe", {"properties": {"target": target}})[0]
+    pipe = cp.pipelines.put(SUB, "rg", "sourcereg", "exportPipelines", "baopipe", {"properties": {"target": target}})[
+        0
+    ].document()
     tokens[pipe["identity"]["principalId"]] = openbao.create_token(["default"])  # no read on the path: denied
     denied = _export(cp, "sourcereg", "baopipe", target)
     assert "read" in denied["properties"]["response"]["pipelineRunErrorMessage"]
@@ -312,8 +318,8 @@ def test_managed_identity_storage_mode_with_a_user_assigned_identity(
 
         cp = plane(tmp_path / "home", storage_credential=credential)
         registry(cp, "sourcereg", source_registry)
-        uai = cp.put_identity(SUB, "rg", "pipelineidentity", {})[0]
-        pipe = cp.put_pipeline(
+        uai = cp.identities.put(SUB, "rg", "pipelineidentity", {})[0].document()
+        pipe = cp.pipelines.put(
             SUB,
             "rg",
             "sourcereg",
@@ -329,10 +335,10 @@ def test_managed_identity_storage_mode_with_a_user_assigned_identity(
                     }
                 },
             },
-        )[0]
+        )[0].document()
         assert pipe["properties"]["target"]["keyVaultUri"] is None
         assert pipe["identity"]["principalId"] is None
-        doc, _ = cp.put_run(
+        doc, _ = cp.runs.put(
             SUB,
             "rg",
             "sourcereg",
@@ -347,7 +353,7 @@ def test_managed_identity_storage_mode_with_a_user_assigned_identity(
                 }
             },
         )
-        run = wait(cp, doc["id"])
+        run = wait(cp, doc.id)
         assert run["properties"]["provisioningState"] == "Succeeded", run["properties"]["response"]
         assert used and used[0].principal_id == uai["properties"]["principalId"]
         assert used[0].client_id == uai["properties"]["clientId"]
@@ -369,22 +375,21 @@ def test_trigger_on_azure_reports_what_it_passes_over(
     az.upload_blob(azurite, "dstacct", "landing", "readme.md", b"# hello", metadata={"category": "docs"})
     cp = plane(tmp_path / "home")
     registry(cp, "targetreg", target_registry)
-    cp.put_vault(SUB, "rg", "landingkv", {})
+    cp.vaults.put(SUB, "rg", "landingkv", {})
     full = az.container_sas(azurite, "dstacct", "landing", permissions="rdl")
     no_list = az.container_sas(azurite, "dstacct", "landing", permissions="rd")
-    cp.vaults.set_secret("landingkv", "full", full)
-    cp.vaults.set_secret("landingkv", "nolist", no_list)
+    cp.vaults.set_secret(SUB, "rg", "landingkv", "full", {"properties": {"value": full}})
+    cp.vaults.set_secret(SUB, "rg", "landingkv", "nolist", {"properties": {"value": no_list}})
     source = {
         "uri": az.container_url(azurite, "dstacct", "landing"),
         "keyVaultUri": "https://landingkv.vault.azure.net/secrets/nolist",
     }
     pipe = import_pipeline(cp, "targetreg", "landingpipe", source)
-    cp.vaults.set_policy(
-        "landingkv", object_id=pipe["identity"]["principalId"], secret_permissions=["get"], tenant_id=cp.tenant_id
-    )
+    policy = {"objectId": pipe["identity"]["principalId"], "permissions": {"secrets": ["get"]}}
+    cp.vaults.set_policies(SUB, "rg", "landingkv", "add", {"properties": {"accessPolicies": [policy]}})
     trigger = SourceTrigger(cp, interval=3600)
     assert trigger.poll() == []
-    report = cp.get(pipe["id"], "p")["properties"]["sourceTriggerReport"]
+    report = document(cp, pipe["id"])["properties"]["sourceTriggerReport"]
     assert report["skipped"][0]["blob"] == "*" and "permission" in report["skipped"][0]["reason"]
     assert "sig=" not in str(report)
 
@@ -393,7 +398,7 @@ def test_trigger_on_azure_reports_what_it_passes_over(
     started = trigger.poll()
     assert len(started) == 1
     assert wait(cp, started[0])["properties"]["provisioningState"] == "Succeeded"
-    report = cp.get(pipe["id"], "p")["properties"]["sourceTriggerReport"]
+    report = document(cp, pipe["id"])["properties"]["sourceTriggerReport"]
     assert [w["blob"] for w in report["warnings"]] == ["stripped.tar"]
     assert "stripped" in report["warnings"][0]["warning"]
     assert [s["blob"] for s in report["skipped"]] == ["readme.md"]

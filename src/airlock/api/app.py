@@ -25,7 +25,7 @@ from airlock.api.middleware import ArmHeaders
 from airlock.api.routes import identities, operations, pipelines, registries, runs, tokens, vaults
 from airlock.api.tokens import TokenStore
 from airlock.pipelines import arm
-from airlock.pipelines.service import ControlPlane
+from airlock.pipelines.plane import ControlPlane
 from airlock.pipelines.trigger import SourceTrigger
 
 log = logging.getLogger(__name__)
@@ -57,8 +57,8 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         plane = open_plane()
-        app.state.tokens = TokenStore(plane.store.engine, token)
-        recovered = plane.recover()
+        app.state.tokens = TokenStore(plane.engine, token)
+        recovered = plane.runs.recover()
         if recovered:
             log.warning("marked %d interrupted run(s) as failed", len(recovered))
         state["plane"] = plane

@@ -21,7 +21,7 @@ from airlock.api.tokens import Caller, Role, TokenStore
 from airlock.errors import AccessDenied
 from airlock.pipelines import arm
 from airlock.pipelines import resources as R
-from airlock.pipelines.service import ControlPlane
+from airlock.pipelines.plane import ControlPlane
 
 PAGE = 100
 

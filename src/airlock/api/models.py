@@ -2,8 +2,8 @@
 
 Request bodies are the control plane's own models (:mod:`airlock.pipelines.resources`), which
 validate them, except the registry PATCH (merged and checked here) and the token request.
-Response models describe the documents the control plane returns; ``extra="allow"`` where ARM
-lets a resource carry more than airlock reads.
+Responses are the control plane's resource models (:mod:`airlock.pipelines.models`), in pages of
+``value`` and ``nextLink``, plus the error envelope, operation statuses, secrets and tokens.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from airlock.pipelines import models as D
 from airlock.pipelines import resources as R
 
 # -- requests ------------------------------------------------------------------------------------
@@ -90,123 +91,6 @@ class OperationStatus(BaseModel):
     error: OperationError | None = None
 
 
-class Sku(BaseModel):
-    name: str
-    tier: str
-
-
-class RegistryState(_Doc):
-    loginServer: str
-    provisioningState: str
-    exportPolicy: dict[str, str] | None = None
-
-
-class Registry(_Doc):
-    id: str
-    name: str
-    type: str
-    location: str | None = None
-    sku: Sku
-    properties: RegistryState
-
-
-class UserAssignedIdentity(_Doc):
-    principalId: str
-    clientId: str
-
-
-class PipelineIdentity(_Doc):
-    type: str
-    principalId: str | None = None
-    tenantId: str | None = None
-    userAssignedIdentities: dict[str, UserAssignedIdentity] | None = None
-
-
-class PipelineStorage(_Doc):
-    type: str
-    uri: str
-    keyVaultUri: str | None = None
-    storageAccessMode: str
-
-
-class ExportPipelineState(_Doc):
-    target: PipelineStorage
-    options: list[str]
-    provisioningState: str
-    warnings: list[str] | None = None
-
-
-class ImportPipelineState(_Doc):
-    source: PipelineStorage
-    trigger: dict[str, Any]
-    options: list[str]
-    provisioningState: str
-    sourceTriggerReport: dict[str, Any] | None = None
-    warnings: list[str] | None = None
-
-
-class ExportPipeline(_Doc):
-    id: str
-    name: str
-    type: str
-    location: str | None = None
-    identity: PipelineIdentity
-    properties: ExportPipelineState
-
-
-class ImportPipeline(_Doc):
-    id: str
-    name: str
-    type: str
-    location: str | None = None
-    identity: PipelineIdentity
-    properties: ImportPipelineState
-
-
-class PipelineRunState(_Doc):
-    request: dict[str, Any]
-    forceUpdateTag: str | None = None
-    provisioningState: str
-    response: dict[str, Any]
-
-
-class PipelineRun(_Doc):
-    id: str
-    name: str
-    type: str
-    properties: PipelineRunState
-
-
-class IdentityState(_Doc):
-    principalId: str
-    clientId: str
-    tenantId: str
-
-
-class Identity(_Doc):
-    id: str
-    name: str
-    type: str
-    location: str | None = None
-    properties: IdentityState
-
-
-class VaultState(_Doc):
-    vaultUri: str
-    tenantId: str
-    accessPolicies: list[dict[str, Any]]
-    sku: dict[str, str]
-    provisioningState: str
-
-
-class Vault(_Doc):
-    id: str
-    name: str
-    type: str
-    location: str | None = None
-    properties: VaultState
-
-
 class SecretAttributes(_Doc):
     enabled: bool
     created: str
@@ -239,42 +123,42 @@ class TokenList(BaseModel):
 class RegistryList(BaseModel):
     """A page of Registry documents; ``nextLink`` when more remain."""
 
-    value: list[Registry]
+    value: list[D.Registry]
     nextLink: str | None = None
 
 
 class ExportPipelineList(BaseModel):
     """A page of ExportPipeline documents; ``nextLink`` when more remain."""
 
-    value: list[ExportPipeline]
+    value: list[D.ExportPipeline]
     nextLink: str | None = None
 
 
 class ImportPipelineList(BaseModel):
     """A page of ImportPipeline documents; ``nextLink`` when more remain."""
 
-    value: list[ImportPipeline]
+    value: list[D.ImportPipeline]
     nextLink: str | None = None
 
 
 class PipelineRunList(BaseModel):
     """A page of PipelineRun documents; ``nextLink`` when more remain."""
 
-    value: list[PipelineRun]
+    value: list[D.PipelineRun]
     nextLink: str | None = None
 
 
 class IdentityList(BaseModel):
     """A page of Identity documents; ``nextLink`` when more remain."""
 
-    value: list[Identity]
+    value: list[D.UserAssignedIdentity]
     nextLink: str | None = None
 
 
 class VaultList(BaseModel):
     """A page of Vault documents; ``nextLink`` when more remain."""
 
-    value: list[Vault]
+    value: list[D.KeyVault]
     nextLink: str | None = None
 
 

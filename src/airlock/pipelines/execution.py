@@ -1,8 +1,9 @@
-"""How a pipeline run executes: the transfer engine called as the pipeline's identity, its progress
-and its end written to the run, along the RunState machine.
+"""How a pipeline run executes: the transfer engine called as the pipeline's identity, and its
+progress and end written to the run along the RunState machine.
 
-:class:`RunExecution` is the part of :class:`airlock.pipelines.service.ControlPlane` that a
-:class:`~airlock.pipelines.executor.RunExecutor` runs; it owns no state of its own.
+:class:`RunJournal` is the one writer of a run's ``response``; :class:`RunExecution` is what a
+:class:`~airlock.pipelines.executor.RunExecutor` calls (through
+:meth:`airlock.pipelines.services.runs.RunService.execute`).
 """
 
 from __future__ import annotations
@@ -12,21 +13,13 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from airlock.errors import AirlockError
+from airlock.errors import AirlockError, ResourceNotFound
 from airlock.oci.digest import Digest
-from airlock.oci.reference import ArtifactReference, RegistryURL
-from airlock.pipelines import resources as R
-from airlock.pipelines.store import ResourceStore
-from airlock.registry.client import RegistryClient
-from airlock.registry.credentials import Credentials
-from airlock.secrets.base import Principal
-from airlock.secrets.resolver import SecretResolver
-from airlock.secrets.store import normalize_sas
-from airlock.storage.base import Blob, Container
-from airlock.storage.hosts import StorageHosts
-from airlock.storage.location import open_blob, open_container, parse_blob_uri, parse_container_uri
+from airlock.pipelines.access import PipelineAccess, principal_of, run_artifact
+from airlock.pipelines.models import ExportPipeline, ImportPipeline, PipelineRun, Registry, RunState, run_transition
+from airlock.pipelines.repository import ResourceRepository
 from airlock.transfer.export import export_artifacts
 from airlock.transfer.importer import import_archive
 from airlock.transfer.options import EXPORT_OPTIONS, IMPORT_OPTIONS, PipelineOption
@@ -74,83 +67,88 @@ class _RunProgress:
         log.info("%s (%s, %d bytes) done", reference, digest, size)
 
 
-class RunExecution:
-    """Executing runs and recording their results; mixed into the control plane, which provides these."""
+class RunJournal:
+    """Writes a run's ``response`` and state: progress while it runs, its result when it ends.
+    Thread-safe (under the control plane's lock)."""
 
-    store: ResourceStore
-    secrets: SecretResolver
-    storage_hosts: StorageHosts
-    storage_credential: Callable[[Principal], object | None]
-    _lock: threading.RLock
-    _registry_client: Callable[[RegistryURL, Credentials | None], RegistryClient]
+    def __init__(self, repo: ResourceRepository, lock: threading.RLock) -> None:
+        self._repo = repo
+        self._lock = lock
 
-    if TYPE_CHECKING:  # the control plane's own methods
-
-        def get(self, rid: str, what: str) -> dict[str, Any]: ...
-
-        def principal_of(self, pipeline: dict[str, Any]) -> Principal: ...
-
-    def _update_response(self, rid: str, **fields: Any) -> None:
+    def update(self, rid: str, **fields: Any) -> None:
+        """Merge ``fields`` into a Running run's response; a late report of a finished run is dropped."""
         with self._lock:
-            doc = self.store.get(rid)
-            if doc is None or self.store.state_of(rid)[0] != R.RunState.RUNNING:
+            run = self._repo.get(rid, PipelineRun)
+            if run is None or self._repo.state_of(rid)[0] != RunState.RUNNING:
                 return  # a late progress report: the run has finished, and its record stays as it ended
-            doc["properties"]["response"].update(fields)
-            self.store.put(
-                rid, doc, type_=R.RUN_TYPE, resource_group=rg_of(rid), parent=parent_of(rid), state="Running"
-            )
+            self._repo.put(_with_response(run, fields), state=RunState.RUNNING)
 
-    def _finish(self, rid: str, *, error: str | None = None, interrupted: bool = False, **fields: Any) -> None:
+    def finish(self, rid: str, *, error: str | None = None, interrupted: bool = False, **fields: Any) -> None:
+        """End the run: Succeeded without ``error``, else Failed with it (``interrupted``: its process
+        stopped). Raises ResourceConflict: the run has already ended."""
         with self._lock:
-            doc = self.store.get(rid)
-            if doc is None:
+            run = self._repo.get(rid, PipelineRun)
+            if run is None:
                 return
-            end = R.RunState.SUCCEEDED if error is None else R.RunState.FAILED
-            R.run_transition(self.store.state_of(rid)[0], end, rid.rsplit("/", 1)[-1])
-            resp = doc["properties"]["response"]
-            resp.update(fields)
-            resp["finishTime"] = now_iso()
+            end = RunState.SUCCEEDED if error is None else RunState.FAILED
+            run_transition(self._repo.state_of(rid)[0], end, run.name)
+            response = {**run.properties.response.model_dump(mode="json", exclude_unset=True), **fields}
+            response["finishTime"] = now_iso()
             if error is None:
-                resp["status"] = "Succeeded"
-                resp["progress"] = {"percentage": "100"}
-                doc["properties"]["provisioningState"] = "Succeeded"
-                resp.pop("pipelineRunErrorMessage", None)
-                resp.pop(INTERRUPTED, None)
+                response.update(status="Succeeded", progress={"percentage": "100"})
+                response.pop("pipelineRunErrorMessage", None)
+                response.pop(INTERRUPTED, None)
             else:
-                resp["status"] = "Failed"
-                resp["pipelineRunErrorMessage"] = error
-                doc["properties"]["provisioningState"] = "Failed"
+                response.update(status="Failed", pipelineRunErrorMessage=error)
                 if interrupted:
-                    resp[INTERRUPTED] = True
-            state = doc["properties"]["provisioningState"]
-            self.store.put(rid, doc, type_=R.RUN_TYPE, resource_group=rg_of(rid), parent=parent_of(rid), state=state)
+                    response[INTERRUPTED] = True
+            doc = run.document()
+            doc["properties"]["response"] = response
+            doc["properties"]["provisioningState"] = end.value
+            self._repo.put(PipelineRun.model_validate(doc), state=end)
 
-    def execute(self, run_id: str) -> None:
-        """Execute the recorded run ``run_id`` (any case) and record its result; the
-        :data:`~airlock.pipelines.executor.RunHandler` every executor adapter calls. Raises nothing
-        for the run's own failures."""
+
+def _with_response(run: PipelineRun, fields: dict[str, Any]) -> PipelineRun:
+    doc = run.document()
+    doc["properties"]["response"].update(fields)
+    return PipelineRun.model_validate(doc)
+
+
+class RunExecution:
+    """Executes a recorded run as its pipeline's identity and records the result in its journal."""
+
+    def __init__(self, repo: ResourceRepository, journal: RunJournal, access: PipelineAccess, tenant_id: str) -> None:
+        self._repo = repo
+        self._journal = journal
+        self._access = access
+        self._tenant_id = tenant_id
+
+    def __call__(self, run_id: str) -> None:
+        """Execute run ``run_id`` (any case). Raises nothing for the run's own failures."""
         rid = run_id
         try:
-            doc = self.get(run_id, "pipeline run")
-            rid = doc["id"]  # the id as it was created: the store's key is lower-cased
-            request = doc["properties"]["request"]
-            pipeline = self.get(request["pipelineResourceId"], "pipeline")
-            registry = self.get(parent_of(rid), "registry")
-            principal = self.principal_of(pipeline)
-            progress = _RunProgress(lambda pct: self._update_response(rid, progress={"percentage": pct}))
-            options = frozenset(PipelineOption(o) for o in pipeline["properties"].get("options", []))
-            if pipeline["type"] == R.EXPORT_TYPE:
-                target = pipeline["properties"]["target"]
-                blob = self._blob(target, request["target"]["name"], principal)
+            run = self._require(run_id, PipelineRun, "pipeline run")
+            rid = run.id  # the id as it was created: the store's key is lower-cased
+            request = run.properties.request
+            pipeline = self._repo.get_any(request.pipelineResourceId)
+            if not isinstance(pipeline, ExportPipeline | ImportPipeline):
+                raise ResourceNotFound(f"pipeline {request.pipelineResourceId} not found")
+            registry = self._require(run.parent_id or "", Registry, "registry")
+            principal = principal_of(pipeline, self._tenant_id)
+            progress = _RunProgress(lambda pct: self._journal.update(rid, progress={"percentage": pct}))
+            options = frozenset(PipelineOption(o) for o in pipeline.properties.options)
+            if isinstance(pipeline, ExportPipeline):
+                target = pipeline.properties.target
+                blob = self._access.blob(target, request.target.name if request.target else "", principal)
                 result = export_artifacts(
-                    client=self._client(registry, principal),
-                    artifacts=[run_artifact(a, registry) for a in request["artifacts"]],
+                    client=self._access.registry(registry, principal),
+                    artifacts=[run_artifact(a, registry) for a in request.artifacts or []],
                     target=blob,
                     options=options & EXPORT_OPTIONS,
                     progress=progress,
                 )
-                out = {**target, "type": "AzureStorageBlob", "uri": blob.display}
-                self._finish(
+                out = {**target.model_dump(mode="json"), "type": "AzureStorageBlob", "uri": blob.display}
+                self._journal.finish(
                     rid,
                     error=_failures(result.failures),
                     catalogDigest=str(result.catalog_digest),
@@ -158,84 +156,39 @@ class RunExecution:
                     exportedArtifacts=[a.reference for a in result.artifacts],
                 )
             else:
-                source = pipeline["properties"]["source"]
-                blob = self._blob(source, request["source"]["name"], principal)
-                expected = request.get("catalogDigest")
-                self._update_response(rid, source={**source, "type": "AzureStorageBlob", "uri": blob.display})
+                source = pipeline.properties.source
+                blob = self._access.blob(source, request.source.name if request.source else "", principal)
+                expected = request.catalogDigest
+                shown = {**source.model_dump(mode="json"), "type": "AzureStorageBlob", "uri": blob.display}
+                self._journal.update(rid, source=shown)
                 imported = import_archive(
                     source=blob,
-                    client=self._client(registry, principal),
+                    client=self._access.registry(registry, principal),
                     options=options & IMPORT_OPTIONS,
                     catalog_digest=Digest.parse(expected) if expected else None,
                     progress=progress,
                 )
-                self._finish(
+                self._journal.finish(
                     rid,
                     error=_failures(imported.failures),
                     catalogDigest=str(imported.catalog_digest),
                     importedArtifacts=imported.imported,
                 )
         except AirlockError as exc:
-            self._finish(rid, error=str(exc))
+            self._journal.finish(rid, error=str(exc))
         except Exception as exc:  # a bug must not leave the run in Running
             log.exception("pipeline run %s failed unexpectedly", rid)
             # The exception text could hold anything (a URL with a token): record only its type.
-            self._finish(rid, error=f"internal error ({type(exc).__name__}); see the server log")
+            self._journal.finish(rid, error=f"internal error ({type(exc).__name__}); see the server log")
 
-    def _client(self, registry: dict[str, Any], principal: Principal) -> RegistryClient:
-        props = registry["properties"]
-        creds = None
-        stored = props.get("credentials") or {}
-        if stored.get("username"):
-            password = self.secrets.get(stored["passwordSecretUri"], principal=principal, what="registry password")
-            creds = Credentials(username=stored["username"], password=password)
-        return self._registry_client(RegistryURL.parse(props["loginServer"]), creds)
-
-    def storage_access(self, storage: dict[str, Any], principal: Principal) -> tuple[str | None, object | None]:
-        """(SAS token, credential) for a pipeline's container, read as the pipeline's identity.
-
-        Raises:
-            UsageError: the container's host is not in :attr:`storage_hosts` (nothing is read or sent).
-            SecretError: from the vault.
-        """
-        if parse_container_uri(storage.get("uri", "")).kind == "file":
-            return None, None
-        # Checked before any secret is read: the pipeline may predate the allowlist, or the server's
-        # AIRLOCK_STORAGE_HOSTS may have changed since it was created.
-        self.storage_hosts.check(storage.get("uri", ""), "pipeline storage")
-        if storage.get("storageAccessMode") == "ManagedIdentity":
-            return None, self.storage_credential(principal)
-        sas = self.secrets.get(storage["keyVaultUri"], principal=principal, what="storage SAS token")
-        return normalize_sas(sas), None
-
-    def _blob(self, storage: dict[str, Any], name: str, principal: Principal) -> Blob:
-        sas, credential = self.storage_access(storage, principal)
-        return open_blob(parse_blob_uri(storage["uri"].rstrip("/") + "/" + name), sas_token=sas, credential=credential)
-
-    def container(self, storage: dict[str, Any], principal: Principal) -> Container:
-        sas, credential = self.storage_access(storage, principal)
-        return open_container(parse_container_uri(storage["uri"]), sas_token=sas, credential=credential)
+    def _require(self, rid: str, model: type[Any], what: str) -> Any:
+        found = self._repo.get(rid, model)
+        if found is None:
+            raise ResourceNotFound(f"{what} {rid.rsplit('/', 1)[-1]} not found ({rid})")
+        return found
 
 
 def _failures(failures: dict[str, str]) -> str | None:
     if not failures:
         return None
     return f"{len(failures)} artifact(s) failed: " + "; ".join(f"{k}: {v}" for k, v in failures.items())
-
-
-def run_artifact(text: str, registry: dict[str, Any]) -> ArtifactReference:
-    """A run's artifact, which may carry its registry's host (the registry's loginServer) as a prefix.
-
-    Raises ReferenceError_ (invalid, or naming another registry)."""
-    login_server = RegistryURL.parse(registry["properties"]["loginServer"])
-    return ArtifactReference.parse_for(text, login_server, named_by=f"registry {registry['name']}'s loginServer")
-
-
-def parent_of(rid: str) -> str:
-    return rid.rsplit("/", 2)[0]
-
-
-def rg_of(rid: str) -> str:
-    parts = rid.split("/")
-    lowered = [p.lower() for p in parts]
-    return parts[lowered.index("resourcegroups") + 1] if "resourcegroups" in lowered else ""

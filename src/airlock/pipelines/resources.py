@@ -17,12 +17,11 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from airlock.errors import ResourceConflict, UsageError
+from airlock.errors import UsageError
 from airlock.pipelines import arm
 from airlock.secrets.embedded import check_secret_name, check_vault_name
 
@@ -239,44 +238,6 @@ class RegistryBody(_Envelope):
     model_config = ConfigDict(extra="allow", populate_by_name=True)
     properties: RegistryProperties
     id: str | None = None
-
-
-class RunState(StrEnum):
-    """A pipeline run's life, as ``properties.provisioningState`` and the store's state column show it."""
-
-    QUEUED = "Queued"
-    RUNNING = "Running"
-    SUCCEEDED = "Succeeded"
-    FAILED = "Failed"
-    CANCELED = "Canceled"
-
-    @property
-    def terminal(self) -> bool:
-        return self in (RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELED)
-
-
-# Every move a run may make, in one place. A finished run starts again only when its request or
-# forceUpdateTag changes (a new PUT); a running one may be re-written (progress) while it runs.
-RUN_TRANSITIONS: dict[RunState | None, frozenset[RunState]] = {
-    None: frozenset({RunState.QUEUED, RunState.RUNNING}),
-    RunState.QUEUED: frozenset({RunState.RUNNING, RunState.FAILED, RunState.CANCELED}),
-    RunState.RUNNING: frozenset({RunState.RUNNING, RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELED}),
-    RunState.SUCCEEDED: frozenset({RunState.QUEUED, RunState.RUNNING}),
-    RunState.FAILED: frozenset({RunState.QUEUED, RunState.RUNNING}),
-    RunState.CANCELED: frozenset({RunState.QUEUED, RunState.RUNNING}),
-}
-
-
-def run_transition(current: str | None, to: RunState, run: str) -> RunState:
-    """``to``, if a run in state ``current`` may move there.
-
-    Raises:
-        ResourceConflict: the move is not allowed (a finished run's result is never rewritten).
-    """
-    state = RunState(current) if current else None
-    if to not in RUN_TRANSITIONS[state]:
-        raise ResourceConflict(f"pipeline run {run} is {current}: it cannot become {to.value}")
-    return to
 
 
 SKUS = ("Basic", "Standard", "Premium")

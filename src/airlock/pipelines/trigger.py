@@ -16,14 +16,16 @@ from __future__ import annotations
 import logging
 import threading
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from airlock.archive.format import CATALOG_NAME
 from airlock.archive.sniff import sniff
 from airlock.errors import AirlockError
 from airlock.pipelines import resources as R
-from airlock.pipelines.execution import INTERRUPTED, now_iso
-from airlock.pipelines.service import ControlPlane, trigger_run_name
+from airlock.pipelines.access import principal_of
+from airlock.pipelines.execution import now_iso
+from airlock.pipelines.models import ImportPipeline
+from airlock.pipelines.plane import ControlPlane
+from airlock.pipelines.services.runs import trigger_run_name
 from airlock.storage.base import TRANSFER_CATEGORY, BlobInfo, Container
 from airlock.transfer.pipelining import close_stream
 
@@ -61,7 +63,7 @@ class SourceTrigger:
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
             try:
-                self.plane.recover()  # runs left behind by a process that died meanwhile
+                self.plane.runs.recover()  # runs left behind by a process that died meanwhile
                 self.poll()
             except Exception:  # the trigger must outlive any one bad pipeline or bug
                 log.exception("source trigger poll failed")
@@ -70,19 +72,18 @@ class SourceTrigger:
         """Scan every enabled import pipeline once; returns the ids of the runs it started."""
         started: list[str] = []
         with self._scan_lock:
-            for pipeline in self.plane.store.find(R.IMPORT_TYPE):
-                status = pipeline["properties"].get("trigger", {}).get("sourceTrigger", {}).get("status", "Enabled")
-                if status == "Enabled":
+            for pipeline in self.plane.pipelines.import_pipelines():
+                if pipeline.trigger_enabled:
                     started += self._scan(pipeline)
         return started
 
-    def _scan(self, pipeline: dict[str, Any]) -> list[str]:
+    def _scan(self, pipeline: ImportPipeline) -> list[str]:
         skipped: list[dict[str, str]] = []
         warnings: list[dict[str, str]] = []
         started: list[str] = []
         try:
-            principal = self.plane.principal_of(pipeline)
-            container = self.plane.container(pipeline["properties"]["source"], principal)
+            principal = principal_of(pipeline, self.plane.tenant_id)
+            container = self.plane.access.container(pipeline.properties.source, principal)
             entries = list(container.list_blobs())
         except AirlockError as exc:
             self._report(pipeline, [{"blob": "*", "reason": f"cannot list the container: {exc}"}], [])
@@ -96,15 +97,15 @@ class SourceTrigger:
             if warning:
                 warnings.append({"blob": name, "warning": warning})
             version = info.etag or f"{info.size}-{info.last_modified}"
-            record = self.plane.store.trigger_record(pipeline["id"], name, version)
+            record = self.plane.trigger_ledger.record(pipeline.id, name, version)
             if record is not None:
                 run_id, status, claimed_at = record
-                run = self.plane.store.get(run_id)
+                run = self.plane.runs.find(run_id)
                 if run is None and status == "started":
                     continue  # its run record was deleted by a user: imported (or tried) once already
                 if run is None and _age(claimed_at) < CLAIM_LEASE:
                     continue  # claimed moments ago by another process that is about to start it
-                if run is not None and not run["properties"]["response"].get(INTERRUPTED):
+                if run is not None and not run.properties.response.interrupted:
                     continue
                 # interrupted by a restart, or claimed and never started: once more
             try:
@@ -149,38 +150,38 @@ class SourceTrigger:
 
     def _start(
         self,
-        pipeline: dict[str, Any],
+        pipeline: ImportPipeline,
         blob: str,
         version: str,
         info: BlobInfo,
         replacing: tuple[str, str, datetime] | None,
     ) -> str | None:
         """Claim the blob version and start its run; None when another process claimed it first."""
-        parts = pipeline["id"].split("/")
+        parts = pipeline.id.split("/")
         sub, rg, registry = parts[2], parts[4], parts[8]
-        run_name = trigger_run_name(pipeline["name"], blob, version)
+        run_name = trigger_run_name(pipeline.name, blob, version)
         rid = R.RegistryRef(sub, rg, registry).child("pipelineRuns", run_name)
         # Claimed before the run starts: a restart between the two must not import it twice, and
         # of two servers watching one container only one wins the claim.
-        if not self.plane.store.claim_trigger(pipeline["id"], blob, version, rid, replacing=replacing):
+        if not self.plane.trigger_ledger.claim(pipeline.id, blob, version, rid, replacing=replacing):
             return None
         body = {
             "properties": {
-                "request": {"pipelineResourceId": pipeline["id"], "source": {"name": blob}},
+                "request": {"pipelineResourceId": pipeline.id, "source": {"name": blob}},
                 "forceUpdateTag": f"trigger:{version}:{now_iso()}",
             }
         }
         stamp = (info.last_modified or datetime.now(UTC)).isoformat().replace("+00:00", "Z")
-        self.plane.put_run(sub, rg, registry, run_name, body, internal=True, trigger_timestamp=stamp)
-        self.plane.store.mark_trigger_started(pipeline["id"], blob, version)
+        self.plane.runs.put(sub, rg, registry, run_name, body, internal=True, trigger_timestamp=stamp)
+        self.plane.trigger_ledger.mark_started(pipeline.id, blob, version)
         log.info("source trigger: importing %r with run %s", blob, run_name)
         return rid
 
-    def _report(self, pipeline: dict[str, Any], skipped: list[dict[str, str]], warnings: list[dict[str, str]]) -> None:
+    def _report(self, pipeline: ImportPipeline, skipped: list[dict[str, str]], warnings: list[dict[str, str]]) -> None:
         report = {"skipped": skipped, "warnings": warnings}
-        old = pipeline["properties"].get("sourceTriggerReport") or {}
+        old = pipeline.properties.sourceTriggerReport or {}
         if {k: old.get(k) for k in report} == report:
             return  # unchanged: do not rewrite the pipeline on every poll
-        self.plane.set_trigger_report(pipeline["id"], {**report, "lastChange": now_iso()})
+        self.plane.pipelines.set_trigger_report(pipeline.id, {**report, "lastChange": now_iso()})
         for item in skipped:
-            log.warning("source trigger %s: passed over %r: %s", pipeline["name"], item["blob"], item["reason"])
+            log.warning("source trigger %s: passed over %r: %s", pipeline.name, item["blob"], item["reason"])

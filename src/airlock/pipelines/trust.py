@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from airlock.errors import AccessDenied, UsageError
+from airlock.pipelines.models import PipelineStorage
 from airlock.storage.location import parse_container_uri
 
 
@@ -31,19 +32,19 @@ def _same_container(old: str | None, new: str | None) -> bool:
         return False
 
 
-def check_unprivileged_change(existing: dict[str, Any] | None, side: str, storage: dict[str, Any], what: str) -> None:
+def check_unprivileged_change(old: PipelineStorage | None, side: str, storage: dict[str, Any], what: str) -> None:
     """Raises AccessDenied if a non-Owner's PUT would change the ``side`` ("source"/"target") storage
-    ``uri`` or ``keyVaultUri`` of the ``existing`` pipeline (``storage`` is the new, normalized
-    storage object). A new pipeline (``existing`` None) gets a new identity, with no vault access."""
-    if existing is None:
+    ``uri`` or ``keyVaultUri`` of an existing pipeline, whose storage is ``old`` (``storage`` is the
+    new, normalized storage object). A new pipeline (``old`` None) gets a new identity, with no
+    vault access."""
+    if old is None:
         return
-    old = (existing.get("properties") or {}).get(side) or {}
-    if not _same_container(old.get("uri"), storage.get("uri")):
+    if not _same_container(old.uri, storage.get("uri")):
         raise AccessDenied(
             f"{what}: only an Owner may change properties.{side}.uri (the pipeline's identity would send "
             "its storage credential to the new location)"
         )
-    if (old.get("keyVaultUri") or None) != (storage.get("keyVaultUri") or None):
+    if (old.keyVaultUri or None) != (storage.get("keyVaultUri") or None):
         raise AccessDenied(
             f"{what}: only an Owner may change properties.{side}.keyVaultUri (the pipeline's identity would "
             "read another secret and send it to the storage)"

@@ -29,7 +29,7 @@ router = APIRouter(tags=["operations"])
 def run_operation(_: Reader, p: Plane, sub: str, rg: str, registry: str, name: str) -> JSONResponse:
     """The run's status: InProgress (with Retry-After) until it ends, then Succeeded or Failed."""
     rid = R.RegistryRef(sub, rg, registry).child("pipelineRuns", name)
-    return lro.run_status(rid, lro.RUN_OPERATION, p.get(rid, "pipeline run"))
+    return lro.run_status(rid, lro.RUN_OPERATION, p.runs.by_id(rid).document())
 
 
 @router.get("/subscriptions/{rest:path}/operationStatuses/{op}", responses=answers({200: M.OperationStatus}, 403, 404))

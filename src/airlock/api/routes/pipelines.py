@@ -15,13 +15,13 @@ from airlock.api.deps import Contributor, Plane, Reader, Skip, Top, body, page
 from airlock.api.openapi import answers, request_body
 from airlock.api.tokens import Role
 from airlock.pipelines import arm
+from airlock.pipelines import models as D
 from airlock.pipelines import resources as R
 
 
 def pipeline_router(kind: str) -> APIRouter:
     """The router of ``kind`` (exportPipelines or importPipelines)."""
-    what = "export pipeline" if kind == "exportPipelines" else "import pipeline"
-    doc_model: type[BaseModel] = M.ExportPipeline if kind == "exportPipelines" else M.ImportPipeline
+    doc_model: type[BaseModel] = D.ExportPipeline if kind == "exportPipelines" else D.ImportPipeline
     list_model = M.ExportPipelineList if kind == "exportPipelines" else M.ImportPipelineList
     body_model = M.ExportPipelineBody if kind == "exportPipelines" else M.ImportPipelineBody
     base = arm.REGISTRY_PATH + "/" + kind
@@ -46,12 +46,12 @@ def pipeline_router(kind: str) -> APIRouter:
     ) -> JSONResponse:
         # Below Owner, a caller may not point a pipeline at the server's files nor lend it an identity.
         privileged = caller.role == Role.OWNER
-        doc, created = p.put_pipeline(sub, rg, registry, kind, name, data, privileged=privileged)
-        return lro.put_reply(request, doc, created)
+        found, created = p.pipelines.put(sub, rg, registry, kind, name, data, privileged=privileged)
+        return lro.put_reply(request, found.document(), created)
 
     @router.get(base + "/{name}", name=f"get_{kind}", responses=answers({200: doc_model}, 403, 404))
     def get_pipeline(_: Reader, p: Plane, sub: str, rg: str, registry: str, name: str) -> dict[str, Any]:
-        return p.get(R.RegistryRef(sub, rg, registry).child(kind, name), what)
+        return p.pipelines.get(sub, rg, registry, kind, name).document()
 
     @router.delete(
         base + "/{name}",
@@ -63,7 +63,7 @@ def pipeline_router(kind: str) -> APIRouter:
         request: Request, _: Contributor, p: Plane, sub: str, rg: str, registry: str, name: str
     ) -> Response:
         rid = R.RegistryRef(sub, rg, registry).child(kind, name)
-        return lro.delete_reply(request, rid, p.delete_pipeline(sub, rg, registry, kind, name))
+        return lro.delete_reply(request, rid, p.pipelines.delete(sub, rg, registry, kind, name))
 
     @router.get(base, name=f"list_{kind}", responses=answers({200: list_model}, 403, 404))
     def list_pipelines(
@@ -76,8 +76,7 @@ def pipeline_router(kind: str) -> APIRouter:
         skip: Skip = 0,
         top: Top = 100,
     ) -> dict[str, Any]:
-        p.get(R.resource_id(sub, rg, R.REGISTRY_TYPE, registry), "registry")
-        return page(request, p.list_pipelines(sub, rg, registry, kind), skip, top)
+        return page(request, [x.document() for x in p.pipelines.list(sub, rg, registry, kind)], skip, top)
 
     return router
 

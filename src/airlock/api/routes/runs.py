@@ -13,6 +13,7 @@ from airlock.api import models as M
 from airlock.api.deps import Contributor, Plane, Reader, Skip, Top, body, page
 from airlock.api.openapi import answers, request_body
 from airlock.pipelines import arm
+from airlock.pipelines import models as D
 from airlock.pipelines import resources as R
 
 router = APIRouter(tags=["pipelineRuns"])
@@ -22,7 +23,7 @@ RUNS = arm.REGISTRY_PATH + "/pipelineRuns"
 @router.put(
     RUNS + "/{name}",
     status_code=200,
-    responses=answers({200: M.PipelineRun, 201: M.PipelineRun}, 403, 404, 409, 413, 415),
+    responses=answers({200: D.PipelineRun, 201: D.PipelineRun}, 403, 404, 409, 413, 415),
     openapi_extra=request_body(R.RunBody),
 )
 def put_run(
@@ -36,25 +37,25 @@ def put_run(
     data: Annotated[Any, Depends(body())],
 ) -> JSONResponse:
     """Start a run (201); the same request again is a no-op (200), a new forceUpdateTag runs it again."""
-    doc, started = p.put_run(sub, rg, registry, name, data)
-    return lro.put_reply(request, doc, started, running=started, run=True)
+    run, started = p.runs.put(sub, rg, registry, name, data)
+    return lro.put_reply(request, run.document(), started, running=started, run=True)
 
 
-@router.get(RUNS + "/{name}", responses=answers({200: M.PipelineRun}, 403, 404))
+@router.get(RUNS + "/{name}", responses=answers({200: D.PipelineRun}, 403, 404))
 def get_run(_: Reader, p: Plane, sub: str, rg: str, registry: str, name: str) -> dict[str, Any]:
-    return p.get(R.RegistryRef(sub, rg, registry).child("pipelineRuns", name), "pipeline run")
+    return p.runs.get(sub, rg, registry, name).document()
 
 
 @router.delete(RUNS + "/{name}", status_code=202, responses=answers({202: None, 204: None}, 403, 409))
 def delete_run(request: Request, _: Contributor, p: Plane, sub: str, rg: str, registry: str, name: str) -> Response:
     """Delete a run's record (409 while it runs)."""
     rid = R.RegistryRef(sub, rg, registry).child("pipelineRuns", name)
-    return lro.delete_reply(request, rid, p.delete_run(rid))
+    return lro.delete_reply(request, rid, p.runs.delete(sub, rg, registry, name))
 
 
 @router.get(RUNS, responses=answers({200: M.PipelineRunList}, 403, 404))
 def list_runs(
     request: Request, _: Reader, p: Plane, sub: str, rg: str, registry: str, skip: Skip = 0, top: Top = 100
 ) -> dict[str, Any]:
-    p.get(R.resource_id(sub, rg, R.REGISTRY_TYPE, registry), "registry")
-    return page(request, p.list_runs(sub, rg, registry), skip, top)
+    p.registries.get(sub, rg, registry)
+    return page(request, [run.document() for run in p.runs.list(sub, rg, registry)], skip, top)

@@ -1,0 +1,101 @@
+"""What a pipeline reaches as its identity: its principal, its container and its registry.
+
+A pipeline's credentials (a SAS token from its vault, the environment's Azure identity, a
+registry password) are read here, as the pipeline's identity, and only ever sent to storage the
+operator trusts (:class:`airlock.storage.hosts.StorageHosts`, checked before any secret is read).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from airlock.oci.reference import ArtifactReference, RegistryURL
+from airlock.pipelines.models import ExportPipeline, ImportPipeline, PipelineStorage, Registry
+from airlock.registry.client import RegistryClient
+from airlock.registry.credentials import Credentials
+from airlock.secrets.base import Principal
+from airlock.secrets.resolver import SecretResolver
+from airlock.secrets.store import normalize_sas
+from airlock.storage.base import Blob, Container
+from airlock.storage.hosts import StorageHosts
+from airlock.storage.location import open_blob, open_container, parse_blob_uri, parse_container_uri
+
+RegistryClientFactory = Callable[[RegistryURL, Credentials | None], RegistryClient]
+
+
+def principal_of(pipeline: ExportPipeline | ImportPipeline, tenant_id: str) -> Principal:
+    """The identity a pipeline reads its secrets and storage as: its user-assigned identity, if it
+    has one, else its system-assigned one."""
+    uais = pipeline.identity.userAssignedIdentities or {}
+    if uais:
+        rid, ids = next(iter(uais.items()))
+        return Principal(ids.principalId, tenant_id, ids.clientId, rid)
+    return Principal(pipeline.identity.principalId or "", tenant_id)
+
+
+def run_artifact(text: str, registry: Registry) -> ArtifactReference:
+    """A run's artifact, which may carry its registry's host (the registry's loginServer) as a prefix.
+
+    Raises ReferenceError_ (invalid, or naming another registry)."""
+    login_server = RegistryURL.parse(registry.properties.loginServer)
+    return ArtifactReference.parse_for(text, login_server, named_by=f"registry {registry.name}'s loginServer")
+
+
+class PipelineAccess:
+    """Opens a pipeline's container, blobs and registry with the credentials its identity may read.
+
+    Args:
+        secrets: reads secret URIs as a principal.
+        storage_hosts: where a credential may be sent.
+        storage_credential: the Azure ``TokenCredential`` a principal uses in ManagedIdentity mode.
+        registry_client: builds a registry client (tests inject retry policies).
+    """
+
+    def __init__(
+        self,
+        *,
+        secrets: SecretResolver,
+        storage_hosts: StorageHosts,
+        storage_credential: Callable[[Principal], object | None],
+        registry_client: RegistryClientFactory | None = None,
+    ) -> None:
+        self.secrets = secrets
+        self.storage_hosts = storage_hosts
+        self._storage_credential = storage_credential
+        self._registry_client = registry_client or (lambda url, creds: RegistryClient(url, credentials=creds))
+
+    def storage_access(self, storage: PipelineStorage, principal: Principal) -> tuple[str | None, object | None]:
+        """(SAS token, credential) for a pipeline's container, read as the pipeline's identity.
+
+        Raises:
+            UsageError: the container's host is not in :attr:`storage_hosts` (nothing is read or sent).
+            SecretError: from the vault.
+        """
+        if parse_container_uri(storage.uri).kind == "file":
+            return None, None
+        # Checked before any secret is read: the pipeline may predate the allowlist, or the server's
+        # AIRLOCK_STORAGE_HOSTS may have changed since it was created.
+        self.storage_hosts.check(storage.uri, "pipeline storage")
+        if storage.storageAccessMode == "ManagedIdentity":
+            return None, self._storage_credential(principal)
+        sas = self.secrets.get(storage.keyVaultUri or "", principal=principal, what="storage SAS token")
+        return normalize_sas(sas), None
+
+    def blob(self, storage: PipelineStorage, name: str, principal: Principal) -> Blob:
+        """Blob ``name`` of the container. Raises as :meth:`storage_access`."""
+        sas, credential = self.storage_access(storage, principal)
+        return open_blob(parse_blob_uri(storage.uri.rstrip("/") + "/" + name), sas_token=sas, credential=credential)
+
+    def container(self, storage: PipelineStorage, principal: Principal) -> Container:
+        """Raises as :meth:`storage_access`."""
+        sas, credential = self.storage_access(storage, principal)
+        return open_container(parse_container_uri(storage.uri), sas_token=sas, credential=credential)
+
+    def registry(self, registry: Registry, principal: Principal) -> RegistryClient:
+        """A client of ``registry``, with its password read as ``principal``. Raises SecretError."""
+        creds = None
+        stored = registry.properties.credentials
+        if stored is not None and stored.username:
+            password = self.secrets.get(stored.passwordSecretUri or "", principal=principal, what="registry password")
+            creds = Credentials(username=stored.username, password=password)
+        return self._registry_client(RegistryURL.parse(registry.properties.loginServer), creds)

@@ -1,0 +1,254 @@
+"""Pipeline runs: ``registries/{registry}/pipelineRuns``, along the RunState machine.
+
+A PUT records the run in Running and hands its id to the :class:`~airlock.pipelines.executor.RunExecutor`;
+the executor calls :meth:`RunService.execute`, which records the result
+(:mod:`airlock.pipelines.execution`). The process executing a run owns it and refreshes its
+heartbeat (:mod:`airlock.pipelines.leases`), so any process can tell a live run from one whose
+process died, and fail the latter, saying so (:meth:`RunService.recover`).
+"""
+
+from __future__ import annotations
+
+import builtins
+import hashlib
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from airlock.errors import ResourceConflict, ResourceNotFound, UsageError
+from airlock.oci.digest import Digest
+from airlock.pipelines import resources as R
+from airlock.pipelines.access import run_artifact
+from airlock.pipelines.execution import RunExecution, RunJournal, now_iso
+from airlock.pipelines.executor import RunExecutor, RunHandler
+from airlock.pipelines.leases import HEARTBEAT, process_alive, process_token
+from airlock.pipelines.models import ExportPipeline, ImportPipeline, PipelineRun, Registry, RunState, run_transition
+from airlock.pipelines.repository import ResourceRepository
+
+log = logging.getLogger(__name__)
+
+INTERRUPTED_MESSAGE = (
+    "the run was interrupted: the airlock process running it stopped before it finished; nothing was "
+    "tagged for unverified content. Run it again with a new forceUpdateTag"
+)
+
+
+class RunService:
+    """Start, read, wait for, delete and recover runs. Thread-safe.
+
+    Args:
+        repo: the resources.
+        journal: the writer of runs' results.
+        execution: executes one run (the handler the executor calls).
+        executor: builds the executor from its handler.
+        lock: the control plane's lock (a check and the write it guards happen under it).
+    """
+
+    def __init__(
+        self,
+        repo: ResourceRepository,
+        journal: RunJournal,
+        execution: RunExecution,
+        executor: Callable[[RunHandler], RunExecutor],
+        lock: threading.RLock,
+    ) -> None:
+        self._repo = repo
+        self._journal = journal
+        self._execution = execution
+        self._lock = lock
+        self._owner = process_token()
+        self._executor = executor(self.execute)
+        self._stop = threading.Event()
+        self._heartbeat = threading.Thread(target=self._beat, name="run-heartbeat", daemon=True)
+        self._heartbeat.start()
+
+    def close(self, *, wait: bool = True) -> None:
+        """Stop the executor (with ``wait``, after the runs it executes have ended) and the heartbeat."""
+        self._executor.close(wait=wait)
+        self._stop.set()
+
+    def _beat(self) -> None:
+        """Refresh the runs this process executes, so other machines see their owner is alive."""
+        while not self._stop.wait(HEARTBEAT):
+            mine = self._executor.running()
+            try:
+                self._repo.touch(mine)
+            except Exception:  # a missed beat is retried; the lease is ten beats long
+                log.warning("could not refresh the heartbeat of %d run(s)", len(mine), exc_info=True)
+
+    def execute(self, run_id: str) -> None:
+        """Execute the recorded run ``run_id`` and record its result: the executor's handler."""
+        self._execution(run_id)
+
+    def put(
+        self,
+        sub: str,
+        rg: str,
+        registry: str,
+        name: str,
+        body: Any,
+        *,
+        internal: bool = False,
+        trigger_timestamp: str | None = None,
+    ) -> tuple[PipelineRun, bool]:
+        """Create and start a run; an identical PUT is a no-op, a new forceUpdateTag runs it again.
+
+        Returns (run, started). ``internal``: the source trigger's run (its name has a ``_``).
+
+        Raises:
+            UsageError: an invalid id part or body, or ``pipelineResourceId`` naming something other
+                than an export or import pipeline (nothing is stored then).
+            ResourceNotFound: no such registry or pipeline.
+            ResourceConflict: the run is running.
+        """
+        ref = R.RegistryRef(sub, rg, registry)
+        found_registry = self._repo.get(ref.id, Registry)
+        if found_registry is None:
+            raise ResourceNotFound(f"registry {registry} not found ({ref.id})")
+        if not internal:
+            R.check_subscription(sub)
+            R.check_resource_group(rg)
+            R.check_name(name, "pipeline run")
+        model = R.parse(R.RunBody, body, f"pipeline run {name}")
+        req = model.properties.request
+        pipeline = self._repo.get_any(req.pipeline_resource_id)
+        if pipeline is None or not req.pipeline_resource_id.lower().startswith(ref.id.lower() + "/"):
+            raise ResourceNotFound(
+                f"pipeline run {name}: pipeline {req.pipeline_resource_id} not found on registry {registry} "
+                f"in resource group {rg}"
+            )
+        if not isinstance(pipeline, ExportPipeline | ImportPipeline):
+            raise UsageError(
+                f"pipeline run {name}: properties.request.pipelineResourceId must name an export or import "
+                f"pipeline, not a {pipeline.type.rsplit('/', 1)[-1]} resource ({req.pipeline_resource_id})"
+            )
+        request = _request(name, req, pipeline, found_registry)
+        rid = ref.child("pipelineRuns", name)
+        with self._lock:
+            existing = self._repo.get(rid, PipelineRun)
+            tag = model.properties.force_update_tag
+            if existing is not None:
+                if self.running(rid) is False:
+                    existing = self._repo.get(rid, PipelineRun)  # a stale Running record was just failed
+                same = (
+                    existing is not None
+                    and existing.properties.request.model_dump(mode="json", exclude_unset=True) == request
+                    and existing.properties.forceUpdateTag == tag
+                )
+                if same and existing is not None:
+                    return existing, False
+                if self.running(rid):
+                    raise ResourceConflict(f"pipeline run {name} is still running; wait for it before running it again")
+            response: dict[str, Any] = {"status": "Running", "progress": {"percentage": "0"}, "startTime": now_iso()}
+            if trigger_timestamp:
+                response["trigger"] = {"sourceTrigger": {"timestamp": trigger_timestamp}}
+            run = PipelineRun.model_validate(
+                {
+                    "id": rid,
+                    "name": name,
+                    "type": R.RUN_TYPE,
+                    "properties": {
+                        "request": request,
+                        "forceUpdateTag": tag,
+                        "provisioningState": "Creating",
+                        "response": response,
+                    },
+                }
+            )
+            state = run_transition(self._repo.state_of(rid)[0], RunState.RUNNING, name)
+            self._repo.put(run, state=state, owner=self._owner)
+            self._executor.submit(rid.lower())
+        return run, True
+
+    def get(self, sub: str, rg: str, registry: str, name: str) -> PipelineRun:
+        """Raises ResourceNotFound."""
+        return self.by_id(R.RegistryRef(sub, rg, registry).child("pipelineRuns", name))
+
+    def by_id(self, rid: str) -> PipelineRun:
+        """Raises ResourceNotFound."""
+        found = self._repo.get(rid, PipelineRun)
+        if found is None:
+            raise ResourceNotFound(f"pipeline run {rid.rsplit('/', 1)[-1]} not found ({rid})")
+        return found
+
+    def find(self, rid: str) -> PipelineRun | None:
+        return self._repo.get(rid, PipelineRun)
+
+    def list(self, sub: str, rg: str, registry: str) -> list[PipelineRun]:
+        return self._repo.find(PipelineRun, parent=R.RegistryRef(sub, rg, registry).id)
+
+    def running(self, rid: str) -> bool | None:
+        """True if the run executes now (here or in a live process), False if its Running record
+        was stale (its process died: the run is failed now, saying so), None if it is not Running."""
+        state, owner, updated_at = self._repo.state_of(rid)
+        if state != RunState.RUNNING:
+            return None
+        if owner == self._owner:
+            if self._executor.is_running(rid.lower()):
+                return True
+        elif process_alive(owner, updated_at):
+            return True
+        self._journal.finish(rid, error=INTERRUPTED_MESSAGE, interrupted=True)
+        return False
+
+    def wait(self, rid: str, timeout: float | None = None) -> PipelineRun:
+        """Block until the run has ended here (the local-mode CLI and tests). Raises TimeoutError."""
+        self._executor.wait(rid.lower(), timeout)
+        return self.by_id(rid)
+
+    def delete(self, sub: str, rg: str, registry: str, name: str) -> bool:
+        """Delete a run's record. Raises ResourceConflict: it is running."""
+        rid = R.RegistryRef(sub, rg, registry).child("pipelineRuns", name)
+        with self._lock:  # no put of the same name between the check and the delete
+            if self.running(rid):
+                raise ResourceConflict(f"pipeline run {name} is running; delete it when it has finished")
+            return self._repo.delete(rid)
+
+    def recover(self) -> builtins.list[str]:
+        """After a restart: fail every run left in Running by a process that is gone, saying why.
+
+        Runs owned by a live process (another CLI in local mode, say) are left alone.
+        """
+        failed = []
+        for rid, owner, updated_at in self._repo.ids_in_state(PipelineRun, RunState.RUNNING):
+            if self._executor.is_running(rid) or process_alive(owner, updated_at):
+                continue
+            self._journal.finish(rid, error=INTERRUPTED_MESSAGE, interrupted=True)
+            failed.append(rid)
+        return failed
+
+
+def _request(
+    name: str, req: R.RunRequest, pipeline: ExportPipeline | ImportPipeline, registry: Registry
+) -> dict[str, Any]:
+    """The run's stored request. Raises UsageError."""
+    request: dict[str, Any] = {"pipelineResourceId": pipeline.id}
+    if isinstance(pipeline, ExportPipeline):
+        if not req.artifacts:
+            raise UsageError(f"pipeline run {name}: artifacts cannot be empty for an export run")
+        for a in req.artifacts:
+            run_artifact(a, registry)
+        if not req.target or not req.target.name:
+            raise UsageError(f"pipeline run {name}: request.target.name (the blob to write) is required")
+        request["artifacts"] = list(req.artifacts)
+        request["target"] = {"type": "AzureStorageBlob", "name": _blob_name(req.target.name)}
+    else:
+        if not req.source or not req.source.name:
+            raise UsageError(f"pipeline run {name}: request.source.name (the blob to import) is required")
+        request["source"] = {"type": "AzureStorageBlob", "name": _blob_name(req.source.name)}
+        if req.catalog_digest not in (None, *R.PLACEHOLDER_DIGESTS):
+            Digest.parse(str(req.catalog_digest))
+            request["catalogDigest"] = req.catalog_digest
+    return request
+
+
+def _blob_name(name: str) -> str:
+    if name.startswith("/") or ".." in name.split("/") or "\\" in name or len(name) > 1024:
+        raise UsageError(f"invalid blob name {name!r}")
+    return name
+
+
+def trigger_run_name(pipeline_name: str, blob: str, version: str) -> str:
+    """Source-triggered runs have a '_' in their name (ACR's CLI tells them apart that way)."""
+    return f"{pipeline_name[:30]}_{hashlib.sha256(f'{blob}|{version}'.encode()).hexdigest()[:16]}"
