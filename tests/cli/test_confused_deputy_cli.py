@@ -241,3 +241,36 @@ def test_contributors_new_pipeline_may_not_name_a_secret_outside_the_embedded_va
     finally:
         server.stop()
     assert honest.received == []
+
+
+def test_contributor_cannot_lend_a_pipeline_the_servers_own_azure_identity(tmp_path: Path, honest: Recorder) -> None:
+    """Was an open risk: in the ManagedIdentity mode a system-assigned identity is the server's own
+    Azure identity, so a contributor's new pipeline could reach any storage account it may use."""
+    server = start_server(tmp_path / "home", honest)
+    try:
+        owner_setup(server)
+        mallory = contributor(server, tmp_path)
+        for kind, side in (("export-pipeline", "-c"), ("import-pipeline", "-c")):
+            create = ["acr", kind, "create", "-g", RG, "-r", "deputyreg", "-n", "mallorymi", side]
+            message = mallory(*create, honest.url("/acct/transfer"), "-m", "ManagedIdentity").only_error(1)
+            assert "only an Owner may use the ManagedIdentity access mode" in message, message
+        owner = Console(home=tmp_path, env={"AIRLOCK_ENDPOINT": server.url, "AIRLOCK_TOKEN": _owner_token(server.home)})
+        made = owner(
+            "acr",
+            "export-pipeline",
+            "create",
+            "-g",
+            RG,
+            "-r",
+            "deputyreg",
+            "-n",
+            "ownermi",
+            "-c",
+            honest.url("/acct/transfer"),
+            "-m",
+            "ManagedIdentity",
+        )
+        assert made.returncode == 0, made.where()
+    finally:
+        server.stop()
+    assert honest.received == []

@@ -75,7 +75,8 @@ class PipelineService:
 
         Unprivileged callers (API roles below Owner) may not use local ``file:`` containers (they would
         reach the server's own files), attach user-assigned identities (ACR requires a separate
-        ``assign`` permission for that), nor change an existing pipeline's storage ``uri`` or
+        ``assign`` permission for that), use the ManagedIdentity mode with a system-assigned identity
+        (the server's own Azure identity), nor change an existing pipeline's storage ``uri`` or
         ``keyVaultUri`` (its identity would send its credential there: :mod:`airlock.pipelines.trust`);
         these raise AccessDenied. Storage outside the storage hosts is refused for everyone (UsageError).
 
@@ -114,6 +115,17 @@ class PipelineService:
             raise AccessDenied(f"{what} {name}: only an Owner may use a local file: container")
         if not privileged and "UserAssigned" in model.identity.type:
             raise AccessDenied(f"{what} {name}: only an Owner may assign a user-assigned identity to a pipeline")
+        if (
+            not privileged
+            and storage.storage_access_mode == "ManagedIdentity"
+            and "UserAssigned" not in model.identity.type
+        ):
+            # A system-assigned identity authenticates to Azure as the server itself: a non-Owner's
+            # pipeline would reach every storage account the server's identity may use.
+            raise AccessDenied(
+                f"{what} {name}: only an Owner may use the ManagedIdentity access mode with a system-assigned "
+                "identity (it authenticates as the airlock server's own Azure identity)"
+            )
         if storage.storage_access_mode == "SasToken" and container.kind == "azure" and not storage.key_vault_uri:
             raise UsageError(
                 f"{what} {name}: keyVaultUri (the secret holding the SAS token) is required in SasToken mode"
