@@ -271,6 +271,9 @@ class ArmClient:
     def delete(self, path: str) -> int:
         return self.request("DELETE", path)[0]
 
+    def post(self, path: str, body: Any = None) -> Any:
+        return self.request("POST", path, body)[1]
+
     def list(self, path: str) -> list[Any]:
         """Every item of an ARM list, following ``nextLink``."""
         items: list[Any] = []

@@ -24,6 +24,16 @@ def serve(
         Path | None, typer.Option("--ssl-certfile", help="TLS certificate (PEM) to serve HTTPS.")
     ] = None,
     ssl_keyfile: Annotated[Path | None, typer.Option("--ssl-keyfile", help="TLS private key (PEM).")] = None,
+    concurrency: Annotated[
+        int,
+        typer.Option(
+            "--concurrency",
+            min=1,
+            max=64,
+            envvar="AIRLOCK_CONCURRENCY",
+            help="Pipeline runs this server executes at once (more wait, queued).",
+        ),
+    ] = 2,
 ) -> None:
     """Serve the ARM REST API (pipelines, runs, registries, identities, key vaults) and run the import
     source trigger every AIRLOCK_TRIGGER_INTERVAL seconds (default 10).
@@ -39,7 +49,7 @@ def serve(
     import uvicorn
 
     from airlock.api.app import create_app
-    from airlock.wiring import api_token, home_dir, open_control_plane
+    from airlock.wiring import Adapters, api_token, home_dir, open_control_plane
 
     if bool(ssl_certfile) != bool(ssl_keyfile):
         raise UsageError("--ssl-certfile and --ssl-keyfile go together")
@@ -51,7 +61,8 @@ def serve(
     if interval <= 0:
         raise UsageError("AIRLOCK_TRIGGER_INTERVAL must be more than 0 seconds")
     home = home_dir()
-    app = create_app(lambda: open_control_plane(), token=api_token(home), trigger_interval=interval)
+    adapters = Adapters(workers=concurrency)
+    app = create_app(lambda: open_control_plane(adapters=adapters), token=api_token(home), trigger_interval=interval)
     scheme = "https" if ssl_certfile else "http"
     shown = f"[{host}]" if ":" in host else host
     hint(f"airlock API on {scheme}://{shown}:{port} (bearer token in {home / 'api-token'})")

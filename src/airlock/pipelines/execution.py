@@ -8,6 +8,7 @@ progress and end written to the run along the RunState machine.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -15,9 +16,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from airlock.errors import AirlockError, ResourceNotFound
+from airlock.errors import AirlockError, ResourceConflict, ResourceNotFound
 from airlock.oci.digest import Digest
 from airlock.pipelines.access import PipelineAccess, principal_of, run_artifact
+from airlock.pipelines.leases import process_alive
 from airlock.pipelines.models import ExportPipeline, ImportPipeline, PipelineRun, Registry, RunState, run_transition
 from airlock.pipelines.repository import ResourceRepository
 from airlock.transfer.export import export_artifacts
@@ -27,6 +29,20 @@ from airlock.transfer.options import EXPORT_OPTIONS, IMPORT_OPTIONS, PipelineOpt
 log = logging.getLogger(__name__)
 
 INTERRUPTED = "interrupted"
+CANCELED_MESSAGE = (
+    "the run was canceled; nothing was tagged for content it had not finished, and no partial blob is left"
+)
+STOP_CHECK_SECONDS = 1.0  # how often a running run looks for a cancel request
+
+
+class RunCanceled(BaseException):
+    """Unwinds a run's transfer when it is canceled (or lost its ownership).
+
+    A control-flow signal, not an error of the tree: it derives from BaseException so that the
+    engine's per-artifact ``except AirlockError`` (ContinueOnErrors) does not swallow it, while its
+    ``except BaseException`` clean-ups (an export's blob writer is aborted, an import writes no
+    tag) run as they do for any interruption.
+    """
 
 
 def now_iso() -> str:
@@ -38,8 +54,10 @@ class _RunProgress:
     and at once for a jump of 5 points or more (so a run that stalls waiting for a slow blob shows
     where it stalled, not where it was half a second before; at most 20 such writes a run)."""
 
-    def __init__(self, save: Callable[[str], None]) -> None:
+    def __init__(self, save: Callable[[str], None], should_stop: Callable[[], bool] = lambda: False) -> None:
         self._save = save
+        self._should_stop = should_stop
+        self._checked = time.monotonic()
         self._total = 0
         self._done = 0
         self._last = 0.0
@@ -50,10 +68,15 @@ class _RunProgress:
         self._total = max(total_bytes, 1)
 
     def advance(self, nbytes: int) -> None:
+        """Count ``nbytes``. Raises RunCanceled: the run was canceled since the last check."""
         with self._lock:
             self._done += nbytes
             pct = min(99, self._done * 100 // self._total)
             now = time.monotonic()
+            if now - self._checked >= STOP_CHECK_SECONDS:
+                self._checked = now
+                if self._should_stop():
+                    raise RunCanceled()
             if pct == self._saved or (now - self._last < 0.5 and pct < self._saved + 5):
                 return
             self._last = now
@@ -83,14 +106,52 @@ class RunJournal:
                 return  # a late progress report: the run has finished, and its record stays as it ended
             self._repo.put(_with_response(run, fields), state=RunState.RUNNING)
 
-    def finish(self, rid: str, *, error: str | None = None, interrupted: bool = False, **fields: Any) -> None:
+    def start(self, rid: str, owner: str) -> bool:
+        """Take the run for execution by process ``owner``: Queued → Running, or a Running run whose
+        owner died (its job was delivered again: it resumes; blobs already there are skipped).
+        False when it is not this caller's to run (canceled, finished, or run by a live process)."""
+        state, current, updated_at = self._repo.state_of(rid)
+        if state == RunState.QUEUED or (
+            state == RunState.RUNNING and current != owner and not process_alive(current, updated_at)
+        ):
+            assert state is not None
+            return self._repo.claim(rid, expect=(state, current), state=RunState.RUNNING, owner=owner)
+        return False
+
+    def should_stop(self, rid: str, owner: str) -> bool:
+        """Whether a run executing in process ``owner`` must stop: a cancel was asked for, or the run
+        is no longer Running as this owner's (it was canceled or taken over)."""
+        state, current, _ = self._repo.state_of(rid)
+        if state != RunState.RUNNING or current != owner:
+            return True
+        run = self._repo.get(rid, PipelineRun)
+        return run is None or bool(run.properties.response.cancelRequested)
+
+    def request_cancel(self, rid: str) -> None:
+        """Mark a queued or running run to stop at its next check."""
+        with self._lock:
+            run = self._repo.get(rid, PipelineRun)
+            state = self._repo.state_of(rid)[0]
+            if run is not None and state in (RunState.QUEUED, RunState.RUNNING):
+                self._repo.put(_with_response(run, {"cancelRequested": True}), state=state)
+
+    def finish(
+        self,
+        rid: str,
+        *,
+        error: str | None = None,
+        interrupted: bool = False,
+        canceled: bool = False,
+        **fields: Any,
+    ) -> None:
         """End the run: Succeeded without ``error``, else Failed with it (``interrupted``: its process
-        stopped). Raises ResourceConflict: the run has already ended."""
+        stopped), or Canceled (``canceled``, ``error`` saying so). Raises ResourceConflict: the run
+        has already ended."""
         with self._lock:
             run = self._repo.get(rid, PipelineRun)
             if run is None:
                 return
-            end = RunState.SUCCEEDED if error is None else RunState.FAILED
+            end = RunState.CANCELED if canceled else RunState.SUCCEEDED if error is None else RunState.FAILED
             run_transition(self._repo.state_of(rid)[0], end, run.name)
             response = {**run.properties.response.model_dump(mode="json", exclude_unset=True), **fields}
             response["finishTime"] = now_iso()
@@ -99,7 +160,7 @@ class RunJournal:
                 response.pop("pipelineRunErrorMessage", None)
                 response.pop(INTERRUPTED, None)
             else:
-                response.update(status="Failed", pipelineRunErrorMessage=error)
+                response.update(status=end.value, pipelineRunErrorMessage=error)
                 if interrupted:
                     response[INTERRUPTED] = True
             doc = run.document()
@@ -123,8 +184,9 @@ class RunExecution:
         self._access = access
         self._tenant_id = tenant_id
 
-    def __call__(self, run_id: str) -> None:
-        """Execute run ``run_id`` (any case). Raises nothing for the run's own failures."""
+    def __call__(self, run_id: str, should_stop: Callable[[], bool] = lambda: False) -> None:
+        """Execute run ``run_id`` (any case), stopping when ``should_stop()`` says so (checked as bytes
+        move). Raises nothing for the run's own failures."""
         rid = run_id
         try:
             run = self._require(run_id, PipelineRun, "pipeline run")
@@ -135,7 +197,7 @@ class RunExecution:
                 raise ResourceNotFound(f"pipeline {request.pipelineResourceId} not found")
             registry = self._require(run.parent_id or "", Registry, "registry")
             principal = principal_of(pipeline, self._tenant_id)
-            progress = _RunProgress(lambda pct: self._journal.update(rid, progress={"percentage": pct}))
+            progress = _RunProgress(lambda pct: self._journal.update(rid, progress={"percentage": pct}), should_stop)
             options = frozenset(PipelineOption(o) for o in pipeline.properties.options)
             if isinstance(pipeline, ExportPipeline):
                 target = pipeline.properties.target
@@ -174,6 +236,10 @@ class RunExecution:
                     catalogDigest=str(imported.catalog_digest),
                     importedArtifacts=imported.imported,
                 )
+        except RunCanceled:
+            log.info("pipeline run %s stopped: canceled", rid)
+            with contextlib.suppress(ResourceConflict):  # already ended by whoever canceled it
+                self._journal.finish(rid, error=CANCELED_MESSAGE, canceled=True)
         except AirlockError as exc:
             self._journal.finish(rid, error=str(exc))
         except Exception as exc:  # a bug must not leave the run in Running

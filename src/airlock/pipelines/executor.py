@@ -29,6 +29,10 @@ class RunExecutor(Protocol):
     is handed is a run id, never a closure: a job-queue adapter can carry it to another process.
     """
 
+    durable: bool
+    """Whether submitted work survives this process (a job queue's does; a thread pool's does not).
+    A queued run of a non-durable executor whose process is gone is failed by recovery."""
+
     def submit(self, run_id: str) -> None:
         """Have the handler execute ``run_id`` (lower-cased ARM id), without waiting for it."""
         ...
@@ -56,6 +60,8 @@ class RunExecutor(Protocol):
 
 class ThreadRunExecutor:
     """The in-process adapter: ``workers`` runs at once on threads named ``run_*``."""
+
+    durable = False
 
     def __init__(self, handler: RunHandler, workers: int = 2) -> None:
         self._handler = handler

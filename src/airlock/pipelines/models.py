@@ -274,6 +274,7 @@ class PipelineRunResponse(_Part):
     exportedArtifacts: list[str] | None = None
     importedArtifacts: list[str] | None = None
     interrupted: bool | None = None  # airlock's: ended by a process that stopped (a trigger retries it)
+    cancelRequested: bool | None = None  # airlock's: a cancel was asked for; the run stops at its next check
 
 
 class PipelineRunState(_Part):

@@ -56,6 +56,11 @@ class ResourceRepository(Protocol):
         """(state, owner, updated_at); all None when the resource does not exist."""
         ...
 
+    def claim(self, resource_id: str, *, expect: tuple[str, str | None], state: str, owner: str) -> bool:
+        """Compare-and-swap: set (state, owner) if they are still ``expect``; True when this call did.
+        Of processes claiming one run at once, exactly one wins."""
+        ...
+
     def touch(self, resource_ids: list[str]) -> None:
         """Refresh ``updated_at`` (the heartbeat of runs this process executes)."""
         ...

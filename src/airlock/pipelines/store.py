@@ -135,6 +135,17 @@ class SqlResourceRepository:
             ).first()
         return (row.state, row.owner, row.updated_at) if row else (None, None, None)
 
+    def claim(self, resource_id: str, *, expect: tuple[str, str | None], state: str, owner: str) -> bool:
+        old_state, old_owner = expect
+        same_owner = resources.c.owner.is_(None) if old_owner is None else resources.c.owner == old_owner
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                update(resources)
+                .where(and_(resources.c.id == resource_id.lower(), resources.c.state == old_state, same_owner))
+                .values(state=state, owner=owner, updated_at=datetime.now(UTC))
+            )
+        return done.rowcount == 1
+
     def touch(self, resource_ids: list[str]) -> None:
         if not resource_ids:
             return

@@ -1,10 +1,12 @@
 """Pipeline runs: ``registries/{registry}/pipelineRuns``, along the RunState machine.
 
-A PUT records the run in Running and hands its id to the :class:`~airlock.pipelines.executor.RunExecutor`;
-the executor calls :meth:`RunService.execute`, which records the result
-(:mod:`airlock.pipelines.execution`). The process executing a run owns it and refreshes its
-heartbeat (:mod:`airlock.pipelines.leases`), so any process can tell a live run from one whose
-process died, and fail the latter, saying so (:meth:`RunService.recover`).
+A PUT records the run as Queued and hands its id to the
+:class:`~airlock.pipelines.executor.RunExecutor`; the executor calls :meth:`RunService.execute`,
+which takes the run (Queued → Running, a compare-and-swap: one process wins) and records its
+result (:mod:`airlock.pipelines.execution`). The process executing a run owns it and refreshes
+its heartbeat (:mod:`airlock.pipelines.leases`), so any process can tell a live run from one
+whose process died, and fail the latter, saying so (:meth:`RunService.recover`). ARM shows a
+queued run as ``status: Running`` (its response), as ACR does.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from airlock.errors import ResourceConflict, ResourceNotFound, UsageError
 from airlock.oci.digest import Digest
 from airlock.pipelines import resources as R
 from airlock.pipelines.access import run_artifact
-from airlock.pipelines.execution import RunExecution, RunJournal, now_iso
+from airlock.pipelines.execution import CANCELED_MESSAGE, RunExecution, RunJournal, now_iso
 from airlock.pipelines.executor import RunExecutor, RunHandler
 from airlock.pipelines.leases import HEARTBEAT, process_alive, process_token
 from airlock.pipelines.models import ExportPipeline, ImportPipeline, PipelineRun, Registry, RunState, run_transition
@@ -78,8 +80,12 @@ class RunService:
                 log.warning("could not refresh the heartbeat of %d run(s)", len(mine), exc_info=True)
 
     def execute(self, run_id: str) -> None:
-        """Execute the recorded run ``run_id`` and record its result: the executor's handler."""
-        self._execution(run_id)
+        """Execute the recorded run ``run_id`` and record its result: the executor's handler. A run
+        that is not this process's to take (canceled, finished, run by a live process) is left alone."""
+        if not self._journal.start(run_id, self._owner):
+            log.info("pipeline run %s: not started here (it is canceled, finished or running elsewhere)", run_id)
+            return
+        self._execution(run_id, lambda: self._journal.should_stop(run_id, self._owner))
 
     def put(
         self,
@@ -156,7 +162,7 @@ class RunService:
                     },
                 }
             )
-            state = run_transition(self._repo.state_of(rid)[0], RunState.RUNNING, name)
+            state = run_transition(self._repo.state_of(rid)[0], RunState.QUEUED, name)
             self._repo.put(run, state=state, owner=self._owner)
             self._executor.submit(rid.lower())
         return run, True
@@ -179,11 +185,13 @@ class RunService:
         return self._repo.find(PipelineRun, parent=R.RegistryRef(sub, rg, registry).id)
 
     def running(self, rid: str) -> bool | None:
-        """True if the run executes now (here or in a live process), False if its Running record
-        was stale (its process died: the run is failed now, saying so), None if it is not Running."""
+        """True if the run is queued or executes now (here or in a live process), False if its
+        record was stale (its process died: the run is failed now, saying so), None if it has ended."""
         state, owner, updated_at = self._repo.state_of(rid)
-        if state != RunState.RUNNING:
+        if state not in (RunState.QUEUED, RunState.RUNNING):
             return None
+        if state == RunState.QUEUED and self._executor.durable:
+            return True  # its job waits in the queue, whichever process queued it
         if owner == self._owner:
             if self._executor.is_running(rid.lower()):
                 return True
@@ -205,17 +213,45 @@ class RunService:
                 raise ResourceConflict(f"pipeline run {name} is running; delete it when it has finished")
             return self._repo.delete(rid)
 
-    def recover(self) -> builtins.list[str]:
-        """After a restart: fail every run left in Running by a process that is gone, saying why.
+    def cancel(self, sub: str, rg: str, registry: str, name: str) -> PipelineRun:
+        """Cancel a queued or running run: a queued one ends Canceled at once, a running one stops
+        at its next check (within about a second of moving bytes), an export leaving no blob and an
+        import no tag for unfinished content. Returns the run as it is now.
 
-        Runs owned by a live process (another CLI in local mode, say) are left alone.
+        Raises:
+            ResourceNotFound: no such run.
+            ResourceConflict: the run has ended.
+        """
+        rid = R.RegistryRef(sub, rg, registry).child("pipelineRuns", name)
+        with self._lock:
+            self.by_id(rid)
+            active = self.running(rid)
+            state = self._repo.state_of(rid)[0]
+            if not active or state is None:
+                raise ResourceConflict(
+                    f"pipeline run {name} is {self.by_id(rid).properties.provisioningState}: only a queued or "
+                    "running run can be canceled"
+                )
+            self._journal.request_cancel(rid)
+            if state == RunState.QUEUED:
+                self._journal.finish(rid, error=CANCELED_MESSAGE, canceled=True)
+        return self.by_id(rid)
+
+    def recover(self) -> builtins.list[str]:
+        """Fail every run left queued or running by a process that is gone, saying why.
+
+        Runs owned by a live process (another CLI in local mode, say) are left alone, and so are
+        queued runs of a durable executor (their jobs wait in the queue).
         """
         failed = []
-        for rid, owner, updated_at in self._repo.ids_in_state(PipelineRun, RunState.RUNNING):
-            if self._executor.is_running(rid) or process_alive(owner, updated_at):
+        for state in (RunState.QUEUED, RunState.RUNNING):
+            if state == RunState.QUEUED and self._executor.durable:
                 continue
-            self._journal.finish(rid, error=INTERRUPTED_MESSAGE, interrupted=True)
-            failed.append(rid)
+            for rid, owner, updated_at in self._repo.ids_in_state(PipelineRun, state):
+                if self._executor.is_running(rid) or process_alive(owner, updated_at):
+                    continue
+                self._journal.finish(rid, error=INTERRUPTED_MESSAGE, interrupted=True)
+                failed.append(rid)
         return failed
 
 
