@@ -13,15 +13,19 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "airlock"
 ALLOWED = {
     "oci": set(),
     "db": set(),  # the schema and its migrations: below every store that uses a table
-    "pipelines": {"oci", "registry", "archive", "storage", "secrets", "transfer", "db"},
-    "api": {"oci", "registry", "archive", "storage", "secrets", "transfer", "pipelines", "db"},
+    "observability": set(),  # metrics, log format, redaction: below everything that reports through it
+    "pipelines": {"oci", "registry", "archive", "storage", "secrets", "transfer", "db", "observability"},
+    "api": {"oci", "registry", "archive", "storage", "secrets", "transfer", "pipelines", "db", "observability"},
     "registry": {"oci"},
     "archive": {"oci"},
     "storage": set(),
     "secrets": {"db"},
-    "transfer": {"oci", "registry", "archive", "storage", "secrets"},
-    "cli": {"oci", "registry", "archive", "storage", "secrets", "transfer", "pipelines", "api", "wiring", "db"},
-}
+    "transfer": {"oci", "registry", "archive", "storage", "secrets", "observability"},
+    "cli": {
+        "oci", "registry", "archive", "storage", "secrets", "transfer", "pipelines", "api", "wiring", "db",
+        "observability",
+    },
+}  # fmt: skip
 CLOUD_SDKS = ("azure", "boto3", "botocore", "hvac", "google")
 SDK_HOMES = {"storage/azure_blob.py", "secrets/azure_key_vault.py", "secrets/hashicorp_vault.py"}
 

@@ -5,9 +5,10 @@ registries/{registry}/exportPipelines/{name}`` and siblings), each with ``?api-v
 :data:`airlock.pipelines.arm.API_VERSIONS`). PUT and DELETE are long-running operations: 201/202
 with ``Azure-AsyncOperation`` (and ``Retry-After``) whose URL reports ``InProgress``/``Succeeded``/
 ``Failed`` (``lro.py``). Every answer carries ``x-ms-request-id`` and ``x-ms-correlation-request-id``
-(``middleware.py``); every error is ARM's envelope (``envelope.py``). Every route but ``/healthz``
-and the OpenAPI needs ``Authorization: Bearer <token>`` (the token in ``AIRLOCK_HOME/api-token``)
-with the role the route declares (``deps.py``). This module only assembles the parts.
+(``middleware.py``); every error is ARM's envelope (``envelope.py``). Every route but ``/healthz``,
+``/metrics`` (Prometheus, ``routes/metrics.py``) and the OpenAPI needs ``Authorization: Bearer
+<token>`` (the token in ``AIRLOCK_HOME/api-token``) with the role the route declares (``deps.py``).
+Requests are counted for ``/metrics`` and logged (``telemetry.py``). This module only assembles the parts.
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
+from starlette.routing import BaseRoute
 
 from airlock.api import envelope, limits, openapi
 from airlock.api.middleware import ArmHeaders
-from airlock.api.routes import identities, operations, pipelines, registries, runs, tokens, vaults
+from airlock.api.routes import identities, metrics, operations, pipelines, registries, runs, tokens, vaults
+from airlock.api.telemetry import RequestTelemetry
 from airlock.api.tokens import TokenStore
 from airlock.pipelines import arm
 from airlock.pipelines.plane import ControlPlane
@@ -41,6 +44,7 @@ ROUTERS = (
     identities.router,
     vaults.router,
     tokens.router,
+    metrics.router,
     operations.router,
 )
 
@@ -81,6 +85,10 @@ def create_app(
     )
     envelope.install(app)
     limits.install(app)  # bodies bounded while they stream (413), strict JSON, quiet client disconnects
+    # Inside ArmHeaders (its lines carry the correlation id), outside the body limit (413s counted);
+    # given the routes (filled below) to name the route of a request refused before routing.
+    routes: list[BaseRoute] = []
+    app.add_middleware(RequestTelemetry, routes=routes)
     app.add_middleware(ArmHeaders)  # added last, so outermost: its ids are on the 413s too
 
     @app.get("/healthz", include_in_schema=False)
@@ -89,6 +97,7 @@ def create_app(
 
     for router in ROUTERS:
         app.include_router(router)
+        routes.extend(router.routes)
     # What a 405's Allow names: the methods of every route whose path matches (envelope.py).
     app.state.route_methods = [
         (route.path_regex, set(route.methods or ()))

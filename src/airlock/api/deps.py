@@ -19,6 +19,7 @@ from airlock.api import limits
 from airlock.api.envelope import ArmError, api_version_error, unauthenticated
 from airlock.api.tokens import Caller, Role, TokenStore
 from airlock.errors import AccessDenied
+from airlock.observability import logs
 from airlock.pipelines import arm
 from airlock.pipelines import resources as R
 from airlock.pipelines.plane import ControlPlane
@@ -49,6 +50,7 @@ def authenticate(
     caller = tokens(request).authenticate(credentials.credentials.strip()) if credentials else None
     if caller is None:
         raise unauthenticated()
+    logs.annotate(principal=caller.name)  # the token's name, never the token: on the request's log lines
     return caller
 
 

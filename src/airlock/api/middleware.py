@@ -12,6 +12,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from airlock.api.error_body import asgi_error
+from airlock.observability import logs
 
 log = logging.getLogger("airlock.api")
 
@@ -32,7 +33,8 @@ def _correlation(scope: Scope) -> str:
 
 class ArmHeaders:
     """Adds ``x-ms-request-id`` (new for each request) and ``x-ms-correlation-request-id`` (the
-    caller's, when given) to every HTTP answer. An exception nothing else handled becomes a 500
+    caller's, when given) to every HTTP answer, and binds the correlation id to the request's log
+    lines (``airlock.observability.logs``). An exception nothing else handled becomes a 500
     ARM envelope without details (the log has them), then propagates to the server as usual."""
 
     def __init__(self, app: ASGIApp) -> None:
@@ -42,9 +44,10 @@ class ArmHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        correlation = _correlation(scope)
         ids = [
             (REQUEST_ID.encode(), str(uuid.uuid4()).encode()),
-            (CORRELATION_ID.encode(), _correlation(scope).encode()),
+            (CORRELATION_ID.encode(), correlation.encode()),
         ]
         started = False
 
@@ -56,13 +59,14 @@ class ArmHeaders:
                 message = {**message, "headers": headers + ids}
             await send(message)
 
-        try:
-            await self.app(scope, receive, send_with_ids)
-        except Exception as exc:
-            log.exception("unhandled error in %s %s", scope.get("method"), scope.get("path"))
-            if not started:
-                await _internal_error(send_with_ids, exc)
-            raise
+        with logs.bind(correlation_id=correlation):  # every line logged for this request names it
+            try:
+                await self.app(scope, receive, send_with_ids)
+            except Exception as exc:
+                log.exception("unhandled error in %s %s", scope.get("method"), scope.get("path"))
+                if not started:
+                    await _internal_error(send_with_ids, exc)
+                raise
 
 
 async def _internal_error(send: Any, exc: Exception) -> None:

@@ -29,7 +29,6 @@ from airlock.cli.helptext import polish as polish_help
 from airlock.cli.identities import identity_app
 from airlock.cli.kernel import Reply, command
 from airlock.cli.keyvault import keyvault_app
-from airlock.cli.output import redact
 from airlock.cli.process import tune_malloc
 from airlock.cli.progress import RichProgress, show_progress
 from airlock.cli.registries import acr_app
@@ -44,6 +43,8 @@ from airlock.errors import (
     TransferFailed,
     UsageError,
 )
+from airlock.observability import logs
+from airlock.observability.redaction import redact
 from airlock.oci.digest import Digest
 from airlock.oci.reference import ArtifactReference, RegistryURL, validate_repository
 from airlock.registry.client import RegistryClient
@@ -422,7 +423,7 @@ def main(
     after the command, as in az.
     """
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_RedactingFormatter("%(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(logs.formatter())  # AIRLOCK_LOG_FORMAT: text, or one JSON object per line
     root = logging.getLogger()
     root.handlers[:] = [handler]
     level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
@@ -434,11 +435,6 @@ def main(
     set_subscription(subscription)
     if debug:
         os.environ["AIRLOCK_DEBUG"] = "1"
-
-
-class _RedactingFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        return redact(super().format(record))
 
 
 def _fail(message: str, code: int) -> int:

@@ -21,19 +21,6 @@ from airlock.errors import UsageError
 
 FORMATS = ("json", "jsonc", "tsv", "table", "none")
 
-_SECRETS = [
-    (re.compile(r"(?i)\bsig=[^&\s\"']+"), "sig=REDACTED"),
-    (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}"), r"\1 REDACTED"),
-    (re.compile(r"(?i)(accountkey|password|secret|token)=([^;&\s\"']+)"), r"\1=REDACTED"),
-]
-
-
-def redact(text: str) -> str:
-    """Remove anything that looks like a credential (SAS signature, auth header, key=value secret)."""
-    for pattern, repl in _SECRETS:
-        text = pattern.sub(repl, text)
-    return text
-
 
 def check_output(fmt: str, query: str | None) -> None:
     """Validate ``-o`` and ``--query`` up front, so a typo fails before any transfer starts.

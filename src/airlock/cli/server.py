@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ from airlock.cli.arm import CONFIG_KEYS, config_path, load_defaults, save_defaul
 from airlock.cli.common import hint
 from airlock.cli.kernel import Arm
 from airlock.errors import UsageError
+from airlock.observability import logs
 
 
 def serve(
@@ -39,7 +41,8 @@ def serve(
     source trigger every AIRLOCK_TRIGGER_INTERVAL seconds (default 10).
 
     Point the CLI at it with AIRLOCK_ENDPOINT=http://HOST:PORT; callers authenticate with the bearer
-    token in AIRLOCK_HOME/api-token (the CLI reads that file, or AIRLOCK_TOKEN).
+    token in AIRLOCK_HOME/api-token (the CLI reads that file, or AIRLOCK_TOKEN). GET /metrics answers
+    Prometheus without a token (counts only); AIRLOCK_LOG_FORMAT=json logs one JSON object per line.
 
     Example:
 
@@ -65,15 +68,23 @@ def serve(
     app = create_app(lambda: open_control_plane(adapters=adapters), token=api_token(home), trigger_interval=interval)
     scheme = "https" if ssl_certfile else "http"
     shown = f"[{host}]" if ":" in host else host
-    hint(f"airlock API on {scheme}://{shown}:{port} (bearer token in {home / 'api-token'})")
-    hint(f"use it from the CLI with: export AIRLOCK_ENDPOINT={scheme}://{shown}:{port}")
+    # With AIRLOCK_LOG_FORMAT=json every line on stderr is a JSON object: the notes become log lines.
+    json_logs = logs.log_format() == "json"
+    note = logging.getLogger("airlock.serve").info if json_logs else hint
+    note(f"airlock API on {scheme}://{shown}:{port} (bearer token in {home / 'api-token'})")
+    note(f"use it from the CLI with: export AIRLOCK_ENDPOINT={scheme}://{shown}:{port}")
     if scheme == "http" and not _loopback(host):
-        hint("warning: serving plain HTTP beyond loopback sends the token in clear; use --ssl-certfile/--ssl-keyfile")
+        warning = "serving plain HTTP beyond loopback sends the token in clear; use --ssl-certfile/--ssl-keyfile"
+        if json_logs:
+            logging.getLogger("airlock.serve").warning(warning)
+        else:
+            hint("warning: " + warning)
     uvicorn.run(
         app,
         host=host,
         port=port,
         log_level="warning",
+        log_config=None,  # uvicorn's own lines go through airlock's handler: redacted, text or JSON alike
         ssl_certfile=str(ssl_certfile) if ssl_certfile else None,
         ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None,
     )

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from airlock.errors import AirlockError, ResourceConflict, ResourceNotFound
+from airlock.observability import logs, metrics
 from airlock.oci.digest import Digest
 from airlock.pipelines.access import PipelineAccess, principal_of, run_artifact
 from airlock.pipelines.leases import process_alive
@@ -54,8 +55,11 @@ class _RunProgress:
     and at once for a jump of 5 points or more (so a run that stalls waiting for a slow blob shows
     where it stalled, not where it was half a second before; at most 20 such writes a run)."""
 
-    def __init__(self, save: Callable[[str], None], should_stop: Callable[[], bool] = lambda: False) -> None:
+    def __init__(
+        self, save: Callable[[str], None], kind: metrics.Kind, should_stop: Callable[[], bool] = lambda: False
+    ) -> None:
         self._save = save
+        self._kind: metrics.Kind = kind
         self._should_stop = should_stop
         self._checked = time.monotonic()
         self._total = 0
@@ -69,6 +73,7 @@ class _RunProgress:
 
     def advance(self, nbytes: int) -> None:
         """Count ``nbytes``. Raises RunCanceled: the run was canceled since the last check."""
+        metrics.bytes_moved(nbytes, self._kind)
         with self._lock:
             self._done += nbytes
             pct = min(99, self._done * 100 // self._total)
@@ -167,6 +172,10 @@ class RunJournal:
             doc["properties"]["response"] = response
             doc["properties"]["provisioningState"] = end.value
             self._repo.put(PipelineRun.model_validate(doc), state=end)
+        started = run.properties.response.startTime
+        final: metrics.State = "Canceled" if canceled else "Succeeded" if error is None else "Failed"
+        kind: metrics.Kind = "export" if run.is_export else "import"
+        metrics.run_finished(kind, final, metrics.seconds_since(started) if started else 0.0)
 
 
 def _with_response(run: PipelineRun, fields: dict[str, Any]) -> PipelineRun:
@@ -187,6 +196,10 @@ class RunExecution:
     def __call__(self, run_id: str, should_stop: Callable[[], bool] = lambda: False) -> None:
         """Execute run ``run_id`` (any case), stopping when ``should_stop()`` says so (checked as bytes
         move). Raises nothing for the run's own failures."""
+        with logs.bind(run_id=run_id):
+            self._execute(run_id, should_stop)
+
+    def _execute(self, run_id: str, should_stop: Callable[[], bool]) -> None:
         rid = run_id
         try:
             run = self._require(run_id, PipelineRun, "pipeline run")
@@ -197,7 +210,14 @@ class RunExecution:
                 raise ResourceNotFound(f"pipeline {request.pipelineResourceId} not found")
             registry = self._require(run.parent_id or "", Registry, "registry")
             principal = principal_of(pipeline, self._tenant_id)
-            progress = _RunProgress(lambda pct: self._journal.update(rid, progress={"percentage": pct}), should_stop)
+            logs.annotate(run_id=rid, pipeline=pipeline.name, principal=principal.principal_id)
+            stamp = (run.properties.response.model_extra or {}).get("trigger", {}).get("sourceTrigger", {})
+            if stamp.get("timestamp"):
+                metrics.trigger_lag(metrics.seconds_since(stamp["timestamp"]))
+            kind: metrics.Kind = "export" if isinstance(pipeline, ExportPipeline) else "import"
+            progress = _RunProgress(
+                lambda pct: self._journal.update(rid, progress={"percentage": pct}), kind, should_stop
+            )
             options = frozenset(PipelineOption(o) for o in pipeline.properties.options)
             if isinstance(pipeline, ExportPipeline):
                 target = pipeline.properties.target
@@ -209,6 +229,7 @@ class RunExecution:
                     options=options & EXPORT_OPTIONS,
                     progress=progress,
                 )
+                metrics.blobs_moved(result.blobs, "export")
                 out = {**target.model_dump(mode="json"), "type": "AzureStorageBlob", "uri": blob.display}
                 self._journal.finish(
                     rid,
@@ -230,6 +251,7 @@ class RunExecution:
                     catalog_digest=Digest.parse(expected) if expected else None,
                     progress=progress,
                 )
+                metrics.blobs_moved(imported.blobs_uploaded + imported.blobs_mounted, "import")
                 self._journal.finish(
                     rid,
                     error=_failures(imported.failures),

@@ -1048,12 +1048,20 @@ class AirlockServer:
     """``airlock serve`` as a subprocess on a free port with its own ``AIRLOCK_HOME``; ``http`` is an
     httpx client carrying the home's bearer token. Logs go to ``<home>/../serve-<port>.log``.
     ``env`` adds to (or overrides) the test process's environment, e.g. ``AIRLOCK_STORAGE_HOSTS``. With
-    ``tls`` it serves HTTPS with a self-signed certificate for 127.0.0.1; clients trust ``ca_cert``."""
+    ``tls`` it serves HTTPS with a self-signed certificate for 127.0.0.1; clients trust ``ca_cert``.
+    ``args`` go on the command line after ``serve``'s own (e.g. ``-v``)."""
 
     def __init__(
-        self, home: Path, trigger_interval: float = 0.5, env: dict[str, str] | None = None, *, tls: bool = False
+        self,
+        home: Path,
+        trigger_interval: float = 0.5,
+        env: dict[str, str] | None = None,
+        *,
+        tls: bool = False,
+        args: Sequence[str] = (),
     ) -> None:
         self.home = home
+        self.args = list(args)
         self.port = free_port()
         self.env = {
             **os.environ,
@@ -1080,6 +1088,7 @@ class AirlockServer:
         args = [str(Path(sys.executable).parent / "airlock"), "serve", "--port", str(self.port)]
         if self.ca_cert is not None and self._key_path is not None:
             args += ["--ssl-certfile", str(self.ca_cert), "--ssl-keyfile", str(self._key_path)]
+        args += self.args
         with (self.home.parent / f"serve-{self.port}.log").open("ab") as log:
             self.proc = subprocess.Popen(args, env=self.env, stdout=log, stderr=log)
         deadline = time.monotonic() + 30

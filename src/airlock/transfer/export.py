@@ -57,6 +57,7 @@ class ExportResult:
     failures: dict[str, str] = field(default_factory=dict)
     # Per artifact reference: bytes of all its manifests and blobs (``size`` of an entry is its top manifest's).
     content_sizes: dict[str, int] = field(default_factory=dict)
+    blobs: int = 0  # blobs (configs and layers) written into the archive, for the metrics
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -201,7 +202,9 @@ def export_artifacts(
         raise
     log.info("exported %d artifacts to %s (%d bytes, %s)", len(resolved), target.display, archive.size, digest)
     sizes = {r.entry.reference: r.closure.size for r in resolved}
-    return ExportResult(target.display, digest, archive.size, [r.entry for r in resolved], failures, sizes)
+    return ExportResult(
+        target.display, digest, archive.size, [r.entry for r in resolved], failures, sizes, blobs=len(ordered_blobs)
+    )
 
 
 def _last_blob_positions(
