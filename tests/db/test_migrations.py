@@ -14,11 +14,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, create_engine, inspect, text
 
-from airlock.db import migrate
+from airlock.db import job_queue, migrate
 from airlock.db.schema import metadata
 from airlock.errors import AirlockError
 from airlock.testing.console import Console
@@ -33,7 +35,9 @@ def _schema_differences(url: str) -> list[object]:
     engine = create_engine(url)
     try:
         with engine.connect() as conn:
-            return list(compare_metadata(MigrationContext.configure(conn), metadata))
+            # procrastinate's tables (revision 0003, PostgreSQL) are the job queue's, not the metadata's.
+            context = MigrationContext.configure(conn, opts={"include_name": job_queue.include_name})
+            return list(compare_metadata(context, metadata))
     finally:
         engine.dispose()
 
@@ -156,3 +160,51 @@ def test_two_processes_migrate_one_database_one_at_a_time(
     _, err = other.communicate(timeout=120)
     assert other.returncode == 0, err.decode()
     assert migrate.current_revision(engine) == migrate.head_revision()
+
+
+def _alembic(engine: Engine) -> Config:
+    """Alembic's configuration for ``engine``, as airlock.db.migrate builds it (to stop at a revision)."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(migrate.__file__).with_name("migrations")))
+    cfg.attributes["engine"] = engine
+    return cfg
+
+
+def _jobs(engine: Engine) -> list[str]:
+    with engine.connect() as conn:
+        return list(conn.execute(text("SELECT task_name FROM procrastinate_jobs ORDER BY id")).scalars())
+
+
+def test_the_job_queue_schema_comes_with_the_migrations_on_postgresql_only(
+    empty_database: str, engines: Callable[[str], Engine]
+) -> None:
+    engine = engines(empty_database)
+    migrate.upgrade(engine)
+    with engine.connect() as conn:
+        assert job_queue.installed(conn) is (engine.dialect.name == "postgresql")
+        tables = inspect(conn).get_table_names()
+    assert any(t.startswith("procrastinate_") for t in tables) is (engine.dialect.name == "postgresql")
+    command.downgrade(_alembic(engine), "0002")  # and back: 0003 removes all it made
+    with engine.connect() as conn:
+        assert not job_queue.installed(conn)
+        assert not [t for t in inspect(conn).get_table_names() if t.startswith("procrastinate_")]
+    migrate.upgrade(engine)
+    assert _schema_differences(empty_database) == []
+
+
+def test_a_postgresql_database_whose_queue_was_set_up_by_hand_upgrades_in_place_and_keeps_its_jobs(
+    postgres: PostgresServer, engines: Callable[[str], Engine]
+) -> None:
+    from procrastinate import App, SyncPsycopgConnector
+
+    url = postgres.new_database(f"t_{uuid.uuid4().hex[:12]}")
+    engine = engines(url)
+    command.upgrade(_alembic(engine), "0002")
+    # procrastinate's own way (`procrastinate schema --apply`), before airlock's migrations did it.
+    with App(connector=SyncPsycopgConnector(conninfo=url.replace("+psycopg", ""))).open() as app:
+        app.schema_manager.apply_schema()
+        app.configure_task("earlier.task").defer()
+    assert migrate.upgrade(engine) == migrate.head_revision()
+    assert _jobs(engine) == ["earlier.task"]  # 0003 found the queue and left it as it was
+    assert migrate.upgrade(engine) == migrate.head_revision()  # and again: nothing to do
+    assert _jobs(engine) == ["earlier.task"]

@@ -1,4 +1,5 @@
-"""One conformance suite for every RunExecutor adapter (the in-process thread pool today).
+"""One conformance suite for every RunExecutor adapter: the in-process thread pool, and the
+procrastinate job queue (a fresh PostgreSQL database per test, with an in-process worker).
 
 Each test gives the adapter a handler that looks a run id up in ``work`` and calls what it finds,
 so a test decides what "executing" a run means without the adapter ever holding a closure.
@@ -12,10 +13,22 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from airlock.pipelines.executor import RunExecutor, RunHandler, ThreadRunExecutor
+from airlock.pipelines.queue import QueueRunExecutor
 
-ADAPTERS: dict[str, Callable[[RunHandler], RunExecutor]] = {
-    "threads": lambda handler: ThreadRunExecutor(handler, workers=1)
-}
+Make = Callable[[RunHandler], RunExecutor]
+
+
+def _threads(request: pytest.FixtureRequest) -> Make:
+    return lambda handler: ThreadRunExecutor(handler, workers=1)
+
+
+def _procrastinate(request: pytest.FixtureRequest) -> Make:
+    url = request.getfixturevalue("queue_database")()  # one database per test: no job leaks across
+    return lambda handler: QueueRunExecutor(url, handler, worker=True, concurrency=1)
+
+
+# Each adapter, built (one worker wide) from what a test may need (its fixtures).
+ADAPTERS: dict[str, Callable[[pytest.FixtureRequest], Make]] = {"threads": _threads, "procrastinate": _procrastinate}
 DEADLINE = 30.0  # seconds any wait here may take before the test fails
 
 
@@ -32,10 +45,22 @@ def work() -> Work:
 
 
 @pytest.fixture(params=sorted(ADAPTERS))
-def executor(request: pytest.FixtureRequest, work: Work) -> Iterator[RunExecutor]:
-    made = ADAPTERS[request.param](work.handle)
-    yield made
-    made.close(wait=True)
+def make_executor(request: pytest.FixtureRequest) -> Iterator[Make]:
+    """Builds executors of one adapter; each is closed (waiting) after the test."""
+    build, made = ADAPTERS[request.param](request), []
+
+    def make(handler: RunHandler) -> RunExecutor:
+        made.append(build(handler))
+        return made[-1]
+
+    yield make
+    for executor in made:
+        executor.close(wait=True)
+
+
+@pytest.fixture
+def executor(make_executor: Make, work: Work) -> RunExecutor:
+    return make_executor(work.handle)
 
 
 def _gated() -> tuple[threading.Event, threading.Event, Callable[[], None]]:
@@ -84,10 +109,8 @@ def test_work_that_raises_does_not_stop_the_executor(executor: RunExecutor, work
     assert done.is_set()
 
 
-@pytest.mark.parametrize("adapter", sorted(ADAPTERS))
-def test_close_without_waiting_drops_work_that_has_not_started(adapter: str) -> None:
-    work = Work()
-    executor = ADAPTERS[adapter](work.handle)  # one worker: the second run waits behind the first
+def test_close_without_waiting_drops_work_that_has_not_started(make_executor: Make, work: Work) -> None:
+    executor = make_executor(work.handle)  # one worker: the second run waits behind the first
     started, release, work["first"] = _gated()
     executor.submit("first")
     assert started.wait(DEADLINE)
