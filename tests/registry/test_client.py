@@ -20,6 +20,7 @@ from typing import Protocol
 
 import pytest
 
+import airlock.registry.blobs as blobs_module
 import airlock.registry.client as client_module
 from airlock.errors import AuthenticationError, IntegrityError, NotFound, RegistryError
 from airlock.oci.digest import Digest
@@ -484,8 +485,8 @@ def test_push_blob_monolithic(registry: RegistryServer, proxy: FaultProxy, make_
 def test_push_blob_chunked(
     registry: RegistryServer, proxy: FaultProxy, make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(client_module, "MONOLITHIC_MAX", 64 * KiB)
-    monkeypatch.setattr(client_module, "UPLOAD_CHUNK", 16 * KiB)
+    monkeypatch.setattr(blobs_module, "MONOLITHIC_MAX", 64 * KiB)
+    monkeypatch.setattr(blobs_module, "UPLOAD_CHUNK", 16 * KiB)
     data = random_bytes(200 * KiB + 123, seed=2)
     desc = desc_of(data)
     client = make_client(proxy.url)
@@ -513,8 +514,8 @@ def test_push_blob_chunked_resends_a_failed_chunk(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A PATCH that never reached the registry is sent again from what the upload session holds."""
-    monkeypatch.setattr(client_module, "MONOLITHIC_MAX", 64 * KiB)
-    monkeypatch.setattr(client_module, "UPLOAD_CHUNK", 16 * KiB)
+    monkeypatch.setattr(blobs_module, "MONOLITHIC_MAX", 64 * KiB)
+    monkeypatch.setattr(blobs_module, "UPLOAD_CHUNK", 16 * KiB)
     repo = f"push/patch-{which}-{how}"
     data = random_bytes(80 * KiB + 5, seed=repo)
     desc = desc_of(data)
@@ -567,8 +568,8 @@ def test_push_blob_rejects_mismatching_source(
     make_client: MakeClient,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(client_module, "MONOLITHIC_MAX", 64 * KiB)
-    monkeypatch.setattr(client_module, "UPLOAD_CHUNK", 16 * KiB)
+    monkeypatch.setattr(blobs_module, "MONOLITHIC_MAX", 64 * KiB)
+    monkeypatch.setattr(blobs_module, "UPLOAD_CHUNK", 16 * KiB)
     size = 20 * KiB if mode == "monolithic" else 100 * KiB
     data = random_bytes(size, seed=f"{mode}-{fault}")
     source = {
