@@ -23,7 +23,8 @@ from azure.mgmt.containerregistry.v2025_03_01_preview import models as m
 
 from airlock.pipelines import arm
 from airlock.testing import content
-from airlock.testing.services import AirlockServer, RegistryServer
+from airlock.testing.airlock_server import AirlockServer
+from airlock.testing.registry_server import RegistryServer
 
 SUB = "11111111-2222-3333-4444-555555555555"
 RG = "sdkrg"

@@ -11,7 +11,8 @@ import pytest
 from airlock.testing import content
 from airlock.testing.console import Run, run_airlock
 from airlock.testing.content import PushedArtifact
-from airlock.testing.services import RegistryServer, skopeo_oci_archive
+from airlock.testing.registry_server import RegistryServer
+from airlock.testing.skopeo import skopeo_oci_archive
 
 GUARD_REPO = "guard/app"
 

@@ -21,8 +21,9 @@ import pytest
 
 from airlock.pipelines import arm
 from airlock.testing import content
+from airlock.testing.airlock_server import AirlockServer
 from airlock.testing.polling import wait_until
-from airlock.testing.services import AirlockServer, RegistryServer
+from airlock.testing.registry_server import RegistryServer
 
 EXE = str(Path(sys.executable).parent / "airlock")
 SUB = "00000000-0000-0000-0000-000000000000"

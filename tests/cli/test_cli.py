@@ -22,8 +22,10 @@ import pytest
 from airlock import __version__
 from airlock.testing import azurite as az
 from airlock.testing import content
+from airlock.testing.azurite import AzuriteServer
 from airlock.testing.content import PushedArtifact
-from airlock.testing.services import AzuriteServer, RegistryServer, free_port
+from airlock.testing.processes import free_port
+from airlock.testing.registry_server import RegistryServer
 
 AIRLOCK = Path(sys.executable).parent / "airlock"
 AUTH_USER = "cliuser"

@@ -17,10 +17,11 @@ from typing import Any
 import pytest
 
 from airlock.testing import content
+from airlock.testing.airlock_server import AirlockServer
 from airlock.testing.console import Console
 from airlock.testing.polling import wait_until
 from airlock.testing.recorder import Recorder
-from airlock.testing.services import AirlockServer, RegistryServer
+from airlock.testing.registry_server import RegistryServer
 
 SUB = "00000000-0000-0000-0000-000000000000"
 RG = "deputyrg"

@@ -28,7 +28,8 @@ import urllib3
 
 from airlock.testing import content
 from airlock.testing.content import PushedArtifact
-from airlock.testing.services import RegistryServer, free_port
+from airlock.testing.processes import free_port
+from airlock.testing.registry_server import RegistryServer
 
 AIRLOCK = Path(sys.executable).parent / "airlock"
 RG = "transferrg"

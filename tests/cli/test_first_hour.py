@@ -23,9 +23,10 @@ from airlock.oci.reference import ArtifactReference, RegistryURL
 from airlock.pipelines.resources import check_name, check_resource_group
 from airlock.storage.location import parse_blob_uri, parse_container_uri
 from airlock.testing import content
+from airlock.testing.azurite import AzuriteServer
 from airlock.testing.console import Console
 from airlock.testing.content import PushedArtifact
-from airlock.testing.services import AzuriteServer, RegistryServer
+from airlock.testing.registry_server import RegistryServer
 from airlock.transfer.options import EXPORT_OPTIONS, IMPORT_OPTIONS, parse_options
 
 RG = "firsthourrg"

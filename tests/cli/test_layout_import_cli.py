@@ -14,9 +14,11 @@ import pytest
 
 from airlock.testing import azurite as az
 from airlock.testing import content
+from airlock.testing.azurite import AzuriteServer
 from airlock.testing.console import Run, error_message
 from airlock.testing.content import PushedArtifact
-from airlock.testing.services import AzuriteServer, RegistryServer, skopeo_oci_archive
+from airlock.testing.registry_server import RegistryServer
+from airlock.testing.skopeo import skopeo_oci_archive
 from airlock.testing.tars import Members, members
 from airlock.testing.tars import pack as _pack
 

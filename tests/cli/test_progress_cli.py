@@ -24,9 +24,10 @@ import pytest
 
 from airlock.cli import display
 from airlock.testing import content
+from airlock.testing.airlock_server import AirlockServer
 from airlock.testing.content import PushedArtifact
 from airlock.testing.fault_proxy import Fault, FaultProxy
-from airlock.testing.services import AirlockServer, RegistryServer
+from airlock.testing.registry_server import RegistryServer
 from airlock.testing.terminal import TerminalRun, run_on_terminal
 
 AIRLOCK = Path(sys.executable).parent / "airlock"

@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 
 from airlock.testing import content
-from airlock.testing.services import AzuriteServer, RegistryServer
+from airlock.testing.azurite import AzuriteServer
+from airlock.testing.registry_server import RegistryServer
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"

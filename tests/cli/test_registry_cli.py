@@ -17,7 +17,7 @@ import urllib3
 from airlock.testing import content
 from airlock.testing.console import Console, Result
 from airlock.testing.content import PushedArtifact
-from airlock.testing.services import RegistryServer
+from airlock.testing.registry_server import RegistryServer
 
 AIRLOCK = Path(sys.executable).parent / "airlock"
 

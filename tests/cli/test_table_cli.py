@@ -21,7 +21,7 @@ import pytest
 from airlock.cli import display
 from airlock.testing import content
 from airlock.testing.content import PushedArtifact
-from airlock.testing.services import RegistryServer
+from airlock.testing.registry_server import RegistryServer
 
 AIRLOCK = Path(sys.executable).parent / "airlock"
 RG = "tablerg"

@@ -16,7 +16,7 @@ from airlock.pipelines.access import principal_of
 from airlock.pipelines.models import ExportPipeline, Resource, RunState, run_transition
 from airlock.pipelines.plane import ControlPlane
 from airlock.testing import content
-from airlock.testing.services import RegistryServer
+from airlock.testing.registry_server import RegistryServer
 from airlock.wiring import open_control_plane
 
 SUB = "00000000-0000-0000-0000-000000000000"

@@ -24,9 +24,11 @@ from airlock.secrets.hashicorp_vault import HashiCorpVaultStore
 from airlock.storage.location import open_blob, parse_blob_uri
 from airlock.testing import azurite as az
 from airlock.testing import content
+from airlock.testing.azurite import AzuriteServer, StorageTokenCredential
 from airlock.testing.content import PushedArtifact
 from airlock.testing.keyvault import FakeCredential, FakeKeyVault
-from airlock.testing.services import AzuriteServer, OpenBaoServer, RegistryServer, StorageTokenCredential
+from airlock.testing.openbao import OpenBaoServer
+from airlock.testing.registry_server import RegistryServer
 from airlock.transfer.export import export_artifacts
 from airlock.wiring import Adapters, open_control_plane
 

@@ -21,8 +21,9 @@ from airlock.pipelines.trigger import SourceTrigger
 from airlock.storage.location import open_blob, parse_blob_uri
 from airlock.testing import azurite as az
 from airlock.testing import content
+from airlock.testing.azurite import AzuriteServer
 from airlock.testing.content import PushedArtifact
-from airlock.testing.services import AzuriteServer, RegistryServer
+from airlock.testing.registry_server import RegistryServer
 from airlock.transfer.inspection import copy_blob
 from airlock.wiring import open_control_plane
 

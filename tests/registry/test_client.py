@@ -32,7 +32,8 @@ from airlock.registry.retry import RetryPolicy
 from airlock.testing import content
 from airlock.testing.content import PushedArtifact
 from airlock.testing.fault_proxy import Fault, FaultProxy, Seen, flip_middle_byte
-from airlock.testing.services import RegistryServer, TokenServer
+from airlock.testing.registry_server import RegistryServer
+from airlock.testing.token_server import TokenServer
 
 USER, PASSWORD = "alice", "pw-basic-7f3a9c1e"
 TOKEN_USER, TOKEN_PASSWORD = "bob", "pw-token-41d2e8aa"

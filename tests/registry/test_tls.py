@@ -19,7 +19,8 @@ from airlock.errors import RegistryError
 from airlock.oci.reference import RegistryURL
 from airlock.registry.client import RegistryClient
 from airlock.registry.retry import RetryPolicy
-from airlock.testing.services import RegistryServer, TokenServer
+from airlock.testing.registry_server import RegistryServer
+from airlock.testing.token_server import TokenServer
 
 # A policy whose retries would be plain to see: four sleeps of at least 1 s.
 SLOW_RETRY = RetryPolicy(attempts=5, base=2.0, cap=2.0)

@@ -23,9 +23,10 @@ from airlock.storage.base import Blob
 from airlock.storage.location import open_blob, parse_blob_uri
 from airlock.testing import azurite as az
 from airlock.testing import content
+from airlock.testing.azurite import AzuriteServer
 from airlock.testing.content import PushedArtifact
 from airlock.testing.fault_proxy import Fault, FaultProxy
-from airlock.testing.services import AzuriteServer, RegistryServer
+from airlock.testing.registry_server import RegistryServer
 from airlock.transfer.export import export_artifacts
 from airlock.transfer.importer import import_archive
 from airlock.transfer.inspection import inspect_archive

@@ -26,7 +26,7 @@ from airlock.oci.reference import ArtifactReference, RegistryURL
 from airlock.registry.client import RegistryClient
 from airlock.storage.location import open_blob, parse_blob_uri
 from airlock.testing import content
-from airlock.testing.services import RegistryServer
+from airlock.testing.registry_server import RegistryServer
 from airlock.testing.tars import members, pack
 from airlock.transfer.export import export_artifacts
 from airlock.wiring import open_control_plane

@@ -15,7 +15,9 @@ from urllib.parse import unquote
 
 from airlock.testing import azurite as az
 from airlock.testing import content
-from airlock.testing.services import AirlockServer, AzuriteServer, RegistryServer
+from airlock.testing.airlock_server import AirlockServer
+from airlock.testing.azurite import AzuriteServer
+from airlock.testing.registry_server import RegistryServer
 
 SUB = "00000000-0000-0000-0000-000000000000"
 REG = f"/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/"

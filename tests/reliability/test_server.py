@@ -19,8 +19,9 @@ from airlock.oci.reference import ArtifactReference, RegistryURL
 from airlock.registry.client import RegistryClient
 from airlock.storage.location import open_blob, parse_blob_uri
 from airlock.testing import content
+from airlock.testing.airlock_server import AirlockServer
 from airlock.testing.content import PushedArtifact
-from airlock.testing.services import AirlockServer, RegistryServer
+from airlock.testing.registry_server import RegistryServer
 from airlock.transfer.export import export_artifacts
 from airlock.transfer.importer import import_archive
 

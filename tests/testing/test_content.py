@@ -15,7 +15,8 @@ import pytest
 
 from airlock.testing import content
 from airlock.testing.content import PushedArtifact
-from airlock.testing.services import RegistryServer, run_skopeo
+from airlock.testing.registry_server import RegistryServer
+from airlock.testing.skopeo import run_skopeo
 
 USER, PASSWORD = "bob", "hunter2-but-longer"
 

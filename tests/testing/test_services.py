@@ -17,8 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from airlock.testing import azurite, content, services
-from airlock.testing.services import AzuriteServer, RegistryServer, TokenServer, free_port, run_skopeo
+from airlock.testing import azurite, content, registry_server, skopeo
+from airlock.testing.azurite import AzuriteServer
+from airlock.testing.processes import free_port
+from airlock.testing.registry_server import RegistryServer
+from airlock.testing.skopeo import run_skopeo
+from airlock.testing.token_server import TokenServer
 
 USER, PASSWORD = "alice", "s3cret-pass"
 
@@ -291,13 +295,13 @@ def test_azurite_rejects_bad_account_names(workdir: Path) -> None:
 
 
 def test_missing_components_fail_loudly(workdir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv(services.AZURITE_BIN_ENV, str(tmp_path / "no-azurite"))
+    monkeypatch.setenv(azurite.AZURITE_BIN_ENV, str(tmp_path / "no-azurite"))
     with pytest.raises(RuntimeError, match=r"make test.*bootstrap\.sh"):
         AzuriteServer.start(workdir)
-    monkeypatch.setattr(services, "REGISTRY_BIN", tmp_path / "no-registry")
+    monkeypatch.setattr(registry_server, "REGISTRY_BIN", tmp_path / "no-registry")
     with pytest.raises(RuntimeError, match="make test"):
         RegistryServer.start(workdir)
-    monkeypatch.setattr(services, "SKOPEO_BIN", tmp_path / "no-skopeo")
+    monkeypatch.setattr(skopeo, "SKOPEO_BIN", tmp_path / "no-skopeo")
     with pytest.raises(RuntimeError, match="make test"):
         run_skopeo("--version")
 

@@ -34,8 +34,10 @@ from airlock.storage.base import Blob
 from airlock.storage.location import open_blob, parse_blob_uri
 from airlock.testing import azurite as az
 from airlock.testing import content
+from airlock.testing.azurite import AzuriteServer
 from airlock.testing.content import PushedArtifact
-from airlock.testing.services import AzuriteServer, RegistryServer, run_skopeo
+from airlock.testing.registry_server import RegistryServer
+from airlock.testing.skopeo import run_skopeo
 from airlock.transfer.export import ExportResult, export_artifacts
 from airlock.transfer.importer import LARGE_BLOB, ImportResult, import_archive
 from airlock.transfer.inspection import copy_blob, inspect_archive

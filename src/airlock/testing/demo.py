@@ -27,7 +27,9 @@ from rich.table import Table
 
 from airlock.testing import azurite as az
 from airlock.testing import content
-from airlock.testing.services import AzuriteServer, RegistryServer, free_port
+from airlock.testing.azurite import AzuriteServer
+from airlock.testing.processes import free_port
+from airlock.testing.registry_server import RegistryServer
 
 console = Console(highlight=False)
 EXE = str(Path(sys.executable).parent / "airlock")
