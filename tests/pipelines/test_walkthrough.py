@@ -24,6 +24,7 @@ from airlock.testing import content
 from airlock.testing.azurite import AzuriteServer
 from airlock.testing.content import PushedArtifact
 from airlock.testing.registry_server import RegistryServer
+from airlock.testing.samples import push_sample_set
 from airlock.transfer.inspection import copy_blob
 from airlock.wiring import open_control_plane
 
@@ -61,7 +62,7 @@ def ca_bundle(secure_azurite: AzuriteServer) -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def samples(source_registry: RegistryServer) -> list[PushedArtifact]:
-    return content.push_sample_set(source_registry.url, seed=11)
+    return push_sample_set(source_registry.url, seed=11)
 
 
 @pytest.fixture(scope="module")
