@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from airlock.testing.services import RegistryServer
+from airlock.testing.registry_server import RegistryServer
 from bench.run import MiB, SetSpec, airlock_argv, drop_caches, open_test_set, say, wait_for_quiet
 
 PROFILE_DIR = Path(__file__).resolve().parent / "work" / "profile"

@@ -55,8 +55,9 @@ from typing import Any
 import urllib3
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from airlock.testing.azurite import container_sas, container_url, create_container
-from airlock.testing.services import SKOPEO_BIN, AzuriteServer, RegistryServer, run_skopeo
+from airlock.testing.azurite import AzuriteServer, container_sas, container_url, create_container
+from airlock.testing.registry_server import RegistryServer
+from airlock.testing.skopeo import SKOPEO_BIN, run_skopeo
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent

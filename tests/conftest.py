@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from airlock.testing.azurite import AzuriteServer
 from airlock.testing.postgres import PostgresServer
-from airlock.testing.services import AzuriteServer, RegistryServer
+from airlock.testing.registry_server import RegistryServer
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,9 @@ from azure.mgmt.containerregistry.v2025_03_01_preview import models as m
 
 from airlock.pipelines import arm
 from airlock.testing import content
-from airlock.testing.services import AirlockServer, RegistryServer
+from airlock.testing.airlock_server import AirlockServer
+from airlock.testing.images import push_oci_image
+from airlock.testing.registry_server import RegistryServer
 
 SUB = "11111111-2222-3333-4444-555555555555"
 RG = "sdkrg"
@@ -79,7 +81,7 @@ def test_azure_sdk_creates_runs_polls_lists_and_deletes_both_pipeline_kinds(
     target_registry: RegistryServer,
     tmp_path: Path,
 ) -> None:
-    image = content.push_oci_image(source_registry.url, "sdk/app", "1.0", layers=1, layer_size=2048, seed=71)
+    image = push_oci_image(source_registry.url, "sdk/app", "1.0", layers=1, layer_size=2048, seed=71)
     container = tmp_path / "transfer"
     container.mkdir()
     # The SDK's default for pipelines and runs (2025-03-01-preview); its registries default is a

@@ -22,7 +22,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from airlock.testing.services import AirlockServer
+from airlock.testing.airlock_server import AirlockServer
 
 EXAMPLES = 6
 CHECKS = [

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from airlock.testing import content
 from airlock.testing.console import Run, run_airlock
 from airlock.testing.content import PushedArtifact
-from airlock.testing.services import RegistryServer, skopeo_oci_archive
+from airlock.testing.images import push_oci_image
+from airlock.testing.registry_server import RegistryServer
+from airlock.testing.skopeo import skopeo_oci_archive
 
 GUARD_REPO = "guard/app"
 
@@ -28,7 +29,7 @@ def cli(home: Path) -> Callable[..., Run]:
 
 @pytest.fixture(scope="module")
 def image(source_registry: RegistryServer) -> PushedArtifact:
-    return content.push_oci_image(source_registry.url, GUARD_REPO, "1.0", seed=91, layers=3, layer_size=96 * 1024)
+    return push_oci_image(source_registry.url, GUARD_REPO, "1.0", seed=91, layers=3, layer_size=96 * 1024)
 
 
 @pytest.fixture(scope="module")

@@ -20,9 +20,11 @@ import pytest
 
 from airlock.testing import azurite as az
 from airlock.testing import content
+from airlock.testing.azurite import AzuriteServer
 from airlock.testing.console import Run, error_message
 from airlock.testing.content import PushedArtifact
-from airlock.testing.services import AzuriteServer, RegistryServer, run_skopeo
+from airlock.testing.registry_server import RegistryServer
+from airlock.testing.skopeo import run_skopeo
 from airlock.testing.tars import Members
 from airlock.testing.tars import pack as _pack
 

@@ -20,9 +20,10 @@ import httpx
 import pytest
 
 from airlock.pipelines import arm
-from airlock.testing import content
+from airlock.testing.airlock_server import AirlockServer
+from airlock.testing.images import push_oci_image
 from airlock.testing.polling import wait_until
-from airlock.testing.services import AirlockServer, RegistryServer
+from airlock.testing.registry_server import RegistryServer
 
 EXE = str(Path(sys.executable).parent / "airlock")
 SUB = "00000000-0000-0000-0000-000000000000"
@@ -58,7 +59,7 @@ def error_of(r: httpx.Response) -> dict[str, Any]:
 def test_pipeline_run_lro_sends_retry_after_and_its_operation_has_start_and_end_times(
     server: AirlockServer, source_registry: RegistryServer, tmp_path: Path
 ) -> None:
-    content.push_oci_image(source_registry.url, "arm/app", "1", layers=1, layer_size=1024, seed=81)
+    push_oci_image(source_registry.url, "arm/app", "1", layers=1, layer_size=1024, seed=81)
     server.put(REG.replace("armreg", "armrunreg"), {"properties": {"loginServer": source_registry.url}})
     base = REG.replace("armreg", "armrunreg")
     export = server.put(base + "/exportPipelines/armexport", {"properties": {"target": {"uri": tmp_path.as_uri()}}})

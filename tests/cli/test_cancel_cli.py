@@ -8,10 +8,11 @@ import os
 import signal
 from pathlib import Path
 
-from airlock.testing import content
+from airlock.testing.airlock_server import AirlockServer
 from airlock.testing.console import Console
+from airlock.testing.images import push_oci_image
 from airlock.testing.polling import wait_until
-from airlock.testing.services import AirlockServer, RegistryServer
+from airlock.testing.registry_server import RegistryServer
 
 RG = "cancelrg"
 
@@ -38,7 +39,7 @@ def test_cancel_stops_a_running_export_leaves_no_blob_and_frees_the_worker(tmp_p
     server = AirlockServer(tmp_path / "home", env={"AIRLOCK_CONCURRENCY": "1"}).start()
     registry = RegistryServer.start(tmp_path / "reg", name="cancel-source")
     try:
-        image = content.push_oci_image(registry.url, "cancel/app", "1", layers=3, layer_size=1024 * 1024, seed=91)
+        image = push_oci_image(registry.url, "cancel/app", "1", layers=3, layer_size=1024 * 1024, seed=91)
         owner = (server.home / "api-token").read_text().strip()
         cli = Console(home=tmp_path, env={"AIRLOCK_ENDPOINT": server.url, "AIRLOCK_TOKEN": owner})
         cli.ok("acr", "create", "-g", RG, "-n", "cancelreg", "--login-server", registry.url)

@@ -22,8 +22,12 @@ import pytest
 from airlock import __version__
 from airlock.testing import azurite as az
 from airlock.testing import content
+from airlock.testing.azurite import AzuriteServer
 from airlock.testing.content import PushedArtifact
-from airlock.testing.services import AzuriteServer, RegistryServer, free_port
+from airlock.testing.images import push_oci_image
+from airlock.testing.processes import free_port
+from airlock.testing.registry_server import RegistryServer
+from airlock.testing.samples import push_sample_set
 
 AIRLOCK = Path(sys.executable).parent / "airlock"
 AUTH_USER = "cliuser"
@@ -105,7 +109,7 @@ def catalog_digest(path: Path) -> str:
 
 @pytest.fixture(scope="module")
 def samples(source_registry: RegistryServer) -> list[PushedArtifact]:
-    return content.push_sample_set(source_registry.url)
+    return push_sample_set(source_registry.url)
 
 
 @pytest.fixture(scope="module")
@@ -131,7 +135,7 @@ def fresh_target(workdir: Path) -> Iterator[RegistryServer]:
 @pytest.fixture(scope="module")
 def auth_registry(workdir: Path) -> Iterator[RegistryServer]:
     with RegistryServer.start(workdir / "auth-registry", name="auth", htpasswd=(AUTH_USER, AUTH_PASSWORD)) as server:
-        content.push_oci_image(server.url, "secure/app", "1.0", layer_size=4096, auth=(AUTH_USER, AUTH_PASSWORD))
+        push_oci_image(server.url, "secure/app", "1.0", layer_size=4096, auth=(AUTH_USER, AUTH_PASSWORD))
         yield server
 
 

@@ -16,11 +16,12 @@ from typing import Any
 
 import pytest
 
-from airlock.testing import content
+from airlock.testing.airlock_server import AirlockServer
 from airlock.testing.console import Console
+from airlock.testing.images import push_oci_image
 from airlock.testing.polling import wait_until
 from airlock.testing.recorder import Recorder
-from airlock.testing.services import AirlockServer, RegistryServer
+from airlock.testing.registry_server import RegistryServer
 
 SUB = "00000000-0000-0000-0000-000000000000"
 RG = "deputyrg"
@@ -147,7 +148,7 @@ def test_contributor_cannot_point_the_owners_export_pipeline_or_its_runs_elsewhe
 ) -> None:
     """Export pipelines: target.uri and keyVaultUri need an Owner; a contributor's run of the Owner's
     pipeline sends the SAS to the Owner's storage only, and its artifacts cannot name another registry."""
-    image = content.push_oci_image(source_registry.url, "deputy/app", "1", seed=97)
+    image = push_oci_image(source_registry.url, "deputy/app", "1", seed=97)
     server = start_server(tmp_path / "home", honest)
     try:
         owner_setup(server, login_server=source_registry.url)

@@ -28,7 +28,9 @@ import urllib3
 
 from airlock.testing import content
 from airlock.testing.content import PushedArtifact
-from airlock.testing.services import RegistryServer, free_port
+from airlock.testing.processes import free_port
+from airlock.testing.registry_server import RegistryServer
+from airlock.testing.samples import push_sample_set
 
 AIRLOCK = Path(sys.executable).parent / "airlock"
 RG = "transferrg"
@@ -129,7 +131,7 @@ def table_rows(text: str) -> tuple[list[str], list[list[str]]]:
 
 @pytest.fixture(scope="module")
 def samples(source_registry: RegistryServer) -> list[PushedArtifact]:
-    return content.push_sample_set(source_registry.url)
+    return push_sample_set(source_registry.url)
 
 
 @pytest.fixture(scope="module")

@@ -23,9 +23,12 @@ from airlock.oci.reference import ArtifactReference, RegistryURL
 from airlock.pipelines.resources import check_name, check_resource_group
 from airlock.storage.location import parse_blob_uri, parse_container_uri
 from airlock.testing import content
+from airlock.testing.azurite import AzuriteServer
 from airlock.testing.console import Console
 from airlock.testing.content import PushedArtifact
-from airlock.testing.services import AzuriteServer, RegistryServer
+from airlock.testing.images import push_oci_image
+from airlock.testing.referrers import push_referrer
+from airlock.testing.registry_server import RegistryServer
 from airlock.transfer.options import EXPORT_OPTIONS, IMPORT_OPTIONS, parse_options
 
 RG = "firsthourrg"
@@ -38,8 +41,8 @@ def cli(tmp_path: Path) -> Console:
 
 @pytest.fixture(scope="module")
 def signed(source_registry: RegistryServer) -> tuple[PushedArtifact, PushedArtifact]:
-    image = content.push_oci_image(source_registry.url, "newcomer/app", "1.0", seed=91)
-    signature = content.push_referrer(source_registry.url, "newcomer/app", image, seed=92)
+    image = push_oci_image(source_registry.url, "newcomer/app", "1.0", seed=91)
+    signature = push_referrer(source_registry.url, "newcomer/app", image, seed=92)
     return image, signature
 
 
@@ -202,7 +205,7 @@ def test_rerun_of_failed_run_says_it_is_the_stored_result_and_names_force_redepl
     run += ["-n", "rerunrun1", "-b", "b.tar", "-a", "newcomer/later:1.0"]
     first = cli(*run).error(1)
     assert "newcomer/later" in first and "stored" not in first
-    content.push_oci_image(source_registry.url, "newcomer/later", "1.0", seed=93)  # the user fixes the cause
+    push_oci_image(source_registry.url, "newcomer/later", "1.0", seed=93)  # the user fixes the cause
 
     again = cli(*run)
     message = again.error(1)
@@ -250,7 +253,7 @@ def test_plain_relative_and_absolute_paths_work_as_file_uris(
 ) -> None:
     cli = Console(home=tmp_path, cwd=tmp_path)
     (tmp_path / "out").mkdir()
-    image = content.push_oci_image(source_registry.url, "newcomer/paths", "1.0", seed=94)
+    image = push_oci_image(source_registry.url, "newcomer/paths", "1.0", seed=94)
     exported = cli.ok(
         "export", "--source-registry", source_registry.url, "-a", image.reference, "--target", "out/x.tar"
     ).json()

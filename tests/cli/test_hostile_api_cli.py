@@ -1,7 +1,7 @@
 """Hostile input to the API never gets a 5xx (issue 10, section 4): every case below is answered
 with a 4xx ARM error envelope, nothing is stored, and the server's log holds no traceback.
 
-The server is a real `airlock serve` (airlock.testing.services.AirlockServer); the body-limit and
+The server is a real `airlock serve` (airlock.testing.airlock_server.AirlockServer); the body-limit and
 disconnect cases speak raw HTTP over a socket so that the test controls when bytes are sent. The
 local CLI path (`airlock rest`, `airlock acr create`) is checked through the console script.
 """
@@ -21,9 +21,9 @@ from urllib.parse import quote
 import httpx
 import pytest
 
+from airlock.testing.airlock_server import AirlockServer
 from airlock.testing.console import Console
 from airlock.testing.polling import wait_until
-from airlock.testing.services import AirlockServer
 
 SUB = "00000000-0000-0000-0000-000000000000"
 ARM = f"/subscriptions/{SUB}/resourceGroups/rg/providers"

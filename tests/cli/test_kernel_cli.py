@@ -29,8 +29,9 @@ from airlock.cli.arm import _error as arm_error
 from airlock.cli.main import app
 from airlock.errors import AirlockError, error_class
 from airlock.secrets import base as secrets_base
+from airlock.testing.airlock_server import AirlockServer
 from airlock.testing.console import Console, Result
-from airlock.testing.services import AirlockServer, free_port
+from airlock.testing.processes import free_port
 
 RG = "kernelrg"
 VAULT = "kernelvault1"

@@ -14,9 +14,12 @@ import pytest
 
 from airlock.testing import azurite as az
 from airlock.testing import content
+from airlock.testing.azurite import AzuriteServer
 from airlock.testing.console import Run, error_message
 from airlock.testing.content import PushedArtifact
-from airlock.testing.services import AzuriteServer, RegistryServer, skopeo_oci_archive
+from airlock.testing.images import push_oci_image, push_oci_index
+from airlock.testing.registry_server import RegistryServer
+from airlock.testing.skopeo import skopeo_oci_archive
 from airlock.testing.tars import Members, members
 from airlock.testing.tars import pack as _pack
 
@@ -29,7 +32,7 @@ ACCOUNT = "dstacct"
 
 @pytest.fixture(scope="module")
 def multi(source_registry: RegistryServer) -> PushedArtifact:
-    return content.push_oci_index(source_registry.url, "guard/multi", "2.0", seed=92)
+    return push_oci_index(source_registry.url, "guard/multi", "2.0", seed=92)
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +61,7 @@ def test_import_of_a_skopeo_oci_archive_from_azure_reads_it_by_ranges_and_lands_
     azurite: AzuriteServer,
 ) -> None:  # fmt: skip
     # Layers over the scanner's 1 MiB read-through window, so the header scan jumps over them.
-    big = content.push_oci_image(source_registry.url, "guard/big", "3.0", seed=93, layers=2, layer_size=3 << 20)
+    big = push_oci_image(source_registry.url, "guard/big", "3.0", seed=93, layers=2, layer_size=3 << 20)
     layout = skopeo_oci_archive(source_registry, big.reference, tmp_path / "big.tar", big.reference)
     az.create_container(azurite, ACCOUNT, "layouts")
     sas = tmp_path / "r.sas"

@@ -26,10 +26,12 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from airlock.testing import azurite as az
-from airlock.testing import content
+from airlock.testing.airlock_server import AirlockServer
+from airlock.testing.azurite import AzuriteServer
 from airlock.testing.console import Console
+from airlock.testing.images import push_oci_image
 from airlock.testing.polling import wait_until
-from airlock.testing.services import AirlockServer, AzuriteServer, RegistryServer
+from airlock.testing.registry_server import RegistryServer
 
 SUB = "00000000-0000-0000-0000-000000000000"
 RG = "obsrg"
@@ -83,7 +85,7 @@ def observed(tmp_path_factory: pytest.TempPathFactory, azurite: AzuriteServer, w
         registry = stack.enter_context(
             RegistryServer.start(workdir / "obs-registry", name="obsauth", htpasswd=("robot", PASSWORD))
         )
-        content.push_oci_image(registry.url, "obs/app", "1", seed=71, auth=("robot", PASSWORD))
+        push_oci_image(registry.url, "obs/app", "1", seed=71, auth=("robot", PASSWORD))
         az.create_container(azurite, "srcacct", "observed")
         sas = az.container_sas(azurite, "srcacct", "observed", permissions="racwdl")
         read_only = az.container_sas(azurite, "srcacct", "observed", permissions="rl")

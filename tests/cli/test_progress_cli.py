@@ -23,10 +23,11 @@ from typing import Any
 import pytest
 
 from airlock.cli import display
-from airlock.testing import content
+from airlock.testing.airlock_server import AirlockServer
 from airlock.testing.content import PushedArtifact
 from airlock.testing.fault_proxy import Fault, FaultProxy
-from airlock.testing.services import AirlockServer, RegistryServer
+from airlock.testing.images import push_oci_image
+from airlock.testing.registry_server import RegistryServer
 from airlock.testing.terminal import TerminalRun, run_on_terminal
 
 AIRLOCK = Path(sys.executable).parent / "airlock"
@@ -74,8 +75,8 @@ def assert_fits(run: TerminalRun, columns: int) -> None:
 def artifacts(source_registry: RegistryServer) -> list[PushedArtifact]:
     """A few MiB in two artifacts, one with a repository name too long for a narrow terminal."""
     return [
-        content.push_oci_image(source_registry.url, "progress/app", "1.0", layers=3, layer_size=2 * MiB, seed=91),
-        content.push_oci_image(source_registry.url, LONG_REPO, "2.0", layers=1, layer_size=MiB, seed=92),
+        push_oci_image(source_registry.url, "progress/app", "1.0", layers=3, layer_size=2 * MiB, seed=91),
+        push_oci_image(source_registry.url, LONG_REPO, "2.0", layers=1, layer_size=MiB, seed=92),
     ]
 
 
@@ -206,7 +207,7 @@ def slow_source(source_registry: RegistryServer) -> Iterator[tuple[FaultProxy, P
     """The source registry behind a proxy that holds one layer back for 3 s. The held layer is the
     one an export writes last (layers go largest first), so a run of this image stalls part way,
     long enough for several polls to see it Running at a percentage between 0 and 100."""
-    image = content.push_oci_image(source_registry.url, "progress/slow", "1.0", layers=3, layer_size=MiB, seed=93)
+    image = push_oci_image(source_registry.url, "progress/slow", "1.0", layers=3, layer_size=MiB, seed=93)
     _config, *layers = image.blobs
     held, _size = sorted(layers, key=lambda blob: -blob[1])[-1]
     with FaultProxy(source_registry.url) as proxy:

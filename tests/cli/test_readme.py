@@ -20,7 +20,10 @@ from pathlib import Path
 import pytest
 
 from airlock.testing import content
-from airlock.testing.services import AzuriteServer, RegistryServer
+from airlock.testing.azurite import AzuriteServer
+from airlock.testing.images import push_oci_image
+from airlock.testing.referrers import push_referrer
+from airlock.testing.registry_server import RegistryServer
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
@@ -66,9 +69,9 @@ def azurite_https(workdir: Path) -> Iterator[AzuriteServer]:
 def test_readme_walkthrough_runs_as_written(
     source_registry: RegistryServer, target_registry: RegistryServer, azurite_https: AzuriteServer, tmp_path: Path
 ) -> None:
-    app = content.push_oci_image(source_registry.url, "team/app", "1.4", seed=41)
-    signature = content.push_referrer(source_registry.url, "team/app", app, seed=42)
-    base = content.push_oci_image(source_registry.url, "team/base", "2", seed=43)
+    app = push_oci_image(source_registry.url, "team/app", "1.4", seed=41)
+    signature = push_referrer(source_registry.url, "team/app", app, seed=42)
+    base = push_oci_image(source_registry.url, "team/base", "2", seed=43)
 
     blocks = readme_blocks(README.read_text())
     env_block = substitute_environment(

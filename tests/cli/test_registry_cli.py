@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 import urllib3
 
-from airlock.testing import content
 from airlock.testing.console import Console, Result
 from airlock.testing.content import PushedArtifact
-from airlock.testing.services import RegistryServer
+from airlock.testing.images import push_oci_image
+from airlock.testing.registry_server import RegistryServer
 
 AIRLOCK = Path(sys.executable).parent / "airlock"
 
@@ -41,7 +41,7 @@ def airlock(home: Path, *args: str | Path, env: dict[str, str] | None = None) ->
 
 @pytest.fixture(scope="module")
 def app(source_registry: RegistryServer) -> PushedArtifact:
-    return content.push_oci_image(source_registry.url, "samples/app", "1.0", layer_size=4096)
+    return push_oci_image(source_registry.url, "samples/app", "1.0", layer_size=4096)
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,8 @@ import pytest
 from airlock.cli import display
 from airlock.testing import content
 from airlock.testing.content import PushedArtifact
-from airlock.testing.services import RegistryServer
+from airlock.testing.registry_server import RegistryServer
+from airlock.testing.samples import push_sample_set
 
 AIRLOCK = Path(sys.executable).parent / "airlock"
 RG = "tablerg"
@@ -110,7 +111,7 @@ def squeezed(value: str) -> str:
 
 @pytest.fixture(scope="module")
 def samples(source_registry: RegistryServer) -> list[PushedArtifact]:
-    return content.push_sample_set(source_registry.url)
+    return push_sample_set(source_registry.url)
 
 
 @dataclass

@@ -16,8 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from airlock.testing.airlock_server import AirlockServer
 from airlock.testing.console import Console
-from airlock.testing.services import AirlockServer
 
 SUB = "00000000-0000-0000-0000-000000000000"
 ARM = f"/subscriptions/{SUB}/resourceGroups/rg/providers"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 
-from airlock.testing.services import AirlockServer
+from airlock.testing.airlock_server import AirlockServer
 
 EXE = str(Path(sys.executable).parent / "airlock")
 SUB = "00000000-0000-0000-0000-000000000000"

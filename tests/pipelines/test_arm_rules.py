@@ -15,8 +15,8 @@ from airlock.errors import ResourceConflict, UsageError
 from airlock.pipelines.access import principal_of
 from airlock.pipelines.models import ExportPipeline, Resource, RunState, run_transition
 from airlock.pipelines.plane import ControlPlane
-from airlock.testing import content
-from airlock.testing.services import RegistryServer
+from airlock.testing.images import push_oci_image
+from airlock.testing.registry_server import RegistryServer
 from airlock.wiring import open_control_plane
 
 SUB = "00000000-0000-0000-0000-000000000000"
@@ -45,7 +45,7 @@ def _run_body(pipeline: Resource, artifact: str) -> dict[str, Any]:
 def test_deleting_a_pipeline_with_a_running_run_is_refused_naming_the_run(
     plane: ControlPlane, source_registry: RegistryServer, tmp_path: Path
 ) -> None:
-    image = content.push_oci_image(source_registry.url, "rules/app", "1", layers=1, layer_size=1024 * 1024, seed=81)
+    image = push_oci_image(source_registry.url, "rules/app", "1", layers=1, layer_size=1024 * 1024, seed=81)
     plane.registries.put(SUB, RG, "rulesreg", {"properties": {"loginServer": source_registry.url}})
     pipeline = _export_pipeline(plane, tmp_path)
     assert source_registry.pid is not None

@@ -15,8 +15,8 @@ from airlock.pipelines.store import SqlResourceRepository, TriggerLedger
 from airlock.pipelines.trigger import SourceTrigger
 from airlock.registry.client import RegistryClient
 from airlock.storage.location import open_blob, parse_blob_uri
-from airlock.testing import content
-from airlock.testing.services import RegistryServer
+from airlock.testing.images import push_oci_image
+from airlock.testing.registry_server import RegistryServer
 from airlock.transfer.export import export_artifacts
 from airlock.wiring import open_control_plane
 
@@ -38,7 +38,7 @@ def test_a_second_process_never_fails_a_live_run(tmp_path: Path) -> None:
     """Regression: the first progress update erased the run's owner, so any other process's recover()
     (every local CLI command) marked a live server's run as interrupted."""
     with RegistryServer.start(tmp_path / "src", name="src") as source:
-        img = content.push_oci_image(source.url, "live/app", "1", layers=1, layer_size=2 * 1024 * 1024, seed=71)
+        img = push_oci_image(source.url, "live/app", "1", layers=1, layer_size=2 * 1024 * 1024, seed=71)
         cp = open_control_plane(tmp_path / "home")
         cp.registries.put(SUB, "rg", "sourcereg", {"properties": {"loginServer": source.url}})
         out = tmp_path / "out"
@@ -116,7 +116,7 @@ def test_trigger_survives_a_bad_blob_and_does_not_reimport_deleted_run_records(
 ) -> None:
     """Regressions: one blob whose import could not start stopped the trigger for every pipeline;
     deleting a triggered run's record (pipeline-run clean) made the blob import again."""
-    img = content.push_oci_image(source_registry.url, "trig/app", "1", seed=72)
+    img = push_oci_image(source_registry.url, "trig/app", "1", seed=72)
     archive = tmp_path / "a.tar"
     export_artifacts(
         client=RegistryClient(RegistryURL.parse(source_registry.url), use_auth_files=False),

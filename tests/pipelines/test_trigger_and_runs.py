@@ -23,10 +23,13 @@ from airlock.secrets.base import Principal
 from airlock.secrets.hashicorp_vault import HashiCorpVaultStore
 from airlock.storage.location import open_blob, parse_blob_uri
 from airlock.testing import azurite as az
-from airlock.testing import content
+from airlock.testing.azurite import AzuriteServer, StorageTokenCredential
 from airlock.testing.content import PushedArtifact
+from airlock.testing.helm import push_helm_chart
+from airlock.testing.images import push_oci_image
 from airlock.testing.keyvault import FakeCredential, FakeKeyVault
-from airlock.testing.services import AzuriteServer, OpenBaoServer, RegistryServer, StorageTokenCredential
+from airlock.testing.openbao import OpenBaoServer
+from airlock.testing.registry_server import RegistryServer
 from airlock.transfer.export import export_artifacts
 from airlock.wiring import Adapters, open_control_plane
 
@@ -36,8 +39,8 @@ SUB = "00000000-0000-0000-0000-000000000000"
 @pytest.fixture(scope="module")
 def samples(source_registry: RegistryServer) -> list[PushedArtifact]:
     return [
-        content.push_helm_chart(source_registry.url, "charts/app", "1.0.0", seed=21),
-        content.push_oci_image(source_registry.url, "apps/web", "2.0", seed=22),
+        push_helm_chart(source_registry.url, "charts/app", "1.0.0", seed=21),
+        push_oci_image(source_registry.url, "apps/web", "2.0", seed=22),
     ]
 
 

@@ -21,8 +21,10 @@ from airlock.pipelines.trigger import SourceTrigger
 from airlock.storage.location import open_blob, parse_blob_uri
 from airlock.testing import azurite as az
 from airlock.testing import content
+from airlock.testing.azurite import AzuriteServer
 from airlock.testing.content import PushedArtifact
-from airlock.testing.services import AzuriteServer, RegistryServer
+from airlock.testing.registry_server import RegistryServer
+from airlock.testing.samples import push_sample_set
 from airlock.transfer.inspection import copy_blob
 from airlock.wiring import open_control_plane
 
@@ -60,7 +62,7 @@ def ca_bundle(secure_azurite: AzuriteServer) -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def samples(source_registry: RegistryServer) -> list[PushedArtifact]:
-    return content.push_sample_set(source_registry.url, seed=11)
+    return push_sample_set(source_registry.url, seed=11)
 
 
 @pytest.fixture(scope="module")

@@ -20,6 +20,7 @@ from typing import Protocol
 
 import pytest
 
+import airlock.registry.blobs as blobs_module
 import airlock.registry.client as client_module
 from airlock.errors import AuthenticationError, IntegrityError, NotFound, RegistryError
 from airlock.oci.digest import Digest
@@ -31,7 +32,10 @@ from airlock.registry.retry import RetryPolicy
 from airlock.testing import content
 from airlock.testing.content import PushedArtifact
 from airlock.testing.fault_proxy import Fault, FaultProxy, Seen, flip_middle_byte
-from airlock.testing.services import RegistryServer, TokenServer
+from airlock.testing.images import push_docker_image, push_docker_manifest_list, push_oci_image, push_oci_index
+from airlock.testing.referrers import push_referrer
+from airlock.testing.registry_server import RegistryServer
+from airlock.testing.token_server import TokenServer
 
 USER, PASSWORD = "alice", "pw-basic-7f3a9c1e"
 TOKEN_USER, TOKEN_PASSWORD = "bob", "pw-token-41d2e8aa"
@@ -127,23 +131,21 @@ def proxy(shared_proxy: FaultProxy) -> Iterator[FaultProxy]:
 def samples(registry: RegistryServer) -> dict[str, PushedArtifact]:
     url, size = registry.url, 8 * KiB
     return {
-        "oci-image": content.push_oci_image(url, "pull/oci-image", "v1", layer_size=size, seed=1),
-        "oci-index": content.push_oci_index(url, "pull/oci-index", "v1", layer_size=size, seed=2),
-        "docker-image": content.push_docker_image(url, "pull/docker-image", "v1", layer_size=size, seed=3),
-        "docker-list": content.push_docker_manifest_list(url, "pull/docker-list", "v1", layer_size=size, seed=4),
+        "oci-image": push_oci_image(url, "pull/oci-image", "v1", layer_size=size, seed=1),
+        "oci-index": push_oci_index(url, "pull/oci-index", "v1", layer_size=size, seed=2),
+        "docker-image": push_docker_image(url, "pull/docker-image", "v1", layer_size=size, seed=3),
+        "docker-list": push_docker_manifest_list(url, "pull/docker-list", "v1", layer_size=size, seed=4),
     }
 
 
 @pytest.fixture(scope="module")
 def basic_image(basic_registry: RegistryServer) -> PushedArtifact:
-    return content.push_oci_image(basic_registry.url, "basic/app", "v1", layer_size=4 * KiB, auth=(USER, PASSWORD))
+    return push_oci_image(basic_registry.url, "basic/app", "v1", layer_size=4 * KiB, auth=(USER, PASSWORD))
 
 
 @pytest.fixture(scope="module")
 def token_image(token_registry: RegistryServer) -> PushedArtifact:
-    return content.push_oci_image(
-        token_registry.url, "tok/app", "v1", layer_size=4 * KiB, auth=(TOKEN_USER, TOKEN_PASSWORD)
-    )
+    return push_oci_image(token_registry.url, "tok/app", "v1", layer_size=4 * KiB, auth=(TOKEN_USER, TOKEN_PASSWORD))
 
 
 @pytest.fixture(autouse=True)
@@ -484,8 +486,8 @@ def test_push_blob_monolithic(registry: RegistryServer, proxy: FaultProxy, make_
 def test_push_blob_chunked(
     registry: RegistryServer, proxy: FaultProxy, make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(client_module, "MONOLITHIC_MAX", 64 * KiB)
-    monkeypatch.setattr(client_module, "UPLOAD_CHUNK", 16 * KiB)
+    monkeypatch.setattr(blobs_module, "MONOLITHIC_MAX", 64 * KiB)
+    monkeypatch.setattr(blobs_module, "UPLOAD_CHUNK", 16 * KiB)
     data = random_bytes(200 * KiB + 123, seed=2)
     desc = desc_of(data)
     client = make_client(proxy.url)
@@ -513,8 +515,8 @@ def test_push_blob_chunked_resends_a_failed_chunk(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A PATCH that never reached the registry is sent again from what the upload session holds."""
-    monkeypatch.setattr(client_module, "MONOLITHIC_MAX", 64 * KiB)
-    monkeypatch.setattr(client_module, "UPLOAD_CHUNK", 16 * KiB)
+    monkeypatch.setattr(blobs_module, "MONOLITHIC_MAX", 64 * KiB)
+    monkeypatch.setattr(blobs_module, "UPLOAD_CHUNK", 16 * KiB)
     repo = f"push/patch-{which}-{how}"
     data = random_bytes(80 * KiB + 5, seed=repo)
     desc = desc_of(data)
@@ -567,8 +569,8 @@ def test_push_blob_rejects_mismatching_source(
     make_client: MakeClient,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(client_module, "MONOLITHIC_MAX", 64 * KiB)
-    monkeypatch.setattr(client_module, "UPLOAD_CHUNK", 16 * KiB)
+    monkeypatch.setattr(blobs_module, "MONOLITHIC_MAX", 64 * KiB)
+    monkeypatch.setattr(blobs_module, "UPLOAD_CHUNK", 16 * KiB)
     size = 20 * KiB if mode == "monolithic" else 100 * KiB
     data = random_bytes(size, seed=f"{mode}-{fault}")
     source = {
@@ -715,7 +717,7 @@ def test_iter_blob_resumes_with_range(
     how: str, registry: RegistryServer, proxy: FaultProxy, make_client: MakeClient
 ) -> None:
     """``cut``: the connection breaks mid-body; ``short``: a clean response with too few bytes."""
-    pushed = content.push_oci_image(registry.url, "resume/app", "v1", layers=1, layer_size=200 * KiB, seed=9)
+    pushed = push_oci_image(registry.url, "resume/app", "v1", layers=1, layer_size=200 * KiB, seed=9)
     digest, size = pushed.blobs[-1]
     assert size > 150 * KiB  # gzip of random bytes does not shrink
     cut = 50_000
@@ -789,7 +791,7 @@ def test_retries_are_bounded(proxy: FaultProxy, samples: dict[str, PushedArtifac
 
 def test_registry_down_then_back(workdir: Path, make_client: MakeClient) -> None:
     with RegistryServer.start(workdir, name="downreg") as server:
-        pushed = content.push_oci_image(server.url, "down/app", "v1", layer_size=KiB)
+        pushed = push_oci_image(server.url, "down/app", "v1", layer_size=KiB)
         client = make_client(server.url)
         client.ping()
         server.kill()
@@ -810,9 +812,9 @@ def test_registry_down_then_back(workdir: Path, make_client: MakeClient) -> None
 
 def test_list_referrers_falls_back_to_tag_schema(registry: RegistryServer, make_client: MakeClient) -> None:
     url = registry.url
-    subject = content.push_oci_image(url, "ref/app", "v1", layer_size=KiB, seed=21)
-    signature = content.push_referrer(url, "ref/app", subject, artifact_type="application/vnd.example.sig.v1")
-    sbom = content.push_referrer(url, "ref/app", subject, artifact_type="application/vnd.example.sbom.v1", seed=1)
+    subject = push_oci_image(url, "ref/app", "v1", layer_size=KiB, seed=21)
+    signature = push_referrer(url, "ref/app", subject, artifact_type="application/vnd.example.sig.v1")
+    sbom = push_referrer(url, "ref/app", subject, artifact_type="application/vnd.example.sbom.v1", seed=1)
     client = make_client(url)
     found = client.list_referrers("ref/app", Digest.parse(subject.digest))
     assert [(str(d.digest), d.size, d.media_type) for d in found] == [
@@ -825,7 +827,7 @@ def test_list_referrers_falls_back_to_tag_schema(registry: RegistryServer, make_
     referrer = client.get_manifest("ref/app", str(found[0].digest))
     assert referrer.subject is not None and str(referrer.subject.digest) == subject.digest
 
-    lonely = content.push_oci_image(url, "ref/app", "v2", layer_size=KiB, seed=22)
+    lonely = push_oci_image(url, "ref/app", "v2", layer_size=KiB, seed=22)
     assert client.list_referrers("ref/app", Digest.parse(lonely.digest)) == []
     assert client.list_referrers("ref/no-such-repo", Digest.parse(lonely.digest)) == []
 

@@ -19,7 +19,8 @@ from airlock.errors import RegistryError
 from airlock.oci.reference import RegistryURL
 from airlock.registry.client import RegistryClient
 from airlock.registry.retry import RetryPolicy
-from airlock.testing.services import RegistryServer, TokenServer
+from airlock.testing.registry_server import RegistryServer
+from airlock.testing.token_server import TokenServer
 
 # A policy whose retries would be plain to see: four sleeps of at least 1 s.
 SLOW_RETRY = RetryPolicy(attempts=5, base=2.0, cap=2.0)
@@ -72,7 +73,7 @@ def test_name_mismatch_is_reported_without_the_ca_hint(tls_registry: RegistrySer
     # registry were reached under a name its certificate lacks. No CA bundle fixes that.
     assert tls_registry.ca_cert is not None
     client = RegistryClient(RegistryURL.parse(tls_registry.url), use_auth_files=False, retry=SLOW_RETRY)
-    client._pool.connection_pool_kw.update(ca_certs=str(tls_registry.ca_cert), assert_hostname="other.example")
+    client._session.pool.connection_pool_kw.update(ca_certs=str(tls_registry.ca_cert), assert_hostname="other.example")
     error = _fails_at_once(client)
     assert str(error).startswith(f"the registry at {tls_registry.url} presented a certificate that is not trusted (")
     assert "SSL_CERT_FILE" not in str(error)

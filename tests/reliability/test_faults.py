@@ -23,9 +23,11 @@ from airlock.storage.base import Blob
 from airlock.storage.location import open_blob, parse_blob_uri
 from airlock.testing import azurite as az
 from airlock.testing import content
+from airlock.testing.azurite import AzuriteServer
 from airlock.testing.content import PushedArtifact
 from airlock.testing.fault_proxy import Fault, FaultProxy
-from airlock.testing.services import AzuriteServer, RegistryServer
+from airlock.testing.images import push_oci_image, push_oci_index
+from airlock.testing.registry_server import RegistryServer
 from airlock.transfer.export import export_artifacts
 from airlock.transfer.importer import import_archive
 from airlock.transfer.inspection import inspect_archive
@@ -49,8 +51,8 @@ def refs(*artifacts: PushedArtifact) -> list[ArtifactReference]:
 @pytest.fixture(scope="module")
 def images(source_registry: RegistryServer) -> list[PushedArtifact]:
     return [
-        content.push_oci_image(source_registry.url, "fault/app", "1", layers=3, layer_size=LAYER, seed=31),
-        content.push_oci_index(source_registry.url, "fault/multi", "1", layer_size=64 * 1024, seed=32),
+        push_oci_image(source_registry.url, "fault/app", "1", layers=3, layer_size=LAYER, seed=31),
+        push_oci_index(source_registry.url, "fault/multi", "1", layer_size=64 * 1024, seed=32),
     ]
 
 
@@ -110,7 +112,7 @@ def test_source_registry_killed_mid_export(
     tmp_path: Path, images: list[PushedArtifact], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with RegistryServer.start(tmp_path / "src", name="dying-source") as source:
-        app = content.push_oci_image(source.url, "fault/app", "1", layers=3, layer_size=LAYER, seed=31)
+        app = push_oci_image(source.url, "fault/app", "1", layers=3, layer_size=LAYER, seed=31)
         c = client(source.url)
         real = c.iter_blob
         killed = []

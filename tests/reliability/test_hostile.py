@@ -26,7 +26,8 @@ from airlock.oci.reference import ArtifactReference, RegistryURL
 from airlock.registry.client import RegistryClient
 from airlock.storage.location import open_blob, parse_blob_uri
 from airlock.testing import content
-from airlock.testing.services import RegistryServer
+from airlock.testing.images import push_oci_image
+from airlock.testing.registry_server import RegistryServer
 from airlock.testing.tars import members, pack
 from airlock.transfer.export import export_artifacts
 from airlock.wiring import open_control_plane
@@ -40,7 +41,7 @@ EXE = str(Path(sys.executable).parent / "airlock")
 
 @pytest.fixture(scope="module")
 def good(source_registry: RegistryServer, workdir: Path) -> Path:
-    img = content.push_oci_image(source_registry.url, "hostile/app", "1", seed=81)
+    img = push_oci_image(source_registry.url, "hostile/app", "1", seed=81)
     path = workdir / "good.tar"
     export_artifacts(
         client=RegistryClient(RegistryURL.parse(source_registry.url), use_auth_files=False),

@@ -14,8 +14,10 @@ from pathlib import Path
 from urllib.parse import unquote
 
 from airlock.testing import azurite as az
-from airlock.testing import content
-from airlock.testing.services import AirlockServer, AzuriteServer, RegistryServer
+from airlock.testing.airlock_server import AirlockServer
+from airlock.testing.azurite import AzuriteServer
+from airlock.testing.images import push_oci_image
+from airlock.testing.registry_server import RegistryServer
 
 SUB = "00000000-0000-0000-0000-000000000000"
 REG = f"/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/"
@@ -29,7 +31,7 @@ def test_secrets_never_leak(tmp_path: Path, azurite: AzuriteServer) -> None:
     password = "Reg1stry-Pa55word-planted"
     outputs: list[str] = []
     with RegistryServer.start(tmp_path / "auth", name="auth", htpasswd=("robot", password)) as registry:
-        content.push_oci_image(registry.url, "secret/app", "1", seed=61, auth=("robot", password))
+        push_oci_image(registry.url, "secret/app", "1", seed=61, auth=("robot", password))
         az.create_container(azurite, "srcacct", "leaks")
         sas = az.container_sas(azurite, "srcacct", "leaks", permissions="racwdl")
         read_only = az.container_sas(azurite, "srcacct", "leaks", permissions="rl")

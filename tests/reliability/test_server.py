@@ -19,8 +19,10 @@ from airlock.oci.reference import ArtifactReference, RegistryURL
 from airlock.registry.client import RegistryClient
 from airlock.storage.location import open_blob, parse_blob_uri
 from airlock.testing import content
+from airlock.testing.airlock_server import AirlockServer
 from airlock.testing.content import PushedArtifact
-from airlock.testing.services import AirlockServer, RegistryServer
+from airlock.testing.images import push_oci_image
+from airlock.testing.registry_server import RegistryServer
 from airlock.transfer.export import export_artifacts
 from airlock.transfer.importer import import_archive
 
@@ -35,7 +37,7 @@ REG = f"/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.ContainerRegi
 @pytest.fixture(scope="module")
 def images(source_registry: RegistryServer) -> list[PushedArtifact]:
     return [
-        content.push_oci_image(source_registry.url, f"load/app{i}", "1", layers=2, layer_size=256 * 1024, seed=40 + i)
+        push_oci_image(source_registry.url, f"load/app{i}", "1", layers=2, layer_size=256 * 1024, seed=40 + i)
         for i in range(5)
     ]
 
@@ -70,7 +72,7 @@ def test_server_killed_mid_run_fails_the_run_and_the_trigger_retries_the_import(
         RegistryServer.start(tmp_path / "src", name="src") as source,
         RegistryServer.start(tmp_path / "dst", name="dst") as target,
     ):
-        big = content.push_oci_image(source.url, "big/app", "1", layers=1, layer_size=8 * 1024 * 1024, seed=49)
+        big = push_oci_image(source.url, "big/app", "1", layers=1, layer_size=8 * 1024 * 1024, seed=49)
         export, _ = _setup(server, source, target, inbox)
         # An export run that hangs mid-transfer (its registry is frozen) when the server is killed.
         assert source.pid is not None

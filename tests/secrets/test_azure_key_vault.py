@@ -16,7 +16,7 @@ from airlock.errors import SecretError
 from airlock.secrets.azure_key_vault import AzureKeyVaultStore, default_credential_for
 from airlock.secrets.base import Principal, SecretAccessDenied, SecretNotFound
 from airlock.testing.keyvault import FakeCredential, FakeKeyVault
-from airlock.testing.services import free_port
+from airlock.testing.processes import free_port
 
 READER = Principal(
     principal_id="0b5a3c1e-7d2f-4e8a-9c61-3f0d2b7a1e11",

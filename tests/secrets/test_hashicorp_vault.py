@@ -11,7 +11,8 @@ import pytest
 from airlock.errors import SecretError
 from airlock.secrets.base import Principal, SecretAccessDenied, SecretNotFound
 from airlock.secrets.hashicorp_vault import HashiCorpVaultStore, default_token_for
-from airlock.testing.services import OpenBaoServer, free_port
+from airlock.testing.openbao import OpenBaoServer
+from airlock.testing.processes import free_port
 
 READER = Principal(
     principal_id="0b5a3c1e-7d2f-4e8a-9c61-3f0d2b7a1e11",

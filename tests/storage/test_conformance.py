@@ -16,7 +16,7 @@ from airlock.errors import BlobExists, BlobNotFound, StorageAuthError, StorageEr
 from airlock.storage.base import TRANSFER_CATEGORY, Blob
 from airlock.storage.location import open_blob, parse_blob_uri
 from airlock.testing import azurite as az
-from airlock.testing.services import AzuriteServer
+from airlock.testing.azurite import AzuriteServer
 
 MakeBlob = Callable[[str], Blob]
 CONTAINER = "conformance"

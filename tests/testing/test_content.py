@@ -15,7 +15,12 @@ import pytest
 
 from airlock.testing import content
 from airlock.testing.content import PushedArtifact
-from airlock.testing.services import RegistryServer, run_skopeo
+from airlock.testing.helm import push_helm_chart
+from airlock.testing.images import push_docker_image, push_docker_manifest_list, push_oci_image
+from airlock.testing.referrers import push_oci_artifact, push_referrer, referrers_tag
+from airlock.testing.registry_server import RegistryServer
+from airlock.testing.samples import push_sample_set
+from airlock.testing.skopeo import run_skopeo
 
 USER, PASSWORD = "bob", "hunter2-but-longer"
 
@@ -37,7 +42,7 @@ def registry(workdir: Path) -> Iterator[RegistryServer]:
 
 @pytest.fixture(scope="module")
 def samples(registry: RegistryServer) -> list[PushedArtifact]:
-    return content.push_sample_set(registry.url)
+    return push_sample_set(registry.url)
 
 
 def read_back(registry: RegistryServer, artifact: PushedArtifact) -> dict[str, Any]:
@@ -81,7 +86,7 @@ def test_sample_set(registry: RegistryServer, samples: list[PushedArtifact]) -> 
     ]
     total = sum(size for a in samples for _, size in a.blobs) + sum(a.size for a in samples)
     assert total <= 1024 * 1024
-    assert sorted(content.list_tags(registry.url, "samples/app")) == sorted(["1.0", content.referrers_tag(app.digest)])
+    assert sorted(content.list_tags(registry.url, "samples/app")) == sorted(["1.0", referrers_tag(app.digest)])
     assert content.list_tags(registry.url, "samples/multi") == ["latest"]
     assert content.list_tags(registry.url, "nope/nothing") == []
     for artifact in samples:
@@ -89,23 +94,23 @@ def test_sample_set(registry: RegistryServer, samples: list[PushedArtifact]) -> 
         assert_blobs_stored(registry, artifact)
     assert len(multi.children) == 2 and len(multi.blobs) == 6
     # Pushing again is idempotent and reproduces every digest.
-    assert [a.digest for a in content.push_sample_set(registry.url)] == [a.digest for a in samples]
+    assert [a.digest for a in push_sample_set(registry.url)] == [a.digest for a in samples]
     assert (legacy.tag, chart.tag) == ("v2", "0.1.0")
 
 
 def test_deterministic_digests(registry: RegistryServer) -> None:
-    first = content.push_oci_image(registry.url, "det/one", "a", layer_size=4096, seed=7)
-    same = content.push_oci_image(registry.url, "det/two", "b", layer_size=4096, seed=7)
-    other = content.push_oci_image(registry.url, "det/two", "c", layer_size=4096, seed=8)
+    first = push_oci_image(registry.url, "det/one", "a", layer_size=4096, seed=7)
+    same = push_oci_image(registry.url, "det/two", "b", layer_size=4096, seed=7)
+    other = push_oci_image(registry.url, "det/two", "c", layer_size=4096, seed=8)
     assert first.digest == same.digest and first.blobs == same.blobs
     assert other.digest != first.digest
     assert not {d for d, _ in other.blobs} & {d for d, _ in first.blobs}
-    arm = content.push_oci_image(registry.url, "det/two", "d", layer_size=4096, seed=7, platform=("linux", "arm64"))
+    arm = push_oci_image(registry.url, "det/two", "d", layer_size=4096, seed=7, platform=("linux", "arm64"))
     assert arm.digest != first.digest
 
 
 def test_oci_image_layers_and_config(registry: RegistryServer) -> None:
-    image = content.push_oci_image(registry.url, "shape/oci", "1", layers=3, layer_size=5000, seed=3)
+    image = push_oci_image(registry.url, "shape/oci", "1", layers=3, layer_size=5000, seed=3)
     manifest = read_back(registry, image)
     assert manifest["mediaType"] == content.OCI_MANIFEST and manifest["schemaVersion"] == 2
     assert manifest["config"]["mediaType"] == content.OCI_CONFIG
@@ -127,12 +132,12 @@ def test_oci_image_layers_and_config(registry: RegistryServer) -> None:
 
 
 def test_docker_image_and_manifest_list(registry: RegistryServer) -> None:
-    image = content.push_docker_image(registry.url, "shape/docker", "img", layer_size=1024)
+    image = push_docker_image(registry.url, "shape/docker", "img", layer_size=1024)
     manifest = read_back(registry, image)
     assert manifest["config"]["mediaType"] == content.DOCKER_CONFIG
     assert {layer["mediaType"] for layer in manifest["layers"]} == {content.DOCKER_LAYER}
 
-    listed = content.push_docker_manifest_list(registry.url, "shape/docker", "list", layer_size=1024)
+    listed = push_docker_manifest_list(registry.url, "shape/docker", "list", layer_size=1024)
     index = read_back(registry, listed)
     assert index["mediaType"] == content.DOCKER_MANIFEST_LIST
     assert [m["platform"]["architecture"] for m in index["manifests"]] == ["amd64", "arm64"]
@@ -157,7 +162,7 @@ def test_helm_chart(registry: RegistryServer, samples: list[PushedArtifact]) -> 
 
 def test_oci_artifact(registry: RegistryServer) -> None:
     assert sha256(b"{}") == content.EMPTY_DIGEST
-    sbom = content.push_oci_artifact(registry.url, "shape/sbom", "sbom")
+    sbom = push_oci_artifact(registry.url, "shape/sbom", "sbom")
     manifest = read_back(registry, sbom)
     assert manifest["artifactType"] == "application/vnd.example.sbom.v1+json" == sbom.artifact_type
     assert manifest["config"] == {
@@ -175,7 +180,7 @@ def test_referrers_fallback_index(registry: RegistryServer, samples: list[Pushed
     assert signed["subject"] == app.descriptor()
     assert signed["artifactType"] == "application/vnd.example.signature.v1"
 
-    tag = content.referrers_tag(app.digest)
+    tag = referrers_tag(app.digest)
     assert tag == "sha256-" + app.digest.removeprefix("sha256:")
     raw, media_type, _ = content.get_manifest(registry.url, "samples/app", tag)
     assert media_type == content.OCI_INDEX
@@ -188,10 +193,8 @@ def test_referrers_fallback_index(registry: RegistryServer, samples: list[Pushed
         }
     ]
 
-    sbom = content.push_referrer(
-        registry.url, "samples/app", app, artifact_type="application/vnd.example.sbom.v1+json", seed=5
-    )
-    again = content.push_referrer(registry.url, "samples/app", app)  # same as the sample's: no duplicate
+    sbom = push_referrer(registry.url, "samples/app", app, artifact_type="application/vnd.example.sbom.v1+json", seed=5)
+    again = push_referrer(registry.url, "samples/app", app)  # same as the sample's: no duplicate
     assert again.digest == signature.digest
     entries = json.loads(content.get_manifest(registry.url, "samples/app", tag)[0])["manifests"]
     assert [e["digest"] for e in entries] == [signature.digest, sbom.digest]
@@ -216,10 +219,10 @@ def test_skopeo_copies_samples(registry: RegistryServer, samples: list[PushedArt
 
 def test_basic_auth(workdir: Path) -> None:
     with RegistryServer.start(workdir, name="locked", htpasswd=(USER, PASSWORD)) as locked:
-        pushed = content.push_helm_chart(locked.url, "charts/locked", "1.2.3", auth=(USER, PASSWORD))
+        pushed = push_helm_chart(locked.url, "charts/locked", "1.2.3", auth=(USER, PASSWORD))
         assert content.list_tags(locked.url, "charts/locked", auth=(USER, PASSWORD)) == ["1.2.3"]
         assert content.get_manifest(locked.url, "charts/locked", "1.2.3", auth=(USER, PASSWORD))[2] == pushed.digest
         with pytest.raises(RuntimeError, match="401"):
-            content.push_oci_image(locked.url, "charts/locked", "x", layer_size=16)
+            push_oci_image(locked.url, "charts/locked", "x", layer_size=16)
         with pytest.raises(RuntimeError, match="401"):
             content.get_manifest(locked.url, "charts/locked", "1.2.3", auth=(USER, "wrong"))

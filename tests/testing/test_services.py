@@ -17,8 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from airlock.testing import azurite, content, services
-from airlock.testing.services import AzuriteServer, RegistryServer, TokenServer, free_port, run_skopeo
+from airlock.testing import azurite, content, registry_server, skopeo
+from airlock.testing.azurite import AzuriteServer
+from airlock.testing.images import push_oci_image, push_oci_index
+from airlock.testing.processes import free_port
+from airlock.testing.registry_server import RegistryServer
+from airlock.testing.skopeo import run_skopeo
+from airlock.testing.token_server import TokenServer
 
 USER, PASSWORD = "alice", "s3cret-pass"
 
@@ -157,7 +162,7 @@ def test_token_auth_end_to_end(token_registry: RegistryServer, token_server: Tok
     assert curl("-u", f"{USER}:nope", f"{token_server.realm}?service={token_server.service}")[0] == 401
 
     # The content helpers follow the Bearer challenge like any client, scoped to the repository.
-    pushed = content.push_oci_image(token_registry.url, "tok/app", "v1", layer_size=1024, auth=(USER, PASSWORD))
+    pushed = push_oci_image(token_registry.url, "tok/app", "v1", layer_size=1024, auth=(USER, PASSWORD))
     # distribution's challenge lists the actions in no fixed order ("push,pull" or "pull,push").
     granted = [scope.rpartition(":") for scope in token_server.requests]
     assert {prefix for prefix, _, _ in granted} == {"repository:tok/app"}
@@ -195,7 +200,7 @@ def test_token_auth_end_to_end(token_registry: RegistryServer, token_server: Tok
 def test_registry_restart_keeps_content_and_port(workdir: Path) -> None:
     with RegistryServer.start(workdir, name="restartable") as server:
         port = server.port
-        pushed = content.push_oci_image(server.url, "keep/me", "1", layer_size=512)
+        pushed = push_oci_image(server.url, "keep/me", "1", layer_size=512)
         server.kill()
         assert not server.running
         assert not port_open(port)
@@ -291,13 +296,13 @@ def test_azurite_rejects_bad_account_names(workdir: Path) -> None:
 
 
 def test_missing_components_fail_loudly(workdir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv(services.AZURITE_BIN_ENV, str(tmp_path / "no-azurite"))
+    monkeypatch.setenv(azurite.AZURITE_BIN_ENV, str(tmp_path / "no-azurite"))
     with pytest.raises(RuntimeError, match=r"make test.*bootstrap\.sh"):
         AzuriteServer.start(workdir)
-    monkeypatch.setattr(services, "REGISTRY_BIN", tmp_path / "no-registry")
+    monkeypatch.setattr(registry_server, "REGISTRY_BIN", tmp_path / "no-registry")
     with pytest.raises(RuntimeError, match="make test"):
         RegistryServer.start(workdir)
-    monkeypatch.setattr(services, "SKOPEO_BIN", tmp_path / "no-skopeo")
+    monkeypatch.setattr(skopeo, "SKOPEO_BIN", tmp_path / "no-skopeo")
     with pytest.raises(RuntimeError, match="make test"):
         run_skopeo("--version")
 
@@ -306,7 +311,7 @@ def test_missing_components_fail_loudly(workdir: Path, monkeypatch: pytest.Monke
 
 
 def test_skopeo_reads_pushed_index(registry: RegistryServer) -> None:
-    pushed = content.push_oci_index(registry.url, "samples/multi", "latest", layer_size=2048)
+    pushed = push_oci_index(registry.url, "samples/multi", "latest", layer_size=2048)
     done = run_skopeo("inspect", "--tls-verify=false", "--raw", f"docker://{registry.host}/samples/multi:latest")
     raw = done.stdout.encode()
     assert "sha256:" + hashlib.sha256(raw).hexdigest() == pushed.digest

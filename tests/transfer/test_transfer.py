@@ -34,8 +34,13 @@ from airlock.storage.base import Blob
 from airlock.storage.location import open_blob, parse_blob_uri
 from airlock.testing import azurite as az
 from airlock.testing import content
+from airlock.testing.azurite import AzuriteServer
 from airlock.testing.content import PushedArtifact
-from airlock.testing.services import AzuriteServer, RegistryServer, run_skopeo
+from airlock.testing.images import push_docker_image, push_docker_manifest_list, push_oci_image
+from airlock.testing.referrers import push_oci_artifact, referrers_tag
+from airlock.testing.registry_server import RegistryServer
+from airlock.testing.samples import push_sample_set
+from airlock.testing.skopeo import run_skopeo
 from airlock.transfer.export import ExportResult, export_artifacts
 from airlock.transfer.importer import LARGE_BLOB, ImportResult, import_archive
 from airlock.transfer.inspection import copy_blob, inspect_archive
@@ -60,11 +65,11 @@ def refs(*texts: str) -> list[ArtifactReference]:
 def samples(source_registry: RegistryServer) -> list[PushedArtifact]:
     """Every media-type family: OCI image (+ signature referrer), OCI index, Docker v2, Helm, artifact, list."""
     url = source_registry.url
-    out = content.push_sample_set(url, seed=7)
-    out.append(content.push_docker_manifest_list(url, "samples/dockerlist", "v1", layer_size=8192, seed=8))
-    out.append(content.push_oci_artifact(url, "samples/sbom", "v1", seed=9))
+    out = push_sample_set(url, seed=7)
+    out.append(push_docker_manifest_list(url, "samples/dockerlist", "v1", layer_size=8192, seed=8))
+    out.append(push_oci_artifact(url, "samples/sbom", "v1", seed=9))
     # Same seed in another repository: identical layers, to test dedup and cross-repo mounts.
-    out.append(content.push_oci_image(url, "samples/app-copy", "1.0", layer_size=32 * 1024, seed=7))
+    out.append(push_oci_image(url, "samples/app-copy", "1.0", layer_size=32 * 1024, seed=7))
     return out
 
 
@@ -126,7 +131,7 @@ def test_round_trip_preserves_every_digest(
     # The signature came along (include_referrers) with the tag-schema index that finds it.
     signature = samples[1]
     assert signature.reference in result.imported
-    fallback = content.referrers_tag(samples[0].digest)
+    fallback = referrers_tag(samples[0].digest)
     assert fallback in content.list_tags(target_registry.url, "samples/app")
     # Indexes kept all platforms: children exist by digest.
     for child in samples[2].children:
@@ -284,7 +289,7 @@ def test_overwrite_tags_and_continue_on_errors_on_import(
     path, _ = archive
     with fresh_registry(tmp_path) as reg:
         # The target already has samples/legacy:v2, pointing at other content.
-        other = content.push_docker_image(reg.url, "samples/legacy", "v2", layer_size=1024, seed=99)
+        other = push_docker_image(reg.url, "samples/legacy", "v2", layer_size=1024, seed=99)
         with pytest.raises(TagConflict, match="OverwriteTags"):
             import_archive(source=file_blob(path), client=client(reg))
         # Fail-fast happened before any upload: nothing else arrived.
@@ -303,7 +308,7 @@ def test_delete_source_blob_on_success_only(archive: tuple[Path, ExportResult], 
     copy = tmp_path / "copy.tar"
     copy.write_bytes(path.read_bytes())
     with fresh_registry(tmp_path) as reg:
-        content.push_oci_image(reg.url, "samples/legacy", "v2", layer_size=1024, seed=98)  # forces a conflict
+        push_oci_image(reg.url, "samples/legacy", "v2", layer_size=1024, seed=98)  # forces a conflict
         result = import_archive(
             source=file_blob(copy),
             client=client(reg),
@@ -414,7 +419,7 @@ def test_export_failing_mid_stream_leaves_no_blob(
 
 
 def test_killed_export_process_leaves_no_file(source_registry: RegistryServer, tmp_path: Path) -> None:
-    big = content.push_oci_image(source_registry.url, "samples/big", "1", layers=1, layer_size=48 * 1024 * 1024, seed=3)
+    big = push_oci_image(source_registry.url, "samples/big", "1", layers=1, layer_size=48 * 1024 * 1024, seed=3)
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     exe = Path(sys.executable).parent / "airlock"
@@ -546,7 +551,7 @@ def test_basic_auth_registries_on_both_sides(tmp_path: Path) -> None:
         RegistryServer.start(tmp_path / "a", name="auth-src", htpasswd=creds) as src,
         RegistryServer.start(tmp_path / "b", name="auth-dst", htpasswd=creds) as dst,
     ):
-        img = content.push_oci_image(src.url, "secure/app", "1", seed=5, auth=creds)
+        img = push_oci_image(src.url, "secure/app", "1", seed=5, auth=creds)
         path = tmp_path / "auth.tar"
         export_artifacts(client=client(src, Credentials(*creds)), artifacts=refs(img.reference), target=file_blob(path))
         import_archive(source=file_blob(path), client=client(dst, Credentials(*creds)))
@@ -565,7 +570,7 @@ def test_referrers_stay_discoverable_on_a_target_without_the_referrers_api(
         target=file_blob(path),
         artifacts=refs(app.reference, f"samples/app@{signature.digest}"),
     )
-    fallback = content.referrers_tag(app.digest)
+    fallback = referrers_tag(app.digest)
     assert all(a["reference"] != f"samples/app:{fallback}" for a in inspect_archive(file_blob(path))["artifacts"])
     with fresh_registry(tmp_path) as reg:
         import_archive(source=file_blob(path), client=client(reg))

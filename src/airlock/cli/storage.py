@@ -94,7 +94,7 @@ def _account(
     account_name: str | None, account_key: str | None, connection_string: str | None, blob_endpoint: str | None
 ) -> tuple[str, str, str]:
     """(account, key, blob endpoint) from the flags, then the environment, as az resolves them."""
-    from airlock.storage import azure_blob  # the SDK loads only for these commands
+    from airlock.storage import azure_account  # the SDK loads only for these commands
 
     env = os.environ
     conn = connection_string
@@ -103,7 +103,7 @@ def _account(
     if conn:
         if account_name or account_key:
             raise UsageError("give --connection-string or --account-name/--account-key, not both")
-        account, key, endpoint = azure_blob.connection_string_account(conn)
+        account, key, endpoint = azure_account.connection_string_account(conn)
         if not key:
             raise UsageError("the connection string has no AccountKey: this command signs with the account key")
         return account, key, blob_endpoint or endpoint
@@ -115,7 +115,7 @@ def _account(
         )
     key = account_key or env.get("AZURE_STORAGE_KEY") or ""
     if not key and env.get("AZURE_STORAGE_CONNECTION_STRING"):
-        env_account, env_key, env_endpoint = azure_blob.connection_string_account(
+        env_account, env_key, env_endpoint = azure_account.connection_string_account(
             env["AZURE_STORAGE_CONNECTION_STRING"]
         )
         if env_account == account and env_key:
@@ -169,10 +169,10 @@ def generate_sas(
     starts = _when(start, "--start") if start else None
     if starts and starts >= expires:
         raise UsageError("--start must be before --expiry")
-    from airlock.storage import azure_blob
+    from airlock.storage import azure_account
 
     account, key, _ = _account(account_name, account_key, connection_string, None)
-    return azure_blob.container_sas(account, name, key, permissions, expires, starts, https_only)
+    return azure_account.container_sas(account, name, key, permissions, expires, starts, https_only)
 
 
 @command(container_app, "create")
@@ -192,7 +192,7 @@ def create(
             --connection-string "UseDevelopmentStorage=true"
     """
     _auth_mode(auth_mode)
-    from airlock.storage import azure_blob
+    from airlock.storage import azure_account
 
     account, key, endpoint = _account(account_name, account_key, connection_string, blob_endpoint)
-    return {"created": azure_blob.create_container(endpoint, name, account=account, key=key)}
+    return {"created": azure_account.create_container(endpoint, name, account=account, key=key)}

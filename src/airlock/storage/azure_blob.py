@@ -1,4 +1,4 @@
-"""Azure Blob Storage through ``azure-storage-blob`` (the only module that imports the SDK).
+"""Azure Blob Storage through ``azure-storage-blob`` (the SDK is imported here and in ``azure_account.py`` only).
 
 Addresses: ``https://<account>.blob.core.windows.net/<container>/<blob>`` (and the other clouds'
 suffixes), or path-style ``http(s)://host[:port]/<account>/<container>/<blob>`` as Azurite and
@@ -20,7 +20,6 @@ import threading
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import datetime
 from typing import IO, Any, NoReturn, cast
 
 import requests
@@ -40,12 +39,11 @@ from azure.storage.blob import (
     ContainerClient,
     ContentSettings,
     ExponentialRetry,
-    generate_container_sas,
 )
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from airlock.errors import BlobExists, BlobNotFound, MissingCredential, StorageAuthError, StorageError, UsageError
+from airlock.errors import BlobExists, BlobNotFound, MissingCredential, StorageAuthError, StorageError
 from airlock.storage.base import BlobInfo
 
 log = logging.getLogger(__name__)
@@ -57,7 +55,7 @@ RANGE_SIZE = 4 * 1024 * 1024  # 4 in flight: 16 MiB of read-ahead, enough to kee
 RANGES_IN_FLIGHT = 4
 _POOL = 64  # connections kept alive per blob client: reads, ranged reads and staged blocks in flight
 # The SDK's default waits 15 s, then longer; a dead endpoint should fail within seconds.
-_RETRY = ExponentialRetry(initial_backoff=1, increment_base=2, retry_total=3)
+RETRY = ExponentialRetry(initial_backoff=1, increment_base=2, retry_total=3)
 
 
 def _session() -> requests.Session:
@@ -77,7 +75,7 @@ def _session() -> requests.Session:
     return session
 
 
-def _fail(exc: Exception, *, op: str, display: str) -> NoReturn:
+def fail(exc: Exception, *, op: str, display: str) -> NoReturn:
     """Translate an SDK exception into airlock's error tree. Never includes the SAS."""
     if isinstance(exc, ResourceNotFoundError):
         code = str(getattr(exc, "error_code", "") or "")
@@ -145,7 +143,7 @@ def _mapped(op: str, display: str) -> Iterator[None]:
     try:
         yield
     except (HttpResponseError, ServiceRequestError, ServiceResponseError) as exc:
-        _fail(exc, op=op, display=display)
+        fail(exc, op=op, display=display)
 
 
 class AzureBlob:
@@ -160,7 +158,7 @@ class AzureBlob:
             container,
             blob,
             credential=_credential(self.display, account_url, sas_token, credential),
-            retry_policy=_RETRY,
+            retry_policy=RETRY,
             connection_timeout=10,
             read_timeout=120,
             session=_session(),
@@ -176,7 +174,7 @@ class AzureBlob:
         except ResourceNotFoundError:
             return None
         except (HttpResponseError, ServiceRequestError, ServiceResponseError) as exc:
-            _fail(exc, op="stat", display=display or client.url.split("?", 1)[0])
+            fail(exc, op="stat", display=display or client.url.split("?", 1)[0])
         md5 = props.content_settings.content_md5
         return BlobInfo(
             size=int(props.size),
@@ -244,7 +242,7 @@ class AzureBlob:
         except ResourceModifiedError:
             raise StorageError(f"blob {self.display} changed since it was read; not deleted") from None
         except (HttpResponseError, ServiceRequestError, ServiceResponseError) as exc:
-            _fail(exc, op="delete", display=self.display)
+            fail(exc, op="delete", display=self.display)
 
 
 class _Sink:
@@ -397,7 +395,7 @@ class AzureContainer:
         self._sas = sas_token
         self._credential = _credential(self.display, account_url, sas_token, credential)
         self._client = ContainerClient(
-            account_url, container, credential=self._credential, retry_policy=_RETRY, connection_timeout=10
+            account_url, container, credential=self._credential, retry_policy=RETRY, connection_timeout=10
         )
 
     def list_blobs(self) -> Iterator[tuple[str, BlobInfo]]:
@@ -433,95 +431,3 @@ def identity_credential(client_id: str | None) -> object:
     if client_id:
         return ManagedIdentityCredential(client_id=client_id)
     return DefaultAzureCredential(exclude_interactive_browser_credential=True)
-
-
-# ------------------------------------------------------------------------------ account-key helpers
-# For `airlock storage container ...` (az storage's counterparts): SAS generation and container creation.
-
-_SAS_PERMISSIONS = "racwdxyltfmei"  # what ContainerSasPermissions knows, in the service's order
-
-
-def connection_string_account(connection_string: str) -> tuple[str, str | None, str]:
-    """(account name, account key or None, blob endpoint URL) of a storage connection string.
-
-    ``UseDevelopmentStorage=true`` (Azurite's well-known account) and ``BlobEndpoint=`` are honoured.
-
-    Raises:
-        UsageError: the string does not parse (the message never repeats it: it holds a key).
-    """
-    try:
-        client = ContainerClient.from_connection_string(connection_string, "x")
-    except (ValueError, KeyError, TypeError):
-        raise UsageError(
-            "invalid storage connection string: expected AccountName=...;AccountKey=...[;BlobEndpoint=...]"
-        ) from None
-    account = str(client.account_name or "")
-    if not account:
-        raise UsageError("invalid storage connection string: no AccountName")
-    key = getattr(client.credential, "account_key", None)
-    endpoint = client.url.rsplit("/", 1)[0]
-    return account, str(key) if key else None, endpoint
-
-
-def container_sas(
-    account: str,
-    container: str,
-    key: str,
-    permissions: str,
-    expiry: datetime,
-    start: datetime | None,
-    https_only: bool,
-) -> str:
-    """A service SAS for ``container`` signed with the account key (no leading '?').
-
-    Raises:
-        UsageError: an unknown permission letter, or a key that is not base64.
-    """
-    unknown = sorted(set(permissions) - set(_SAS_PERMISSIONS))
-    if unknown or not permissions:
-        raise UsageError(
-            f"invalid --permissions {permissions!r}: combine letters of {_SAS_PERMISSIONS} "
-            "(r)ead (a)dd (c)reate (w)rite (d)elete ... (l)ist"
-        )
-    ordered = "".join(p for p in _SAS_PERMISSIONS if p in permissions)
-    try:
-        base64.b64decode(key, validate=True)
-    except ValueError:
-        raise UsageError("invalid account key: not base64") from None
-    return str(
-        generate_container_sas(
-            account,
-            container,
-            account_key=key,
-            permission=ordered,
-            expiry=expiry,
-            start=start,
-            protocol="https" if https_only else None,
-        )
-    )
-
-
-def create_container(endpoint: str, container: str, *, account: str, key: str) -> bool:
-    """Create ``container`` at ``endpoint`` (``https://acct.blob.core.windows.net`` or Azurite's
-    ``http://host:port/acct``) with the account key; False when it already exists.
-
-    Raises:
-        StorageError (StorageAuthError for a wrong key).
-    """
-    display = f"{endpoint}/{container}"
-    client = ContainerClient(
-        endpoint,
-        container,
-        credential={"account_name": account, "account_key": key},
-        retry_policy=_RETRY,
-        connection_timeout=10,
-    )
-    try:
-        client.create_container()
-    except ResourceExistsError:
-        return False
-    except (HttpResponseError, ServiceRequestError, ServiceResponseError) as exc:
-        _fail(exc, op="create", display=display)
-    finally:
-        client.close()
-    return True

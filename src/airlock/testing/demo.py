@@ -27,7 +27,10 @@ from rich.table import Table
 
 from airlock.testing import azurite as az
 from airlock.testing import content
-from airlock.testing.services import AzuriteServer, RegistryServer, free_port
+from airlock.testing.azurite import AzuriteServer
+from airlock.testing.processes import free_port
+from airlock.testing.registry_server import RegistryServer
+from airlock.testing.samples import push_sample_set
 
 console = Console(highlight=False)
 EXE = str(Path(sys.executable).parent / "airlock")
@@ -105,7 +108,7 @@ def main() -> int:
                 f"storage accounts sourcesa, targetsa at {azurite.blob_endpoint('sourcesa').rsplit('/', 1)[0]}"
             )
             console.print(f"control plane   {env['AIRLOCK_ENDPOINT']} (airlock serve, source trigger every 1 s)")
-            samples = content.push_sample_set(source.url, seed=42)
+            samples = push_sample_set(source.url, seed=42)
             tagged = [a.reference for a in samples if a.tag]
             console.print(f"pushed {len(samples)} sample artifacts to the source\n")
 

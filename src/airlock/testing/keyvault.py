@@ -35,7 +35,8 @@ from typing import Any
 from azure.core.credentials import AccessToken
 from cryptography import x509
 
-from airlock.testing.services import InProcessHTTPServer, _self_signed, _write_key_and_cert
+from airlock.testing.certificates import self_signed, write_key_and_cert
+from airlock.testing.processes import InProcessHTTPServer
 
 __all__ = ["FakeCredential", "FakeKeyVault"]
 
@@ -92,8 +93,8 @@ class FakeKeyVault(InProcessHTTPServer):
         self.tenant_id = tenant_id
         self.ca_cert = workdir / f"{name}-cert.pem"
         self._key_path = workdir / f"{name}-key.pem"
-        key, cert = _self_signed("127.0.0.1", san=[x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
-        _write_key_and_cert(key, cert, self._key_path, self.ca_cert)
+        key, cert = self_signed("127.0.0.1", san=[x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
+        write_key_and_cert(key, cert, self._key_path, self.ca_cert)
         self._lock = threading.Lock()
         self._secrets: dict[str, list[_Version]] = {}
         self._policies: dict[str, set[str]] = {}

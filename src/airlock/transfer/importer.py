@@ -14,7 +14,6 @@ never tagged.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Callable, Iterator
@@ -37,9 +36,10 @@ from airlock.oci.manifest import MAX_MANIFEST_SIZE, Descriptor, Manifest
 from airlock.oci.reference import validate_repository, validate_tag
 from airlock.registry.client import RegistryClient
 from airlock.storage.base import Blob
-from airlock.transfer.graph import Closure, closure
+from airlock.transfer.graph import closure
 from airlock.transfer.options import NoProgress, PipelineOption, Progress
 from airlock.transfer.pipelining import FanOut, close_stream, counted
+from airlock.transfer.publish import ArtifactEntry, publish
 
 log = logging.getLogger(__name__)
 
@@ -78,16 +78,6 @@ class ImportResult:
             },
             "sourceBlobDeleted": self.source_deleted,
         }
-
-
-@dataclass
-class ArtifactEntry:
-    """One artifact of the archive being imported: its catalog entry, and what became of it."""
-
-    entry: CatalogArtifact
-    digest: Digest
-    closure: Closure | None = None
-    error: str | None = None
 
 
 class Importer:
@@ -394,62 +384,8 @@ class Importer:
             close_stream(again)
 
     def _push_manifests(self, artifacts: list[ArtifactEntry]) -> list[str]:
-        """Push manifests by digest (children first), then tags; referrers after their subjects."""
-        imported: list[str] = []
-        ordered = sorted(artifacts, key=lambda a: a.entry.subject is not None)
-        pushed: set[tuple[str, Digest]] = set()
-        for art in ordered:
-            if art.error is not None or art.closure is None:
-                continue
-            repo = art.entry.repository
-            try:
-                for m in art.closure.manifests:
-                    if (repo, m.digest) in pushed:
-                        continue
-                    if self.client.head_manifest(repo, str(m.digest)) is None:
-                        self.client.put_manifest(repo, str(m.digest), m)
-                    pushed.add((repo, m.digest))
-            except AirlockError as exc:
-                self.fail(art, exc)
-        # Tags last, and only for artifacts whose whole content is in place.
-        for art in ordered:
-            if art.error is not None or art.closure is None:
-                continue
-            try:
-                if art.entry.tag is not None:
-                    self.client.put_manifest(art.entry.repository, art.entry.tag, art.closure.top)
-                imported.append(art.entry.reference)
-                self.progress.artifact_done(art.entry.reference, str(art.digest), art.closure.size)
-            except AirlockError as exc:
-                self.fail(art, exc)
-        self._index_referrers([a for a in ordered if a.entry.reference in imported])
-        return imported
-
-    def _index_referrers(self, artifacts: list[ArtifactEntry]) -> None:
-        """Keep imported referrers discoverable: a registry with the referrers API indexes them from
-        their ``subject``; on one without it, list them in the subject's tag-schema index (which the
-        archive lacks when the source had the API). Best effort: the artifacts are already imported."""
-        groups: dict[tuple[str, Digest], list[Descriptor]] = {}
-        for art in artifacts:
-            top = art.closure.top if art.closure else None
-            if top is None or top.subject is None:
-                continue
-            doc = json.loads(top.raw)
-            annotations = doc.get("annotations") if isinstance(doc.get("annotations"), dict) else {}
-            desc = Descriptor(
-                top.media_type,
-                top.digest,
-                top.size,
-                artifact_type=top.artifact_type,
-                annotations={str(k): str(v) for k, v in annotations.items()},
-            )
-            groups.setdefault((art.entry.repository, top.subject.digest), []).append(desc)
-        for (repo, subject), referrers in groups.items():
-            try:
-                if not self.client.has_referrers_api(repo, subject):
-                    self.client.add_to_referrers_tag(repo, subject, referrers)
-            except AirlockError as exc:
-                log.warning("referrers of %s@%s could not be indexed: %s", repo, subject, exc)
+        """Push manifests (children first), then tags, for the artifacts that have not failed."""
+        return publish(self.client, artifacts, fail=self.fail, progress=self.progress)
 
 
 def _check_index(index: object, artifacts: list[ArtifactEntry]) -> None:

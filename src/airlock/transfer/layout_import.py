@@ -35,9 +35,10 @@ from airlock.storage.base import Blob
 from airlock.transfer.graph import closure
 
 # The importer's machinery (planning, verified uploads, manifests and tags last) is shared.
-from airlock.transfer.importer import ArtifactEntry, Importer, ImportResult, delete_source_on_success, import_archive
+from airlock.transfer.importer import Importer, ImportResult, delete_source_on_success, import_archive
 from airlock.transfer.options import NoProgress, PipelineOption, Progress
 from airlock.transfer.pipelining import FanOut, close_stream
+from airlock.transfer.publish import ArtifactEntry
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,102 @@
+"""The last step of an import: manifests and tags into the target registry.
+
+Manifests go by digest, children first; then tags, only for artifacts whose whole content is in
+place; referrers after their subjects, and then indexed where the registry does not do it itself.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from airlock.archive.format import CatalogArtifact
+from airlock.errors import AirlockError
+from airlock.oci.digest import Digest
+from airlock.oci.manifest import Descriptor
+from airlock.registry.client import RegistryClient
+from airlock.transfer.graph import Closure
+from airlock.transfer.options import Progress
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ArtifactEntry:
+    """One artifact of the archive being imported: its catalog entry, and what became of it."""
+
+    entry: CatalogArtifact
+    digest: Digest
+    closure: Closure | None = None
+    error: str | None = None
+
+
+def publish(
+    client: RegistryClient,
+    artifacts: list[ArtifactEntry],
+    *,
+    fail: Callable[[ArtifactEntry, AirlockError], None],
+    progress: Progress,
+) -> list[str]:
+    """Push manifests by digest (children first), then tags; referrers after their subjects.
+
+    Returns the references imported. An artifact whose push fails is handed to ``fail`` with the
+    error and gets no tag; ``fail`` may raise instead (without ContinueOnErrors), which ends this.
+    """
+    imported: list[str] = []
+    ordered = sorted(artifacts, key=lambda a: a.entry.subject is not None)
+    pushed: set[tuple[str, Digest]] = set()
+    for art in ordered:
+        if art.error is not None or art.closure is None:
+            continue
+        repo = art.entry.repository
+        try:
+            for m in art.closure.manifests:
+                if (repo, m.digest) in pushed:
+                    continue
+                if client.head_manifest(repo, str(m.digest)) is None:
+                    client.put_manifest(repo, str(m.digest), m)
+                pushed.add((repo, m.digest))
+        except AirlockError as exc:
+            fail(art, exc)
+    # Tags last, and only for artifacts whose whole content is in place.
+    for art in ordered:
+        if art.error is not None or art.closure is None:
+            continue
+        try:
+            if art.entry.tag is not None:
+                client.put_manifest(art.entry.repository, art.entry.tag, art.closure.top)
+            imported.append(art.entry.reference)
+            progress.artifact_done(art.entry.reference, str(art.digest), art.closure.size)
+        except AirlockError as exc:
+            fail(art, exc)
+    _index_referrers(client, [a for a in ordered if a.entry.reference in imported])
+    return imported
+
+
+def _index_referrers(client: RegistryClient, artifacts: list[ArtifactEntry]) -> None:
+    """Keep imported referrers discoverable: a registry with the referrers API indexes them from
+    their ``subject``; on one without it, list them in the subject's tag-schema index (which the
+    archive lacks when the source had the API). Best effort: the artifacts are already imported."""
+    groups: dict[tuple[str, Digest], list[Descriptor]] = {}
+    for art in artifacts:
+        top = art.closure.top if art.closure else None
+        if top is None or top.subject is None:
+            continue
+        doc = json.loads(top.raw)
+        annotations = doc.get("annotations") if isinstance(doc.get("annotations"), dict) else {}
+        desc = Descriptor(
+            top.media_type,
+            top.digest,
+            top.size,
+            artifact_type=top.artifact_type,
+            annotations={str(k): str(v) for k, v in annotations.items()},
+        )
+        groups.setdefault((art.entry.repository, top.subject.digest), []).append(desc)
+    for (repo, subject), referrers in groups.items():
+        try:
+            if not client.has_referrers_api(repo, subject):
+                client.add_to_referrers_tag(repo, subject, referrers)
+        except AirlockError as exc:
+            log.warning("referrers of %s@%s could not be indexed: %s", repo, subject, exc)
