@@ -3,31 +3,43 @@
 Imported by the edges only (``airlock.api`` and ``airlock.cli``). Layout of ``AIRLOCK_HOME``
 (default ``~/.airlock``, mode 0700)::
 
-    airlock.db      resources, runs, trigger records, embedded-vault ciphertexts (SQLite; or
-                    AIRLOCK_DATABASE_URL)
-    vault.key       the embedded vault's encryption key (0600) — kept apart from the database
-    tenant-id       this installation's tenant id (identities are created in it)
-    api-token       the REST API's bearer token (0600), used by the CLI by itself
+    airlock.db      resources, runs, trigger records, API token hashes, embedded-vault
+                    ciphertexts, the tenant id (SQLite; or AIRLOCK_DATABASE_URL)
+    vault.key       the embedded vault's encryption key (0600), kept apart from the database
+                    (or AIRLOCK_VAULT_KEY_FILE / AIRLOCK_VAULT_KEY: every process of a
+                    deployment on PostgreSQL must be given the same key)
+    api-token       the REST API's Owner token (0600), used by the CLI by itself; its hash is
+                    in the database, so every replica accepts it
+    tenant-id       read once, by releases that kept the tenant here, to seed the database's
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from sqlalchemy import Engine
 
+from airlock.db.settings import setting
+from airlock.errors import AirlockError, UsageError
+from airlock.observability import metrics
+from airlock.pipelines.executor import RunExecutor, RunHandler
 from airlock.pipelines.plane import ControlPlane
 from airlock.pipelines.store import make_engine
 from airlock.secrets.base import Principal, SecretStore
 from airlock.secrets.embedded import EmbeddedVaults, load_or_create_key
 from airlock.secrets.resolver import SecretResolver
 from airlock.storage.hosts import StorageHosts
+
+if TYPE_CHECKING:
+    from airlock.pipelines.queue import QueueRunExecutor, QueueTiming
 
 DEFAULT_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
 
@@ -69,7 +81,8 @@ class Adapters:
 
     storage_credential: Callable[[Principal], object | None] = _default_storage_credential
     extra_stores: list[SecretStore] = field(default_factory=list)
-    workers: int = 2
+    workers: int = 2  # runs this process executes at once
+    worker: bool = True  # whether this process executes runs (PostgreSQL: False serves the API only)
 
 
 class _Lazy:
@@ -134,20 +147,97 @@ def _hashicorp_vault() -> SecretStore:
     return _Hosts(HashiCorpVaultStore(), lambda host: host in allowed)
 
 
+def database_url(home: Path | None = None) -> str:
+    """``AIRLOCK_DATABASE_URL``, else the SQLite file ``AIRLOCK_HOME/airlock.db``."""
+    return os.environ.get("AIRLOCK_DATABASE_URL") or f"sqlite:///{(home or home_dir()) / 'airlock.db'}"
+
+
 def database_engine(home: Path | None = None) -> Engine:
     """The engine of the installation's database: ``AIRLOCK_DATABASE_URL``, else ``AIRLOCK_HOME/airlock.db``."""
-    home = home or home_dir()
-    return make_engine(os.environ.get("AIRLOCK_DATABASE_URL") or f"sqlite:///{home / 'airlock.db'}")
+    return make_engine(database_url(home))
+
+
+def vault_key(engine: Engine, home: Path) -> bytes:
+    """The embedded vaults' encryption key: ``AIRLOCK_VAULT_KEY`` (a Fernet key), else the file
+    ``AIRLOCK_VAULT_KEY_FILE``, else ``AIRLOCK_HOME/vault.key`` (a file is created, mode 0600, on
+    first use). On PostgreSQL the first process records the key's fingerprint in the database,
+    and every other process of the deployment must hold the same key.
+
+    Raises:
+        UsageError: ``AIRLOCK_VAULT_KEY`` is not a Fernet key.
+        AirlockError: the key is not the one the deployment's database was first opened with.
+    """
+    from cryptography.fernet import Fernet
+
+    given = os.environ.get("AIRLOCK_VAULT_KEY", "").strip()
+    if given:
+        key = given.encode()
+        try:
+            Fernet(key)
+        except ValueError:
+            raise UsageError("AIRLOCK_VAULT_KEY is not a Fernet key (32 url-safe base64-encoded bytes)") from None
+        source = "AIRLOCK_VAULT_KEY"
+    else:
+        path = Path(os.environ.get("AIRLOCK_VAULT_KEY_FILE") or home / "vault.key").expanduser()
+        key = load_or_create_key(path)
+        source = str(path)
+    if engine.dialect.name != "postgresql":
+        return key  # one home, one database: a replaced key shows as secrets that do not decrypt
+    fingerprint = hashlib.sha256(b"airlock embedded vault key\0" + key).hexdigest()[:32]
+    if setting(engine, "vault_key_fingerprint", lambda: fingerprint) != fingerprint:
+        raise AirlockError(
+            f"the embedded vault key from {source} is not this deployment's: every process that shares the "
+            "database must be given the same key (AIRLOCK_VAULT_KEY_FILE or AIRLOCK_VAULT_KEY); the first "
+            "process that opened the database recorded its key's fingerprint"
+        )
+    return key
+
+
+def tenant_id(engine: Engine, home: Path) -> str:
+    """The deployment's tenant: recorded in the database; a home written before that seeds it."""
+
+    def first() -> str:
+        try:
+            return (home / "tenant-id").read_text().strip() or str(uuid.uuid4())
+        except FileNotFoundError:
+            return str(uuid.uuid4())
+
+    return setting(engine, "tenant_id", first)
 
 
 def open_control_plane(home: Path | None = None, adapters: Adapters | None = None) -> ControlPlane:
-    """The control plane of ``home`` (default: ``AIRLOCK_HOME``), with every secret backend."""
+    """The control plane of ``home`` (default: ``AIRLOCK_HOME``), with every secret backend.
+
+    On PostgreSQL, runs go through the job queue (:class:`airlock.pipelines.queue.QueueRunExecutor`),
+    executed in this process when ``adapters.worker``; on SQLite, on this process's threads.
+
+    Raises:
+        AirlockError: the database's schema is not current (PostgreSQL), or the vault key is not
+            the deployment's.
+    """
     home = home or home_dir()
     adapters = adapters or Adapters()
-    engine = database_engine(home)
-    vaults = EmbeddedVaults(engine, load_or_create_key(home / "vault.key"))
-    tenant = _read_or_create(home / "tenant-id", lambda: str(uuid.uuid4()), 0o644)
+    url = database_url(home)
+    engine = make_engine(url)
+    vaults = EmbeddedVaults(engine, vault_key(engine, home))
+    tenant = tenant_id(engine, home)
     stores: list[SecretStore] = [vaults, *adapters.extra_stores, _Lazy(_hashicorp_vault), _Lazy(_azure_key_vault)]
+    executor: Callable[[RunHandler], RunExecutor] | None = None
+    if engine.dialect.name == "postgresql":
+        from airlock.pipelines.queue import QueueRunExecutor
+
+        def executor(handler: RunHandler) -> RunExecutor:
+            queue = QueueRunExecutor(
+                url, handler, worker=adapters.worker, concurrency=adapters.workers, timing=queue_timing()
+            )
+            metrics.set_queue_probe(lambda: metrics.QueueStats(*_stats(queue)))
+            return queue
+
+    elif not adapters.worker:
+        raise UsageError(
+            "without a worker nothing would execute runs: a server on SQLite runs its own; use "
+            "AIRLOCK_DATABASE_URL=postgresql+psycopg://… to run the API and `airlock worker` apart"
+        )
     return ControlPlane(
         engine=engine,
         vaults=vaults,
@@ -155,8 +245,32 @@ def open_control_plane(home: Path | None = None, adapters: Adapters | None = Non
         storage_credential=adapters.storage_credential,
         tenant_id=tenant,
         workers=adapters.workers,
+        executor=executor,
         storage_hosts=StorageHosts.from_env(),
     )
+
+
+def queue_timing() -> QueueTiming:
+    """The job queue's clocks: ``AIRLOCK_QUEUE_STALLED_AFTER`` seconds without a worker's heartbeat
+    (default 30) make its runs stalled; a worker beats six times in that span. A killed worker's
+    runs start again within ``QueueTiming.recovery_bound`` seconds. Raises UsageError."""
+    from airlock.pipelines.queue import QueueTiming
+
+    raw = os.environ.get("AIRLOCK_QUEUE_STALLED_AFTER") or "30"
+    try:
+        stalled = float(raw)
+    except ValueError:
+        raise UsageError(f"AIRLOCK_QUEUE_STALLED_AFTER {raw!r}: expected seconds, e.g. 30") from None
+    if not 3 <= stalled <= 3600:
+        raise UsageError("AIRLOCK_QUEUE_STALLED_AFTER must be between 3 and 3600 seconds")
+    return QueueTiming(
+        heartbeat=stalled / 6, stalled_after=stalled, recover_every=min(5.0, stalled / 6), poll=min(2.0, stalled / 6)
+    )
+
+
+def _stats(queue: QueueRunExecutor) -> tuple[int, float]:
+    depth, oldest = queue.queue_stats()
+    return depth, oldest or 0.0
 
 
 def user_secret_resolver(home: Path | None = None) -> SecretResolver:
@@ -166,5 +280,6 @@ def user_secret_resolver(home: Path | None = None) -> SecretResolver:
     from airlock.secrets.hashicorp_vault import HashiCorpVaultStore
 
     home = home or home_dir()
-    vaults = EmbeddedVaults(database_engine(home), load_or_create_key(home / "vault.key"))
+    engine = database_engine(home)
+    vaults = EmbeddedVaults(engine, vault_key(engine, home))
     return SecretResolver([vaults, HashiCorpVaultStore(), AzureKeyVaultStore()])

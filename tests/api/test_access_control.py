@@ -82,7 +82,11 @@ def test_roles_reader_and_transfer_pipeline_contributor(api: TestClient, tmp_pat
     )
 
     listed = api.get("/airlock/tokens", headers=auth(OWNER)).json()["value"]
-    assert {t["name"]: t["role"] for t in listed} == {"reader1": "Reader", "contrib1": "TransferPipelineContributor"}
+    assert {t["name"]: t["role"] for t in listed} == {
+        "owner": "Owner",  # the bootstrap token, hashed in the database like the others
+        "reader1": "Reader",
+        "contrib1": "TransferPipelineContributor",
+    }
     assert reader not in str(listed)
     assert api.delete("/airlock/tokens/reader1", headers=auth(OWNER)).status_code == 204
     assert api.get(REG + API, headers=auth(reader)).status_code == 401  # revoked

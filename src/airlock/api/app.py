@@ -62,6 +62,11 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         plane = open_plane()
         app.state.tokens = TokenStore(plane.engine, token)
+        if not app.state.tokens.bootstrap_accepted:
+            log.warning(
+                "this home's api-token is not the deployment's Owner token (another server recorded its own "
+                "first): use that server's AIRLOCK_HOME/api-token, or tokens made with `airlock token create`"
+            )
         recovered = plane.runs.recover()
         if recovered:
             log.warning("marked %d interrupted run(s) as failed", len(recovered))

@@ -25,6 +25,7 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Engine, delete, insert, select
+from sqlalchemy.exc import IntegrityError
 
 from airlock.db.migrate import ensure_schema
 from airlock.db.schema import api_tokens
@@ -59,17 +60,48 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+BOOTSTRAP_NAME = "owner"  # the Owner token airlock serve writes to AIRLOCK_HOME/api-token
+
+
 class TokenStore:
-    """Tokens of one installation; the bootstrap token (from the home's file) is always an Owner."""
+    """The tokens of one deployment, hashed in its database, where every replica reads them.
+
+    The bootstrap token (the home's ``api-token``) is recorded as the Owner token ``owner`` when
+    the database has none. On SQLite (one home, one database) the home's token is the Owner token
+    and replaces a different record; on PostgreSQL the first server's record stands, and another
+    home's token is an ordinary unknown token (:attr:`bootstrap_accepted` False).
+    """
 
     def __init__(self, engine: Engine, bootstrap_token: str) -> None:
         self._engine = engine
-        self._bootstrap = bootstrap_token
         ensure_schema(engine)
+        self.bootstrap_accepted = self._register(bootstrap_token)
+
+    def _register(self, token: str) -> bool:
+        digest = _digest(token)
+        table = tokens_table
+        with self._engine.begin() as conn:
+            row = conn.execute(select(table.c.sha256).where(table.c.name == BOOTSTRAP_NAME)).first()
+            if row is not None and hmac.compare_digest(row.sha256, digest):
+                return True
+            if row is not None and self._engine.dialect.name == "postgresql":
+                return False
+            if row is not None:
+                conn.execute(delete(table).where(table.c.name == BOOTSTRAP_NAME))
+            try:
+                with conn.begin_nested():
+                    conn.execute(
+                        insert(table).values(
+                            name=BOOTSTRAP_NAME, role=Role.OWNER, sha256=digest, created_at=datetime.now(UTC)
+                        )
+                    )
+            except IntegrityError:  # another replica recorded its own first
+                return False
+        return True
 
     def authenticate(self, token: str) -> Caller | None:
-        if token and hmac.compare_digest(token.encode(), self._bootstrap.encode()):
-            return Caller("owner", "Owner")
+        if not token:
+            return None
         with self._engine.connect() as conn:
             row = conn.execute(select(tokens_table).where(tokens_table.c.sha256 == _digest(token))).first()
         return Caller(row.name, row.role) if row else None

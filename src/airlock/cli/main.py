@@ -35,6 +35,7 @@ from airlock.cli.registries import acr_app
 from airlock.cli.server import configure, rest, serve
 from airlock.cli.storage import storage_app
 from airlock.cli.tokens import token_app
+from airlock.cli.worker import worker
 from airlock.errors import (
     AirlockError,
     BlobExists,
@@ -378,6 +379,7 @@ def inspect_cmd(
 # -- the control plane (az-style): resources over the ARM REST API, in-process or AIRLOCK_ENDPOINT --
 
 app.command("serve")(serve)
+app.command("worker")(worker)
 command(app, "configure")(configure)
 command(app, "rest")(rest)
 app.add_typer(acr_app, name="acr")

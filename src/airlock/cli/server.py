@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -36,6 +35,13 @@ def serve(
             help="Pipeline runs this server executes at once (more wait, queued).",
         ),
     ] = 2,
+    no_worker: Annotated[
+        bool,
+        typer.Option(
+            "--no-worker",
+            help="Serve the API only; `airlock worker` processes execute the runs (PostgreSQL only).",
+        ),
+    ] = False,
 ) -> None:
     """Serve the ARM REST API (pipelines, runs, registries, identities, key vaults) and run the import
     source trigger every AIRLOCK_TRIGGER_INTERVAL seconds (default 10).
@@ -56,16 +62,15 @@ def serve(
 
     if bool(ssl_certfile) != bool(ssl_keyfile):
         raise UsageError("--ssl-certfile and --ssl-keyfile go together")
-    raw_interval = os.environ.get("AIRLOCK_TRIGGER_INTERVAL") or "10"
-    try:
-        interval = float(raw_interval)
-    except ValueError:
-        raise UsageError(f"AIRLOCK_TRIGGER_INTERVAL {raw_interval!r}: expected seconds, e.g. 10") from None
-    if interval <= 0:
-        raise UsageError("AIRLOCK_TRIGGER_INTERVAL must be more than 0 seconds")
+    from airlock.pipelines.trigger import trigger_interval
+
+    interval = trigger_interval()
     home = home_dir()
-    adapters = Adapters(workers=concurrency)
-    app = create_app(lambda: open_control_plane(adapters=adapters), token=api_token(home), trigger_interval=interval)
+    # Opened before the server starts: a database that is not current, or a vault key that is not
+    # the deployment's, is one error line and an exit code, not a failed startup in uvicorn's log.
+    plane = open_control_plane(adapters=Adapters(workers=concurrency, worker=not no_worker))
+    # An API-only replica leaves the source trigger to the processes that execute runs.
+    app = create_app(lambda: plane, token=api_token(home), trigger_interval=None if no_worker else interval)
     scheme = "https" if ssl_certfile else "http"
     shown = f"[{host}]" if ":" in host else host
     # With AIRLOCK_LOG_FORMAT=json every line on stderr is a JSON object: the notes become log lines.

@@ -113,13 +113,27 @@ def migration_lock(engine: Engine) -> Iterator[None]:
 
 
 def ensure_schema(engine: Engine) -> None:
-    """:func:`upgrade` once per engine and process (the stores call it when they open).
+    """Once per engine and process (the stores call it when they open): a SQLite database, the
+    embedded default, is migrated to this release's schema (:func:`upgrade`); a PostgreSQL one,
+    shared by the processes of a deployment, must already be current: its operator migrates it
+    with ``airlock db upgrade`` before starting (or after upgrading) them.
 
     Raises:
-        AirlockError: as :func:`upgrade`.
+        AirlockError: as :func:`upgrade`; a PostgreSQL database that is not at this release's
+            revision (naming both, and the command that migrates it).
     """
     with _lock:
         if engine in _done:
             return
-        upgrade(engine)
+        if engine.dialect.name == "postgresql":
+            current = current_revision(engine)
+            if current != head_revision():
+                where = engine.url.render_as_string(hide_password=True)
+                raise AirlockError(
+                    f"the database {where} is at schema revision {current or 'none (empty)'}, and this airlock "
+                    f"needs {head_revision()}: run `airlock db upgrade` with this AIRLOCK_DATABASE_URL first "
+                    "(the processes of a PostgreSQL deployment never migrate it by themselves)"
+                )
+        else:
+            upgrade(engine)
         _done.add(engine)

@@ -68,3 +68,13 @@ embedded_vault_secrets = Table(
     Column("content_type", String(255), nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
+
+# What every process of a deployment must agree on, kept where they all read it: the tenant of
+# the identities it creates, and a fingerprint of the embedded vault's key (a process holding
+# another key refuses to start instead of failing to decrypt).
+deployment_settings = Table(
+    "deployment_settings",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)

@@ -11,7 +11,7 @@ import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Protocol
+from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,17 @@ class RunExecutor(Protocol):
 
     def submit(self, run_id: str) -> None:
         """Have the handler execute ``run_id`` (lower-cased ARM id), without waiting for it."""
+        ...
+
+    def enqueue(self, run_id: str) -> Callable[[Any], None] | None:
+        """For a durable executor: the function that queues ``run_id``'s work on the database
+        connection of the transaction recording the run, so that both commit or neither (no run is
+        lost between the two). None: call :meth:`submit` once the run is committed."""
+        ...
+
+    def pending(self, run_id: str) -> bool:
+        """Whether work of ``run_id`` waits or runs anywhere (always False for a non-durable executor
+        whose work is not in this process)."""
         ...
 
     def is_running(self, run_id: str) -> bool:
@@ -80,10 +91,16 @@ class ThreadRunExecutor:
             exc = future.exception()
             log.error("pipeline run %s: its execution raised %s: %s", run_id, type(exc).__name__, exc)
 
+    def enqueue(self, run_id: str) -> None:
+        return None  # a thread may only start once the run is committed: submit() then
+
     def is_running(self, run_id: str) -> bool:
         with self._lock:
             future = self._futures.get(run_id)
         return future is not None and not future.done()
+
+    def pending(self, run_id: str) -> bool:
+        return self.is_running(run_id)
 
     def running(self) -> list[str]:
         with self._lock:

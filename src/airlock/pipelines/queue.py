@@ -25,6 +25,7 @@ import functools
 import logging
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -169,6 +170,8 @@ class QueueRunExecutor:
             self._thread.start()
             self._started.wait()
 
+    durable = True  # jobs wait in the database, for any worker
+
     def _pool(self, *, max_size: int) -> dict[str, Any]:
         """psycopg_pool's arguments: a wait for a connection ends after ``connect_timeout``."""
         return {"conninfo": self._conninfo, "min_size": 1, "max_size": max_size, "timeout": self.timing.connect_timeout}
@@ -179,6 +182,31 @@ class QueueRunExecutor:
         """Queue ``run_id``'s job (a no-op when one already waits). Raises ConnectorException."""
         with contextlib.suppress(exceptions.AlreadyEnqueued):
             _deferrer(self._app, run_id).defer(run_id=run_id)
+
+    def enqueue(self, run_id: str) -> Callable[[Any], None]:
+        """:func:`defer_in` for the transaction that records the run."""
+
+        def defer(connection: Any) -> None:
+            defer_in(connection, run_id)
+
+        return defer
+
+    def pending(self, run_id: str) -> bool:
+        """Whether a job of ``run_id`` waits or runs, in any process. Raises psycopg.Error."""
+        with psycopg.connect(self._conninfo, autocommit=True) as conn:
+            return any(status not in _ENDED for _, status in self._statuses(conn, run_id))
+
+    def queue_stats(self) -> tuple[int, float | None]:
+        """(runs waiting, seconds the oldest has waited), for the queue-depth metrics. Raises psycopg.Error."""
+        with psycopg.connect(self._conninfo, autocommit=True) as conn:
+            row = conn.execute(
+                "SELECT count(*), EXTRACT(EPOCH FROM now() - min(e.at)) FROM procrastinate_jobs j "
+                "JOIN procrastinate_events e ON e.job_id = j.id AND e.type = 'deferred' "
+                "WHERE j.queue_name = %s AND j.status = 'todo'",
+                (QUEUE,),
+            ).fetchone()
+        assert row is not None
+        return int(row[0]), None if row[1] is None else float(row[1])
 
     def is_running(self, run_id: str) -> bool:
         with self._lock:

@@ -7,9 +7,9 @@ Ids are compared case-insensitively, as ARM compares them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from airlock.pipelines.models import Resource
 
@@ -35,8 +35,17 @@ class ResourceRepository(Protocol):
         """The resource under that id, whatever its type."""
         ...
 
-    def put(self, resource: Resource, *, state: str | None = None, owner: str | Keep | None = KEEP) -> None:
-        """Insert or replace ``resource`` (creation order is kept on replace; ``owner`` unless given)."""
+    def put(
+        self,
+        resource: Resource,
+        *,
+        state: str | None = None,
+        owner: str | Keep | None = KEEP,
+        then: Callable[[Any], None] | None = None,
+    ) -> None:
+        """Insert or replace ``resource`` (creation order is kept on replace; ``owner`` unless given).
+        ``then`` is called with the database connection inside the same transaction, after the write
+        (a job queue's enqueue: both commit, or neither)."""
         ...
 
     def delete(self, resource_id: str) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -47,7 +47,10 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    if url.startswith(("postgresql://", "postgres://")):
+        # SQLAlchemy's default PostgreSQL driver is psycopg2; airlock ships psycopg 3.
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
 
 
 def _owner_column(owner: str | Keep | None) -> dict[str, str | None]:
@@ -82,7 +85,14 @@ class SqlResourceRepository:
             ).first()
         return _load(row.type, row.body) if row and row.type in STORED else None
 
-    def put(self, resource: Resource, *, state: str | None = None, owner: str | Keep | None = KEEP) -> None:
+    def put(
+        self,
+        resource: Resource,
+        *,
+        state: str | None = None,
+        owner: str | Keep | None = KEEP,
+        then: Callable[[Any], None] | None = None,
+    ) -> None:
         now = datetime.now(UTC)
         key = resource.id.lower()
         parent = resource.parent_id
@@ -112,6 +122,8 @@ class SqlResourceRepository:
                         updated_at=now,
                     )
                 )
+            if then is not None:
+                then(conn)
 
     def delete(self, resource_id: str) -> bool:
         with self.engine.begin() as conn:

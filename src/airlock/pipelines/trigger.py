@@ -14,12 +14,13 @@ re-created once. Everything passed over is reported on the pipeline
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from datetime import UTC, datetime, timedelta
 
 from airlock.archive.format import CATALOG_NAME
 from airlock.archive.sniff import sniff
-from airlock.errors import AirlockError
+from airlock.errors import AirlockError, UsageError
 from airlock.pipelines import resources as R
 from airlock.pipelines.access import principal_of
 from airlock.pipelines.execution import now_iso
@@ -33,6 +34,18 @@ log = logging.getLogger(__name__)
 
 MAX_AGE = timedelta(days=60)  # ACR: only blobs modified in the last 60 days trigger an import
 CLAIM_LEASE = 120.0  # a claim whose run was never created is taken over after this many seconds
+
+
+def trigger_interval() -> float:
+    """``AIRLOCK_TRIGGER_INTERVAL`` in seconds (default 10). Raises UsageError: not a positive number."""
+    raw = os.environ.get("AIRLOCK_TRIGGER_INTERVAL") or "10"
+    try:
+        interval = float(raw)
+    except ValueError:
+        raise UsageError(f"AIRLOCK_TRIGGER_INTERVAL {raw!r}: expected seconds, e.g. 10") from None
+    if not interval > 0 or interval == float("inf"):
+        raise UsageError("AIRLOCK_TRIGGER_INTERVAL must be a number of seconds more than 0")
+    return interval
 
 
 def _age(when: datetime) -> float:

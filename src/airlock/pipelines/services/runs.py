@@ -163,8 +163,12 @@ class RunService:
                 }
             )
             state = run_transition(self._repo.state_of(rid)[0], RunState.QUEUED, name)
-            self._repo.put(run, state=state, owner=self._owner)
-            self._executor.submit(rid.lower())
+            # A durable executor queues the run's job in the transaction that records it; a thread
+            # pool starts it once it is committed.
+            enqueue = self._executor.enqueue(rid.lower())
+            self._repo.put(run, state=state, owner=self._owner, then=enqueue)
+            if enqueue is None:
+                self._executor.submit(rid.lower())
         return run, True
 
     def get(self, sub: str, rg: str, registry: str, name: str) -> PipelineRun:
@@ -197,6 +201,8 @@ class RunService:
                 return True
         elif process_alive(owner, updated_at):
             return True
+        if self._executor.durable and self._executor.pending(rid):
+            return True  # its worker died; the job is retried and a worker resumes the run
         self._journal.finish(rid, error=INTERRUPTED_MESSAGE, interrupted=True)
         return False
 
@@ -241,7 +247,8 @@ class RunService:
         """Fail every run left queued or running by a process that is gone, saying why.
 
         Runs owned by a live process (another CLI in local mode, say) are left alone, and so are
-        queued runs of a durable executor (their jobs wait in the queue).
+        the runs of a durable executor that have a job waiting or running (a stalled job is
+        retried, and the worker that takes it resumes the run).
         """
         failed = []
         for state in (RunState.QUEUED, RunState.RUNNING):
@@ -250,6 +257,8 @@ class RunService:
             for rid, owner, updated_at in self._repo.ids_in_state(PipelineRun, state):
                 if self._executor.is_running(rid) or process_alive(owner, updated_at):
                     continue
+                if self._executor.durable and self._executor.pending(rid):
+                    continue  # its job is stalled and will be retried: a worker resumes the run
                 self._journal.finish(rid, error=INTERRUPTED_MESSAGE, interrupted=True)
                 failed.append(rid)
         return failed

@@ -1,0 +1,228 @@
+"""Scale-out on a real PostgreSQL (issue 11): API replicas (`airlock serve --no-worker`) and
+`airlock worker` processes sharing one database and its job queue.
+
+- 100 concurrent runs, PUT through 2 replicas and executed by 4 workers, all Succeeded, each
+  executed exactly once, every archive verified against its catalogDigest;
+- a worker killed with SIGKILL mid-run: another worker resumes the run within the documented
+  bound and it succeeds;
+- the processes of a deployment refuse a database that is not migrated, and a vault key that is
+  not the deployment's, in one line each.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from airlock.pipelines.queue import conninfo
+from airlock.storage.location import open_blob, parse_blob_uri
+from airlock.testing.airlock_server import AirlockServer
+from airlock.testing.console import Console
+from airlock.testing.images import push_oci_image
+from airlock.testing.polling import wait_until
+from airlock.testing.postgres import PostgresServer
+from airlock.testing.registry_server import RegistryServer
+from airlock.transfer.inspection import inspect_archive
+
+SUB = "00000000-0000-0000-0000-000000000000"
+RG = "scalerg"
+REG = f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.ContainerRegistry/registries/scalereg"
+API = "?api-version=2025-03-01-preview"
+AIRLOCK = str(Path(sys.executable).with_name("airlock"))
+STALLED_AFTER = 6  # AIRLOCK_QUEUE_STALLED_AFTER for these tests: a dead worker's run resumes within ~9 s
+
+
+class Deployment:
+    """One database, its migrated schema and shared vault key; replicas and workers on demand."""
+
+    def __init__(self, root: Path, database_url: str) -> None:
+        self.root = root
+        key = root / "vault.key"
+        self.env = {
+            "AIRLOCK_DATABASE_URL": database_url,
+            "AIRLOCK_VAULT_KEY_FILE": str(key),
+            "AIRLOCK_QUEUE_STALLED_AFTER": str(STALLED_AFTER),
+            "AIRLOCK_TRIGGER_INTERVAL": "1",
+        }
+        self.servers: list[AirlockServer] = []
+        self.workers: list[subprocess.Popen[bytes]] = []
+        (root / "admin").mkdir()
+        Console(home=root / "admin", env=self.env).ok("db", "upgrade")
+
+    def replica(self, token: str | None = None) -> AirlockServer:
+        home = self.root / f"replica{len(self.servers)}"
+        home.mkdir()
+        if token is not None:  # the deployment's Owner token, as an operator copies it to each replica
+            (home / "api-token").write_text(token + "\n")
+        server = AirlockServer(home, env=self.env, args=["--no-worker"]).start()
+        self.servers.append(server)
+        return server
+
+    def worker(self, concurrency: int = 2) -> subprocess.Popen[bytes]:
+        home = self.root / f"worker{len(self.workers)}"
+        home.mkdir()
+        env = {**os.environ, **self.env, "AIRLOCK_HOME": str(home)}
+        args = [AIRLOCK, "worker", "--concurrency", str(concurrency)]
+        with (self.root / f"worker{len(self.workers)}.log").open("ab") as log:  # the child keeps its own copy
+            proc = subprocess.Popen(args, env=env, stdout=log, stderr=log)
+        self.workers.append(proc)
+        return proc
+
+    def stop(self) -> None:
+        for proc in self.workers:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.workers:
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        for server in self.servers:
+            server.stop()
+
+
+@pytest.fixture
+def deployment(postgres: PostgresServer, tmp_path: Path) -> Iterator[Deployment]:
+    made = Deployment(tmp_path, postgres.new_database(f"scale_{uuid.uuid4().hex[:10]}"))
+    yield made
+    made.stop()
+
+
+def _jobs_by_run(database_url: str) -> dict[str, list[str]]:
+    with psycopg.connect(conninfo(database_url)) as conn:
+        rows = conn.execute("SELECT args->>'run_id', status FROM procrastinate_jobs ORDER BY id").fetchall()
+    jobs: dict[str, list[str]] = {}
+    for run_id, status in rows:
+        jobs.setdefault(run_id, []).append(status)
+    return jobs
+
+
+def _setup(server: AirlockServer, registry: RegistryServer, out: Path) -> str:
+    server.put(REG, {"properties": {"loginServer": registry.url}})
+    pipeline = server.put(REG + "/exportPipelines/scaleexport", {"properties": {"target": {"uri": out.as_uri()}}})
+    pid: str = pipeline["id"]
+    return pid
+
+
+def _run_body(pipeline_id: str, artifact: str, blob: str) -> dict[str, Any]:
+    request = {"pipelineResourceId": pipeline_id, "artifacts": [artifact], "target": {"name": blob}}
+    return {"properties": {"request": request}}
+
+
+def test_100_runs_through_2_replicas_and_4_workers_all_succeed_exactly_once(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    with RegistryServer.start(tmp_path / "reg", name="scale-source") as registry:
+        images = [
+            push_oci_image(registry.url, "scale/app", f"v{i}", layers=1, layer_size=2048, seed=300 + i)
+            for i in range(5)
+        ]
+        first = deployment.replica()
+        token = (first.home / "api-token").read_text().strip()
+        second = deployment.replica(token)
+        for _ in range(4):
+            deployment.worker(concurrency=2)
+        pipeline_id = _setup(first, registry, out)
+        replicas = [first, second]
+
+        def put(i: int) -> int:
+            server = replicas[i % 2]
+            image = images[i % len(images)]
+            path = REG + f"/pipelineRuns/scalerun{i:03d}" + API
+            return server.http.put(path, json=_run_body(pipeline_id, image.reference, f"run{i:03d}.tar")).status_code
+
+        with ThreadPoolExecutor(16) as pool:
+            assert sorted(set(pool.map(put, range(100)))) == [201]
+
+        def states() -> dict[str, str]:
+            runs = second.http.get(REG + "/pipelineRuns" + API).json()
+            return {run["name"]: run["properties"]["provisioningState"] for run in runs["value"]}
+
+        wait_until(
+            lambda: len(states()) == 100 and all(s in ("Succeeded", "Failed", "Canceled") for s in states().values()),
+            timeout=300,
+            interval=1.0,
+            what="100 runs to finish",
+        )
+        final = states()
+        assert sorted(set(final.values())) == ["Succeeded"], {k: v for k, v in final.items() if v != "Succeeded"}
+        # Exactly once: one job per run, succeeded, none retried or failed.
+        jobs = _jobs_by_run(deployment.env["AIRLOCK_DATABASE_URL"])
+        assert len(jobs) == 100 and all(statuses == ["succeeded"] for statuses in jobs.values()), jobs
+        # Every archive verifies against the catalogDigest its run reports, and holds its image.
+        for i in range(100):
+            run = first.get(REG + f"/pipelineRuns/scalerun{i:03d}")
+            archive = inspect_archive(open_blob(parse_blob_uri((out / f"run{i:03d}.tar").as_uri())), verify=True)
+            assert archive["verified"] and archive["catalogDigest"] == run["properties"]["response"]["catalogDigest"]
+            assert [a["digest"] for a in archive["artifacts"]] == [images[i % len(images)].digest]
+
+
+def test_a_worker_killed_mid_run_has_its_run_resumed_by_another_worker(deployment: Deployment, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    with RegistryServer.start(tmp_path / "reg", name="kill-source") as registry:
+        image = push_oci_image(registry.url, "kill/app", "1", layers=2, layer_size=512 * 1024, seed=77)
+        api = deployment.replica()
+        pipeline_id = _setup(api, registry, out)
+        doomed = deployment.worker(concurrency=1)
+        assert registry.pid is not None
+        os.kill(registry.pid, signal.SIGSTOP)  # the run hangs mid-way in the doomed worker
+        try:
+            api.put(REG + "/pipelineRuns/killrun1", _run_body(pipeline_id, image.reference, "kill.tar"))
+            url = deployment.env["AIRLOCK_DATABASE_URL"]
+            wait_until(
+                lambda: _jobs_by_run(url).get(_run_id("killrun1")) == ["doing"], timeout=60, what="the run to start"
+            )
+            doomed.send_signal(signal.SIGKILL)
+            doomed.wait(10)
+            deployment.worker(concurrency=1)  # the survivor
+        finally:
+            os.kill(registry.pid, signal.SIGCONT)
+
+        def state() -> str:
+            found: str = api.get(REG + "/pipelineRuns/killrun1")["properties"]["provisioningState"]
+            return found
+
+        wait_until(lambda: state() in ("Succeeded", "Failed"), timeout=STALLED_AFTER * 3 + 60, what="the run to end")
+        run = api.get(REG + "/pipelineRuns/killrun1")
+        assert run["properties"]["provisioningState"] == "Succeeded", run["properties"]["response"]
+        archive = inspect_archive(open_blob(parse_blob_uri((out / "kill.tar").as_uri())), verify=True)
+        assert archive["catalogDigest"] == run["properties"]["response"]["catalogDigest"]
+        assert _jobs_by_run(url)[_run_id("killrun1")][-1] == "succeeded"
+
+
+def _run_id(name: str) -> str:
+    return (REG + f"/pipelineRuns/{name}").lower()
+
+
+def test_processes_refuse_an_unmigrated_database_and_a_foreign_vault_key(
+    postgres: PostgresServer, tmp_path: Path
+) -> None:
+    url = postgres.new_database(f"refuse_{uuid.uuid4().hex[:10]}")
+    env = {"AIRLOCK_DATABASE_URL": url, "AIRLOCK_VAULT_KEY_FILE": str(tmp_path / "vault.key")}
+    for name in "abc":
+        (tmp_path / name).mkdir()
+    cli = Console(home=tmp_path / "a", env=env)
+    message = cli("worker").only_error(1)
+    assert "run `airlock db upgrade`" in message and "schema revision none" in message, message
+    assert "airlock db upgrade" in cli("serve", "--no-worker", "--port", "0").only_error(1)
+    cli.ok("db", "upgrade")
+    cli.ok("keyvault", "create", "-g", RG, "-n", "scalekv")  # the first process records its key
+    other = Console(home=tmp_path / "b", env={**env, "AIRLOCK_VAULT_KEY_FILE": str(tmp_path / "other.key")})
+    message = other("keyvault", "list", "-g", RG).only_error(1)
+    assert "is not this deployment's" in message and "AIRLOCK_VAULT_KEY_FILE" in message, message
+    sqlite = Console(home=tmp_path / "c")
+    assert "takes its runs from a job queue on PostgreSQL" in sqlite("worker").only_error(2)
+    assert "without a worker nothing would execute runs" in sqlite("serve", "--no-worker").only_error(2)
