@@ -204,7 +204,7 @@ def test_every_command_takes_output_query_and_group_from_the_kernel() -> None:
     seen = 0
     for path, command in _commands(typer.main.get_command(app)):
         options = [p.opts for p in getattr(command, "params", []) if getattr(p, "param_type_name", "") == "option"]
-        if path in (("serve",), ("token", "revoke")):  # they print nothing
+        if path in (("serve",), ("worker",), ("token", "revoke")):  # they print nothing
             assert ["--output"] not in options and ["--query"] not in options, path
             continue
         seen += 1

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -28,6 +26,7 @@ from airlock.pipelines.queue import conninfo
 from airlock.storage.location import open_blob, parse_blob_uri
 from airlock.testing.airlock_server import AirlockServer
 from airlock.testing.console import Console
+from airlock.testing.deployment import Deployment
 from airlock.testing.images import push_oci_image
 from airlock.testing.polling import wait_until
 from airlock.testing.postgres import PostgresServer
@@ -38,57 +37,6 @@ SUB = "00000000-0000-0000-0000-000000000000"
 RG = "scalerg"
 REG = f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.ContainerRegistry/registries/scalereg"
 API = "?api-version=2025-03-01-preview"
-AIRLOCK = str(Path(sys.executable).with_name("airlock"))
-STALLED_AFTER = 6  # AIRLOCK_QUEUE_STALLED_AFTER for these tests: a dead worker's run resumes within ~9 s
-
-
-class Deployment:
-    """One database, its migrated schema and shared vault key; replicas and workers on demand."""
-
-    def __init__(self, root: Path, database_url: str) -> None:
-        self.root = root
-        key = root / "vault.key"
-        self.env = {
-            "AIRLOCK_DATABASE_URL": database_url,
-            "AIRLOCK_VAULT_KEY_FILE": str(key),
-            "AIRLOCK_QUEUE_STALLED_AFTER": str(STALLED_AFTER),
-            "AIRLOCK_TRIGGER_INTERVAL": "1",
-        }
-        self.servers: list[AirlockServer] = []
-        self.workers: list[subprocess.Popen[bytes]] = []
-        (root / "admin").mkdir()
-        Console(home=root / "admin", env=self.env).ok("db", "upgrade")
-
-    def replica(self, token: str | None = None) -> AirlockServer:
-        home = self.root / f"replica{len(self.servers)}"
-        home.mkdir()
-        if token is not None:  # the deployment's Owner token, as an operator copies it to each replica
-            (home / "api-token").write_text(token + "\n")
-        server = AirlockServer(home, env=self.env, args=["--no-worker"]).start()
-        self.servers.append(server)
-        return server
-
-    def worker(self, concurrency: int = 2) -> subprocess.Popen[bytes]:
-        home = self.root / f"worker{len(self.workers)}"
-        home.mkdir()
-        env = {**os.environ, **self.env, "AIRLOCK_HOME": str(home)}
-        args = [AIRLOCK, "worker", "--concurrency", str(concurrency)]
-        with (self.root / f"worker{len(self.workers)}.log").open("ab") as log:  # the child keeps its own copy
-            proc = subprocess.Popen(args, env=env, stdout=log, stderr=log)
-        self.workers.append(proc)
-        return proc
-
-    def stop(self) -> None:
-        for proc in self.workers:
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in self.workers:
-            try:
-                proc.wait(60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        for server in self.servers:
-            server.stop()
 
 
 @pytest.fixture
@@ -195,7 +143,9 @@ def test_a_worker_killed_mid_run_has_its_run_resumed_by_another_worker(deploymen
             found: str = api.get(REG + "/pipelineRuns/killrun1")["properties"]["provisioningState"]
             return found
 
-        wait_until(lambda: state() in ("Succeeded", "Failed"), timeout=STALLED_AFTER * 3 + 60, what="the run to end")
+        wait_until(
+            lambda: state() in ("Succeeded", "Failed"), timeout=deployment.stalled_after * 3 + 60, what="the run to end"
+        )
         run = api.get(REG + "/pipelineRuns/killrun1")
         assert run["properties"]["provisioningState"] == "Succeeded", run["properties"]["response"]
         archive = inspect_archive(open_blob(parse_blob_uri((out / "kill.tar").as_uri())), verify=True)

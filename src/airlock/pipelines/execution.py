@@ -16,6 +16,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy.exc import DBAPIError
+
 from airlock.errors import AirlockError, ResourceConflict, ResourceNotFound
 from airlock.observability import logs, metrics
 from airlock.oci.digest import Digest
@@ -61,7 +63,7 @@ class _RunProgress:
         self._save = save
         self._kind: metrics.Kind = kind
         self._should_stop = should_stop
-        self._checked = time.monotonic()
+        self._checked = float("-inf")  # the first bytes check at once; then once a second
         self._total = 0
         self._done = 0
         self._last = 0.0
@@ -69,7 +71,10 @@ class _RunProgress:
         self._lock = threading.Lock()
 
     def begin(self, total_bytes: int, description: str) -> None:
+        """Raises RunCanceled: the run was canceled while its artifacts were being resolved."""
         self._total = max(total_bytes, 1)
+        if self._should_stop():
+            raise RunCanceled()
 
     def advance(self, nbytes: int) -> None:
         """Count ``nbytes``. Raises RunCanceled: the run was canceled since the last check."""
@@ -264,6 +269,8 @@ class RunExecution:
                 self._journal.finish(rid, error=CANCELED_MESSAGE, canceled=True)
         except AirlockError as exc:
             self._journal.finish(rid, error=str(exc))
+        except DBAPIError:
+            raise  # the database went away: RunService.execute records the run's end when it is back
         except Exception as exc:  # a bug must not leave the run in Running
             log.exception("pipeline run %s failed unexpectedly", rid)
             # The exception text could hold anything (a URL with a token): record only its type.

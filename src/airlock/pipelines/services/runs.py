@@ -15,6 +15,7 @@ import builtins
 import hashlib
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -30,6 +31,11 @@ from airlock.pipelines.repository import ResourceRepository
 
 log = logging.getLogger(__name__)
 
+SETTLE_SECONDS = 300.0
+DATABASE_LOST_MESSAGE = (
+    "the run was interrupted: the control plane's database was unreachable while it ran, so its result "
+    "could not be recorded; nothing was tagged for unverified content. Run it again with a new forceUpdateTag"
+)
 INTERRUPTED_MESSAGE = (
     "the run was interrupted: the airlock process running it stopped before it finished; nothing was "
     "tagged for unverified content. Run it again with a new forceUpdateTag"
@@ -85,7 +91,30 @@ class RunService:
         if not self._journal.start(run_id, self._owner):
             log.info("pipeline run %s: not started here (it is canceled, finished or running elsewhere)", run_id)
             return
-        self._execution(run_id, lambda: self._journal.should_stop(run_id, self._owner))
+        try:
+            self._execution(run_id, lambda: self._journal.should_stop(run_id, self._owner))
+        except Exception as exc:  # the execution records its own failures; this is the database going away
+            log.error("pipeline run %s: its end could not be recorded (%s); retrying", run_id, type(exc).__name__)
+        self._settle(run_id)
+
+    def _settle(self, run_id: str, deadline: float = SETTLE_SECONDS) -> None:
+        """Make sure a run this process took has ended in the database: if it is still Running as
+        ours (its end could not be written: the database was unreachable), fail it, saying so,
+        retrying while the database comes back. Gives up after ``deadline`` seconds (the run then
+        ends when this process does, by recovery)."""
+        until = time.monotonic() + deadline
+        while True:
+            try:
+                state, owner, _ = self._repo.state_of(run_id)
+                if state != RunState.RUNNING or owner != self._owner:
+                    return
+                self._journal.finish(run_id, error=DATABASE_LOST_MESSAGE)
+                return
+            except Exception as exc:  # the database is still away: wait for it
+                if time.monotonic() > until:
+                    log.error("pipeline run %s: its end still cannot be recorded (%s); giving up", run_id, exc)
+                    return
+                time.sleep(1.0)
 
     def put(
         self,
@@ -253,6 +282,12 @@ class RunService:
         failed = []
         for state in (RunState.QUEUED, RunState.RUNNING):
             if state == RunState.QUEUED and self._executor.durable:
+                # A queued run whose job is gone (its handler failed before taking it, the
+                # database went away meanwhile) is queued again: the run record is the outbox.
+                for rid, _owner, _updated in self._repo.ids_in_state(PipelineRun, state):
+                    if not self._executor.pending(rid):
+                        log.warning("pipeline run %s: queued, but its job was lost; queued again", rid)
+                        self._executor.submit(rid)
                 continue
             for rid, owner, updated_at in self._repo.ids_in_state(PipelineRun, state):
                 if self._executor.is_running(rid) or process_alive(owner, updated_at):

@@ -1,0 +1,222 @@
+"""Scale-out throughput: runs per minute of small export and import runs with 1, 2 and 4
+``airlock worker`` processes behind one ``airlock serve --no-worker`` replica, and the source
+trigger's lag under load, all on a private PostgreSQL.
+
+``.venv/bin/python -m bench.scale_out [--runs 60]``; a few minutes. Prints a Markdown table (the
+README's "Scale-out" section quotes it) and writes it to ``bench/results/scale_out.md``.
+
+Each configuration gets a fresh database. A run exports one small image (one 4 KiB layer) to a
+``file:`` container, or imports one such archive; so the figures are the control plane's and the
+queue's cost per run, not a transfer's. The trigger lag is the time from a blob's last
+modification (``response.trigger.sourceTrigger.timestamp``) to its run's ``startTime``, for
+``--blobs`` archives dropped at once into a watched container while nothing else runs, with
+``AIRLOCK_TRIGGER_INTERVAL=1``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from airlock.testing.airlock_server import AirlockServer
+from airlock.testing.images import push_oci_image
+from airlock.testing.postgres import PostgresServer
+from airlock.testing.registry_server import RegistryServer
+
+SUB = "00000000-0000-0000-0000-000000000000"
+REG = f"/subscriptions/{SUB}/resourceGroups/benchrg/providers/Microsoft.ContainerRegistry/registries/"
+API = "?api-version=2025-03-01-preview"
+AIRLOCK = str(Path(sys.executable).with_name("airlock"))
+RESULTS = Path(__file__).with_name("results")
+
+
+def _when(stamp: str) -> float:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
+class Deployment:
+    def __init__(self, root: Path, url: str, workers: int) -> None:
+        self.root = root
+        self.env = {
+            **os.environ,
+            "AIRLOCK_DATABASE_URL": url,
+            "AIRLOCK_VAULT_KEY_FILE": str(root / "vault.key"),
+            "AIRLOCK_TRIGGER_INTERVAL": "1",
+        }
+        subprocess.run([AIRLOCK, "db", "upgrade", "-o", "none"], env=self.env, check=True, cwd=root)
+        (root / "api").mkdir()
+        self.api = AirlockServer(root / "api" / ".airlock", env=self.env, args=["--no-worker"]).start()
+        self.workers = []
+        for i in range(workers):
+            home = root / f"worker{i}"
+            home.mkdir()
+            with (root / f"worker{i}.log").open("ab") as log:
+                self.workers.append(
+                    subprocess.Popen(
+                        [AIRLOCK, "worker", "--concurrency", "1"],
+                        env={**self.env, "AIRLOCK_HOME": str(home)},
+                        stdout=log,
+                        stderr=log,
+                    )
+                )
+
+    def stop(self) -> None:
+        for proc in self.workers:
+            proc.terminate()
+        for proc in self.workers:
+            proc.wait(60)
+        self.api.stop()
+
+    def runs(self, registry: str, names: list[str], body: Any, timeout: float = 900) -> list[dict[str, Any]]:
+        """PUT the runs from 8 threads; the seconds until all ended and their documents."""
+
+        def put(name: str) -> None:
+            r = self.api.http.put(REG + f"{registry}/pipelineRuns/{name}" + API, json=body(name))
+            assert r.status_code == 201, r.text
+
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(put, names))
+        return self.wait(registry, names, timeout)
+
+    def wait(self, registry: str, names: list[str], timeout: float = 900) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        while True:
+            docs = [self.api.get(REG + f"{registry}/pipelineRuns/{n}") for n in names]
+            states = [d["properties"]["provisioningState"] for d in docs]
+            if all(s in ("Succeeded", "Failed", "Canceled") for s in states):
+                failed = [
+                    d["properties"]["response"] for d in docs if d["properties"]["provisioningState"] != "Succeeded"
+                ]
+                assert not failed, failed[:3]
+                return docs
+            assert time.monotonic() < deadline, f"{states.count('Succeeded')} of {len(names)} runs ended in time"
+            time.sleep(0.5)
+
+
+def _rate(docs: list[dict[str, Any]]) -> float:
+    """Runs per minute, from the first run's start to the last one's finish."""
+    first = min(_when(d["properties"]["response"]["startTime"]) for d in docs)
+    last = max(_when(d["properties"]["response"]["finishTime"]) for d in docs)
+    return len(docs) / max(last - first, 1e-6) * 60
+
+
+def measure(server: PostgresServer, registry: RegistryServer, images: list[Any], workers: int, args: Any) -> str:
+    root = Path(tempfile.mkdtemp(prefix=f"bench-scale-{workers}-"))
+    try:
+        deployment = Deployment(root, server.new_database(f"bench_scale_{workers}_{os.getpid()}"), workers)
+        try:
+            out, inbox = root / "out", root / "inbox"
+            out.mkdir()
+            inbox.mkdir()
+            api = deployment.api
+            api.put(REG + "srcreg", {"properties": {"loginServer": registry.url}})
+            api.put(REG + "dstreg", {"properties": {"loginServer": registry.url}})
+            export = api.put(
+                REG + "srcreg/exportPipelines/benchexport", {"properties": {"target": {"uri": out.as_uri()}}}
+            )
+            imports = api.put(
+                REG + "dstreg/importPipelines/benchimport",
+                {
+                    "properties": {
+                        "source": {"uri": out.as_uri()},
+                        "options": ["OverwriteTags"],
+                        "trigger": {"sourceTrigger": {"status": "Disabled"}},
+                    }
+                },
+            )
+            names = [f"exportrun{i:04d}" for i in range(args.runs)]
+
+            def export_body(name: str) -> dict[str, Any]:
+                artifact = images[int(name[-4:]) % len(images)].reference
+                return {
+                    "properties": {
+                        "request": {
+                            "pipelineResourceId": export["id"],
+                            "artifacts": [artifact],
+                            "target": {"name": f"{name}.tar"},
+                        }
+                    }
+                }
+
+            exported = deployment.runs("srcreg", names, export_body)
+
+            def import_body(name: str) -> dict[str, Any]:
+                blob = f"exportrun{name[-4:]}.tar"
+                return {"properties": {"request": {"pipelineResourceId": imports["id"], "source": {"name": blob}}}}
+
+            imported = deployment.runs("dstreg", [f"importrun{i:04d}" for i in range(args.runs)], import_body)
+            # Trigger lag: an enabled import pipeline on an empty inbox, then --blobs archives at once.
+            watched = api.put(
+                REG + "dstreg/importPipelines/benchwatch",
+                {"properties": {"source": {"uri": inbox.as_uri()}, "options": ["OverwriteTags"]}},
+            )
+            for i in range(args.blobs):
+                shutil.copy(out / f"exportrun{i % args.runs:04d}.tar", inbox / f"landed{i:03d}.tar")
+            deadline = time.monotonic() + 600
+            while True:
+                runs = api.get(REG + "dstreg/pipelineRuns")["value"]
+                mine = [r for r in runs if r["properties"]["request"].get("pipelineResourceId") == watched["id"]]
+                if len(mine) == args.blobs and all(r["properties"]["provisioningState"] == "Succeeded" for r in mine):
+                    break
+                assert time.monotonic() < deadline, f"{len(mine)} of {args.blobs} triggered runs in time"
+                time.sleep(0.5)
+            lags = sorted(
+                _when(r["properties"]["response"]["startTime"])
+                - _when(r["properties"]["response"]["trigger"]["sourceTrigger"]["timestamp"])
+                for r in mine
+            )
+            return (
+                f"| {workers} | {_rate(exported):.0f} | {_rate(imported):.0f} | "
+                f"{statistics.median(lags):.1f} / {lags[-1]:.1f} |"
+            )
+        finally:
+            deployment.stop()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=60, help="export runs, then as many import runs (default 60)")
+    parser.add_argument("--blobs", type=int, default=20, help="archives dropped for the trigger-lag figure")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
+    args = parser.parse_args()
+    rows = [
+        f"{args.runs} export and {args.runs} import runs of one small image; {os.cpu_count()} cores; "
+        "one `serve --no-worker`, N `airlock worker --concurrency 1`, PostgreSQL on the same machine",
+        "",
+        "| workers | export runs/min | import runs/min | trigger lag p50 / max (s) |",
+        "|---|---|---|---|",
+    ]
+    work = Path(tempfile.mkdtemp(prefix="bench-scale-reg-"))
+    try:
+        with PostgresServer.start() as server, RegistryServer.start(work, name="bench-scale") as registry:
+            images = [
+                push_oci_image(registry.url, "bench/app", f"v{i}", layers=1, layer_size=4096, seed=900 + i)
+                for i in range(4)
+            ]
+            for workers in args.workers:
+                rows.append(measure(server, registry, images, workers, args))
+                sys.stdout.write(rows[-1] + "\n")
+                sys.stdout.flush()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    table = "\n".join(rows) + "\n"
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "scale_out.md").write_text(table)
+    sys.stdout.write(table)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
