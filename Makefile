@@ -23,9 +23,11 @@ lint: bootstrap
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/mypy
 
-# Throughput and memory side by side with skopeo (bench/run.py; results in bench/results/). Takes 10-20 min.
+# Throughput and memory side by side with skopeo (bench/run.py), then scale-out runs per minute with
+# 1, 2 and 4 workers on a private PostgreSQL (bench/scale_out.py); results in bench/results/. 15-25 min.
 bench: bootstrap
 	$(PY) -m bench.run
+	$(PY) -m bench.scale_out
 
 # The same on a tiny set in seconds (what CI runs); results stay in bench/work/results/.
 bench-smoke: bootstrap

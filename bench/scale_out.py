@@ -7,7 +7,11 @@ README's "Scale-out" section quotes it) and writes it to ``bench/results/scale_o
 
 Each configuration gets a fresh database. A run exports one small image (one 4 KiB layer) to a
 ``file:`` container, or imports one such archive; so the figures are the control plane's and the
-queue's cost per run, not a transfer's. The trigger lag is the time from a blob's last
+queue's cost per run, not a transfer's. The runs are queued first, with no worker running, and
+the workers then started: runs per minute is how fast N workers drain the queue, from the first
+run's start to the last one's finish. Beside it, the CPU each part spent per run (from
+``/proc/<pid>/stat``: the workers, the API replica, every PostgreSQL process), which says where
+the time goes when more workers do not help. The trigger lag is the time from a blob's last
 modification (``response.trigger.sourceTrigger.timestamp``) to its run's ``startTime``, for
 ``--blobs`` archives dropped at once into a watched container while nothing else runs, with
 ``AIRLOCK_TRIGGER_INTERVAL=1``.
@@ -56,11 +60,15 @@ class Deployment:
         subprocess.run([AIRLOCK, "db", "upgrade", "-o", "none"], env=self.env, check=True, cwd=root)
         (root / "api").mkdir()
         self.api = AirlockServer(root / "api" / ".airlock", env=self.env, args=["--no-worker"]).start()
-        self.workers = []
-        for i in range(workers):
-            home = root / f"worker{i}"
+        self.count = workers
+        self.workers: list[subprocess.Popen[bytes]] = []
+        self._started = 0
+
+    def start_workers(self) -> None:
+        for _ in range(self.count):
+            home = self.root / f"worker{self._started}"
             home.mkdir()
-            with (root / f"worker{i}.log").open("ab") as log:
+            with (self.root / f"worker{self._started}.log").open("ab") as log:
                 self.workers.append(
                     subprocess.Popen(
                         [AIRLOCK, "worker", "--concurrency", "1"],
@@ -69,16 +77,24 @@ class Deployment:
                         stderr=log,
                     )
                 )
+            self._started += 1
 
-    def stop(self) -> None:
+    def stop_workers(self) -> None:
         for proc in self.workers:
             proc.terminate()
         for proc in self.workers:
             proc.wait(60)
+        self.workers = []
+
+    def stop(self) -> None:
+        self.stop_workers()
         self.api.stop()
 
-    def runs(self, registry: str, names: list[str], body: Any, timeout: float = 900) -> list[dict[str, Any]]:
-        """PUT the runs from 8 threads; the seconds until all ended and their documents."""
+    def runs(
+        self, registry: str, names: list[str], body: Any, timeout: float = 900
+    ) -> tuple[list[Any], dict[str, float]]:
+        """Queue the runs (PUT from 8 threads, no worker running), start the workers, wait until all
+        ended; their documents and the CPU seconds per run of each part while they drained."""
 
         def put(name: str) -> None:
             r = self.api.http.put(REG + f"{registry}/pipelineRuns/{name}" + API, json=body(name))
@@ -86,21 +102,62 @@ class Deployment:
 
         with ThreadPoolExecutor(8) as pool:
             list(pool.map(put, names))
-        return self.wait(registry, names, timeout)
+        before = _cpu(self)
+        self.start_workers()
+        docs = self.wait(registry, names, timeout)
+        after = _cpu(self)
+        self.stop_workers()
+        return docs, {part: (after.get(part, 0.0) - before.get(part, 0.0)) / len(names) for part in after}
+
+    def listed(self, registry: str) -> list[dict[str, Any]]:
+        """Every run of ``registry``, following ``nextLink`` (pages of 100)."""
+        items: list[dict[str, Any]] = []
+        url: str | None = REG + f"{registry}/pipelineRuns" + API
+        while url:
+            page = self.api.http.get(url).json()
+            items += page["value"]
+            url = page.get("nextLink")
+        return items
 
     def wait(self, registry: str, names: list[str], timeout: float = 900) -> list[dict[str, Any]]:
+        wanted = set(names)
         deadline = time.monotonic() + timeout
-        while True:
-            docs = [self.api.get(REG + f"{registry}/pipelineRuns/{n}") for n in names]
+        while True:  # one list call a second: the poll must not be what loads the replica
+            listed = self.listed(registry)
+            docs = [d for d in listed if d["name"] in wanted]
             states = [d["properties"]["provisioningState"] for d in docs]
-            if all(s in ("Succeeded", "Failed", "Canceled") for s in states):
-                failed = [
-                    d["properties"]["response"] for d in docs if d["properties"]["provisioningState"] != "Succeeded"
-                ]
+            if len(docs) == len(wanted) and all(s in ("Succeeded", "Failed", "Canceled") for s in states):
+                failed = [d["properties"] for d in docs if d["properties"]["provisioningState"] != "Succeeded"]
                 assert not failed, failed[:3]
                 return docs
             assert time.monotonic() < deadline, f"{states.count('Succeeded')} of {len(names)} runs ended in time"
-            time.sleep(0.5)
+            time.sleep(1.0)
+
+
+def _ticks(pid: int) -> float:
+    """CPU seconds (user + system) of process ``pid`` so far; 0 once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _cpu(deployment: Deployment) -> dict[str, float]:
+    """CPU seconds so far of the workers, the API replica and every PostgreSQL process."""
+    postgres = 0.0
+    for stat in Path("/proc").glob("[0-9]*/comm"):
+        try:
+            if stat.read_text().strip().startswith("postgres"):
+                postgres += _ticks(int(stat.parent.name))
+        except OSError:
+            continue
+    api = deployment.api.proc.pid if deployment.api.proc else 0
+    return {
+        "workers": sum(_ticks(w.pid) for w in deployment.workers),
+        "api": _ticks(api),
+        "postgres": postgres,
+    }
 
 
 def _rate(docs: list[dict[str, Any]]) -> float:
@@ -148,13 +205,16 @@ def measure(server: PostgresServer, registry: RegistryServer, images: list[Any],
                     }
                 }
 
-            exported = deployment.runs("srcreg", names, export_body)
+            exported, export_cpu = deployment.runs("srcreg", names, export_body)
 
             def import_body(name: str) -> dict[str, Any]:
                 blob = f"exportrun{name[-4:]}.tar"
                 return {"properties": {"request": {"pipelineResourceId": imports["id"], "source": {"name": blob}}}}
 
-            imported = deployment.runs("dstreg", [f"importrun{i:04d}" for i in range(args.runs)], import_body)
+            imported, import_cpu = deployment.runs(
+                "dstreg", [f"importrun{i:04d}" for i in range(args.runs)], import_body
+            )
+            deployment.start_workers()  # for the trigger lag
             # Trigger lag: an enabled import pipeline on an empty inbox, then --blobs archives at once.
             watched = api.put(
                 REG + "dstreg/importPipelines/benchwatch",
@@ -164,7 +224,7 @@ def measure(server: PostgresServer, registry: RegistryServer, images: list[Any],
                 shutil.copy(out / f"exportrun{i % args.runs:04d}.tar", inbox / f"landed{i:03d}.tar")
             deadline = time.monotonic() + 600
             while True:
-                runs = api.get(REG + "dstreg/pipelineRuns")["value"]
+                runs = deployment.listed("dstreg")
                 mine = [r for r in runs if r["properties"]["request"].get("pipelineResourceId") == watched["id"]]
                 if len(mine) == args.blobs and all(r["properties"]["provisioningState"] == "Succeeded" for r in mine):
                     break
@@ -175,9 +235,13 @@ def measure(server: PostgresServer, registry: RegistryServer, images: list[Any],
                 - _when(r["properties"]["response"]["trigger"]["sourceTrigger"]["timestamp"])
                 for r in mine
             )
+            cpu = "; ".join(
+                f"{kind} " + " / ".join(f"{1000 * spent[part]:.0f}" for part in ("workers", "api", "postgres"))
+                for kind, spent in (("export", export_cpu), ("import", import_cpu))
+            )
             return (
                 f"| {workers} | {_rate(exported):.0f} | {_rate(imported):.0f} | "
-                f"{statistics.median(lags):.1f} / {lags[-1]:.1f} |"
+                f"{statistics.median(lags):.1f} / {lags[-1]:.1f} | {cpu} |"
             )
         finally:
             deployment.stop()
@@ -195,8 +259,9 @@ def main() -> int:
         f"{args.runs} export and {args.runs} import runs of one small image; {os.cpu_count()} cores; "
         "one `serve --no-worker`, N `airlock worker --concurrency 1`, PostgreSQL on the same machine",
         "",
-        "| workers | export runs/min | import runs/min | trigger lag p50 / max (s) |",
-        "|---|---|---|---|",
+        "| workers | export runs/min | import runs/min | trigger lag p50 / max (s) "
+        "| CPU ms per run: workers / API / PostgreSQL |",
+        "|---|---|---|---|---|",
     ]
     work = Path(tempfile.mkdtemp(prefix="bench-scale-reg-"))
     try:

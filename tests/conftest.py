@@ -6,13 +6,14 @@ missing component makes the tests fail with a message that says how to install i
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from airlock.testing.azurite import AzuriteServer
-from airlock.testing.postgres import PostgresServer
+from airlock.testing.postgres import ExternalPostgres, PostgresServer
 from airlock.testing.registry_server import RegistryServer
 
 
@@ -34,8 +35,15 @@ def target_registry(workdir: Path) -> Iterator[RegistryServer]:
 
 
 @pytest.fixture(scope="session")
-def postgres() -> Iterator[PostgresServer]:
-    """One private PostgreSQL cluster per test session (tests make databases of their own in it)."""
+def postgres() -> Iterator[PostgresServer | ExternalPostgres]:
+    """One private PostgreSQL cluster per test session (tests make databases of their own in it),
+    or the server ``AIRLOCK_TEST_DATABASE_URL`` names (its role needs CREATEDB)."""
+    given = os.environ.get("AIRLOCK_TEST_DATABASE_URL")
+    if given:
+        external = ExternalPostgres(given)
+        yield external
+        external.stop()
+        return
     with PostgresServer.start() as server:
         yield server
 

@@ -17,26 +17,25 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
+import httpx
 import psycopg
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from airlock.pipelines.queue import conninfo
 from airlock.storage.location import open_blob, parse_blob_uri
-from airlock.testing.airlock_server import AirlockServer
 from airlock.testing.console import Console
-from airlock.testing.deployment import Deployment
+from airlock.testing.deployment import API, Deployment, export_run, export_setup, registry_path
 from airlock.testing.images import push_oci_image
 from airlock.testing.polling import wait_until
 from airlock.testing.postgres import PostgresServer
+from airlock.testing.processes import free_port
 from airlock.testing.registry_server import RegistryServer
 from airlock.transfer.inspection import inspect_archive
 
-SUB = "00000000-0000-0000-0000-000000000000"
 RG = "scalerg"
-REG = f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.ContainerRegistry/registries/scalereg"
-API = "?api-version=2025-03-01-preview"
+REG = registry_path(RG, "scalereg")
 
 
 @pytest.fixture
@@ -55,18 +54,6 @@ def _jobs_by_run(database_url: str) -> dict[str, list[str]]:
     return jobs
 
 
-def _setup(server: AirlockServer, registry: RegistryServer, out: Path) -> str:
-    server.put(REG, {"properties": {"loginServer": registry.url}})
-    pipeline = server.put(REG + "/exportPipelines/scaleexport", {"properties": {"target": {"uri": out.as_uri()}}})
-    pid: str = pipeline["id"]
-    return pid
-
-
-def _run_body(pipeline_id: str, artifact: str, blob: str) -> dict[str, Any]:
-    request = {"pipelineResourceId": pipeline_id, "artifacts": [artifact], "target": {"name": blob}}
-    return {"properties": {"request": request}}
-
-
 def test_100_runs_through_2_replicas_and_4_workers_all_succeed_exactly_once(
     deployment: Deployment, tmp_path: Path
 ) -> None:
@@ -82,14 +69,14 @@ def test_100_runs_through_2_replicas_and_4_workers_all_succeed_exactly_once(
         second = deployment.replica(token)
         for _ in range(4):
             deployment.worker(concurrency=2)
-        pipeline_id = _setup(first, registry, out)
+        pipeline_id = export_setup(first, REG, registry.url, out)
         replicas = [first, second]
 
         def put(i: int) -> int:
             server = replicas[i % 2]
             image = images[i % len(images)]
             path = REG + f"/pipelineRuns/scalerun{i:03d}" + API
-            return server.http.put(path, json=_run_body(pipeline_id, image.reference, f"run{i:03d}.tar")).status_code
+            return server.http.put(path, json=export_run(pipeline_id, image.reference, f"run{i:03d}.tar")).status_code
 
         with ThreadPoolExecutor(16) as pool:
             assert sorted(set(pool.map(put, range(100)))) == [201]
@@ -123,12 +110,12 @@ def test_a_worker_killed_mid_run_has_its_run_resumed_by_another_worker(deploymen
     with RegistryServer.start(tmp_path / "reg", name="kill-source") as registry:
         image = push_oci_image(registry.url, "kill/app", "1", layers=2, layer_size=512 * 1024, seed=77)
         api = deployment.replica()
-        pipeline_id = _setup(api, registry, out)
+        pipeline_id = export_setup(api, REG, registry.url, out)
         doomed = deployment.worker(concurrency=1)
         assert registry.pid is not None
         os.kill(registry.pid, signal.SIGSTOP)  # the run hangs mid-way in the doomed worker
         try:
-            api.put(REG + "/pipelineRuns/killrun1", _run_body(pipeline_id, image.reference, "kill.tar"))
+            api.put(REG + "/pipelineRuns/killrun1", export_run(pipeline_id, image.reference, "kill.tar"))
             url = deployment.env["AIRLOCK_DATABASE_URL"]
             wait_until(
                 lambda: _jobs_by_run(url).get(_run_id("killrun1")) == ["doing"], timeout=60, what="the run to start"
@@ -176,3 +163,39 @@ def test_processes_refuse_an_unmigrated_database_and_a_foreign_vault_key(
     sqlite = Console(home=tmp_path / "c")
     assert "takes its runs from a job queue on PostgreSQL" in sqlite("worker").only_error(2)
     assert "without a worker nothing would execute runs" in sqlite("serve", "--no-worker").only_error(2)
+
+
+def _metric(url: str, name: str) -> float | None:
+    try:
+        text = httpx.get(url, timeout=5).text
+    except httpx.HTTPError:
+        return None
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name:
+                return float(sample.value)
+    return None
+
+
+def test_queue_depth_shows_on_the_replicas_and_the_workers_metrics(deployment: Deployment, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    with RegistryServer.start(tmp_path / "reg", name="metrics-source") as registry:
+        image = push_oci_image(registry.url, "metrics/app", "1", layers=1, layer_size=2048, seed=63)
+        api = deployment.replica()
+        pipeline_id = export_setup(api, REG, registry.url, out)
+        for i in range(2):  # no worker yet: both wait in the queue
+            api.put(REG + f"/pipelineRuns/queuedrun{i}", export_run(pipeline_id, image.reference, f"q{i}.tar"))
+        assert _metric(api.url + "/metrics", "airlock_run_queue_depth") == 2
+        oldest = _metric(api.url + "/metrics", "airlock_run_queue_oldest_age_seconds")
+        assert oldest is not None and oldest >= 0
+        port = free_port()
+        deployment.worker(1, "--metrics-port", str(port))
+        scraped = f"http://127.0.0.1:{port}/metrics"
+        wait_until(lambda: _metric(scraped, "airlock_run_queue_depth") == 0, timeout=60, what="the queue to drain")
+
+        def states() -> list[str]:
+            return sorted(r["properties"]["provisioningState"] for r in api.get(REG + "/pipelineRuns")["value"])
+
+        wait_until(lambda: states() == ["Succeeded", "Succeeded"], timeout=60, what="both runs to succeed")
+        assert _metric(scraped, "airlock_run_queue_depth") == 0

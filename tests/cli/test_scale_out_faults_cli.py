@@ -18,28 +18,14 @@ import psycopg
 import pytest
 
 from airlock.pipelines.queue import conninfo
-from airlock.testing.deployment import Deployment
+from airlock.testing.deployment import API, Deployment, export_run, export_setup, registry_path
 from airlock.testing.images import push_oci_image
 from airlock.testing.polling import wait_until
 from airlock.testing.postgres import PostgresServer
 from airlock.testing.registry_server import RegistryServer
 
 ENDED = ("Succeeded", "Failed", "Canceled")
-SUB = "00000000-0000-0000-0000-000000000000"
-REG = f"/subscriptions/{SUB}/resourceGroups/faultrg/providers/Microsoft.ContainerRegistry/registries/faultreg"
-API = "?api-version=2025-03-01-preview"
-
-
-def _setup(server: Any, registry: RegistryServer, out: Path) -> str:
-    server.put(REG, {"properties": {"loginServer": registry.url}})
-    pipeline = server.put(REG + "/exportPipelines/faultexport", {"properties": {"target": {"uri": out.as_uri()}}})
-    pid: str = pipeline["id"]
-    return pid
-
-
-def _run_body(pipeline_id: str, artifact: str, blob: str) -> dict[str, Any]:
-    request = {"pipelineResourceId": pipeline_id, "artifacts": [artifact], "target": {"name": blob}}
-    return {"properties": {"request": request}}
+REG = registry_path("faultrg", "faultreg")
 
 
 @pytest.fixture
@@ -68,10 +54,10 @@ def test_the_trigger_imports_each_blob_once_with_2_replicas_and_4_workers_watchi
         second = deployment.replica((first.home / "api-token").read_text().strip(), worker=True)
         for _ in range(4):
             deployment.worker(concurrency=1)
-        pipeline_id = _setup(first, registry, out)
+        pipeline_id = export_setup(first, REG, registry.url, out)
         for i, image in enumerate(images):
             first.http.put(
-                REG + f"/pipelineRuns/makeblob{i}" + API, json=_run_body(pipeline_id, image.reference, f"b{i}.tar")
+                REG + f"/pipelineRuns/makeblob{i}" + API, json=export_run(pipeline_id, image.reference, f"b{i}.tar")
             )
         wait_until(
             lambda: len([r for r in _runs(first) if r["properties"]["provisioningState"] == "Succeeded"]) == 3,
@@ -114,14 +100,14 @@ def test_a_postgresql_restart_mid_run_leaves_every_run_ended_and_the_api_answeri
             with RegistryServer.start(tmp_path / "reg", name="restart-source") as registry:
                 image = push_oci_image(registry.url, "restart/app", "1", layers=2, layer_size=256 * 1024, seed=61)
                 api = deployment.replica()
-                pipeline_id = _setup(api, registry, out)
+                pipeline_id = export_setup(api, REG, registry.url, out)
                 deployment.worker(concurrency=2)
                 assert registry.pid is not None
                 os.kill(registry.pid, signal.SIGSTOP)  # the runs hang mid-way while PostgreSQL restarts
                 try:
                     for i in range(3):
                         api.put(
-                            REG + f"/pipelineRuns/restartrun{i}", _run_body(pipeline_id, image.reference, f"r{i}.tar")
+                            REG + f"/pipelineRuns/restartrun{i}", export_run(pipeline_id, image.reference, f"r{i}.tar")
                         )
                     url = deployment.env["AIRLOCK_DATABASE_URL"]
                     wait_until(lambda: _doing(url) >= 1, timeout=60, what="a run to start")
@@ -164,8 +150,8 @@ def test_a_replica_killed_mid_request_leaves_a_consistent_state_on_the_other(
         doomed = deployment.replica()
         survivor = deployment.replica((doomed.home / "api-token").read_text().strip())
         deployment.worker(concurrency=1)
-        pipeline_id = _setup(survivor, registry, out)
-        body = _run_body(pipeline_id, image.reference, "replica.tar")
+        pipeline_id = export_setup(survivor, REG, registry.url, out)
+        body = export_run(pipeline_id, image.reference, "replica.tar")
         assert doomed.proc is not None
         doomed.proc.send_signal(signal.SIGSTOP)  # the request reaches a replica that never answers
         with pytest.raises(httpx.TimeoutException):

@@ -43,9 +43,9 @@ class RunExecutor(Protocol):
         lost between the two). None: call :meth:`submit` once the run is committed."""
         ...
 
-    def pending(self, run_id: str) -> bool:
-        """Whether work of ``run_id`` waits or runs anywhere (always False for a non-durable executor
-        whose work is not in this process)."""
+    def pending(self) -> set[str]:
+        """The run ids whose work waits or runs anywhere, in one look (a non-durable executor knows
+        only its own)."""
         ...
 
     def is_running(self, run_id: str) -> bool:
@@ -99,8 +99,9 @@ class ThreadRunExecutor:
             future = self._futures.get(run_id)
         return future is not None and not future.done()
 
-    def pending(self, run_id: str) -> bool:
-        return self.is_running(run_id)
+    def pending(self) -> set[str]:
+        with self._lock:
+            return {rid for rid, future in self._futures.items() if not future.done()}
 
     def running(self) -> list[str]:
         with self._lock:

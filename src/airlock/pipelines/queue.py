@@ -191,10 +191,15 @@ class QueueRunExecutor:
 
         return defer
 
-    def pending(self, run_id: str) -> bool:
-        """Whether a job of ``run_id`` waits or runs, in any process. Raises psycopg.Error."""
+    def pending(self) -> set[str]:
+        """The run ids with a job waiting or running, in any process: one query. Raises psycopg.Error."""
         with psycopg.connect(self._conninfo, autocommit=True) as conn:
-            return any(status not in _ENDED for _, status in self._statuses(conn, run_id))
+            rows = conn.execute(
+                "SELECT DISTINCT args->>'run_id' FROM procrastinate_jobs "
+                "WHERE queue_name = %s AND task_name = %s AND status IN ('todo', 'doing')",
+                (QUEUE, TASK),
+            ).fetchall()
+        return {str(row[0]) for row in rows}
 
     def queue_stats(self) -> tuple[int, float | None]:
         """(runs waiting, seconds the oldest has waited), for the queue-depth metrics. Raises psycopg.Error."""

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from airlock.testing.airlock_server import AirlockServer
 from airlock.testing.console import Console
@@ -47,12 +48,13 @@ class Deployment:
         self.servers.append(server)
         return server
 
-    def worker(self, concurrency: int = 2) -> subprocess.Popen[bytes]:
-        """An ``airlock worker`` process; its output goes to ``<root>/worker<N>.log``."""
+    def worker(self, concurrency: int = 2, *extra: str) -> subprocess.Popen[bytes]:
+        """An ``airlock worker`` process (``extra`` arguments after its own); its output goes to
+        ``<root>/worker<N>.log``."""
         home = self.root / f"worker{len(self.workers)}"
         home.mkdir()
         env = {**os.environ, **self.env, "AIRLOCK_HOME": str(home)}
-        args = [AIRLOCK, "worker", "--concurrency", str(concurrency)]
+        args = [AIRLOCK, "worker", "--concurrency", str(concurrency), *extra]
         with (self.root / f"worker{len(self.workers)}.log").open("ab") as log:  # the child keeps its own copy
             proc = subprocess.Popen(args, env=env, stdout=log, stderr=log)
         self.workers.append(proc)
@@ -70,3 +72,28 @@ class Deployment:
                 proc.wait(10)
         for server in self.servers:
             server.stop()
+
+
+SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
+API = "?api-version=2025-03-01-preview"
+
+
+def registry_path(group: str, registry: str) -> str:
+    """The ARM path of a registry."""
+    provider = "providers/Microsoft.ContainerRegistry/registries"
+    return f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{group}/{provider}/{registry}"
+
+
+def export_setup(server: AirlockServer, registry: str, login_server: str, out: Path) -> str:
+    """Create ``registry`` (ARM path) on ``login_server`` with an export pipeline ``exportpipe`` to
+    the folder ``out``; returns the pipeline's id."""
+    server.put(registry, {"properties": {"loginServer": login_server}})
+    pipeline = server.put(registry + "/exportPipelines/exportpipe", {"properties": {"target": {"uri": out.as_uri()}}})
+    pid: str = pipeline["id"]
+    return pid
+
+
+def export_run(pipeline_id: str, artifact: str, blob: str) -> dict[str, Any]:
+    """The body of an export run of one artifact into ``blob``."""
+    request = {"pipelineResourceId": pipeline_id, "artifacts": [artifact], "target": {"name": blob}}
+    return {"properties": {"request": request}}

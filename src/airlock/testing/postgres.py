@@ -99,3 +99,43 @@ class PostgresServer:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+class ExternalPostgres:
+    """A PostgreSQL server the tests are given (``AIRLOCK_TEST_DATABASE_URL``) instead of a private
+    cluster: :meth:`new_database` creates databases on it (the URL's role needs CREATEDB), and
+    :meth:`stop` drops those it created. It cannot be restarted; tests that restart PostgreSQL start
+    a private cluster of their own."""
+
+    def __init__(self, url: str) -> None:
+        from sqlalchemy.engine import make_url
+
+        parsed = make_url(url)
+        if parsed.drivername == "postgresql":
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        self._base = parsed
+        self.url = parsed.render_as_string(hide_password=False)
+        self._made: list[str] = []
+
+    def _admin(self) -> str:
+        from airlock.pipelines.queue import conninfo
+
+        return conninfo(self._base.set(database="postgres").render_as_string(hide_password=False))
+
+    def new_database(self, name: str) -> str:
+        """Create database ``name`` (lowercase letters, digits, '_') and return its URL."""
+        import psycopg
+        from psycopg import sql
+
+        with psycopg.connect(self._admin(), autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        self._made.append(name)
+        return self._base.set(database=name).render_as_string(hide_password=False)
+
+    def stop(self) -> None:
+        import psycopg
+        from psycopg import sql
+
+        with psycopg.connect(self._admin(), autocommit=True) as conn:
+            for name in self._made:
+                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))

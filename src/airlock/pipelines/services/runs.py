@@ -230,7 +230,7 @@ class RunService:
                 return True
         elif process_alive(owner, updated_at):
             return True
-        if self._executor.durable and self._executor.pending(rid):
+        if self._executor.durable and rid.lower() in self._executor.pending():
             return True  # its worker died; the job is retried and a worker resumes the run
         self._journal.finish(rid, error=INTERRUPTED_MESSAGE, interrupted=True)
         return False
@@ -280,20 +280,23 @@ class RunService:
         retried, and the worker that takes it resumes the run).
         """
         failed = []
+        pending: set[str] | None = None  # looked up once, and only when a run needs it
         for state in (RunState.QUEUED, RunState.RUNNING):
-            if state == RunState.QUEUED and self._executor.durable:
-                # A queued run whose job is gone (its handler failed before taking it, the
-                # database went away meanwhile) is queued again: the run record is the outbox.
-                for rid, _owner, _updated in self._repo.ids_in_state(PipelineRun, state):
-                    if not self._executor.pending(rid):
+            for rid, owner, updated_at in self._repo.ids_in_state(PipelineRun, state):
+                if state == RunState.QUEUED and self._executor.durable:
+                    # A queued run whose job is gone (its handler failed before taking it, the
+                    # database went away meanwhile) is queued again: the run record is the outbox.
+                    pending = self._executor.pending() if pending is None else pending
+                    if rid not in pending:
                         log.warning("pipeline run %s: queued, but its job was lost; queued again", rid)
                         self._executor.submit(rid)
-                continue
-            for rid, owner, updated_at in self._repo.ids_in_state(PipelineRun, state):
+                    continue
                 if self._executor.is_running(rid) or process_alive(owner, updated_at):
                     continue
-                if self._executor.durable and self._executor.pending(rid):
-                    continue  # its job is stalled and will be retried: a worker resumes the run
+                if self._executor.durable:
+                    pending = self._executor.pending() if pending is None else pending
+                    if rid in pending:
+                        continue  # its job is stalled and will be retried: a worker resumes the run
                 self._journal.finish(rid, error=INTERRUPTED_MESSAGE, interrupted=True)
                 failed.append(rid)
         return failed
