@@ -207,7 +207,9 @@ def test_json_log_lines_carry_the_callers_correlation_id_and_principal(observed:
     wait_until(lambda: [x for x in observed.lines() if x.get("correlation_id") == given], what="the healthz line")
 
 
-def test_json_run_log_lines_carry_the_run_id_pipeline_and_principal(observed: Observed) -> None:
+def test_json_run_log_lines_carry_the_run_id_pipeline_principal_and_the_puts_correlation_id(
+    observed: Observed,
+) -> None:
     # Each run logs its artifact as done (airlock.pipelines.execution) and its export's end (airlock.transfer).
     done = [line for line in observed.lines() if line["message"].startswith("obs/app:1 (sha256:")]
     ended = [line for line in observed.lines() if line["message"].startswith("exported 1 artifacts to ")]
@@ -216,6 +218,9 @@ def test_json_run_log_lines_carry_the_run_id_pipeline_and_principal(observed: Ob
     assert set(by_run) == {"obsrun0", "obsrun1"}, done + ended
     assert {by_run[r].get("pipeline") for r in ("obsrun0", "obsrun1")} == {"goodpipe", "readonlypipe"}, by_run
     assert all(len(line.get("principal", "")) == 36 for line in done + ended), done  # the pipeline's identity
+    for name in ("obsrun0", "obsrun1"):  # the PUT's correlation id, kept on the run, is on its lines too
+        run = observed.server.get(REG + f"obsreg/pipelineRuns/{name}")
+        assert by_run[name].get("correlation_id") == run["properties"]["response"]["correlationId"], by_run[name]
 
 
 def test_json_logs_never_show_a_sas_signature_bearer_token_or_password(observed: Observed) -> None:

@@ -215,7 +215,12 @@ class RunExecution:
                 raise ResourceNotFound(f"pipeline {request.pipelineResourceId} not found")
             registry = self._require(run.parent_id or "", Registry, "registry")
             principal = principal_of(pipeline, self._tenant_id)
-            logs.annotate(run_id=rid, pipeline=pipeline.name, principal=principal.principal_id)
+            logs.annotate(
+                run_id=rid,
+                pipeline=pipeline.name,
+                principal=principal.principal_id,
+                correlation_id=run.properties.response.correlationId,
+            )
             stamp = (run.properties.response.model_extra or {}).get("trigger", {}).get("sourceTrigger", {})
             if stamp.get("timestamp"):
                 metrics.trigger_lag(metrics.seconds_since(stamp["timestamp"]))

@@ -275,6 +275,7 @@ class PipelineRunResponse(_Part):
     importedArtifacts: list[str] | None = None
     interrupted: bool | None = None  # airlock's: ended by a process that stopped (a trigger retries it)
     cancelRequested: bool | None = None  # airlock's: a cancel was asked for; the run stops at its next check
+    correlationId: str | None = None  # airlock's: the x-ms-correlation-request-id of the PUT that started it
 
 
 class PipelineRunState(_Part):

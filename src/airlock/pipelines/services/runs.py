@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from airlock.errors import ResourceConflict, ResourceNotFound, UsageError
+from airlock.observability import logs
 from airlock.oci.digest import Digest
 from airlock.pipelines import resources as R
 from airlock.pipelines.access import run_artifact
@@ -176,6 +177,9 @@ class RunService:
                 if self.running(rid):
                     raise ResourceConflict(f"pipeline run {name} is still running; wait for it before running it again")
             response: dict[str, Any] = {"status": "Running", "progress": {"percentage": "0"}, "startTime": now_iso()}
+            correlation = logs.current().get("correlation_id")
+            if correlation:  # the PUT's, so that the run's log lines, in whichever worker, carry it too
+                response["correlationId"] = correlation
             if trigger_timestamp:
                 response["trigger"] = {"sourceTrigger": {"timestamp": trigger_timestamp}}
             run = PipelineRun.model_validate(
