@@ -206,6 +206,30 @@ def tenant_id(engine: Engine, home: Path) -> str:
 
 
 def open_control_plane(home: Path | None = None, adapters: Adapters | None = None) -> ControlPlane:
+    """The control plane of ``home`` (default: ``AIRLOCK_HOME``); see :func:`_open`.
+
+    Raises:
+        AirlockError: as :func:`_open`, and (transient) when the database cannot be reached: one
+            line naming it (without its password) and why.
+    """
+    home = home or home_dir()
+    try:
+        return _open(home, adapters or Adapters())
+    except AirlockError:
+        raise
+    except Exception as exc:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import OperationalError
+
+        cause: BaseException = exc.__cause__ or exc if type(exc).__name__ == "ConnectorException" else exc
+        if not isinstance(cause, OperationalError) and type(cause).__name__ != "OperationalError":
+            raise
+        where = make_url(database_url(home)).render_as_string(hide_password=True)
+        reason = (str(getattr(cause, "orig", None) or cause).strip().splitlines() or ["no reason given"])[0]
+        raise AirlockError(f"cannot reach the database {where}: {reason}", transient=True) from None
+
+
+def _open(home: Path, adapters: Adapters) -> ControlPlane:
     """The control plane of ``home`` (default: ``AIRLOCK_HOME``), with every secret backend.
 
     On PostgreSQL, runs go through the job queue (:class:`airlock.pipelines.queue.QueueRunExecutor`),
@@ -215,8 +239,6 @@ def open_control_plane(home: Path | None = None, adapters: Adapters | None = Non
         AirlockError: the database's schema is not current (PostgreSQL), or the vault key is not
             the deployment's.
     """
-    home = home or home_dir()
-    adapters = adapters or Adapters()
     url = database_url(home)
     engine = make_engine(url)
     vaults = EmbeddedVaults(engine, vault_key(engine, home))
@@ -228,7 +250,11 @@ def open_control_plane(home: Path | None = None, adapters: Adapters | None = Non
 
         def executor(handler: RunHandler) -> RunExecutor:
             queue = QueueRunExecutor(
-                url, handler, worker=adapters.worker, concurrency=adapters.workers, timing=queue_timing()
+                engine.url.render_as_string(hide_password=False),
+                handler,
+                worker=adapters.worker,
+                concurrency=adapters.workers,
+                timing=queue_timing(),
             )
             metrics.set_queue_probe(lambda: metrics.QueueStats(*_stats(queue)))
             return queue

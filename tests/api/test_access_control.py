@@ -81,6 +81,8 @@ def test_roles_reader_and_transfer_pipeline_contributor(api: TestClient, tmp_pat
         api.post("/airlock/tokens", headers=auth(contributor), json={"name": "x", "role": "Owner"}).status_code == 403
     )
 
+    reserved = api.post("/airlock/tokens", headers=auth(OWNER), json={"name": "owner", "role": "Reader"})
+    assert reserved.status_code == 400 and "Owner token" in reserved.json()["error"]["message"]
     listed = api.get("/airlock/tokens", headers=auth(OWNER)).json()["value"]
     assert {t["name"]: t["role"] for t in listed} == {
         "owner": "Owner",  # the bootstrap token, hashed in the database like the others

@@ -54,14 +54,17 @@ def create_app(
     *,
     token: str,
     trigger_interval: float | None = 10.0,
+    trust_token: bool = False,
 ) -> FastAPI:
-    """The app. ``open_plane`` is called once at startup; ``trigger_interval`` None disables the trigger."""
+    """The app. ``open_plane`` is called once at startup; ``trigger_interval`` None disables the trigger.
+    ``trust_token``: ``token`` is an Owner in this process whatever the database records (the CLI's
+    in-process app, which holds the database itself)."""
     state: dict[str, Any] = {}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         plane = open_plane()
-        app.state.tokens = TokenStore(plane.engine, token)
+        app.state.tokens = TokenStore(plane.engine, token, trust_bootstrap=trust_token)
         if not app.state.tokens.bootstrap_accepted:
             log.warning(
                 "this home's api-token is not the deployment's Owner token (another server recorded its own "

@@ -203,7 +203,7 @@ class ArmClient:
             from fastapi.testclient import TestClient
 
         from airlock.api.app import create_app
-        from airlock.wiring import api_token, home_dir, open_control_plane
+        from airlock.wiring import Adapters, api_token, database_url, home_dir, open_control_plane
 
         if os.environ.get("AIRLOCK_DEBUG") != "1":
             # The in-process server shares our stderr: keep its error logs to one line, as ours are.
@@ -212,7 +212,13 @@ class ArmClient:
                     logging.getLogger(name).addFilter(_no_traceback)
         home = home_dir()
         token = api_token(home)
-        app = create_app(lambda: open_control_plane(home), token=token, trigger_interval=None)
+        # On PostgreSQL a local command queues its runs for the deployment's workers instead of
+        # becoming one; it holds the database's credentials, so its own token is an Owner here.
+        shared = database_url(home).startswith("postgres")
+        adapters = Adapters(worker=not shared)
+        app = create_app(
+            lambda: open_control_plane(home, adapters), token=token, trigger_interval=None, trust_token=True
+        )
         client = TestClient(
             app, base_url="http://airlock.local", raise_server_exceptions=os.environ.get("AIRLOCK_DEBUG") == "1"
         )

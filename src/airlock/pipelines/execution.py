@@ -8,7 +8,6 @@ progress and end written to the run along the RunState machine.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
@@ -18,7 +17,7 @@ from typing import Any
 
 from sqlalchemy.exc import DBAPIError
 
-from airlock.errors import AirlockError, ResourceConflict, ResourceNotFound
+from airlock.errors import AirlockError, ResourceNotFound
 from airlock.observability import logs, metrics
 from airlock.oci.digest import Digest
 from airlock.pipelines.access import PipelineAccess, principal_of, run_artifact
@@ -108,21 +107,29 @@ class RunJournal:
         self._repo = repo
         self._lock = lock
 
-    def update(self, rid: str, **fields: Any) -> None:
-        """Merge ``fields`` into a Running run's response; a late report of a finished run is dropped."""
-        with self._lock:
-            run = self._repo.get(rid, PipelineRun)
-            if run is None or self._repo.state_of(rid)[0] != RunState.RUNNING:
-                return  # a late progress report: the run has finished, and its record stays as it ended
-            self._repo.put(_with_response(run, fields), state=RunState.RUNNING)
+    def update(self, rid: str, *, owner: str | None = None, **fields: Any) -> None:
+        """Merge ``fields`` into a Running run's response (only while ``owner``, when given, runs
+        it); a late report of a finished or taken-over run is dropped. One locked read-and-write,
+        so no other process's write of the run is lost."""
 
-    def start(self, rid: str, owner: str) -> bool:
+        def merge(run: PipelineRun, state: str | None, current: str | None) -> tuple[PipelineRun, str | None] | None:
+            if state != RunState.RUNNING or (owner is not None and current != owner):
+                return None  # a late progress report: the run's record stays as it ended
+            return _with_response(run, fields), state
+
+        with self._lock:
+            self._repo.modify(rid, PipelineRun, merge)
+
+    def start(self, rid: str, owner: str, *, redelivered: bool = False) -> bool:
         """Take the run for execution by process ``owner``: Queued → Running, or a Running run whose
-        owner died (its job was delivered again: it resumes; blobs already there are skipped).
-        False when it is not this caller's to run (canceled, finished, or run by a live process)."""
+        owner died (it resumes; blobs already there are skipped). With ``redelivered`` (a durable
+        queue delivered its job again because the worker running it stopped beating) the run is
+        taken over from another owner even while that owner's lease has not run out: the queue,
+        not the lease, decides that the worker is gone. False when it is not this caller's to run
+        (canceled, finished, or run by a live process)."""
         state, current, updated_at = self._repo.state_of(rid)
         if state == RunState.QUEUED or (
-            state == RunState.RUNNING and current != owner and not process_alive(current, updated_at)
+            state == RunState.RUNNING and current != owner and (redelivered or not process_alive(current, updated_at))
         ):
             assert state is not None
             return self._repo.claim(rid, expect=(state, current), state=RunState.RUNNING, owner=owner)
@@ -137,13 +144,16 @@ class RunJournal:
         run = self._repo.get(rid, PipelineRun)
         return run is None or bool(run.properties.response.cancelRequested)
 
-    def request_cancel(self, rid: str) -> None:
-        """Mark a queued or running run to stop at its next check."""
+    def request_cancel(self, rid: str) -> bool:
+        """Mark a queued or running run to stop at its next check; False when it has ended."""
+
+        def mark(run: PipelineRun, state: str | None, _owner: str | None) -> tuple[PipelineRun, str | None] | None:
+            if state not in (RunState.QUEUED, RunState.RUNNING):
+                return None
+            return _with_response(run, {"cancelRequested": True}), state
+
         with self._lock:
-            run = self._repo.get(rid, PipelineRun)
-            state = self._repo.state_of(rid)[0]
-            if run is not None and state in (RunState.QUEUED, RunState.RUNNING):
-                self._repo.put(_with_response(run, {"cancelRequested": True}), state=state)
+            return self._repo.modify(rid, PipelineRun, mark)
 
     def finish(
         self,
@@ -152,17 +162,24 @@ class RunJournal:
         error: str | None = None,
         interrupted: bool = False,
         canceled: bool = False,
+        owner: str | None = None,
         **fields: Any,
-    ) -> None:
+    ) -> bool:
         """End the run: Succeeded without ``error``, else Failed with it (``interrupted``: its process
-        stopped), or Canceled (``canceled``, ``error`` saying so). Raises ResourceConflict: the run
-        has already ended."""
-        with self._lock:
-            run = self._repo.get(rid, PipelineRun)
-            if run is None:
-                return
-            end = RunState.CANCELED if canceled else RunState.SUCCEEDED if error is None else RunState.FAILED
-            run_transition(self._repo.state_of(rid)[0], end, run.name)
+        stopped), or Canceled (``canceled``, ``error`` saying so). With ``owner``, only while that
+        process owns it, queued or running (a run taken over is the new owner's to end). One locked read-and-write.
+        Returns whether this call ended it.
+
+        Raises:
+            ResourceConflict: without ``owner``, the run has already ended.
+        """
+        end = RunState.CANCELED if canceled else RunState.SUCCEEDED if error is None else RunState.FAILED
+        ended: list[PipelineRun] = []
+
+        def close(run: PipelineRun, state: str | None, current: str | None) -> tuple[PipelineRun, str | None] | None:
+            if owner is not None and (state not in (RunState.QUEUED, RunState.RUNNING) or current != owner):
+                return None  # ended meanwhile, or another process's now
+            run_transition(state, end, run.name)
             response = {**run.properties.response.model_dump(mode="json", exclude_unset=True), **fields}
             response["finishTime"] = now_iso()
             if error is None:
@@ -176,11 +193,18 @@ class RunJournal:
             doc = run.document()
             doc["properties"]["response"] = response
             doc["properties"]["provisioningState"] = end.value
-            self._repo.put(PipelineRun.model_validate(doc), state=end)
+            ended.append(run)
+            return PipelineRun.model_validate(doc), end
+
+        with self._lock:
+            if not self._repo.modify(rid, PipelineRun, close):
+                return False
+        run = ended[0]
         started = run.properties.response.startTime
         final: metrics.State = "Canceled" if canceled else "Succeeded" if error is None else "Failed"
         kind: metrics.Kind = "export" if run.is_export else "import"
         metrics.run_finished(kind, final, metrics.seconds_since(started) if started else 0.0)
+        return True
 
 
 def _with_response(run: PipelineRun, fields: dict[str, Any]) -> PipelineRun:
@@ -198,13 +222,14 @@ class RunExecution:
         self._access = access
         self._tenant_id = tenant_id
 
-    def __call__(self, run_id: str, should_stop: Callable[[], bool] = lambda: False) -> None:
-        """Execute run ``run_id`` (any case), stopping when ``should_stop()`` says so (checked as bytes
-        move). Raises nothing for the run's own failures."""
+    def __call__(self, run_id: str, should_stop: Callable[[], bool] = lambda: False, owner: str | None = None) -> None:
+        """Execute run ``run_id`` (any case) as process ``owner`` (its writes then count only while
+        that process owns the run), stopping when ``should_stop()`` says so (checked as bytes move).
+        Raises nothing for the run's own failures; DBAPIError when the database went away."""
         with logs.bind(run_id=run_id):
-            self._execute(run_id, should_stop)
+            self._execute(run_id, should_stop, owner)
 
-    def _execute(self, run_id: str, should_stop: Callable[[], bool]) -> None:
+    def _execute(self, run_id: str, should_stop: Callable[[], bool], owner: str | None) -> None:
         rid = run_id
         try:
             run = self._require(run_id, PipelineRun, "pipeline run")
@@ -226,7 +251,7 @@ class RunExecution:
                 metrics.trigger_lag(metrics.seconds_since(stamp["timestamp"]))
             kind: metrics.Kind = "export" if isinstance(pipeline, ExportPipeline) else "import"
             progress = _RunProgress(
-                lambda pct: self._journal.update(rid, progress={"percentage": pct}), kind, should_stop
+                lambda pct: self._journal.update(rid, owner=owner, progress={"percentage": pct}), kind, should_stop
             )
             options = frozenset(PipelineOption(o) for o in pipeline.properties.options)
             if isinstance(pipeline, ExportPipeline):
@@ -243,6 +268,7 @@ class RunExecution:
                 out = {**target.model_dump(mode="json"), "type": "AzureStorageBlob", "uri": blob.display}
                 self._journal.finish(
                     rid,
+                    owner=owner,
                     error=_failures(result.failures),
                     catalogDigest=str(result.catalog_digest),
                     target=out,
@@ -253,7 +279,7 @@ class RunExecution:
                 blob = self._access.blob(source, request.source.name if request.source else "", principal)
                 expected = request.catalogDigest
                 shown = {**source.model_dump(mode="json"), "type": "AzureStorageBlob", "uri": blob.display}
-                self._journal.update(rid, source=shown)
+                self._journal.update(rid, owner=owner, source=shown)
                 imported = import_archive(
                     source=blob,
                     client=self._access.registry(registry, principal),
@@ -264,22 +290,22 @@ class RunExecution:
                 metrics.blobs_moved(imported.blobs_uploaded + imported.blobs_mounted, "import")
                 self._journal.finish(
                     rid,
+                    owner=owner,
                     error=_failures(imported.failures),
                     catalogDigest=str(imported.catalog_digest),
                     importedArtifacts=imported.imported,
                 )
         except RunCanceled:
             log.info("pipeline run %s stopped: canceled", rid)
-            with contextlib.suppress(ResourceConflict):  # already ended by whoever canceled it
-                self._journal.finish(rid, error=CANCELED_MESSAGE, canceled=True)
+            self._journal.finish(rid, error=CANCELED_MESSAGE, canceled=True, owner=owner)
         except AirlockError as exc:
-            self._journal.finish(rid, error=str(exc))
+            self._journal.finish(rid, error=str(exc), owner=owner)
         except DBAPIError:
             raise  # the database went away: RunService.execute records the run's end when it is back
         except Exception as exc:  # a bug must not leave the run in Running
             log.exception("pipeline run %s failed unexpectedly", rid)
             # The exception text could hold anything (a URL with a token): record only its type.
-            self._journal.finish(rid, error=f"internal error ({type(exc).__name__}); see the server log")
+            self._journal.finish(rid, error=f"internal error ({type(exc).__name__}); see the server log", owner=owner)
 
     def _require(self, rid: str, model: type[Any], what: str) -> Any:
         found = self._repo.get(rid, model)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,6 +17,12 @@ from pathlib import Path
 def process_token() -> str:
     """Identifies this process across PID reuse: host, pid and the process's start time."""
     return f"{socket.gethostname()}:{os.getpid()}:{_start_time(os.getpid())}"
+
+
+def owner_token() -> str:
+    """A run owner's token: :func:`process_token` and one control plane of the process, so that two
+    planes of one process (tests, a CLI beside its in-process server) tell their runs apart."""
+    return f"{process_token()}:{uuid.uuid4().hex[:8]}"
 
 
 # How long a run of another machine (a database shared by several servers) counts as alive
@@ -34,6 +41,7 @@ def process_alive(token: str | None, updated_at: datetime | None = None) -> bool
         return False
     host, _, rest = token.partition(":")
     pid_text, _, start = rest.partition(":")
+    start = start.partition(":")[0]  # an owner token may name a control plane within the process
     if host != socket.gethostname():
         if updated_at is None:
             return True

@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 
 TASK = "airlock.execute_run"
 QUEUE = "airlock.runs"
+CONNECT_TIMEOUT = 5  # seconds a look into the queue (wait, pending, the metrics' stats) waits for PostgreSQL
 _LOCK_PREFIX = "airlock.run:"  # locks are global to the database: the prefix keeps other tasks' apart
 _ENDED = {s.value for s in (jobs.Status.SUCCEEDED, jobs.Status.FAILED, jobs.Status.CANCELLED, jobs.Status.ABORTED)}
 
@@ -193,7 +194,7 @@ class QueueRunExecutor:
 
     def pending(self) -> set[str]:
         """The run ids with a job waiting or running, in any process: one query. Raises psycopg.Error."""
-        with psycopg.connect(self._conninfo, autocommit=True) as conn:
+        with psycopg.connect(self._conninfo, autocommit=True, connect_timeout=CONNECT_TIMEOUT) as conn:
             rows = conn.execute(
                 "SELECT DISTINCT args->>'run_id' FROM procrastinate_jobs "
                 "WHERE queue_name = %s AND task_name = %s AND status IN ('todo', 'doing')",
@@ -203,7 +204,7 @@ class QueueRunExecutor:
 
     def queue_stats(self) -> tuple[int, float | None]:
         """(runs waiting, seconds the oldest has waited), for the queue-depth metrics. Raises psycopg.Error."""
-        with psycopg.connect(self._conninfo, autocommit=True) as conn:
+        with psycopg.connect(self._conninfo, autocommit=True, connect_timeout=CONNECT_TIMEOUT) as conn:
             row = conn.execute(
                 "SELECT count(*), EXTRACT(EPOCH FROM now() - min(e.at)) FROM procrastinate_jobs j "
                 "JOIN procrastinate_events e ON e.job_id = j.id AND e.type = 'deferred' "
@@ -231,7 +232,7 @@ class QueueRunExecutor:
         deadline = None if timeout is None else time.monotonic() + timeout
         pause = 0.01
         # A connection of its own: works after close() too, and holds no pool slot while it waits.
-        with psycopg.connect(self._conninfo, autocommit=True) as conn:
+        with psycopg.connect(self._conninfo, autocommit=True, connect_timeout=CONNECT_TIMEOUT) as conn:
             while True:
                 statuses = self._statuses(conn, run_id)
                 if not statuses or all(status in _ENDED for _, status in statuses):

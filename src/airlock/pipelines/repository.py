@@ -16,6 +16,9 @@ from airlock.pipelines.models import Resource
 M = TypeVar("M", bound=Resource)
 
 
+Change = Callable[[M, str | None, str | None], "tuple[M, str | None] | None"]
+
+
 class Keep:
     """Sentinel type of :data:`KEEP`: leave a column as it is."""
 
@@ -63,6 +66,13 @@ class ResourceRepository(Protocol):
 
     def state_of(self, resource_id: str) -> tuple[str | None, str | None, datetime | None]:
         """(state, owner, updated_at); all None when the resource does not exist."""
+        ...
+
+    def modify(self, resource_id: str, model: type[M], change: Change[M]) -> bool:
+        """Read, change and write one resource in one transaction, its row locked against other
+        processes meanwhile: ``change(resource, state, owner)`` returns the new (resource, state),
+        or None to leave it as it is. False when there is no such resource or nothing was written.
+        What ``change`` raises rolls the transaction back and propagates."""
         ...
 
     def claim(self, resource_id: str, *, expect: tuple[str, str | None], state: str, owner: str) -> bool:

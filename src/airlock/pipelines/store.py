@@ -29,7 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from airlock.db.migrate import ensure_schema
 from airlock.db.schema import resources, trigger_imports
 from airlock.pipelines.models import STORED, Resource
-from airlock.pipelines.repository import KEEP, Keep, M
+from airlock.pipelines.repository import KEEP, Change, Keep, M
 
 # The tables are airlock.db.schema's; Alembic (airlock.db.migrate) creates and migrates them.
 
@@ -95,8 +95,24 @@ class SqlResourceRepository:
     ) -> None:
         now = datetime.now(UTC)
         key = resource.id.lower()
-        parent = resource.parent_id
         payload = json.dumps(resource.document())
+        try:
+            self._put(key, resource, payload, now, state=state, owner=owner, then=then)
+        except IntegrityError:  # another process created it between our look and our insert
+            self._put(key, resource, payload, now, state=state, owner=owner, then=then)
+
+    def _put(
+        self,
+        key: str,
+        resource: Resource,
+        payload: str,
+        now: datetime,
+        *,
+        state: str | None,
+        owner: str | Keep | None,
+        then: Callable[[Any], None] | None,
+    ) -> None:
+        parent = resource.parent_id
         with self._seq_lock, self.engine.begin() as conn:
             exists = conn.execute(select(resources.c.seq).where(resources.c.id == key)).first()
             if exists:
@@ -146,6 +162,31 @@ class SqlResourceRepository:
                 )
             ).first()
         return (row.state, row.owner, row.updated_at) if row else (None, None, None)
+
+    def modify(self, resource_id: str, model: type[M], change: Change[M]) -> bool:
+        key = resource_id.lower()
+        with self._seq_lock, self.engine.begin() as conn:
+            if self.engine.dialect.name == "sqlite":
+                # Take SQLite's write lock first: a read, then a write, would let another process's
+                # write in between (PostgreSQL locks the row with FOR UPDATE instead).
+                conn.execute(update(resources).where(resources.c.id == key).values(id=key))
+            row = conn.execute(
+                select(resources.c.type, resources.c.body, resources.c.state, resources.c.owner)
+                .where(resources.c.id == key)
+                .with_for_update()
+            ).first()
+            if row is None or row.type != model.TYPE:
+                return False
+            changed = change(model.model_validate(json.loads(row.body)), row.state, row.owner)
+            if changed is None:
+                return False
+            resource, state = changed
+            conn.execute(
+                update(resources)
+                .where(resources.c.id == key)
+                .values(body=json.dumps(resource.document()), state=state, updated_at=datetime.now(UTC))
+            )
+        return True
 
     def claim(self, resource_id: str, *, expect: tuple[str, str | None], state: str, owner: str) -> bool:
         old_state, old_owner = expect

@@ -26,7 +26,7 @@ from airlock.pipelines import resources as R
 from airlock.pipelines.access import run_artifact
 from airlock.pipelines.execution import CANCELED_MESSAGE, RunExecution, RunJournal, now_iso
 from airlock.pipelines.executor import RunExecutor, RunHandler
-from airlock.pipelines.leases import HEARTBEAT, process_alive, process_token
+from airlock.pipelines.leases import HEARTBEAT, owner_token, process_alive
 from airlock.pipelines.models import ExportPipeline, ImportPipeline, PipelineRun, Registry, RunState, run_transition
 from airlock.pipelines.repository import ResourceRepository
 
@@ -66,7 +66,7 @@ class RunService:
         self._journal = journal
         self._execution = execution
         self._lock = lock
-        self._owner = process_token()
+        self._owner = owner_token()
         self._executor = executor(self.execute)
         self._stop = threading.Event()
         self._heartbeat = threading.Thread(target=self._beat, name="run-heartbeat", daemon=True)
@@ -89,11 +89,11 @@ class RunService:
     def execute(self, run_id: str) -> None:
         """Execute the recorded run ``run_id`` and record its result: the executor's handler. A run
         that is not this process's to take (canceled, finished, run by a live process) is left alone."""
-        if not self._journal.start(run_id, self._owner):
+        if not self._journal.start(run_id, self._owner, redelivered=self._executor.durable):
             log.info("pipeline run %s: not started here (it is canceled, finished or running elsewhere)", run_id)
             return
         try:
-            self._execution(run_id, lambda: self._journal.should_stop(run_id, self._owner))
+            self._execution(run_id, lambda: self._journal.should_stop(run_id, self._owner), self._owner)
         except Exception as exc:  # the execution records its own failures; this is the database going away
             log.error("pipeline run %s: its end could not be recorded (%s); retrying", run_id, type(exc).__name__)
         self._settle(run_id)
@@ -109,7 +109,8 @@ class RunService:
                 state, owner, _ = self._repo.state_of(run_id)
                 if state != RunState.RUNNING or owner != self._owner:
                     return
-                self._journal.finish(run_id, error=DATABASE_LOST_MESSAGE)
+                # interrupted: a triggered import is tried once more (its run's name takes no new tag)
+                self._journal.finish(run_id, error=DATABASE_LOST_MESSAGE, interrupted=True, owner=self._owner)
                 return
             except Exception as exc:  # the database is still away: wait for it
                 if time.monotonic() > until:
@@ -236,7 +237,7 @@ class RunService:
             return True
         if self._executor.durable and rid.lower() in self._executor.pending():
             return True  # its worker died; the job is retried and a worker resumes the run
-        self._journal.finish(rid, error=INTERRUPTED_MESSAGE, interrupted=True)
+        self._journal.finish(rid, error=INTERRUPTED_MESSAGE, interrupted=True, owner=owner)
         return False
 
     def wait(self, rid: str, timeout: float | None = None) -> PipelineRun:
@@ -295,14 +296,16 @@ class RunService:
                         log.warning("pipeline run %s: queued, but its job was lost; queued again", rid)
                         self._executor.submit(rid)
                     continue
-                if self._executor.is_running(rid) or process_alive(owner, updated_at):
+                if self._executor.is_running(rid):
                     continue
+                if owner != self._owner and process_alive(owner, updated_at):
+                    continue  # another live process's (this one's own is alive but does not run it)
                 if self._executor.durable:
                     pending = self._executor.pending() if pending is None else pending
                     if rid in pending:
                         continue  # its job is stalled and will be retried: a worker resumes the run
-                self._journal.finish(rid, error=INTERRUPTED_MESSAGE, interrupted=True)
-                failed.append(rid)
+                if self._journal.finish(rid, error=INTERRUPTED_MESSAGE, interrupted=True, owner=owner):
+                    failed.append(rid)
         return failed
 
 
