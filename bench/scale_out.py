@@ -13,8 +13,10 @@ run's start to the last one's finish. Beside it, the CPU each part spent per run
 ``/proc/<pid>/stat``: the workers, the API replica, every PostgreSQL process), which says where
 the time goes when more workers do not help. The trigger lag is the time from a blob's last
 modification (``response.trigger.sourceTrigger.timestamp``) to its run's ``startTime``, for
-``--blobs`` archives dropped at once into a watched container while nothing else runs, with
-``AIRLOCK_TRIGGER_INTERVAL=1``.
+``--blobs`` archives dropped at once into a watched container as the import runs start to drain
+(the trigger's scans and its runs compete with them), with ``AIRLOCK_TRIGGER_INTERVAL=1``.
+``--profile DIR`` records one worker of the largest configuration with py-spy for 5 s of the
+export drain (raw collapsed stacks; py-spy is not a dependency: ``.venv/bin/pip install py-spy``).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
@@ -91,10 +94,18 @@ class Deployment:
         self.api.stop()
 
     def runs(
-        self, registry: str, names: list[str], body: Any, timeout: float = 900
+        self,
+        registry: str,
+        names: list[str],
+        body: Any,
+        *,
+        on_start: Callable[[], None] | None = None,
+        keep: bool = False,
+        timeout: float = 900,
     ) -> tuple[list[Any], dict[str, float]]:
-        """Queue the runs (PUT from 8 threads, no worker running), start the workers, wait until all
-        ended; their documents and the CPU seconds per run of each part while they drained."""
+        """Queue the runs (PUT from 8 threads, no worker running), start the workers (then call
+        ``on_start``), wait until all ended; their documents and the CPU seconds per run of each
+        part while they drained. ``keep``: leave the workers running."""
 
         def put(name: str) -> None:
             r = self.api.http.put(REG + f"{registry}/pipelineRuns/{name}" + API, json=body(name))
@@ -104,9 +115,12 @@ class Deployment:
             list(pool.map(put, names))
         before = _cpu(self)
         self.start_workers()
+        if on_start is not None:
+            on_start()
         docs = self.wait(registry, names, timeout)
         after = _cpu(self)
-        self.stop_workers()
+        if not keep:
+            self.stop_workers()
         return docs, {part: (after.get(part, 0.0) - before.get(part, 0.0)) / len(names) for part in after}
 
     def listed(self, registry: str) -> list[dict[str, Any]]:
@@ -205,23 +219,38 @@ def measure(server: PostgresServer, registry: RegistryServer, images: list[Any],
                     }
                 }
 
-            exported, export_cpu = deployment.runs("srcreg", names, export_body)
+            profiling: list[subprocess.Popen[bytes]] = []
+
+            def profile() -> None:  # py-spy on one worker for 5 s of the export drain
+                if args.profile and workers == max(args.workers):
+                    out_file = Path(args.profile) / f"worker-{workers}.txt"
+                    out_file.parent.mkdir(parents=True, exist_ok=True)
+                    spy = [str(Path(sys.executable).with_name("py-spy")), "record", "--pid"]
+                    spy += [str(deployment.workers[0].pid), "--duration", "5", "--format", "raw"]
+                    spy += ["--nonblocking", "--threads", "-o", str(out_file)]
+                    profiling.append(subprocess.Popen(spy, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+
+            exported, export_cpu = deployment.runs("srcreg", names, export_body, on_start=profile)
+            for spy in profiling:
+                spy.wait(60)
 
             def import_body(name: str) -> dict[str, Any]:
                 blob = f"exportrun{name[-4:]}.tar"
                 return {"properties": {"request": {"pipelineResourceId": imports["id"], "source": {"name": blob}}}}
 
-            imported, import_cpu = deployment.runs(
-                "dstreg", [f"importrun{i:04d}" for i in range(args.runs)], import_body
-            )
-            deployment.start_workers()  # for the trigger lag
-            # Trigger lag: an enabled import pipeline on an empty inbox, then --blobs archives at once.
+            # Trigger lag under load: --blobs archives land in a watched inbox as the import runs drain.
             watched = api.put(
                 REG + "dstreg/importPipelines/benchwatch",
                 {"properties": {"source": {"uri": inbox.as_uri()}, "options": ["OverwriteTags"]}},
             )
-            for i in range(args.blobs):
-                shutil.copy(out / f"exportrun{i % args.runs:04d}.tar", inbox / f"landed{i:03d}.tar")
+
+            def land() -> None:
+                for i in range(args.blobs):
+                    shutil.copy(out / f"exportrun{i % args.runs:04d}.tar", inbox / f"landed{i:03d}.tar")
+
+            imported, import_cpu = deployment.runs(
+                "dstreg", [f"importrun{i:04d}" for i in range(args.runs)], import_body, on_start=land, keep=True
+            )
             deadline = time.monotonic() + 600
             while True:
                 runs = deployment.listed("dstreg")
@@ -254,6 +283,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=60, help="export runs, then as many import runs (default 60)")
     parser.add_argument("--blobs", type=int, default=20, help="archives dropped for the trigger-lag figure")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--profile", metavar="DIR", help="py-spy one worker of the largest configuration into DIR")
     args = parser.parse_args()
     rows = [
         f"{args.runs} export and {args.runs} import runs of one small image; {os.cpu_count()} cores; "

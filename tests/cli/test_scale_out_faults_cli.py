@@ -169,3 +169,34 @@ def test_a_replica_killed_mid_request_leaves_a_consistent_state_on_the_other(
         assert [r["name"] for r in _runs(survivor)] == ["replicarun1"]
         again = survivor.http.put(REG + "/pipelineRuns/replicarun1" + API, json=body)  # once more: a no-op
         assert again.status_code == 200 and again.json()["properties"]["response"] == run["properties"]["response"]
+
+
+def test_cancel_through_a_replica_stops_the_run_in_a_worker_and_frees_its_slot(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    with RegistryServer.start(tmp_path / "reg", name="cancel-source") as registry:
+        image = push_oci_image(registry.url, "qcancel/app", "1", layers=2, layer_size=256 * 1024, seed=64)
+        api = deployment.replica()
+        pipeline_id = export_setup(api, REG, registry.url, out)
+        deployment.worker(concurrency=1)  # one slot: the next run needs the canceled one's
+        assert registry.pid is not None
+        os.kill(registry.pid, signal.SIGSTOP)  # the run starts in the worker, then hangs
+        try:
+            api.put(REG + "/pipelineRuns/qcancelrun1", export_run(pipeline_id, image.reference, "c.tar"))
+            wait_until(lambda: _doing(deployment.env["AIRLOCK_DATABASE_URL"]) == 1, timeout=60, what="the run to start")
+            asked = api.http.post(REG + "/pipelineRuns/qcancelrun1/cancel" + API)
+            assert asked.status_code == 200 and asked.json()["properties"]["response"]["cancelRequested"] is True
+        finally:
+            os.kill(registry.pid, signal.SIGCONT)
+
+        def state(name: str) -> str:
+            found: str = api.get(REG + f"/pipelineRuns/{name}")["properties"]["provisioningState"]
+            return found
+
+        wait_until(lambda: state("qcancelrun1") == "Canceled", timeout=60, what="the run to stop")
+        assert list(out.iterdir()) == []  # no blob, not even a partial one
+        api.put(REG + "/pipelineRuns/qcancelrun2", export_run(pipeline_id, image.reference, "d.tar"))
+        wait_until(lambda: state("qcancelrun2") == "Succeeded", timeout=60, what="the next run")
+        assert [p.name for p in out.iterdir()] == ["d.tar"]
