@@ -7,9 +7,9 @@ README's "Scale-out" section quotes it) and writes it to ``bench/results/scale_o
 
 Each configuration gets a fresh database. A run exports one small image (one 4 KiB layer) to a
 ``file:`` container, or imports one such archive; so the figures are the control plane's and the
-queue's cost per run, not a transfer's. The runs are queued first, with no worker running, and
-the workers then started: runs per minute is how fast N workers drain the queue, from the first
-run's start to the last one's finish. Beside it, the CPU each part spent per run (from
+queue's cost per run, not a transfer's. The workers are started, and registered with the queue,
+before the runs are PUT (their start-up, seconds of imports each, would otherwise be counted):
+runs per minute is from the first run's start to the last one's finish. Beside it, the CPU each part spent per run (from
 ``/proc/<pid>/stat``: the workers, the API replica, every PostgreSQL process), which says where
 the time goes when more workers do not help. The trigger lag is the time from a blob's last
 modification (``response.trigger.sourceTrigger.timestamp``) to its run's ``startTime``, for
@@ -35,6 +35,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import psycopg
+
+from airlock.pipelines.queue import conninfo
 from airlock.testing.airlock_server import AirlockServer
 from airlock.testing.images import push_oci_image
 from airlock.testing.postgres import PostgresServer
@@ -103,18 +106,20 @@ class Deployment:
         keep: bool = False,
         timeout: float = 900,
     ) -> tuple[list[Any], dict[str, float]]:
-        """Queue the runs (PUT from 8 threads, no worker running), start the workers (then call
-        ``on_start``), wait until all ended; their documents and the CPU seconds per run of each
-        part while they drained. ``keep``: leave the workers running."""
+        """With the workers started and registered, PUT the runs from 8 threads (then call
+        ``on_start``) and wait until all ended; their documents and the CPU seconds per run of each
+        part meanwhile. ``keep``: leave the workers running."""
 
         def put(name: str) -> None:
             r = self.api.http.put(REG + f"{registry}/pipelineRuns/{name}" + API, json=body(name))
             assert r.status_code == 201, r.text
 
+        if not self.workers:
+            self.start_workers()
+        self.wait_registered()
+        before = _cpu(self)
         with ThreadPoolExecutor(8) as pool:
             list(pool.map(put, names))
-        before = _cpu(self)
-        self.start_workers()
         if on_start is not None:
             on_start()
         docs = self.wait(registry, names, timeout)
@@ -122,6 +127,19 @@ class Deployment:
         if not keep:
             self.stop_workers()
         return docs, {part: (after.get(part, 0.0) - before.get(part, 0.0)) / len(names) for part in after}
+
+    def wait_registered(self, timeout: float = 120) -> None:
+        """Until every worker has started and registered with the queue (its start-up, seconds of
+        imports, must not count against the runs)."""
+        deadline = time.monotonic() + timeout
+        url = conninfo(self.env["AIRLOCK_DATABASE_URL"])
+        while True:
+            with psycopg.connect(url, autocommit=True) as conn:
+                row = conn.execute("SELECT count(*) FROM procrastinate_workers").fetchone()
+            if row is not None and row[0] >= len(self.workers):
+                return
+            assert time.monotonic() < deadline, "the workers did not register in time"
+            time.sleep(0.2)
 
     def listed(self, registry: str) -> list[dict[str, Any]]:
         """Every run of ``registry``, following ``nextLink`` (pages of 100)."""
@@ -230,7 +248,7 @@ def measure(server: PostgresServer, registry: RegistryServer, images: list[Any],
                     spy += ["--nonblocking", "--threads", "-o", str(out_file)]
                     profiling.append(subprocess.Popen(spy, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
 
-            exported, export_cpu = deployment.runs("srcreg", names, export_body, on_start=profile)
+            exported, export_cpu = deployment.runs("srcreg", names, export_body, on_start=profile, keep=True)
             for spy in profiling:
                 spy.wait(60)
 
