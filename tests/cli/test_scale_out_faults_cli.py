@@ -140,7 +140,7 @@ def _doing(url: str) -> int:
     return int(row[0]) if row else 0
 
 
-def test_a_replica_killed_mid_request_leaves_a_consistent_state_on_the_other(
+def test_a_replica_killed_mid_request_leaves_a_consistent_state_and_a_new_tag_reruns_once(
     deployment: Deployment, tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
@@ -169,6 +169,18 @@ def test_a_replica_killed_mid_request_leaves_a_consistent_state_on_the_other(
         assert [r["name"] for r in _runs(survivor)] == ["replicarun1"]
         again = survivor.http.put(REG + "/pipelineRuns/replicarun1" + API, json=body)  # once more: a no-op
         assert again.status_code == 200 and again.json()["properties"]["response"] == run["properties"]["response"]
+        # A new forceUpdateTag runs it once more, and once only.
+        rerun = {"properties": {**body["properties"], "forceUpdateTag": "second"}}
+        assert survivor.http.put(REG + "/pipelineRuns/replicarun1" + API, json=rerun).status_code == 201
+        assert survivor.http.put(REG + "/pipelineRuns/replicarun1" + API, json=rerun).status_code in (200, 409)
+
+        def jobs() -> list[str]:
+            with psycopg.connect(conninfo(deployment.env["AIRLOCK_DATABASE_URL"])) as conn:
+                rows = conn.execute("SELECT status FROM procrastinate_jobs ORDER BY id").fetchall()
+            return [str(r[0]) for r in rows]
+
+        wait_until(lambda: jobs() == ["succeeded", "succeeded"], timeout=120, what="exactly one more execution")
+        assert survivor.get(REG + "/pipelineRuns/replicarun1")["properties"]["forceUpdateTag"] == "second"
 
 
 def test_cancel_through_a_replica_stops_the_run_in_a_worker_and_frees_its_slot(
