@@ -10,7 +10,8 @@ Imported by the edges only (``airlock.api`` and ``airlock.cli``). Layout of ``AI
                     deployment on PostgreSQL must be given the same key)
     api-token       the REST API's Owner token (0600), used by the CLI by itself; its hash is
                     in the database, so every replica accepts it
-    tenant-id       read once, by releases that kept the tenant here, to seed the database's
+    tenant-id       written by releases that kept the tenant here; read once, to seed the
+                    database's record of it
 """
 
 from __future__ import annotations
