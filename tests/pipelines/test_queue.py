@@ -139,19 +139,21 @@ def test_timing_refuses_a_stall_limit_a_live_worker_could_reach() -> None:
 # A worker process as `airlock worker` will be: the adapter with an in-process worker, whose
 # handler marks that it started and then runs for as long as it is let.
 _WORKER = """
-import sys, time
+import sys, threading
 from pathlib import Path
 from airlock.pipelines.queue import QueueRunExecutor, QueueTiming
 
 url, marker = sys.argv[1], Path(sys.argv[2])
 fast = QueueTiming(heartbeat=0.3, stalled_after=1.5, recover_every=0.3, poll=0.3)
 
+forever = threading.Event()  # never set: the run, and the process, last until it is killed
+
 def handler(run_id):
     marker.write_text(run_id)
-    time.sleep(600)
+    forever.wait()
 
 QueueRunExecutor(url, handler, worker=True, timing=fast)
-time.sleep(600)
+forever.wait()
 """
 
 
@@ -166,9 +168,12 @@ def test_a_run_whose_worker_was_killed_runs_again_within_the_bound_and_a_live_on
         wait_until(marker.exists, timeout=DEADLINE, what="the worker process starts run-k")
         # Alive and beating: however long the run takes, it is not stalled.
         started = time.monotonic()
-        while time.monotonic() - started < FAST.stalled_after * 2:
-            assert client.recover_stalled() == []
-            time.sleep(0.1)
+
+        def live_for_two_stall_periods() -> bool:
+            assert client.recover_stalled() == []  # every look: not taken for stalled
+            return time.monotonic() - started >= FAST.stalled_after * 2
+
+        wait_until(live_for_two_stall_periods, timeout=DEADLINE, what="two stall periods of a live worker")
         assert _jobs(database) == [("run-k", "doing", 0)]
         os.kill(child.pid, signal.SIGKILL)
         child.wait(DEADLINE)

@@ -32,7 +32,7 @@ from azure.storage.blob import (
 from cryptography import x509
 
 from airlock.testing.certificates import self_signed, write_key_and_cert
-from airlock.testing.processes import ManagedProcess, free_port, http_answers, log_tail, require_executable
+from airlock.testing.processes import ManagedProcess, free_port, http_answers, on_a_free_port, require_executable
 
 __all__ = [
     "AzuriteServer",
@@ -122,20 +122,15 @@ class AzuriteServer(ManagedProcess):
         _azurite_bin()
         workdir = Path(workdir).resolve()
         workdir.mkdir(parents=True, exist_ok=True)
-        last_error: RuntimeError | None = None
-        for _ in range(3):
-            server = cls(workdir, name=name, port=free_port(), accounts=accounts, https=https, oauth=oauth)
-            server.location.mkdir(parents=True, exist_ok=True)
-            try:
-                server._launch()
-            except RuntimeError as exc:
-                if "EADDRINUSE" not in log_tail(server.log_path, 10):
-                    raise
-                last_error = exc
-                continue
-            return server
-        assert last_error is not None
-        raise last_error
+        made: list[AzuriteServer] = []
+
+        def start() -> AzuriteServer:
+            made.append(cls(workdir, name=name, port=free_port(), accounts=accounts, https=https, oauth=oauth))
+            made[-1].location.mkdir(parents=True, exist_ok=True)
+            made[-1]._launch()
+            return made[-1]
+
+        return on_a_free_port(start, log=lambda: made[-1].log_path, busy="EADDRINUSE")
 
     @property
     def https(self) -> bool:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from airlock.testing.processes import ManagedProcess, log_tail, require_executable
+from airlock.testing.processes import ManagedProcess, on_a_free_port, require_executable
 
 __all__ = ["OpenBaoServer"]
 
@@ -87,20 +87,15 @@ class OpenBaoServer(ManagedProcess):
         _bao_bin()
         workdir = Path(workdir).resolve()
         workdir.mkdir(parents=True, exist_ok=True)
-        last_error: RuntimeError | None = None
-        for _ in range(3):
-            server = cls(workdir, name=name, port=_free_port_pair())
-            server.home.mkdir(parents=True, exist_ok=True)
-            try:
-                server._launch()
-            except RuntimeError as exc:
-                if "address already in use" not in log_tail(server.log_path, 10):
-                    raise
-                last_error = exc
-                continue
-            return server
-        assert last_error is not None
-        raise last_error
+        made: list[OpenBaoServer] = []
+
+        def start() -> OpenBaoServer:
+            made.append(cls(workdir, name=name, port=_free_port_pair()))
+            made[-1].home.mkdir(parents=True, exist_ok=True)
+            made[-1]._launch()
+            return made[-1]
+
+        return on_a_free_port(start, log=lambda: made[-1].log_path, busy="address already in use")
 
     @property
     def url(self) -> str:

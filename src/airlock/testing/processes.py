@@ -23,13 +23,17 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import IO, ClassVar, Self
+from typing import IO, ClassVar, Self, TypeVar
 
 READY_TIMEOUT = 15.0  # a server's wait for its first answer, unless its class sets another
 STOP_TIMEOUT = 10.0
 LOG_TAIL_LINES = 40
+
+
+T = TypeVar("T")
 
 
 def free_port() -> int:
@@ -38,6 +42,20 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def on_a_free_port(start: Callable[[], T], *, log: Callable[[], Path], busy: str, lines: int = 10) -> T:
+    """``start()`` (which picks a free port and launches the server), again on a fresh port when
+    it fails because the port was taken meanwhile: a port found free can be bound by another
+    process before the server binds it. ``log()`` is the last attempt's log; ``busy`` the text
+    its tail shows then. Three attempts. Raises the last attempt's RuntimeError."""
+    for attempt in range(3):
+        try:
+            return start()
+        except RuntimeError:
+            if attempt == 2 or busy not in log_tail(log(), lines):
+                raise
+    raise AssertionError("unreachable: the last attempt raises")
 
 
 def require_executable(path: Path, what: str) -> Path:

@@ -16,7 +16,7 @@ from typing import Any
 from cryptography import x509
 
 from airlock.testing.certificates import self_signed, write_key_and_cert
-from airlock.testing.processes import ManagedProcess, free_port, http_answers, log_tail, require_executable
+from airlock.testing.processes import ManagedProcess, free_port, http_answers, on_a_free_port, require_executable
 from airlock.testing.token_server import TokenServer
 
 __all__ = ["RegistryServer"]
@@ -86,22 +86,16 @@ class RegistryServer(ManagedProcess):
         require_executable(REGISTRY_BIN, "docker-registry (Debian package docker-registry)")
         workdir = Path(workdir).resolve()
         workdir.mkdir(parents=True, exist_ok=True)
-        last_error: RuntimeError | None = None
-        # A port found free can be taken before the registry binds it; a fresh port fixes that.
-        for _ in range(3):
-            server = cls(workdir, name=name, port=free_port(), htpasswd=htpasswd, token_auth=token_auth, tls=tls)
-            server.data_dir.mkdir(parents=True, exist_ok=True)
-            server._write_config()
-            try:
-                server._launch()
-            except RuntimeError as exc:
-                if "address already in use" not in log_tail(server.log_path, 5):
-                    raise
-                last_error = exc
-                continue
-            return server
-        assert last_error is not None
-        raise last_error
+        made: list[RegistryServer] = []
+
+        def start() -> RegistryServer:
+            made.append(cls(workdir, name=name, port=free_port(), htpasswd=htpasswd, token_auth=token_auth, tls=tls))
+            made[-1].data_dir.mkdir(parents=True, exist_ok=True)
+            made[-1]._write_config()
+            made[-1]._launch()
+            return made[-1]
+
+        return on_a_free_port(start, log=lambda: made[-1].log_path, busy="address already in use", lines=5)
 
     @property
     def host(self) -> str:
