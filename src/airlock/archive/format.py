@@ -30,6 +30,14 @@ Catalog (``application/vnd.airlock.catalog.v2+json``) evolution rules:
   ``"volumes"`` for a multi-volume split). Readers refuse unknown entries there.
 - Everything else is additive: readers ignore fields they do not know (``extra="allow"``), so
   signatures, referrer edges, volume checksums or an inventory receipt can be added without a break.
+
+Multi-volume bundles (``requires: ["volumes"]``, ``export --volume-size``): the same logical
+archive cut into volumes, so that ``cat`` of the volumes in order is an ordinary archive that tar
+and layout readers take. Volume 1 is the head (catalog, layout, index, manifests) and nothing
+else; volumes 2..N slice the rest at the volume size; the catalog's ``volumes`` lists 2..N with
+digest and size, so each can be verified alone, and the catalogDigest pins volume 1. Volumes 2..N
+are written (and hashed) first, the head last: an interrupted export leaves no head, and volumes
+without their head are never imported. See :mod:`airlock.archive.volumes`.
 """
 
 from __future__ import annotations
@@ -52,8 +60,8 @@ CATALOG_MEDIA_TYPE: Final = "application/vnd.airlock.catalog.v2+json"
 LAYOUT_BYTES = b'{"imageLayoutVersion":"1.0.0"}'
 REF_NAME = "org.opencontainers.image.ref.name"
 
-# Features this reader understands in ``requires`` (none yet: v1 archives are self-contained).
-SUPPORTED_FEATURES: frozenset[str] = frozenset()
+# Features this reader understands in ``requires``.
+SUPPORTED_FEATURES: frozenset[str] = frozenset({"volumes"})  # archive.volumes.VOLUMES_FEATURE
 
 # JSON members are read into memory; caps keep a hostile archive from exhausting it.
 MAX_CATALOG_SIZE = 32 * 1024 * 1024
@@ -122,6 +130,14 @@ class CatalogBlob(_Model):
     media_type: str | None = Field(default=None, alias="mediaType")
 
 
+class CatalogVolume(_Model):
+    """Volume ``index`` (2..N) of a multi-volume bundle: the SHA-256 and size of its bytes."""
+
+    index: int = Field(ge=2)
+    size: int = Field(gt=0)
+    digest: DigestStr
+
+
 class Catalog(_Model):
     schema_version: Literal[2] = Field(alias="schemaVersion")
     media_type: Literal["application/vnd.airlock.catalog.v2+json"] = Field(alias="mediaType")
@@ -136,6 +152,8 @@ class Catalog(_Model):
     manifests: list[CatalogBlob] = Field(max_length=MAX_BLOBS)
     # Every other blob (configs, layers), in the order they are stored.
     blobs: list[CatalogBlob] = Field(max_length=MAX_BLOBS)
+    # With requires "volumes": volumes 2..N in order (volume 1, the head, is pinned by the catalogDigest).
+    volumes: list[CatalogVolume] | None = Field(default=None, max_length=1000)
 
     def to_bytes(self) -> bytes:
         return self.model_dump_json(by_alias=True, exclude_none=True).encode()

@@ -253,7 +253,7 @@ class ArchiveReader:
         if catalog_member is None or catalog_member.name != CATALOG_NAME:
             raise ArchiveError(f"not an airlock archive: the first member must be {CATALOG_NAME}")
         raw_catalog = self.read_member(catalog_member, MAX_CATALOG_SIZE)
-        self.catalog = _parse_catalog(raw_catalog)
+        self.catalog = parse_catalog(raw_catalog)
         self.catalog_digest = Digest.of(raw_catalog)
         self.expected_size = archive_size(len(raw_catalog), self.catalog)
         layout = self._next(LAYOUT_NAME)
@@ -424,7 +424,12 @@ def _json(data: bytes, what: str) -> Any:
         raise ArchiveError(f"archive member {what} is not valid JSON") from None
 
 
-def _parse_catalog(data: bytes) -> Catalog:
+def parse_catalog(data: bytes) -> Catalog:
+    """The catalog member's bytes, parsed and checked.
+
+    Raises:
+        ArchiveError: not a valid catalog, or of a version or with a required feature this reader lacks.
+    """
     doc = _json(data, CATALOG_NAME)
     version = doc.get("schemaVersion") if isinstance(doc, dict) else None
     if version == 1:

@@ -35,6 +35,7 @@ from airlock.cli.registries import acr_app
 from airlock.cli.server import configure, rest, serve
 from airlock.cli.storage import storage_app
 from airlock.cli.tokens import token_app
+from airlock.cli.volumes import VolumeSizeOpt, volume_size
 from airlock.cli.worker import worker
 from airlock.errors import (
     AirlockError,
@@ -212,6 +213,7 @@ def export_cmd(
     username: UserOpt = None,
     password_stdin: PasswordStdinOpt = False,
     concurrency: ConcurrencyOpt = 4,
+    volume_size_text: VolumeSizeOpt = None,
 ) -> Reply:
     """Export artifacts from a registry into one transfer blob.
 
@@ -224,6 +226,9 @@ def export_cmd(
 
         airlock export --source-registry localhost:5000 -a samples/app:1.0 \\
             --target ./batch1.tar --query catalogDigest -o tsv
+
+        airlock export --source-registry localhost:5000 -a samples/app:1.0 \\
+            --target /media/usb/batch1.tar --volume-size 4GiB --query "volumes[].uri" -o tsv
     """
     if len(artifacts) == 0:
         raise UsageError("--artifacts needs at least one artifact")
@@ -232,6 +237,7 @@ def export_cmd(
     opts = parse_options(options or [], EXPORT_OPTIONS, kind="export")
     if include_referrers:
         opts |= {PipelineOption.INCLUDE_REFERRERS}
+    volumes = volume_size(volume_size_text)
     blob = _blob(target, _sas(sas_token_file, secret_uri, what="target"), "--sas-token-file or --secret-uri")
     client = _registry(source_registry, username, password_stdin, concurrency)
     with _progress() as progress, _flag_hints({blob.display: "--sas-token-file or --secret-uri"}):
@@ -242,6 +248,7 @@ def export_cmd(
             options=opts,
             progress=progress,
             concurrency=concurrency,
+            volume_size=volumes,
         )
     return Reply(result.to_json(), _failures(result.failures, "failed and were left out of the archive"))
 

@@ -153,6 +153,7 @@ class AzureBlob:
         self, *, account_url: str, container: str, blob: str, sas_token: str | None, credential: object = None
     ) -> None:
         self.display = f"{account_url}/{container}/{blob}"
+        self._where = (account_url, container, blob, sas_token, credential)
         self._client = BlobClient(
             account_url,
             container,
@@ -232,6 +233,12 @@ class AzureBlob:
             if exists:
                 raise BlobExists(f"blob {self.display} already exists", blob=self.display)
         return AzureWriter(self._client, self.display, overwrite=overwrite, metadata=metadata)
+
+    def suffixed(self, suffix: str) -> AzureBlob:
+        account_url, container, blob, sas_token, credential = self._where
+        return AzureBlob(
+            account_url=account_url, container=container, blob=blob + suffix, sas_token=sas_token, credential=credential
+        )
 
     def delete(self, *, if_match: str | None = None) -> None:
         kw: dict[str, Any] = {}

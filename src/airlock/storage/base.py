@@ -69,6 +69,12 @@ class Blob(Protocol):
         """Start a staged write. Fails early with BlobExists when the blob exists and not ``overwrite``."""
         ...
 
+    def suffixed(self, suffix: str) -> Blob:
+        """The blob whose name is this one's followed by ``suffix`` (a later volume of a bundle:
+        ``batch1.tar`` → ``batch1.tar.002``), in the same directory or container, reached with the
+        same credential. It need not exist."""
+        ...
+
     def delete(self, *, if_match: str | None = None) -> None:
         """Delete the blob — only if its ``etag`` (from :meth:`stat`) is still ``if_match``, when given.
 

@@ -93,6 +93,9 @@ class FileBlob:
             raise BlobNotFound(f"cannot write {self.display}: directory {self.path.parent} does not exist")
         return FileWriter(self.path, overwrite=overwrite)
 
+    def suffixed(self, suffix: str) -> FileBlob:
+        return FileBlob(self.path.with_name(self.path.name + suffix))
+
     def delete(self, *, if_match: str | None = None) -> None:
         if if_match is not None:
             info = self.stat()

@@ -41,6 +41,7 @@ from airlock.storage.base import TRANSFER_CATEGORY, Blob
 from airlock.transfer.graph import Closure, closure
 from airlock.transfer.options import NoProgress, PipelineOption, Progress
 from airlock.transfer.pipelining import close_stream, counted, ordered_fetch
+from airlock.transfer.volume_export import needs_volumes, write_volumes
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,7 @@ class ExportResult:
     # Per artifact reference: bytes of all its manifests and blobs (``size`` of an entry is its top manifest's).
     content_sizes: dict[str, int] = field(default_factory=dict)
     blobs: int = 0  # blobs (configs and layers) written into the archive, for the metrics
+    volumes: list[dict[str, object]] | None = None  # with a volume size: every volume (transfer.volume_export)
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -73,6 +75,7 @@ class ExportResult:
                 for a in self.artifacts
             ],
             "failedArtifacts": self.failures,
+            **({"volumes": self.volumes} if self.volumes is not None else {}),
         }
 
 
@@ -96,15 +99,19 @@ def export_artifacts(
     progress: Progress | None = None,
     concurrency: int = 4,
     window_bytes: int = 8 * 1024 * 1024,
+    volume_size: int | None = None,
 ) -> ExportResult:
     """Export ``artifacts`` from ``client``'s registry into ``target``.
 
     Without ContinueOnErrors the first failing artifact raises; with it, failed artifacts are left
     out of the archive and reported in ``failures`` (if all fail, nothing is written). With
-    IncludeReferrers each artifact's referrers (signatures, SBOMs, ...) travel with it.
+    IncludeReferrers each artifact's referrers (signatures, SBOMs, ...) travel with it. With
+    ``volume_size``, an archive larger than that is written as a multi-volume bundle
+    (:mod:`airlock.transfer.volume_export`) and the result lists every volume.
 
     Raises:
-        BlobExists: the target exists and OverwriteBlobs is not set (checked before any transfer).
+        BlobExists: the target (or a volume) exists and OverwriteBlobs is not set (checked before any transfer).
+        UsageError: ``volume_size`` cannot hold the bundle's first volume (before anything is written).
         TransferFailed: every artifact failed (with ContinueOnErrors) — nothing was written.
         RegistryError, IntegrityError, StorageError: the first failure, without ContinueOnErrors.
     """
@@ -162,9 +169,8 @@ def export_artifacts(
 
     total = sum(d.size for d, _ in blobs.values()) + sum(m.size for m in manifests.values())
     progress.begin(total, f"export → {target.display}")
-    writer = target.writer(overwrite=overwrite, metadata=dict(TRANSFER_CATEGORY))
-    archive = ArchiveWriter(writer.write)
-    try:
+
+    def write_head(archive: ArchiveWriter, catalog_bytes: bytes) -> None:
         archive.add_bytes(CATALOG_NAME, catalog_bytes)
         archive.add_bytes(LAYOUT_NAME, LAYOUT_BYTES)
         archive.add_bytes(INDEX_NAME, index_bytes)
@@ -174,6 +180,7 @@ def export_artifacts(
             archive.add_bytes(BLOB_PREFIX + d.hex, m.raw)
             progress.advance(m.size)
 
+    def write_blobs(archive: ArchiveWriter) -> None:
         def source(repo: str, desc: Descriptor) -> Callable[[], Iterable[bytes]]:
             return lambda: client.iter_blob(repo, desc)
 
@@ -192,18 +199,47 @@ def export_artifacts(
                     _report_done(progress, done_after[i])
         finally:
             close_stream(streams)
-        archive.close()
+
+    volumes: list[dict[str, object]] | None = None
+    if volume_size is not None and needs_volumes(catalog, catalog_bytes, volume_size):
+        # Several volumes: see transfer.volume_export (later volumes first, the head last).
+        bundle = write_volumes(
+            target,
+            catalog,
+            volume_size=volume_size,
+            overwrite=overwrite,
+            write_head=write_head,
+            write_blobs=write_blobs,
+        )
+        digest, size, volumes = bundle.catalog_digest, bundle.size, bundle.volumes
+    else:
+        writer = target.writer(overwrite=overwrite, metadata=dict(TRANSFER_CATEGORY))
+        archive = ArchiveWriter(writer.write)
         try:
-            writer.commit()
-        except BlobExists as exc:  # another writer got there first: the same way out as up front
-            raise BlobExists(f"{exc}{_OVERWRITE_HINT}", blob=exc.blob) from None
-    except BaseException:
-        writer.abort()
-        raise
-    log.info("exported %d artifacts to %s (%d bytes, %s)", len(resolved), target.display, archive.size, digest)
+            write_head(archive, catalog_bytes)
+            write_blobs(archive)
+            archive.close()
+            try:
+                writer.commit()
+            except BlobExists as exc:  # another writer got there first: the same way out as up front
+                raise BlobExists(f"{exc}{_OVERWRITE_HINT}", blob=exc.blob) from None
+        except BaseException:
+            writer.abort()
+            raise
+        size = archive.size
+        if volume_size is not None:
+            volumes = [{"index": 1, "uri": target.display, "size": size}]
+    log.info("exported %d artifacts to %s (%d bytes, %s)", len(resolved), target.display, size, digest)
     sizes = {r.entry.reference: r.closure.size for r in resolved}
     return ExportResult(
-        target.display, digest, archive.size, [r.entry for r in resolved], failures, sizes, blobs=len(ordered_blobs)
+        target.display,
+        digest,
+        size,
+        [r.entry for r in resolved],
+        failures,
+        sizes,
+        blobs=len(ordered_blobs),
+        volumes=volumes,
     )
 
 

@@ -40,6 +40,7 @@ from airlock.transfer.graph import closure
 from airlock.transfer.options import NoProgress, PipelineOption, Progress
 from airlock.transfer.pipelining import FanOut, close_stream, counted
 from airlock.transfer.publish import ArtifactEntry, publish
+from airlock.transfer.volume_source import diagnosing, open_bundle
 
 log = logging.getLogger(__name__)
 
@@ -422,13 +423,14 @@ def import_archive(
     ``source`` by ranged reads of their own, up to ``concurrency`` transfers at once.
 
     Raises:
-        BlobNotFound, StorageAuthError: the source blob cannot be read.
+        BlobNotFound, StorageAuthError: the source blob (or a volume of its bundle) cannot be read.
         ArchiveError, IntegrityError: the archive is malformed, hostile, truncated, or its content
             does not match its catalog — no tag is written — or its catalog does not match
             ``catalog_digest`` — nothing is uploaded.
         TagConflict, RegistryError: an artifact failed (without ContinueOnErrors).
     """
     client.ping()
+    source = open_bundle(source)  # the first volume of a bundle: every volume, stat-ed now
     importer = Importer(
         source=source,
         client=client,
@@ -438,7 +440,8 @@ def import_archive(
         window_bytes=window_bytes,
         large_blob=large_blob,
     )
-    result = importer.run(catalog_digest)
+    with diagnosing(source):  # a bundle's content failure names its volume
+        result = importer.run(catalog_digest)
     delete_source_on_success(importer, result)
     log.info("imported %d artifacts from %s (%s)", len(result.imported), source.display, result.catalog_digest)
     return result

@@ -14,6 +14,8 @@ from airlock.oci.digest import Digest, Verifier
 from airlock.storage.base import TRANSFER_CATEGORY, Blob, BlobInfo
 from airlock.transfer.options import NoProgress, Progress
 from airlock.transfer.pipelining import close_stream, counted
+from airlock.transfer.volume_export import BundleTarget, copy_target
+from airlock.transfer.volume_source import Bundle, diagnosing, open_bundle, volume_note
 
 # How much of the head of a blob that is not an airlock archive is looked at to say what it is.
 _SNIFF_HEAD = 64 * 1024
@@ -31,12 +33,16 @@ def copy_blob(
     Any other blob (it does not begin with an airlock catalog) is copied as it is, unverified,
     with a ``note`` saying what it looks like; an empty one is refused. When the source has a Content-MD5 the bytes are
     checked against it as well. The copy keeps the source's metadata and marks an airlock archive
-    ``category=acr-transfer-blob`` even if a previous copy tool stripped it.
+    ``category=acr-transfer-blob`` even if a previous copy tool stripped it. The first volume of a
+    multi-volume bundle copies every volume to the names beside ``target`` (``volumes`` in the
+    result), verified the same way, committing nothing before all is verified and the head last.
 
     Raises:
         BlobNotFound, BlobExists, StorageAuthError, StorageError, IntegrityError, ArchiveError.
     """
     progress = progress or NoProgress()
+    source = open_bundle(source)  # the first volume of a bundle: every volume is copied, verified
+    target = copy_target(source, target)
     info = source.stat()
     if info is None:
         raise BlobNotFound(f"source blob {source.display} does not exist")
@@ -45,9 +51,15 @@ def copy_blob(
         raise ArchiveError(f"source blob {source.display} is empty (0 bytes): nothing was copied")
     raw = source.read()
     try:
-        return _copy(source, target, raw, info, overwrite, progress)
+        with diagnosing(source):
+            result = _copy(source, target, raw, info, overwrite, progress)
     finally:
         close_stream(raw)
+    if isinstance(target, BundleTarget):
+        result["volumes"] = target.volumes_json()
+    elif not result["isTransferArchive"] and (note := volume_note(source)):
+        result["note"] = note
+    return result
 
 
 def _copy(
@@ -163,7 +175,9 @@ def inspect_archive(source: Blob, *, verify: bool = False, progress: Progress | 
 
     The ``catalogDigest`` is reported at once (it is the catalog's own digest). With ``verify`` the
     whole archive is read and every member checked against the catalog, which verifies the
-    catalogDigest for the entire archive.
+    catalogDigest for the entire archive. The first volume of a multi-volume bundle is described
+    with every volume (``volumes``), each stat-ed; with ``verify`` each is read whole and checked
+    against the first volume's table, and a bad one is named by its index.
 
     Raises:
         BlobNotFound, StorageAuthError, ArchiveError, IntegrityError.
@@ -171,14 +185,20 @@ def inspect_archive(source: Blob, *, verify: bool = False, progress: Progress | 
     info = source.stat()
     if info is None:
         raise BlobNotFound(f"blob {source.display} does not exist")
+    source = open_bundle(source)  # the first volume of a bundle: every volume is stat-ed (and verified)
+    info = source.stat() or info
     chunks = source.read()
     try:
         reader = ArchiveReader(chunks, read_range=source.read, name=source.display)
         if not verify:
             _check_size(source, reader, info.size)
-        return _describe(source, reader, info.size, verify, progress)
+        with diagnosing(source):
+            out = _describe(source, reader, info.size, verify, progress)
     finally:
         close_stream(chunks)
+    if isinstance(source, Bundle):
+        out["volumes"] = source.to_json()
+    return out
 
 
 def _check_size(source: Blob, reader: ArchiveReader, size: int) -> None:
