@@ -180,7 +180,8 @@ def test_large_blobs_upload_from_ranged_reads_alongside_the_pass(
         for artifact in samples:
             assert_same_content(source_registry, reg, artifact)
     # Every large blob was read by a ranged read of exactly its data, and the pass jumped past each.
-    ranged = {offset: length for offset, length in spy.ranges if length is not None}
+    # (Reads at 0 and 512 are of the catalog: open_bundle looks whether this is a bundle's first volume.)
+    ranged = {offset: length for offset, length in spy.ranges if length is not None and offset > 512}
     assert ranged and set(ranged.items()) <= set(large.items())
     assert len(ranged) == len(large)
     jumps = [offset for offset, length in spy.ranges if length is None and offset > 0]
