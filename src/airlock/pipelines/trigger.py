@@ -8,7 +8,9 @@ archive — with a warning), was modified in the last 60 days, and this version 
 has no run yet. The blob version is recorded with its run *before* the run starts, so each
 version is imported exactly once, across restarts too; a run that a restart interrupted is
 re-created once. Everything passed over is reported on the pipeline
-(``properties.sourceTriggerReport``) with the reason — never skipped silently.
+(``properties.sourceTriggerReport``) with the reason — never skipped silently. A multi-volume
+bundle is imported once all its volumes have landed; until then it is reported under
+``incompleteBundles`` (see :mod:`airlock.pipelines.bundles`).
 """
 
 from __future__ import annotations
@@ -17,12 +19,14 @@ import logging
 import os
 import threading
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from airlock.archive.format import CATALOG_NAME
 from airlock.archive.sniff import sniff
 from airlock.errors import AirlockError, UsageError
 from airlock.pipelines import resources as R
 from airlock.pipelines.access import principal_of
+from airlock.pipelines.bundles import list_volumes, orphan_volumes, waiting_bundle
 from airlock.pipelines.execution import now_iso
 from airlock.pipelines.models import ImportPipeline
 from airlock.pipelines.plane import ControlPlane
@@ -102,14 +106,18 @@ class SourceTrigger:
             self._report(pipeline, [{"blob": "*", "reason": f"cannot list the container: {exc}"}], [])
             return []
         now = datetime.now(UTC)
+        listing = list_volumes(container, entries)  # later volumes of bundles are not imported on their own
+        incomplete = orphan_volumes(listing)
         for name, info in entries:
+            if name in listing.volumes:
+                continue
             reason, warning = self._judge(container, name, info, now)
             if reason:
                 skipped.append({"blob": name, "reason": reason})
                 continue
             if warning:
                 warnings.append({"blob": name, "warning": warning})
-            version = info.etag or f"{info.size}-{info.last_modified}"
+            version = listing.version(name, info.etag or f"{info.size}-{info.last_modified}")
             record = self.plane.trigger_ledger.record(pipeline.id, name, version)
             if record is not None:
                 run_id, status, claimed_at = record
@@ -122,13 +130,21 @@ class SourceTrigger:
                     continue
                 # interrupted by a restart, or claimed and never started: once more
             try:
+                waiting = waiting_bundle(container, name, info, listing)
+            except AirlockError as exc:
+                skipped.append({"blob": name, "reason": f"cannot read its catalog: {exc}"})
+                continue
+            if waiting is not None:
+                incomplete.append(waiting)  # a bundle whose volumes have not all landed yet
+                continue
+            try:
                 rid = self._start(pipeline, name, version, info, record)
             except AirlockError as exc:
                 skipped.append({"blob": name, "reason": f"could not start its import: {exc}"})
                 continue
             if rid is not None:
                 started.append(rid)
-        self._report(pipeline, skipped, warnings)
+        self._report(pipeline, skipped, warnings, incomplete)
         return started
 
     def _judge(self, container: Container, name: str, info: BlobInfo, now: datetime) -> tuple[str | None, str | None]:
@@ -190,11 +206,19 @@ class SourceTrigger:
         log.info("source trigger: importing %r with run %s", blob, run_name)
         return rid
 
-    def _report(self, pipeline: ImportPipeline, skipped: list[dict[str, str]], warnings: list[dict[str, str]]) -> None:
-        report = {"skipped": skipped, "warnings": warnings}
+    def _report(
+        self,
+        pipeline: ImportPipeline,
+        skipped: list[dict[str, str]],
+        warnings: list[dict[str, str]],
+        incomplete: list[dict[str, Any]] | None = None,
+    ) -> None:
+        report: dict[str, Any] = {"skipped": skipped, "warnings": warnings, "incompleteBundles": incomplete or []}
         old = pipeline.properties.sourceTriggerReport or {}
         if {k: old.get(k) for k in report} == report:
             return  # unchanged: do not rewrite the pipeline on every poll
         self.plane.pipelines.set_trigger_report(pipeline.id, {**report, "lastChange": now_iso()})
         for item in skipped:
             log.warning("source trigger %s: passed over %r: %s", pipeline.name, item["blob"], item["reason"])
+        for bundle in incomplete or []:
+            log.info("source trigger %s: bundle %r waits for volumes %s", pipeline.name, bundle["blob"], bundle)
