@@ -16,7 +16,7 @@ import pytest
 from airlock.testing import azurite as az
 from airlock.testing import content
 from airlock.testing.azurite import AzuriteServer
-from airlock.testing.console import Run
+from airlock.testing.console import Console, Run
 from airlock.testing.content import PushedArtifact
 from airlock.testing.images import push_oci_image
 from airlock.testing.registry_server import RegistryServer
@@ -219,3 +219,45 @@ def test_volume_size_too_small_or_not_a_size_is_a_usage_error(
     # An archive that fits in one volume is one ordinary blob, listed as the only volume.
     out = cli(*export, "--volume-size", "4GiB").json()
     assert out["volumes"] == [{"index": 1, "uri": (tmp_path / "x.tar").as_uri(), "size": out["size"]}]
+
+
+def test_export_pipeline_with_volume_size_writes_a_bundle_that_an_import_run_reads(
+    tmp_path: Path, source_registry: RegistryServer, target_registry: RegistryServer, app: PushedArtifact
+) -> None:
+    (tmp_path / "home").mkdir()
+    cli = Console(home=tmp_path / "home")
+    transfer = tmp_path / "transfer"
+    transfer.mkdir()
+    cli.ok("acr", "create", "-g", "volrg", "-n", "srcreg", "--login-server", source_registry.url, "-o", "none")
+    cli.ok("acr", "create", "-g", "volrg", "-n", "dstreg", "--login-server", target_registry.url, "-o", "none")
+    message = cli(
+        "acr", "export-pipeline", "create", "-g", "volrg", "-r", "srcreg", "-n", "tinyvolumes", "-c", transfer,
+        "--volume-size", "1KiB",
+    ).only_error(2)  # fmt: skip
+    assert "at least 65536" in message, message
+    pipeline = cli.ok(
+        "acr", "export-pipeline", "create", "-g", "volrg", "-r", "srcreg", "-n", "volumes", "-c", transfer,
+        "--volume-size", "64KiB",
+    ).json()  # fmt: skip
+    assert pipeline["properties"]["volumeSize"] == "64KiB"
+    run = cli.ok(
+        "acr", "pipeline-run", "create", "-g", "volrg", "-r", "srcreg", "-p", "volumes", "-n", "export1",
+        "-t", "export", "-b", "nightly.tar", "-a", app.reference,
+    ).json()  # fmt: skip
+    response = run["properties"]["response"]
+    assert run["properties"]["provisioningState"] == "Succeeded", response
+    names = ["nightly.tar", "nightly.tar.002", "nightly.tar.003", "nightly.tar.004"]
+    assert [v["uri"] for v in response["volumes"]] == [(transfer / n).as_uri() for n in names]
+    assert sorted(p.name for p in transfer.iterdir()) == names
+
+    cli.ok(
+        "acr", "import-pipeline", "create", "-g", "volrg", "-r", "dstreg", "-n", "inbound", "-c", transfer,
+        "-e", "False",
+    )  # fmt: skip
+    imported = cli.ok(
+        "acr", "pipeline-run", "create", "-g", "volrg", "-r", "dstreg", "-p", "inbound", "-n", "import1",
+        "-t", "import", "-b", "nightly.tar",
+    ).json()  # fmt: skip
+    assert imported["properties"]["provisioningState"] == "Succeeded", imported["properties"]["response"]
+    assert imported["properties"]["response"]["catalogDigest"] == response["catalogDigest"]
+    assert content.get_manifest(target_registry.url, REPO, "1.0")[2] == app.digest

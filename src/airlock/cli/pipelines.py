@@ -17,6 +17,7 @@ import typer
 from airlock.cli.arm import IDENTITY_PROVIDER, ArmClient, group_path, registry_path
 from airlock.cli.common import RegistryOpt, Row, dig, hint, text
 from airlock.cli.kernel import Arm, Columns, command
+from airlock.cli.volumes import PipelineVolumeSizeOpt, pipeline_volume_size
 from airlock.errors import ResourceNotFound, UsageError
 from airlock.storage.location import is_local_path, local_uri, parse_container_uri
 from airlock.transfer.options import EXPORT_OPTIONS, IMPORT_OPTIONS, PipelineOption, parse_options
@@ -153,6 +154,7 @@ def _create_pipeline(
     options: list[str],
     identity: str | None,
     trigger_enabled: bool | None = None,
+    volume_size: str | None = None,
 ) -> dict[str, Any]:
     rg = arm.group  # first, as it always was: a missing -g is said before any value of the pipeline's
     modes = {"sastoken": "SasToken", "managedidentity": "ManagedIdentity"}
@@ -187,6 +189,8 @@ def _create_pipeline(
     if secret:
         storage["keyVaultUri"] = _lower_uri(secret)
     properties: dict[str, Any] = {"target" if kind == "export" else "source": storage, "options": options}
+    if volume_size is not None:
+        properties["volumeSize"] = pipeline_volume_size(volume_size)
     if kind == "import":
         status = "Enabled" if trigger_enabled in (None, True) else "Disabled"
         properties["trigger"] = {"sourceTrigger": {"status": status}}
@@ -279,6 +283,7 @@ def export_create(
         ),
     ] = None,
     assign_identity: IdentityOpt = None,
+    volume_size: PipelineVolumeSizeOpt = None,
 ) -> Any:
     """Create an export pipeline.
 
@@ -290,6 +295,9 @@ def export_create(
 
         airlock acr export-pipeline create -g myrg -r myregistry -n myexport \\
             -c /srv/transfer --options OverwriteBlobs ContinueOnErrors
+
+        airlock acr export-pipeline create -g myrg -r myregistry -n myexport \\
+            -c /srv/transfer --volume-size 4GiB
     """
     return _create_pipeline(
         "export",
@@ -301,6 +309,7 @@ def export_create(
         mode=storage_access_mode,
         options=options or [],
         identity=assign_identity,
+        volume_size=volume_size,
     )
 
 

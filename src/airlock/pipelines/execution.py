@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy.exc import DBAPIError
 
+from airlock.archive.volumes import parse_volume_size
 from airlock.errors import AirlockError, ResourceNotFound
 from airlock.observability import logs, metrics
 from airlock.oci.digest import Digest
@@ -263,6 +264,7 @@ class RunExecution:
                     target=blob,
                     options=options & EXPORT_OPTIONS,
                     progress=progress,
+                    volume_size=pipeline_volume_size(pipeline),
                 )
                 metrics.blobs_moved(result.blobs, "export")
                 out = {**target.model_dump(mode="json"), "type": "AzureStorageBlob", "uri": blob.display}
@@ -273,6 +275,7 @@ class RunExecution:
                     catalogDigest=str(result.catalog_digest),
                     target=out,
                     exportedArtifacts=[a.reference for a in result.artifacts],
+                    **_volumes(result.volumes),
                 )
             else:
                 source = pipeline.properties.source
@@ -312,6 +315,17 @@ class RunExecution:
         if found is None:
             raise ResourceNotFound(f"{what} {rid.rsplit('/', 1)[-1]} not found ({rid})")
         return found
+
+
+def pipeline_volume_size(pipeline: ExportPipeline) -> int | None:
+    """Bytes of the pipeline's ``volumeSize`` (airlock's extension), or None. Raises UsageError: not a size."""
+    size = pipeline.properties.volumeSize
+    return None if size is None else parse_volume_size(size, what="properties.volumeSize")
+
+
+def _volumes(volumes: list[dict[str, object]] | None) -> dict[str, Any]:
+    """The run response's ``volumes`` (a bundle's, with a volume size), or nothing."""
+    return {} if volumes is None else {"volumes": volumes}
 
 
 def _failures(failures: dict[str, str]) -> str | None:

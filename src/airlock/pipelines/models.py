@@ -161,6 +161,7 @@ class _PipelineState(_Part):
 
 class ExportPipelineState(_PipelineState):
     target: PipelineStorage
+    volumeSize: str | None = None  # airlock's extension: runs write volumes of at most this size (archive.volumes)
 
 
 class ImportPipelineState(_PipelineState):

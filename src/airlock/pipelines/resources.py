@@ -182,6 +182,8 @@ class TriggerModel(_Strict):
 class ExportPipelineProperties(_Strict):
     target: StorageModel
     options: Annotated[list[Option], Field(max_length=5)] = Field(default_factory=list)
+    # airlock's: runs write multi-volume bundles of volumes of at most this size ("4GiB"; archive.volumes)
+    volume_size: Annotated[str, Field(min_length=1, max_length=32)] | None = Field(default=None, alias="volumeSize")
     provisioning_state: str | None = Field(default=None, alias="provisioningState")  # read-only, ignored
 
 

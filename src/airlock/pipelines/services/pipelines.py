@@ -7,6 +7,7 @@ import threading
 import uuid
 from typing import Any
 
+from airlock.archive.volumes import parse_volume_size
 from airlock.errors import AccessDenied, ResourceConflict, ResourceNotFound, UsageError
 from airlock.pipelines import resources as R
 from airlock.pipelines.models import (
@@ -160,6 +161,9 @@ class PipelineService:
             "options": list(dict.fromkeys(props.options)),
             "provisioningState": "Succeeded",
         }
+        if isinstance(props, R.ExportPipelineProperties) and props.volume_size is not None:
+            parse_volume_size(props.volume_size, what=f"{what} {name}: properties.volumeSize")
+            properties["volumeSize"] = props.volume_size
         if isinstance(props, R.ImportPipelineProperties):
             properties["trigger"] = {"sourceTrigger": {"status": props.trigger.source_trigger.status}}
             if isinstance(existing, ImportPipeline):
