@@ -1,0 +1,134 @@
+"""Multi-volume bundles through the engine: ranged reads across volume boundaries, an export that
+dies midway, and volume tables that do not add up."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from airlock.archive.format import CATALOG_NAME, Catalog
+from airlock.archive.reader import parse_catalog
+from airlock.archive.volumes import parse_volume_size, volume_table
+from airlock.errors import AirlockError, ArchiveError, UsageError
+from airlock.oci.manifest import Descriptor
+from airlock.oci.reference import ArtifactReference, RegistryURL
+from airlock.registry.client import RegistryClient
+from airlock.registry.retry import RetryPolicy
+from airlock.storage.base import Blob
+from airlock.storage.location import open_blob, parse_blob_uri
+from airlock.testing import content
+from airlock.testing.images import push_oci_image
+from airlock.testing.registry_server import RegistryServer
+from airlock.transfer.export import export_artifacts
+from airlock.transfer.importer import import_archive
+
+VOLUME = 64 * 1024
+FAST = RetryPolicy(attempts=2, base=0.01, cap=0.05)
+
+
+def client(url: str) -> RegistryClient:
+    return RegistryClient(RegistryURL.parse(url), use_auth_files=False, retry=FAST, read_timeout=10)
+
+
+def file_blob(path: Path) -> Blob:
+    return open_blob(parse_blob_uri(path.as_uri()))
+
+
+def catalog_of(first_volume: Path) -> tuple[Catalog, int]:
+    data = first_volume.read_bytes()
+    assert data[: len(CATALOG_NAME)] == CATALOG_NAME.encode()
+    size = int(data[124:136].rstrip(b"\0 "), 8)
+    return parse_catalog(data[512 : 512 + size]), size
+
+
+def test_ranged_reads_of_large_blobs_map_across_volume_boundaries(
+    tmp_path: Path, source_registry: RegistryServer, target_registry: RegistryServer
+) -> None:
+    app = push_oci_image(source_registry.url, "volx/app", "1", layers=4, layer_size=50 * 1024, seed=141)
+    head = tmp_path / "b.tar"
+    out = export_artifacts(
+        client=client(source_registry.url),
+        artifacts=[ArtifactReference.parse(app.reference)],
+        target=file_blob(head),
+        volume_size=VOLUME,
+    )
+    assert out.volumes is not None and len(out.volumes) >= 4  # 50 KiB layers: most straddle two volumes
+    # Every blob by a ranged read of its own, each mapped onto the one or two volumes that hold it.
+    result = import_archive(source=file_blob(head), client=client(target_registry.url), large_blob=1024, concurrency=3)
+    assert result.imported == ["volx/app:1"] and result.blobs_uploaded == len(app.blobs)
+    assert content.get_manifest(target_registry.url, "volx/app", "1")[2] == app.digest
+
+
+def test_export_that_dies_midway_leaves_no_volume_and_a_retry_writes_them_all(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with RegistryServer.start(tmp_path / "src", name="dying-volumes") as source:
+        app = push_oci_image(source.url, "volx/dying", "1", layers=5, layer_size=30 * 1024, seed=142)
+        c = client(source.url)
+        real = c.iter_blob
+        out_dir = tmp_path / "out"
+        out_dir.mkdir()
+        killed: list[str] = []
+
+        def dying(repository: str, desc: Descriptor, **kw: object) -> Iterator[bytes]:
+            if (out_dir / "b.tar.002").exists() and not killed:  # volume 2 is committed: die under volume 3
+                source.kill()
+                killed.append(str(desc.digest))
+            yield from real(repository, desc)
+
+        monkeypatch.setattr(c, "iter_blob", dying)
+        with pytest.raises(AirlockError) as info:
+            export_artifacts(
+                client=c, artifacts=[ArtifactReference.parse(app.reference)], target=file_blob(out_dir / "b.tar"),
+                volume_size=VOLUME, concurrency=1,
+            )  # fmt: skip
+        assert killed and "\n" not in str(info.value)
+        assert os.listdir(out_dir) == []  # no head, and the volumes committed before the fault are gone
+        source.restart()
+        monkeypatch.undo()
+        done = export_artifacts(
+            client=client(source.url), artifacts=[ArtifactReference.parse(app.reference)],
+            target=file_blob(out_dir / "b.tar"), volume_size=VOLUME,
+        )  # fmt: skip
+        assert done.volumes is not None
+        assert sorted(os.listdir(out_dir)) == sorted(Path(v["uri"]).name for v in done.volumes)  # type: ignore[arg-type]
+
+
+def test_volume_tables_that_do_not_add_up_are_refused(tmp_path: Path, source_registry: RegistryServer) -> None:
+    app = push_oci_image(source_registry.url, "volx/table", "1", layers=3, layer_size=30 * 1024, seed=143)
+    export_artifacts(
+        client=client(source_registry.url), artifacts=[ArtifactReference.parse(app.reference)],
+        target=file_blob(tmp_path / "b.tar"), volume_size=VOLUME,
+    )  # fmt: skip
+    catalog, size = catalog_of(tmp_path / "b.tar")
+    table = volume_table(catalog, size)
+    assert table is not None and [v.index for v in table] == [1, 2, 3]
+    assert volume_table(catalog.model_copy(update={"requires": []}), size) is None  # an ordinary archive
+    listed = catalog.volumes
+    assert listed is not None
+    bad = {
+        "none listed": [],
+        "an index out of order": [listed[1], listed[0]],
+        "one volume missing": listed[:1],
+        "sizes that do not sum": [listed[0].model_copy(update={"size": listed[0].size - 512}), listed[1]],
+    }
+    for why, volumes in bad.items():
+        with pytest.raises(ArchiveError, match="volume"):
+            volume_table(catalog.model_copy(update={"volumes": volumes}), size)
+        assert why
+
+
+@pytest.mark.parametrize(
+    ("text", "size"), [("4GiB", 4 << 30), ("700MB", 700_000_000), ("512KiB", 512 << 10), ("65536", 65536)]
+)
+def test_volume_sizes_parse_in_iec_and_si_units(text: str, size: int) -> None:
+    assert parse_volume_size(text) == size
+
+
+@pytest.mark.parametrize("text", ["", "4 GiBs", "-1MiB", "1KiB", "65535"])
+def test_volume_sizes_that_are_not_sizes_or_too_small_are_usage_errors(text: str) -> None:
+    with pytest.raises(UsageError, match="--volume-size"):
+        parse_volume_size(text)
