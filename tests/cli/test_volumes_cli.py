@@ -136,6 +136,17 @@ def test_import_names_corrupt_volume_by_index_and_tags_nothing(
     assert_no_tag(untouched)
 
 
+def test_a_later_volume_given_alone_is_named_as_one_and_its_first_volume_asked_for(
+    cli: Callable[..., Run], bundle: dict[str, object], untouched: RegistryServer
+) -> None:
+    second, third = volume_paths(bundle)[1:3]
+    message = cli("import", "--source", second, "--target-registry", untouched.url).only_error(1)
+    assert "named like volume 2 of a multi-volume bundle: give the bundle's first volume (batch1.tar)" in message
+    message = cli("inspect", third).only_error(1)
+    assert "named like volume 3 of a multi-volume bundle" in message, message
+    assert_no_tag(untouched)
+
+
 def test_inspect_verify_checks_every_volume(tmp_path: Path, cli: Callable[..., Run], bundle: dict[str, object]) -> None:
     first = copy_volumes(bundle, tmp_path / "usb")
     out = cli("inspect", first, "--verify").json()

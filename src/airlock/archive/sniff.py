@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from airlock.archive.format import BLOCK, CATALOG_NAME, padded
+from airlock.archive.volumes import lone_volume_hint
 from airlock.errors import NotATransferBlob
 
 EMPTY = "empty"
@@ -109,8 +110,9 @@ def sniff(read_at: Callable[[int, int], bytes]) -> Sniffed:
 
 def not_a_transfer_blob(name: str, sniffed: Sniffed) -> NotATransferBlob:
     """The one-line error for blob ``name`` (its display URI), which is ``sniffed``."""
+    advice = lone_volume_hint(name) or sniffed.advice  # batch1.tar.002 given for its bundle
     return NotATransferBlob(
-        f"not an airlock transfer blob (it looks like {sniffed.looks_like}): {name}; {sniffed.advice}",
+        f"not an airlock transfer blob (it looks like {sniffed.looks_like}): {name}; {advice}",
         kind=sniffed.kind,
     )
 

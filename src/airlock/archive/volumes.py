@@ -76,6 +76,19 @@ def parse_volume_name(name: str) -> tuple[str, int] | None:
     return match.group(1), int(match.group(2))
 
 
+def lone_volume_hint(uri: str) -> str | None:
+    """For a blob named like a later volume (``…/batch1.tar.002``) that is not an archive of its
+    own: what it most likely is, and what to give instead; None for other names."""
+    name = uri.rstrip("/").rsplit("/", 1)[-1]
+    parsed = parse_volume_name(name)
+    if parsed is None:
+        return None
+    return (
+        f"it is named like volume {parsed[1]} of a multi-volume bundle: give the bundle's first volume "
+        f"({parsed[0]}), which lists the others and is read with them"
+    )
+
+
 def head_size(catalog_size: int, catalog: Catalog) -> int:
     """Bytes of volume 1: the catalog (``catalog_size`` bytes), ``oci-layout``, ``index.json``, the
     directories and every manifest, each with its header and padding."""

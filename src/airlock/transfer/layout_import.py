@@ -26,6 +26,7 @@ from airlock.archive.format import MAX_ARTIFACTS, REF_NAME, CatalogArtifact
 from airlock.archive.layout import LayoutTar, scan_layout
 from airlock.archive.reader import is_airlock_head
 from airlock.archive.sniff import OCI_LAYOUT, not_a_transfer_blob, sniff
+from airlock.archive.volumes import lone_volume_hint
 from airlock.errors import AirlockError, ArchiveError, BlobNotFound, IntegrityError, UsageError
 from airlock.oci.digest import Digest
 from airlock.oci.manifest import MAX_MANIFEST_SIZE, Descriptor, Manifest
@@ -89,7 +90,7 @@ def import_blob(
             window_bytes=window_bytes,
         )
     sniffed = sniff(lambda offset, n: _read(source, offset, min(n, info.size - offset)) if offset < info.size else b"")
-    if sniffed.kind != OCI_LAYOUT:
+    if sniffed.kind != OCI_LAYOUT or lone_volume_hint(source.display):  # a later volume may begin with a tar header
         raise not_a_transfer_blob(source.display, sniffed)
     if catalog_digest is not None:
         raise UsageError(

@@ -260,14 +260,15 @@ def diagnosing(source: Blob) -> Iterator[None]:
 
 
 def volume_note(source: Blob) -> str | None:
-    """For a blob named like a later volume (``batch1.tar.002``) that is not an archive itself: what it is."""
+    """For a blob named like a later volume (``batch1.tar.002``) that is not an archive itself: what
+    a copy of it is, and how to copy the bundle instead."""
     name = source.display.rsplit("/", 1)[-1]
     parsed = parse_volume_name(name)
     if parsed is None:
         return None
     return (
-        f"{name} is named like volume {parsed[1]} of bundle {parsed[0]}: copied as it is; copy the first "
-        f"volume ({parsed[0]}) instead to copy every volume, each verified"
+        f"{name} is named like volume {parsed[1]} of bundle {parsed[0]}: copied as it is, unverified; copy the "
+        f"first volume ({parsed[0]}) instead to copy every volume, each verified"
     )
 
 
