@@ -24,6 +24,7 @@ from airlock.testing.images import push_oci_image
 from airlock.testing.registry_server import RegistryServer
 from airlock.transfer.export import export_artifacts
 from airlock.transfer.importer import import_archive
+from airlock.transfer.options import PipelineOption
 
 VOLUME = 64 * 1024
 FAST = RetryPolicy(attempts=2, base=0.01, cap=0.05)
@@ -132,3 +133,20 @@ def test_volume_sizes_parse_in_iec_and_si_units(text: str, size: int) -> None:
 def test_volume_sizes_that_are_not_sizes_or_too_small_are_usage_errors(text: str) -> None:
     with pytest.raises(UsageError, match="--volume-size"):
         parse_volume_size(text)
+
+
+def test_export_over_a_larger_bundle_with_overwrite_blobs_removes_its_leftover_volumes(
+    tmp_path: Path, source_registry: RegistryServer
+) -> None:
+    app = push_oci_image(source_registry.url, "volx/shrink", "1", layers=5, layer_size=30 * 1024, seed=144)
+    art = [ArtifactReference.parse(app.reference)]
+    first = export_artifacts(
+        client=client(source_registry.url), artifacts=art, target=file_blob(tmp_path / "b.tar"), volume_size=VOLUME
+    )
+    second = export_artifacts(
+        client=client(source_registry.url), artifacts=art, target=file_blob(tmp_path / "b.tar"),
+        volume_size=2 * VOLUME, options=frozenset({PipelineOption.OVERWRITE_BLOBS}),
+    )  # fmt: skip
+    assert first.volumes is not None and second.volumes is not None
+    assert len(second.volumes) < len(first.volumes)
+    assert sorted(os.listdir(tmp_path)) == ["b.tar"] + [f"b.tar.00{i}" for i in range(2, len(second.volumes) + 1)]

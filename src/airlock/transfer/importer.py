@@ -440,7 +440,7 @@ def import_archive(
         window_bytes=window_bytes,
         large_blob=large_blob,
     )
-    with diagnosing(source):  # a bundle's content failure names its volume
+    with diagnosing(source, outcome="; no tag was written"):  # a bundle's content failure names its volume
         result = importer.run(catalog_digest)
     delete_source_on_success(importer, result)
     log.info("imported %d artifacts from %s (%s)", len(result.imported), source.display, result.catalog_digest)

@@ -51,7 +51,7 @@ def copy_blob(
         raise ArchiveError(f"source blob {source.display} is empty (0 bytes): nothing was copied")
     raw = source.read()
     try:
-        with diagnosing(source):
+        with diagnosing(source, outcome="; nothing was written"):
             result = _copy(source, target, raw, info, overwrite, progress)
     finally:
         close_stream(raw)

@@ -211,6 +211,8 @@ def write_volumes(
     except BaseException:
         rest.abort()
         raise
+    if overwrite:
+        _remove_stale_volumes(target, after=count)
     volumes: list[dict[str, Any]] = [
         {"index": 1, "uri": target.display, "size": head_info.size, "digest": "sha256:" + counting.hasher.hexdigest()}
     ]
@@ -218,6 +220,19 @@ def write_volumes(
         {"index": i + 2, "uri": blobs[i + 1].display, "size": n, "digest": rest.digests[i]} for i, n in enumerate(sizes)
     ]
     return WrittenBundle(Digest.of(final), head + sum(sizes), volumes)
+
+
+def _remove_stale_volumes(target: Blob, *, after: int) -> None:
+    """Delete ``target``'s volumes numbered past ``after``, left by an earlier, larger export to the
+    same name that this one (with OverwriteBlobs) replaced; best effort, up to the first gap."""
+    for index in range(after + 1, MAX_VOLUMES + 1):
+        stale = target.suffixed(volume_suffix(index))
+        try:
+            if stale.stat() is None:
+                return
+            stale.delete()
+        except StorageError:
+            return
 
 
 class BundleTarget:

@@ -241,12 +241,13 @@ def open_bundle(source: Blob) -> Blob:
 
 
 @contextlib.contextmanager
-def diagnosing(source: Blob) -> Iterator[None]:
+def diagnosing(source: Blob, *, outcome: str = "") -> Iterator[None]:
     """Name the volume at fault when reading ``source`` (a :class:`Bundle`) fails on its content.
 
     A failure after the reads went past the head (a blob's digest, a tar header, truncation) is
-    raised as the first volume whose content does not match the head's table, when there is one.
-    Failures within the head (the catalog, index.json, a manifest) already say what is wrong.
+    raised as the first volume whose content does not match the head's table, when there is one,
+    followed by ``outcome`` (what the caller left undone, e.g. "; no tag was written"). Failures
+    within the head (the catalog, index.json, a manifest) already say what is wrong.
     """
     try:
         yield
@@ -254,9 +255,9 @@ def diagnosing(source: Blob) -> Iterator[None]:
         if not isinstance(source, Bundle) or not source.read_past_head:
             raise
         fault = source.find_corrupt()
-        if fault is None or fault is exc:
-            raise
-        raise fault from None
+        if fault is None or (str(fault) in str(exc) and outcome.strip("; ") in str(exc)):
+            raise  # already named, with what the caller left undone
+        raise type(fault)(f"{fault}{outcome}") from None
 
 
 def volume_note(source: Blob) -> str | None:
