@@ -228,7 +228,8 @@ def export_cmd(
             --target ./batch1.tar --query catalogDigest -o tsv
 
         airlock export --source-registry localhost:5000 -a samples/app:1.0 \\
-            --target /media/usb/batch1.tar --volume-size 4GiB --query "volumes[].uri" -o tsv
+            --target /media/usb/batch1.tar --volume-size 4GiB \\
+            --query "volumes[].uri" -o tsv
     """
     if len(artifacts) == 0:
         raise UsageError("--artifacts needs at least one artifact")
