@@ -194,3 +194,11 @@ class TransferFailed(AirlockError):
     def __init__(self, message: str, *, failures: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.failures = dict(failures or {})
+
+
+class ReceiptError(AirlockError):
+    """A receipt file (what a registry holds) cannot be read: missing, too large, not a receipt."""
+
+
+class DeltaIncomplete(AirlockError):
+    """A delta archive's left-out blobs are not all in the target registry; nothing was tagged."""

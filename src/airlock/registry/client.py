@@ -202,6 +202,26 @@ class RegistryClient:
             path = _next_link(resp.headers.get("Link"), self._session.resolve(path))
         return tags
 
+    def list_repositories(self) -> Iterator[list[str]]:
+        """The registry's repositories, a page at a time (``/v2/_catalog`` with ``Link`` pagination).
+
+        Raises:
+            RegistryError: the registry has no catalog API (404/405, as many hosted ones), or refuses it.
+        """
+        path: str | None = f"/v2/_catalog?n={_TAGS_PAGE}"
+        while path:
+            resp = self._session.send("GET", path, scopes=("registry:catalog:*",))
+            if resp.status != 200:
+                raise self._session.fail(resp, "GET", path, "the repository catalog")
+            try:
+                doc = json.loads(resp.read(MAX_MANIFEST_SIZE))
+            except ValueError:
+                raise RegistryError("the repository catalog: registry returned invalid JSON") from None
+            finally:
+                discard(resp)
+            yield [r for r in (doc.get("repositories") or []) if isinstance(r, str)]
+            path = _next_link(resp.headers.get("Link"), self._session.resolve(path))
+
     def list_referrers(self, repository: str, subject: Digest) -> list[Descriptor]:
         """Manifests whose ``subject`` is ``subject``: the OCI 1.1 referrers API, else the tag schema.
 

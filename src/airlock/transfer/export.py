@@ -21,6 +21,7 @@ from airlock.archive.format import (
     CATALOG_MEDIA_TYPE,
     CATALOG_NAME,
     CATALOG_VERSION,
+    DELTA_FEATURE,
     DIR_NAMES,
     INDEX_NAME,
     LAYOUT_BYTES,
@@ -30,6 +31,7 @@ from airlock.archive.format import (
     CatalogArtifact,
     CatalogBlob,
     CatalogSource,
+    archive_size,
 )
 from airlock.archive.writer import ArchiveWriter
 from airlock.errors import AirlockError, BlobExists, IntegrityError, NotFound, TransferFailed
@@ -38,6 +40,7 @@ from airlock.oci.manifest import OCI_INDEX, Descriptor, Manifest
 from airlock.oci.reference import ArtifactReference
 from airlock.registry.client import RegistryClient
 from airlock.storage.base import TRANSFER_CATEGORY, Blob
+from airlock.transfer.delta import DeltaBase, report
 from airlock.transfer.graph import Closure, closure
 from airlock.transfer.options import NoProgress, PipelineOption, Progress
 from airlock.transfer.pipelining import close_stream, counted, ordered_fetch
@@ -58,6 +61,7 @@ class ExportResult:
     # Per artifact reference: bytes of all its manifests and blobs (``size`` of an entry is its top manifest's).
     content_sizes: dict[str, int] = field(default_factory=dict)
     blobs: int = 0  # blobs (configs and layers) written into the archive, for the metrics
+    delta: dict[str, object] | None = None  # a delta's report (transfer.delta.report)
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -73,6 +77,7 @@ class ExportResult:
                 for a in self.artifacts
             ],
             "failedArtifacts": self.failures,
+            **({"delta": self.delta} if self.delta is not None else {}),
         }
 
 
@@ -96,12 +101,14 @@ def export_artifacts(
     progress: Progress | None = None,
     concurrency: int = 4,
     window_bytes: int = 8 * 1024 * 1024,
+    delta: DeltaBase | None = None,
 ) -> ExportResult:
     """Export ``artifacts`` from ``client``'s registry into ``target``.
 
     Without ContinueOnErrors the first failing artifact raises; with it, failed artifacts are left
     out of the archive and reported in ``failures`` (if all fail, nothing is written). With
-    IncludeReferrers each artifact's referrers (signatures, SBOMs, ...) travel with it.
+    IncludeReferrers each artifact's referrers (signatures, SBOMs, ...) travel with it. With
+    ``delta``, what its receipt says the target holds is left out (see :mod:`airlock.transfer.delta`).
 
     Raises:
         BlobExists: the target exists and OverwriteBlobs is not set (checked before any transfer).
@@ -124,6 +131,9 @@ def export_artifacts(
             f"export to {target.display} failed: no artifact could be exported ({_summary(failures)})",
             failures=failures,
         )
+    every = resolved
+    if delta is not None:  # an artifact whose tag already points at it in the target stays out
+        resolved = [r for r in every if not delta.unchanged(r.repository, r.entry.tag, r.closure.top.digest)]
 
     manifests: dict[Digest, Manifest] = {}
     blobs: dict[Digest, tuple[Descriptor, str]] = {}
@@ -132,19 +142,16 @@ def export_artifacts(
             manifests.setdefault(m.digest, m)
         for d, desc in r.closure.blobs.items():
             blobs.setdefault(d, (desc, r.repository))
+    left_out: dict[Digest, tuple[Descriptor, str]] = {}
+    if delta is not None:  # blobs the target holds in any repository: the import HEADs or mounts them
+        left_out = {d: (desc, held) for d, (desc, _) in blobs.items() if (held := delta.holder(desc)) is not None}
+        blobs = {d: v for d, v in blobs.items() if d not in left_out}
     # Configs before layers, so an importer sees small metadata first; then layers largest first,
     # so an importer starts the longest uploads (one stream each) first and the rest run alongside.
     configs = {r_m.blobs[0].digest for r_m in manifests.values() if r_m.blobs}
     ordered_blobs = sorted(blobs.items(), key=lambda kv: (kv[0] not in configs, -kv[1][0].size))
 
-    index = {
-        "schemaVersion": 2,
-        "mediaType": OCI_INDEX,
-        "manifests": [
-            {**r.closure.top.descriptor().to_json(), "annotations": {REF_NAME: r.entry.reference}} for r in resolved
-        ],
-    }
-    index_bytes = json.dumps(index, separators=(",", ":")).encode()
+    index_bytes = _index_bytes(resolved)
     catalog = Catalog(
         schemaVersion=CATALOG_VERSION,
         mediaType=CATALOG_MEDIA_TYPE,
@@ -156,6 +163,8 @@ def export_artifacts(
         manifests=[CatalogBlob(digest=str(d), size=m.size, mediaType=m.media_type) for d, m in manifests.items()],
         blobs=[CatalogBlob(digest=str(d), size=desc.size, mediaType=desc.media_type) for d, (desc, _) in ordered_blobs],
     )
+    if delta is not None:
+        _as_delta(catalog, delta, every, resolved, left_out)
     catalog_bytes = catalog.to_bytes()
     # The catalogDigest: a Merkle root over every member (see archive.format), known before any blob moves.
     digest = Digest.of(catalog_bytes)
@@ -203,8 +212,53 @@ def export_artifacts(
     log.info("exported %d artifacts to %s (%d bytes, %s)", len(resolved), target.display, archive.size, digest)
     sizes = {r.entry.reference: r.closure.size for r in resolved}
     return ExportResult(
-        target.display, digest, archive.size, [r.entry for r in resolved], failures, sizes, blobs=len(ordered_blobs)
+        target.display,
+        digest,
+        archive.size,
+        [r.entry for r in resolved],
+        failures,
+        sizes,
+        blobs=len(ordered_blobs),
+        delta=report(catalog.delta, archive.size) if catalog.delta is not None else None,
     )
+
+
+def _index_bytes(resolved: list[_Resolved]) -> bytes:
+    index = {
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": [
+            {**r.closure.top.descriptor().to_json(), "annotations": {REF_NAME: r.entry.reference}} for r in resolved
+        ],
+    }
+    return json.dumps(index, separators=(",", ":")).encode()
+
+
+def _as_delta(
+    catalog: Catalog,
+    delta: DeltaBase,
+    every: list[_Resolved],
+    kept: list[_Resolved],
+    left_out: dict[Digest, tuple[Descriptor, str]],
+) -> None:
+    """Make ``catalog`` a delta's: ``requires`` "delta", and what was left out, with the full size."""
+    manifests = {m.digest: m for r in every for m in r.closure.manifests}
+    blobs = {d: desc for r in every for d, desc in r.closure.blobs.items()}
+    index_bytes = _index_bytes(every)
+    full = catalog.model_copy(
+        update={
+            "artifacts": [r.entry for r in every],
+            "index": CatalogBlob(digest=str(Digest.of(index_bytes)), size=len(index_bytes)),
+            "manifests": [
+                CatalogBlob(digest=str(d), size=m.size, mediaType=m.media_type) for d, m in manifests.items()
+            ],
+            "blobs": [CatalogBlob(digest=str(d), size=b.size, mediaType=b.media_type) for d, b in blobs.items()],
+        }
+    )
+    kept_refs = {r.entry.reference for r in kept}
+    unchanged = [(r.entry.reference, r.closure.top.digest) for r in every if r.entry.reference not in kept_refs]
+    catalog.requires = [*catalog.requires, DELTA_FEATURE]
+    catalog.delta = delta.catalog_delta(left_out, unchanged, archive_size(len(full.to_bytes()), full))
 
 
 def _last_blob_positions(
@@ -214,7 +268,8 @@ def _last_blob_positions(
     position = {d: i for i, (d, _) in enumerate(ordered_blobs)}
     out: dict[int, list[_Resolved]] = {}
     for r in resolved:
-        out.setdefault(max((position[d] for d in r.closure.blobs), default=-1), []).append(r)
+        # A delta's left-out blobs have no position: they are not in the archive.
+        out.setdefault(max((position[d] for d in r.closure.blobs if d in position), default=-1), []).append(r)
     return out
 
 

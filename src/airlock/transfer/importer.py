@@ -36,10 +36,12 @@ from airlock.oci.manifest import MAX_MANIFEST_SIZE, Descriptor, Manifest
 from airlock.oci.reference import validate_repository, validate_tag
 from airlock.registry.client import RegistryClient
 from airlock.storage.base import Blob
+from airlock.transfer.delta import check_present
 from airlock.transfer.graph import closure
 from airlock.transfer.options import NoProgress, PipelineOption, Progress
 from airlock.transfer.pipelining import FanOut, close_stream, counted
 from airlock.transfer.publish import ArtifactEntry, publish
+from airlock.transfer.rename import RenameMap
 
 log = logging.getLogger(__name__)
 
@@ -97,8 +99,10 @@ class Importer:
         concurrency: int,
         window_bytes: int,
         large_blob: int,
+        rename: RenameMap | None = None,
     ) -> None:
         self.source = source
+        self.rename = rename or RenameMap()
         self.client = client
         self.keep_going = PipelineOption.CONTINUE_ON_ERRORS in options
         self.overwrite_tags = PipelineOption.OVERWRITE_TAGS in options
@@ -166,8 +170,12 @@ class Importer:
             )
         artifacts = [self._validated(a) for a in catalog.artifacts]
         _check_index(reader.index, artifacts)
+        for art in artifacts:  # index.json names the source's repositories; the target's may differ
+            art.entry = self.rename.entry(art.entry)
         manifest_sizes = {Digest.parse(m.digest): m.size for m in catalog.manifests}
         blob_sizes = {Digest.parse(b.digest): b.size for b in catalog.blobs}
+        # A delta's left-out blobs: expected in the target, not in the archive (transfer.delta).
+        absent = {Digest.parse(b.digest): b.size for b in catalog.delta.blobs} if catalog.delta else {}
         if set(manifest_sizes) & set(blob_sizes):
             raise ArchiveError("archive catalog lists a digest both as a manifest and as a blob")
 
@@ -193,7 +201,17 @@ class Importer:
         if missing:
             raise ArchiveError(f"archive lacks manifest {sorted(missing)[0]} listed in its catalog (truncated?)")
 
-        needs = self._plan(artifacts, manifests, blob_sizes)
+        needs = self._plan(artifacts, manifests, {**absent, **blob_sizes})
+        if catalog.delta is not None:  # before any upload, so before any tag
+            check_present(
+                self.client,
+                catalog.delta,
+                needs,
+                where=self.source.display,
+                count=self.count,
+                concurrency=self.concurrency,
+            )
+            needs = {d: repos for d, repos in needs.items() if d not in absent}
         fan = FanOut(workers=self.concurrency, window=self.window)
         self._cancellable = fan.cancellable  # re-sends from storage stop when the import does
         received: set[Digest] = set()
@@ -413,16 +431,20 @@ def import_archive(
     concurrency: int = 4,
     window_bytes: int = 8 * 1024 * 1024,
     large_blob: int = LARGE_BLOB,
+    rename: RenameMap | None = None,
 ) -> ImportResult:
     """Import every artifact of the archive at ``source`` into ``client``'s registry.
 
     Without ContinueOnErrors the first failing artifact raises; with it, the others are imported
     and the failures reported in the result. DeleteSourceBlobOnSuccess deletes the source blob
     only when every artifact was imported. Blobs of ``large_blob`` bytes or more are read from
-    ``source`` by ranged reads of their own, up to ``concurrency`` transfers at once.
+    ``source`` by ranged reads of their own, up to ``concurrency`` transfers at once. ``rename``
+    moves artifacts to other repositories (see :mod:`airlock.transfer.rename`).
 
     Raises:
         BlobNotFound, StorageAuthError: the source blob cannot be read.
+        DeltaIncomplete: a delta whose left-out blobs are not all in the target — nothing is tagged.
+        UsageError: ``rename`` makes an invalid repository name — nothing is uploaded.
         ArchiveError, IntegrityError: the archive is malformed, hostile, truncated, or its content
             does not match its catalog — no tag is written — or its catalog does not match
             ``catalog_digest`` — nothing is uploaded.
@@ -437,6 +459,7 @@ def import_archive(
         concurrency=concurrency,
         window_bytes=window_bytes,
         large_blob=large_blob,
+        rename=rename,
     )
     result = importer.run(catalog_digest)
     delete_source_on_success(importer, result)

@@ -12,6 +12,7 @@ from airlock.archive.sniff import sniff
 from airlock.errors import ArchiveError, BlobNotFound, IntegrityError
 from airlock.oci.digest import Digest, Verifier
 from airlock.storage.base import TRANSFER_CATEGORY, Blob, BlobInfo
+from airlock.transfer.delta import report as delta_report
 from airlock.transfer.options import NoProgress, Progress
 from airlock.transfer.pipelining import close_stream, counted
 
@@ -242,6 +243,9 @@ def _describe(
         "contentSize": sum(b.size for b in cat.blobs) + sum(m.size for m in cat.manifests),
         "catalogDigest": str(reader.catalog_digest),
     }
+    if cat.delta is not None:  # some blobs are expected in the target, not here
+        out["requires"] = list(cat.requires)
+        out["delta"] = delta_report(cat.delta, size)
     if verify:
         progress = progress or NoProgress()
         progress.begin(size, f"verify {source.display}")
