@@ -27,6 +27,7 @@ from airlock.pipelines.repository import ResourceRepository
 from airlock.transfer.export import export_artifacts
 from airlock.transfer.importer import import_archive
 from airlock.transfer.options import EXPORT_OPTIONS, IMPORT_OPTIONS, PipelineOption
+from airlock.transfer.rename import RenameMap
 
 log = logging.getLogger(__name__)
 
@@ -286,6 +287,7 @@ class RunExecution:
                     options=options & IMPORT_OPTIONS,
                     catalog_digest=Digest.parse(expected) if expected else None,
                     progress=progress,
+                    rename=RenameMap.of(pipeline.properties.rename, where=f"import pipeline {pipeline.name} rename"),
                 )
                 metrics.blobs_moved(imported.blobs_uploaded + imported.blobs_mounted, "import")
                 self._journal.finish(

@@ -165,6 +165,7 @@ class ExportPipelineState(_PipelineState):
 
 class ImportPipelineState(_PipelineState):
     source: PipelineStorage
+    rename: dict[str, str] | None = None  # airlock's extension: see transfer.rename
     trigger: PipelineTrigger = Field(default_factory=PipelineTrigger)
     sourceTriggerReport: dict[str, Any] | None = None
 

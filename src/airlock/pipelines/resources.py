@@ -189,6 +189,14 @@ class ImportPipelineProperties(_Strict):
     source: StorageModel
     trigger: TriggerModel = Field(default_factory=TriggerModel)
     options: Annotated[list[Option], Field(max_length=5)] = Field(default_factory=list)
+    # airlock's extension: repository prefix map applied on import (transfer.rename), e.g. {"team/": "mirror/team/"}.
+    rename: (
+        Annotated[
+            dict[Annotated[str, Field(min_length=1, max_length=255)], Annotated[str, Field(max_length=255)]],
+            Field(max_length=64),
+        ]
+        | None
+    ) = None
     provisioning_state: str | None = Field(default=None, alias="provisioningState")
     source_trigger_report: Any = Field(default=None, alias="sourceTriggerReport")  # read-only, ignored
 
