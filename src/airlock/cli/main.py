@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.text import Text
 
 from airlock import __version__
-from airlock.cli import common, results
+from airlock.cli import common, results, sync
 from airlock.cli.argv import expand_multi, fill_optional_booleans, hoist_global_args
 from airlock.cli.arm import set_subscription
 from airlock.cli.common import REGISTRY_SCHEME_RULE
@@ -212,6 +212,7 @@ def export_cmd(
     username: UserOpt = None,
     password_stdin: PasswordStdinOpt = False,
     concurrency: ConcurrencyOpt = 4,
+    delta_from: sync.DeltaFromOpt = None,
 ) -> Reply:
     """Export artifacts from a registry into one transfer blob.
 
@@ -242,8 +243,10 @@ def export_cmd(
             options=opts,
             progress=progress,
             concurrency=concurrency,
+            delta=sync.delta_base(delta_from),
         )
-    return Reply(result.to_json(), _failures(result.failures, "failed and were left out of the archive"))
+    out = sync.said_delta(result.to_json())
+    return Reply(out, _failures(result.failures, "failed and were left out of the archive"))
 
 
 @command(app, "import", table=results.import_rows, note=results.catalog_note)
@@ -277,6 +280,8 @@ def import_cmd(
     username: UserOpt = None,
     password_stdin: PasswordStdinOpt = False,
     concurrency: ConcurrencyOpt = 4,
+    rename: sync.RenameOpt = None,
+    receipt_out: sync.ReceiptOutOpt = None,
 ) -> Reply:
     """Import every artifact of a transfer blob into a registry (tags are written last).
 
@@ -296,6 +301,7 @@ def import_cmd(
     if repository is not None:
         validate_repository(repository)
     opts = parse_options(options or [], IMPORT_OPTIONS, kind="import")
+    renames = sync.rename_map(rename)
     blob = _blob(source, _sas(sas_token_file, secret_uri, what="source"), "--sas-token-file or --secret-uri")
     client = _registry(target_registry, username, password_stdin, concurrency)
     with _progress() as progress, _flag_hints({blob.display: "--sas-token-file or --secret-uri"}):
@@ -307,8 +313,10 @@ def import_cmd(
             repository=repository,
             progress=progress,
             concurrency=concurrency,
+            rename=renames,
         )
-    return Reply(result.to_json(), _failures(result.failures, "failed to import"))
+    out = sync.receipt_after_import(client, result, result.to_json(), receipt_out, renames, concurrency)
+    return Reply(out, _failures(result.failures, "failed to import"))
 
 
 @command(app, "copy", table=results.copy_rows, note=results.catalog_note)
@@ -382,6 +390,7 @@ app.command("serve")(serve)
 app.command("worker")(worker)
 command(app, "configure")(configure)
 command(app, "rest")(rest)
+command(app, "inventory")(sync.inventory_cmd)
 app.add_typer(acr_app, name="acr")
 app.add_typer(identity_app, name="identity")
 app.add_typer(keyvault_app, name="keyvault")
