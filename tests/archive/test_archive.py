@@ -273,7 +273,15 @@ def test_oversized_catalog_is_refused_before_reading_it() -> None:
         (json.dumps({"schemaVersion": 2, "mediaType": CATALOG_MEDIA_TYPE}).encode(), "invalid"),
         (_catalog().to_bytes().replace(b'"size":7000', b'"size":"big"'), "invalid"),
     ],
-    ids=["garbage", "future-version", "version-1", "unknown-feature", "delta-without-section", "missing-fields", "wrong-type"],
+    ids=[
+        "garbage",
+        "future-version",
+        "version-1",
+        "unknown-feature",
+        "delta-without-section",
+        "missing-fields",
+        "wrong-type",
+    ],
 )
 def test_bad_catalogs(catalog: bytes, message: str) -> None:
     with pytest.raises(ArchiveError, match=message):

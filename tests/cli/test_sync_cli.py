@@ -329,6 +329,10 @@ def test_a_delta_with_nothing_new_holds_no_artifact_and_imports_as_a_no_op(
     out = export(cli, source_registry, delta, "-a", image.reference, "--delta-from", receipt)
     assert out["artifacts"] == [] and out["delta"]["artifactsLeftOut"] == [image.reference]
     assert out["delta"]["fullSize"] == full.stat().st_size
-    imported = cli("import", "--source", delta, "--target-registry", fresh.url).json()
+    again = tmp_path / "receipt-again.json"
+    imported = cli("import", "--source", delta, "--target-registry", fresh.url, "--receipt-out", again).json()
     assert imported["importedArtifacts"] == [] and imported["failedArtifacts"] == {}
+    assert imported["unchangedArtifacts"] == [image.reference]
     assert content.get_manifest(fresh.url, "delta/same", "1")[2] == image.digest
+    # The receipt to carry back still says what the target holds, though nothing was new.
+    assert receipt_without_time(again) == receipt_without_time(receipt)

@@ -75,11 +75,12 @@ def receipt_after_import(
     rename: RenameMap | None,
     concurrency: int,
 ) -> dict[str, Any]:
-    """``--receipt-out``: inventory the repositories the import went into and write the receipt; the
-    result ``out`` then names it. Raises ReceiptError (file) or RegistryError (inventory)."""
+    """``--receipt-out``: inventory the repositories the import went into (or found unchanged) and write
+    the receipt; the result ``out`` then names it. Raises ReceiptError (file) or RegistryError (inventory)."""
     if path is None:
         return out
-    repos = sorted({_repository(ref) for ref in result.imported})
+    # Unchanged artifacts of a delta count too: a receipt after a delta with nothing new is not empty.
+    repos = sorted({_repository(ref) for ref in result.imported + result.unchanged})
     renamed = rename.to_json() if rename else None
     receipt = inventory(client, repositories=repos, rename=renamed, concurrency=concurrency)
     out["receipt"] = _summary(receipt, path, write_receipt(receipt, path))

@@ -28,9 +28,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from airlock.archive.format import CatalogDelta, DeltaArtifact, DeltaBlob, DeltaReceipt
-from airlock.errors import DeltaIncomplete
+from airlock.errors import ArchiveError, DeltaIncomplete, UsageError
 from airlock.oci.digest import Digest
 from airlock.oci.manifest import Descriptor
+from airlock.oci.reference import validate_repository
 from airlock.registry.client import RegistryClient
 from airlock.transfer.receipt import Receipt, read_receipt
 from airlock.transfer.rename import RenameMap
@@ -111,11 +112,18 @@ def check_present(
     "skipped" or "mounted"). Uploads nothing and tags nothing.
 
     Raises:
+        ArchiveError: the catalog names a blob's repository that is not a valid name.
         DeltaIncomplete: some are missing: names the first few and the count, and says to export
             again with a fresh receipt.
         RegistryError: a HEAD or mount failed other than by the blob being absent.
     """
     absent = {Digest.parse(b.digest): b for b in delta.blobs}
+    for b in absent.values():  # the archive is data: a name it gives goes into a mount URL only if valid
+        if b.repository is not None:
+            try:
+                validate_repository(b.repository)
+            except UsageError as exc:
+                raise ArchiveError(f"archive delta names blob {b.digest} in an invalid repository: {exc}") from None
     pairs = [(d, repo) for d, repos in needs.items() if d in absent for repo in repos]
 
     def present(pair: tuple[Digest, str]) -> bool:

@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from airlock.archive.format import REF_NAME, CatalogArtifact
+from airlock.archive.format import REF_NAME, CatalogArtifact, CatalogDelta
 from airlock.archive.reader import MAX_TRAILER, ArchiveReader, Member
 from airlock.errors import (
     AirlockError,
@@ -63,6 +63,7 @@ class ImportResult:
     source_deleted: bool = False
     source_format: str = "airlock"  # or "oci-layout"
     note: str | None = None
+    unchanged: list[str] = field(default_factory=list)  # a delta's left-out artifacts, already in the target
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -73,6 +74,7 @@ class ImportResult:
             "size": self.size,
             "importedArtifacts": self.imported,
             "failedArtifacts": self.failures,
+            **({"unchangedArtifacts": self.unchanged} if self.unchanged else {}),
             "blobs": {
                 "uploaded": self.blobs_uploaded,
                 "skipped": self.blobs_skipped,
@@ -172,6 +174,7 @@ class Importer:
         _check_index(reader.index, artifacts)
         for art in artifacts:  # index.json names the source's repositories; the target's may differ
             art.entry = self.rename.entry(art.entry)
+        unchanged = _unchanged(catalog.delta, self.rename) if catalog.delta else []
         manifest_sizes = {Digest.parse(m.digest): m.size for m in catalog.manifests}
         blob_sizes = {Digest.parse(b.digest): b.size for b in catalog.blobs}
         # A delta's left-out blobs: expected in the target, not in the archive (transfer.delta).
@@ -249,6 +252,7 @@ class Importer:
             blobs_uploaded=self.result_counts["uploaded"],
             blobs_skipped=self.result_counts["skipped"],
             blobs_mounted=self.result_counts["mounted"],
+            unchanged=unchanged,
         )
 
     def _validated(self, entry: CatalogArtifact) -> ArtifactEntry:
@@ -404,6 +408,14 @@ class Importer:
     def _push_manifests(self, artifacts: list[ArtifactEntry]) -> list[str]:
         """Push manifests (children first), then tags, for the artifacts that have not failed."""
         return publish(self.client, artifacts, fail=self.fail, progress=self.progress)
+
+
+def _unchanged(delta: CatalogDelta, rename: RenameMap) -> list[str]:
+    """The references of the artifacts a delta left out, in the target's names (checked: they are data)."""
+    try:
+        return [rename.reference(a.reference) for a in delta.artifacts]
+    except UsageError as exc:
+        raise ArchiveError(f"archive catalog names an invalid artifact: {exc}") from None
 
 
 def _check_index(index: object, artifacts: list[ArtifactEntry]) -> None:

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from airlock.errors import IntegrityError, NotFound
+from airlock.errors import IntegrityError, NotFound, RegistryError, UsageError
 from airlock.oci.manifest import Manifest
 from airlock.registry.client import RegistryClient
 from airlock.transfer.graph import MAX_DEPTH
@@ -37,8 +37,9 @@ def inventory(
     the prefix map an import applied (the names are the target's either way).
 
     Raises:
-        RegistryError: the catalog or a tag list cannot be read (a registry without ``/v2/_catalog``
-            needs ``repositories``), or a manifest read fails other than by being absent.
+        UsageError: no ``repositories`` given and the registry has no ``/v2/_catalog``.
+        RegistryError: the catalog or a tag list cannot be read, or a manifest read fails other than
+            by being absent.
         IntegrityError: a manifest does not hash to its digest.
     """
     holdings = Holdings()
@@ -48,8 +49,16 @@ def inventory(
         if repositories is not None:
             yield from dict.fromkeys(repositories)
             return
-        for page in client.list_repositories():
-            yield from page
+        try:
+            for page in client.list_repositories():
+                yield from page
+        except RegistryError as exc:
+            if exc.status not in (404, 405):
+                raise
+            raise UsageError(
+                f"registry {client.base} has no repository catalog (/v2/_catalog answered {exc.status}): "
+                "name the repositories to record (--repository)"
+            ) from None
 
     def tags() -> Iterator[tuple[str, str]]:
         for repo in names():

@@ -80,6 +80,16 @@ class RenameMap:
         except UsageError as exc:
             raise UsageError(f"renaming {repository} by {best[0]}={best[1]} gives {exc}") from None
 
+    def reference(self, reference: str) -> str:
+        """``repo:tag`` or ``repo@digest`` with its repository renamed (the repository validated first).
+
+        Raises:
+            UsageError: the repository, before or after renaming, is not a valid name.
+        """
+        at = reference.find("@")
+        repo = reference[:at] if at >= 0 else reference.rsplit(":", 1)[0]
+        return self.apply(validate_repository(repo)) + reference[len(repo) :]
+
     def entry(self, entry: CatalogArtifact) -> CatalogArtifact:
         """A copy of a catalog entry in its renamed repository (its reference renamed too).
 
