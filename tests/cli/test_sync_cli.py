@@ -336,3 +336,20 @@ def test_a_delta_with_nothing_new_holds_no_artifact_and_imports_as_a_no_op(
     assert content.get_manifest(fresh.url, "delta/same", "1")[2] == image.digest
     # The receipt to carry back still says what the target holds, though nothing was new.
     assert receipt_without_time(again) == receipt_without_time(receipt)
+
+
+def test_delta_from_a_receipt_naming_an_invalid_repository_is_refused(
+    tmp_path: Path, cli: Callable[..., Run], source_registry: RegistryServer
+) -> None:
+    image = push_oci_image(source_registry.url, "rcpt/evil", "1", seed=372, layer_size=1024)
+    receipt = tmp_path / "receipt.json"
+    receipt.write_text(json.dumps({
+        "schemaVersion": 1, "mediaType": "application/vnd.airlock.receipt.v1+json", "registry": "http://x",
+        "createdAt": "2026-01-01T00:00:00Z", "creator": "someone", "blobs": [],
+        "repositories": {"../../evil": {}},
+    }))  # fmt: skip
+    target = tmp_path / "delta.tar"
+    run = cli("export", "--source-registry", source_registry.url, "-a", image.reference, "--target", target,
+              "--delta-from", receipt)  # fmt: skip
+    assert "invalid repository name" in run.only_error(1)
+    assert not target.exists()

@@ -19,8 +19,8 @@ repository), and a tag names its manifest by position in its repository's list.
 ``rename`` is the prefix map the import applied (names in the receipt are the target's).
 Everything is sorted, so the same holdings make the same bytes apart from ``createdAt``.
 
-Readers refuse a file over :data:`MAX_RECEIPT_SIZE`, another media type or schema version, and
-blob positions out of range, with one line naming the file.
+Readers refuse a file over :data:`MAX_RECEIPT_SIZE`, another media type or schema version, an
+invalid repository name, and positions out of range, with one line naming the file.
 """
 
 from __future__ import annotations
@@ -37,8 +37,9 @@ from typing import Annotated, Final, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from airlock import __version__
-from airlock.errors import ReceiptError
+from airlock.errors import ReceiptError, UsageError
 from airlock.oci.digest import Digest
+from airlock.oci.reference import validate_repository
 
 RECEIPT_MEDIA_TYPE: Final = "application/vnd.airlock.receipt.v1+json"
 RECEIPT_VERSION: Final = 1
@@ -180,6 +181,10 @@ def read_receipt(path: str | Path) -> tuple[Receipt, Digest]:
         raise ReceiptError(f"receipt {source} is invalid at {where or 'top level'}: {first.get('msg')}") from None
     count = len(receipt.blobs)
     for name, held in receipt.repositories.items():
+        try:
+            validate_repository(name)  # names from the other side go into mount URLs
+        except UsageError as exc:
+            raise ReceiptError(f"receipt {source}: {exc}") from None
         if any(i >= count for i in held.blobs) or any(i >= len(held.manifests) for i in held.tags.values()):
             raise ReceiptError(f"receipt {source}: repository {name} names a position past the end of its list")
     return receipt, Digest.of(data)
