@@ -97,6 +97,18 @@ def report(delta: CatalogDelta, size: int) -> dict[str, object]:
     }
 
 
+def unchanged_references(delta: CatalogDelta, rename: RenameMap) -> list[str]:
+    """The artifacts a delta left out, as references in the target's names.
+
+    Raises:
+        ArchiveError: a reference's repository is not a valid name (the archive is data).
+    """
+    try:
+        return [rename.reference(a.reference) for a in delta.artifacts]
+    except UsageError as exc:
+        raise ArchiveError(f"archive catalog names an invalid artifact: {exc}") from None
+
+
 def check_present(
     client: RegistryClient,
     delta: CatalogDelta,

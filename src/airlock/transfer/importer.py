@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from airlock.archive.format import REF_NAME, CatalogArtifact, CatalogDelta
+from airlock.archive.format import REF_NAME, CatalogArtifact
 from airlock.archive.reader import MAX_TRAILER, ArchiveReader, Member
 from airlock.errors import (
     AirlockError,
@@ -36,7 +36,7 @@ from airlock.oci.manifest import MAX_MANIFEST_SIZE, Descriptor, Manifest
 from airlock.oci.reference import validate_repository, validate_tag
 from airlock.registry.client import RegistryClient
 from airlock.storage.base import Blob
-from airlock.transfer.delta import check_present
+from airlock.transfer.delta import check_present, unchanged_references
 from airlock.transfer.graph import closure
 from airlock.transfer.options import NoProgress, PipelineOption, Progress
 from airlock.transfer.pipelining import FanOut, close_stream, counted
@@ -174,7 +174,7 @@ class Importer:
         _check_index(reader.index, artifacts)
         for art in artifacts:  # index.json names the source's repositories; the target's may differ
             art.entry = self.rename.entry(art.entry)
-        unchanged = _unchanged(catalog.delta, self.rename) if catalog.delta else []
+        unchanged = unchanged_references(catalog.delta, self.rename) if catalog.delta else []
         manifest_sizes = {Digest.parse(m.digest): m.size for m in catalog.manifests}
         blob_sizes = {Digest.parse(b.digest): b.size for b in catalog.blobs}
         # A delta's left-out blobs: expected in the target, not in the archive (transfer.delta).
@@ -408,14 +408,6 @@ class Importer:
     def _push_manifests(self, artifacts: list[ArtifactEntry]) -> list[str]:
         """Push manifests (children first), then tags, for the artifacts that have not failed."""
         return publish(self.client, artifacts, fail=self.fail, progress=self.progress)
-
-
-def _unchanged(delta: CatalogDelta, rename: RenameMap) -> list[str]:
-    """The references of the artifacts a delta left out, in the target's names (checked: they are data)."""
-    try:
-        return [rename.reference(a.reference) for a in delta.artifacts]
-    except UsageError as exc:
-        raise ArchiveError(f"archive catalog names an invalid artifact: {exc}") from None
 
 
 def _check_index(index: object, artifacts: list[ArtifactEntry]) -> None:
