@@ -80,6 +80,15 @@ def test_rename_on_import_moves_children_referrers_and_fallback_tags(
         assert content.list_tags(fresh.url, repo) == []
 
 
+def test_rename_on_import_of_another_tools_oci_layout_too(
+    cli: Callable[..., Run], skopeo_tar: Path, image: PushedArtifact, fresh: RegistryServer
+) -> None:
+    out = cli("import", "--source", skopeo_tar, "--target-registry", fresh.url, "--rename", "guard/=mirror/").json()
+    assert out["sourceFormat"] == "oci-layout" and out["importedArtifacts"] == ["mirror/app:1.0"]
+    assert content.get_manifest(fresh.url, "mirror/app", "1.0")[2] == image.digest
+    assert content.list_tags(fresh.url, "guard/app") == []
+
+
 @pytest.mark.parametrize(
     ("spec", "said"),
     [
