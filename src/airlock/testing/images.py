@@ -31,6 +31,7 @@ def _build_image(
     layer_size: int,
     seed: int,
     platform: Platform,
+    created: str = EPOCH,
 ) -> Built:
     kind = "docker" if docker else "oci"
     os_name, arch = platform
@@ -47,7 +48,7 @@ def _build_image(
         {
             "architecture": arch,
             "os": os_name,
-            "created": EPOCH,
+            "created": created,
             "config": {"Env": ["PATH=/usr/bin:/bin"], "Cmd": ["/bin/sh"]},
             "rootfs": {"type": "layers", "diff_ids": diff_ids},
             "history": [{"created": EPOCH, "created_by": f"airlock.testing layer {i}"} for i in range(layers)],
@@ -107,9 +108,12 @@ def push_oci_image(
     seed: int = 0,
     platform: Platform = ("linux", "amd64"),
     auth: tuple[str, str] | None = None,
+    created: str = EPOCH,
 ) -> PushedArtifact:
-    """Push a single-platform OCI image (``tag`` None: by digest only)."""
-    built = _build_image(docker=False, layers=layers, layer_size=layer_size, seed=seed, platform=platform)
+    """Push a single-platform OCI image (``tag`` None: by digest only); ``created`` goes in its config."""
+    built = _build_image(
+        docker=False, layers=layers, layer_size=layer_size, seed=seed, platform=platform, created=created
+    )
     with Client(registry_url, auth) as client:
         return push_built(client, repository, tag, built)
 

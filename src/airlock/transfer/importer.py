@@ -39,6 +39,7 @@ from airlock.storage.base import Blob
 from airlock.transfer.graph import closure
 from airlock.transfer.options import NoProgress, PipelineOption, Progress
 from airlock.transfer.pipelining import FanOut, close_stream, counted
+from airlock.transfer.platform_filter import omitted_of
 from airlock.transfer.publish import ArtifactEntry, publish
 
 log = logging.getLogger(__name__)
@@ -260,7 +261,7 @@ class Importer:
             if top is None:
                 raise ArchiveError(f"archive catalog names artifact {art.entry.reference} whose manifest it lacks")
 
-            art.closure = closure(top, load, where=f"artifact {art.entry.reference}")
+            art.closure = closure(top, load, where=f"artifact {art.entry.reference}", omitted=omitted_of(art.entry))
             for d, desc in art.closure.blobs.items():
                 if d not in blob_sizes:
                     raise ArchiveError(f"artifact {art.entry.reference} needs blob {d}, which the archive lacks")
