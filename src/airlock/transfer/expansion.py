@@ -148,11 +148,12 @@ def plan_export(
     """:func:`expand`, as an export takes it.
 
     Raises:
-        UsageError: the selection expands to nothing (every tag filtered out); and what ``expand`` raises.
+        NotFound: the selection expands to nothing (every tag filtered out).
+        UsageError: it expands to more artifacts than one archive holds; and what ``expand`` raises.
     """
     selected = expand(client, selection, parse=parse, concurrency=concurrency)
     if not selected:
-        raise UsageError("the selection names no artifact: its repositories have no tag that passes its filters")
+        raise NotFound("the selection names no artifact: its repositories have no tag that passes its filters")
     if len(selected) > MAX_ARTIFACTS:
         raise UsageError(f"the selection names {len(selected)} artifacts; one archive holds at most {MAX_ARTIFACTS}")
     return ExportPlan(

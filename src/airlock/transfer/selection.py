@@ -350,7 +350,7 @@ def load_selection_file(path: str) -> Selection:
     except (ValueError, yaml.YAMLError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise UsageError(
-            f"selection file {path}: not valid {'JSON' if p.suffix == '.json' else 'YAML'} ({first})"
+            f"selection file {path}: not valid {'JSON' if p.suffix.lower() == '.json' else 'YAML'} ({first})"
         ) from None
     return parse_selection(doc if doc is not None else {}, where=f"selection file {path}")
 
