@@ -66,6 +66,14 @@ SelectionOpt = Annotated[
         "artifacts, platforms, platformIndex (see README, 'Selecting what to export').",
     ),
 ]
+RunSelectionOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--selection",
+        help="Export only: a YAML or JSON selection file (repositories with tags/semver/keep/platforms, "
+        "artifacts), sent as properties.request.selection, airlock's extension: any number of artifacts.",
+    ),
+]
 DryRunOpt = Annotated[
     bool,
     typer.Option(
@@ -120,3 +128,8 @@ def resolve(client: RegistryClient, selection: Selection, registry: RegistryURL,
 def _without_none(doc: dict[str, Any]) -> dict[str, Any]:
     doc["repositories"] = [{k: v for k, v in r.items() if v is not None} for r in doc["repositories"]]
     return doc
+
+
+def run_selection(path: str) -> dict[str, Any]:
+    """A selection file as a PipelineRun's ``properties.request.selection``. Raises UsageError."""
+    return load_selection_file(path).to_json()
