@@ -233,6 +233,10 @@ def export_cmd(
 
         airlock export --source-registry localhost:5000 -a samples/app:1.0 \\
             --target ./batch1.tar --query catalogDigest -o tsv
+
+        airlock export --source-registry localhost:5000 --repository 'team/*' \\
+            --semver '>=1.4 <2' --keep 3 --platform linux/amd64 \\
+            --target ./nightly.tar --dry-run --query artifacts -o tsv
     """
     chosen = sel.export_selection(
         artifacts=artifacts or [], repositories=repository or [], tags=tags, semver_range=semver_range, keep=keep,
