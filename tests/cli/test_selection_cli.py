@@ -183,6 +183,11 @@ def test_platform_filter_keep_carries_the_index_unchanged_with_only_the_chosen_m
     assert catalog["requires"] == ["platforms"]  # an older reader refuses rather than mis-import
     assert [m["digest"] for m in catalog["manifests"]] == [arm64, multi.digest]
     assert out["artifactDetails"][0]["omittedManifests"] == entry["omittedManifests"]
+    # The disconnected side sees it too, from the catalog alone.
+    shown = cli("inspect", str(tmp_path / "k.tar")).json()
+    assert shown["requires"] == ["platforms"]
+    assert shown["artifacts"][0]["platforms"] == ["linux/arm64"]
+    assert shown["artifacts"][0]["omittedManifests"] == entry["omittedManifests"]
 
 
 def test_platform_filter_keep_import_into_distribution_stops_naming_the_missing_manifests(

@@ -73,6 +73,13 @@ def record_filter(entry: CatalogArtifact, filtered: FilteredIndex, platforms: Se
         entry.source_digest = str(filtered.source_digest)
 
 
+def platform_fields(entry: CatalogArtifact) -> dict[str, object]:
+    """The catalog artifact's platform fields by their JSON names, for ``inspect`` (none: {})."""
+    return entry.model_dump(
+        by_alias=True, exclude_none=True, include={"platforms", "omitted_manifests", "source_digest"}
+    )
+
+
 def omitted_of(entry: CatalogArtifact) -> frozenset[Digest]:
     """The children an archive's artifact names but left out (feature ``platforms``)."""
     return frozenset(Digest.parse(d) for d in entry.omitted_manifests or [])
