@@ -20,7 +20,7 @@ from airlock.testing.registry_server import RegistryServer
 
 APP_TAGS = ["1.3.0", "1.4.0", "1.4.2", "1.10.0", "2.0.0", "2.0.0-rc.1", "latest"]
 WEB_TAGS = ["0.9", "1.5", "1.6"]
-# Not semver: --keep orders them by their config's created time (tue is the newest).
+# Not semver: --keep orders them by their config's created time (tue is the newest of these).
 NIGHTLY = {"mon": "2026-11-23T02:00:00Z", "tue": "2026-11-24T02:00:00.5Z", "wed": "2026-11-18T02:00:00Z"}
 PLATFORMS = (("linux", "amd64"), ("linux", "arm64"), ("linux", "s390x"))
 
@@ -40,6 +40,8 @@ def source(source_registry: RegistryServer) -> RegistryServer:
     _tiny(url, "other/app", "1.4.2", seed=31)
     for i, (tag, created) in enumerate(NIGHTLY.items()):
         _tiny(url, "team/nightly", tag, seed=40 + i, created=created)
+    # An index is dated by its first image's config.
+    push_oci_index(url, "team/nightly", "thu", layers=1, layer_size=512, seed=44, created="2026-11-25T02:00:00Z")
     return source_registry
 
 
@@ -77,8 +79,8 @@ def test_export_repository_glob_with_semver_and_keep_selects_newest(
 def test_export_keep_orders_tags_that_are_not_semver_by_their_config_created_time(
     tmp_path: Path, cli: Callable[..., Run], source: RegistryServer
 ) -> None:
-    out = export(cli, source, tmp_path / "n.tar", "--repository", "team/nightly", "--keep", "2", "--dry-run")
-    assert out["artifacts"] == ["team/nightly:tue", "team/nightly:mon"]
+    out = export(cli, source, tmp_path / "n.tar", "--repository", "team/nightly", "--keep", "3", "--dry-run")
+    assert out["artifacts"] == ["team/nightly:thu", "team/nightly:tue", "team/nightly:mon"]
 
 
 def test_export_repository_tags_regex_matches_in_full_and_combines_with_artifacts(

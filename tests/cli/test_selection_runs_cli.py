@@ -68,8 +68,7 @@ def test_pipeline_run_selection_extension_goes_through_the_arm_body_with_acr_art
     console: Console, source_registry: RegistryServer
 ) -> None:
     pipeline = console.ok("acr", "export-pipeline", "show", "-g", RG, "-r", SOURCE, "-n", EXPORT).json()["id"]
-    path = f"/subscriptions/{'0' * 8}-{'0' * 4}-{'0' * 4}-{'0' * 4}-{'0' * 12}/resourceGroups/{RG}/providers/" \
-        f"Microsoft.ContainerRegistry/registries/{SOURCE}/pipelineRuns/selrun2"  # fmt: skip
+    path = _run_path("selrun2")
     body = {
         "properties": {
             "request": {
@@ -88,6 +87,32 @@ def test_pipeline_run_selection_extension_goes_through_the_arm_body_with_acr_art
         "bulk/app:1.54.0",
         "bulk/app:1.53.0",
     ]
+
+
+def test_the_server_checks_the_selection_extension_naming_the_field(console: Console) -> None:
+    pipeline = console.ok("acr", "export-pipeline", "show", "-g", RG, "-r", SOURCE, "-n", EXPORT).json()["id"]
+    request = {
+        "pipelineResourceId": pipeline,
+        "selection": {"repositories": [{"name": "bulk/app", "keep": 0}]},
+        "target": {"type": "AzureStorageBlob", "name": "bad.tar"},
+    }
+    message = console(
+        "rest",
+        "--method",
+        "put",
+        "--url",
+        _run_path("badrun3"),
+        "--body",
+        json.dumps({"properties": {"request": request}}),
+    ).only_error(2)
+    assert "properties.request.selection.repositories.0.keep" in message, message
+    assert console("acr", "pipeline-run", "show", "-g", RG, "-r", SOURCE, "-n", "badrun3").only_error(1)
+
+
+def _run_path(name: str) -> str:
+    sub = f"{'0' * 8}-{'0' * 4}-{'0' * 4}-{'0' * 4}-{'0' * 12}"
+    return f"/subscriptions/{sub}/resourceGroups/{RG}/providers/Microsoft.ContainerRegistry/registries/{SOURCE}" \
+        f"/pipelineRuns/{name}"  # fmt: skip
 
 
 def test_acr_shaped_artifacts_keep_the_fifty_limit(console: Console) -> None:
