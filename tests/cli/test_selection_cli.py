@@ -111,6 +111,7 @@ def test_export_dry_run_resolves_and_writes_nothing(
     assert details["team/multi:3.0"]["digest"] == multi.digest
     assert details["team/multi:3.0"]["platforms"] == ["linux/arm64"]
     assert len(details["team/multi:3.0"]["omittedManifests"]) == 2
+    assert "platforms" not in details["team/web:1.6"]  # an image manifest travels as it is, unmarked
     assert all(a["contentSize"] > 0 for a in out["artifactDetails"])
     assert not target.exists() and list(tmp_path.iterdir()) == []
 

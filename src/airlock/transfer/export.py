@@ -292,6 +292,7 @@ def _resolve(client: RegistryClient, ref: ArtifactReference, wanted: _PlatformRu
         return client.get_manifest(repo, str(desc.digest))
 
     chosen = wanted.by_ref.get(ref) if wanted else None
+    # None for an image manifest: the filter is about an index's platforms; an image travels as it is.
     filtered = filter_index(top, chosen, wanted.mode, where=f"artifact {ref}") if wanted and chosen else None
     top = filtered.top if filtered else top
     graph = closure(top, load, where=f"artifact {ref}", omitted=filtered.omitted if filtered else frozenset())

@@ -35,15 +35,17 @@ class FilteredIndex:
     source_digest: Digest | None  # rewrite: the digest of the source's index
 
 
-def filter_index(top: Manifest, platforms: Sequence[Platform], mode: PlatformIndexMode, *, where: str) -> FilteredIndex:
-    """Apply ``platforms`` to the entries of ``top``, if it is an index (its own entries; nested
-    indexes are entries like any other). An image manifest travels as it is.
+def filter_index(
+    top: Manifest, platforms: Sequence[Platform], mode: PlatformIndexMode, *, where: str
+) -> FilteredIndex | None:
+    """Apply ``platforms`` to the entries of ``top`` (its own entries; nested indexes are entries
+    like any other). None when ``top`` is an image manifest, which travels as it is.
 
     Raises:
         NotFound: no entry of the index is for any of ``platforms`` (the message lists what it has).
     """
     if not top.is_index:
-        return FilteredIndex(top, frozenset(), None)
+        return None
     kept = kept_children(top.children, platforms)
     if not kept:
         has = ", ".join(sorted({describe_platform(c.platform) for c in top.children})) or "no manifests"
