@@ -120,6 +120,10 @@ class TagConflict(RegistryError):
     """A tag in the target already names other content and OverwriteTags is not set."""
 
 
+class IncompleteIndexRefused(RegistryError):
+    """The target registry refuses an index that travelled without some platforms' manifests."""
+
+
 class IntegrityError(AirlockError):
     """Bytes did not match the digest or size they were promised to have."""
 

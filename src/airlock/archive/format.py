@@ -55,7 +55,10 @@ REF_NAME = "org.opencontainers.image.ref.name"
 # Features this reader understands in ``requires``. "delta": some blobs (and unchanged artifacts)
 # are left out because a receipt says the target has them; ``Catalog.delta`` lists them.
 DELTA_FEATURE: Final = "delta"
-SUPPORTED_FEATURES: frozenset[str] = frozenset({DELTA_FEATURE})
+# "platforms": an index travelled without some platforms' manifests (``omittedManifests``):
+# an older reader would walk the index and stop at its first missing child.
+FEATURE_PLATFORMS: Final = "platforms"
+SUPPORTED_FEATURES: frozenset[str] = frozenset({DELTA_FEATURE, FEATURE_PLATFORMS})
 
 # JSON members are read into memory; caps keep a hostile archive from exhausting it.
 MAX_CATALOG_SIZE = 32 * 1024 * 1024
@@ -116,6 +119,12 @@ class CatalogArtifact(_Model):
     artifact_type: str | None = Field(default=None, alias="artifactType")
     # For referrers (signatures, SBOMs): the digest of the manifest they refer to.
     subject: DigestStr | None = None
+    # Exported with a platform filter (transfer.platform_filter): the platforms asked for; the
+    # index's children left out of the archive (``requires`` "platforms"); or, when the index was
+    # rewritten to the chosen platforms, the digest of the source's index.
+    platforms: list[Annotated[str, Field(max_length=64)]] | None = Field(default=None, max_length=64)
+    omitted_manifests: list[DigestStr] | None = Field(default=None, alias="omittedManifests", max_length=4096)
+    source_digest: DigestStr | None = Field(default=None, alias="sourceDigest")
 
 
 class CatalogBlob(_Model):

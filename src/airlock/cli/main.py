@@ -21,6 +21,7 @@ from rich.text import Text
 
 from airlock import __version__
 from airlock.cli import common, results, sync
+from airlock.cli import selection as sel
 from airlock.cli.argv import expand_multi, fill_optional_booleans, hoist_global_args
 from airlock.cli.arm import set_subscription
 from airlock.cli.common import REGISTRY_SCHEME_RULE
@@ -47,7 +48,7 @@ from airlock.errors import (
 from airlock.observability import logs
 from airlock.observability.redaction import redact
 from airlock.oci.digest import Digest
-from airlock.oci.reference import ArtifactReference, RegistryURL, validate_repository
+from airlock.oci.reference import RegistryURL, validate_repository
 from airlock.registry.client import RegistryClient
 from airlock.registry.credentials import Credentials
 from airlock.secrets.store import normalize_sas, read_secret_file
@@ -182,16 +183,24 @@ def export_cmd(
             help=f"Registry URL, e.g. https://myregistry.example.com or http://127.0.0.1:5000. {REGISTRY_SCHEME_RULE}",
         ),
     ],
+    target: Annotated[str, typer.Option("--target", help="Blob URI to write: file:///… or https://…/container/blob.")],
     artifacts: Annotated[
-        list[str],
+        list[str] | None,
         typer.Option(
             "--artifacts",
             "-a",
             help="Space-separated artifacts: repo (= repo:latest), repo:tag or repo@sha256:…, optionally "
             "prefixed with the source registry's host[:port] (HOST/repo:tag).",
         ),
-    ],
-    target: Annotated[str, typer.Option("--target", help="Blob URI to write: file:///… or https://…/container/blob.")],
+    ] = None,
+    repository: sel.RepositoryOpt = None,
+    tags: sel.TagsOpt = None,
+    semver_range: sel.SemverOpt = None,
+    keep: sel.KeepOpt = None,
+    platform: sel.PlatformOpt = None,
+    platform_index: sel.PlatformIndexOpt = None,
+    selection: sel.SelectionOpt = None,
+    dry_run: sel.DryRunOpt = False,
     sas_token_file: SasFileOpt = None,
     secret_uri: SecretUriOpt = None,
     options: Annotated[
@@ -225,25 +234,34 @@ def export_cmd(
 
         airlock export --source-registry localhost:5000 -a samples/app:1.0 \\
             --target ./batch1.tar --query catalogDigest -o tsv
+
+        airlock export --source-registry localhost:5000 --repository 'team/*' \\
+            --semver '>=1.4 <2' --keep 3 --platform linux/amd64 \\
+            --target ./nightly.tar --dry-run --query artifacts -o tsv
     """
-    if len(artifacts) == 0:
-        raise UsageError("--artifacts needs at least one artifact")
+    chosen = sel.export_selection(
+        artifacts=artifacts or [], repositories=repository or [], tags=tags, semver_range=semver_range, keep=keep,
+        platforms=platform or [], platform_index=platform_index, selection_file=selection,
+    )  # fmt: skip
     registry_url = RegistryURL.parse(source_registry)
-    refs = [ArtifactReference.parse_for(a, registry_url, named_by="--source-registry") for a in artifacts]
     opts = parse_options(options or [], EXPORT_OPTIONS, kind="export")
     if include_referrers:
         opts |= {PipelineOption.INCLUDE_REFERRERS}
     blob = _blob(target, _sas(sas_token_file, secret_uri, what="target"), "--sas-token-file or --secret-uri")
     client = _registry(source_registry, username, password_stdin, concurrency)
     with _progress() as progress, _flag_hints({blob.display: "--sas-token-file or --secret-uri"}):
+        refs = sel.resolve(client, chosen, registry_url, concurrency)
         result = export_artifacts(
             client=client,
-            artifacts=refs,
+            artifacts=refs.references,
             target=blob,
             options=opts,
             progress=progress,
             concurrency=concurrency,
             delta=sync.delta_base(delta_from),
+            platforms=refs.platforms,
+            platform_index=refs.platform_index,
+            dry_run=dry_run,
         )
     out = sync.said_delta(result.to_json())
     return Reply(out, _failures(result.failures, "failed and were left out of the archive"))

@@ -257,6 +257,7 @@ class PipelineRunRequest(_Part):
     target: BlobName | None = None
     source: BlobName | None = None
     catalogDigest: str | None = None
+    selection: dict[str, Any] | None = None  # airlock's extension: transfer.selection.Selection, as given
 
 
 class RunProgress(_Part):

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from airlock.errors import UsageError
 from airlock.pipelines import arm
 from airlock.secrets.embedded import check_secret_name, check_vault_name
+from airlock.transfer.selection import Selection
 
 # The ARM type names, from the module the API and the CLI share.
 PROVIDER = arm.CONTAINER_REGISTRY
@@ -221,6 +222,9 @@ class RunRequest(_Strict):
     source: RunSide | None = None
     target: RunSide | None = None
     catalog_digest: str | None = Field(default=None, alias="catalogDigest")
+    # airlock's extension (export runs): the rules of `airlock export --selection`, with any number of
+    # artifacts; ACR's 50-artifact limit stays on ``artifacts``, which keeps ACR's meaning.
+    selection: Selection | None = None
 
 
 class RunProperties(_Strict):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,6 +23,7 @@ from airlock.archive.format import (
     CATALOG_VERSION,
     DELTA_FEATURE,
     DIR_NAMES,
+    FEATURE_PLATFORMS,
     INDEX_NAME,
     LAYOUT_BYTES,
     LAYOUT_NAME,
@@ -44,6 +45,8 @@ from airlock.transfer.delta import DeltaBase, report
 from airlock.transfer.graph import Closure, closure
 from airlock.transfer.options import NoProgress, PipelineOption, Progress
 from airlock.transfer.pipelining import close_stream, counted, ordered_fetch
+from airlock.transfer.platform_filter import filter_index, record_filter
+from airlock.transfer.selection import Platform, PlatformIndexMode
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +57,7 @@ _REFERRER_DEPTH = 3
 @dataclass
 class ExportResult:
     target: str
-    catalog_digest: Digest
+    catalog_digest: Digest | None  # None: a dry run, which writes nothing
     size: int
     artifacts: list[CatalogArtifact]
     failures: dict[str, str] = field(default_factory=dict)
@@ -62,11 +65,13 @@ class ExportResult:
     content_sizes: dict[str, int] = field(default_factory=dict)
     blobs: int = 0  # blobs (configs and layers) written into the archive, for the metrics
     delta: dict[str, object] | None = None  # a delta's report (transfer.delta.report)
+    dry_run: bool = False
 
     def to_json(self) -> dict[str, object]:
         return {
             "target": {"uri": self.target},
-            "catalogDigest": str(self.catalog_digest),
+            "catalogDigest": str(self.catalog_digest) if self.catalog_digest else None,
+            **({"dryRun": True} if self.dry_run else {}),
             "size": self.size,
             "artifacts": [a.reference for a in self.artifacts],
             "artifactDetails": [
@@ -79,6 +84,12 @@ class ExportResult:
             "failedArtifacts": self.failures,
             **({"delta": self.delta} if self.delta is not None else {}),
         }
+
+
+@dataclass(frozen=True)
+class _PlatformRules:
+    by_ref: Mapping[ArtifactReference, Sequence[Platform]]
+    mode: PlatformIndexMode
 
 
 @dataclass
@@ -102,8 +113,16 @@ def export_artifacts(
     concurrency: int = 4,
     window_bytes: int = 8 * 1024 * 1024,
     delta: DeltaBase | None = None,
+    platforms: Mapping[ArtifactReference, Sequence[Platform]] | None = None,
+    platform_index: PlatformIndexMode = "keep",
+    dry_run: bool = False,
 ) -> ExportResult:
     """Export ``artifacts`` from ``client``'s registry into ``target``.
+
+    ``platforms`` names, per artifact, the platforms whose manifests travel of a multi-arch index
+    (absent or empty: all); ``platform_index`` says whether such an index travels as it is or
+    rewritten (:mod:`airlock.transfer.platform_filter`). ``dry_run`` resolves and checks everything
+    and returns what would be exported (``catalog_digest`` None, ``size`` 0) without writing.
 
     Without ContinueOnErrors the first failing artifact raises; with it, failed artifacts are left
     out of the archive and reported in ``failures`` (if all fail, nothing is written). With
@@ -124,7 +143,8 @@ def export_artifacts(
 
     client.ping()
     failures: dict[str, str] = {}
-    resolved = _resolve_all(client, artifacts, include_referrers, keep_going, failures, progress)
+    wanted = _PlatformRules(platforms or {}, platform_index)
+    resolved = _resolve_all(client, artifacts, include_referrers, keep_going, failures, progress, wanted)
     _check_blobs(client, resolved, keep_going, failures, concurrency)
     if not resolved:
         raise TransferFailed(
@@ -134,6 +154,9 @@ def export_artifacts(
     every = resolved
     if delta is not None:  # an artifact whose tag already points at it in the target stays out
         resolved = [r for r in every if not delta.unchanged(r.repository, r.entry.tag, r.closure.top.digest)]
+    if dry_run:
+        sizes = {r.entry.reference: r.closure.size for r in resolved}
+        return ExportResult(target.display, None, 0, [r.entry for r in resolved], failures, sizes, dry_run=True)
 
     manifests: dict[Digest, Manifest] = {}
     blobs: dict[Digest, tuple[Descriptor, str]] = {}
@@ -160,6 +183,7 @@ def export_artifacts(
         source=CatalogSource(registry=client.base),
         artifacts=[r.entry for r in resolved],
         index=CatalogBlob(digest=str(Digest.of(index_bytes)), size=len(index_bytes)),
+        requires=[FEATURE_PLATFORMS] if any(r.entry.omitted_manifests for r in resolved) else [],
         manifests=[CatalogBlob(digest=str(d), size=m.size, mediaType=m.media_type) for d, m in manifests.items()],
         blobs=[CatalogBlob(digest=str(d), size=desc.size, mediaType=desc.media_type) for d, (desc, _) in ordered_blobs],
     )
@@ -289,12 +313,13 @@ def _resolve_all(
     keep_going: bool,
     failures: dict[str, str],
     progress: Progress,
+    wanted: _PlatformRules,
 ) -> list[_Resolved]:
     out: list[_Resolved] = []
     seen_refs: set[str] = set()
     for ref in artifacts:
         try:
-            found = _resolve(client, ref)
+            found = _resolve(client, ref, wanted)
             # A referrer that cannot be exported fails its subject's artifact too: exporting an
             # image without the signature the user asked for would be a silent loss.
             extra = _referrers(client, found, progress) if include_referrers else []
@@ -310,7 +335,7 @@ def _resolve_all(
     return out
 
 
-def _resolve(client: RegistryClient, ref: ArtifactReference) -> _Resolved:
+def _resolve(client: RegistryClient, ref: ArtifactReference, wanted: _PlatformRules | None = None) -> _Resolved:
     repo = ref.repository
     top = client.get_manifest(repo, ref.reference)
     if ref.digest is not None and ref.tag is not None:
@@ -321,7 +346,11 @@ def _resolve(client: RegistryClient, ref: ArtifactReference) -> _Resolved:
     def load(desc: Descriptor) -> Manifest:
         return client.get_manifest(repo, str(desc.digest))
 
-    graph = closure(top, load, where=f"artifact {ref}")
+    chosen = wanted.by_ref.get(ref) if wanted else None
+    # None for an image manifest: the filter is about an index's platforms; an image travels as it is.
+    filtered = filter_index(top, chosen, wanted.mode, where=f"artifact {ref}") if wanted and chosen else None
+    top = filtered.top if filtered else top
+    graph = closure(top, load, where=f"artifact {ref}", omitted=filtered.omitted if filtered else frozenset())
     reference = f"{repo}:{ref.tag}" if ref.tag else f"{repo}@{top.digest}"
     entry = CatalogArtifact(
         reference=reference,
@@ -332,6 +361,8 @@ def _resolve(client: RegistryClient, ref: ArtifactReference) -> _Resolved:
         size=top.size,
         artifactType=top.artifact_type,
     )
+    if filtered and chosen:
+        record_filter(entry, filtered, chosen)
     return _Resolved(entry, graph, repo)
 
 

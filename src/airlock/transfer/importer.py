@@ -40,6 +40,7 @@ from airlock.transfer.delta import check_present, unchanged_references
 from airlock.transfer.graph import closure
 from airlock.transfer.options import NoProgress, PipelineOption, Progress
 from airlock.transfer.pipelining import FanOut, close_stream, counted
+from airlock.transfer.platform_filter import omitted_of
 from airlock.transfer.publish import ArtifactEntry, publish
 from airlock.transfer.rename import RenameMap
 
@@ -282,7 +283,7 @@ class Importer:
             if top is None:
                 raise ArchiveError(f"archive catalog names artifact {art.entry.reference} whose manifest it lacks")
 
-            art.closure = closure(top, load, where=f"artifact {art.entry.reference}")
+            art.closure = closure(top, load, where=f"artifact {art.entry.reference}", omitted=omitted_of(art.entry))
             for d, desc in art.closure.blobs.items():
                 if d not in blob_sizes:
                     raise ArchiveError(f"artifact {art.entry.reference} needs blob {d}, which the archive lacks")

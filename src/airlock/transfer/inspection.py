@@ -15,6 +15,7 @@ from airlock.storage.base import TRANSFER_CATEGORY, Blob, BlobInfo
 from airlock.transfer.delta import report as delta_report
 from airlock.transfer.options import NoProgress, Progress
 from airlock.transfer.pipelining import close_stream, counted
+from airlock.transfer.platform_filter import platform_fields
 
 # How much of the head of a blob that is not an airlock archive is looked at to say what it is.
 _SNIFF_HEAD = 64 * 1024
@@ -235,9 +236,11 @@ def _describe(
                 "mediaType": a.media_type,
                 **({"artifactType": a.artifact_type} if a.artifact_type else {}),
                 **({"subject": a.subject} if a.subject else {}),
+                **platform_fields(a),
             }
             for a in cat.artifacts
         ],
+        **({"requires": cat.requires} if cat.requires else {}),
         "manifestCount": len(cat.manifests),
         "blobCount": len(cat.blobs),
         "contentSize": sum(b.size for b in cat.blobs) + sum(m.size for m in cat.manifests),

@@ -50,8 +50,7 @@ def inventory(
             yield from dict.fromkeys(repositories)
             return
         try:
-            for page in client.list_repositories():
-                yield from page
+            yield from client.list_repositories()
         except RegistryError as exc:
             if exc.status not in (404, 405):
                 raise
