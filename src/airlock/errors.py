@@ -120,6 +120,10 @@ class TagConflict(RegistryError):
     """A tag in the target already names other content and OverwriteTags is not set."""
 
 
+class IncompleteIndexRefused(RegistryError):
+    """The target registry refuses an index that travelled without some platforms' manifests."""
+
+
 class IntegrityError(AirlockError):
     """Bytes did not match the digest or size they were promised to have."""
 
@@ -194,3 +198,11 @@ class TransferFailed(AirlockError):
     def __init__(self, message: str, *, failures: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.failures = dict(failures or {})
+
+
+class ReceiptError(AirlockError):
+    """A receipt file (what a registry holds) cannot be read: missing, too large, not a receipt."""
+
+
+class DeltaIncomplete(AirlockError):
+    """A delta archive's left-out blobs are not all in the target registry; nothing was tagged."""

@@ -268,11 +268,20 @@ def test_oversized_catalog_is_refused_before_reading_it() -> None:
         (b"{not json", "not valid JSON"),
         (json.dumps({"schemaVersion": 3}).encode(), "schemaVersion 3"),
         (json.dumps({"schemaVersion": 1}).encode(), "export the artifacts again"),
-        (_catalog(requires=["delta"]).to_bytes(), "requires features"),
+        (_catalog(requires=["teleport"]).to_bytes(), "requires features this airlock does not support: teleport"),
+        (_catalog(requires=["delta"]).to_bytes(), "delta section without requiring 'delta', or the reverse"),
         (json.dumps({"schemaVersion": 2, "mediaType": CATALOG_MEDIA_TYPE}).encode(), "invalid"),
         (_catalog().to_bytes().replace(b'"size":7000', b'"size":"big"'), "invalid"),
     ],
-    ids=["garbage", "future-version", "version-1", "unknown-feature", "missing-fields", "wrong-type"],
+    ids=[
+        "garbage",
+        "future-version",
+        "version-1",
+        "unknown-feature",
+        "delta-without-section",
+        "missing-fields",
+        "wrong-type",
+    ],
 )
 def test_bad_catalogs(catalog: bytes, message: str) -> None:
     with pytest.raises(ArchiveError, match=message):

@@ -25,9 +25,9 @@ Catalog (``application/vnd.airlock.catalog.v2+json``) evolution rules:
 - ``schemaVersion`` changes only for a break; readers refuse versions they do not know. Version 2
   made the catalogDigest the catalog's own digest (version 1's was the whole file's) and added
   ``index``; version 1 archives are refused with a request to re-export.
-- ``requires`` lists features a reader must understand to import correctly (e.g. a future
-  ``"delta"`` where some blobs are expected in the target instead of the archive, or
-  ``"volumes"`` for a multi-volume split). Readers refuse unknown entries there.
+- ``requires`` lists features a reader must understand to import correctly (``"delta"``: some
+  blobs are expected in the target instead of the archive, listed in ``delta``; ``"volumes"``: a
+  multi-volume bundle's first volume, below). Readers refuse unknown entries there.
 - Everything else is additive: readers ignore fields they do not know (``extra="allow"``), so
   signatures, referrer edges, volume checksums or an inventory receipt can be added without a break.
 
@@ -60,8 +60,14 @@ CATALOG_MEDIA_TYPE: Final = "application/vnd.airlock.catalog.v2+json"
 LAYOUT_BYTES = b'{"imageLayoutVersion":"1.0.0"}'
 REF_NAME = "org.opencontainers.image.ref.name"
 
-# Features this reader understands in ``requires``.
-SUPPORTED_FEATURES: frozenset[str] = frozenset({"volumes"})  # archive.volumes.VOLUMES_FEATURE
+# Features this reader understands in ``requires``. "delta": some blobs (and unchanged artifacts)
+# are left out because a receipt says the target has them; ``Catalog.delta`` lists them.
+DELTA_FEATURE: Final = "delta"
+# "platforms": an index travelled without some platforms' manifests (``omittedManifests``):
+# an older reader would walk the index and stop at its first missing child.
+FEATURE_PLATFORMS: Final = "platforms"
+# "volumes": a multi-volume bundle's first volume (``volumes``; archive.volumes.VOLUMES_FEATURE).
+SUPPORTED_FEATURES: frozenset[str] = frozenset({DELTA_FEATURE, FEATURE_PLATFORMS, "volumes"})
 
 # JSON members are read into memory; caps keep a hostile archive from exhausting it.
 MAX_CATALOG_SIZE = 32 * 1024 * 1024
@@ -122,6 +128,12 @@ class CatalogArtifact(_Model):
     artifact_type: str | None = Field(default=None, alias="artifactType")
     # For referrers (signatures, SBOMs): the digest of the manifest they refer to.
     subject: DigestStr | None = None
+    # Exported with a platform filter (transfer.platform_filter): the platforms asked for; the
+    # index's children left out of the archive (``requires`` "platforms"); or, when the index was
+    # rewritten to the chosen platforms, the digest of the source's index.
+    platforms: list[Annotated[str, Field(max_length=64)]] | None = Field(default=None, max_length=64)
+    omitted_manifests: list[DigestStr] | None = Field(default=None, alias="omittedManifests", max_length=4096)
+    source_digest: DigestStr | None = Field(default=None, alias="sourceDigest")
 
 
 class CatalogBlob(_Model):
@@ -138,6 +150,37 @@ class CatalogVolume(_Model):
     digest: DigestStr
 
 
+class DeltaBlob(CatalogBlob):
+    """A blob a delta archive leaves out: the receipt says the target has it, in ``repository``."""
+
+    repository: str | None = Field(default=None, max_length=255)
+
+
+class DeltaArtifact(_Model):
+    """An artifact a delta archive leaves out: its tag already points at this digest in the target."""
+
+    reference: str = Field(max_length=1024)
+    digest: DigestStr
+
+
+class DeltaReceipt(_Model):
+    """The receipt a delta was made against: whose registry, when, and the receipt file's digest."""
+
+    registry: str
+    created_at: datetime = Field(alias="createdAt")
+    digest: DigestStr
+
+
+class CatalogDelta(_Model):
+    """What a delta archive (``requires: ["delta"]``) expects the target to hold instead of carrying it."""
+
+    receipt: DeltaReceipt
+    blobs: list[DeltaBlob] = Field(max_length=MAX_BLOBS)
+    artifacts: list[DeltaArtifact] = Field(default_factory=list, max_length=MAX_ARTIFACTS)
+    # The archive a full export of the same artifacts would have made, in bytes.
+    full_size: int = Field(alias="fullSize", ge=0)
+
+
 class Catalog(_Model):
     schema_version: Literal[2] = Field(alias="schemaVersion")
     media_type: Literal["application/vnd.airlock.catalog.v2+json"] = Field(alias="mediaType")
@@ -152,6 +195,8 @@ class Catalog(_Model):
     manifests: list[CatalogBlob] = Field(max_length=MAX_BLOBS)
     # Every other blob (configs, layers), in the order they are stored.
     blobs: list[CatalogBlob] = Field(max_length=MAX_BLOBS)
+    # Only in a delta archive (``requires`` then names "delta").
+    delta: CatalogDelta | None = None
     # With requires "volumes": volumes 2..N in order (volume 1, the head, is pinned by the catalogDigest).
     volumes: list[CatalogVolume] | None = Field(default=None, max_length=1000)
 

@@ -24,6 +24,7 @@ from airlock.archive.format import (
     BLOCK,
     CATALOG_NAME,
     CATALOG_VERSION,
+    DELTA_FEATURE,
     DIR_NAMES,
     INDEX_NAME,
     LAYOUT_BYTES,
@@ -450,5 +451,11 @@ def parse_catalog(data: bytes) -> Catalog:
         raise ArchiveError(f"archive catalog is invalid at {where or 'top level'}: {first.get('msg')}") from None
     unknown = [f for f in catalog.requires if f not in SUPPORTED_FEATURES]
     if unknown:
-        raise ArchiveError(f"archive requires features this airlock does not support: {', '.join(unknown)}")
+        raise ArchiveError(
+            f"archive requires features this airlock does not support: {', '.join(unknown)} "
+            "(written by a newer airlock: upgrade airlock on this side)"
+        )
+    if (catalog.delta is not None) != (DELTA_FEATURE in catalog.requires):
+        # An older reader would skip the delta section and then miss the blobs it lists.
+        raise ArchiveError("archive catalog has a delta section without requiring 'delta', or the reverse")
     return catalog

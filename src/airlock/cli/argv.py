@@ -18,6 +18,7 @@ _MULTI = {
     "--options": "--options",
     "-z": "--options",
     "--secret-permissions": "--secret-permissions",
+    "--repository": "--repository",  # inventory's repositories; import's one takes a single value anyway
     "--defaults": "--defaults",
     "-d": "--defaults",
 }

@@ -20,7 +20,8 @@ from rich.console import Console
 from rich.text import Text
 
 from airlock import __version__
-from airlock.cli import common, results
+from airlock.cli import common, results, sync
+from airlock.cli import selection as sel
 from airlock.cli.argv import expand_multi, fill_optional_booleans, hoist_global_args
 from airlock.cli.arm import set_subscription
 from airlock.cli.common import REGISTRY_SCHEME_RULE
@@ -48,7 +49,7 @@ from airlock.errors import (
 from airlock.observability import logs
 from airlock.observability.redaction import redact
 from airlock.oci.digest import Digest
-from airlock.oci.reference import ArtifactReference, RegistryURL, validate_repository
+from airlock.oci.reference import RegistryURL, validate_repository
 from airlock.registry.client import RegistryClient
 from airlock.registry.credentials import Credentials
 from airlock.secrets.store import normalize_sas, read_secret_file
@@ -183,16 +184,24 @@ def export_cmd(
             help=f"Registry URL, e.g. https://myregistry.example.com or http://127.0.0.1:5000. {REGISTRY_SCHEME_RULE}",
         ),
     ],
+    target: Annotated[str, typer.Option("--target", help="Blob URI to write: file:///… or https://…/container/blob.")],
     artifacts: Annotated[
-        list[str],
+        list[str] | None,
         typer.Option(
             "--artifacts",
             "-a",
             help="Space-separated artifacts: repo (= repo:latest), repo:tag or repo@sha256:…, optionally "
             "prefixed with the source registry's host[:port] (HOST/repo:tag).",
         ),
-    ],
-    target: Annotated[str, typer.Option("--target", help="Blob URI to write: file:///… or https://…/container/blob.")],
+    ] = None,
+    repository: sel.RepositoryOpt = None,
+    tags: sel.TagsOpt = None,
+    semver_range: sel.SemverOpt = None,
+    keep: sel.KeepOpt = None,
+    platform: sel.PlatformOpt = None,
+    platform_index: sel.PlatformIndexOpt = None,
+    selection: sel.SelectionOpt = None,
+    dry_run: sel.DryRunOpt = False,
     sas_token_file: SasFileOpt = None,
     secret_uri: SecretUriOpt = None,
     options: Annotated[
@@ -213,6 +222,7 @@ def export_cmd(
     username: UserOpt = None,
     password_stdin: PasswordStdinOpt = False,
     concurrency: ConcurrencyOpt = 4,
+    delta_from: sync.DeltaFromOpt = None,
     volume_size_text: VolumeSizeOpt = None,
 ) -> Reply:
     """Export artifacts from a registry into one transfer blob.
@@ -227,14 +237,19 @@ def export_cmd(
         airlock export --source-registry localhost:5000 -a samples/app:1.0 \\
             --target ./batch1.tar --query catalogDigest -o tsv
 
+        airlock export --source-registry localhost:5000 --repository 'team/*' \\
+            --semver '>=1.4 <2' --keep 3 --platform linux/amd64 \\
+            --target ./nightly.tar --dry-run --query artifacts -o tsv
+
         airlock export --source-registry localhost:5000 -a samples/app:1.0 \\
             --target /media/usb/batch1.tar --volume-size 4GiB \\
             --query "volumes[].uri" -o tsv
     """
-    if len(artifacts) == 0:
-        raise UsageError("--artifacts needs at least one artifact")
+    chosen = sel.export_selection(
+        artifacts=artifacts or [], repositories=repository or [], tags=tags, semver_range=semver_range, keep=keep,
+        platforms=platform or [], platform_index=platform_index, selection_file=selection,
+    )  # fmt: skip
     registry_url = RegistryURL.parse(source_registry)
-    refs = [ArtifactReference.parse_for(a, registry_url, named_by="--source-registry") for a in artifacts]
     opts = parse_options(options or [], EXPORT_OPTIONS, kind="export")
     if include_referrers:
         opts |= {PipelineOption.INCLUDE_REFERRERS}
@@ -242,16 +257,22 @@ def export_cmd(
     blob = _blob(target, _sas(sas_token_file, secret_uri, what="target"), "--sas-token-file or --secret-uri")
     client = _registry(source_registry, username, password_stdin, concurrency)
     with _progress() as progress, _flag_hints({blob.display: "--sas-token-file or --secret-uri"}):
+        refs = sel.resolve(client, chosen, registry_url, concurrency)
         result = export_artifacts(
             client=client,
-            artifacts=refs,
+            artifacts=refs.references,
             target=blob,
             options=opts,
             progress=progress,
             concurrency=concurrency,
+            delta=sync.delta_base(delta_from),
+            platforms=refs.platforms,
+            platform_index=refs.platform_index,
+            dry_run=dry_run,
             volume_size=volumes,
         )
-    return Reply(result.to_json(), _failures(result.failures, "failed and were left out of the archive"))
+    out = sync.said_delta(result.to_json())
+    return Reply(out, _failures(result.failures, "failed and were left out of the archive"))
 
 
 @command(app, "import", table=results.import_rows, note=results.catalog_note)
@@ -285,6 +306,8 @@ def import_cmd(
     username: UserOpt = None,
     password_stdin: PasswordStdinOpt = False,
     concurrency: ConcurrencyOpt = 4,
+    rename: sync.RenameOpt = None,
+    receipt_out: sync.ReceiptOutOpt = None,
 ) -> Reply:
     """Import every artifact of a transfer blob into a registry (tags are written last).
 
@@ -304,6 +327,7 @@ def import_cmd(
     if repository is not None:
         validate_repository(repository)
     opts = parse_options(options or [], IMPORT_OPTIONS, kind="import")
+    renames = sync.rename_map(rename)
     blob = _blob(source, _sas(sas_token_file, secret_uri, what="source"), "--sas-token-file or --secret-uri")
     client = _registry(target_registry, username, password_stdin, concurrency)
     with _progress() as progress, _flag_hints({blob.display: "--sas-token-file or --secret-uri"}):
@@ -315,8 +339,10 @@ def import_cmd(
             repository=repository,
             progress=progress,
             concurrency=concurrency,
+            rename=renames,
         )
-    return Reply(result.to_json(), _failures(result.failures, "failed to import"))
+    out = sync.receipt_after_import(client, result, result.to_json(), receipt_out, renames, concurrency)
+    return Reply(out, _failures(result.failures, "failed to import"))
 
 
 @command(app, "copy", table=results.copy_rows, note=results.catalog_note)
@@ -390,6 +416,7 @@ app.command("serve")(serve)
 app.command("worker")(worker)
 command(app, "configure")(configure)
 command(app, "rest")(rest)
+command(app, "inventory")(sync.inventory_cmd)
 app.add_typer(acr_app, name="acr")
 app.add_typer(identity_app, name="identity")
 app.add_typer(keyvault_app, name="keyvault")

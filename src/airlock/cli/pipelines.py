@@ -17,6 +17,7 @@ import typer
 from airlock.cli.arm import IDENTITY_PROVIDER, ArmClient, group_path, registry_path
 from airlock.cli.common import RegistryOpt, Row, dig, hint, text
 from airlock.cli.kernel import Arm, Columns, command
+from airlock.cli.sync import RenameOpt, rename_map
 from airlock.cli.volumes import PipelineVolumeSizeOpt, pipeline_volume_size
 from airlock.errors import ResourceNotFound, UsageError
 from airlock.storage.location import is_local_path, local_uri, parse_container_uri
@@ -154,6 +155,7 @@ def _create_pipeline(
     options: list[str],
     identity: str | None,
     trigger_enabled: bool | None = None,
+    rename: dict[str, str] | None = None,
     volume_size: str | None = None,
 ) -> dict[str, Any]:
     rg = arm.group  # first, as it always was: a missing -g is said before any value of the pipeline's
@@ -194,6 +196,8 @@ def _create_pipeline(
     if kind == "import":
         status = "Enabled" if trigger_enabled in (None, True) else "Disabled"
         properties["trigger"] = {"sourceTrigger": {"status": status}}
+        if rename:
+            properties["rename"] = rename
     body = {"identity": _identity(identity, rg), "properties": properties}
     path = _pipeline_path(rg, registry, kind, name)
     arm.client.put(path, body)
@@ -341,6 +345,7 @@ def import_create(
         ),
     ] = None,
     assign_identity: IdentityOpt = None,
+    rename: RenameOpt = None,
 ) -> Any:
     """Create an import pipeline.
 
@@ -351,6 +356,8 @@ def import_create(
             -c https://dstacct.blob.core.windows.net/transfer \\
             --options DeleteSourceBlobOnSuccess OverwriteTags ContinueOnErrors \\
             --source-trigger-enabled False
+
+    --rename is airlock's extension (properties.rename), honoured by every run, the source trigger's too.
     """
     enabled = _parse_bool(source_trigger_enabled, "--source-trigger-enabled/-e")
     return _create_pipeline(
@@ -364,6 +371,7 @@ def import_create(
         options=options or [],
         identity=assign_identity,
         trigger_enabled=enabled,
+        rename=renames.to_json() if (renames := rename_map(rename)) else None,
     )
 
 

@@ -18,6 +18,7 @@ from airlock.cli.common import RegistryOpt, Row, dig, hint, text
 from airlock.cli.kernel import Arm, Reply, command
 from airlock.cli.pipelines import KINDS, get_pipeline
 from airlock.cli.progress import wait_for_run
+from airlock.cli.selection import RunSelectionOpt, run_selection
 from airlock.errors import AirlockError, UsageError
 
 run_app = typer.Typer(
@@ -91,6 +92,7 @@ def run_create(
             "repository means repository:latest.",
         ),
     ] = None,
+    selection: RunSelectionOpt = None,
     force_redeploy: Annotated[
         bool,
         typer.Option(
@@ -120,19 +122,23 @@ def run_create(
     kind = pipeline_type.lower()
     if kind not in KINDS:
         raise UsageError(f"--pipeline-type/-t {pipeline_type!r}: must be either import or export")
-    if kind == "export" and not artifacts:
+    if kind == "export" and not artifacts and not selection:
         raise UsageError(
             "artifacts cannot be empty for export pipeline runs: give a space-separated list of artifacts to "
             "export with -a, e.g. -a hello-world:latest"
         )
-    if kind == "import" and artifacts:
-        raise UsageError("--artifacts/-a is for export runs only; an import run imports everything in the blob")
+    if kind == "import" and (artifacts or selection):
+        raise UsageError(
+            "--artifacts/-a and --selection are for export runs only; an import run imports everything in the blob"
+        )
     rg = arm.group
     found = get_pipeline(arm.client, kind, rg, registry, pipeline)
     request: dict[str, Any] = {"pipelineResourceId": found["id"]}
     if kind == "export":
         request["target"] = {"type": "AzureStorageBlob", "name": storage_blob}
         request["artifacts"] = [_with_tag(a) for a in artifacts or []]
+        if selection:
+            request["selection"] = run_selection(selection)  # airlock's extension of the request
     else:
         request["source"] = {"type": "AzureStorageBlob", "name": storage_blob}
     properties: dict[str, Any] = {"request": request}

@@ -21,13 +21,15 @@ from airlock.archive.volumes import parse_volume_size
 from airlock.errors import AirlockError, ResourceNotFound
 from airlock.observability import logs, metrics
 from airlock.oci.digest import Digest
-from airlock.pipelines.access import PipelineAccess, principal_of, run_artifact
+from airlock.pipelines.access import PipelineAccess, principal_of
 from airlock.pipelines.leases import process_alive
 from airlock.pipelines.models import ExportPipeline, ImportPipeline, PipelineRun, Registry, RunState, run_transition
 from airlock.pipelines.repository import ResourceRepository
+from airlock.pipelines.run_selection import run_plan
 from airlock.transfer.export import export_artifacts
 from airlock.transfer.importer import import_archive
 from airlock.transfer.options import EXPORT_OPTIONS, IMPORT_OPTIONS, PipelineOption
+from airlock.transfer.rename import RenameMap
 
 log = logging.getLogger(__name__)
 
@@ -258,12 +260,16 @@ class RunExecution:
             if isinstance(pipeline, ExportPipeline):
                 target = pipeline.properties.target
                 blob = self._access.blob(target, request.target.name if request.target else "", principal)
+                client = self._access.registry(registry, principal)
+                plan = run_plan(client, request.artifacts or [], request.selection, registry)
                 result = export_artifacts(
-                    client=self._access.registry(registry, principal),
-                    artifacts=[run_artifact(a, registry) for a in request.artifacts or []],
+                    client=client,
+                    artifacts=plan.references,
                     target=blob,
                     options=options & EXPORT_OPTIONS,
                     progress=progress,
+                    platforms=plan.platforms,
+                    platform_index=plan.platform_index,
                     volume_size=pipeline_volume_size(pipeline),
                 )
                 metrics.blobs_moved(result.blobs, "export")
@@ -289,6 +295,7 @@ class RunExecution:
                     options=options & IMPORT_OPTIONS,
                     catalog_digest=Digest.parse(expected) if expected else None,
                     progress=progress,
+                    rename=RenameMap.of(pipeline.properties.rename, where=f"import pipeline {pipeline.name} rename"),
                 )
                 metrics.blobs_moved(imported.blobs_uploaded + imported.blobs_mounted, "import")
                 self._journal.finish(

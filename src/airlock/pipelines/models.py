@@ -166,6 +166,7 @@ class ExportPipelineState(_PipelineState):
 
 class ImportPipelineState(_PipelineState):
     source: PipelineStorage
+    rename: dict[str, str] | None = None  # airlock's extension: see transfer.rename
     trigger: PipelineTrigger = Field(default_factory=PipelineTrigger)
     sourceTriggerReport: dict[str, Any] | None = None
 
@@ -257,6 +258,7 @@ class PipelineRunRequest(_Part):
     target: BlobName | None = None
     source: BlobName | None = None
     catalogDigest: str | None = None
+    selection: dict[str, Any] | None = None  # airlock's extension: transfer.selection.Selection, as given
 
 
 class RunProgress(_Part):

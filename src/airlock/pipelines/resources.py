@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from airlock.errors import UsageError
 from airlock.pipelines import arm
 from airlock.secrets.embedded import check_secret_name, check_vault_name
+from airlock.transfer.selection import Selection
 
 # The ARM type names, from the module the API and the CLI share.
 PROVIDER = arm.CONTAINER_REGISTRY
@@ -191,6 +192,14 @@ class ImportPipelineProperties(_Strict):
     source: StorageModel
     trigger: TriggerModel = Field(default_factory=TriggerModel)
     options: Annotated[list[Option], Field(max_length=5)] = Field(default_factory=list)
+    # airlock's extension: repository prefix map applied on import (transfer.rename), e.g. {"team/": "mirror/team/"}.
+    rename: (
+        Annotated[
+            dict[Annotated[str, Field(min_length=1, max_length=255)], Annotated[str, Field(max_length=255)]],
+            Field(max_length=64),
+        ]
+        | None
+    ) = None
     provisioning_state: str | None = Field(default=None, alias="provisioningState")
     source_trigger_report: Any = Field(default=None, alias="sourceTriggerReport")  # read-only, ignored
 
@@ -215,6 +224,9 @@ class RunRequest(_Strict):
     source: RunSide | None = None
     target: RunSide | None = None
     catalog_digest: str | None = Field(default=None, alias="catalogDigest")
+    # airlock's extension (export runs): the rules of `airlock export --selection`, with any number of
+    # artifacts; ACR's 50-artifact limit stays on ``artifacts``, which keeps ACR's meaning.
+    selection: Selection | None = None
 
 
 class RunProperties(_Strict):

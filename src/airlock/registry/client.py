@@ -21,7 +21,7 @@ import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import quote, urljoin
 
 from urllib3.exceptions import HTTPError as Urllib3Error
 
@@ -37,6 +37,7 @@ from airlock.registry.retry import RetryPolicy
 from airlock.registry.session import Session, discard, pull_scope, push_scope, reason
 
 _TAGS_PAGE = 1000  # go-containerregistry's default: ECR rejects larger pages
+_CATALOG_SCOPE = "registry:catalog:*"
 
 
 @dataclass(frozen=True)
@@ -201,6 +202,32 @@ class RegistryClient:
             tags += [t for t in (doc.get("tags") or []) if isinstance(t, str)]
             path = _next_link(resp.headers.get("Link"), self._session.resolve(path))
         return tags
+
+    def list_repositories(self) -> Iterator[str]:
+        """Every repository in the registry's ``/v2/_catalog``, page by page (``n``, then ``Link``,
+        or ``last`` when a registry sends no ``Link`` but a full page).
+
+        Raises:
+            RegistryError: the registry refuses or lacks the catalog (some hosted registries do).
+        """
+        path: str | None = f"/v2/_catalog?n={_TAGS_PAGE}"
+        last: str | None = None
+        while path:
+            resp = self._session.send("GET", path, scopes=(_CATALOG_SCOPE,))
+            if resp.status != 200:
+                raise self._session.fail(resp, "GET", path, "repository catalog")
+            try:
+                doc = json.loads(resp.read(MAX_MANIFEST_SIZE))
+            except ValueError:
+                raise RegistryError("repository catalog: registry returned invalid JSON") from None
+            finally:
+                discard(resp)
+            names = [r for r in (doc.get("repositories") or []) if isinstance(r, str)]
+            yield from names
+            path = _next_link(resp.headers.get("Link"), self._session.resolve(path))
+            if path is None and len(names) >= _TAGS_PAGE and names[-1] != last:  # != : one that ignores last
+                last = names[-1]
+                path = f"/v2/_catalog?n={_TAGS_PAGE}&last={quote(last, safe='/')}"
 
     def list_referrers(self, repository: str, subject: Digest) -> list[Descriptor]:
         """Manifests whose ``subject`` is ``subject``: the OCI 1.1 referrers API, else the tag schema.

@@ -31,6 +31,7 @@ def _build_image(
     layer_size: int,
     seed: int,
     platform: Platform,
+    created: str = EPOCH,
 ) -> Built:
     kind = "docker" if docker else "oci"
     os_name, arch = platform
@@ -47,7 +48,7 @@ def _build_image(
         {
             "architecture": arch,
             "os": os_name,
-            "created": EPOCH,
+            "created": created,
             "config": {"Env": ["PATH=/usr/bin:/bin"], "Cmd": ["/bin/sh"]},
             "rootfs": {"type": "layers", "diff_ids": diff_ids},
             "history": [{"created": EPOCH, "created_by": f"airlock.testing layer {i}"} for i in range(layers)],
@@ -72,11 +73,13 @@ def _build_index(
     layers: int,
     layer_size: int,
     seed: int,
+    created: str = EPOCH,
 ) -> Built:
     if not platforms:
         raise ValueError("an index needs at least one platform")
     children = [
-        _build_image(docker=docker, layers=layers, layer_size=layer_size, seed=seed, platform=p) for p in platforms
+        _build_image(docker=docker, layers=layers, layer_size=layer_size, seed=seed, platform=p, created=created)
+        for p in platforms
     ]
     media_type = DOCKER_MANIFEST_LIST if docker else OCI_INDEX
     manifest = compact_json(
@@ -107,9 +110,12 @@ def push_oci_image(
     seed: int = 0,
     platform: Platform = ("linux", "amd64"),
     auth: tuple[str, str] | None = None,
+    created: str = EPOCH,
 ) -> PushedArtifact:
-    """Push a single-platform OCI image (``tag`` None: by digest only)."""
-    built = _build_image(docker=False, layers=layers, layer_size=layer_size, seed=seed, platform=platform)
+    """Push a single-platform OCI image (``tag`` None: by digest only); ``created`` goes in its config."""
+    built = _build_image(
+        docker=False, layers=layers, layer_size=layer_size, seed=seed, platform=platform, created=created
+    )
     with Client(registry_url, auth) as client:
         return push_built(client, repository, tag, built)
 
@@ -124,12 +130,15 @@ def push_oci_index(
     layer_size: int = 64 * 1024,
     seed: int = 0,
     auth: tuple[str, str] | None = None,
+    created: str = EPOCH,
 ) -> PushedArtifact:
     """Push an OCI image index with one OCI image per platform; children are pushed by digest.
 
-    Each child equals what :func:`push_oci_image` builds for the same seed, sizes and platform.
+    Each child equals what :func:`push_oci_image` builds for the same seed, sizes, platform and ``created``.
     """
-    built = _build_index(docker=False, platforms=platforms, layers=layers, layer_size=layer_size, seed=seed)
+    built = _build_index(
+        docker=False, platforms=platforms, layers=layers, layer_size=layer_size, seed=seed, created=created
+    )
     with Client(registry_url, auth) as client:
         return push_built(client, repository, tag, built)
 

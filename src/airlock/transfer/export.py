@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,7 +21,9 @@ from airlock.archive.format import (
     CATALOG_MEDIA_TYPE,
     CATALOG_NAME,
     CATALOG_VERSION,
+    DELTA_FEATURE,
     DIR_NAMES,
+    FEATURE_PLATFORMS,
     INDEX_NAME,
     LAYOUT_BYTES,
     LAYOUT_NAME,
@@ -30,6 +32,7 @@ from airlock.archive.format import (
     CatalogArtifact,
     CatalogBlob,
     CatalogSource,
+    archive_size,
 )
 from airlock.archive.writer import ArchiveWriter
 from airlock.errors import AirlockError, BlobExists, IntegrityError, NotFound, TransferFailed
@@ -38,9 +41,12 @@ from airlock.oci.manifest import OCI_INDEX, Descriptor, Manifest
 from airlock.oci.reference import ArtifactReference
 from airlock.registry.client import RegistryClient
 from airlock.storage.base import TRANSFER_CATEGORY, Blob
+from airlock.transfer.delta import DeltaBase, report
 from airlock.transfer.graph import Closure, closure
 from airlock.transfer.options import NoProgress, PipelineOption, Progress
 from airlock.transfer.pipelining import close_stream, counted, ordered_fetch
+from airlock.transfer.platform_filter import filter_index, record_filter
+from airlock.transfer.selection import Platform, PlatformIndexMode
 from airlock.transfer.volume_export import needs_volumes, write_volumes
 
 log = logging.getLogger(__name__)
@@ -52,19 +58,22 @@ _REFERRER_DEPTH = 3
 @dataclass
 class ExportResult:
     target: str
-    catalog_digest: Digest
+    catalog_digest: Digest | None  # None: a dry run, which writes nothing
     size: int
     artifacts: list[CatalogArtifact]
     failures: dict[str, str] = field(default_factory=dict)
     # Per artifact reference: bytes of all its manifests and blobs (``size`` of an entry is its top manifest's).
     content_sizes: dict[str, int] = field(default_factory=dict)
     blobs: int = 0  # blobs (configs and layers) written into the archive, for the metrics
+    delta: dict[str, object] | None = None  # a delta's report (transfer.delta.report)
+    dry_run: bool = False
     volumes: list[dict[str, object]] | None = None  # with a volume size: every volume (transfer.volume_export)
 
     def to_json(self) -> dict[str, object]:
         return {
             "target": {"uri": self.target},
-            "catalogDigest": str(self.catalog_digest),
+            "catalogDigest": str(self.catalog_digest) if self.catalog_digest else None,
+            **({"dryRun": True} if self.dry_run else {}),
             "size": self.size,
             "artifacts": [a.reference for a in self.artifacts],
             "artifactDetails": [
@@ -75,8 +84,15 @@ class ExportResult:
                 for a in self.artifacts
             ],
             "failedArtifacts": self.failures,
+            **({"delta": self.delta} if self.delta is not None else {}),
             **({"volumes": self.volumes} if self.volumes is not None else {}),
         }
+
+
+@dataclass(frozen=True)
+class _PlatformRules:
+    by_ref: Mapping[ArtifactReference, Sequence[Platform]]
+    mode: PlatformIndexMode
 
 
 @dataclass
@@ -99,14 +115,24 @@ def export_artifacts(
     progress: Progress | None = None,
     concurrency: int = 4,
     window_bytes: int = 8 * 1024 * 1024,
+    delta: DeltaBase | None = None,
+    platforms: Mapping[ArtifactReference, Sequence[Platform]] | None = None,
+    platform_index: PlatformIndexMode = "keep",
+    dry_run: bool = False,
     volume_size: int | None = None,
 ) -> ExportResult:
     """Export ``artifacts`` from ``client``'s registry into ``target``.
 
+    ``platforms`` names, per artifact, the platforms whose manifests travel of a multi-arch index
+    (absent or empty: all); ``platform_index`` says whether such an index travels as it is or
+    rewritten (:mod:`airlock.transfer.platform_filter`). ``dry_run`` resolves and checks everything
+    and returns what would be exported (``catalog_digest`` None, ``size`` 0) without writing.
+
     Without ContinueOnErrors the first failing artifact raises; with it, failed artifacts are left
     out of the archive and reported in ``failures`` (if all fail, nothing is written). With
     IncludeReferrers each artifact's referrers (signatures, SBOMs, ...) travel with it. With
-    ``volume_size``, an archive larger than that is written as a multi-volume bundle
+    ``delta``, what its receipt says the target holds is left out (see :mod:`airlock.transfer.delta`).
+    With ``volume_size``, an archive larger than that is written as a multi-volume bundle
     (:mod:`airlock.transfer.volume_export`) and the result lists every volume.
 
     Raises:
@@ -124,13 +150,20 @@ def export_artifacts(
 
     client.ping()
     failures: dict[str, str] = {}
-    resolved = _resolve_all(client, artifacts, include_referrers, keep_going, failures, progress)
+    wanted = _PlatformRules(platforms or {}, platform_index)
+    resolved = _resolve_all(client, artifacts, include_referrers, keep_going, failures, progress, wanted)
     _check_blobs(client, resolved, keep_going, failures, concurrency)
     if not resolved:
         raise TransferFailed(
             f"export to {target.display} failed: no artifact could be exported ({_summary(failures)})",
             failures=failures,
         )
+    every = resolved
+    if delta is not None:  # an artifact whose tag already points at it in the target stays out
+        resolved = [r for r in every if not delta.unchanged(r.repository, r.entry.tag, r.closure.top.digest)]
+    if dry_run:
+        sizes = {r.entry.reference: r.closure.size for r in resolved}
+        return ExportResult(target.display, None, 0, [r.entry for r in resolved], failures, sizes, dry_run=True)
 
     manifests: dict[Digest, Manifest] = {}
     blobs: dict[Digest, tuple[Descriptor, str]] = {}
@@ -139,19 +172,16 @@ def export_artifacts(
             manifests.setdefault(m.digest, m)
         for d, desc in r.closure.blobs.items():
             blobs.setdefault(d, (desc, r.repository))
+    left_out: dict[Digest, tuple[Descriptor, str]] = {}
+    if delta is not None:  # blobs the target holds in any repository: the import HEADs or mounts them
+        left_out = {d: (desc, held) for d, (desc, _) in blobs.items() if (held := delta.holder(desc)) is not None}
+        blobs = {d: v for d, v in blobs.items() if d not in left_out}
     # Configs before layers, so an importer sees small metadata first; then layers largest first,
     # so an importer starts the longest uploads (one stream each) first and the rest run alongside.
     configs = {r_m.blobs[0].digest for r_m in manifests.values() if r_m.blobs}
     ordered_blobs = sorted(blobs.items(), key=lambda kv: (kv[0] not in configs, -kv[1][0].size))
 
-    index = {
-        "schemaVersion": 2,
-        "mediaType": OCI_INDEX,
-        "manifests": [
-            {**r.closure.top.descriptor().to_json(), "annotations": {REF_NAME: r.entry.reference}} for r in resolved
-        ],
-    }
-    index_bytes = json.dumps(index, separators=(",", ":")).encode()
+    index_bytes = _index_bytes(resolved)
     catalog = Catalog(
         schemaVersion=CATALOG_VERSION,
         mediaType=CATALOG_MEDIA_TYPE,
@@ -160,9 +190,12 @@ def export_artifacts(
         source=CatalogSource(registry=client.base),
         artifacts=[r.entry for r in resolved],
         index=CatalogBlob(digest=str(Digest.of(index_bytes)), size=len(index_bytes)),
+        requires=[FEATURE_PLATFORMS] if any(r.entry.omitted_manifests for r in resolved) else [],
         manifests=[CatalogBlob(digest=str(d), size=m.size, mediaType=m.media_type) for d, m in manifests.items()],
         blobs=[CatalogBlob(digest=str(d), size=desc.size, mediaType=desc.media_type) for d, (desc, _) in ordered_blobs],
     )
+    if delta is not None:
+        _as_delta(catalog, delta, every, resolved, left_out)
     catalog_bytes = catalog.to_bytes()
     # The catalogDigest: a Merkle root over every member (see archive.format), known before any blob moves.
     digest = Digest.of(catalog_bytes)
@@ -239,8 +272,47 @@ def export_artifacts(
         failures,
         sizes,
         blobs=len(ordered_blobs),
+        delta=report(catalog.delta, size) if catalog.delta is not None else None,
         volumes=volumes,
     )
+
+
+def _index_bytes(resolved: list[_Resolved]) -> bytes:
+    index = {
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": [
+            {**r.closure.top.descriptor().to_json(), "annotations": {REF_NAME: r.entry.reference}} for r in resolved
+        ],
+    }
+    return json.dumps(index, separators=(",", ":")).encode()
+
+
+def _as_delta(
+    catalog: Catalog,
+    delta: DeltaBase,
+    every: list[_Resolved],
+    kept: list[_Resolved],
+    left_out: dict[Digest, tuple[Descriptor, str]],
+) -> None:
+    """Make ``catalog`` a delta's: ``requires`` "delta", and what was left out, with the full size."""
+    manifests = {m.digest: m for r in every for m in r.closure.manifests}
+    blobs = {d: desc for r in every for d, desc in r.closure.blobs.items()}
+    index_bytes = _index_bytes(every)
+    full = catalog.model_copy(
+        update={
+            "artifacts": [r.entry for r in every],
+            "index": CatalogBlob(digest=str(Digest.of(index_bytes)), size=len(index_bytes)),
+            "manifests": [
+                CatalogBlob(digest=str(d), size=m.size, mediaType=m.media_type) for d, m in manifests.items()
+            ],
+            "blobs": [CatalogBlob(digest=str(d), size=b.size, mediaType=b.media_type) for d, b in blobs.items()],
+        }
+    )
+    kept_refs = {r.entry.reference for r in kept}
+    unchanged = [(r.entry.reference, r.closure.top.digest) for r in every if r.entry.reference not in kept_refs]
+    catalog.requires = [*catalog.requires, DELTA_FEATURE]
+    catalog.delta = delta.catalog_delta(left_out, unchanged, archive_size(len(full.to_bytes()), full))
 
 
 def _last_blob_positions(
@@ -250,7 +322,8 @@ def _last_blob_positions(
     position = {d: i for i, (d, _) in enumerate(ordered_blobs)}
     out: dict[int, list[_Resolved]] = {}
     for r in resolved:
-        out.setdefault(max((position[d] for d in r.closure.blobs), default=-1), []).append(r)
+        # A delta's left-out blobs have no position: they are not in the archive.
+        out.setdefault(max((position[d] for d in r.closure.blobs if d in position), default=-1), []).append(r)
     return out
 
 
@@ -270,12 +343,13 @@ def _resolve_all(
     keep_going: bool,
     failures: dict[str, str],
     progress: Progress,
+    wanted: _PlatformRules,
 ) -> list[_Resolved]:
     out: list[_Resolved] = []
     seen_refs: set[str] = set()
     for ref in artifacts:
         try:
-            found = _resolve(client, ref)
+            found = _resolve(client, ref, wanted)
             # A referrer that cannot be exported fails its subject's artifact too: exporting an
             # image without the signature the user asked for would be a silent loss.
             extra = _referrers(client, found, progress) if include_referrers else []
@@ -291,7 +365,7 @@ def _resolve_all(
     return out
 
 
-def _resolve(client: RegistryClient, ref: ArtifactReference) -> _Resolved:
+def _resolve(client: RegistryClient, ref: ArtifactReference, wanted: _PlatformRules | None = None) -> _Resolved:
     repo = ref.repository
     top = client.get_manifest(repo, ref.reference)
     if ref.digest is not None and ref.tag is not None:
@@ -302,7 +376,11 @@ def _resolve(client: RegistryClient, ref: ArtifactReference) -> _Resolved:
     def load(desc: Descriptor) -> Manifest:
         return client.get_manifest(repo, str(desc.digest))
 
-    graph = closure(top, load, where=f"artifact {ref}")
+    chosen = wanted.by_ref.get(ref) if wanted else None
+    # None for an image manifest: the filter is about an index's platforms; an image travels as it is.
+    filtered = filter_index(top, chosen, wanted.mode, where=f"artifact {ref}") if wanted and chosen else None
+    top = filtered.top if filtered else top
+    graph = closure(top, load, where=f"artifact {ref}", omitted=filtered.omitted if filtered else frozenset())
     reference = f"{repo}:{ref.tag}" if ref.tag else f"{repo}@{top.digest}"
     entry = CatalogArtifact(
         reference=reference,
@@ -313,6 +391,8 @@ def _resolve(client: RegistryClient, ref: ArtifactReference) -> _Resolved:
         size=top.size,
         artifactType=top.artifact_type,
     )
+    if filtered and chosen:
+        record_filter(entry, filtered, chosen)
     return _Resolved(entry, graph, repo)
 
 

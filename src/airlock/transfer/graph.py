@@ -30,10 +30,13 @@ class Closure:
         return sum(m.size for m in self.manifests) + sum(d.size for d in self.blobs.values())
 
 
-def closure(top: Manifest, load: Callable[[Descriptor], Manifest], *, where: str) -> Closure:
+def closure(
+    top: Manifest, load: Callable[[Descriptor], Manifest], *, where: str, omitted: frozenset[Digest] = frozenset()
+) -> Closure:
     """Collect ``top`` and everything it references, loading child manifests with ``load``.
 
-    ``load`` must return the manifest for a descriptor and verify its digest.
+    ``load`` must return the manifest for a descriptor and verify its digest. Children whose digest
+    is in ``omitted`` (left out by a platform filter) are neither loaded nor collected.
 
     Raises:
         IntegrityError: nesting deeper than MAX_DEPTH, a cycle, or a child whose size is not
@@ -48,6 +51,8 @@ def closure(top: Manifest, load: Callable[[Descriptor], Manifest], *, where: str
         if m.digest in seen:
             return
         for child in m.children:
+            if child.digest in omitted:
+                continue
             cm = load(child)
             if cm.size != child.size:
                 raise IntegrityError(

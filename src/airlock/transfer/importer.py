@@ -36,10 +36,13 @@ from airlock.oci.manifest import MAX_MANIFEST_SIZE, Descriptor, Manifest
 from airlock.oci.reference import validate_repository, validate_tag
 from airlock.registry.client import RegistryClient
 from airlock.storage.base import Blob
+from airlock.transfer.delta import check_present, unchanged_references
 from airlock.transfer.graph import closure
 from airlock.transfer.options import NoProgress, PipelineOption, Progress
 from airlock.transfer.pipelining import FanOut, close_stream, counted
+from airlock.transfer.platform_filter import omitted_of
 from airlock.transfer.publish import ArtifactEntry, publish
+from airlock.transfer.rename import RenameMap
 from airlock.transfer.volume_source import diagnosing, open_bundle
 
 log = logging.getLogger(__name__)
@@ -62,6 +65,7 @@ class ImportResult:
     source_deleted: bool = False
     source_format: str = "airlock"  # or "oci-layout"
     note: str | None = None
+    unchanged: list[str] = field(default_factory=list)  # a delta's left-out artifacts, already in the target
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -72,6 +76,7 @@ class ImportResult:
             "size": self.size,
             "importedArtifacts": self.imported,
             "failedArtifacts": self.failures,
+            **({"unchangedArtifacts": self.unchanged} if self.unchanged else {}),
             "blobs": {
                 "uploaded": self.blobs_uploaded,
                 "skipped": self.blobs_skipped,
@@ -98,8 +103,10 @@ class Importer:
         concurrency: int,
         window_bytes: int,
         large_blob: int,
+        rename: RenameMap | None = None,
     ) -> None:
         self.source = source
+        self.rename = rename or RenameMap()
         self.client = client
         self.keep_going = PipelineOption.CONTINUE_ON_ERRORS in options
         self.overwrite_tags = PipelineOption.OVERWRITE_TAGS in options
@@ -167,8 +174,13 @@ class Importer:
             )
         artifacts = [self._validated(a) for a in catalog.artifacts]
         _check_index(reader.index, artifacts)
+        for art in artifacts:  # index.json names the source's repositories; the target's may differ
+            art.entry = self.rename.entry(art.entry)
+        unchanged = unchanged_references(catalog.delta, self.rename) if catalog.delta else []
         manifest_sizes = {Digest.parse(m.digest): m.size for m in catalog.manifests}
         blob_sizes = {Digest.parse(b.digest): b.size for b in catalog.blobs}
+        # A delta's left-out blobs: expected in the target, not in the archive (transfer.delta).
+        absent = {Digest.parse(b.digest): b.size for b in catalog.delta.blobs} if catalog.delta else {}
         if set(manifest_sizes) & set(blob_sizes):
             raise ArchiveError("archive catalog lists a digest both as a manifest and as a blob")
 
@@ -194,7 +206,17 @@ class Importer:
         if missing:
             raise ArchiveError(f"archive lacks manifest {sorted(missing)[0]} listed in its catalog (truncated?)")
 
-        needs = self._plan(artifacts, manifests, blob_sizes)
+        needs = self._plan(artifacts, manifests, {**absent, **blob_sizes})
+        if catalog.delta is not None:  # before any upload, so before any tag
+            check_present(
+                self.client,
+                catalog.delta,
+                needs,
+                where=self.source.display,
+                count=self.count,
+                concurrency=self.concurrency,
+            )
+            needs = {d: repos for d, repos in needs.items() if d not in absent}
         fan = FanOut(workers=self.concurrency, window=self.window)
         self._cancellable = fan.cancellable  # re-sends from storage stop when the import does
         received: set[Digest] = set()
@@ -232,6 +254,7 @@ class Importer:
             blobs_uploaded=self.result_counts["uploaded"],
             blobs_skipped=self.result_counts["skipped"],
             blobs_mounted=self.result_counts["mounted"],
+            unchanged=unchanged,
         )
 
     def _validated(self, entry: CatalogArtifact) -> ArtifactEntry:
@@ -261,7 +284,7 @@ class Importer:
             if top is None:
                 raise ArchiveError(f"archive catalog names artifact {art.entry.reference} whose manifest it lacks")
 
-            art.closure = closure(top, load, where=f"artifact {art.entry.reference}")
+            art.closure = closure(top, load, where=f"artifact {art.entry.reference}", omitted=omitted_of(art.entry))
             for d, desc in art.closure.blobs.items():
                 if d not in blob_sizes:
                     raise ArchiveError(f"artifact {art.entry.reference} needs blob {d}, which the archive lacks")
@@ -414,16 +437,20 @@ def import_archive(
     concurrency: int = 4,
     window_bytes: int = 8 * 1024 * 1024,
     large_blob: int = LARGE_BLOB,
+    rename: RenameMap | None = None,
 ) -> ImportResult:
     """Import every artifact of the archive at ``source`` into ``client``'s registry.
 
     Without ContinueOnErrors the first failing artifact raises; with it, the others are imported
     and the failures reported in the result. DeleteSourceBlobOnSuccess deletes the source blob
     only when every artifact was imported. Blobs of ``large_blob`` bytes or more are read from
-    ``source`` by ranged reads of their own, up to ``concurrency`` transfers at once.
+    ``source`` by ranged reads of their own, up to ``concurrency`` transfers at once. ``rename``
+    moves artifacts to other repositories (see :mod:`airlock.transfer.rename`).
 
     Raises:
         BlobNotFound, StorageAuthError: the source blob (or a volume of its bundle) cannot be read.
+        DeltaIncomplete: a delta whose left-out blobs are not all in the target — nothing is tagged.
+        UsageError: ``rename`` makes an invalid repository name — nothing is uploaded.
         ArchiveError, IntegrityError: the archive is malformed, hostile, truncated, or its content
             does not match its catalog — no tag is written — or its catalog does not match
             ``catalog_digest`` — nothing is uploaded.
@@ -439,6 +466,7 @@ def import_archive(
         concurrency=concurrency,
         window_bytes=window_bytes,
         large_blob=large_blob,
+        rename=rename,
     )
     with diagnosing(source, outcome="; no tag was written"):  # a bundle's content failure names its volume
         result = importer.run(catalog_digest)

@@ -12,8 +12,10 @@ from airlock.archive.sniff import sniff
 from airlock.errors import ArchiveError, BlobNotFound, IntegrityError
 from airlock.oci.digest import Digest, Verifier
 from airlock.storage.base import TRANSFER_CATEGORY, Blob, BlobInfo
+from airlock.transfer.delta import report as delta_report
 from airlock.transfer.options import NoProgress, Progress
 from airlock.transfer.pipelining import close_stream, counted
+from airlock.transfer.platform_filter import platform_fields
 from airlock.transfer.volume_export import BundleTarget, copy_target
 from airlock.transfer.volume_source import Bundle, diagnosing, open_bundle, volume_note
 
@@ -254,14 +256,19 @@ def _describe(
                 "mediaType": a.media_type,
                 **({"artifactType": a.artifact_type} if a.artifact_type else {}),
                 **({"subject": a.subject} if a.subject else {}),
+                **platform_fields(a),
             }
             for a in cat.artifacts
         ],
+        **({"requires": cat.requires} if cat.requires else {}),
         "manifestCount": len(cat.manifests),
         "blobCount": len(cat.blobs),
         "contentSize": sum(b.size for b in cat.blobs) + sum(m.size for m in cat.manifests),
         "catalogDigest": str(reader.catalog_digest),
     }
+    if cat.delta is not None:  # some blobs are expected in the target, not here
+        out["requires"] = list(cat.requires)
+        out["delta"] = delta_report(cat.delta, size)
     if verify:
         progress = progress or NoProgress()
         progress.begin(size, f"verify {source.display}")

@@ -40,6 +40,7 @@ from airlock.transfer.importer import Importer, ImportResult, delete_source_on_s
 from airlock.transfer.options import NoProgress, PipelineOption, Progress
 from airlock.transfer.pipelining import FanOut, close_stream
 from airlock.transfer.publish import ArtifactEntry
+from airlock.transfer.rename import RenameMap
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,7 @@ def import_blob(
     progress: Progress | None = None,
     concurrency: int = 4,
     window_bytes: int = 8 * 1024 * 1024,
+    rename: RenameMap | None = None,
 ) -> ImportResult:
     """Import an airlock transfer blob (see :func:`import_archive`) or an OCI layout tar written by
     another tool (see the module docstring); any other blob is refused, saying what it looks like.
@@ -88,6 +90,7 @@ def import_blob(
             progress=progress,
             concurrency=concurrency,
             window_bytes=window_bytes,
+            rename=rename,
         )
     sniffed = sniff(lambda offset, n: _read(source, offset, min(n, info.size - offset)) if offset < info.size else b"")
     if sniffed.kind != OCI_LAYOUT or lone_volume_hint(source.display):  # a later volume may begin with a tar header
@@ -106,6 +109,7 @@ def import_blob(
         concurrency=concurrency,
         window_bytes=window_bytes,
         large_blob=0,
+        rename=rename,
     )
     result = importer.run_layout(repository, info.size, info.etag)
     log.warning("%s: %s", source.display, FOREIGN_NOTE)
@@ -138,7 +142,7 @@ class _LayoutImporter(Importer):
             top = load(desc)
             closure(top, load, where=f"artifact {entry['reference']}")  # reads every child manifest
             entry.update(mediaType=top.media_type, subject=str(top.subject.digest) if top.subject else None)
-            artifacts.append(ArtifactEntry(CatalogArtifact.model_validate(entry), desc.digest))
+            artifacts.append(ArtifactEntry(self.rename.entry(CatalogArtifact.model_validate(entry)), desc.digest))
         blob_sizes = {d: m.size for d, m in tar.blobs.items() if d not in manifests}
         needs = self._plan(artifacts, manifests, blob_sizes)
         self.progress.begin(sum(blob_sizes[d] for d in needs), f"import ← {self.source.display}")

@@ -18,6 +18,7 @@ from airlock.oci.manifest import Descriptor
 from airlock.registry.client import RegistryClient
 from airlock.transfer.graph import Closure
 from airlock.transfer.options import Progress
+from airlock.transfer.platform_filter import push_manifest
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ def publish(
                 if (repo, m.digest) in pushed:
                     continue
                 if client.head_manifest(repo, str(m.digest)) is None:
-                    client.put_manifest(repo, str(m.digest), m)
+                    push_manifest(client, repo, m, art.entry)  # explains a partial index's refusal
                 pushed.add((repo, m.digest))
         except AirlockError as exc:
             fail(art, exc)

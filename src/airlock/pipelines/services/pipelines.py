@@ -26,6 +26,7 @@ from airlock.secrets.resolver import SecretResolver
 from airlock.storage.hosts import StorageHosts
 from airlock.storage.location import parse_container_uri
 from airlock.transfer.options import EXPORT_OPTIONS, IMPORT_OPTIONS, PipelineOption
+from airlock.transfer.rename import RenameMap
 
 Pipeline = ExportPipeline | ImportPipeline
 
@@ -166,6 +167,9 @@ class PipelineService:
             properties["volumeSize"] = props.volume_size
         if isinstance(props, R.ImportPipelineProperties):
             properties["trigger"] = {"sourceTrigger": {"status": props.trigger.source_trigger.status}}
+            if props.rename:
+                RenameMap.of(props.rename, where=f"{what} {name} properties.rename")  # malformed: 400 now
+                properties["rename"] = props.rename
             if isinstance(existing, ImportPipeline):
                 properties["sourceTriggerReport"] = existing.properties.sourceTriggerReport
         if ignored:

@@ -315,13 +315,15 @@ def _request(
     """The run's stored request. Raises UsageError."""
     request: dict[str, Any] = {"pipelineResourceId": pipeline.id}
     if isinstance(pipeline, ExportPipeline):
-        if not req.artifacts:
-            raise UsageError(f"pipeline run {name}: artifacts cannot be empty for an export run")
-        for a in req.artifacts:
+        if not req.artifacts and (req.selection is None or req.selection.empty):
+            raise UsageError(f"pipeline run {name}: artifacts cannot be empty for an export run (or give a selection)")
+        for a in [*req.artifacts, *(req.selection.artifacts if req.selection else [])]:
             run_artifact(a, registry)
         if not req.target or not req.target.name:
             raise UsageError(f"pipeline run {name}: request.target.name (the blob to write) is required")
         request["artifacts"] = list(req.artifacts)
+        if req.selection is not None:
+            request["selection"] = req.selection.to_json()
         request["target"] = {"type": "AzureStorageBlob", "name": _blob_name(req.target.name)}
     else:
         if not req.source or not req.source.name:

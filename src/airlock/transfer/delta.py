@@ -1,0 +1,160 @@
+"""Delta bundles: an export that leaves out what a receipt says the target registry holds.
+
+Export (``--delta-from RECEIPT``):
+
+- a **blob** (config or layer) is left out when the receipt lists its digest in *any* repository
+  of the target: the import can HEAD it in the artifact's repository or mount it from that one;
+- an **artifact** (its manifest or index) is left out only when its tag already points at the same
+  digest in the receipt. Repository names are the target's: when the receipt was written by an
+  import with ``--rename``, its ``rename`` map is applied to the export's names before the lookup.
+  Artifacts named by digest (referrers) always travel: their manifests are small.
+
+The catalog then says ``requires: ["delta"]`` and, in ``delta``, which receipt it was made
+against, every blob left out (with a repository that holds it), the artifacts left out, and the
+size a full archive would have had.
+
+Import (:func:`check_present`): before anything is uploaded, and so before any tag, every
+left-out blob an artifact needs must be in the artifact's target repository (HEAD), or be mounted
+there from the repository the catalog names. If any is missing the import stops, naming them, and
+nothing is tagged: the target changed since the receipt (garbage collection, a deleted
+repository), so a fresh receipt is needed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from airlock.archive.format import CatalogDelta, DeltaArtifact, DeltaBlob, DeltaReceipt
+from airlock.errors import ArchiveError, DeltaIncomplete, UsageError
+from airlock.oci.digest import Digest
+from airlock.oci.manifest import Descriptor
+from airlock.oci.reference import validate_repository
+from airlock.registry.client import RegistryClient
+from airlock.transfer.receipt import Receipt, read_receipt
+from airlock.transfer.rename import RenameMap
+
+# How many missing digests an error names before it just counts them.
+_NAMED = 3
+
+
+@dataclass
+class DeltaBase:
+    """A receipt an export leaves out against (see the module docstring)."""
+
+    receipt: Receipt
+    digest: Digest
+    source: str
+
+    @classmethod
+    def load(cls, path: str | Path) -> DeltaBase:
+        """Raises: ReceiptError (see :func:`airlock.transfer.receipt.read_receipt`)."""
+        receipt, digest = read_receipt(path)
+        return cls(receipt, digest, str(path))
+
+    def __post_init__(self) -> None:
+        self._held = self.receipt.blob_holders()
+        self._rename = RenameMap.of(self.receipt.rename, where=f"receipt {self.source} rename")
+
+    def unchanged(self, repository: str, tag: str | None, digest: Digest) -> bool:
+        """Whether ``repository:tag`` (the source's names) already points at ``digest`` in the target."""
+        if tag is None:
+            return False
+        return self.receipt.tag_digest(self._rename.apply(repository), tag) == str(digest)
+
+    def holder(self, desc: Descriptor) -> str | None:
+        """A target repository holding the blob (digest and size as the receipt lists), or None."""
+        held = self._held.get(desc.digest)
+        return held[1] if held is not None and held[0] == desc.size else None
+
+    def catalog_delta(
+        self, left_out: Mapping[Digest, tuple[Descriptor, str]], unchanged: list[tuple[str, Digest]], full_size: int
+    ) -> CatalogDelta:
+        return CatalogDelta(
+            receipt=DeltaReceipt(
+                registry=self.receipt.registry, createdAt=self.receipt.created_at, digest=str(self.digest)
+            ),
+            blobs=[
+                DeltaBlob(digest=str(d), size=desc.size, mediaType=desc.media_type, repository=repo)
+                for d, (desc, repo) in sorted(left_out.items(), key=lambda kv: str(kv[0]))
+            ],
+            artifacts=[DeltaArtifact(reference=ref, digest=str(d)) for ref, d in unchanged],
+            fullSize=full_size,
+        )
+
+
+def report(delta: CatalogDelta, size: int) -> dict[str, object]:
+    """What an export or inspect says of a delta: what was left out, its size against a full one."""
+    return {
+        "receipt": delta.receipt.model_dump(by_alias=True, mode="json"),
+        "blobsLeftOut": len(delta.blobs),
+        "bytesLeftOut": sum(b.size for b in delta.blobs),
+        "artifactsLeftOut": [a.reference for a in delta.artifacts],
+        "size": size,
+        "fullSize": delta.full_size,
+    }
+
+
+def unchanged_references(delta: CatalogDelta, rename: RenameMap) -> list[str]:
+    """The artifacts a delta left out, as references in the target's names.
+
+    Raises:
+        ArchiveError: a reference's repository is not a valid name (the archive is data).
+    """
+    try:
+        return [rename.reference(a.reference) for a in delta.artifacts]
+    except UsageError as exc:
+        raise ArchiveError(f"archive catalog names an invalid artifact: {exc}") from None
+
+
+def check_present(
+    client: RegistryClient,
+    delta: CatalogDelta,
+    needs: Mapping[Digest, list[str]],
+    *,
+    where: str,
+    count: Callable[[str], None],
+    concurrency: int = 4,
+) -> None:
+    """Make sure every left-out blob in ``needs`` (digest → target repositories) is in each repository.
+
+    HEADs it there, else mounts it from the repository the catalog names (``count`` is told
+    "skipped" or "mounted"). Uploads nothing and tags nothing.
+
+    Raises:
+        ArchiveError: the catalog names a blob's repository that is not a valid name.
+        DeltaIncomplete: some are missing: names the first few and the count, and says to export
+            again with a fresh receipt.
+        RegistryError: a HEAD or mount failed other than by the blob being absent.
+    """
+    absent = {Digest.parse(b.digest): b for b in delta.blobs}
+    for b in absent.values():  # the archive is data: a name it gives goes into a mount URL only if valid
+        if b.repository is not None:
+            try:
+                validate_repository(b.repository)
+            except UsageError as exc:
+                raise ArchiveError(f"archive delta names blob {b.digest} in an invalid repository: {exc}") from None
+    pairs = [(d, repo) for d, repos in needs.items() if d in absent for repo in repos]
+
+    def present(pair: tuple[Digest, str]) -> bool:
+        d, repo = pair
+        blob = absent[d]
+        if client.blob_size(repo, d) == blob.size:
+            count("skipped")
+            return True
+        if blob.repository and blob.repository != repo and client.mount_blob(repo, d, blob.repository):
+            count("mounted")
+            return True
+        return False
+
+    with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="delta-check") as pool:
+        found = list(pool.map(present, pairs))
+    missing = sorted({str(d) for (d, _), ok in zip(pairs, found, strict=True) if not ok})
+    if missing:
+        named = ", ".join(missing[:_NAMED]) + (f" and {len(missing) - _NAMED} more" if len(missing) > _NAMED else "")
+        raise DeltaIncomplete(
+            f"delta archive {where}: {len(missing)} blob(s) it left out are not in the target registry ({named}); "
+            "nothing was tagged: export again with a fresh receipt (airlock inventory, or import --receipt-out)"
+        )
