@@ -32,6 +32,7 @@ from airlock.cli.keyvault import keyvault_app
 from airlock.cli.process import tune_malloc
 from airlock.cli.progress import RichProgress, show_progress
 from airlock.cli.registries import acr_app
+from airlock.cli.resume import ResumeOpt, RetryFailedOpt, export_selection, import_selection
 from airlock.cli.server import configure, rest, serve
 from airlock.cli.storage import storage_app
 from airlock.cli.tokens import token_app
@@ -182,16 +183,16 @@ def export_cmd(
             help=f"Registry URL, e.g. https://myregistry.example.com or http://127.0.0.1:5000. {REGISTRY_SCHEME_RULE}",
         ),
     ],
+    target: Annotated[str, typer.Option("--target", help="Blob URI to write: file:///… or https://…/container/blob.")],
     artifacts: Annotated[
-        list[str],
+        list[str] | None,
         typer.Option(
             "--artifacts",
             "-a",
             help="Space-separated artifacts: repo (= repo:latest), repo:tag or repo@sha256:…, optionally "
             "prefixed with the source registry's host[:port] (HOST/repo:tag).",
         ),
-    ],
-    target: Annotated[str, typer.Option("--target", help="Blob URI to write: file:///… or https://…/container/blob.")],
+    ] = None,
     sas_token_file: SasFileOpt = None,
     secret_uri: SecretUriOpt = None,
     options: Annotated[
@@ -212,6 +213,8 @@ def export_cmd(
     username: UserOpt = None,
     password_stdin: PasswordStdinOpt = False,
     concurrency: ConcurrencyOpt = 4,
+    resume: ResumeOpt = False,
+    retry_failed: RetryFailedOpt = None,
 ) -> Reply:
     """Export artifacts from a registry into one transfer blob.
 
@@ -225,8 +228,7 @@ def export_cmd(
         airlock export --source-registry localhost:5000 -a samples/app:1.0 \\
             --target ./batch1.tar --query catalogDigest -o tsv
     """
-    if len(artifacts) == 0:
-        raise UsageError("--artifacts needs at least one artifact")
+    artifacts = export_selection(artifacts, retry_failed)
     registry_url = RegistryURL.parse(source_registry)
     refs = [ArtifactReference.parse_for(a, registry_url, named_by="--source-registry") for a in artifacts]
     opts = parse_options(options or [], EXPORT_OPTIONS, kind="export")
@@ -242,6 +244,7 @@ def export_cmd(
             options=opts,
             progress=progress,
             concurrency=concurrency,
+            resume=resume,
         )
     return Reply(result.to_json(), _failures(result.failures, "failed and were left out of the archive"))
 
@@ -277,6 +280,7 @@ def import_cmd(
     username: UserOpt = None,
     password_stdin: PasswordStdinOpt = False,
     concurrency: ConcurrencyOpt = 4,
+    retry_failed: RetryFailedOpt = None,
 ) -> Reply:
     """Import every artifact of a transfer blob into a registry (tags are written last).
 
@@ -293,6 +297,7 @@ def import_cmd(
             --options OverwriteTags DeleteSourceBlobOnSuccess
     """
     expected = Digest.parse(catalog_digest) if catalog_digest else None
+    only, expected = import_selection(retry_failed, expected)
     if repository is not None:
         validate_repository(repository)
     opts = parse_options(options or [], IMPORT_OPTIONS, kind="import")
@@ -307,6 +312,7 @@ def import_cmd(
             repository=repository,
             progress=progress,
             concurrency=concurrency,
+            only=only,
         )
     return Reply(result.to_json(), _failures(result.failures, "failed to import"))
 

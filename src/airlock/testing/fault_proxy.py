@@ -8,7 +8,9 @@ limited number of times:
 * ``drop``: close the connection without answering;
 * ``transform``: forward, then replace the response body by ``transform(body)``;
 * ``cut_after``: forward, announce the full ``Content-Length`` but send only that many body bytes,
-  then close the connection.
+  then close the connection;
+* ``hold``: wait until this event is set (at most 120 s) before going on, e.g. to keep a process
+  mid-transfer while a test kills it.
 
 ``paginate_tags`` makes ``GET …/tags/list?n=N[&last=T]`` spec-compliant (distribution 2.8 ignores ``n``):
 the proxy reads the full list upstream and serves pages of N with a ``Link: <…>; rel="next"`` header.
@@ -63,6 +65,7 @@ class Fault:
     drop: bool = False
     transform: Callable[[bytes], bytes] | None = None
     cut_after: int | None = None
+    hold: threading.Event | None = None
     hits: int = 0
     skipped: int = 0
 
@@ -125,6 +128,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP | {"content-length"}}
         fault = owner._take(self.command, self.path)
         seen_headers = {k.lower(): v for k, v in self.headers.items()}
+        if fault is not None and fault.hold is not None:
+            fault.hold.wait(120)
         if fault is not None and fault.drop:
             owner._record(Seen(self.command, self.path, seen_headers, 0))
             return

@@ -40,6 +40,7 @@ from airlock.transfer.graph import closure
 from airlock.transfer.options import NoProgress, PipelineOption, Progress
 from airlock.transfer.pipelining import FanOut, close_stream, counted
 from airlock.transfer.publish import ArtifactEntry, publish
+from airlock.transfer.retry import select_only
 
 log = logging.getLogger(__name__)
 
@@ -97,8 +98,10 @@ class Importer:
         concurrency: int,
         window_bytes: int,
         large_blob: int,
+        only: frozenset[str] | None = None,
     ) -> None:
         self.source = source
+        self.only = only  # --retry-failed: import these artifact references of the archive, and no other
         self.client = client
         self.keep_going = PipelineOption.CONTINUE_ON_ERRORS in options
         self.overwrite_tags = PipelineOption.OVERWRITE_TAGS in options
@@ -166,6 +169,7 @@ class Importer:
             )
         artifacts = [self._validated(a) for a in catalog.artifacts]
         _check_index(reader.index, artifacts)
+        artifacts = select_only(artifacts, self.only, self.source.display)  # the others' blobs are still verified
         manifest_sizes = {Digest.parse(m.digest): m.size for m in catalog.manifests}
         blob_sizes = {Digest.parse(b.digest): b.size for b in catalog.blobs}
         if set(manifest_sizes) & set(blob_sizes):
@@ -413,19 +417,22 @@ def import_archive(
     concurrency: int = 4,
     window_bytes: int = 8 * 1024 * 1024,
     large_blob: int = LARGE_BLOB,
+    only: frozenset[str] | None = None,
 ) -> ImportResult:
     """Import every artifact of the archive at ``source`` into ``client``'s registry.
 
     Without ContinueOnErrors the first failing artifact raises; with it, the others are imported
     and the failures reported in the result. DeleteSourceBlobOnSuccess deletes the source blob
     only when every artifact was imported. Blobs of ``large_blob`` bytes or more are read from
-    ``source`` by ranged reads of their own, up to ``concurrency`` transfers at once.
+    ``source`` by ranged reads of their own, up to ``concurrency`` transfers at once. With ``only``
+    (references of the catalog's artifacts) just those are imported; the archive is verified whole.
 
     Raises:
         BlobNotFound, StorageAuthError: the source blob cannot be read.
         ArchiveError, IntegrityError: the archive is malformed, hostile, truncated, or its content
             does not match its catalog — no tag is written — or its catalog does not match
             ``catalog_digest`` — nothing is uploaded.
+        UsageError: ``only`` names an artifact the archive does not hold (nothing is uploaded).
         TagConflict, RegistryError: an artifact failed (without ContinueOnErrors).
     """
     client.ping()
@@ -437,6 +444,7 @@ def import_archive(
         concurrency=concurrency,
         window_bytes=window_bytes,
         large_blob=large_blob,
+        only=only,
     )
     result = importer.run(catalog_digest)
     delete_source_on_success(importer, result)
