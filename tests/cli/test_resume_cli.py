@@ -244,3 +244,53 @@ def test_import_retry_failed_imports_only_the_failed_artifacts(
         wrong = cli("import", "--source", other, "--target-registry", target.url, "--retry-failed",
                     tmp_path / "first.json")  # fmt: skip
         assert "catalog digest mismatch" in wrong.only_error(1)
+
+
+def test_copy_interrupted_resumes_from_the_targets_length(tmp_path: Path, cli: Console, azurite: AzuriteServer) -> None:
+    # Azure reads in 4 MiB ranges: 9 MiB is the least that puts two whole ranges before a held third.
+    az.create_container(azurite, ACCOUNT, CONTAINER)
+    data = bytes(range(256)) * (9 * 4096) + b"tail"
+    az.upload_blob(azurite, ACCOUNT, CONTAINER, "big.bin", data)
+    (tmp_path / "r.sas").write_text("?" + az.container_sas(azurite, ACCOUNT, CONTAINER, permissions="r"))
+    url = az.container_url(azurite, ACCOUNT, CONTAINER)  # http://127.0.0.1:PORT/account/container
+    host = url.split("/")[2]
+    with FaultProxy(f"http://{host}") as via:  # the SAS signs the path, not the host
+        source = url.replace(host, via.host) + "/big.bin"
+        target = tmp_path / "big.bin"
+        partial = tmp_path / ".big.bin.airlock-partial"
+        copy = ["copy", source, target, "--source-sas-token-file", tmp_path / "r.sas"]
+        release = threading.Event()
+        via.add(Fault("GET", "/big.bin", skip=2, hold=release))  # the third range waits
+        two_ranges = 8 * 1024 * 1024
+        kill_when(cli.start(*copy), lambda: partial.exists() and partial.stat().st_size >= two_ranges, release,
+                  "two ranges staged")  # fmt: skip
+        assert not target.exists()
+        via.reset()
+        out = cli.ok(*copy, "--resume").json()
+        ranges = [r.headers.get("x-ms-range", "") for r in via.requests if r.method == "GET"]
+    assert out["resumed"] == {"bytes": two_ranges} and out["size"] == len(data)
+    assert ranges and all(int(r.removeprefix("bytes=").split("-")[0]) >= two_ranges for r in ranges), ranges
+    assert target.read_bytes() == data and not partial.exists()
+
+
+def test_copy_resume_checks_the_kept_bytes_and_refuses_a_staged_part_that_is_not_the_sources(
+    tmp_path: Path, cli: Console, source_registry: RegistryServer, image: PushedArtifact
+) -> None:
+    archive = tmp_path / "src.tar"
+    cli.ok("export", "--source-registry", source_registry.url, "-a", image.reference, "--target", archive)
+    data = archive.read_bytes()
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    target, partial = out_dir / "b.tar", out_dir / ".b.tar.airlock-partial"
+    partial.write_bytes(data[: len(data) // 2])  # what a copy killed half-way leaves
+    out = cli.ok("copy", archive, target, "--resume").json()
+    assert out["resumed"] == {"bytes": len(data) // 2} and out["verified"] is True
+    assert target.read_bytes() == data and sorted(p.name for p in out_dir.iterdir()) == ["b.tar"]
+
+    target.unlink()
+    flipped = bytearray(data[: len(data) // 2])
+    flipped[-100] ^= 0x01  # inside a layer: the staged part is not the source's
+    partial.write_bytes(bytes(flipped))
+    message = cli("copy", archive, target, "--resume").only_error(1)
+    assert "digest mismatch" in message and "nothing was written" in message, message
+    assert list(out_dir.iterdir()) == []  # the bad staged part is discarded too

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from airlock.errors import BlobExists, BlobNotFound, StorageAuthError, StorageError, UsageError
+from airlock.storage import partial_file
 from airlock.storage.base import TRANSFER_CATEGORY, Blob
 from airlock.storage.location import open_blob, parse_blob_uri
 from airlock.testing import azurite as az
@@ -308,7 +310,8 @@ def test_an_aborted_resumable_write_leaves_no_blob(make_blob: MakeBlob) -> None:
     assert blob.stat() is None
 
 
-def test_two_resumable_writers_of_one_file_are_kept_apart(tmp_path: Path) -> None:
+def test_two_resumable_writers_of_one_file_are_kept_apart(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(partial_file, "LOCK_WAIT", 0.3)  # how long the second one waits for the first
     blob = open_blob(parse_blob_uri((tmp_path / "busy.tar").as_uri()))
     first = blob.resumable_writer(overwrite=False, metadata={}, tag="", keep=0)
     try:
@@ -318,3 +321,18 @@ def test_two_resumable_writers_of_one_file_are_kept_apart(tmp_path: Path) -> Non
     finally:
         first.abort()
     assert blob.staged() is None and list(tmp_path.iterdir()) == []
+
+
+def test_a_writer_that_waited_for_another_ones_commit_never_touches_the_committed_file(tmp_path: Path) -> None:
+    target = tmp_path / "raced.tar"
+    blob = open_blob(parse_blob_uri(target.as_uri()))
+    first = blob.resumable_writer(overwrite=True, metadata={}, tag="", keep=0)
+    first.write(b"first")
+    committed = threading.Timer(0.2, first.commit)  # while the second one waits for the lock
+    committed.start()
+    second = blob.resumable_writer(overwrite=True, metadata={}, tag="", keep=0)
+    committed.join()
+    assert target.read_bytes() == b"first"  # the second locked a fresh staged file, not the committed inode
+    second.write(b"second")
+    second.commit()
+    assert target.read_bytes() == b"second" and blob.staged() is None

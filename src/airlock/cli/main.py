@@ -32,7 +32,7 @@ from airlock.cli.keyvault import keyvault_app
 from airlock.cli.process import tune_malloc
 from airlock.cli.progress import RichProgress, show_progress
 from airlock.cli.registries import acr_app
-from airlock.cli.resume import ResumeOpt, RetryFailedOpt, export_selection, import_selection
+from airlock.cli.resume import CopyResumeOpt, ResumeOpt, RetryFailedOpt, export_selection, import_selection
 from airlock.cli.server import configure, rest, serve
 from airlock.cli.storage import storage_app
 from airlock.cli.tokens import token_app
@@ -227,6 +227,12 @@ def export_cmd(
 
         airlock export --source-registry localhost:5000 -a samples/app:1.0 \\
             --target ./batch1.tar --query catalogDigest -o tsv
+
+        airlock export --source-registry localhost:5000 -a samples/app:1.0 \\
+            --target ./batch1.tar --resume
+
+        airlock export --source-registry localhost:5000 \\
+            --retry-failed batch1.json --target ./batch1-retry.tar
     """
     artifacts = export_selection(artifacts, retry_failed)
     registry_url = RegistryURL.parse(source_registry)
@@ -295,6 +301,9 @@ def import_cmd(
         airlock import --source https://dstacct.blob.core.windows.net/transfer/b.tar \\
             --sas-token-file import.sas --target-registry localhost:5001 \\
             --options OverwriteTags DeleteSourceBlobOnSuccess
+
+        airlock import --source /media/usb/batch1.tar \\
+            --target-registry localhost:5001 --retry-failed import1.json
     """
     expected = Digest.parse(catalog_digest) if catalog_digest else None
     only, expected = import_selection(retry_failed, expected)
@@ -328,6 +337,7 @@ def copy_cmd(
         str | None, typer.Option("--target-sas-token-file", help="SAS token file for the target.")
     ] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace the target blob if it exists.")] = False,
+    resume: CopyResumeOpt = False,
 ) -> dict[str, Any]:
     """Copy a transfer blob from any storage to any storage, streaming (no local copy).
 
@@ -342,12 +352,14 @@ def copy_cmd(
         airlock copy /media/usb/batch1.tar \\
             https://dstacct.blob.core.windows.net/transfer/batch1.tar \\
             --target-sas-token-file write.sas --overwrite
+
+        airlock copy /media/usb/batch1.tar ./batch1.tar --resume
     """
     src = _blob(source, _sas(source_sas_token_file, None, what="source"), "--source-sas-token-file")
     dst = _blob(target, _sas(target_sas_token_file, None, what="target"), "--target-sas-token-file")
     flags = {src.display: "--source-sas-token-file", dst.display: "--target-sas-token-file"}
     with _progress() as progress, _flag_hints(flags, overwrite="--overwrite"):
-        result = copy_blob(src, dst, overwrite=overwrite, progress=progress)
+        result = copy_blob(src, dst, overwrite=overwrite, progress=progress, resume=resume)
     if result.get("note"):
         common.hint(f"warning: {result['note']}")  # on stderr too: -o none and tables do not show it
     return result

@@ -229,15 +229,18 @@ class AzureBlob:
 
     def writer(self, *, overwrite: bool, metadata: dict[str, str]) -> AzureWriter:
         if not overwrite:
-            try:
-                exists = self.stat() is not None
-            except StorageAuthError:
-                # A write-only SAS (least privilege for a copy target) cannot read properties; the
-                # commit's If-None-Match: * still refuses to replace an existing blob.
-                exists = False
-            if exists:
-                raise BlobExists(f"blob {self.display} already exists", blob=self.display)
+            self._refuse_existing()
         return AzureWriter(self._client, self.display, overwrite=overwrite, metadata=metadata)
+
+    def _refuse_existing(self) -> None:
+        try:
+            exists = self.stat() is not None
+        except StorageAuthError:
+            # A write-only SAS (least privilege for a copy target) cannot read properties; the
+            # commit's If-None-Match: * still refuses to replace an existing blob.
+            exists = False
+        if exists:
+            raise BlobExists(f"blob {self.display} already exists", blob=self.display)
 
     def staged(self) -> Staged | None:
         runs = self._staged_runs()
@@ -278,8 +281,8 @@ class AzureBlob:
     def resumable_writer(
         self, *, overwrite: bool, metadata: dict[str, str], tag: str, keep: int
     ) -> AzureResumableWriter:
-        if not overwrite and self.stat() is not None:
-            raise BlobExists(f"blob {self.display} already exists", blob=self.display)
+        if not overwrite:
+            self._refuse_existing()
         kept: list[str] = []
         if keep:
             run = self._staged_runs().get(tag, [])

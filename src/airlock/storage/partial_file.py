@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from airlock.errors import BlobExists, StorageError
 from airlock.storage.base import BlobInfo
 
 PARTIAL_SUFFIX = ".airlock-partial"
+LOCK_WAIT = 10.0  # seconds a writer waits for another one's lock (a run being taken over stops within 1 s)
 
 
 def partial_path(path: Path) -> Path:
@@ -37,16 +39,7 @@ class PartialFileWriter:
         self.partial = partial_path(path)
         self.overwrite = overwrite
         self._done = False
-        try:
-            self._fd = os.open(self.partial, os.O_CREAT | os.O_RDWR, 0o644)
-        except OSError as exc:
-            raise StorageError(f"cannot write {path.as_uri()}: {exc.strerror}") from None
-        try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(self._fd)
-            self._done = True
-            raise StorageError(f"cannot write {path.as_uri()}: another airlock process is writing it now") from None
+        self._fd = self._locked()
         try:
             staged = os.fstat(self._fd).st_size
             if keep > staged:
@@ -60,6 +53,35 @@ class PartialFileWriter:
             self.suspend()
             raise
         self._size = keep
+
+    def _locked(self) -> int:
+        """A descriptor of the staged file, holding its lock: waits (up to ``LOCK_WAIT`` s) for
+        another writer to finish, and opens again when that one committed or discarded the file
+        meanwhile (the inode it locked is then the target's, or gone)."""
+        deadline = time.monotonic() + LOCK_WAIT
+        while True:
+            try:
+                fd = os.open(self.partial, os.O_CREAT | os.O_RDWR, 0o644)
+            except OSError as exc:
+                raise StorageError(f"cannot write {self.path.as_uri()}: {exc.strerror}") from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                if time.monotonic() >= deadline:
+                    raise StorageError(
+                        f"cannot write {self.path.as_uri()}: another airlock process is writing it now"
+                    ) from None
+                time.sleep(0.05)
+                continue
+            held = os.fstat(fd)
+            try:
+                named = os.stat(self.partial)
+            except FileNotFoundError:
+                named = None
+            if named is not None and (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino):
+                return fd
+            os.close(fd)  # locked an inode that is no longer the staged file: open it again
 
     def write(self, data: bytes | memoryview) -> None:
         view = memoryview(data)
