@@ -62,7 +62,8 @@ def blob_gets(proxy: FaultProxy) -> set[str]:
 def kill_when(killed: subprocess.Popen[str], ready: Callable[[], object], release: threading.Event, what: str) -> None:
     """SIGKILL ``killed`` once ``ready()`` is truthy (polled, 60 s at most), then let the held request go."""
     try:
-        wait_until(ready, timeout=60, what=what)
+        wait_until(lambda: ready() or killed.poll() is not None, timeout=60, what=what)
+        assert killed.poll() is None, f"it ended first, with {killed.returncode}: {killed.communicate()}"
         killed.send_signal(signal.SIGKILL)
         assert killed.wait(30) == -signal.SIGKILL
     finally:
@@ -260,8 +261,8 @@ def test_copy_interrupted_resumes_from_the_targets_length(tmp_path: Path, cli: C
         partial = tmp_path / ".big.bin.airlock-partial"
         copy = ["copy", source, target, "--source-sas-token-file", tmp_path / "r.sas"]
         release = threading.Event()
-        via.add(Fault("GET", "/big.bin", skip=2, hold=release))  # the third range waits
         two_ranges = 8 * 1024 * 1024
+        via.add(Fault("GET", "/big.bin", header=("x-ms-range", f"bytes={two_ranges}-"), hold=release))  # the third
         kill_when(cli.start(*copy), lambda: partial.exists() and partial.stat().st_size >= two_ranges, release,
                   "two ranges staged")  # fmt: skip
         assert not target.exists()
@@ -294,3 +295,23 @@ def test_copy_resume_checks_the_kept_bytes_and_refuses_a_staged_part_that_is_not
     message = cli("copy", archive, target, "--resume").only_error(1)
     assert "digest mismatch" in message and "nothing was written" in message, message
     assert list(out_dir.iterdir()) == []  # the bad staged part is discarded too
+
+
+def test_export_that_lost_its_registry_keeps_what_it_wrote_and_resume_fetches_only_the_rest(
+    tmp_path: Path, cli: Console, source_registry: RegistryServer, image: PushedArtifact, proxy: FaultProxy
+) -> None:
+    reference = tmp_path / "reference.tar"
+    cli.ok("export", "--source-registry", source_registry.url, "-a", image.reference, "--target", reference)
+    blobs = archive_blobs(reference)[1:]  # configs and layers, in archive order
+    lost = blobs[2][0]
+    proxy.add(Fault("GET", lost, times=1000, drop=True))  # the network is gone for this layer, retries and all
+    export = ["export", "--source-registry", proxy.url, "-a", image.reference, "--target", tmp_path / "n.tar"]
+    message = cli(*export).only_error(1)
+    assert lost in message and "cannot reach the registry" in message, message
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".n.tar.airlock-partial", "reference.tar"]
+
+    proxy.reset()
+    out = cli.ok(*export, "--resume").json()
+    assert out["resumed"]["blobs"] == 2
+    assert blob_gets(proxy) == {d for d, _ in blobs[2:]}
+    assert cli.ok("inspect", tmp_path / "n.tar", "--verify").json()["verified"] is True
