@@ -45,6 +45,16 @@ from urllib3.util.retry import Retry
 
 from airlock.errors import BlobExists, BlobNotFound, MissingCredential, StorageAuthError, StorageError
 from airlock.storage.base import BlobInfo, Staged
+from airlock.storage.block_ids import (
+    ID_LENGTH,
+    MARK_MIN,
+    MARKED_BLOCKS_MAX,
+    StagedBlock,
+    furthest,
+    kept_ids,
+    make_id,
+    staged_runs,
+)
 
 log = logging.getLogger(__name__)
 
@@ -53,12 +63,6 @@ MAX_BLOCKS = 50_000  # Azure's limit of blocks in one blob
 UPLOADS_IN_FLIGHT = 4  # measured on Azurite: 4 concurrent transfers ~1.4x one (local-services.md)
 RANGE_SIZE = 4 * 1024 * 1024  # 4 in flight: 16 MiB of read-ahead, enough to keep Azurite busy
 RANGES_IN_FLIGHT = 4
-# Every block id of a blob must have the same length (Azure's rule): both writers' ids have this one.
-ID_LENGTH = 58
-# A resumable write ends a block at a checkpoint (an archive member's end) once it holds this much,
-# while fewer than MARKED_BLOCKS_MAX blocks are used: at most half the blob's 50,000 blocks go to marks.
-MARK_MIN = 64 * 1024
-MARKED_BLOCKS_MAX = MAX_BLOCKS // 2
 _POOL = 64  # connections kept alive per blob client: reads, ranged reads and staged blocks in flight
 # The SDK's default waits 15 s, then longer; a dead endpoint should fail within seconds.
 RETRY = ExponentialRetry(initial_backoff=1, increment_base=2, retry_total=3)
@@ -243,37 +247,17 @@ class AzureBlob:
             raise BlobExists(f"blob {self.display} already exists", blob=self.display)
 
     def staged(self) -> Staged | None:
-        runs = self._staged_runs()
-        if not runs:
-            return None
-        # Several killed runs may have left blocks: the one that got furthest is the one to resume.
-        tag, blocks = max(runs.items(), key=lambda kv: _marks(kv[1])[-1][1] if _marks(kv[1]) else 0)
-        marks = _marks(blocks)
-        if not marks:
-            return None
-        return Staged(size=marks[-1][1], tag=tag, marks=tuple((label, end) for label, end, _ in marks))
+        return furthest(self._staged_runs())
 
-    def _staged_runs(self) -> dict[str, list[tuple[int, int | None, int, str]]]:
-        """Uncommitted blocks of resumable writes by tag: (seq, label, size, id), contiguous from 0."""
+    def _staged_runs(self) -> dict[str, list[StagedBlock]]:
+        """Uncommitted blocks of resumable writes by tag, contiguous from block 0."""
         try:
             _committed, uncommitted = self._client.get_block_list("uncommitted")
         except ResourceNotFoundError:
             return {}
         except (HttpResponseError, ServiceRequestError, ServiceResponseError) as exc:
             fail(exc, op="stat", display=self.display)
-        found: dict[str, dict[int, tuple[int, int | None, int, str]]] = {}
-        for block in uncommitted:
-            parsed = _parse_id(str(block.id))
-            if parsed is not None:
-                tag, seq, label = parsed
-                found.setdefault(tag, {})[seq] = (seq, label, int(block.size or 0), str(block.id))
-        runs: dict[str, list[tuple[int, int | None, int, str]]] = {}
-        for tag, by_seq in found.items():
-            run: list[tuple[int, int | None, int, str]] = []
-            while len(run) in by_seq:  # a block staged after one that never landed cannot be kept
-                run.append(by_seq[len(run)])
-            runs[tag] = run
-        return runs
+        return staged_runs((str(block.id), int(block.size or 0)) for block in uncommitted)
 
     def read_staged(self, offset: int, length: int) -> Iterator[bytes]:
         raise StorageError(f"{self.display}: uncommitted blocks cannot be read back")
@@ -283,13 +267,9 @@ class AzureBlob:
     ) -> AzureResumableWriter:
         if not overwrite:
             self._refuse_existing()
-        kept: list[str] = []
-        if keep:
-            run = self._staged_runs().get(tag, [])
-            counts = [n for _label, end, n in _marks(run) if end == keep]
-            if not counts:
-                raise StorageError(f"cannot resume {self.display}: no staged checkpoint ends at byte {keep}")
-            kept = [block_id for _seq, _label, _size, block_id in run[: counts[0]]]
+        kept = kept_ids(self._staged_runs().get(tag, []), keep) if keep else []
+        if kept is None:
+            raise StorageError(f"cannot resume {self.display}: no staged checkpoint ends at byte {keep}")
         return AzureResumableWriter(
             self._client, self.display, overwrite=overwrite, metadata=metadata, tag=tag, kept=kept, size=keep
         )
@@ -452,40 +432,10 @@ class AzureWriter:
             self._buffered = 0
 
 
-def _make_id(tag: str, seq: int, label: int | None) -> str:
-    """``r1-<tag>-<seq>-<label>``: the tag names the plan, ``label`` the member the block ends (or dashes)."""
-    mark = "-" * 8 if label is None else f"{label:08d}"
-    return f"r1-{tag:-<40}-{seq:05d}-{mark}"
-
-
-def _parse_id(block_id: str) -> tuple[str, int, int | None] | None:
-    parts = block_id.split("-")
-    if len(block_id) != ID_LENGTH or parts[0] != "r1" or not parts[1].isalnum():
-        return None
-    seq, mark = block_id[44:49], block_id[50:58]
-    if not seq.isdigit():
-        return None
-    return parts[1], int(seq), int(mark) if mark.isdigit() else None
-
-
-def _marks(blocks: list[tuple[int, int | None, int, str]]) -> list[tuple[int, int, int]]:
-    """(label, end offset, blocks up to it) of every marked block in a contiguous run."""
-    out: list[tuple[int, int, int]] = []
-    end = 0
-    for i, (_seq, label, size, _id) in enumerate(blocks):
-        end += size
-        if label is not None:
-            out.append((label, end, i + 1))
-    return out
-
-
 class AzureResumableWriter(AzureWriter):
-    """A staged-block write whose block ids say where a resume may continue (see
-    :class:`airlock.storage.base.ResumableWriter`): ``r1-<tag>-<seq>-<label>``, where a block
-    flushed at :meth:`mark` carries the member it ends. Uncommitted blocks last a week and can be
-    listed but not read, so a resuming run keeps the blocks up to the last mark that landed (all of
-    0..n present) and commits them with its own. The kept blocks were hashed by the run that wrote
-    them, so a resumed blob has no ``Content-MD5``.
+    """Staged blocks a later run may continue (:class:`airlock.storage.base.ResumableWriter`): ids
+    as :mod:`airlock.storage.block_ids` says; a block flushed at :meth:`mark` carries its label. A
+    resumed write commits the kept blocks with its own; it did not hash them, so no ``Content-MD5``.
     """
 
     def __init__(
@@ -508,7 +458,7 @@ class AzureResumableWriter(AzureWriter):
 
     def _block_id(self, seq: int) -> str:
         label, self._label = self._label, None
-        return _make_id(self._tag, seq, label)
+        return make_id(self._tag, seq, label)
 
     def mark(self, label: int) -> None:
         if self._buffered >= MARK_MIN and len(self._ids) < MARKED_BLOCKS_MAX:
