@@ -72,6 +72,19 @@ def kill_when(killed: subprocess.Popen[str], ready: Callable[[], object], releas
         killed.communicate()
 
 
+def target_for(request: pytest.FixtureRequest, tmp_path: Path, kind: str, name: str) -> tuple[str, Blob, list[str]]:
+    """An export target's URI, its Blob (to look at what is staged) and its SAS arguments."""
+    if kind == "file":
+        uri = (tmp_path / name).as_uri()
+        return uri, open_blob(parse_blob_uri(uri)), []
+    server: AzuriteServer = request.getfixturevalue("azurite")
+    az.create_container(server, ACCOUNT, CONTAINER)
+    token = az.container_sas(server, ACCOUNT, CONTAINER, permissions="racwl")
+    (tmp_path / "rw.sas").write_text("?" + token)
+    uri = f"{az.container_url(server, ACCOUNT, CONTAINER)}/{tmp_path.name}-{name}"
+    return uri, open_blob(parse_blob_uri(uri), sas_token=token), ["--sas-token-file", str(tmp_path / "rw.sas")]
+
+
 def staged_bytes(target: Blob) -> int:
     staged = target.staged()
     return staged.size if staged is not None else 0
@@ -94,18 +107,7 @@ def test_export_killed_then_resumed_fetches_only_what_was_missing(
     blobs = order[manifest_members:]
     held_digest, held_offset = blobs[3]  # the config and two layers are written; the third layer is held
 
-    sas: list[str] = []
-    if kind == "file":
-        uri = (tmp_path / "b.tar").as_uri()
-        target = open_blob(parse_blob_uri(uri))
-    else:
-        server: AzuriteServer = request.getfixturevalue("azurite")
-        az.create_container(server, ACCOUNT, CONTAINER)
-        token = az.container_sas(server, ACCOUNT, CONTAINER, permissions="racwl")
-        (tmp_path / "rw.sas").write_text("?" + token)
-        uri = f"{az.container_url(server, ACCOUNT, CONTAINER)}/b-{tmp_path.name}.tar"
-        target = open_blob(parse_blob_uri(uri), sas_token=token)
-        sas = ["--sas-token-file", str(tmp_path / "rw.sas")]
+    uri, target, sas = target_for(request, tmp_path, kind, "b.tar")
     release = threading.Event()
     proxy.add(Fault("GET", held_digest, hold=release))
     export = ["export", "--source-registry", proxy.url, "-a", image.reference.replace(source_registry.host, proxy.host)]
@@ -115,7 +117,7 @@ def test_export_killed_then_resumed_fetches_only_what_was_missing(
     )
     assert target.stat() is None  # nothing visible at the target
     if kind == "azure":
-        assert az.list_blob_names(server, ACCOUNT, CONTAINER) == []
+        assert az.list_blob_names(request.getfixturevalue("azurite"), ACCOUNT, CONTAINER, prefix=tmp_path.name) == []
 
     proxy.reset()
     out = cli.ok(*export, "--target", uri, *sas, "--resume").json()
@@ -131,23 +133,31 @@ def test_export_killed_then_resumed_fetches_only_what_was_missing(
         assert sorted(p.name for p in tmp_path.iterdir()) == ["b.tar", "reference.tar"]
 
 
+@pytest.mark.parametrize("kind", ["file", "azure"])
 def test_export_resume_refuses_what_was_staged_for_another_catalog(
-    tmp_path: Path, cli: Console, source_registry: RegistryServer, proxy: FaultProxy
-) -> None:
-    first = push_oci_image(source_registry.url, "resume/moving", "1.0", seed=131, layers=3, layer_size=8 * 1024)
+    request: pytest.FixtureRequest, tmp_path: Path, cli: Console, source_registry: RegistryServer, proxy: FaultProxy,
+    kind: str,
+) -> None:  # fmt: skip
+    repo = f"resume/moving-{kind}"
+    push_oci_image(source_registry.url, repo, "1.0", seed=131, layers=3, layer_size=96 * 1024)
+    reference = tmp_path / "reference.tar"
+    cli.ok("export", "--source-registry", source_registry.url, "-a", f"{repo}:1.0", "--target", reference)
+    last = archive_blobs(reference)[-1][0]
+    reference.unlink()
+    uri, target, sas = target_for(request, tmp_path, kind, "m.tar")
     release = threading.Event()
-    proxy.add(Fault("GET", first.blobs[-1][0], hold=release))
-    target = tmp_path / "m.tar"
-    export = ["export", "--source-registry", proxy.url, "-a", f"{proxy.host}/resume/moving:1.0", "--target", target]
-    partial = tmp_path / ".m.tar.airlock-partial"
-    kill_when(cli.start(*export), lambda: partial.exists() and partial.stat().st_size > 2048, release, "a staged part")
-    moved = push_oci_image(source_registry.url, "resume/moving", "1.0", seed=132, layers=3, layer_size=8 * 1024)
+    proxy.add(Fault("GET", last, hold=release))  # the config and two layers get written
+    export = ["export", "--source-registry", proxy.url, "-a", f"{repo}:1.0", "--target", uri, *sas]
+    kill_when(cli.start(*export), lambda: staged_bytes(target) > 2048, release, "a staged part")
+    moved = push_oci_image(source_registry.url, repo, "1.0", seed=132, layers=3, layer_size=96 * 1024)
     message = cli(*export, "--resume").only_error(1)
     assert "cannot resume the export to" in message and "a tag moved" in message, message
-    assert not target.exists()
+    assert target.stat() is None
     out = cli.ok(*export).json()  # without --resume it starts over, replacing what was staged
     assert out["artifactDetails"][0]["digest"] == moved.digest and "resumed" not in out
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.tar"]
+    assert target.staged() is None
+    if kind == "file":
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["m.tar"]
 
 
 def test_export_resume_with_nothing_staged_exports_it_all_and_says_so(
