@@ -34,7 +34,6 @@ from airlock.archive.format import (
     CatalogSource,
     archive_size,
 )
-from airlock.archive.writer import ArchiveWriter
 from airlock.errors import AirlockError, BlobExists, IntegrityError, NotFound, TransferFailed
 from airlock.oci.digest import Digest
 from airlock.oci.manifest import OCI_INDEX, Descriptor, Manifest
@@ -46,6 +45,7 @@ from airlock.transfer.graph import Closure, closure
 from airlock.transfer.options import NoProgress, PipelineOption, Progress
 from airlock.transfer.pipelining import close_stream, counted, ordered_fetch
 from airlock.transfer.platform_filter import filter_index, record_filter
+from airlock.transfer.resume import ResumingArchive, resume_point, settle
 from airlock.transfer.selection import Platform, PlatformIndexMode
 
 log = logging.getLogger(__name__)
@@ -66,6 +66,7 @@ class ExportResult:
     blobs: int = 0  # blobs (configs and layers) written into the archive, for the metrics
     delta: dict[str, object] | None = None  # a delta's report (transfer.delta.report)
     dry_run: bool = False
+    resumed: dict[str, int] | None = None  # with resume: what was kept from the staged run (bytes, members, blobs)
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -83,6 +84,7 @@ class ExportResult:
             ],
             "failedArtifacts": self.failures,
             **({"delta": self.delta} if self.delta is not None else {}),
+            **({"resumed": self.resumed} if self.resumed is not None else {}),
         }
 
 
@@ -116,6 +118,7 @@ def export_artifacts(
     platforms: Mapping[ArtifactReference, Sequence[Platform]] | None = None,
     platform_index: PlatformIndexMode = "keep",
     dry_run: bool = False,
+    resume: bool = False,
 ) -> ExportResult:
     """Export ``artifacts`` from ``client``'s registry into ``target``.
 
@@ -123,6 +126,9 @@ def export_artifacts(
     (absent or empty: all); ``platform_index`` says whether such an index travels as it is or
     rewritten (:mod:`airlock.transfer.platform_filter`). ``dry_run`` resolves and checks everything
     and returns what would be exported (``catalog_digest`` None, ``size`` 0) without writing.
+
+    The archive is staged resumably: with ``resume`` the export continues what an interrupted one
+    staged for the same catalog, fetching only the blobs it lacks (see :mod:`airlock.transfer.resume`).
 
     Without ContinueOnErrors the first failing artifact raises; with it, failed artifacts are left
     out of the archive and reported in ``failures`` (if all fail, nothing is written). With
@@ -132,6 +138,7 @@ def export_artifacts(
     Raises:
         BlobExists: the target exists and OverwriteBlobs is not set (checked before any transfer).
         TransferFailed: every artifact failed (with ContinueOnErrors) — nothing was written.
+        ResumeConflict: ``resume``, and what is staged was written for another catalog.
         RegistryError, IntegrityError, StorageError: the first failure, without ContinueOnErrors.
     """
     progress = progress or NoProgress()
@@ -189,14 +196,18 @@ def export_artifacts(
     )
     if delta is not None:
         _as_delta(catalog, delta, every, resolved, left_out)
-    catalog_bytes = catalog.to_bytes()
+    point = resume_point(target, catalog, resume=resume)  # resuming: the staged run's catalog (its createdAt)
+    catalog_bytes = point.catalog_bytes
     # The catalogDigest: a Merkle root over every member (see archive.format), known before any blob moves.
     digest = Digest.of(catalog_bytes)
 
     total = sum(d.size for d, _ in blobs.values()) + sum(m.size for m in manifests.values())
     progress.begin(total, f"export → {target.display}")
-    writer = target.writer(overwrite=overwrite, metadata=dict(TRANSFER_CATEGORY))
-    archive = ArchiveWriter(writer.write)
+    writer = target.resumable_writer(
+        overwrite=overwrite, metadata=dict(TRANSFER_CATEGORY), tag=point.tag, keep=point.keep
+    )
+    archive = ResumingArchive(writer, point)  # passes over the members the resume keeps
+    kept = point.blobs
     try:
         archive.add_bytes(CATALOG_NAME, catalog_bytes)
         archive.add_bytes(LAYOUT_NAME, LAYOUT_BYTES)
@@ -213,13 +224,19 @@ def export_artifacts(
         # Each artifact is reported once its last blob (in archive order) is written.
         done_after = _last_blob_positions(resolved, ordered_blobs)
         _report_done(progress, done_after.pop(-1, []))
+        for i, (d, (desc, _repo)) in enumerate(ordered_blobs[:kept]):  # kept: neither fetched nor written again
+            archive.add_stream(BLOB_PREFIX + d.hex, desc.size, ())
+            progress.advance(desc.size)
+            _report_done(progress, done_after.pop(i, []))
         streams = ordered_fetch(
-            [source(repo, desc) for _, (desc, repo) in ordered_blobs],
+            [source(repo, desc) for _, (desc, repo) in ordered_blobs[kept:]],
             workers=concurrency,
             window=window_bytes,
         )
         try:
-            for i, ((d, (desc, _repo)), chunks) in enumerate(zip(ordered_blobs, streams, strict=True)):
+            for i, ((d, (desc, _repo)), chunks) in enumerate(
+                zip(ordered_blobs[kept:], streams, strict=True), start=kept
+            ):
                 archive.add_stream(BLOB_PREFIX + d.hex, desc.size, counted(chunks, progress))
                 if i in done_after:
                     _report_done(progress, done_after[i])
@@ -230,8 +247,8 @@ def export_artifacts(
             writer.commit()
         except BlobExists as exc:  # another writer got there first: the same way out as up front
             raise BlobExists(f"{exc}{_OVERWRITE_HINT}", blob=exc.blob) from None
-    except BaseException:
-        writer.abort()
+    except BaseException as exc:
+        settle(writer, exc)  # keeps what is staged for a resume when the source failed
         raise
     log.info("exported %d artifacts to %s (%d bytes, %s)", len(resolved), target.display, archive.size, digest)
     sizes = {r.entry.reference: r.closure.size for r in resolved}
@@ -244,6 +261,7 @@ def export_artifacts(
         sizes,
         blobs=len(ordered_blobs),
         delta=report(catalog.delta, archive.size) if catalog.delta is not None else None,
+        resumed=point.to_json() if resume else None,
     )
 
 
