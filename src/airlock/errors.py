@@ -191,6 +191,10 @@ class AccessDenied(AirlockError):
     """The API caller's token lacks the role the operation needs."""
 
 
+class ResumeConflict(AirlockError):
+    """``--resume`` found staged data written for another plan (catalog), so it cannot continue it."""
+
+
 class TransferFailed(AirlockError):
     """Some artifacts failed. ``failures`` maps each failed reference to its error message ({} when
     unknown, as for one rebuilt from the API's envelope)."""

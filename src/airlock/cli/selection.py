@@ -23,7 +23,8 @@ RepositoryOpt = Annotated[
     ),
 ]
 TagsOpt = Annotated[
-    str | None, typer.Option("--tags", help="With --repository: only tags this regular expression matches in full.")
+    str | None,
+    typer.Option("--tags", help="With --repository: only tags this regular expression (RE2 syntax) matches in full."),
 ]
 SemverOpt = Annotated[
     str | None,

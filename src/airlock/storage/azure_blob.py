@@ -6,12 +6,12 @@ Azure Stack serve them. Credential: a SAS token, or an Azure ``TokenCredential``
 ``DefaultAzureCredential``) when no SAS is given.
 
 Writes stage blocks in parallel and commit the block list at the end, with ``Content-MD5`` of the
-whole blob and the caller's metadata; uncommitted blocks are never visible.
+whole blob and the caller's metadata; uncommitted blocks are never visible. Resumable writes name
+their blocks so that a later run can continue after them (:class:`AzureResumableWriter`).
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import hashlib
 import logging
@@ -44,7 +44,17 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from airlock.errors import BlobExists, BlobNotFound, MissingCredential, StorageAuthError, StorageError
-from airlock.storage.base import BlobInfo
+from airlock.storage.base import BlobInfo, Staged
+from airlock.storage.block_ids import (
+    ID_LENGTH,
+    MARK_MIN,
+    MARKED_BLOCKS_MAX,
+    StagedBlock,
+    furthest,
+    kept_ids,
+    make_id,
+    staged_runs,
+)
 
 log = logging.getLogger(__name__)
 
@@ -224,20 +234,51 @@ class AzureBlob:
 
     def writer(self, *, overwrite: bool, metadata: dict[str, str]) -> AzureWriter:
         if not overwrite:
-            try:
-                exists = self.stat() is not None
-            except StorageAuthError:
-                # A write-only SAS (least privilege for a copy target) cannot read properties; the
-                # commit's If-None-Match: * still refuses to replace an existing blob.
-                exists = False
-            if exists:
-                raise BlobExists(f"blob {self.display} already exists", blob=self.display)
+            self._refuse_existing()
         return AzureWriter(self._client, self.display, overwrite=overwrite, metadata=metadata)
 
     def suffixed(self, suffix: str) -> AzureBlob:
         account_url, container, blob, sas_token, credential = self._where
         return AzureBlob(
             account_url=account_url, container=container, blob=blob + suffix, sas_token=sas_token, credential=credential
+        )
+
+    def _refuse_existing(self) -> None:
+        try:
+            exists = self.stat() is not None
+        except StorageAuthError:
+            # A write-only SAS (least privilege for a copy target) cannot read properties; the
+            # commit's If-None-Match: * still refuses to replace an existing blob.
+            exists = False
+        if exists:
+            raise BlobExists(f"blob {self.display} already exists", blob=self.display)
+
+    def staged(self) -> Staged | None:
+        return furthest(self._staged_runs())
+
+    def _staged_runs(self) -> dict[str, list[StagedBlock]]:
+        """Uncommitted blocks of resumable writes by tag, contiguous from block 0."""
+        try:
+            _committed, uncommitted = self._client.get_block_list("uncommitted")
+        except ResourceNotFoundError:
+            return {}
+        except (HttpResponseError, ServiceRequestError, ServiceResponseError) as exc:
+            fail(exc, op="stat", display=self.display)
+        return staged_runs((str(block.id), int(block.size or 0)) for block in uncommitted)
+
+    def read_staged(self, offset: int, length: int) -> Iterator[bytes]:
+        raise StorageError(f"{self.display}: uncommitted blocks cannot be read back")
+
+    def resumable_writer(
+        self, *, overwrite: bool, metadata: dict[str, str], tag: str, keep: int
+    ) -> AzureResumableWriter:
+        if not overwrite:
+            self._refuse_existing()
+        kept = kept_ids(self._staged_runs().get(tag, []), keep) if keep else []
+        if kept is None:
+            raise StorageError(f"cannot resume {self.display}: no staged checkpoint ends at byte {keep}")
+        return AzureResumableWriter(
+            self._client, self.display, overwrite=overwrite, metadata=metadata, tag=tag, kept=kept, size=keep
         )
 
     def delete(self, *, if_match: str | None = None) -> None:
@@ -297,6 +338,7 @@ class AzureWriter:
         self._md5_pending: deque[Future[None]] = deque()
         self._lock = threading.Lock()
         self._done = False
+        self._hash_all = True  # False when the blob begins with blocks this writer did not hash
 
     def write(self, data: bytes | memoryview) -> None:
         self._size += len(data)
@@ -315,6 +357,9 @@ class AzureWriter:
             if self._buffered == BLOCK_SIZE:
                 self._flush()
 
+    def _block_id(self, seq: int) -> str:
+        return f"{self._prefix}-{seq:08d}".ljust(ID_LENGTH, "-")  # the SDK sends it base64-encoded
+
     def _flush(self) -> None:
         block = b"".join(self._parts)
         self._parts = []
@@ -324,7 +369,7 @@ class AzureWriter:
     def _stage(self, block: bytes) -> None:
         if len(self._ids) >= MAX_BLOCKS:
             raise StorageError(f"write {self._display}: more than {MAX_BLOCKS} blocks; the archive is too large")
-        block_id = base64.b64encode(f"{self._prefix}-{len(self._ids):08d}".encode()).decode()
+        block_id = self._block_id(len(self._ids))
         self._ids.append(block_id)
         while len(self._inflight) >= UPLOADS_IN_FLIGHT:
             self._inflight.popleft().result()
@@ -349,12 +394,14 @@ class AzureWriter:
             kw: dict[str, Any] = {}
             if not self._overwrite:
                 kw = {"match_condition": MatchConditions.IfMissing}
-            md5 = self._md5.digest()
+            md5: bytes | None = self._md5.digest() if self._hash_all else None
             with _mapped("commit", self._display):
                 try:
                     result = self._client.commit_block_list(
                         [BlobBlock(block_id=i) for i in self._ids],
-                        content_settings=ContentSettings(content_type="application/x-tar", content_md5=bytearray(md5)),
+                        content_settings=ContentSettings(
+                            content_type="application/x-tar", content_md5=bytearray(md5) if md5 else None
+                        ),
                         metadata=self._metadata,
                         **kw,
                     )
@@ -390,6 +437,43 @@ class AzureWriter:
             self._md5_pool.shutdown(wait=True, cancel_futures=True)
             self._parts = []
             self._buffered = 0
+
+
+class AzureResumableWriter(AzureWriter):
+    """Staged blocks a later run may continue (:class:`airlock.storage.base.ResumableWriter`): ids
+    as :mod:`airlock.storage.block_ids` says; a block flushed at :meth:`mark` carries its label. A
+    resumed write commits the kept blocks with its own; it did not hash them, so no ``Content-MD5``.
+    """
+
+    def __init__(
+        self,
+        client: BlobClient,
+        display: str,
+        *,
+        overwrite: bool,
+        metadata: dict[str, str],
+        tag: str,
+        kept: list[str],
+        size: int,
+    ) -> None:
+        super().__init__(client, display, overwrite=overwrite, metadata=metadata)
+        self._tag = tag
+        self._ids = list(kept)
+        self._size = size
+        self._hash_all = not kept
+        self._label: int | None = None
+
+    def _block_id(self, seq: int) -> str:
+        label, self._label = self._label, None
+        return make_id(self._tag, seq, label)
+
+    def mark(self, label: int) -> None:
+        if self._buffered >= MARK_MIN and len(self._ids) < MARKED_BLOCKS_MAX:
+            self._label = label
+            self._flush()
+
+    def suspend(self) -> None:
+        self.abort()  # uncommitted blocks stay either way; a resume lists them
 
 
 class AzureContainer:

@@ -43,6 +43,46 @@ class BlobWriter(Protocol):
     def abort(self) -> None: ...
 
 
+@dataclass(frozen=True)
+class Staged:
+    """What an unfinished resumable write (killed, or stopped with :meth:`ResumableWriter.suspend`)
+    left staged for a blob: never visible at the blob's URI, and never listed.
+
+    ``size`` bytes can be kept. ``tag`` is the tag that write was started with (what the engine
+    needs to know the plan it was writing); ``marks`` are the ``(label, end offset)`` of the
+    checkpoints that survived, in order, the last one ending at ``size``. A backend whose staged
+    bytes can be read back (``readable``: a local file) keeps neither tag nor marks: its reader
+    verifies the bytes themselves, and every byte of ``size`` may be kept once verified.
+    """
+
+    size: int
+    tag: str = ""
+    marks: tuple[tuple[int, int], ...] = ()
+    readable: bool = False
+
+
+class ResumableWriter(BlobWriter, Protocol):
+    """A staged write that a later one may continue (:meth:`Blob.resumable_writer`).
+
+    ``abort`` discards the staged data, as for every writer (Azure cannot delete uncommitted
+    blocks: they stay invisible until the service drops them, and :meth:`Blob.staged` may still
+    report them, which is harmless: a block is marked only once what it ends was written whole);
+    ``suspend`` keeps it for a resume.
+    """
+
+    def mark(self, label: int) -> None:
+        """Checkpoint: the bytes written so far end a unit (an archive member) that ``label`` names.
+
+        A resuming write may continue after the last mark that reached the storage. Raises what
+        ``write`` raises (a mark may flush buffered bytes)."""
+        ...
+
+    def suspend(self) -> None:
+        """Stop, keeping what was staged (up to the last mark) for a resume. Idempotent; after it,
+        ``abort`` does nothing."""
+        ...
+
+
 class Blob(Protocol):
     """One blob in some storage. ``display`` is its URI without credentials, for messages."""
 
@@ -73,6 +113,34 @@ class Blob(Protocol):
         """The blob whose name is this one's followed by ``suffix`` (a later volume of a bundle:
         ``batch1.tar`` → ``batch1.tar.002``), in the same directory or container, reached with the
         same credential. It need not exist."""
+        ...
+
+    def staged(self) -> Staged | None:
+        """What an unfinished resumable write left for this blob, or None when nothing is staged.
+
+        Raises:
+            StorageAuthError: the credential cannot read the staged state (Azure: read permission).
+        """
+        ...
+
+    def read_staged(self, offset: int, length: int) -> Iterator[bytes]:
+        """Stream ``length`` staged bytes from ``offset`` (only when :meth:`staged` says ``readable``).
+
+        Raises:
+            StorageError: nothing staged, fewer bytes staged, or this backend cannot read them back.
+        """
+        ...
+
+    def resumable_writer(self, *, overwrite: bool, metadata: dict[str, str], tag: str, keep: int) -> ResumableWriter:
+        """Start a staged write that continues after the first ``keep`` staged bytes (0: start over,
+        discarding anything staged). ``keep`` must be a staged ``size`` or mark offset that
+        :meth:`staged` reported; ``tag`` (at most 40 ASCII letters and digits) is kept with the
+        staged data so that :meth:`staged` can name it. One resumable writer per blob at a time.
+
+        Raises:
+            BlobExists: as :meth:`writer`. StorageError: ``keep`` is more than is staged, or another
+            writer is writing this blob's staged data now.
+        """
         ...
 
     def delete(self, *, if_match: str | None = None) -> None:

@@ -1,8 +1,12 @@
 """``file:///abs/path`` blobs on a local filesystem.
 
 Staging uses an anonymous ``O_TMPFILE`` inode in the target directory, linked into place on
-commit, so a process killed mid-export leaves nothing behind at all. Where the filesystem lacks
+commit, so a process killed mid-write leaves nothing behind at all. Where the filesystem lacks
 ``O_TMPFILE`` a hidden ``.name.airlock-partial-*`` file is used instead.
+
+Resumable writes (exports, copies) stage in a hidden file of a fixed name beside the target,
+``.name.airlock-partial`` (see :mod:`airlock.storage.partial_file`), so that a later run can find
+what a killed one wrote; it is never listed, and it carries no metadata.
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from airlock.errors import BlobExists, BlobNotFound, StorageError, UsageError
-from airlock.storage.base import BlobInfo
+from airlock.storage.base import BlobInfo, Staged
+from airlock.storage.partial_file import PartialFileWriter, partial_path
 
 _READ = 1024 * 1024  # bounded-window pipelines count bytes; 1 MiB keeps reads cheap and windows fine-grained
 
@@ -95,6 +100,29 @@ class FileBlob:
 
     def suffixed(self, suffix: str) -> FileBlob:
         return FileBlob(self.path.with_name(self.path.name + suffix))
+
+    def staged(self) -> Staged | None:
+        try:
+            return Staged(size=partial_path(self.path).stat().st_size, readable=True)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StorageError(f"cannot stat the staged part of {self.display}: {exc.strerror}") from None
+
+    def read_staged(self, offset: int, length: int) -> Iterator[bytes]:
+        partial = FileBlob(partial_path(self.path))
+        try:
+            return partial.read(offset, length)
+        except BlobNotFound:
+            raise StorageError(f"nothing is staged for {self.display}") from None
+
+    def resumable_writer(self, *, overwrite: bool, metadata: dict[str, str], tag: str, keep: int) -> PartialFileWriter:
+        del metadata, tag  # a plain file has no place for them; the staged bytes are read back instead
+        if not overwrite and self.path.exists():
+            raise BlobExists(f"blob {self.display} already exists", blob=self.display)
+        if not self.path.parent.is_dir():
+            raise BlobNotFound(f"cannot write {self.display}: directory {self.path.parent} does not exist")
+        return PartialFileWriter(self.path, overwrite=overwrite, keep=keep)
 
     def delete(self, *, if_match: str | None = None) -> None:
         if if_match is not None:

@@ -78,7 +78,7 @@ class Console:
     env: dict[str, str] = field(default_factory=dict)
     cwd: Path | None = None
 
-    def __call__(self, *args: str | Path, stdin: str | None = None, timeout: float = 120.0) -> Result:
+    def _env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(_DROPPED_PREFIXES) and k not in _DROPPED}
         env.update(
             HOME=str(self.home),
@@ -89,6 +89,21 @@ class Console:
             PYTHONPYCACHEPREFIX=str(Path(tempfile.gettempdir()) / f"airlock-test-pycache-{os.getuid()}"),
         )
         env.update(self.env)
+        return env
+
+    def start(self, *args: str | Path) -> subprocess.Popen[str]:
+        """``airlock ARGS`` started in the background (to kill it mid-way); its output is captured."""
+        return subprocess.Popen(
+            [str(AIRLOCK), *map(str, args)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=self._env(),
+            cwd=self.cwd or self.home,
+        )
+
+    def __call__(self, *args: str | Path, stdin: str | None = None, timeout: float = 120.0) -> Result:
         start = time.monotonic()
         done = subprocess.run(
             [str(AIRLOCK), *map(str, args)],
@@ -96,7 +111,7 @@ class Console:
             stdin=None if stdin is not None else subprocess.DEVNULL,
             capture_output=True,
             text=True,
-            env=env,
+            env=self._env(),
             cwd=self.cwd or self.home,
             timeout=timeout,
             check=False,

@@ -8,7 +8,9 @@ limited number of times:
 * ``drop``: close the connection without answering;
 * ``transform``: forward, then replace the response body by ``transform(body)``;
 * ``cut_after``: forward, announce the full ``Content-Length`` but send only that many body bytes,
-  then close the connection.
+  then close the connection;
+* ``hold``: wait until this event is set (at most 120 s) before going on, e.g. to keep a process
+  mid-transfer while a test kills it.
 
 ``paginate_tags`` makes ``GET …/tags/list?n=N[&last=T]`` spec-compliant (distribution 2.8 ignores ``n``):
 the proxy reads the full list upstream and serves pages of N with a ``Link: <…>; rel="next"`` header.
@@ -52,6 +54,7 @@ class Fault:
     """A fault for requests whose method is ``method`` and whose path contains ``path``.
 
     The first ``skip`` matching requests pass untouched; the next ``times`` ones get the fault.
+    With ``header`` (a lower-case name, a substring) only requests whose header holds it match.
     """
 
     method: str
@@ -63,6 +66,8 @@ class Fault:
     drop: bool = False
     transform: Callable[[bytes], bytes] | None = None
     cut_after: int | None = None
+    hold: threading.Event | None = None
+    header: tuple[str, str] | None = None
     hits: int = 0
     skipped: int = 0
 
@@ -123,8 +128,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.close_connection = True
         body = self._read_body()
         headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP | {"content-length"}}
-        fault = owner._take(self.command, self.path)
         seen_headers = {k.lower(): v for k, v in self.headers.items()}
+        fault = owner._take(self.command, self.path, seen_headers)
+        if fault is not None and fault.hold is not None:
+            fault.hold.wait(120)
         if fault is not None and fault.drop:
             owner._record(Seen(self.command, self.path, seen_headers, 0))
             return
@@ -246,10 +253,12 @@ class FaultProxy:
             self.errors.clear()
             self.paginate_tags = False
 
-    def _take(self, method: str, path: str) -> Fault | None:
+    def _take(self, method: str, path: str, headers: dict[str, str]) -> Fault | None:
         with self._lock:
             for fault in self._faults:
                 if fault.method != method or fault.path not in path or fault.hits >= fault.times:
+                    continue
+                if fault.header is not None and fault.header[1] not in headers.get(fault.header[0], ""):
                     continue
                 if fault.skipped < fault.skip:
                     fault.skipped += 1

@@ -35,7 +35,7 @@ from airlock.archive.format import (
     archive_size,
 )
 from airlock.archive.writer import ArchiveWriter
-from airlock.errors import AirlockError, BlobExists, IntegrityError, NotFound, TransferFailed
+from airlock.errors import AirlockError, BlobExists, IntegrityError, NotFound, TransferFailed, UsageError
 from airlock.oci.digest import Digest
 from airlock.oci.manifest import OCI_INDEX, Descriptor, Manifest
 from airlock.oci.reference import ArtifactReference
@@ -46,6 +46,7 @@ from airlock.transfer.graph import Closure, closure
 from airlock.transfer.options import NoProgress, PipelineOption, Progress
 from airlock.transfer.pipelining import close_stream, counted, ordered_fetch
 from airlock.transfer.platform_filter import filter_index, record_filter
+from airlock.transfer.resume import ResumingArchive, resume_point, settle
 from airlock.transfer.selection import Platform, PlatformIndexMode
 from airlock.transfer.volume_export import needs_volumes, write_volumes
 
@@ -67,6 +68,7 @@ class ExportResult:
     blobs: int = 0  # blobs (configs and layers) written into the archive, for the metrics
     delta: dict[str, object] | None = None  # a delta's report (transfer.delta.report)
     dry_run: bool = False
+    resumed: dict[str, int] | None = None  # with resume: what was kept from the staged run (bytes, members, blobs)
     volumes: list[dict[str, object]] | None = None  # with a volume size: every volume (transfer.volume_export)
 
     def to_json(self) -> dict[str, object]:
@@ -85,6 +87,7 @@ class ExportResult:
             ],
             "failedArtifacts": self.failures,
             **({"delta": self.delta} if self.delta is not None else {}),
+            **({"resumed": self.resumed} if self.resumed is not None else {}),
             **({"volumes": self.volumes} if self.volumes is not None else {}),
         }
 
@@ -119,6 +122,7 @@ def export_artifacts(
     platforms: Mapping[ArtifactReference, Sequence[Platform]] | None = None,
     platform_index: PlatformIndexMode = "keep",
     dry_run: bool = False,
+    resume: bool = False,
     volume_size: int | None = None,
 ) -> ExportResult:
     """Export ``artifacts`` from ``client``'s registry into ``target``.
@@ -128,17 +132,22 @@ def export_artifacts(
     rewritten (:mod:`airlock.transfer.platform_filter`). ``dry_run`` resolves and checks everything
     and returns what would be exported (``catalog_digest`` None, ``size`` 0) without writing.
 
+    The archive is staged resumably: with ``resume`` the export continues what an interrupted one
+    staged for the same catalog, fetching only the blobs it lacks (see :mod:`airlock.transfer.resume`).
+
     Without ContinueOnErrors the first failing artifact raises; with it, failed artifacts are left
     out of the archive and reported in ``failures`` (if all fail, nothing is written). With
     IncludeReferrers each artifact's referrers (signatures, SBOMs, ...) travel with it. With
     ``delta``, what its receipt says the target holds is left out (see :mod:`airlock.transfer.delta`).
     With ``volume_size``, an archive larger than that is written as a multi-volume bundle
-    (:mod:`airlock.transfer.volume_export`) and the result lists every volume.
+    (:mod:`airlock.transfer.volume_export`; not resumable) and the result lists every volume.
 
     Raises:
         BlobExists: the target (or a volume) exists and OverwriteBlobs is not set (checked before any transfer).
-        UsageError: ``volume_size`` cannot hold the bundle's first volume (before anything is written).
+        UsageError: ``volume_size`` cannot hold the bundle's first volume, or ``resume`` with a bundle
+            (before anything is written).
         TransferFailed: every artifact failed (with ContinueOnErrors) — nothing was written.
+        ResumeConflict: ``resume``, and what is staged was written for another catalog.
         RegistryError, IntegrityError, StorageError: the first failure, without ContinueOnErrors.
     """
     progress = progress or NoProgress()
@@ -196,12 +205,7 @@ def export_artifacts(
     )
     if delta is not None:
         _as_delta(catalog, delta, every, resolved, left_out)
-    catalog_bytes = catalog.to_bytes()
-    # The catalogDigest: a Merkle root over every member (see archive.format), known before any blob moves.
-    digest = Digest.of(catalog_bytes)
-
     total = sum(d.size for d, _ in blobs.values()) + sum(m.size for m in manifests.values())
-    progress.begin(total, f"export → {target.display}")
 
     def write_head(archive: ArchiveWriter, catalog_bytes: bytes) -> None:
         archive.add_bytes(CATALOG_NAME, catalog_bytes)
@@ -213,67 +217,87 @@ def export_artifacts(
             archive.add_bytes(BLOB_PREFIX + d.hex, m.raw)
             progress.advance(m.size)
 
-    def write_blobs(archive: ArchiveWriter) -> None:
+    def write_blobs(archive: ArchiveWriter, kept: int = 0) -> None:
         def source(repo: str, desc: Descriptor) -> Callable[[], Iterable[bytes]]:
             return lambda: client.iter_blob(repo, desc)
 
         # Each artifact is reported once its last blob (in archive order) is written.
         done_after = _last_blob_positions(resolved, ordered_blobs)
         _report_done(progress, done_after.pop(-1, []))
+        for i, (d, (desc, _repo)) in enumerate(ordered_blobs[:kept]):  # kept: neither fetched nor written again
+            archive.add_stream(BLOB_PREFIX + d.hex, desc.size, ())
+            progress.advance(desc.size)
+            _report_done(progress, done_after.pop(i, []))
         streams = ordered_fetch(
-            [source(repo, desc) for _, (desc, repo) in ordered_blobs],
+            [source(repo, desc) for _, (desc, repo) in ordered_blobs[kept:]],
             workers=concurrency,
             window=window_bytes,
         )
         try:
-            for i, ((d, (desc, _repo)), chunks) in enumerate(zip(ordered_blobs, streams, strict=True)):
+            for i, ((d, (desc, _repo)), chunks) in enumerate(
+                zip(ordered_blobs[kept:], streams, strict=True), start=kept
+            ):
                 archive.add_stream(BLOB_PREFIX + d.hex, desc.size, counted(chunks, progress))
                 if i in done_after:
                     _report_done(progress, done_after[i])
         finally:
             close_stream(streams)
 
-    volumes: list[dict[str, object]] | None = None
-    if volume_size is not None and needs_volumes(catalog, catalog_bytes, volume_size):
+    if volume_size is not None and needs_volumes(catalog, catalog.to_bytes(), volume_size):
         # Several volumes: see transfer.volume_export (later volumes first, the head last).
+        if resume:
+            raise UsageError(f"export to {target.display}: a multi-volume export cannot be resumed; export it again")
+        progress.begin(total, f"export → {target.display}")
         bundle = write_volumes(
-            target,
-            catalog,
-            volume_size=volume_size,
-            overwrite=overwrite,
-            write_head=write_head,
+            target, catalog, volume_size=volume_size, overwrite=overwrite, write_head=write_head,
             write_blobs=write_blobs,
+        )  # fmt: skip
+        log.info("exported %d artifacts to %s in %d volumes", len(resolved), target.display, len(bundle.volumes))
+        return ExportResult(
+            target.display,
+            bundle.catalog_digest,
+            bundle.size,
+            [r.entry for r in resolved],
+            failures,
+            {r.entry.reference: r.closure.size for r in resolved},
+            blobs=len(ordered_blobs),
+            delta=report(catalog.delta, bundle.size) if catalog.delta is not None else None,
+            volumes=bundle.volumes,
         )
-        digest, size, volumes = bundle.catalog_digest, bundle.size, bundle.volumes
-    else:
-        writer = target.writer(overwrite=overwrite, metadata=dict(TRANSFER_CATEGORY))
-        archive = ArchiveWriter(writer.write)
+    point = resume_point(target, catalog, resume=resume)  # resuming: the staged run's catalog (its createdAt)
+    catalog_bytes = point.catalog_bytes
+    # The catalogDigest: a Merkle root over every member (see archive.format), known before any blob moves.
+    digest = Digest.of(catalog_bytes)
+
+    progress.begin(total, f"export → {target.display}")
+    writer = target.resumable_writer(
+        overwrite=overwrite, metadata=dict(TRANSFER_CATEGORY), tag=point.tag, keep=point.keep
+    )
+    archive = ResumingArchive(writer, point)  # passes over the members the resume keeps
+    try:
+        write_head(archive, catalog_bytes)
+        write_blobs(archive, point.blobs)
+        archive.close()
         try:
-            write_head(archive, catalog_bytes)
-            write_blobs(archive)
-            archive.close()
-            try:
-                writer.commit()
-            except BlobExists as exc:  # another writer got there first: the same way out as up front
-                raise BlobExists(f"{exc}{_OVERWRITE_HINT}", blob=exc.blob) from None
-        except BaseException:
-            writer.abort()
-            raise
-        size = archive.size
-        if volume_size is not None:
-            volumes = [{"index": 1, "uri": target.display, "size": size}]
-    log.info("exported %d artifacts to %s (%d bytes, %s)", len(resolved), target.display, size, digest)
+            writer.commit()
+        except BlobExists as exc:  # another writer got there first: the same way out as up front
+            raise BlobExists(f"{exc}{_OVERWRITE_HINT}", blob=exc.blob) from None
+    except BaseException as exc:
+        settle(writer, exc)  # keeps what is staged for a resume when the source failed
+        raise
+    log.info("exported %d artifacts to %s (%d bytes, %s)", len(resolved), target.display, archive.size, digest)
     sizes = {r.entry.reference: r.closure.size for r in resolved}
     return ExportResult(
         target.display,
         digest,
-        size,
+        archive.size,
         [r.entry for r in resolved],
         failures,
         sizes,
         blobs=len(ordered_blobs),
-        delta=report(catalog.delta, size) if catalog.delta is not None else None,
-        volumes=volumes,
+        delta=report(catalog.delta, archive.size) if catalog.delta is not None else None,
+        resumed=point.to_json() if resume else None,
+        volumes=None if volume_size is None else [{"index": 1, "uri": target.display, "size": archive.size}],
     )
 
 

@@ -43,6 +43,7 @@ from airlock.transfer.pipelining import FanOut, close_stream, counted
 from airlock.transfer.platform_filter import omitted_of
 from airlock.transfer.publish import ArtifactEntry, publish
 from airlock.transfer.rename import RenameMap
+from airlock.transfer.retry import select_only
 from airlock.transfer.volume_source import diagnosing, open_bundle
 
 log = logging.getLogger(__name__)
@@ -104,9 +105,11 @@ class Importer:
         window_bytes: int,
         large_blob: int,
         rename: RenameMap | None = None,
+        only: frozenset[str] | None = None,
     ) -> None:
         self.source = source
         self.rename = rename or RenameMap()
+        self.only = only  # --retry-failed: import these artifact references of the archive, and no other
         self.client = client
         self.keep_going = PipelineOption.CONTINUE_ON_ERRORS in options
         self.overwrite_tags = PipelineOption.OVERWRITE_TAGS in options
@@ -177,6 +180,8 @@ class Importer:
         for art in artifacts:  # index.json names the source's repositories; the target's may differ
             art.entry = self.rename.entry(art.entry)
         unchanged = unchanged_references(catalog.delta, self.rename) if catalog.delta else []
+        # The result's failures name the target's references (renamed), as --retry-failed reads them.
+        artifacts = select_only(artifacts, self.only, self.source.display)  # the others' blobs are still verified
         manifest_sizes = {Digest.parse(m.digest): m.size for m in catalog.manifests}
         blob_sizes = {Digest.parse(b.digest): b.size for b in catalog.blobs}
         # A delta's left-out blobs: expected in the target, not in the archive (transfer.delta).
@@ -438,6 +443,7 @@ def import_archive(
     window_bytes: int = 8 * 1024 * 1024,
     large_blob: int = LARGE_BLOB,
     rename: RenameMap | None = None,
+    only: frozenset[str] | None = None,
 ) -> ImportResult:
     """Import every artifact of the archive at ``source`` into ``client``'s registry.
 
@@ -445,7 +451,9 @@ def import_archive(
     and the failures reported in the result. DeleteSourceBlobOnSuccess deletes the source blob
     only when every artifact was imported. Blobs of ``large_blob`` bytes or more are read from
     ``source`` by ranged reads of their own, up to ``concurrency`` transfers at once. ``rename``
-    moves artifacts to other repositories (see :mod:`airlock.transfer.rename`).
+    moves artifacts to other repositories (see :mod:`airlock.transfer.rename`). With ``only``
+    (references of the catalog's artifacts, after ``rename``) just those are imported; the archive
+    is verified whole.
 
     Raises:
         BlobNotFound, StorageAuthError: the source blob (or a volume of its bundle) cannot be read.
@@ -454,6 +462,7 @@ def import_archive(
         ArchiveError, IntegrityError: the archive is malformed, hostile, truncated, or its content
             does not match its catalog — no tag is written — or its catalog does not match
             ``catalog_digest`` — nothing is uploaded.
+        UsageError: ``only`` names an artifact the archive does not hold (nothing is uploaded).
         TagConflict, RegistryError: an artifact failed (without ContinueOnErrors).
     """
     client.ping()
@@ -467,6 +476,7 @@ def import_archive(
         window_bytes=window_bytes,
         large_blob=large_blob,
         rename=rename,
+        only=only,
     )
     with diagnosing(source, outcome="; no tag was written"):  # a bundle's content failure names its volume
         result = importer.run(catalog_digest)

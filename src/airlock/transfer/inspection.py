@@ -12,6 +12,7 @@ from airlock.archive.sniff import sniff
 from airlock.errors import ArchiveError, BlobNotFound, IntegrityError
 from airlock.oci.digest import Digest, Verifier
 from airlock.storage.base import TRANSFER_CATEGORY, Blob, BlobInfo
+from airlock.transfer.copy_resume import CopyStart, check_resumable, copy_start, resumed_bytes, settle_copy
 from airlock.transfer.delta import report as delta_report
 from airlock.transfer.options import NoProgress, Progress
 from airlock.transfer.pipelining import close_stream, counted
@@ -24,7 +25,7 @@ _SNIFF_HEAD = 64 * 1024
 
 
 def copy_blob(
-    source: Blob, target: Blob, *, overwrite: bool = False, progress: Progress | None = None
+    source: Blob, target: Blob, *, overwrite: bool = False, progress: Progress | None = None, resume: bool = False
 ) -> dict[str, Any]:
     """Stream ``source`` to ``target`` (any storage to any storage), staged as every write is.
 
@@ -35,9 +36,12 @@ def copy_blob(
     Any other blob (it does not begin with an airlock catalog) is copied as it is, unverified,
     with a ``note`` saying what it looks like; an empty one is refused. When the source has a Content-MD5 the bytes are
     checked against it as well. The copy keeps the source's metadata and marks an airlock archive
-    ``category=acr-transfer-blob`` even if a previous copy tool stripped it. The first volume of a
-    multi-volume bundle copies every volume to the names beside ``target`` (``volumes`` in the
-    result), verified the same way, committing nothing before all is verified and the head last.
+    ``category=acr-transfer-blob`` even if a previous copy tool stripped it. With ``resume`` it
+    continues what an interrupted copy staged, checked as a whole all the same (see
+    :mod:`airlock.transfer.copy_resume`); the result then says how many bytes were ``resumed``.
+    The first volume of a multi-volume bundle copies every volume to the names beside ``target``
+    (``volumes`` in the result), verified the same way, committing nothing before all is verified
+    and the head last (not resumable: a resumed bundle copy starts over).
 
     Raises:
         BlobNotFound, BlobExists, StorageAuthError, StorageError, IntegrityError, ArchiveError.
@@ -51,29 +55,37 @@ def copy_blob(
     if info.size == 0:
         # Nothing a transfer could need, and most often a failed export or copy upstream.
         raise ArchiveError(f"source blob {source.display} is empty (0 bytes): nothing was copied")
-    raw = source.read()
+    start = copy_start(source, target, info, resume=resume)
+    raw = resumed_bytes(source, target, start)
     try:
         with diagnosing(source, outcome="; nothing was written"):
-            result = _copy(source, target, raw, info, overwrite, progress)
+            result = _copy(source, target, raw, info, overwrite, progress, start)
     finally:
         close_stream(raw)
     if isinstance(target, BundleTarget):
         result["volumes"] = target.volumes_json()
     elif not result["isTransferArchive"] and (note := volume_note(source)):
         result["note"] = note
-    return result
+    return {**result, "resumed": {"bytes": start.keep}} if resume else result
 
 
 def _copy(
-    source: Blob, target: Blob, raw: Iterator[bytes], info: BlobInfo, overwrite: bool, progress: Progress
+    source: Blob,
+    target: Blob,
+    raw: Iterator[bytes],
+    info: BlobInfo,
+    overwrite: bool,
+    progress: Progress,
+    start: CopyStart,
 ) -> dict[str, Any]:
     first, chunks = _peek(raw, _SNIFF_HEAD)
     is_archive = is_airlock_head(first[:BLOCK])
+    check_resumable(source, info, start, is_archive=is_archive)
     metadata = dict(info.metadata)
     if is_archive:
         metadata.update(TRANSFER_CATEGORY)
     progress.begin(info.size, f"copy → {target.display}")
-    writer = target.writer(overwrite=overwrite, metadata=metadata)
+    writer = target.resumable_writer(overwrite=overwrite, metadata=metadata, tag=start.tag, keep=start.keep)
     md5 = hashlib.md5()
     size = 0
 
@@ -83,8 +95,10 @@ def _copy(
         nonlocal size
         for chunk in chunks:
             md5.update(chunk)
+            if size + len(chunk) > start.keep:  # the kept bytes are checked, not written again
+                writer.write(chunk[max(0, start.keep - size) :])
+                writer.mark(0)
             size += len(chunk)
-            writer.write(chunk)
             progress.advance(len(chunk))
             yield chunk
 
@@ -111,8 +125,8 @@ def _copy(
         if info.content_md5 and md5.digest() != info.content_md5:
             raise IntegrityError(f"copy of {source.display}: content does not match the blob's Content-MD5")
         written: BlobInfo = writer.commit()
-    except BaseException:
-        writer.abort()
+    except BaseException as exc:
+        settle_copy(writer, exc)  # a transient failure keeps what is staged, for --resume
         raise
     finally:
         stream.close()

@@ -61,6 +61,7 @@ def import_blob(
     concurrency: int = 4,
     window_bytes: int = 8 * 1024 * 1024,
     rename: RenameMap | None = None,
+    only: frozenset[str] | None = None,
 ) -> ImportResult:
     """Import an airlock transfer blob (see :func:`import_archive`) or an OCI layout tar written by
     another tool (see the module docstring); any other blob is refused, saying what it looks like.
@@ -91,7 +92,10 @@ def import_blob(
             concurrency=concurrency,
             window_bytes=window_bytes,
             rename=rename,
+            only=only,
         )
+    if only is not None:
+        raise UsageError(f"--retry-failed takes airlock archives only: {source.display} is not one")
     sniffed = sniff(lambda offset, n: _read(source, offset, min(n, info.size - offset)) if offset < info.size else b"")
     if sniffed.kind != OCI_LAYOUT or lone_volume_hint(source.display):  # a later volume may begin with a tar header
         raise not_a_transfer_blob(source.display, sniffed)

@@ -29,8 +29,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Protocol
 
+import re2
 import semver
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -43,6 +44,13 @@ MAX_SELECTION_FILE = 4 * 1024 * 1024
 MAX_RULE_ENTRIES = 10_000  # the catalog's own limit on artifacts (archive.format.MAX_ARTIFACTS)
 
 PlatformIndexMode = Literal["keep", "rewrite"]
+
+
+class TagPattern(Protocol):
+    """A compiled ``--tags`` pattern (an RE2 one)."""
+
+    def fullmatch(self, text: str) -> object | None: ...
+
 
 _PLATFORM_RE = re.compile(r"^([a-z0-9_.-]+)/([a-z0-9_.-]+)(?:/([a-z0-9_.-]+))?\Z")
 _GLOB_CHARS = frozenset("*?[")
@@ -242,9 +250,9 @@ class RepositoryRule(_Rules):
     def _tags(cls, v: str | None) -> str | None:
         if v is not None:
             try:
-                re.compile(v)
-            except re.error as exc:
-                raise ValueError(f"not a regular expression ({exc})") from None
+                re2.compile(v)
+            except re2.error as exc:
+                raise ValueError(f"not an RE2 regular expression ({exc})") from None
         return v
 
     @field_validator("semver")
@@ -263,8 +271,11 @@ class RepositoryRule(_Rules):
         return _valid_platforms(v)
 
     @cached_property
-    def tag_regex(self) -> re.Pattern[str] | None:
-        return re.compile(self.tags) if self.tags is not None else None
+    def tag_regex(self) -> TagPattern | None:
+        # RE2 (Go's regexp syntax, as regclient's and Zarf's filters): linear time, so a pattern from
+        # an API request (a Contributor's selection) cannot stall a worker by backtracking.
+        pattern: TagPattern | None = re2.compile(self.tags) if self.tags is not None else None
+        return pattern
 
     @cached_property
     def semver_range(self) -> SemverRange | None:

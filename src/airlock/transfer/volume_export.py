@@ -31,7 +31,7 @@ from airlock.archive.volumes import (
 from airlock.archive.writer import ArchiveWriter
 from airlock.errors import ArchiveError, BlobExists, BlobNotFound, StorageError, UsageError
 from airlock.oci.digest import Digest
-from airlock.storage.base import TRANSFER_CATEGORY, Blob, BlobInfo, BlobWriter
+from airlock.storage.base import TRANSFER_CATEGORY, Blob, BlobInfo, BlobWriter, Staged
 from airlock.transfer.volume_source import Bundle
 
 _OVERWRITE_HINT = " (use the OverwriteBlobs option to replace it)"
@@ -102,6 +102,13 @@ class SplitWriter:
         for i in sorted(self._open, key=lambda i: (i == 0, i)):
             self._commit(i)
         return BlobInfo(size=sum(self._sizes), metadata=dict(self._metadata[0]))
+
+    def mark(self, label: int) -> None:
+        """A checkpoint (:class:`~airlock.storage.base.ResumableWriter`): volumes are not resumable, so none."""
+
+    def suspend(self) -> None:
+        """Nothing of a bundle is kept for a resume: the same as :meth:`abort`."""
+        self.abort()
 
     def abort(self) -> None:
         for writer in self._open.values():
@@ -265,6 +272,18 @@ class BundleTarget:
             with contextlib.suppress(BlobNotFound):
                 blob.delete()
         self.target.delete(if_match=if_match)
+
+    def staged(self) -> Staged | None:
+        return None  # a bundle's copy is not resumable: nothing is ever kept for one
+
+    def read_staged(self, offset: int, length: int) -> Iterator[bytes]:
+        raise StorageError(f"nothing is staged for bundle target {self.display}", blob=self.display)
+
+    def resumable_writer(self, *, overwrite: bool, metadata: dict[str, str], tag: str, keep: int) -> SplitWriter:
+        """:meth:`writer` (``keep`` must be 0: :meth:`staged` never offers more)."""
+        if keep:
+            raise StorageError(f"a copy to bundle target {self.display} cannot be resumed", blob=self.display)
+        return self.writer(overwrite=overwrite, metadata=metadata)
 
     def writer(self, *, overwrite: bool, metadata: dict[str, str]) -> SplitWriter:
         """A deferred :class:`SplitWriter` over every target volume (the head gets ``metadata`` too).

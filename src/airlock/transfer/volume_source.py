@@ -22,7 +22,7 @@ from airlock.archive.format import BLOCK
 from airlock.archive.reader import catalog_span, parse_catalog
 from airlock.archive.volumes import VolumeSpec, parse_volume_name, volume_suffix, volume_table
 from airlock.errors import ArchiveError, BlobNotFound, IntegrityError, StorageError
-from airlock.storage.base import Blob, BlobInfo, BlobWriter
+from airlock.storage.base import Blob, BlobInfo, BlobWriter, ResumableWriter, Staged
 from airlock.transfer.pipelining import close_stream
 
 _RESEND = "send that volume again"
@@ -137,6 +137,15 @@ class Bundle:
         return None
 
     def writer(self, *, overwrite: bool, metadata: dict[str, str]) -> BlobWriter:
+        raise StorageError(f"bundle {self.display} is read-only here", blob=self.display)
+
+    def staged(self) -> Staged | None:
+        return None  # a bundle is read here, never written
+
+    def read_staged(self, offset: int, length: int) -> Iterator[bytes]:
+        raise StorageError(f"nothing is staged for bundle {self.display}", blob=self.display)
+
+    def resumable_writer(self, *, overwrite: bool, metadata: dict[str, str], tag: str, keep: int) -> ResumableWriter:
         raise StorageError(f"bundle {self.display} is read-only here", blob=self.display)
 
     def suffixed(self, suffix: str) -> Blob:

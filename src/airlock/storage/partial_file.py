@@ -1,0 +1,139 @@
+"""The resumable staged write of a local file: a hidden ``.name.airlock-partial`` beside the target.
+
+The name is fixed so that a run after a killed one finds the bytes it wrote; an exclusive
+``flock`` on it keeps two writers apart (the kernel drops the lock of a killed process). Commit
+links it into place (``os.link`` when not overwriting: atomic create-if-absent), as the
+``O_TMPFILE`` writer of :mod:`airlock.storage.filesystem` does with its anonymous inode.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from airlock.errors import BlobExists, StorageError
+from airlock.storage.base import BlobInfo
+
+PARTIAL_SUFFIX = ".airlock-partial"
+LOCK_WAIT = 10.0  # seconds a writer waits for another one's lock (a run being taken over stops within 1 s)
+
+
+def partial_path(path: Path) -> Path:
+    """Where a resumable write of ``path`` stages: hidden, so containers never list it."""
+    return path.with_name(f".{path.name}{PARTIAL_SUFFIX}")
+
+
+class PartialFileWriter:
+    """See :class:`airlock.storage.base.ResumableWriter`. Continues after the first ``keep`` bytes
+    of the staged file (truncating whatever follows them); ``keep=0`` starts it over.
+
+    Raises (at construction):
+        StorageError: another writer holds the staged file, or it is shorter than ``keep``.
+    """
+
+    def __init__(self, path: Path, *, overwrite: bool, keep: int) -> None:
+        self.path = path
+        self.partial = partial_path(path)
+        self.overwrite = overwrite
+        self._done = False
+        self._fd = self._locked()
+        try:
+            staged = os.fstat(self._fd).st_size
+            if keep > staged:
+                raise StorageError(f"cannot resume {path.as_uri()}: {keep} bytes to keep, {staged} staged")
+            os.ftruncate(self._fd, keep)
+            os.lseek(self._fd, keep, os.SEEK_SET)
+        except OSError as exc:
+            self.abort()
+            raise StorageError(f"cannot write {path.as_uri()}: {exc.strerror}") from None
+        except StorageError:
+            self.suspend()
+            raise
+        self._size = keep
+
+    def _locked(self) -> int:
+        """A descriptor of the staged file, holding its lock: waits (up to ``LOCK_WAIT`` s) for
+        another writer to finish, and opens again when that one committed or discarded the file
+        meanwhile (the inode it locked is then the target's, or gone)."""
+        deadline = time.monotonic() + LOCK_WAIT
+        while True:
+            try:
+                fd = os.open(self.partial, os.O_CREAT | os.O_RDWR, 0o644)
+            except OSError as exc:
+                raise StorageError(f"cannot write {self.path.as_uri()}: {exc.strerror}") from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                if time.monotonic() >= deadline:
+                    raise StorageError(
+                        f"cannot write {self.path.as_uri()}: another airlock process is writing it now"
+                    ) from None
+                time.sleep(0.05)
+                continue
+            held = os.fstat(fd)
+            try:
+                named = os.stat(self.partial)
+            except FileNotFoundError:
+                named = None
+            if named is not None and (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino):
+                return fd
+            os.close(fd)  # locked an inode that is no longer the staged file: open it again
+
+    def write(self, data: bytes | memoryview) -> None:
+        view = memoryview(data)
+        try:
+            while view:
+                n = os.write(self._fd, view)
+                view = view[n:]
+        except OSError as exc:
+            raise StorageError(f"writing {self.path.as_uri()} failed: {exc.strerror}") from None
+        self._size += len(data)
+
+    def mark(self, label: int) -> None:
+        del label  # the staged bytes are read back and verified by a resuming run: nothing to keep
+
+    def commit(self) -> BlobInfo:
+        try:
+            os.fsync(self._fd)
+            if self.overwrite:
+                os.replace(self.partial, self.path)
+            else:
+                os.link(self.partial, self.path)  # atomic "create if absent"
+                os.unlink(self.partial)
+        except FileExistsError:
+            self.abort()
+            raise BlobExists(
+                f"blob {self.path.as_uri()} was created by someone else while this one was written",
+                blob=self.path.as_uri(),
+            ) from None
+        except OSError as exc:
+            self.abort()
+            raise StorageError(f"cannot commit {self.path.as_uri()}: {exc.strerror}") from None
+        self.suspend()  # the staged name is gone: nothing left to discard
+        dir_fd = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)  # the new directory entry survives a crash too
+        finally:
+            os.close(dir_fd)
+        return BlobInfo(size=self._size, last_modified=datetime.now(UTC))
+
+    def abort(self) -> None:
+        if self._done:
+            return
+        self._done = True
+        try:
+            # Unlinked while the lock is held, so no other writer can have opened it meanwhile.
+            os.unlink(self.partial)
+        except FileNotFoundError:
+            pass
+        finally:
+            os.close(self._fd)
+
+    def suspend(self) -> None:
+        if not self._done:
+            self._done = True
+            os.close(self._fd)
