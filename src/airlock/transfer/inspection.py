@@ -47,8 +47,6 @@ def copy_blob(
         BlobNotFound, BlobExists, StorageAuthError, StorageError, IntegrityError, ArchiveError.
     """
     progress = progress or NoProgress()
-    source = open_bundle(source)  # the first volume of a bundle: every volume is copied, verified
-    target = copy_target(source, target)
     info = source.stat()
     if info is None:
         raise BlobNotFound(f"source blob {source.display} does not exist")
@@ -56,6 +54,12 @@ def copy_blob(
         # Nothing a transfer could need, and most often a failed export or copy upstream.
         raise ArchiveError(f"source blob {source.display} is empty (0 bytes): nothing was copied")
     start = copy_start(source, target, info, resume=resume)
+    if not start.keep:  # a bundle's copy stages nothing to resume: only a copy from the start may be one
+        source = open_bundle(source)  # the first volume of a bundle: every volume is copied, verified
+        if isinstance(source, Bundle):
+            target = copy_target(source, target)
+            info = source.stat() or info
+            start = copy_start(source, target, info, resume=resume)
     raw = resumed_bytes(source, target, start)
     try:
         with diagnosing(source, outcome="; nothing was written"):
