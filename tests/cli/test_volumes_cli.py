@@ -229,6 +229,8 @@ def test_volume_size_too_small_or_not_a_size_is_a_usage_error(
     assert "at least 65536" in message, message
     message = cli(*export, "--volume-size", "lots").only_error(2)
     assert "expected a size such as 4GiB, 700MB or 512KiB" in message, message
+    message = cli(*export, "--volume-size", "64KiB", "--resume").only_error(2)
+    assert "a multi-volume export cannot be resumed" in message, message
     assert list(tmp_path.iterdir()) == []
     # An archive that fits in one volume is one ordinary blob, listed as the only volume.
     out = cli(*export, "--volume-size", "4GiB").json()
