@@ -118,6 +118,8 @@ def _check_values(path: list[str], args: list[str]) -> None:
     for flag, value in zip(args, [*args[1:], ""], strict=True):
         if flag in ("-g", "--resource-group"):
             check_resource_group(value)
+        elif flag == "--registry" and path[0] == "inventory":  # a registry URL there, not an ACR name
+            RegistryURL.parse(value)
         elif flag in _NAME_FLAGS or (flag in ("-n", "--name") and path[0] == "acr"):
             check_name(value, f"{' '.join(path)} {flag}")
         elif flag in ("-c", "--storage-container-uri"):

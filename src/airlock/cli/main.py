@@ -8,65 +8,37 @@ operational failures, 2 for usage errors, 130 when interrupted. Never a tracebac
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import sys
-from collections.abc import Iterator
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.text import Text
 
 from airlock import __version__
-from airlock.cli import common, results, sync
-from airlock.cli import selection as sel
+from airlock.cli import common, results, sync, transfer
 from airlock.cli.argv import expand_multi, fill_optional_booleans, hoist_global_args
 from airlock.cli.arm import set_subscription
-from airlock.cli.common import REGISTRY_SCHEME_RULE
 from airlock.cli.db import db_app
+from airlock.cli.endpoints import console
 from airlock.cli.helptext import polish as polish_help
 from airlock.cli.identities import identity_app
-from airlock.cli.kernel import Reply, command
+from airlock.cli.kernel import command
 from airlock.cli.keyvault import keyvault_app
 from airlock.cli.process import tune_malloc
-from airlock.cli.progress import RichProgress, show_progress
 from airlock.cli.registries import acr_app
-from airlock.cli.resume import CopyResumeOpt, ResumeOpt, RetryFailedOpt, import_selection, retried_artifacts
 from airlock.cli.server import configure, rest, serve
 from airlock.cli.storage import storage_app
 from airlock.cli.tokens import token_app
-from airlock.cli.volumes import VolumeSizeOpt, volume_size
 from airlock.cli.worker import worker
 from airlock.errors import (
     AirlockError,
-    BlobExists,
-    MissingCredential,
-    SecretError,
-    TransferFailed,
     UsageError,
 )
 from airlock.observability import logs
 from airlock.observability.redaction import redact
-from airlock.oci.digest import Digest
-from airlock.oci.reference import RegistryURL, validate_repository
-from airlock.registry.client import RegistryClient
-from airlock.registry.credentials import Credentials
-from airlock.secrets.store import normalize_sas, read_secret_file
-from airlock.storage.base import Blob
-from airlock.storage.location import open_blob, parse_blob_uri
-from airlock.transfer.export import export_artifacts
-from airlock.transfer.inspection import copy_blob, inspect_archive
-from airlock.transfer.layout_import import import_blob
-from airlock.transfer.options import (
-    EXPORT_OPTIONS,
-    IMPORT_OPTIONS,
-    NoProgress,
-    PipelineOption,
-    Progress,
-    parse_options,
-)
 
 app = typer.Typer(
     rich_markup_mode=None,
@@ -87,348 +59,12 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-SasFileOpt = Annotated[
-    str | None,
-    typer.Option("--sas-token-file", help="File holding the storage SAS token (with or without the leading '?')."),
-]
-SecretUriOpt = Annotated[
-    str | None, typer.Option("--secret-uri", "-s", help="Key-vault secret URI holding the SAS token.")
-]
-UserOpt = Annotated[
-    str | None, typer.Option("--username", "-u", help="Registry username; the password is read from stdin.")
-]
-PasswordStdinOpt = Annotated[
-    bool, typer.Option("--password-stdin", help="Read the registry password from stdin (with --username).")
-]
-ConcurrencyOpt = Annotated[int, typer.Option("--concurrency", min=1, max=64, help="Blobs transferred at once.")]
+# -- the transfer commands (the engine, with no server) --
 
-
-def _console() -> Console:
-    return Console(stderr=True)
-
-
-@contextlib.contextmanager
-def _progress() -> Iterator[Progress]:
-    if show_progress():
-        with RichProgress(_console()) as p:
-            yield p
-    else:
-        yield NoProgress()
-
-
-def _sas(sas_file: str | None, secret_uri: str | None, *, what: str) -> str | None:
-    if sas_file and secret_uri:
-        raise UsageError(f"{what}: give --sas-token-file or --secret-uri, not both")
-    if sas_file:
-        return normalize_sas(read_secret_file(sas_file, what=f"{what} SAS token"))
-    if secret_uri:
-        from airlock.wiring import user_secret_resolver
-
-        return normalize_sas(user_secret_resolver().get(secret_uri, principal=None, what=f"{what} SAS token"))
-    return None
-
-
-def _blob(uri: str, sas: str | None, flag: str) -> Blob:
-    """The blob at ``uri``; ``flag`` is the option that gives its SAS token (named if one is needed)."""
-    with _flag_hints({"": flag}):
-        return open_blob(parse_blob_uri(uri), sas_token=sas)
-
-
-@contextlib.contextmanager
-def _flag_hints(credentials: dict[str, str], overwrite: str | None = None) -> Iterator[None]:
-    """Name this command's own flags in storage errors: the adapters cannot know them.
-
-    ``credentials`` maps a blob's display URI to the flag that gives its SAS token; ``overwrite`` is
-    the flag that replaces an existing target.
-    """
-    try:
-        yield
-    except MissingCredential as exc:
-        flag = credentials.get(exc.blob) or " or ".join(dict.fromkeys(credentials.values()))
-        raise UsageError(f"{exc}: give {flag}") from None
-    except BlobExists as exc:
-        if overwrite is None:
-            raise
-        raise BlobExists(f"{exc} (use {overwrite} to replace it)", blob=exc.blob) from None
-
-
-def _registry(url: str, username: str | None, password_stdin: bool, concurrency: int) -> RegistryClient:
-    creds: Credentials | None = None
-    if password_stdin and not username:
-        raise UsageError("--password-stdin needs --username")
-    if username:
-        if not password_stdin:
-            raise UsageError("--username needs --password-stdin (passwords are never taken as arguments)")
-        password = sys.stdin.readline().rstrip("\r\n")
-        if not password:
-            raise SecretError("--password-stdin: no password on standard input")
-        creds = Credentials(username=username, password=password)
-    # A few more connections than workers: HEADs, mounts and token requests run beside the streams.
-    return RegistryClient(RegistryURL.parse(url), credentials=creds, max_connections=concurrency + 4)
-
-
-def _failures(failures: dict[str, str], what: str) -> TransferFailed | None:
-    """After a partial success (ContinueOnErrors) the result is printed, then this fails the command."""
-    if not failures:
-        return None
-    detail = "; ".join(f"{ref}: {msg}" for ref, msg in failures.items())
-    return TransferFailed(f"{len(failures)} artifact(s) {what}: {detail}", failures=failures)
-
-
-# -o table shows a result's artifacts, digests shortened; the catalogDigest is said in full on stderr.
-@command(app, "export", table=results.export_rows, note=results.catalog_note)
-def export_cmd(
-    source_registry: Annotated[
-        str,
-        typer.Option(
-            "--source-registry",
-            help=f"Registry URL, e.g. https://myregistry.example.com or http://127.0.0.1:5000. {REGISTRY_SCHEME_RULE}",
-        ),
-    ],
-    target: Annotated[str, typer.Option("--target", help="Blob URI to write: file:///… or https://…/container/blob.")],
-    artifacts: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--artifacts",
-            "-a",
-            help="Space-separated artifacts: repo (= repo:latest), repo:tag or repo@sha256:…, optionally "
-            "prefixed with the source registry's host[:port] (HOST/repo:tag).",
-        ),
-    ] = None,
-    repository: sel.RepositoryOpt = None,
-    tags: sel.TagsOpt = None,
-    semver_range: sel.SemverOpt = None,
-    keep: sel.KeepOpt = None,
-    platform: sel.PlatformOpt = None,
-    platform_index: sel.PlatformIndexOpt = None,
-    selection: sel.SelectionOpt = None,
-    dry_run: sel.DryRunOpt = False,
-    sas_token_file: SasFileOpt = None,
-    secret_uri: SecretUriOpt = None,
-    options: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--options",
-            "-z",
-            help="Space-separated: OverwriteBlobs (replace an existing target), ContinueOnErrors (leave failing "
-            "artifacts out, exit 1 after writing the rest), IncludeReferrers (same as --include-referrers).",
-        ),
-    ] = None,
-    include_referrers: Annotated[
-        bool,
-        typer.Option(
-            "--include-referrers", help="Also export signatures, SBOMs and other referrers (= -z IncludeReferrers)."
-        ),
-    ] = False,
-    username: UserOpt = None,
-    password_stdin: PasswordStdinOpt = False,
-    concurrency: ConcurrencyOpt = 4,
-    delta_from: sync.DeltaFromOpt = None,
-    resume: ResumeOpt = False,
-    retry_failed: RetryFailedOpt = None,
-    volume_size_text: VolumeSizeOpt = None,
-) -> Reply:
-    """Export artifacts from a registry into one transfer blob.
-
-    Examples:
-
-        airlock export --source-registry https://registry.example.com \\
-            --artifacts team/app:1.4 team/base:2 --include-referrers \\
-            --target https://srcacct.blob.core.windows.net/transfer/batch1.tar \\
-            --sas-token-file export.sas
-
-        airlock export --source-registry localhost:5000 -a samples/app:1.0 \\
-            --target ./batch1.tar --query catalogDigest -o tsv
-
-        airlock export --source-registry localhost:5000 --repository 'team/*' \\
-            --semver '>=1.4 <2' --keep 3 --platform linux/amd64 \\
-            --target ./nightly.tar --dry-run --query artifacts -o tsv
-
-        airlock export --source-registry localhost:5000 -a samples/app:1.0 \\
-            --target ./batch1.tar --resume
-
-        airlock export --source-registry localhost:5000 \\
-            --retry-failed batch1.json --target ./batch1-retry.tar
-
-        airlock export --source-registry localhost:5000 -a samples/app:1.0 \\
-            --target /media/usb/batch1.tar --volume-size 4GiB \\
-            --query "volumes[].uri" -o tsv
-    """
-    named = retried_artifacts(artifacts, retry_failed, rules=bool(repository or selection))
-    chosen = sel.export_selection(
-        artifacts=named, repositories=repository or [], tags=tags, semver_range=semver_range, keep=keep,
-        platforms=platform or [], platform_index=platform_index, selection_file=selection,
-    )  # fmt: skip
-    registry_url = RegistryURL.parse(source_registry)
-    opts = parse_options(options or [], EXPORT_OPTIONS, kind="export")
-    if include_referrers:
-        opts |= {PipelineOption.INCLUDE_REFERRERS}
-    volumes = volume_size(volume_size_text)
-    blob = _blob(target, _sas(sas_token_file, secret_uri, what="target"), "--sas-token-file or --secret-uri")
-    client = _registry(source_registry, username, password_stdin, concurrency)
-    with _progress() as progress, _flag_hints({blob.display: "--sas-token-file or --secret-uri"}):
-        refs = sel.resolve(client, chosen, registry_url, concurrency)
-        result = export_artifacts(
-            client=client,
-            artifacts=refs.references,
-            target=blob,
-            options=opts,
-            progress=progress,
-            concurrency=concurrency,
-            delta=sync.delta_base(delta_from),
-            platforms=refs.platforms,
-            platform_index=refs.platform_index,
-            dry_run=dry_run,
-            resume=resume,
-            volume_size=volumes,
-        )
-    out = sync.said_delta(result.to_json())
-    return Reply(out, _failures(result.failures, "failed and were left out of the archive"))
-
-
-@command(app, "import", table=results.import_rows, note=results.catalog_note)
-def import_cmd(
-    source: Annotated[str, typer.Option("--source", help="Blob URI of the transfer blob to import.")],
-    target_registry: Annotated[
-        str, typer.Option("--target-registry", help=f"Registry URL to import into. {REGISTRY_SCHEME_RULE}")
-    ],
-    sas_token_file: SasFileOpt = None,
-    secret_uri: SecretUriOpt = None,
-    options: Annotated[
-        list[str] | None,
-        typer.Option("--options", "-z", help="OverwriteTags, DeleteSourceBlobOnSuccess, ContinueOnErrors."),
-    ] = None,
-    catalog_digest: Annotated[
-        str | None,
-        typer.Option(
-            "--catalog-digest",
-            help="The export's catalogDigest (sha256:…, the digest of the archive's catalog, which names every "
-            "blob by digest): checked before anything is uploaded.",
-        ),
-    ] = None,
-    repository: Annotated[
-        str | None,
-        typer.Option(
-            "--repository",
-            help="Only for an OCI layout tar written by another tool (skopeo oci-archive:, oras): the repository "
-            "its artifacts go to, needed when its index.json names bare tags.",
-        ),
-    ] = None,
-    username: UserOpt = None,
-    password_stdin: PasswordStdinOpt = False,
-    concurrency: ConcurrencyOpt = 4,
-    rename: sync.RenameOpt = None,
-    receipt_out: sync.ReceiptOutOpt = None,
-    retry_failed: RetryFailedOpt = None,
-) -> Reply:
-    """Import every artifact of a transfer blob into a registry (tags are written last).
-
-    An OCI layout tar written by another tool (skopeo oci-archive:, oras) is imported too, every blob
-    verified by its digest, but without an airlock catalog to pin the whole (no catalogDigest).
-
-    Examples (DIGEST: the catalogDigest the export printed, carried across apart from the blob):
-
-        airlock import --source /media/usb/batch1.tar \\
-            --target-registry https://registry.internal --catalog-digest "$DIGEST"
-
-        airlock import --source https://dstacct.blob.core.windows.net/transfer/b.tar \\
-            --sas-token-file import.sas --target-registry localhost:5001 \\
-            --options OverwriteTags DeleteSourceBlobOnSuccess
-
-        airlock import --source /media/usb/batch1.tar \\
-            --target-registry localhost:5001 --retry-failed import1.json
-    """
-    expected = Digest.parse(catalog_digest) if catalog_digest else None
-    only, expected = import_selection(retry_failed, expected)
-    if repository is not None:
-        validate_repository(repository)
-    opts = parse_options(options or [], IMPORT_OPTIONS, kind="import")
-    renames = sync.rename_map(rename)
-    blob = _blob(source, _sas(sas_token_file, secret_uri, what="source"), "--sas-token-file or --secret-uri")
-    client = _registry(target_registry, username, password_stdin, concurrency)
-    with _progress() as progress, _flag_hints({blob.display: "--sas-token-file or --secret-uri"}):
-        result = import_blob(
-            source=blob,
-            client=client,
-            options=opts,
-            catalog_digest=expected,
-            repository=repository,
-            progress=progress,
-            concurrency=concurrency,
-            rename=renames,
-            only=only,
-        )
-    out = sync.receipt_after_import(client, result, result.to_json(), receipt_out, renames, concurrency)
-    return Reply(out, _failures(result.failures, "failed to import"))
-
-
-@command(app, "copy", table=results.copy_rows, note=results.catalog_note)
-def copy_cmd(
-    source: Annotated[str, typer.Argument(help="Blob URI to read.")],
-    target: Annotated[str, typer.Argument(help="Blob URI to write.")],
-    source_sas_token_file: Annotated[
-        str | None, typer.Option("--source-sas-token-file", help="SAS token file for the source.")
-    ] = None,
-    target_sas_token_file: Annotated[
-        str | None, typer.Option("--target-sas-token-file", help="SAS token file for the target.")
-    ] = None,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace the target blob if it exists.")] = False,
-    resume: CopyResumeOpt = False,
-) -> dict[str, Any]:
-    """Copy a transfer blob from any storage to any storage, streaming (no local copy).
-
-    An airlock archive is checked against its catalog as it streams; a cut or tampered one leaves no target.
-    Any other blob is copied as it is, unverified ("verified": false).
-
-    Examples:
-
-        airlock copy https://srcacct.blob.core.windows.net/transfer/batch1.tar \\
-            /media/usb/batch1.tar --source-sas-token-file read.sas
-
-        airlock copy /media/usb/batch1.tar \\
-            https://dstacct.blob.core.windows.net/transfer/batch1.tar \\
-            --target-sas-token-file write.sas --overwrite
-
-        airlock copy /media/usb/batch1.tar ./batch1.tar --resume
-    """
-    src = _blob(source, _sas(source_sas_token_file, None, what="source"), "--source-sas-token-file")
-    dst = _blob(target, _sas(target_sas_token_file, None, what="target"), "--target-sas-token-file")
-    flags = {src.display: "--source-sas-token-file", dst.display: "--target-sas-token-file"}
-    with _progress() as progress, _flag_hints(flags, overwrite="--overwrite"):
-        result = copy_blob(src, dst, overwrite=overwrite, progress=progress, resume=resume)
-    if result.get("note"):
-        common.hint(f"warning: {result['note']}")  # on stderr too: -o none and tables do not show it
-    return result
-
-
-@command(app, "inspect", table=results.inspect_rows, note=results.catalog_note)
-def inspect_cmd(
-    blob: Annotated[str, typer.Argument(help="Blob URI of a transfer blob.")],
-    sas_token_file: SasFileOpt = None,
-    verify: Annotated[
-        bool,
-        typer.Option(
-            "--verify",
-            help="Read the whole blob and check every member against the catalog (which the catalogDigest covers).",
-        ),
-    ] = False,
-) -> dict[str, Any]:
-    """Show what a transfer blob holds, and its catalogDigest, without importing it.
-
-    Reads only its head and last bytes, and fails if its size is not what its catalog implies;
-    --verify reads it all and checks every member against the catalog.
-
-    Examples:
-
-        airlock inspect /media/usb/batch1.tar --query "artifacts[].reference" -o tsv
-
-        airlock inspect https://dstacct.blob.core.windows.net/transfer/batch1.tar \\
-            --sas-token-file read.sas --verify
-    """
-    src = _blob(blob, _sas(sas_token_file, None, what="blob"), "--sas-token-file")
-    with _progress() as progress, _flag_hints({src.display: "--sas-token-file"}):
-        return inspect_archive(src, verify=verify, progress=progress)
-
+command(app, "export", table=results.export_rows, note=results.catalog_note)(transfer.export_cmd)
+command(app, "import", table=results.import_rows, note=results.catalog_note)(transfer.import_cmd)
+command(app, "copy", table=results.copy_rows, note=results.catalog_note)(transfer.copy_cmd)
+command(app, "inspect", table=results.inspect_rows, note=results.catalog_note)(transfer.inspect_cmd)
 
 # -- the control plane (az-style): resources over the ARM REST API, in-process or AIRLOCK_ENDPOINT --
 
@@ -516,7 +152,7 @@ def run(argv: list[str] | None = None) -> int:
         code = exc.exit_code
     except typer.TyperException as exc:  # click's usage errors (unknown option, missing value, ...)
         if type(exc).__name__ == "NoArgsIsHelpError":
-            _console().print(exc.format_message())
+            console().print(exc.format_message())
             code = 2
         else:
             code = _fail(exc.format_message(), 2)

@@ -10,6 +10,7 @@ import typer
 
 from airlock.cli import display
 from airlock.cli.common import REGISTRY_SCHEME_RULE, hint
+from airlock.cli.endpoints import registry_client
 from airlock.oci.reference import validate_repository
 from airlock.registry.client import RegistryClient
 from airlock.transfer.delta import DeltaBase
@@ -131,16 +132,15 @@ def inventory_cmd(
 
     Examples:
 
-        airlock inventory --registry https://registry.internal --receipt-out receipt.json
+        airlock inventory --registry https://registry.internal \\
+            --receipt-out receipt.json
 
         airlock inventory --registry localhost:5001 --repository team/app team/base \\
             --query "keys(repositories)" -o tsv
     """
-    from airlock.cli.main import _registry  # the one place registry credentials are read
-
     for name in repository or []:
         validate_repository(name)
-    client = _registry(registry, username, password_stdin, concurrency)
+    client = registry_client(registry, username, password_stdin, concurrency)
     client.ping()
     receipt = inventory(client, repositories=repository or None, concurrency=concurrency)
     if receipt_out is None:
