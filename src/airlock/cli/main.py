@@ -53,6 +53,7 @@ from airlock.registry.credentials import Credentials
 from airlock.secrets.store import normalize_sas, read_secret_file
 from airlock.storage.base import Blob
 from airlock.storage.location import open_blob, parse_blob_uri
+from airlock.transfer.concurrent_map import REQUESTS_IN_FLIGHT
 from airlock.transfer.export import export_artifacts
 from airlock.transfer.inspection import copy_blob, inspect_archive
 from airlock.transfer.layout_import import import_blob
@@ -161,7 +162,9 @@ def _registry(url: str, username: str | None, password_stdin: bool, concurrency:
             raise SecretError("--password-stdin: no password on standard input")
         creds = Credentials(username=username, password=password)
     # A few more connections than workers: HEADs, mounts and token requests run beside the streams.
-    return RegistryClient(RegistryURL.parse(url), credentials=creds, max_connections=concurrency + 4)
+    return RegistryClient(
+        RegistryURL.parse(url), credentials=creds, max_connections=concurrency + REQUESTS_IN_FLIGHT + 4
+    )
 
 
 def _failures(failures: dict[str, str], what: str) -> TransferFailed | None:

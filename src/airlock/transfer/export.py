@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -38,6 +37,7 @@ from airlock.oci.manifest import OCI_INDEX, Descriptor, Manifest
 from airlock.oci.reference import ArtifactReference
 from airlock.registry.client import RegistryClient
 from airlock.storage.base import TRANSFER_CATEGORY, Blob
+from airlock.transfer.concurrent_map import REQUESTS_IN_FLIGHT, ordered_map, settled
 from airlock.transfer.graph import Closure, closure
 from airlock.transfer.options import NoProgress, PipelineOption, Progress
 from airlock.transfer.pipelining import close_stream, counted, ordered_fetch
@@ -184,6 +184,8 @@ def export_artifacts(
             [source(repo, desc) for _, (desc, repo) in ordered_blobs],
             workers=concurrency,
             window=window_bytes,
+            sizes=[desc.size for _, (desc, _repo) in ordered_blobs],
+            max_jobs=REQUESTS_IN_FLIGHT,
         )
         try:
             for i, ((d, (desc, _repo)), chunks) in enumerate(zip(ordered_blobs, streams, strict=True)):
@@ -235,19 +237,25 @@ def _resolve_all(
     failures: dict[str, str],
     progress: Progress,
 ) -> list[_Resolved]:
+    """Resolve every artifact (and its referrers), several at once; the result is in the input's
+    order, and without ContinueOnErrors the first failing artifact (in that order) raises."""
+
+    def one(ref: ArtifactReference) -> tuple[_Resolved, list[_Resolved]]:
+        found = _resolve(client, ref)
+        # A referrer that cannot be exported fails its subject's artifact too: exporting an
+        # image without the signature the user asked for would be a silent loss.
+        extra = _referrers(client, found, progress) if include_referrers else []
+        return found, extra
+
     out: list[_Resolved] = []
     seen_refs: set[str] = set()
-    for ref in artifacts:
-        try:
-            found = _resolve(client, ref)
-            # A referrer that cannot be exported fails its subject's artifact too: exporting an
-            # image without the signature the user asked for would be a silent loss.
-            extra = _referrers(client, found, progress) if include_referrers else []
-        except AirlockError as exc:
-            if not keep_going:
-                raise
-            failures[str(ref)] = str(exc)
+    for ref, got in zip(artifacts, ordered_map(settled(one), artifacts), strict=True):
+        if isinstance(got, BaseException):
+            if not isinstance(got, AirlockError) or not keep_going:
+                raise got
+            failures[str(ref)] = str(got)
             continue
+        found, extra = got
         for item in [found, *extra]:
             if item.entry.reference not in seen_refs:
                 seen_refs.add(item.entry.reference)
@@ -319,19 +327,19 @@ def _check_blobs(
     """HEAD every blob in parallel; drop (or fail on) artifacts whose blobs are missing or the wrong size."""
     wanted = {(r.repository, d): desc.size for r in resolved for d, desc in r.closure.blobs.items()}
 
-    def head(key: tuple[str, Digest]) -> int | AirlockError | None:
-        try:
-            return client.blob_size(*key)
-        except AirlockError as exc:
-            return exc
+    def head(key: tuple[str, Digest]) -> int | None:
+        return client.blob_size(*key)
 
-    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-        sizes = dict(zip(wanted, pool.map(head, wanted), strict=True))
+    sizes = dict(
+        zip(wanted, ordered_map(settled(head), wanted, workers=max(concurrency, REQUESTS_IN_FLIGHT)), strict=True)
+    )
     for r in list(resolved):
         for d, desc in r.closure.blobs.items():
             size = sizes[(r.repository, d)]
             problem = None
-            if isinstance(size, AirlockError):
+            if isinstance(size, BaseException):
+                if not isinstance(size, AirlockError):
+                    raise size
                 if not keep_going:
                     raise size
                 problem = str(size)

@@ -16,6 +16,7 @@ from airlock.errors import AirlockError
 from airlock.oci.digest import Digest
 from airlock.oci.manifest import Descriptor
 from airlock.registry.client import RegistryClient
+from airlock.transfer.concurrent_publish import push_manifests, push_tags
 from airlock.transfer.graph import Closure
 from airlock.transfer.options import Progress
 
@@ -47,30 +48,17 @@ def publish(
     imported: list[str] = []
     ordered = sorted(artifacts, key=lambda a: a.entry.subject is not None)
     pushed: set[tuple[str, Digest]] = set()
-    for art in ordered:
-        if art.error is not None or art.closure is None:
-            continue
-        repo = art.entry.repository
-        try:
-            for m in art.closure.manifests:
-                if (repo, m.digest) in pushed:
-                    continue
-                if client.head_manifest(repo, str(m.digest)) is None:
-                    client.put_manifest(repo, str(m.digest), m)
-                pushed.add((repo, m.digest))
-        except AirlockError as exc:
-            fail(art, exc)
+    # Subjects' manifests before their referrers', each group children first, many at once.
+    push_manifests(client, [a for a in ordered if a.entry.subject is None], fail=fail, pushed=pushed)
+    push_manifests(client, [a for a in ordered if a.entry.subject is not None], fail=fail, pushed=pushed)
+
+    def done(art: ArtifactEntry) -> None:
+        assert art.closure is not None
+        imported.append(art.entry.reference)
+        progress.artifact_done(art.entry.reference, str(art.digest), art.closure.size)
+
     # Tags last, and only for artifacts whose whole content is in place.
-    for art in ordered:
-        if art.error is not None or art.closure is None:
-            continue
-        try:
-            if art.entry.tag is not None:
-                client.put_manifest(art.entry.repository, art.entry.tag, art.closure.top)
-            imported.append(art.entry.reference)
-            progress.artifact_done(art.entry.reference, str(art.digest), art.closure.size)
-        except AirlockError as exc:
-            fail(art, exc)
+    push_tags(client, ordered, fail=fail, done=done)
     _index_referrers(client, [a for a in ordered if a.entry.reference in imported])
     return imported
 
