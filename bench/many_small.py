@@ -56,6 +56,7 @@ from bench.run import (
     SMOKE_RESULTS_DIR,
     WORK_DIR,
     Proc,
+    _process_cpu,
     _system_busy,
     airlock_argv,
     machine,
@@ -209,6 +210,7 @@ class Measured:
     rss_mib: float = 0.0
     processes: int = 1
     busy_cores: float | None = None
+    registry_cpu_seconds: float = 0.0  # the source and target registries' user + system time during the step
     ok: bool = True
     error: str | None = None
     detail: dict[str, object] = field(default_factory=dict)
@@ -234,23 +236,27 @@ class Round:
         self.catalog_digest: str | None = None
         self.results: list[Measured] = []
         self._fresh = 0
+        self._target_cpu = 0.0
 
     def step(self, op: str, rep: int, body: Callable[[Measured], None]) -> None:
         m = Measured(op, self.set.count, rep)
         if self.args.quiet_wait > 0:
             wait_for_quiet(self.args.quiet_wait)
-        busy, started = _system_busy(), time.perf_counter()
+        busy, started, source_cpu = _system_busy(), time.perf_counter(), _process_cpu(self.source.pid)
         try:
             body(m)
         except Exception as exc:
             m.ok, m.error = False, f"{type(exc).__name__}: {exc}"
         wall = time.perf_counter() - started
         m.busy_cores = (_system_busy() - busy) / wall if wall else None
+        m.registry_cpu_seconds += _process_cpu(self.source.pid) - source_cpu + self._target_cpu
+        self._target_cpu = 0.0
         self.results.append(m)
         if m.ok:
             say(
                 f"  {op:<15} N={m.count:<6} {m.seconds:7.2f} s {m.per_s:7.1f}/s  "
-                f"{1000 * m.cpu_seconds / m.count:6.1f} CPU ms/artifact  RSS {m.rss_mib:.0f} MiB"
+                f"{1000 * m.cpu_seconds / m.count:6.1f} CPU ms/artifact (registries "
+                f"{1000 * m.registry_cpu_seconds / m.count:.1f})  RSS {m.rss_mib:.0f} MiB"
             )
         else:
             say(f"  {op:<15} N={m.count:<6} FAILED: {m.error}")
@@ -259,15 +265,22 @@ class Round:
         self._fresh += 1
         return RegistryServer.start(self.scratch, name=f"target-{self._fresh}")
 
-    @staticmethod
-    def discard(registry: RegistryServer) -> None:
+    def discard(self, registry: RegistryServer) -> None:
+        self._target_cpu += _process_cpu(registry.pid)
         registry.stop()
         shutil.rmtree(registry.data_dir, ignore_errors=True)
 
     def airlock(self, m: Measured, argv: list[str]) -> dict[str, object]:
-        proc = _checked(run_process([*airlock_argv(), *argv, *self.args.airlock_args]), f"airlock {argv[0]}")
+        spy: list[str] = []
+        if self.args.profile:  # py-spy around the CLI: its wall time and RSS are then not airlock's alone
+            out_file = Path(self.args.profile) / f"{argv[0]}-{self.set.count}-{m.rep}.txt"
+            out_file.parent.mkdir(parents=True, exist_ok=True)
+            spy = [str(Path(sys.executable).with_name("py-spy")), "record", "--format", "raw", "--threads"]
+            spy += ["--idle", "-r", "200", "-o", str(out_file), "--"]
+        proc = _checked(run_process([*spy, *airlock_argv(), *argv, *self.args.airlock_args]), f"airlock {argv[0]}")
         m.seconds, m.cpu_seconds, m.rss_mib = proc.seconds, proc.cpu_seconds, proc.rss_kib / 1024
-        out: dict[str, object] = json.loads(proc.stdout)
+        # py-spy, when profiling, writes its own lines around the command's one JSON object.
+        out: dict[str, object] = json.JSONDecoder().raw_decode(proc.stdout[proc.stdout.find("{") :])[0]
         return out
 
     def skopeo(self, m: Measured, argvs: list[list[str]]) -> None:
@@ -383,6 +396,9 @@ def summarize(results: Sequence[Measured]) -> list[dict[str, object]]:
                     "max": max(rates),
                     "ms_per_artifact": statistics.median(1000 * m.seconds / count for m in good),
                     "cpu_ms_per_artifact": statistics.median(1000 * m.cpu_seconds / count for m in good),
+                    "registry_cpu_ms_per_artifact": statistics.median(
+                        1000 * m.registry_cpu_seconds / count for m in good
+                    ),
                     "rss_mib": max(m.rss_mib for m in good),
                     "busy_cores": statistics.median(m.busy_cores or 0.0 for m in good),
                 }
@@ -400,17 +416,18 @@ def summarize(results: Sequence[Measured]) -> list[dict[str, object]]:
 def render(rows: Sequence[dict[str, object]]) -> list[str]:
     out = [
         "| N | operation | artifacts/s median (min-max) | vs skopeo | ms/artifact | CPU ms/artifact "
-        "| peak RSS MiB | busy cores |",
-        "|---|---|---|---|---|---|---|---|",
+        "| registries' CPU ms/artifact | peak RSS MiB | busy cores |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         if "per_s" not in r:
-            out.append(f"| {r['count']} | {r['op']} | FAILED ({r['failed']}/{r['runs']}) | | | | | |")
+            out.append(f"| {r['count']} | {r['op']} | FAILED ({r['failed']}/{r['runs']}) | | | | | | |")
             continue
         ratio = f"{r['vs_skopeo']:.2f}x" if "vs_skopeo" in r else ""
         out.append(
             f"| {r['count']} | {r['op']} | {r['per_s']:.1f} ({r['min']:.1f}-{r['max']:.1f}) | {ratio} | "
-            f"{r['ms_per_artifact']:.1f} | {r['cpu_ms_per_artifact']:.1f} | {r['rss_mib']:.0f} | "
+            f"{r['ms_per_artifact']:.1f} | {r['cpu_ms_per_artifact']:.1f} | {r['registry_cpu_ms_per_artifact']:.1f} | "
+            f"{r['rss_mib']:.0f} | "
             f"{r['busy_cores']:.2f} |"
         )
     return out
@@ -429,6 +446,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--airlock-args", default="", help="extra arguments for every airlock command, e.g. '--concurrency 8'"
     )
     p.add_argument("--results-dir", help="where to write many_small.md and many_small.json")
+    p.add_argument("--profile", metavar="DIR", help="record every airlock command with py-spy (raw stacks) into DIR")
     p.add_argument("--label", default="", help="a note for the results (e.g. 'before', a commit)")
     args = p.parse_args(argv)
     args.counts = [int(c) for c in (args.counts or ("20" if args.smoke else "100,200,1000,10000")).split(",")]

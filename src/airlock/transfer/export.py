@@ -1,9 +1,11 @@
 """Export: artifacts from a registry → one transfer archive in a storage blob.
 
-Steps: resolve every artifact (and its referrers) to its full content graph; check that every
-blob exists at its declared size (so a missing blob fails its artifact before anything is
-written); write catalog, layout, index and manifests; then stream configs and layers, fetched
-several at a time, into the staged blob; commit. Nothing is visible at the target until the commit.
+Steps: resolve every artifact (and its referrers) to its full content graph, many at once; with
+ContinueOnErrors, check that every blob exists at its declared size (so a missing blob fails its
+artifact, which is left out, before anything is written; without it, the verified download fails
+the export instead, before the commit); write catalog, layout, index and manifests; then stream
+configs and layers, fetched several at a time (many, when small), into the staged blob; commit.
+Nothing is visible at the target until the commit.
 """
 
 from __future__ import annotations
@@ -118,7 +120,11 @@ def export_artifacts(
     client.ping()
     failures: dict[str, str] = {}
     resolved = _resolve_all(client, artifacts, include_referrers, keep_going, failures, progress)
-    _check_blobs(client, resolved, keep_going, failures, concurrency)
+    if keep_going:
+        # Only ContinueOnErrors needs to know up front: a failed artifact is left out of the catalog,
+        # which is written first. Otherwise the GET that streams each blob verifies its size and
+        # digest anyway, and a missing blob fails the export before the staged blob is committed.
+        _check_blobs(client, resolved, keep_going, failures, concurrency)
     if not resolved:
         raise TransferFailed(
             f"export to {target.display} failed: no artifact could be exported ({_summary(failures)})",
@@ -188,8 +194,12 @@ def export_artifacts(
             max_jobs=REQUESTS_IN_FLIGHT,
         )
         try:
-            for i, ((d, (desc, _repo)), chunks) in enumerate(zip(ordered_blobs, streams, strict=True)):
-                archive.add_stream(BLOB_PREFIX + d.hex, desc.size, counted(chunks, progress))
+            for i, ((d, (desc, repo)), chunks) in enumerate(zip(ordered_blobs, streams, strict=True)):
+                try:
+                    archive.add_stream(BLOB_PREFIX + d.hex, desc.size, counted(chunks, progress))
+                except NotFound:
+                    owner = next(r.entry.reference for r in resolved if d in r.closure.blobs)
+                    raise IntegrityError(f"artifact {owner}: blob {d} is missing from repository {repo}") from None
                 if i in done_after:
                     _report_done(progress, done_after[i])
         finally:
