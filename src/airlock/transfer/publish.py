@@ -1,7 +1,8 @@
 """The last step of an import: manifests and tags into the target registry.
 
-Manifests go by digest, children first; then tags, only for artifacts whose whole content is in
-place; referrers after their subjects, and then indexed where the registry does not do it itself.
+Manifests go by digest, children first, many at once (``transfer.concurrent_publish``); then
+tags, only for artifacts whose whole content is in place; referrers after their subjects, and then
+indexed where the registry does not do it itself.
 """
 
 from __future__ import annotations
@@ -59,7 +60,8 @@ def publish(
 
     # Tags last, and only for artifacts whose whole content is in place.
     push_tags(client, ordered, fail=fail, done=done)
-    _index_referrers(client, [a for a in ordered if a.entry.reference in imported])
+    landed = set(imported)  # a set: thousands of artifacts would make a list lookup quadratic
+    _index_referrers(client, [a for a in ordered if a.entry.reference in landed])
     return imported
 
 
