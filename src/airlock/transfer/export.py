@@ -165,6 +165,8 @@ def export_artifacts(
     catalog_bytes = catalog.to_bytes()
     # The catalogDigest: a Merkle root over every member (see archive.format), known before any blob moves.
     digest = Digest.of(catalog_bytes)
+    # Thousands of artifacts make tens of thousands of catalog models: only their bytes are needed now.
+    del catalog, index
 
     total = sum(d.size for d, _ in blobs.values()) + sum(m.size for m in manifests.values())
     progress.begin(total, f"export → {target.display}")
