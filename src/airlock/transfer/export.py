@@ -193,7 +193,7 @@ def export_artifacts(
             workers=concurrency,
             window=window_bytes,
             sizes=[desc.size for _, (desc, _repo) in ordered_blobs],
-            max_jobs=REQUESTS_IN_FLIGHT,
+            max_jobs=REQUESTS_IN_FLIGHT if concurrency > 1 else 1,  # concurrency 1: one GET at a time
         )
         try:
             for i, ((d, (desc, repo)), chunks) in enumerate(zip(ordered_blobs, streams, strict=True)):

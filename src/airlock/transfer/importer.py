@@ -195,7 +195,10 @@ class Importer:
             raise ArchiveError(f"archive lacks manifest {sorted(missing)[0]} listed in its catalog (truncated?)")
 
         needs = self._plan(artifacts, manifests, blob_sizes)
-        fan = FanOut(workers=self.concurrency, window=self.window, max_jobs=REQUESTS_IN_FLIGHT)
+        # Small blobs upload many at once in the memory of `concurrency` large ones; concurrency 1
+        # stays one upload at a time (what a caller asks of a fragile registry).
+        small_jobs = REQUESTS_IN_FLIGHT if self.concurrency > 1 else 1
+        fan = FanOut(workers=self.concurrency, window=self.window, max_jobs=small_jobs)
         self._cancellable = fan.cancellable  # re-sends from storage stop when the import does
         received: set[Digest] = set()
         try:
