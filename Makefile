@@ -24,10 +24,12 @@ lint: bootstrap
 	$(VENV)/bin/mypy
 
 # Throughput and memory side by side with skopeo (bench/run.py), then scale-out runs per minute with
-# 1, 2 and 4 workers on a private PostgreSQL (bench/scale_out.py); results in bench/results/. 15-25 min.
+# 1, 2 and 4 workers on a private PostgreSQL (bench/scale_out.py), then many small artifacts beside skopeo
+# sync (bench/many_small.py: 100 to 10,000 images); results in bench/results/. 40-60 min.
 bench: bootstrap
 	$(PY) -m bench.run
 	$(PY) -m bench.scale_out
+	$(PY) -m bench.many_small
 
 # The same on a tiny set in seconds (what CI runs); results stay in bench/work/results/.
 bench-smoke: bootstrap

@@ -22,3 +22,19 @@ def test_bench_smoke_runs_and_prints_the_table(tmp_path: Path) -> None:
     for row in ("airlock export registry → file", "airlock import file → registry", "skopeo"):
         assert row in done.stdout, row
     assert list(tmp_path.glob("*.json")), "results were not written"
+
+
+def test_many_small_bench_smoke_measures_airlock_and_skopeo_sync_and_writes_its_table(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.many_small", "--smoke", "--results-dir", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    table = (tmp_path / "many_small.md").read_text()
+    for op in ("airlock.export", "airlock.import", "skopeo.export", "skopeo.import"):
+        assert f"| 20 | {op} | " in table, op
+    assert "FAILED" not in table

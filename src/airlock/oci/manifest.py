@@ -7,6 +7,7 @@ Re-serialising a manifest would change its digest, so nothing here ever does.
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,7 +66,7 @@ class Descriptor:
         platform = obj.get("platform")
         artifact_type = obj.get("artifactType")
         return cls(
-            media_type=media_type,
+            media_type=sys.intern(media_type),  # a handful of distinct values over thousands of descriptors
             digest=parsed,
             size=size,
             artifact_type=artifact_type if isinstance(artifact_type, str) else None,

@@ -1,9 +1,11 @@
 """Export: artifacts from a registry → one transfer archive in a storage blob.
 
-Steps: resolve every artifact (and its referrers) to its full content graph; check that every
-blob exists at its declared size (so a missing blob fails its artifact before anything is
-written); write catalog, layout, index and manifests; then stream configs and layers, fetched
-several at a time, into the staged blob; commit. Nothing is visible at the target until the commit.
+Steps: resolve every artifact (and its referrers) to its full content graph, many at once; with
+ContinueOnErrors, check that every blob exists at its declared size (so a missing blob fails its
+artifact, which is left out, before anything is written; without it, the verified download fails
+the export instead, before the commit); write catalog, layout, index and manifests; then stream
+configs and layers, fetched several at a time (many, when small), into the staged blob; commit.
+Nothing is visible at the target until the commit.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -41,6 +42,7 @@ from airlock.oci.manifest import OCI_INDEX, Descriptor, Manifest
 from airlock.oci.reference import ArtifactReference
 from airlock.registry.client import RegistryClient
 from airlock.storage.base import TRANSFER_CATEGORY, Blob
+from airlock.transfer.concurrent_map import REQUESTS_IN_FLIGHT, ordered_map, settled
 from airlock.transfer.delta import DeltaBase, report
 from airlock.transfer.graph import Closure, closure
 from airlock.transfer.options import NoProgress, PipelineOption, Progress
@@ -161,7 +163,11 @@ def export_artifacts(
     failures: dict[str, str] = {}
     wanted = _PlatformRules(platforms or {}, platform_index)
     resolved = _resolve_all(client, artifacts, include_referrers, keep_going, failures, progress, wanted)
-    _check_blobs(client, resolved, keep_going, failures, concurrency)
+    if keep_going:
+        # Only ContinueOnErrors needs to know up front: a failed artifact is left out of the catalog,
+        # which is written first. Otherwise the GET that streams each blob verifies its size and
+        # digest anyway, and a missing blob fails the export before the staged blob is committed.
+        _check_blobs(client, resolved, keep_going, failures, concurrency)
     if not resolved:
         raise TransferFailed(
             f"export to {target.display} failed: no artifact could be exported ({_summary(failures)})",
@@ -232,12 +238,18 @@ def export_artifacts(
             [source(repo, desc) for _, (desc, repo) in ordered_blobs[kept:]],
             workers=concurrency,
             window=window_bytes,
+            sizes=[desc.size for _, (desc, _repo) in ordered_blobs[kept:]],
+            max_jobs=REQUESTS_IN_FLIGHT if concurrency > 1 else 1,  # concurrency 1: one GET at a time
         )
         try:
-            for i, ((d, (desc, _repo)), chunks) in enumerate(
+            for i, ((d, (desc, repo)), chunks) in enumerate(
                 zip(ordered_blobs[kept:], streams, strict=True), start=kept
             ):
-                archive.add_stream(BLOB_PREFIX + d.hex, desc.size, counted(chunks, progress))
+                try:
+                    archive.add_stream(BLOB_PREFIX + d.hex, desc.size, counted(chunks, progress))
+                except NotFound:
+                    owner = next(r.entry.reference for r in resolved if d in r.closure.blobs)
+                    raise IntegrityError(f"artifact {owner}: blob {d} is missing from repository {repo}") from None
                 if i in done_after:
                     _report_done(progress, done_after[i])
         finally:
@@ -369,19 +381,25 @@ def _resolve_all(
     progress: Progress,
     wanted: _PlatformRules,
 ) -> list[_Resolved]:
+    """Resolve every artifact (and its referrers), several at once; the result is in the input's
+    order, and without ContinueOnErrors the first failing artifact (in that order) raises."""
+
+    def one(ref: ArtifactReference) -> tuple[_Resolved, list[_Resolved]]:
+        found = _resolve(client, ref, wanted)
+        # A referrer that cannot be exported fails its subject's artifact too: exporting an
+        # image without the signature the user asked for would be a silent loss.
+        extra = _referrers(client, found, progress) if include_referrers else []
+        return found, extra
+
     out: list[_Resolved] = []
     seen_refs: set[str] = set()
-    for ref in artifacts:
-        try:
-            found = _resolve(client, ref, wanted)
-            # A referrer that cannot be exported fails its subject's artifact too: exporting an
-            # image without the signature the user asked for would be a silent loss.
-            extra = _referrers(client, found, progress) if include_referrers else []
-        except AirlockError as exc:
-            if not keep_going:
-                raise
-            failures[str(ref)] = str(exc)
+    for ref, got in zip(artifacts, ordered_map(settled(one), artifacts), strict=True):
+        if isinstance(got, BaseException):
+            if not isinstance(got, AirlockError) or not keep_going:
+                raise got
+            failures[str(ref)] = str(got)
             continue
+        found, extra = got
         for item in [found, *extra]:
             if item.entry.reference not in seen_refs:
                 seen_refs.add(item.entry.reference)
@@ -459,19 +477,19 @@ def _check_blobs(
     """HEAD every blob in parallel; drop (or fail on) artifacts whose blobs are missing or the wrong size."""
     wanted = {(r.repository, d): desc.size for r in resolved for d, desc in r.closure.blobs.items()}
 
-    def head(key: tuple[str, Digest]) -> int | AirlockError | None:
-        try:
-            return client.blob_size(*key)
-        except AirlockError as exc:
-            return exc
+    def head(key: tuple[str, Digest]) -> int | None:
+        return client.blob_size(*key)
 
-    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-        sizes = dict(zip(wanted, pool.map(head, wanted), strict=True))
+    sizes = dict(
+        zip(wanted, ordered_map(settled(head), wanted, workers=max(concurrency, REQUESTS_IN_FLIGHT)), strict=True)
+    )
     for r in list(resolved):
         for d, desc in r.closure.blobs.items():
             size = sizes[(r.repository, d)]
             problem = None
-            if isinstance(size, AirlockError):
+            if isinstance(size, BaseException):
+                if not isinstance(size, AirlockError):
+                    raise size
                 if not keep_going:
                     raise size
                 problem = str(size)

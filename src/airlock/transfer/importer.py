@@ -34,8 +34,9 @@ from airlock.errors import (
 from airlock.oci.digest import Digest, Verifier
 from airlock.oci.manifest import MAX_MANIFEST_SIZE, Descriptor, Manifest
 from airlock.oci.reference import validate_repository, validate_tag
-from airlock.registry.client import RegistryClient
+from airlock.registry.client import ManifestInfo, RegistryClient
 from airlock.storage.base import Blob
+from airlock.transfer.concurrent_map import REQUESTS_IN_FLIGHT, ordered_map, settled
 from airlock.transfer.delta import check_present, unchanged_references
 from airlock.transfer.graph import closure
 from airlock.transfer.options import NoProgress, PipelineOption, Progress
@@ -222,7 +223,10 @@ class Importer:
                 concurrency=self.concurrency,
             )
             needs = {d: repos for d, repos in needs.items() if d not in absent}
-        fan = FanOut(workers=self.concurrency, window=self.window)
+        # Small blobs upload many at once in the memory of `concurrency` large ones; concurrency 1
+        # stays one upload at a time (what a caller asks of a fragile registry).
+        small_jobs = REQUESTS_IN_FLIGHT if self.concurrency > 1 else 1
+        fan = FanOut(workers=self.concurrency, window=self.window, max_jobs=small_jobs)
         self._cancellable = fan.cancellable  # re-sends from storage stop when the import does
         received: set[Digest] = set()
         try:
@@ -295,10 +299,16 @@ class Importer:
                     raise ArchiveError(f"artifact {art.entry.reference} needs blob {d}, which the archive lacks")
                 if blob_sizes[d] != desc.size:
                     raise ArchiveError(f"blob {d}: catalog says {blob_sizes[d]} bytes, a manifest says {desc.size}")
-        for art in artifacts:
-            if art.entry.tag is None or self.overwrite_tags:
-                continue
-            existing = self.client.head_manifest(art.entry.repository, art.entry.tag)
+        # Tag conflicts, checked before any upload: one HEAD per tag, several at once.
+        tagged = [a for a in artifacts if a.entry.tag is not None and not self.overwrite_tags]
+
+        def head(art: ArtifactEntry) -> ManifestInfo | None:
+            assert art.entry.tag is not None
+            return self.client.head_manifest(art.entry.repository, art.entry.tag)
+
+        for art, existing in zip(tagged, ordered_map(settled(head), tagged), strict=True):
+            if isinstance(existing, BaseException):
+                raise existing
             if existing is not None and existing.digest != art.digest:
                 self.fail(
                     art,
@@ -350,7 +360,7 @@ class Importer:
         def job(chunks: Iterator[bytes]) -> None:
             self._upload(desc, repos, chunks, member)
 
-        feed = fan.start(d, job)
+        feed = fan.start(d, job, size=member.size)
         for piece in reader.stream_member(member):
             feed(piece)
         feed(None)

@@ -113,18 +113,34 @@ class _ByteQueue:
 
 
 def ordered_fetch(
-    sources: Sequence[Callable[[], Iterable[bytes]]], *, workers: int, window: int
+    sources: Sequence[Callable[[], Iterable[bytes]]],
+    *,
+    workers: int,
+    window: int,
+    sizes: Sequence[int] | None = None,
+    max_jobs: int | None = None,
 ) -> Iterator[Iterator[bytes]]:
     """Yield one chunk iterator per source, in order, while later sources are read ahead.
 
     Each source runs in a worker thread; its errors are raised from its iterator in the consumer.
     Every returned iterator must be exhausted before the next is requested. Closing the outer
     iterator (or an error) cancels the workers and waits for them.
+
+    With ``sizes`` (each source's length in bytes), a source counts ``min(size, window)`` against
+    a budget of ``workers * window`` bytes, and up to ``max_jobs`` run at once while the budget
+    allows: many small blobs are fetched at once, in the memory of ``workers`` large ones.
     """
     cancel = threading.Event()
-    pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="fetch")
-    active: deque[tuple[_ByteQueue, Future[None]]] = deque()
+    slots = max(1, workers)
+    jobs_cap = max(slots, max_jobs or slots) if sizes is not None else slots
+    budget = slots * window
+    pool = ThreadPoolExecutor(max_workers=jobs_cap, thread_name_prefix="fetch")
+    active: deque[tuple[_ByteQueue, Future[None], int]] = deque()
+    reserved = 0
     next_job = 0
+
+    def cost(i: int) -> int:
+        return window if sizes is None else min(window, sizes[i])
 
     def run(src: Callable[[], Iterable[bytes]], q: _ByteQueue) -> None:
         it: Iterator[bytes] = iter(())
@@ -144,10 +160,14 @@ def ordered_fetch(
             close_stream(it)  # releases the HTTP connection of an abandoned download
 
     def top_up() -> None:
-        nonlocal next_job
-        while next_job < len(sources) and len(active) < max(1, workers):
+        nonlocal next_job, reserved
+        while next_job < len(sources) and len(active) < jobs_cap:
+            c = cost(next_job)
+            if active and reserved + c > budget:
+                return
             q = _ByteQueue(window, cancel)
-            active.append((q, pool.submit(run, sources[next_job], q)))
+            active.append((q, pool.submit(run, sources[next_job], q), c))
+            reserved += c
             next_job += 1
 
     def drain(q: _ByteQueue) -> Iterator[bytes]:
@@ -162,7 +182,8 @@ def ordered_fetch(
     try:
         for _ in range(len(sources)):
             top_up()
-            q, _fut = active.popleft()
+            q, _fut, c = active.popleft()
+            reserved -= c
             yield drain(q)
             top_up()
     finally:
@@ -175,21 +196,56 @@ class FanOut:
 
     ``start(key, job)`` runs ``job(chunks)`` in a worker and returns ``feed``; the producer calls
     ``feed(chunk)`` for every chunk and ``feed(None)`` at the end. ``start`` blocks while
-    ``workers`` jobs run. A job that fails early has the rest of its stream dropped, so the
-    producer never blocks on a dead job; :meth:`join` reports (key, error) for each failure.
+    ``workers`` jobs run — or, for a job started with its ``size``, while the jobs running hold
+    the budget of ``workers * window`` bytes (each counts ``min(size, window)``) or ``max_jobs``
+    run: small blobs upload many at once in the memory of ``workers`` large ones. A job that fails
+    early has the rest of its stream dropped, so the producer never blocks on a dead job;
+    :meth:`join` reports (key, error) for each failure. Only failures are kept, not every job.
     """
 
-    def __init__(self, *, workers: int, window: int) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="upload")
-        self._slots = threading.Semaphore(max(1, workers))
+    def __init__(self, *, workers: int, window: int, max_jobs: int | None = None) -> None:
+        slots = max(1, workers)
+        self._max_jobs = max(slots, max_jobs or slots)
+        self._pool = ThreadPoolExecutor(max_workers=self._max_jobs, thread_name_prefix="upload")
+        self._budget = slots * window
         self._window = window
+        self._cond = threading.Condition()
+        self._running = 0
+        self._reserved = 0
         self._cancel = threading.Event()
-        self._futures: list[tuple[Any, Future[None]]] = []
+        self._errors: list[tuple[Any, BaseException]] = []
 
-    def start(self, key: Any, job: Callable[[Iterator[bytes]], None]) -> Callable[[bytes | memoryview | None], None]:
-        while not self._slots.acquire(timeout=_POLL):
+    def _acquire(self, cost: int) -> None:
+        with self._cond:
+            while self._running and (self._running >= self._max_jobs or self._reserved + cost > self._budget):
+                if self._cancel.is_set():
+                    raise Cancelled()
+                self._cond.wait(_POLL)
             if self._cancel.is_set():
                 raise Cancelled()
+            self._running += 1
+            self._reserved += cost
+
+    def _release(self, cost: int) -> None:
+        with self._cond:
+            self._running -= 1
+            self._reserved -= cost
+            self._cond.notify_all()
+
+    def _launch(self, key: Any, run: Callable[[], None]) -> None:
+        def settle(fut: Future[None]) -> None:
+            exc = None if fut.cancelled() else fut.exception()
+            if exc is not None:
+                with self._cond:
+                    self._errors.append((key, exc))
+
+        self._pool.submit(run).add_done_callback(settle)
+
+    def start(
+        self, key: Any, job: Callable[[Iterator[bytes]], None], *, size: int | None = None
+    ) -> Callable[[bytes | memoryview | None], None]:
+        cost = self._window if size is None else min(size, self._window)
+        self._acquire(cost)
         q = _ByteQueue(self._window, self._cancel)
         dead = threading.Event()
 
@@ -205,9 +261,9 @@ class FanOut:
                 job(chunks())
             finally:
                 dead.set()
-                self._slots.release()
+                self._release(cost)
 
-        self._futures.append((key, self._pool.submit(run)))
+        self._launch(key, run)
 
         def feed(chunk: bytes | memoryview | None) -> None:
             if not dead.is_set():
@@ -218,18 +274,16 @@ class FanOut:
     def submit(self, key: Any, job: Callable[[], None]) -> None:
         """Run ``job()`` — one that reads its own stream — in a worker, under the same limit of
         ``workers`` jobs and the same failure reporting as :meth:`start`; blocks while all run."""
-        while not self._slots.acquire(timeout=_POLL):
-            if self._cancel.is_set():
-                raise Cancelled()
+        self._acquire(self._window)
 
         def run() -> None:
             try:
                 if not self._cancel.is_set():
                     job()
             finally:
-                self._slots.release()
+                self._release(self._window)
 
-        self._futures.append((key, self._pool.submit(run)))
+        self._launch(key, run)
 
     def cancellable(self, chunks: Iterable[T]) -> Iterator[T]:
         """Pass ``chunks`` through until :meth:`cancel`, then raise Cancelled (for submitted jobs)."""
@@ -240,16 +294,14 @@ class FanOut:
 
     def first_error(self) -> tuple[Any, BaseException] | None:
         """(key, error) of a job that has already failed, if any; does not wait."""
-        for key, fut in self._futures:
-            if fut.done() and (exc := fut.exception()) is not None:
-                return key, exc
-        return None
+        with self._cond:
+            return self._errors[0] if self._errors else None
 
     def join(self) -> list[tuple[Any, BaseException]]:
         """Wait for every job; return (key, error) for each job that failed."""
-        errors = [(key, exc) for key, fut in self._futures if (exc := fut.exception()) is not None]
         self._pool.shutdown(wait=True)
-        return errors
+        with self._cond:
+            return list(self._errors)
 
     def cancel(self) -> None:
         """Stop all jobs where they are and wait for the workers."""

@@ -1,7 +1,8 @@
 """The last step of an import: manifests and tags into the target registry.
 
-Manifests go by digest, children first; then tags, only for artifacts whose whole content is in
-place; referrers after their subjects, and then indexed where the registry does not do it itself.
+Manifests go by digest, children first, many at once (``transfer.concurrent_publish``); then
+tags, only for artifacts whose whole content is in place; referrers after their subjects, and then
+indexed where the registry does not do it itself.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ from airlock.errors import AirlockError
 from airlock.oci.digest import Digest
 from airlock.oci.manifest import Descriptor
 from airlock.registry.client import RegistryClient
+from airlock.transfer.concurrent_publish import push_manifests, push_tags
 from airlock.transfer.graph import Closure
 from airlock.transfer.options import Progress
-from airlock.transfer.platform_filter import push_manifest
 
 log = logging.getLogger(__name__)
 
@@ -48,31 +49,19 @@ def publish(
     imported: list[str] = []
     ordered = sorted(artifacts, key=lambda a: a.entry.subject is not None)
     pushed: set[tuple[str, Digest]] = set()
-    for art in ordered:
-        if art.error is not None or art.closure is None:
-            continue
-        repo = art.entry.repository
-        try:
-            for m in art.closure.manifests:
-                if (repo, m.digest) in pushed:
-                    continue
-                if client.head_manifest(repo, str(m.digest)) is None:
-                    push_manifest(client, repo, m, art.entry)  # explains a partial index's refusal
-                pushed.add((repo, m.digest))
-        except AirlockError as exc:
-            fail(art, exc)
+    # Subjects' manifests before their referrers', each group children first, many at once.
+    push_manifests(client, [a for a in ordered if a.entry.subject is None], fail=fail, pushed=pushed)
+    push_manifests(client, [a for a in ordered if a.entry.subject is not None], fail=fail, pushed=pushed)
+
+    def done(art: ArtifactEntry) -> None:
+        assert art.closure is not None
+        imported.append(art.entry.reference)
+        progress.artifact_done(art.entry.reference, str(art.digest), art.closure.size)
+
     # Tags last, and only for artifacts whose whole content is in place.
-    for art in ordered:
-        if art.error is not None or art.closure is None:
-            continue
-        try:
-            if art.entry.tag is not None:
-                client.put_manifest(art.entry.repository, art.entry.tag, art.closure.top)
-            imported.append(art.entry.reference)
-            progress.artifact_done(art.entry.reference, str(art.digest), art.closure.size)
-        except AirlockError as exc:
-            fail(art, exc)
-    _index_referrers(client, [a for a in ordered if a.entry.reference in imported])
+    push_tags(client, ordered, fail=fail, done=done)
+    landed = set(imported)  # a set: thousands of artifacts would make a list lookup quadratic
+    _index_referrers(client, [a for a in ordered if a.entry.reference in landed])
     return imported
 
 

@@ -1,0 +1,100 @@
+"""Manifests and tags of many artifacts pushed concurrently, children before parents.
+
+One artifact's manifests are a few round-trips; thousands of small artifacts pushed one after
+another spend their time waiting on the registry. Here every distinct (repository, manifest) of
+the artifacts is pushed once, level by level — image manifests (no children) first, then the
+indexes over them, and so on — with :data:`~airlock.transfer.concurrent_map.REQUESTS_IN_FLIGHT`
+requests at once, so no manifest is pushed before the children it names. Tags come after all
+manifests, also concurrently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from airlock.errors import AirlockError
+from airlock.oci.digest import Digest
+from airlock.oci.manifest import Manifest
+from airlock.registry.client import RegistryClient
+from airlock.transfer.concurrent_map import ordered_map, settled
+from airlock.transfer.platform_filter import push_manifest
+
+if TYPE_CHECKING:  # publish imports this module
+    from airlock.transfer.publish import ArtifactEntry
+
+Key = tuple[str, Digest]  # (repository, manifest digest)
+
+
+def push_manifests(
+    client: RegistryClient,
+    artifacts: list[ArtifactEntry],
+    *,
+    fail: Callable[[ArtifactEntry, AirlockError], None],
+    pushed: set[Key],
+) -> None:
+    """Push the manifests of ``artifacts`` that have not failed (by digest), children first.
+
+    A manifest already in ``pushed`` is not pushed again; each one pushed is added to it. A
+    manifest the registry already holds (HEAD) is not sent. A failed push is handed to ``fail``
+    for every artifact that needs that manifest, and their parents are not pushed; ``fail`` may
+    raise instead (without ContinueOnErrors), which ends this after the requests in flight.
+    Errors that are not AirlockErrors propagate.
+    """
+    manifests: dict[Key, Manifest] = {}
+    users: dict[Key, list[ArtifactEntry]] = {}
+    level: dict[Key, int] = {}
+    for art in artifacts:
+        if art.error is not None or art.closure is None:
+            continue
+        repo = art.entry.repository
+        for m in art.closure.manifests:  # children before parents: a child's level is known first
+            key = (repo, m.digest)
+            users.setdefault(key, []).append(art)
+            if key in manifests:
+                continue
+            manifests[key] = m
+            level[key] = 1 + max((level.get((repo, c.digest), 0) for c in m.children), default=-1)
+
+    def push(key: Key) -> None:
+        repo, digest = key
+        if client.head_manifest(repo, str(digest)) is None:  # an index left partial explains its refusal
+            push_manifest(client, repo, manifests[key], users[key][0].entry)
+
+    for depth in sorted(set(level.values())):
+        keys = [
+            k for k in manifests if level[k] == depth and k not in pushed and any(a.error is None for a in users[k])
+        ]
+        for key, outcome in zip(keys, ordered_map(settled(push), keys), strict=True):
+            if outcome is None:
+                pushed.add(key)
+                continue
+            if not isinstance(outcome, AirlockError):
+                raise outcome
+            for art in users[key]:
+                if art.error is None:
+                    fail(art, outcome)
+
+
+def push_tags(
+    client: RegistryClient,
+    artifacts: list[ArtifactEntry],
+    *,
+    fail: Callable[[ArtifactEntry, AirlockError], None],
+    done: Callable[[ArtifactEntry], None],
+) -> None:
+    """Tag each artifact that has not failed (an untagged one needs nothing), concurrently; call
+    ``done`` for each success in the artifacts' order, ``fail`` for each failure (which may raise)."""
+    ready = [a for a in artifacts if a.error is None and a.closure is not None]
+
+    def tag(art: ArtifactEntry) -> None:
+        if art.entry.tag is not None and art.closure is not None:
+            client.put_manifest(art.entry.repository, art.entry.tag, art.closure.top)
+
+    for art, outcome in zip(ready, ordered_map(settled(tag), ready), strict=True):
+        if outcome is None:
+            done(art)
+        elif isinstance(outcome, AirlockError):
+            fail(art, outcome)
+        else:
+            raise outcome

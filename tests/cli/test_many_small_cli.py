@@ -1,0 +1,109 @@
+"""Many small artifacts at once (issue 12): what concurrency must not change, through the console script.
+
+Export resolves artifacts, and import checks tags and pushes manifests and tags, many at a time;
+these tests hold the contracts that sequential code gave for free: every artifact, in order,
+verified, tags only for complete content, failures named and contained as before.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import urllib3
+
+from airlock.testing.console import Console, error_message
+from airlock.testing.content import PushedArtifact, get_manifest, list_tags
+from airlock.testing.images import push_oci_image, push_oci_index
+from airlock.testing.registry_server import RegistryServer
+
+REPOS = 4
+TAGS = 6  # 24 artifacts: more than the 16 requests in flight, so concurrency is exercised
+
+
+@pytest.fixture(scope="module")
+def cli(tmp_path_factory: pytest.TempPathFactory) -> Console:
+    return Console(home=tmp_path_factory.mktemp("home"))
+
+
+@pytest.fixture(scope="module")
+def many(source_registry: RegistryServer) -> list[PushedArtifact]:
+    images = [
+        push_oci_image(source_registry.url, f"many/r{r}", f"t{t}", seed=1000 + 10 * r + t, layers=2, layer_size=2048)
+        for r in range(REPOS)
+        for t in range(TAGS)
+    ]
+    # One multi-platform index: its manifests must land children first.
+    return [*images, push_oci_index(source_registry.url, "many/idx", "multi", seed=77, layer_size=2048)]
+
+
+def _export(cli: Console, registry: RegistryServer, refs: list[str], target: Path, *extra: str) -> dict[str, object]:
+    args = ["export", "--source-registry", registry.url, "--target", target.as_uri(), *extra, "-a", *refs]
+    out: dict[str, object] = cli.ok(*args).json()
+    return out
+
+
+def test_many_small_artifacts_round_trip_in_order_every_digest_equal_and_a_second_import_skips_every_blob(
+    cli: Console, tmp_path: Path, source_registry: RegistryServer, many: list[PushedArtifact]
+) -> None:
+    refs = [a.reference for a in many]
+    exported = _export(cli, source_registry, refs, tmp_path / "many.tar")
+    assert exported["artifacts"] == refs  # resolved concurrently, reported in the order asked
+    with RegistryServer.start(tmp_path / "target", name="target") as target:
+        args = ["import", "--source", (tmp_path / "many.tar").as_uri(), "--target-registry", target.url]
+        first = cli.ok(*args, "--catalog-digest", str(exported["catalogDigest"])).json()
+        assert first["importedArtifacts"] == refs and first["failedArtifacts"] == {}
+        for a in many:
+            assert get_manifest(target.url, a.repository, str(a.tag))[2] == a.digest
+            for child in a.children:  # the index's children were pushed by digest before it
+                assert get_manifest(target.url, a.repository, child)[2] == child
+        again = cli.ok(*args).json()
+        assert again["importedArtifacts"] == refs
+        assert again["blobs"]["uploaded"] == 0 and again["blobs"]["skipped"] == first["blobs"]["uploaded"]
+
+
+def test_export_without_continue_on_errors_names_the_artifact_whose_blob_is_missing_and_writes_nothing(
+    cli: Console, tmp_path: Path, source_registry: RegistryServer, many: list[PushedArtifact]
+) -> None:
+    broken = push_oci_image(source_registry.url, "many/broken", "1", seed=4242, layers=2, layer_size=2048)
+    layer = broken.blobs[-1][0]
+    resp = urllib3.request("DELETE", f"{source_registry.url}/v2/many/broken/blobs/{layer}")
+    assert resp.status == 202, resp.status
+    refs = [a.reference for a in many[:10]] + [broken.reference] + [a.reference for a in many[10:20]]
+    target = tmp_path / "broken.tar"
+    base = ["export", "--source-registry", source_registry.url, "--target", target.as_uri()]
+    message = error_message(cli(*base, "-a", *refs), 1)
+    assert "many/broken:1" in message and layer in message and "missing" in message, message
+    assert not target.exists() and not list(tmp_path.iterdir())  # the staged file was never linked
+
+    # With ContinueOnErrors the blob check up front leaves that artifact out and exports the others.
+    out = cli(*base, "--options", "ContinueOnErrors", "-a", *refs)
+    assert "many/broken:1" in error_message(out, 1, stdout_empty=False)
+    result = json.loads(out.stdout)
+    assert list(result["failedArtifacts"]) == ["many/broken:1"] and layer in result["failedArtifacts"]["many/broken:1"]
+    assert result["artifacts"] == [r for r in refs if r != broken.reference]
+
+
+def test_import_with_continue_on_errors_tags_every_artifact_but_the_conflicting_one(
+    cli: Console, tmp_path: Path, source_registry: RegistryServer, many: list[PushedArtifact]
+) -> None:
+    refs = [a.reference for a in many[: TAGS * 2]]
+    exported = _export(cli, source_registry, refs, tmp_path / "conflict.tar")
+    with RegistryServer.start(tmp_path / "target", name="target") as target:
+        # The target already has many/r1:t3 pointing elsewhere: the tag checks run concurrently.
+        other = push_oci_image(target.url, "many/r1", "t3", seed=9999, layers=1, layer_size=1024)
+        args = ["import", "--source", (tmp_path / "conflict.tar").as_uri(), "--target-registry", target.url]
+        message = error_message(cli(*args), 1)
+        assert "many/r1:t3" in message and "OverwriteTags" in message, message
+        assert list_tags(target.url, "many/r0") == []  # refused before anything was tagged
+
+        out = cli(*args, "--options", "ContinueOnErrors", "--catalog-digest", str(exported["catalogDigest"]))
+        assert "many/r1:t3" in out.error(1)
+        result = json.loads(out.stdout)
+        assert list(result["failedArtifacts"]) == ["many/r1:t3"]
+        assert result["importedArtifacts"] == [r for r in refs if r != "many/r1:t3"]
+        assert get_manifest(target.url, "many/r1", "t3")[2] == other.digest  # left as it was
+        for a in many[: TAGS * 2]:
+            if a.reference != "many/r1:t3":
+                assert get_manifest(target.url, a.repository, str(a.tag))[2] == a.digest
