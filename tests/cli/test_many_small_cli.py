@@ -85,6 +85,21 @@ def test_export_without_continue_on_errors_names_the_artifact_whose_blob_is_miss
     assert result["artifacts"] == [r for r in refs if r != broken.reference]
 
 
+def test_export_dry_run_fails_on_a_missing_blob_as_the_export_would(
+    cli: Console, tmp_path: Path, source_registry: RegistryServer
+) -> None:
+    # A dry run makes no blob GET, so it HEADs every blob: it must not pass what the export fails.
+    broken = push_oci_image(source_registry.url, "many/dry-broken", "1", seed=4343, layers=2, layer_size=2048)
+    layer = broken.blobs[-1][0]
+    resp = urllib3.request("DELETE", f"{source_registry.url}/v2/many/dry-broken/blobs/{layer}")
+    assert resp.status == 202, resp.status
+    target = tmp_path / "dry.tar"
+    base = ["export", "--source-registry", source_registry.url, "--target", target.as_uri(), "--dry-run"]
+    message = error_message(cli(*base, "-a", broken.reference), 1)
+    assert "many/dry-broken:1" in message and layer in message and "missing" in message, message
+    assert not list(tmp_path.iterdir())
+
+
 def test_import_with_continue_on_errors_tags_every_artifact_but_the_conflicting_one(
     cli: Console, tmp_path: Path, source_registry: RegistryServer, many: list[PushedArtifact]
 ) -> None:

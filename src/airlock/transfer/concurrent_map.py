@@ -19,7 +19,7 @@ R = TypeVar("R")
 
 # Requests that carry no bulk data (manifest GETs and PUTs, HEADs, tag PUTs) in flight at once:
 # measured on the local registry, 16 overlap its latency on 2 cores and more only add context
-# switches. The registry client's connection pool must hold at least this many (see cli.main).
+# switches. The registry client's connection pool must hold at least this many (see cli.endpoints).
 REQUESTS_IN_FLIGHT = 16
 
 

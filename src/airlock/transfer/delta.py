@@ -23,7 +23,6 @@ repository), so a fresh receipt is needed.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +32,7 @@ from airlock.oci.digest import Digest
 from airlock.oci.manifest import Descriptor
 from airlock.oci.reference import validate_repository
 from airlock.registry.client import RegistryClient
+from airlock.transfer.concurrent_map import REQUESTS_IN_FLIGHT, ordered_map
 from airlock.transfer.receipt import Receipt, read_receipt
 from airlock.transfer.rename import RenameMap
 
@@ -149,8 +149,9 @@ def check_present(
             return True
         return False
 
-    with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="delta-check") as pool:
-        found = list(pool.map(present, pairs))
+    # Bounded look-ahead (a delta of thousands of small artifacts is thousands of HEADs); HEADs carry
+    # no bulk data, so as many run at once as other small requests do, except at concurrency 1.
+    found = list(ordered_map(present, pairs, workers=REQUESTS_IN_FLIGHT if concurrency > 1 else 1))
     missing = sorted({str(d) for (d, _), ok in zip(pairs, found, strict=True) if not ok})
     if missing:
         named = ", ".join(missing[:_NAMED]) + (f" and {len(missing) - _NAMED} more" if len(missing) > _NAMED else "")

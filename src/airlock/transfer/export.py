@@ -163,10 +163,11 @@ def export_artifacts(
     failures: dict[str, str] = {}
     wanted = _PlatformRules(platforms or {}, platform_index)
     resolved = _resolve_all(client, artifacts, include_referrers, keep_going, failures, progress, wanted)
-    if keep_going:
+    if keep_going or dry_run:
         # Only ContinueOnErrors needs to know up front: a failed artifact is left out of the catalog,
         # which is written first. Otherwise the GET that streams each blob verifies its size and
-        # digest anyway, and a missing blob fails the export before the staged blob is committed.
+        # digest anyway, and a missing blob fails the export before the staged blob is committed;
+        # a dry run makes no GET, so it HEADs every blob to fail where the export would.
         _check_blobs(client, resolved, keep_going, failures, concurrency)
     if not resolved:
         raise TransferFailed(

@@ -49,9 +49,10 @@ def publish(
     imported: list[str] = []
     ordered = sorted(artifacts, key=lambda a: a.entry.subject is not None)
     pushed: set[tuple[str, Digest]] = set()
-    # Subjects' manifests before their referrers', each group children first, many at once.
-    push_manifests(client, [a for a in ordered if a.entry.subject is None], fail=fail, pushed=pushed)
-    push_manifests(client, [a for a in ordered if a.entry.subject is not None], fail=fail, pushed=pushed)
+    # Subjects' manifests before their referrers' (a signature on an SBOM after the SBOM: a registry
+    # that checks ``subject`` wants it there), each group children first, many at once.
+    for group in _referrer_levels(ordered):
+        push_manifests(client, group, fail=fail, pushed=pushed)
 
     def done(art: ArtifactEntry) -> None:
         assert art.closure is not None
@@ -90,3 +91,25 @@ def _index_referrers(client: RegistryClient, artifacts: list[ArtifactEntry]) -> 
                 client.add_to_referrers_tag(repo, subject, referrers)
         except AirlockError as exc:
             log.warning("referrers of %s@%s could not be indexed: %s", repo, subject, exc)
+
+
+def _referrer_levels(artifacts: list[ArtifactEntry]) -> list[list[ArtifactEntry]]:
+    """The artifacts grouped by how far each is from an artifact that refers to nothing: subjects
+    first, then their referrers, then referrers of those (a subject outside the archive counts as 0)."""
+    by_digest = {str(a.digest): a for a in artifacts}
+    level: dict[int, int] = {}
+
+    def depth(art: ArtifactEntry, seen: frozenset[int] = frozenset()) -> int:
+        if id(art) in level:
+            return level[id(art)]
+        subject = by_digest.get(art.entry.subject) if art.entry.subject else None
+        d = 0 if art.entry.subject is None else 1
+        if subject is not None and id(subject) not in seen and subject is not art:
+            d = 1 + depth(subject, seen | {id(art)})
+        level[id(art)] = d
+        return d
+
+    groups: dict[int, list[ArtifactEntry]] = {}
+    for art in artifacts:
+        groups.setdefault(depth(art), []).append(art)
+    return [groups[k] for k in sorted(groups)]
