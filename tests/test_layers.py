@@ -30,6 +30,7 @@ CLOUD_SDKS = ("azure", "boto3", "botocore", "hvac", "google")
 SDK_HOMES = {
     "storage/azure_blob.py",
     "storage/azure_account.py",  # the account-key operations of `airlock storage container`, beside azure_blob
+    "storage/azure_sdk.py",  # the SDK's errors, credential and session, shared by both
     "secrets/azure_key_vault.py",
     "secrets/hashicorp_vault.py",
 }

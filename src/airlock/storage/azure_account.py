@@ -14,7 +14,7 @@ from azure.core.exceptions import HttpResponseError, ResourceExistsError, Servic
 from azure.storage.blob import ContainerClient, generate_container_sas
 
 from airlock.errors import UsageError
-from airlock.storage.azure_blob import RETRY, fail
+from airlock.storage.azure_sdk import RETRY, fail
 
 _SAS_PERMISSIONS = "racwdxyltfmei"  # what ContainerSasPermissions knows, in the service's order
 

@@ -1,4 +1,4 @@
-"""Azure Blob Storage through ``azure-storage-blob`` (the SDK is imported here and in ``azure_account.py`` only).
+"""Azure Blob Storage through ``azure-storage-blob`` (SDK: here, ``azure_sdk.py``, ``azure_account.py`` only).
 
 Addresses: ``https://<account>.blob.core.windows.net/<container>/<blob>`` (and the other clouds'
 suffixes), or path-style ``http(s)://host[:port]/<account>/<container>/<blob>`` as Azurite and
@@ -12,7 +12,6 @@ their blocks so that a later run can continue after them (:class:`AzureResumable
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import secrets
@@ -20,14 +19,11 @@ import threading
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import IO, Any, NoReturn, cast
+from typing import IO, Any, cast
 
-import requests
 from azure.core import MatchConditions
 from azure.core.exceptions import (
-    ClientAuthenticationError,
     HttpResponseError,
-    ResourceExistsError,
     ResourceModifiedError,
     ResourceNotFoundError,
     ServiceRequestError,
@@ -38,12 +34,10 @@ from azure.storage.blob import (
     BlobClient,
     ContainerClient,
     ContentSettings,
-    ExponentialRetry,
 )
-from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
 
-from airlock.errors import BlobExists, BlobNotFound, MissingCredential, StorageAuthError, StorageError
+from airlock.errors import BlobExists, BlobNotFound, StorageAuthError, StorageError
+from airlock.storage.azure_sdk import RETRY, credential_for, fail, mapped, sdk_session
 from airlock.storage.base import BlobInfo, Staged
 from airlock.storage.block_ids import (
     ID_LENGTH,
@@ -63,97 +57,6 @@ MAX_BLOCKS = 50_000  # Azure's limit of blocks in one blob
 UPLOADS_IN_FLIGHT = 4  # measured on Azurite: 4 concurrent transfers ~1.4x one (local-services.md)
 RANGE_SIZE = 4 * 1024 * 1024  # 4 in flight: 16 MiB of read-ahead, enough to keep Azurite busy
 RANGES_IN_FLIGHT = 4
-_POOL = 64  # connections kept alive per blob client: reads, ranged reads and staged blocks in flight
-# The SDK's default waits 15 s, then longer; a dead endpoint should fail within seconds.
-RETRY = ExponentialRetry(initial_backoff=1, increment_base=2, retry_total=3)
-
-
-def _session() -> requests.Session:
-    """An HTTP session for one blob's client, keeping up to ``_POOL`` connections alive.
-
-    The SDK's own keeps 10: an import reading a large blob by a ranged read of its own beside the
-    main read (4 ranges in flight each) overflowed it, and urllib3 then warned "Connection pool is
-    full" on the user's terminal for every extra request. Retries stay the SDK's (its policy),
-    so the adapter's own are off, as the SDK sets them.
-    """
-    session = requests.Session()
-    adapter = HTTPAdapter(
-        pool_connections=4, pool_maxsize=_POOL, max_retries=Retry(total=False, redirect=False, raise_on_status=False)
-    )
-    session.mount("https://", adapter)
-    session.mount("http://", adapter)
-    return session
-
-
-def fail(exc: Exception, *, op: str, display: str) -> NoReturn:
-    """Translate an SDK exception into airlock's error tree. Never includes the SAS."""
-    if isinstance(exc, ResourceNotFoundError):
-        code = str(getattr(exc, "error_code", "") or "")
-        if "Container" in code:
-            raise BlobNotFound(f"{op} {display}: the container does not exist") from None
-        raise BlobNotFound(f"{op} {display}: the blob does not exist") from None
-    if isinstance(exc, ResourceExistsError):
-        raise BlobExists(f"{op} {display}: the blob already exists", blob=display) from None
-    if isinstance(exc, ResourceModifiedError):
-        raise StorageError(f"{op} {display}: the blob changed while it was being read", transient=True) from None
-    if isinstance(exc, ServiceRequestError | ServiceResponseError):
-        raise StorageError(
-            f"{op} {display}: cannot reach the storage service ({type(exc).__name__})", transient=True
-        ) from None
-    if isinstance(exc, ClientAuthenticationError) and getattr(exc, "status_code", None) is None:
-        # Raised by azure-identity before any request: no managed identity, no az login, no env.
-        raise MissingCredential(
-            f"{op} {display}: no SAS token was given and no Azure credential is available "
-            "(managed identity, AZURE_* environment, or az login)",
-            blob=display,
-        ) from None
-    if isinstance(exc, ClientAuthenticationError | HttpResponseError):
-        status = getattr(exc, "status_code", None)
-        code = str(getattr(exc, "error_code", "") or "")
-        if code == "AuthorizationPermissionMismatch":
-            raise StorageAuthError(
-                f"{op} {display}: permission denied (HTTP 403 {code}): the SAS token does not grant the "
-                f"permission this needs ({_needed(op)})"
-            ) from None
-        if status in (401, 403):
-            raise StorageAuthError(
-                f"{op} {display}: authentication failed (HTTP {status} {code or 'AuthenticationFailed'}): the SAS "
-                "token is expired, not yet valid, malformed, signed with another key, or for another "
-                "container or account; or the identity has no role on this storage account"
-            ) from None
-        raise StorageError(
-            f"{op} {display}: storage answered HTTP {status} {code}".rstrip(),
-            transient=bool(status and status >= 500),
-        ) from None
-    raise StorageError(f"{op} {display}: {type(exc).__name__}") from None
-
-
-def _needed(op: str) -> str:
-    return {"read": "r", "stat": "r", "write": "w and c (or a)", "delete": "d", "commit": "w", "list": "l"}.get(op, op)
-
-
-def _credential(display: str, account_url: str, sas_token: str | None, credential: object) -> Any:
-    """The SDK credential: the SAS, an injected TokenCredential (a pipeline's identity), or the
-    environment's Azure identity (managed identity, AZURE_* variables, az login) as az does."""
-    if sas_token:
-        return sas_token
-    if not account_url.startswith("https://"):
-        raise MissingCredential(
-            f"no SAS token for {display} (an Azure identity can only be used over https)", blob=display
-        )
-    if credential is not None:
-        return credential
-    from azure.identity import DefaultAzureCredential
-
-    return DefaultAzureCredential(exclude_interactive_browser_credential=True)
-
-
-@contextlib.contextmanager
-def _mapped(op: str, display: str) -> Iterator[None]:
-    try:
-        yield
-    except (HttpResponseError, ServiceRequestError, ServiceResponseError) as exc:
-        fail(exc, op=op, display=display)
 
 
 class AzureBlob:
@@ -168,11 +71,11 @@ class AzureBlob:
             account_url,
             container,
             blob,
-            credential=_credential(self.display, account_url, sas_token, credential),
+            credential=credential_for(self.display, account_url, sas_token, credential),
             retry_policy=RETRY,
             connection_timeout=10,
             read_timeout=120,
-            session=_session(),
+            session=sdk_session(),
         )
 
     def stat(self) -> BlobInfo | None:
@@ -210,7 +113,7 @@ class AzureBlob:
         pos = start
 
         def fetch(off: int, n: int) -> bytes:
-            with _mapped("read", self.display):
+            with mapped("read", self.display):
                 kw: dict[str, Any] = {}
                 if etag:
                     kw = {"etag": etag, "match_condition": MatchConditions.IfNotModified}
@@ -378,7 +281,7 @@ class AzureWriter:
         self._md5_pending.append(self._md5_pool.submit(self._md5.update, block))
 
         def stage() -> None:
-            with _mapped("write", self._display):
+            with mapped("write", self._display):
                 self._client.stage_block(block_id, block, length=len(block))
 
         self._inflight.append(self._pool.submit(stage))
@@ -395,7 +298,7 @@ class AzureWriter:
             if not self._overwrite:
                 kw = {"match_condition": MatchConditions.IfMissing}
             md5: bytes | None = self._md5.digest() if self._hash_all else None
-            with _mapped("commit", self._display):
+            with mapped("commit", self._display):
                 try:
                     result = self._client.commit_block_list(
                         [BlobBlock(block_id=i) for i in self._ids],
@@ -484,13 +387,13 @@ class AzureContainer:
         self._account_url = account_url
         self._container = container
         self._sas = sas_token
-        self._credential = _credential(self.display, account_url, sas_token, credential)
+        self._credential = credential_for(self.display, account_url, sas_token, credential)
         self._client = ContainerClient(
             account_url, container, credential=self._credential, retry_policy=RETRY, connection_timeout=10
         )
 
     def list_blobs(self) -> Iterator[tuple[str, BlobInfo]]:
-        with _mapped("list", self.display):
+        with mapped("list", self.display):
             for props in self._client.list_blobs(include=["metadata"]):
                 md5 = props.content_settings.content_md5
                 yield (
