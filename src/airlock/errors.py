@@ -37,6 +37,10 @@ before they build messages.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 # Every class of the tree by name, filled as classes are defined (AirlockError.__init_subclass__);
 # None marks a name two classes share, which therefore names neither.
@@ -210,3 +214,10 @@ class ReceiptError(AirlockError):
 
 class DeltaIncomplete(AirlockError):
     """A delta archive's left-out blobs are not all in the target registry; nothing was tagged."""
+
+
+def first_invalid(exc: ValidationError) -> tuple[str, str]:
+    """Where a document broke a model's rules, and why: the first error's dotted location ("" at the
+    top level) and message, for the one-line errors built from a pydantic ``ValidationError``."""
+    first = exc.errors()[0]
+    return ".".join(str(p) for p in first.get("loc", ())), str(first.get("msg"))

@@ -39,7 +39,7 @@ from airlock.archive.format import (
     padded,
 )
 from airlock.archive.sniff import not_a_transfer_blob, sniff
-from airlock.errors import AirlockError, ArchiveError
+from airlock.errors import AirlockError, ArchiveError, first_invalid
 from airlock.oci.digest import Digest
 
 # Zero padding after the end marker (tar writers pad to 10 KiB records) that we tolerate.
@@ -446,9 +446,8 @@ def parse_catalog(data: bytes) -> Catalog:
     try:
         catalog = Catalog.model_validate(doc)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ()))
-        raise ArchiveError(f"archive catalog is invalid at {where or 'top level'}: {first.get('msg')}") from None
+        where, why = first_invalid(exc)
+        raise ArchiveError(f"archive catalog is invalid at {where or 'top level'}: {why}") from None
     unknown = [f for f in catalog.requires if f not in SUPPORTED_FEATURES]
     if unknown:
         raise ArchiveError(

@@ -21,7 +21,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from airlock.errors import UsageError
+from airlock.errors import UsageError, first_invalid
 from airlock.pipelines import arm
 from airlock.secrets.embedded import check_secret_name, check_vault_name
 from airlock.transfer.selection import Selection
@@ -400,6 +400,6 @@ def parse(model: type[BaseModel], body: Any, what: str) -> Any:
     try:
         return model.model_validate(body)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        where = (".".join(str(p) for p in err.get("loc", ())) or "body")[:200]  # keys are the caller's text
-        raise UsageError(f"{what}: invalid value at {where!r}: {err.get('msg')}") from None
+        where, why = first_invalid(exc)
+        where = (where or "body")[:200]  # keys are the caller's text
+        raise UsageError(f"{what}: invalid value at {where!r}: {why}") from None

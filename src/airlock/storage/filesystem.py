@@ -23,7 +23,7 @@ from pathlib import Path
 
 from airlock.errors import BlobExists, BlobNotFound, StorageError, UsageError
 from airlock.storage.base import BlobInfo, Staged
-from airlock.storage.partial_file import PartialFileWriter, partial_path
+from airlock.storage.partial_file import PartialFileWriter, partial_path, sync_directory, write_all
 
 _READ = 1024 * 1024  # bounded-window pipelines count bytes; 1 MiB keeps reads cheap and windows fine-grained
 
@@ -162,14 +162,7 @@ class FileWriter:
         self._closed = False
 
     def write(self, data: bytes | memoryview) -> None:
-        view = memoryview(data)
-        try:
-            while view:
-                n = os.write(self._fd, view)
-                view = view[n:]
-        except OSError as exc:
-            raise StorageError(f"writing {self.path.as_uri()} failed: {exc.strerror}") from None
-        self._size += len(data)
+        self._size += write_all(self._fd, data, self.path)
 
     def commit(self) -> BlobInfo:
         try:
@@ -205,11 +198,7 @@ class FileWriter:
             raise StorageError(f"cannot commit {self.path.as_uri()}: {exc.strerror}") from None
         finally:
             self.abort()
-        dir_fd = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)  # the new directory entry survives a crash too
-        finally:
-            os.close(dir_fd)
+        sync_directory(self.path.parent)  # the new directory entry survives a crash too
         # No Content-MD5: a file has nowhere to keep it, and hashing would cost a second pass over
         # every byte on the hot path (the archive's own sha256 is its integrity check).
         return BlobInfo(size=self._size, last_modified=datetime.now(UTC))

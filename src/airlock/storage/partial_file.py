@@ -26,6 +26,30 @@ def partial_path(path: Path) -> Path:
     return path.with_name(f".{path.name}{PARTIAL_SUFFIX}")
 
 
+def write_all(fd: int, data: bytes | memoryview, path: Path) -> int:
+    """Write all of ``data`` to ``fd`` (``os.write`` may write less) and return its length.
+
+    Raises:
+        StorageError: the write failed (a full disk, an I/O error), naming ``path``.
+    """
+    view = memoryview(data)
+    try:
+        while view:
+            view = view[os.write(fd, view) :]
+    except OSError as exc:
+        raise StorageError(f"writing {path.as_uri()} failed: {exc.strerror}") from None
+    return len(data)
+
+
+def sync_directory(directory: Path) -> None:
+    """fsync ``directory``, so that an entry just linked or renamed in it survives a crash."""
+    dir_fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
 class PartialFileWriter:
     """See :class:`airlock.storage.base.ResumableWriter`. Continues after the first ``keep`` bytes
     of the staged file (truncating whatever follows them); ``keep=0`` starts it over.
@@ -84,14 +108,7 @@ class PartialFileWriter:
             os.close(fd)  # locked an inode that is no longer the staged file: open it again
 
     def write(self, data: bytes | memoryview) -> None:
-        view = memoryview(data)
-        try:
-            while view:
-                n = os.write(self._fd, view)
-                view = view[n:]
-        except OSError as exc:
-            raise StorageError(f"writing {self.path.as_uri()} failed: {exc.strerror}") from None
-        self._size += len(data)
+        self._size += write_all(self._fd, data, self.path)
 
     def mark(self, label: int) -> None:
         del label  # the staged bytes are read back and verified by a resuming run: nothing to keep
@@ -114,11 +131,7 @@ class PartialFileWriter:
             self.abort()
             raise StorageError(f"cannot commit {self.path.as_uri()}: {exc.strerror}") from None
         self.suspend()  # the staged name is gone: nothing left to discard
-        dir_fd = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)  # the new directory entry survives a crash too
-        finally:
-            os.close(dir_fd)
+        sync_directory(self.path.parent)  # the new directory entry survives a crash too
         return BlobInfo(size=self._size, last_modified=datetime.now(UTC))
 
     def abort(self) -> None:

@@ -36,26 +36,22 @@ from airlock.archive.format import (
     archive_size,
 )
 from airlock.archive.writer import ArchiveWriter
-from airlock.errors import AirlockError, BlobExists, IntegrityError, NotFound, TransferFailed, UsageError
+from airlock.errors import BlobExists, IntegrityError, NotFound, TransferFailed, UsageError
 from airlock.oci.digest import Digest
 from airlock.oci.manifest import OCI_INDEX, Descriptor, Manifest
 from airlock.oci.reference import ArtifactReference
 from airlock.registry.client import RegistryClient
 from airlock.storage.base import TRANSFER_CATEGORY, Blob
-from airlock.transfer.concurrent_map import REQUESTS_IN_FLIGHT, ordered_map, settled
+from airlock.transfer.concurrent_map import REQUESTS_IN_FLIGHT
 from airlock.transfer.delta import DeltaBase, report
-from airlock.transfer.graph import Closure, closure
 from airlock.transfer.options import NoProgress, PipelineOption, Progress
 from airlock.transfer.pipelining import close_stream, counted, ordered_fetch
-from airlock.transfer.platform_filter import filter_index, record_filter
+from airlock.transfer.resolution import PlatformRules, Resolved, check_blobs, resolve_all
 from airlock.transfer.resume import ResumingArchive, resume_point, settle
 from airlock.transfer.selection import Platform, PlatformIndexMode
 from airlock.transfer.volume_export import needs_volumes, write_volumes
 
 log = logging.getLogger(__name__)
-
-# Referrers of referrers (a signature on an SBOM) are followed this deep.
-_REFERRER_DEPTH = 3
 
 
 @dataclass
@@ -92,19 +88,6 @@ class ExportResult:
             **({"resumed": self.resumed} if self.resumed is not None else {}),
             **({"volumes": self.volumes} if self.volumes is not None else {}),
         }
-
-
-@dataclass(frozen=True)
-class _PlatformRules:
-    by_ref: Mapping[ArtifactReference, Sequence[Platform]]
-    mode: PlatformIndexMode
-
-
-@dataclass
-class _Resolved:
-    entry: CatalogArtifact
-    closure: Closure
-    repository: str
 
 
 # Both the CLI (`--options OverwriteBlobs`) and pipelines (`options`) spell it this way.
@@ -161,14 +144,14 @@ def export_artifacts(
 
     client.ping()
     failures: dict[str, str] = {}
-    wanted = _PlatformRules(platforms or {}, platform_index)
-    resolved = _resolve_all(client, artifacts, include_referrers, keep_going, failures, progress, wanted)
+    wanted = PlatformRules(platforms or {}, platform_index)
+    resolved = resolve_all(client, artifacts, include_referrers, keep_going, failures, progress, wanted)
     if keep_going or dry_run:
         # Only ContinueOnErrors needs to know up front: a failed artifact is left out of the catalog,
         # which is written first. Otherwise the GET that streams each blob verifies its size and
         # digest anyway, and a missing blob fails the export before the staged blob is committed;
         # a dry run makes no GET, so it HEADs every blob to fail where the export would.
-        _check_blobs(client, resolved, keep_going, failures, concurrency)
+        check_blobs(client, resolved, keep_going, failures, concurrency)
     if not resolved:
         raise TransferFailed(
             f"export to {target.display} failed: no artifact could be exported ({_summary(failures)})",
@@ -314,7 +297,7 @@ def export_artifacts(
     )
 
 
-def _index_bytes(resolved: list[_Resolved]) -> bytes:
+def _index_bytes(resolved: list[Resolved]) -> bytes:
     index = {
         "schemaVersion": 2,
         "mediaType": OCI_INDEX,
@@ -328,8 +311,8 @@ def _index_bytes(resolved: list[_Resolved]) -> bytes:
 def _as_delta(
     catalog: Catalog,
     delta: DeltaBase,
-    every: list[_Resolved],
-    kept: list[_Resolved],
+    every: list[Resolved],
+    kept: list[Resolved],
     left_out: dict[Digest, tuple[Descriptor, str]],
 ) -> None:
     """Make ``catalog`` a delta's: ``requires`` "delta", and what was left out, with the full size."""
@@ -353,154 +336,21 @@ def _as_delta(
 
 
 def _last_blob_positions(
-    resolved: list[_Resolved], ordered_blobs: list[tuple[Digest, tuple[Descriptor, str]]]
-) -> dict[int, list[_Resolved]]:
+    resolved: list[Resolved], ordered_blobs: list[tuple[Digest, tuple[Descriptor, str]]]
+) -> dict[int, list[Resolved]]:
     """Artifacts by the position in ``ordered_blobs`` of their last blob (-1: no blob at all)."""
     position = {d: i for i, (d, _) in enumerate(ordered_blobs)}
-    out: dict[int, list[_Resolved]] = {}
+    out: dict[int, list[Resolved]] = {}
     for r in resolved:
         # A delta's left-out blobs have no position: they are not in the archive.
         out.setdefault(max((position[d] for d in r.closure.blobs if d in position), default=-1), []).append(r)
     return out
 
 
-def _report_done(progress: Progress, artifacts: list[_Resolved]) -> None:
+def _report_done(progress: Progress, artifacts: list[Resolved]) -> None:
     for r in artifacts:
         progress.artifact_done(r.entry.reference, r.entry.digest, r.closure.size)
 
 
 def _summary(failures: dict[str, str]) -> str:
     return "; ".join(f"{ref}: {msg}" for ref, msg in list(failures.items())[:5])
-
-
-def _resolve_all(
-    client: RegistryClient,
-    artifacts: Sequence[ArtifactReference],
-    include_referrers: bool,
-    keep_going: bool,
-    failures: dict[str, str],
-    progress: Progress,
-    wanted: _PlatformRules,
-) -> list[_Resolved]:
-    """Resolve every artifact (and its referrers), several at once; the result is in the input's
-    order, and without ContinueOnErrors the first failing artifact (in that order) raises."""
-
-    def one(ref: ArtifactReference) -> tuple[_Resolved, list[_Resolved]]:
-        found = _resolve(client, ref, wanted)
-        # A referrer that cannot be exported fails its subject's artifact too: exporting an
-        # image without the signature the user asked for would be a silent loss.
-        extra = _referrers(client, found, progress) if include_referrers else []
-        return found, extra
-
-    out: list[_Resolved] = []
-    seen_refs: set[str] = set()
-    for ref, got in zip(artifacts, ordered_map(settled(one), artifacts), strict=True):
-        if isinstance(got, BaseException):
-            if not isinstance(got, AirlockError) or not keep_going:
-                raise got
-            failures[str(ref)] = str(got)
-            continue
-        found, extra = got
-        for item in [found, *extra]:
-            if item.entry.reference not in seen_refs:
-                seen_refs.add(item.entry.reference)
-                out.append(item)
-    return out
-
-
-def _resolve(client: RegistryClient, ref: ArtifactReference, wanted: _PlatformRules | None = None) -> _Resolved:
-    repo = ref.repository
-    top = client.get_manifest(repo, ref.reference)
-    if ref.digest is not None and ref.tag is not None:
-        tagged = client.head_manifest(repo, ref.tag)
-        if tagged is None or tagged.digest != ref.digest:
-            raise IntegrityError(f"artifact {ref}: tag {ref.tag} does not point to {ref.digest}")
-
-    def load(desc: Descriptor) -> Manifest:
-        return client.get_manifest(repo, str(desc.digest))
-
-    chosen = wanted.by_ref.get(ref) if wanted else None
-    # None for an image manifest: the filter is about an index's platforms; an image travels as it is.
-    filtered = filter_index(top, chosen, wanted.mode, where=f"artifact {ref}") if wanted and chosen else None
-    top = filtered.top if filtered else top
-    graph = closure(top, load, where=f"artifact {ref}", omitted=filtered.omitted if filtered else frozenset())
-    reference = f"{repo}:{ref.tag}" if ref.tag else f"{repo}@{top.digest}"
-    entry = CatalogArtifact(
-        reference=reference,
-        repository=repo,
-        tag=ref.tag,
-        digest=str(top.digest),
-        mediaType=top.media_type,
-        size=top.size,
-        artifactType=top.artifact_type,
-    )
-    if filtered and chosen:
-        record_filter(entry, filtered, chosen)
-    return _Resolved(entry, graph, repo)
-
-
-def _referrers(client: RegistryClient, subject: _Resolved, progress: Progress) -> list[_Resolved]:
-    """Referrers of the artifact (and of its children), transitively, plus the tag-schema index."""
-    repo = subject.repository
-    out: list[_Resolved] = []
-    queue = [(m.digest, 0) for m in subject.closure.manifests]
-    visited: set[Digest] = set()
-    while queue:
-        digest, depth = queue.pop(0)
-        if digest in visited or depth >= _REFERRER_DEPTH:
-            continue
-        visited.add(digest)
-        for desc in client.list_referrers(repo, digest):
-            r = _resolve(client, ArtifactReference(repo, None, desc.digest))
-            r.entry.subject = str(digest)
-            out.append(r)
-            queue.append((desc.digest, depth + 1))
-        # Registries without the referrers API keep the list under a tag (OCI 1.1 tag schema);
-        # carrying that tag over makes the referrers discoverable on such a target too.
-        fallback = f"{digest.algorithm}-{digest.hex}"
-        if client.head_manifest(repo, fallback) is not None:
-            try:
-                out.append(_resolve(client, ArtifactReference(repo, fallback, None)))
-            except NotFound:
-                pass  # deleted between HEAD and GET
-    if out:
-        progress.note(f"{subject.entry.reference}: {len(out)} referrer artifact(s) included")
-    return out
-
-
-def _check_blobs(
-    client: RegistryClient,
-    resolved: list[_Resolved],
-    keep_going: bool,
-    failures: dict[str, str],
-    concurrency: int,
-) -> None:
-    """HEAD every blob in parallel; drop (or fail on) artifacts whose blobs are missing or the wrong size."""
-    wanted = {(r.repository, d): desc.size for r in resolved for d, desc in r.closure.blobs.items()}
-
-    def head(key: tuple[str, Digest]) -> int | None:
-        return client.blob_size(*key)
-
-    sizes = dict(
-        zip(wanted, ordered_map(settled(head), wanted, workers=max(concurrency, REQUESTS_IN_FLIGHT)), strict=True)
-    )
-    for r in list(resolved):
-        for d, desc in r.closure.blobs.items():
-            size = sizes[(r.repository, d)]
-            problem = None
-            if isinstance(size, BaseException):
-                if not isinstance(size, AirlockError):
-                    raise size
-                if not keep_going:
-                    raise size
-                problem = str(size)
-            elif size is None:
-                problem = f"blob {d} is missing from repository {r.repository}"
-            elif size != desc.size:
-                problem = f"blob {d} is {size} bytes in the registry, its manifest says {desc.size}"
-            if problem:
-                if not keep_going:
-                    raise IntegrityError(f"artifact {r.entry.reference}: {problem}")
-                failures[r.entry.reference] = problem
-                resolved.remove(r)
-                break

@@ -37,7 +37,7 @@ from typing import Annotated, Final, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from airlock import __version__
-from airlock.errors import ReceiptError, UsageError
+from airlock.errors import ReceiptError, UsageError, first_invalid
 from airlock.oci.digest import Digest
 from airlock.oci.reference import validate_repository
 
@@ -176,9 +176,8 @@ def read_receipt(path: str | Path) -> tuple[Receipt, Digest]:
     try:
         receipt = Receipt.model_validate(doc)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ()))
-        raise ReceiptError(f"receipt {source} is invalid at {where or 'top level'}: {first.get('msg')}") from None
+        where, why = first_invalid(exc)
+        raise ReceiptError(f"receipt {source} is invalid at {where or 'top level'}: {why}") from None
     count = len(receipt.blobs)
     for name, held in receipt.repositories.items():
         try:

@@ -36,7 +36,7 @@ import semver
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from airlock.errors import UsageError
+from airlock.errors import UsageError, first_invalid
 from airlock.oci.manifest import Descriptor
 
 # A selection file is read whole; this bounds what a mistaken path (a multi-GB tar) costs.
@@ -337,9 +337,8 @@ def parse_selection(doc: object, *, where: str) -> Selection:
     try:
         return Selection.model_validate(doc)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        field = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        raise UsageError(f"{where}: {field}: {err['msg']}") from None
+        field, why = first_invalid(exc)
+        raise UsageError(f"{where}: {field or '(top level)'}: {why}") from None
 
 
 def load_selection_file(path: str) -> Selection:
