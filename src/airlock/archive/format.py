@@ -48,6 +48,7 @@ from datetime import datetime
 from typing import Annotated, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 CATALOG_NAME = "airlock-catalog.json"
 LAYOUT_NAME = "oci-layout"
@@ -136,7 +137,14 @@ class CatalogArtifact(_Model):
     source_digest: DigestStr | None = Field(default=None, alias="sourceDigest")
 
 
-class CatalogBlob(_Model):
+# A bundle of N artifacts lists about 5N blobs: as slotted dataclasses they cost a third of what
+# models do (no __dict__, no fields-set), which keeps a 10,000-artifact import within its memory
+# budget. Unknown per-blob fields are ignored; one that matters would come with a ``requires`` name.
+_BLOB_CONFIG = ConfigDict(extra="ignore", populate_by_name=True)
+
+
+@pydantic_dataclass(slots=True, config=_BLOB_CONFIG)
+class CatalogBlob:
     digest: DigestStr
     size: int = Field(ge=0)
     media_type: str | None = Field(default=None, alias="mediaType")
@@ -150,6 +158,7 @@ class CatalogVolume(_Model):
     digest: DigestStr
 
 
+@pydantic_dataclass(slots=True, config=_BLOB_CONFIG)
 class DeltaBlob(CatalogBlob):
     """A blob a delta archive leaves out: the receipt says the target has it, in ``repository``."""
 

@@ -21,7 +21,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from airlock.transfer.options import Progress
 
@@ -112,8 +112,17 @@ class _ByteQueue:
             return item
 
 
+class Sources(Protocol):
+    """What :func:`ordered_fetch` reads: ``len()`` sources, each asked for once, in order. A list
+    of callables will do; a large export passes one that makes each when it is reached."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: int, /) -> Callable[[], Iterable[bytes]]: ...
+
+
 def ordered_fetch(
-    sources: Sequence[Callable[[], Iterable[bytes]]],
+    sources: Sources,
     *,
     workers: int,
     window: int,
