@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from airlock.cli import common, sync
+from airlock.cli import common, signing, sync
 from airlock.cli import selection as sel
 from airlock.cli.common import REGISTRY_SCHEME_RULE
 from airlock.cli.endpoints import (
@@ -89,6 +89,8 @@ def export_cmd(
     resume: ResumeOpt = False,
     retry_failed: RetryFailedOpt = None,
     volume_size_text: VolumeSizeOpt = None,
+    sign_key: signing.SignKeyOpt = None,
+    sign_key_passphrase_file: signing.SignKeyPassphraseFileOpt = None,
 ) -> Reply:
     """Export artifacts from a registry into one transfer blob.
 
@@ -126,6 +128,7 @@ def export_cmd(
     if include_referrers:
         opts |= {PipelineOption.INCLUDE_REFERRERS}
     volumes = volume_size(volume_size_text)
+    signer = signing.signing_key(sign_key, sign_key_passphrase_file)
     blob = blob_at(target, sas_token(sas_token_file, secret_uri, what="target"), "--sas-token-file or --secret-uri")
     client = registry_client(source_registry, username, password_stdin, concurrency)
     with progress_display() as progress, flag_hints({blob.display: "--sas-token-file or --secret-uri"}):
@@ -143,6 +146,7 @@ def export_cmd(
             dry_run=dry_run,
             resume=resume,
             volume_size=volumes,
+            signer=signer,
         )
     out = sync.said_delta(result.to_json())
     return Reply(out, failures_error(result.failures, "failed and were left out of the archive"))
@@ -181,6 +185,7 @@ def import_cmd(
     rename: sync.RenameOpt = None,
     receipt_out: sync.ReceiptOutOpt = None,
     retry_failed: RetryFailedOpt = None,
+    trusted_key: signing.TrustedKeyOpt = None,
 ) -> Reply:
     """Import every artifact of a transfer blob into a registry (tags are written last).
 
@@ -205,6 +210,7 @@ def import_cmd(
         validate_repository(repository)
     opts = parse_options(options or [], IMPORT_OPTIONS, kind="import")
     renames = sync.rename_map(rename)
+    trusted = signing.trusted_keys(trusted_key)
     blob = blob_at(source, sas_token(sas_token_file, secret_uri, what="source"), "--sas-token-file or --secret-uri")
     client = registry_client(target_registry, username, password_stdin, concurrency)
     with progress_display() as progress, flag_hints({blob.display: "--sas-token-file or --secret-uri"}):
@@ -218,6 +224,7 @@ def import_cmd(
             concurrency=concurrency,
             rename=renames,
             only=only,
+            trusted=trusted,
         )
     out = sync.receipt_after_import(client, result, result.to_json(), receipt_out, renames, concurrency)
     return Reply(out, failures_error(result.failures, "failed to import"))
@@ -271,6 +278,7 @@ def inspect_cmd(
             help="Read the whole blob and check every member against the catalog (which the catalogDigest covers).",
         ),
     ] = False,
+    trusted_key: signing.TrustedKeyOpt = None,
 ) -> dict[str, Any]:
     """Show what a transfer blob holds, and its catalogDigest, without importing it.
 
@@ -286,4 +294,4 @@ def inspect_cmd(
     """
     src = blob_at(blob, sas_token(sas_token_file, None, what="blob"), "--sas-token-file")
     with progress_display() as progress, flag_hints({src.display: "--sas-token-file"}):
-        return inspect_archive(src, verify=verify, progress=progress)
+        return inspect_archive(src, verify=verify, progress=progress, trusted=signing.trusted_keys(trusted_key))
