@@ -37,10 +37,40 @@ TrustedKeyOpt = Annotated[
     typer.Option(
         "--trusted-key",
         help="Accept only a bundle signed by this PEM public key; repeat it to trust several (key rotation). "
-        "An unsigned, otherwise signed or altered bundle is refused before anything is uploaded.",
+        "An unsigned, otherwise signed or altered bundle is refused before anything is uploaded. On an import "
+        "pipeline (airlock's extension, properties.trustedKeys) its runs and its source trigger refuse them, and "
+        "the trigger lists them in sourceTriggerReport.",
         metavar="PUB.pem",
     ),
 ]
+
+
+PipelineSigningKeyOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--signing-key-secret-uri",
+        help="airlock's extension (properties.signingKeySecretUri): the key-vault secret holding a PEM private key "
+        "(ECDSA P-256 or Ed25519) that every run signs its bundle with, read as the pipeline's identity.",
+        metavar="SECRET_URI",
+    ),
+]
+
+
+def pipeline_signing(secret_uri: str | None, trusted: list[str] | None) -> dict[str, object]:
+    """The signing extension's pipeline properties from the create command's options (keys read from files).
+
+    Raises:
+        SigningKeyError: a --trusted-key file cannot be read or holds no usable public key.
+    """
+    out: dict[str, object] = {}
+    if secret_uri:
+        out["signingKeySecretUri"] = secret_uri
+    if trusted:
+        pems = [_read_key_file(p, "trusted key") for p in trusted]
+        for path, pem in zip(trusted, pems, strict=True):
+            load_public_key(pem, name=path)  # said here, naming the file, rather than by the server
+        out["trustedKeys"] = [pem.decode("ascii", "replace").strip() + "\n" for pem in pems]
+    return out
 
 
 def _read_key_file(path: str, what: str) -> bytes:

@@ -117,6 +117,9 @@ def export_cmd(
         airlock export --source-registry localhost:5000 -a samples/app:1.0 \\
             --target /media/usb/batch1.tar --volume-size 4GiB \\
             --query "volumes[].uri" -o tsv
+
+        airlock export --source-registry localhost:5000 -a samples/app:1.0 \\
+            --target ./batch1.tar --sign-key sign.pem --query signature
     """
     named = retried_artifacts(artifacts, retry_failed, rules=bool(repository or selection))
     chosen = sel.export_selection(
@@ -203,6 +206,9 @@ def import_cmd(
 
         airlock import --source /media/usb/batch1.tar \\
             --target-registry localhost:5001 --retry-failed import1.json
+
+        airlock import --source /media/usb/batch1.tar --target-registry localhost:5001 \\
+            --trusted-key sign.pub.pem --trusted-key next.pub.pem
     """
     expected = Digest.parse(catalog_digest) if catalog_digest else None
     only, expected = import_selection(retry_failed, expected)
@@ -291,6 +297,8 @@ def inspect_cmd(
 
         airlock inspect https://dstacct.blob.core.windows.net/transfer/batch1.tar \\
             --sas-token-file read.sas --verify
+
+        airlock inspect /media/usb/batch1.tar --verify --trusted-key sign.pub.pem
     """
     src = blob_at(blob, sas_token(sas_token_file, None, what="blob"), "--sas-token-file")
     with progress_display() as progress, flag_hints({src.display: "--sas-token-file"}):
