@@ -207,7 +207,8 @@ def import_cmd(
         airlock import --source /media/usb/batch1.tar \\
             --target-registry localhost:5001 --retry-failed import1.json
 
-        airlock import --source /media/usb/batch1.tar --target-registry localhost:5001 \\
+        airlock import --source /media/usb/batch1.tar \\
+            --target-registry localhost:5001 \\
             --trusted-key sign.pub.pem --trusted-key next.pub.pem
     """
     expected = Digest.parse(catalog_digest) if catalog_digest else None

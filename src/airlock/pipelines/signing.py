@@ -41,14 +41,22 @@ def signing_properties(
 
     Raises:
         SigningKeyError: a trusted key is not an ECDSA P-256 or Ed25519 PEM public key (a 400).
-        AccessDenied: a non-Owner names a signing-key secret outside the embedded vaults.
+        AccessDenied: a non-Owner names a signing-key secret outside the embedded vaults, or changes
+            (or drops) an existing pipeline's signing key or trusted keys: that would weaken the Owner's gate.
         UsageError: the secret URI names no known store.
     """
     out: dict[str, Any] = {}
+    if not privileged and existing is not None:
+        for field, new, old in (
+            ("signingKeySecretUri", getattr(props, "signing_key_secret_uri", None),
+             getattr(existing.properties, "signingKeySecretUri", None)),
+            ("trustedKeys", getattr(props, "trusted_keys", None), getattr(existing.properties, "trustedKeys", None)),
+        ):  # fmt: skip
+            if (new or None) != (old or None):
+                raise AccessDenied(f"{where}: only an Owner may change properties.{field} of an existing pipeline")
     if isinstance(props, R.ExportPipelineProperties) and props.signing_key_secret_uri:
         uri = props.signing_key_secret_uri
-        before = existing.properties.signingKeySecretUri if isinstance(existing, ExportPipeline) else None
-        if not privileged and uri != before and outside_embedded(uri):
+        if not privileged and existing is None and outside_embedded(uri):  # a change was refused above
             raise AccessDenied(
                 f"{where}: only an Owner may name a secret outside airlock's embedded key vaults "
                 "(properties.signingKeySecretUri): the server reads it with its own credential"
@@ -108,7 +116,10 @@ class TrustGate:
 
     def refusal(self, pipeline: ImportPipeline, container: Container, name: str, version: str) -> str | None:
         """Why blob ``name`` (this ``version``) is not imported by ``pipeline``, or None to import it."""
-        trusted = pipeline_trusted_keys(pipeline)
+        try:
+            trusted = pipeline_trusted_keys(pipeline)
+        except AirlockError as exc:  # a stored key that no longer parses: this pipeline imports nothing
+            return f"not imported: {exc}"
         if trusted is None:
             return None
         key = (pipeline.id, name, version)
