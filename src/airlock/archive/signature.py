@@ -20,10 +20,13 @@ def catalog_signature(key: SigningKey) -> CatalogSignature:
     return CatalogSignature(keyId=key.key_id, algorithm=key.algorithm)
 
 
-def signature_json(catalog: Catalog) -> dict[str, str] | None:
-    """``{"keyId", "algorithm"}`` of a signed catalog (what export and inspect show), else None."""
+def signature_json(catalog: Catalog, *, trusted: bool = False) -> dict[str, object] | None:
+    """``{"keyId", "algorithm"}`` of a signed catalog (what export, import and inspect show), with
+    ``"trusted": true`` once :func:`check_trusted` passed; None for an unsigned one."""
     sig = catalog.signature
-    return None if sig is None else {"keyId": sig.key_id, "algorithm": sig.algorithm}
+    if sig is None:
+        return None
+    return {"keyId": sig.key_id, "algorithm": sig.algorithm, **({"trusted": True} if trusted else {})}
 
 
 def check_trusted(

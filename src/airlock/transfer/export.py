@@ -71,7 +71,7 @@ class ExportResult:
     dry_run: bool = False
     resumed: dict[str, int] | None = None  # with resume: what was kept from the staged run (bytes, members, blobs)
     volumes: list[dict[str, object]] | None = None  # with a volume size: every volume (transfer.volume_export)
-    signature: dict[str, str] | None = None  # a signed bundle's keyId and algorithm (archive.signature)
+    signature: dict[str, object] | None = None  # a signed bundle's keyId and algorithm (archive.signature)
 
     def to_json(self) -> dict[str, object]:
         return {

@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from airlock.archive.format import REF_NAME, Catalog, CatalogArtifact
+from airlock.archive.format import REF_NAME, CatalogArtifact
 from airlock.archive.keys import TrustedKeys
 from airlock.archive.reader import MAX_TRAILER, ArchiveReader, Member
 from airlock.archive.signature import check_trusted, signature_json
@@ -272,7 +272,7 @@ class Importer:
             blobs_skipped=self.result_counts["skipped"],
             blobs_mounted=self.result_counts["mounted"],
             unchanged=unchanged,
-            signature=_signature(catalog, trusted=self.trusted is not None),
+            signature=signature_json(catalog, trusted=self.trusted is not None),  # trusted: checked before uploads
         )
 
     def _validated(self, entry: CatalogArtifact) -> ArtifactEntry:
@@ -449,13 +449,6 @@ def _check_index(index: object, artifacts: list[ArtifactEntry]) -> None:
     if named != expected:
         diff = sorted(expected ^ named)
         raise ArchiveError(f"archive index.json and catalog disagree about {diff[0][0] or diff[0][1]}")
-
-
-def _signature(catalog: Catalog, *, trusted: bool) -> dict[str, object] | None:
-    shown = signature_json(catalog)
-    if shown is None:
-        return None
-    return {**shown, **({"trusted": True} if trusted else {})}  # trusted: check_trusted passed before any upload
 
 
 def import_archive(

@@ -222,12 +222,12 @@ def inspect_archive(
             check_trusted(source.display, reader.catalog, reader.catalog_bytes, reader.signature, trusted)
         with diagnosing(source):
             out = _describe(source, reader, info.size, verify, progress)
+        if trusted is not None:
+            out["signature"] = signature_json(reader.catalog, trusted=True)
     finally:
         close_stream(chunks)
     if isinstance(source, Bundle):
         out["volumes"] = source.to_json()
-    if trusted is not None:
-        out["signature"]["trusted"] = True  # check_trusted passed: signed by one of the trusted keys
     return out
 
 
