@@ -216,6 +216,29 @@ class DeltaIncomplete(AirlockError):
     """A delta archive's left-out blobs are not all in the target registry; nothing was tagged."""
 
 
+class SigningKeyError(UsageError):
+    """A signing key or trusted key cannot be used: unreadable PEM, a wrong or missing passphrase,
+    or a kind of key airlock does not sign with (ECDSA P-256 and Ed25519 only)."""
+
+
+class BundleNotTrusted(AirlockError):
+    """A bundle was refused by the trusted keys it was checked against (before anything was
+    uploaded); the subclass says why. Messages name the bundle and the key ids involved."""
+
+
+class BundleUnsigned(BundleNotTrusted):
+    """Trusted keys were given and the bundle carries no signature."""
+
+
+class BundleSignedByUntrustedKey(BundleNotTrusted):
+    """The bundle is signed, by a key that is not among the trusted keys."""
+
+
+class BundleSignatureInvalid(BundleNotTrusted):
+    """The bundle's signature, by a trusted key id, does not verify over its catalog: the catalog
+    (or the signature) was altered after signing."""
+
+
 def first_invalid(exc: ValidationError) -> tuple[str, str]:
     """Where a document broke a model's rules, and why: the first error's dotted location ("" at the
     top level) and message, for the one-line errors built from a pydantic ``ValidationError``."""

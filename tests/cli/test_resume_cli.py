@@ -90,7 +90,7 @@ def staged_bytes(target: Blob) -> int:
     return staged.size if staged is not None else 0
 
 
-@pytest.mark.parametrize("kind", ["file", "azure"])
+@pytest.mark.parametrize("kind", ["file", "azure", "azure-signed"])
 def test_export_killed_then_resumed_fetches_only_what_was_missing(
     request: pytest.FixtureRequest,
     tmp_path: Path,
@@ -100,8 +100,13 @@ def test_export_killed_then_resumed_fetches_only_what_was_missing(
     proxy: FaultProxy,
     kind: str,
 ) -> None:
+    sign: list[str] = []
+    if kind == "azure-signed":  # a signed bundle's signature member counts among the kept ones
+        kind, key = "azure", tmp_path / "sign.pem"
+        subprocess.run(["openssl", "genpkey", "-algorithm", "ed25519", "-out", str(key)], check=True)
+        sign = ["--sign-key", str(key)]
     reference = tmp_path / "reference.tar"
-    cli.ok("export", "--source-registry", source_registry.url, "-a", image.reference, "--target", reference)
+    cli.ok("export", "--source-registry", source_registry.url, "-a", image.reference, "--target", reference, *sign)
     order = archive_blobs(reference)
     manifest_members = 1  # the image's manifest comes before its config and layers
     blobs = order[manifest_members:]
@@ -113,14 +118,17 @@ def test_export_killed_then_resumed_fetches_only_what_was_missing(
     export = ["export", "--source-registry", proxy.url, "-a", image.reference.replace(source_registry.host, proxy.host)]
     # Everything before the held layer's header (whole members) is staged; then the kill lands.
     kill_when(
-        cli.start(*export, "--target", uri, *sas), lambda: staged_bytes(target) >= held_offset, release, "staged bytes"
+        cli.start(*export, "--target", uri, *sas, *sign),
+        lambda: staged_bytes(target) >= held_offset,
+        release,
+        "staged bytes",
     )
     assert target.stat() is None  # nothing visible at the target
     if kind == "azure":
         assert az.list_blob_names(request.getfixturevalue("azurite"), ACCOUNT, CONTAINER, prefix=tmp_path.name) == []
 
     proxy.reset()
-    out = cli.ok(*export, "--target", uri, *sas, "--resume").json()
+    out = cli.ok(*export, "--target", uri, *sas, *sign, "--resume").json()
     kept_blobs = [d for d, offset in blobs if offset < held_offset]
     assert out["resumed"]["blobs"] == len(kept_blobs) == 3, out
     assert out["resumed"]["bytes"] == held_offset  # whole members, up to the held layer's header
@@ -128,6 +136,7 @@ def test_export_killed_then_resumed_fetches_only_what_was_missing(
     assert fetched == {d for d, _ in blobs} - set(kept_blobs)  # nothing written before was fetched again
     verified = cli.ok("inspect", uri, *sas, "--verify").json()
     assert verified["verified"] is True and verified["catalogDigest"] == out["catalogDigest"]
+    assert verified.get("signature") == out.get("signature")
     assert target.staged() is None
     if kind == "file":
         assert sorted(p.name for p in tmp_path.iterdir()) == ["b.tar", "reference.tar"]

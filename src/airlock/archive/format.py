@@ -3,6 +3,7 @@
 Members, in this order (the reader enforces it, so an import streams in one pass)::
 
     airlock-catalog.json        the catalog (below)
+    airlock-catalog.sig         only in a signed bundle: the signature over the catalog's bytes
     oci-layout                  {"imageLayoutVersion": "1.0.0"}
     index.json                  one entry per exported artifact, named by
                                 org.opencontainers.image.ref.name = "<repository>:<tag>" or "<repository>@<digest>"
@@ -31,6 +32,14 @@ Catalog (``application/vnd.airlock.catalog.v2+json``) evolution rules:
 - Everything else is additive: readers ignore fields they do not know (``extra="allow"``), so
   signatures, referrer edges, volume checksums or an inventory receipt can be added without a break.
 
+Signed bundles (``export --sign-key``): the catalog's ``signature`` names the key (``keyId``, the
+SHA-256 of its DER SubjectPublicKeyInfo) and ``algorithm`` (``ecdsa-p256-sha256``: a DER signature;
+``ed25519``: 64 raw bytes), and ``airlock-catalog.sig``, right after the catalog, holds the
+signature over the catalog member's exact bytes — so over the catalogDigest's Merkle root, and
+checkable with ``tar`` and ``openssl`` alone. It is at most 512 bytes (one block). See
+:mod:`airlock.archive.signature` and :mod:`airlock.archive.keys`. No ``requires`` entry: an older
+reader refuses the extra member (it accepts only the members it knows), so it never mis-imports one.
+
 Multi-volume bundles (``requires: ["volumes"]``, ``export --volume-size``): the same logical
 archive cut into volumes, so that ``cat`` of the volumes in order is an ordinary archive that tar
 and layout readers take. Volume 1 is the head (catalog, layout, index, manifests) and nothing
@@ -51,6 +60,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 CATALOG_NAME = "airlock-catalog.json"
+SIGNATURE_NAME = "airlock-catalog.sig"
+MAX_SIGNATURE_SIZE = 512  # one tar block: ECDSA P-256 DER is at most 72 bytes, Ed25519 64
 LAYOUT_NAME = "oci-layout"
 INDEX_NAME = "index.json"
 DIR_NAMES = ("blobs/", "blobs/sha256/")
@@ -102,7 +113,12 @@ def archive_size(catalog_size: int, catalog: Catalog) -> int:
     end marker. A blob of another size is truncated or has something appended."""
     members = [catalog_size, len(LAYOUT_BYTES), catalog.index.size]
     members += [m.size for m in catalog.manifests] + [b.size for b in catalog.blobs]
-    return sum(BLOCK + padded(n) for n in members) + BLOCK * len(DIR_NAMES) + 2 * BLOCK
+    return sum(BLOCK + padded(n) for n in members) + BLOCK * len(DIR_NAMES) + 2 * BLOCK + signature_span(catalog)
+
+
+def signature_span(catalog: Catalog) -> int:
+    """Bytes of the signature member (header and one block of data) when ``catalog`` is signed, else 0."""
+    return 2 * BLOCK if catalog.signature is not None else 0
 
 
 class _Model(BaseModel):
@@ -158,6 +174,14 @@ class CatalogVolume(_Model):
     digest: DigestStr
 
 
+class CatalogSignature(_Model):
+    """A signed bundle's key (``keyId``: SHA-256 hex of its DER SubjectPublicKeyInfo) and
+    ``algorithm``; the signature itself is the ``airlock-catalog.sig`` member."""
+
+    key_id: str = Field(alias="keyId", pattern=r"^[a-f0-9]{64}$")
+    algorithm: str = Field(max_length=64)
+
+
 @pydantic_dataclass(slots=True, config=_BLOB_CONFIG)
 class DeltaBlob(CatalogBlob):
     """A blob a delta archive leaves out: the receipt says the target has it, in ``repository``."""
@@ -208,6 +232,8 @@ class Catalog(_Model):
     delta: CatalogDelta | None = None
     # With requires "volumes": volumes 2..N in order (volume 1, the head, is pinned by the catalogDigest).
     volumes: list[CatalogVolume] | None = Field(default=None, max_length=1000)
+    # In a signed bundle: who signed it (the signature is the next member, SIGNATURE_NAME).
+    signature: CatalogSignature | None = None
 
     def to_bytes(self) -> bytes:
         return self.model_dump_json(by_alias=True, exclude_none=True).encode()

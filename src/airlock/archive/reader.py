@@ -32,6 +32,8 @@ from airlock.archive.format import (
     MAX_CATALOG_SIZE,
     MAX_INDEX_SIZE,
     MAX_LAYOUT_SIZE,
+    MAX_SIGNATURE_SIZE,
+    SIGNATURE_NAME,
     SUPPORTED_FEATURES,
     Catalog,
     archive_size,
@@ -255,8 +257,17 @@ class ArchiveReader:
             raise ArchiveError(f"not an airlock archive: the first member must be {CATALOG_NAME}")
         raw_catalog = self.read_member(catalog_member, MAX_CATALOG_SIZE)
         self.catalog = parse_catalog(raw_catalog)
+        self.catalog_bytes = raw_catalog  # what a signature is over (archive.signature)
         self.catalog_digest = Digest.of(raw_catalog)
         self.expected_size = archive_size(len(raw_catalog), self.catalog)
+        self.signature: bytes | None = None
+        if self.catalog.signature is not None:  # a signed bundle: the signature comes next
+            sig = self._next(SIGNATURE_NAME)
+            if sig is None or sig.name != SIGNATURE_NAME:
+                raise ArchiveError(
+                    f"archive's catalog is signed but member {SIGNATURE_NAME} is missing or out of order"
+                )
+            self.signature = self.read_member(sig, MAX_SIGNATURE_SIZE)
         layout = self._next(LAYOUT_NAME)
         if layout is None or layout.name != LAYOUT_NAME:
             raise ArchiveError(f"archive member {LAYOUT_NAME} missing or out of order")
@@ -349,7 +360,7 @@ class ArchiveReader:
                     b"K": "GNU long link",
                 }.get(typeflag, f"type {typeflag!r}")
                 raise ArchiveError(f"archive member {name[:100]!r} is a {kind}; only regular files are allowed")
-            if name not in (CATALOG_NAME, LAYOUT_NAME, INDEX_NAME) and not BLOB_NAME_RE.match(name):
+            if name not in (CATALOG_NAME, SIGNATURE_NAME, LAYOUT_NAME, INDEX_NAME) and not BLOB_NAME_RE.match(name):
                 raise ArchiveError(f"archive has an unexpected member {name[:100]!r} (expected {expecting})")
             _check_form(block, member_header(name, size), name, start)
             self._pending = padded(size)

@@ -23,7 +23,7 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
-from airlock.archive.format import BLOCK, DIR_NAMES, LAYOUT_BYTES, Catalog, padded
+from airlock.archive.format import BLOCK, DIR_NAMES, LAYOUT_BYTES, Catalog, padded, signature_span
 from airlock.errors import ArchiveError, UsageError
 
 VOLUMES_FEATURE: Final = "volumes"
@@ -90,10 +90,10 @@ def lone_volume_hint(uri: str) -> str | None:
 
 
 def head_size(catalog_size: int, catalog: Catalog) -> int:
-    """Bytes of volume 1: the catalog (``catalog_size`` bytes), ``oci-layout``, ``index.json``, the
-    directories and every manifest, each with its header and padding."""
+    """Bytes of volume 1: the catalog (``catalog_size`` bytes), its signature if signed, ``oci-layout``,
+    ``index.json``, the directories and every manifest, each with its header and padding."""
     members = [catalog_size, len(LAYOUT_BYTES), catalog.index.size, *(m.size for m in catalog.manifests)]
-    return sum(BLOCK + padded(n) for n in members) + BLOCK * len(DIR_NAMES)
+    return sum(BLOCK + padded(n) for n in members) + BLOCK * len(DIR_NAMES) + signature_span(catalog)
 
 
 def tail_size(catalog: Catalog) -> int:

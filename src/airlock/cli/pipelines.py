@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 import typer
 
+from airlock.cli import signing
 from airlock.cli.arm import IDENTITY_PROVIDER, ArmClient, group_path, registry_path
 from airlock.cli.common import RegistryOpt, Row, dig, hint, text
 from airlock.cli.kernel import Arm, Columns, command
@@ -157,6 +158,7 @@ def _create_pipeline(
     trigger_enabled: bool | None = None,
     rename: dict[str, str] | None = None,
     volume_size: str | None = None,
+    extensions: dict[str, object] | None = None,
 ) -> dict[str, Any]:
     rg = arm.group  # first, as it always was: a missing -g is said before any value of the pipeline's
     modes = {"sastoken": "SasToken", "managedidentity": "ManagedIdentity"}
@@ -193,6 +195,7 @@ def _create_pipeline(
     properties: dict[str, Any] = {"target" if kind == "export" else "source": storage, "options": options}
     if volume_size is not None:
         properties["volumeSize"] = pipeline_volume_size(volume_size)
+    properties.update(extensions or {})
     if kind == "import":
         status = "Enabled" if trigger_enabled in (None, True) else "Disabled"
         properties["trigger"] = {"sourceTrigger": {"status": status}}
@@ -288,6 +291,7 @@ def export_create(
     ] = None,
     assign_identity: IdentityOpt = None,
     volume_size: PipelineVolumeSizeOpt = None,
+    signing_key_secret_uri: signing.PipelineSigningKeyOpt = None,
 ) -> Any:
     """Create an export pipeline.
 
@@ -302,6 +306,10 @@ def export_create(
 
         airlock acr export-pipeline create -g myrg -r myregistry -n myexport \\
             -c /srv/transfer --volume-size 4GiB
+
+        airlock acr export-pipeline create -g myrg -r myregistry -n myexport \\
+            -c /srv/transfer \\
+            --signing-key-secret-uri https://myvault.vault.azure.net/secrets/bundlekey
     """
     return _create_pipeline(
         "export",
@@ -314,6 +322,7 @@ def export_create(
         options=options or [],
         identity=assign_identity,
         volume_size=volume_size,
+        extensions=signing.pipeline_signing(signing_key_secret_uri, None),
     )
 
 
@@ -346,16 +355,20 @@ def import_create(
     ] = None,
     assign_identity: IdentityOpt = None,
     rename: RenameOpt = None,
+    trusted_key: signing.TrustedKeyOpt = None,
 ) -> Any:
     """Create an import pipeline.
 
-    Example:
+    Examples:
 
         airlock acr import-pipeline create -g myrg -r myregistry -n myimport \\
             -m SasToken -s https://myvault.vault.azure.net/secrets/importsas \\
             -c https://dstacct.blob.core.windows.net/transfer \\
             --options DeleteSourceBlobOnSuccess OverwriteTags ContinueOnErrors \\
             --source-trigger-enabled False
+
+        airlock acr import-pipeline create -g myrg -r myregistry -n myimport \\
+            -c /srv/inbox --trusted-key sign.pub.pem --trusted-key next.pub.pem
 
     --rename is airlock's extension (properties.rename), honoured by every run, the source trigger's too.
     """
@@ -372,6 +385,7 @@ def import_create(
         identity=assign_identity,
         trigger_enabled=enabled,
         rename=renames.to_json() if (renames := rename_map(rename)) else None,
+        extensions=signing.pipeline_signing(None, trusted_key),
     )
 
 

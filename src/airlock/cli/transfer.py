@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from airlock.cli import common, sync
+from airlock.cli import common, signing, sync
 from airlock.cli import selection as sel
 from airlock.cli.common import REGISTRY_SCHEME_RULE
 from airlock.cli.endpoints import (
@@ -89,6 +89,8 @@ def export_cmd(
     resume: ResumeOpt = False,
     retry_failed: RetryFailedOpt = None,
     volume_size_text: VolumeSizeOpt = None,
+    sign_key: signing.SignKeyOpt = None,
+    sign_key_passphrase_file: signing.SignKeyPassphraseFileOpt = None,
 ) -> Reply:
     """Export artifacts from a registry into one transfer blob.
 
@@ -115,6 +117,9 @@ def export_cmd(
         airlock export --source-registry localhost:5000 -a samples/app:1.0 \\
             --target /media/usb/batch1.tar --volume-size 4GiB \\
             --query "volumes[].uri" -o tsv
+
+        airlock export --source-registry localhost:5000 -a samples/app:1.0 \\
+            --target ./batch1.tar --sign-key sign.pem --query signature
     """
     named = retried_artifacts(artifacts, retry_failed, rules=bool(repository or selection))
     chosen = sel.export_selection(
@@ -126,6 +131,7 @@ def export_cmd(
     if include_referrers:
         opts |= {PipelineOption.INCLUDE_REFERRERS}
     volumes = volume_size(volume_size_text)
+    signer = signing.signing_key(sign_key, sign_key_passphrase_file)
     blob = blob_at(target, sas_token(sas_token_file, secret_uri, what="target"), "--sas-token-file or --secret-uri")
     client = registry_client(source_registry, username, password_stdin, concurrency)
     with progress_display() as progress, flag_hints({blob.display: "--sas-token-file or --secret-uri"}):
@@ -143,6 +149,7 @@ def export_cmd(
             dry_run=dry_run,
             resume=resume,
             volume_size=volumes,
+            signer=signer,
         )
     out = sync.said_delta(result.to_json())
     return Reply(out, failures_error(result.failures, "failed and were left out of the archive"))
@@ -181,6 +188,7 @@ def import_cmd(
     rename: sync.RenameOpt = None,
     receipt_out: sync.ReceiptOutOpt = None,
     retry_failed: RetryFailedOpt = None,
+    trusted_key: signing.TrustedKeyOpt = None,
 ) -> Reply:
     """Import every artifact of a transfer blob into a registry (tags are written last).
 
@@ -198,6 +206,10 @@ def import_cmd(
 
         airlock import --source /media/usb/batch1.tar \\
             --target-registry localhost:5001 --retry-failed import1.json
+
+        airlock import --source /media/usb/batch1.tar \\
+            --target-registry localhost:5001 \\
+            --trusted-key sign.pub.pem --trusted-key next.pub.pem
     """
     expected = Digest.parse(catalog_digest) if catalog_digest else None
     only, expected = import_selection(retry_failed, expected)
@@ -205,6 +217,7 @@ def import_cmd(
         validate_repository(repository)
     opts = parse_options(options or [], IMPORT_OPTIONS, kind="import")
     renames = sync.rename_map(rename)
+    trusted = signing.trusted_keys(trusted_key)
     blob = blob_at(source, sas_token(sas_token_file, secret_uri, what="source"), "--sas-token-file or --secret-uri")
     client = registry_client(target_registry, username, password_stdin, concurrency)
     with progress_display() as progress, flag_hints({blob.display: "--sas-token-file or --secret-uri"}):
@@ -218,6 +231,7 @@ def import_cmd(
             concurrency=concurrency,
             rename=renames,
             only=only,
+            trusted=trusted,
         )
     out = sync.receipt_after_import(client, result, result.to_json(), receipt_out, renames, concurrency)
     return Reply(out, failures_error(result.failures, "failed to import"))
@@ -271,6 +285,7 @@ def inspect_cmd(
             help="Read the whole blob and check every member against the catalog (which the catalogDigest covers).",
         ),
     ] = False,
+    trusted_key: signing.TrustedKeyOpt = None,
 ) -> dict[str, Any]:
     """Show what a transfer blob holds, and its catalogDigest, without importing it.
 
@@ -283,7 +298,9 @@ def inspect_cmd(
 
         airlock inspect https://dstacct.blob.core.windows.net/transfer/batch1.tar \\
             --sas-token-file read.sas --verify
+
+        airlock inspect /media/usb/batch1.tar --verify --trusted-key sign.pub.pem
     """
     src = blob_at(blob, sas_token(sas_token_file, None, what="blob"), "--sas-token-file")
     with progress_display() as progress, flag_hints({src.display: "--sas-token-file"}):
-        return inspect_archive(src, verify=verify, progress=progress)
+        return inspect_archive(src, verify=verify, progress=progress, trusted=signing.trusted_keys(trusted_key))

@@ -26,6 +26,7 @@ from airlock.pipelines.leases import process_alive
 from airlock.pipelines.models import ExportPipeline, ImportPipeline, PipelineRun, Registry, RunState, run_transition
 from airlock.pipelines.repository import ResourceRepository
 from airlock.pipelines.run_selection import run_plan
+from airlock.pipelines.signing import pipeline_signer, pipeline_trusted_keys, signature_field
 from airlock.transfer.export import export_artifacts
 from airlock.transfer.importer import import_archive
 from airlock.transfer.options import EXPORT_OPTIONS, IMPORT_OPTIONS, PipelineOption
@@ -271,6 +272,7 @@ class RunExecution:
                     platforms=plan.platforms,
                     platform_index=plan.platform_index,
                     volume_size=pipeline_volume_size(pipeline),
+                    signer=pipeline_signer(self._access, pipeline, principal),
                 )
                 metrics.blobs_moved(result.blobs, "export")
                 out = {**target.model_dump(mode="json"), "type": "AzureStorageBlob", "uri": blob.display}
@@ -282,6 +284,7 @@ class RunExecution:
                     target=out,
                     exportedArtifacts=[a.reference for a in result.artifacts],
                     **_volumes(result.volumes),
+                    **signature_field(result.signature),
                 )
             else:
                 source = pipeline.properties.source
@@ -296,6 +299,7 @@ class RunExecution:
                     catalog_digest=Digest.parse(expected) if expected else None,
                     progress=progress,
                     rename=RenameMap.of(pipeline.properties.rename, where=f"import pipeline {pipeline.name} rename"),
+                    trusted=pipeline_trusted_keys(pipeline),
                 )
                 metrics.blobs_moved(imported.blobs_uploaded + imported.blobs_mounted, "import")
                 self._journal.finish(
@@ -304,6 +308,7 @@ class RunExecution:
                     error=_failures(imported.failures),
                     catalogDigest=str(imported.catalog_digest),
                     importedArtifacts=imported.imported,
+                    **signature_field(imported.signature),
                 )
         except RunCanceled:
             log.info("pipeline run %s stopped: canceled", rid)

@@ -162,11 +162,13 @@ class _PipelineState(_Part):
 class ExportPipelineState(_PipelineState):
     target: PipelineStorage
     volumeSize: str | None = None  # airlock's extension: runs write volumes of at most this size (archive.volumes)
+    signingKeySecretUri: str | None = None  # airlock's extension: runs sign with this secret's PEM key (archive.keys)
 
 
 class ImportPipelineState(_PipelineState):
     source: PipelineStorage
     rename: dict[str, str] | None = None  # airlock's extension: see transfer.rename
+    trustedKeys: list[str] | None = None  # airlock's extension: PEM public keys a bundle must be signed by
     trigger: PipelineTrigger = Field(default_factory=PipelineTrigger)
     sourceTriggerReport: dict[str, Any] | None = None
 

@@ -185,6 +185,10 @@ class ExportPipelineProperties(_Strict):
     options: Annotated[list[Option], Field(max_length=5)] = Field(default_factory=list)
     # airlock's: runs write multi-volume bundles of volumes of at most this size ("4GiB"; archive.volumes)
     volume_size: Annotated[str, Field(min_length=1, max_length=32)] | None = Field(default=None, alias="volumeSize")
+    # airlock's: runs sign their bundles with the PEM private key in this secret, read as the pipeline's identity
+    signing_key_secret_uri: Annotated[str, Field(min_length=1, max_length=2048)] | None = Field(
+        default=None, alias="signingKeySecretUri"
+    )
     provisioning_state: str | None = Field(default=None, alias="provisioningState")  # read-only, ignored
 
 
@@ -200,6 +204,10 @@ class ImportPipelineProperties(_Strict):
         ]
         | None
     ) = None
+    # airlock's extension: PEM public keys; runs (the trigger's too) import only bundles one of them signed.
+    trusted_keys: Annotated[list[Annotated[str, Field(min_length=1, max_length=4096)]], Field(max_length=16)] | None = (
+        Field(default=None, alias="trustedKeys")
+    )
     provisioning_state: str | None = Field(default=None, alias="provisioningState")
     source_trigger_report: Any = Field(default=None, alias="sourceTriggerReport")  # read-only, ignored
 

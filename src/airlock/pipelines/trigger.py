@@ -31,6 +31,7 @@ from airlock.pipelines.execution import now_iso
 from airlock.pipelines.models import ImportPipeline
 from airlock.pipelines.plane import ControlPlane
 from airlock.pipelines.services.runs import trigger_run_name
+from airlock.pipelines.signing import TrustGate
 from airlock.storage.base import TRANSFER_CATEGORY, BlobInfo, Container
 from airlock.transfer.pipelining import close_stream
 
@@ -67,6 +68,7 @@ class SourceTrigger:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._scan_lock = threading.Lock()
+        self._trust = TrustGate()  # trustedKeys: blobs refused before any run starts
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="source-trigger", daemon=True)
@@ -108,6 +110,7 @@ class SourceTrigger:
         now = datetime.now(UTC)
         listing = list_volumes(container, entries)  # later volumes of bundles are not imported on their own
         incomplete = orphan_volumes(listing)
+        seen: set[tuple[str, str]] = set()
         for name, info in entries:
             if name in listing.volumes:
                 continue
@@ -137,6 +140,11 @@ class SourceTrigger:
             if waiting is not None:
                 incomplete.append(waiting)  # a bundle whose volumes have not all landed yet
                 continue
+            seen.add((name, version))
+            refusal = self._trust.refusal(pipeline, container, name, version)
+            if refusal is not None:  # unsigned, signed by another key, altered: no run
+                skipped.append({"blob": name, "reason": refusal})
+                continue
             try:
                 rid = self._start(pipeline, name, version, info, record)
             except AirlockError as exc:
@@ -144,6 +152,7 @@ class SourceTrigger:
                 continue
             if rid is not None:
                 started.append(rid)
+        self._trust.forget(pipeline.id, seen)
         self._report(pipeline, skipped, warnings, incomplete)
         return started
 

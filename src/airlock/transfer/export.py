@@ -30,12 +30,15 @@ from airlock.archive.format import (
     LAYOUT_BYTES,
     LAYOUT_NAME,
     REF_NAME,
+    SIGNATURE_NAME,
     Catalog,
     CatalogArtifact,
     CatalogBlob,
     CatalogSource,
     archive_size,
 )
+from airlock.archive.keys import SigningKey
+from airlock.archive.signature import catalog_signature, signature_json
 from airlock.archive.writer import ArchiveWriter
 from airlock.errors import BlobExists, IntegrityError, NotFound, TransferFailed, UsageError
 from airlock.oci.digest import Digest
@@ -69,6 +72,7 @@ class ExportResult:
     dry_run: bool = False
     resumed: dict[str, int] | None = None  # with resume: what was kept from the staged run (bytes, members, blobs)
     volumes: list[dict[str, object]] | None = None  # with a volume size: every volume (transfer.volume_export)
+    signature: dict[str, object] | None = None  # a signed bundle's keyId and algorithm (archive.signature)
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -88,6 +92,7 @@ class ExportResult:
             **({"delta": self.delta} if self.delta is not None else {}),
             **({"resumed": self.resumed} if self.resumed is not None else {}),
             **({"volumes": self.volumes} if self.volumes is not None else {}),
+            **({"signature": self.signature} if self.signature is not None else {}),
         }
 
 
@@ -110,6 +115,7 @@ def export_artifacts(
     dry_run: bool = False,
     resume: bool = False,
     volume_size: int | None = None,
+    signer: SigningKey | None = None,
 ) -> ExportResult:
     """Export ``artifacts`` from ``client``'s registry into ``target``.
 
@@ -127,6 +133,8 @@ def export_artifacts(
     ``delta``, what its receipt says the target holds is left out (see :mod:`airlock.transfer.delta`).
     With ``volume_size``, an archive larger than that is written as a multi-volume bundle
     (:mod:`airlock.transfer.volume_export`; not resumable) and the result lists every volume.
+    With ``signer`` the bundle is signed: its catalog names the key, and the signature over the
+    catalog's bytes is written right after it, in the same pass (:mod:`airlock.archive.signature`).
 
     Raises:
         BlobExists: the target (or a volume) exists and OverwriteBlobs is not set (checked before any transfer).
@@ -194,12 +202,16 @@ def export_artifacts(
         manifests=[CatalogBlob(digest=str(d), size=m.size, mediaType=m.media_type) for d, m in manifests.items()],
         blobs=[CatalogBlob(digest=str(d), size=desc.size, mediaType=desc.media_type) for d, (desc, _) in ordered_blobs],
     )
+    if signer is not None:  # before the delta's and volumes' sizes are computed: the signature member counts
+        catalog.signature = catalog_signature(signer)
     if delta is not None:
         _as_delta(catalog, delta, every, resolved, left_out)
     total = sum(d.size for d, _ in blobs.values()) + sum(m.size for m in manifests.values())
 
     def write_head(archive: ArchiveWriter, catalog_bytes: bytes) -> None:
         archive.add_bytes(CATALOG_NAME, catalog_bytes)
+        if signer is not None:
+            archive.add_bytes(SIGNATURE_NAME, signer.sign(catalog_bytes))
         archive.add_bytes(LAYOUT_NAME, LAYOUT_BYTES)
         archive.add_bytes(INDEX_NAME, index_bytes)
         for name in DIR_NAMES:
@@ -257,6 +269,7 @@ def export_artifacts(
             blobs=len(ordered_blobs),
             delta=report(catalog.delta, bundle.size) if catalog.delta is not None else None,
             volumes=bundle.volumes,
+            signature=signature_json(catalog),
         )
     point = resume_point(target, catalog, resume=resume)  # resuming: the staged run's catalog (its createdAt)
     catalog_bytes = point.catalog_bytes
@@ -292,6 +305,7 @@ def export_artifacts(
         delta=report(catalog.delta, archive.size) if catalog.delta is not None else None,
         resumed=point.to_json() if resume else None,
         volumes=None if volume_size is None else [{"index": 1, "uri": target.display, "size": archive.size}],
+        signature=signature_json(catalog),
     )
 
 

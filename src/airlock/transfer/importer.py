@@ -20,7 +20,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from airlock.archive.format import REF_NAME, CatalogArtifact
+from airlock.archive.keys import TrustedKeys
 from airlock.archive.reader import MAX_TRAILER, ArchiveReader, Member
+from airlock.archive.signature import check_trusted, signature_json
 from airlock.errors import (
     AirlockError,
     ArchiveError,
@@ -68,6 +70,7 @@ class ImportResult:
     source_format: str = "airlock"  # or "oci-layout"
     note: str | None = None
     unchanged: list[str] = field(default_factory=list)  # a delta's left-out artifacts, already in the target
+    signature: dict[str, object] | None = None  # a signed bundle's keyId and algorithm; trusted: checked against keys
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -85,6 +88,7 @@ class ImportResult:
                 "mounted": self.blobs_mounted,
             },
             "sourceBlobDeleted": self.source_deleted,
+            **({"signature": self.signature} if self.signature is not None else {}),
         }
 
 
@@ -107,8 +111,10 @@ class Importer:
         large_blob: int,
         rename: RenameMap | None = None,
         only: frozenset[str] | None = None,
+        trusted: TrustedKeys | None = None,
     ) -> None:
         self.source = source
+        self.trusted = trusted  # the keys a bundle must be signed by (archive.signature), checked first
         self.rename = rename or RenameMap()
         self.only = only  # --retry-failed: import these artifact references of the archive, and no other
         self.client = client
@@ -169,6 +175,8 @@ class Importer:
                 f"catalog digest mismatch: expected {catalog_digest}, the archive's catalog hashes to "
                 f"{reader.catalog_digest}; nothing was imported"
             )
+        if self.trusted is not None:  # the catalog and its signature are read: refuse before any upload
+            check_trusted(self.source.display, catalog, reader.catalog_bytes, reader.signature, self.trusted)
         if not reader.expected_size <= blob_size <= reader.expected_size + MAX_TRAILER:
             # Known from the catalog alone: refuse a cut (or extended) copy before uploading anything.
             raise ArchiveError(
@@ -264,6 +272,7 @@ class Importer:
             blobs_skipped=self.result_counts["skipped"],
             blobs_mounted=self.result_counts["mounted"],
             unchanged=unchanged,
+            signature=signature_json(catalog, trusted=self.trusted is not None),  # trusted: checked before uploads
         )
 
     def _validated(self, entry: CatalogArtifact) -> ArtifactEntry:
@@ -454,6 +463,7 @@ def import_archive(
     large_blob: int = LARGE_BLOB,
     rename: RenameMap | None = None,
     only: frozenset[str] | None = None,
+    trusted: TrustedKeys | None = None,
 ) -> ImportResult:
     """Import every artifact of the archive at ``source`` into ``client``'s registry.
 
@@ -463,9 +473,11 @@ def import_archive(
     ``source`` by ranged reads of their own, up to ``concurrency`` transfers at once. ``rename``
     moves artifacts to other repositories (see :mod:`airlock.transfer.rename`). With ``only``
     (references of the catalog's artifacts, after ``rename``) just those are imported; the archive
-    is verified whole.
+    is verified whole. With ``trusted``, only a bundle signed by one of those keys is imported.
 
     Raises:
+        BundleNotTrusted: ``trusted`` is given and the bundle is unsigned, signed by another key, or
+            altered after signing (:func:`airlock.archive.signature.check_trusted`) — nothing is uploaded.
         BlobNotFound, StorageAuthError: the source blob (or a volume of its bundle) cannot be read.
         DeltaIncomplete: a delta whose left-out blobs are not all in the target — nothing is tagged.
         UsageError: ``rename`` makes an invalid repository name — nothing is uploaded.
@@ -487,6 +499,7 @@ def import_archive(
         large_blob=large_blob,
         rename=rename,
         only=only,
+        trusted=trusted,
     )
     with diagnosing(source, outcome="; no tag was written"):  # a bundle's content failure names its volume
         result = importer.run(catalog_digest)

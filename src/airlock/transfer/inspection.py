@@ -7,7 +7,9 @@ from collections.abc import Generator, Iterator
 from typing import Any
 
 from airlock.archive.format import BLOCK
+from airlock.archive.keys import TrustedKeys
 from airlock.archive.reader import MAX_TRAILER, ArchiveReader, is_airlock_head
+from airlock.archive.signature import check_trusted, signature_json
 from airlock.archive.sniff import sniff
 from airlock.errors import ArchiveError, BlobNotFound, IntegrityError
 from airlock.oci.digest import Digest, Verifier
@@ -190,17 +192,21 @@ def verify_members(reader: ArchiveReader, progress: Progress | None = None) -> N
         raise ArchiveError(f"archive lacks {sorted(missing)[0]}, listed in its catalog (truncated?)")
 
 
-def inspect_archive(source: Blob, *, verify: bool = False, progress: Progress | None = None) -> dict[str, Any]:
+def inspect_archive(
+    source: Blob, *, verify: bool = False, progress: Progress | None = None, trusted: TrustedKeys | None = None
+) -> dict[str, Any]:
     """Describe the archive at ``source``: its catalog and artifacts.
 
     The ``catalogDigest`` is reported at once (it is the catalog's own digest). With ``verify`` the
     whole archive is read and every member checked against the catalog, which verifies the
     catalogDigest for the entire archive. The first volume of a multi-volume bundle is described
     with every volume (``volumes``), each stat-ed; with ``verify`` each is read whole and checked
-    against the first volume's table, and a bad one is named by its index.
+    against the first volume's table, and a bad one is named by its index. With ``trusted``, the
+    signature is checked first (before ``verify`` reads the rest) and the result says which key signed.
 
     Raises:
         BlobNotFound, StorageAuthError, ArchiveError, IntegrityError.
+        BundleNotTrusted: ``trusted`` is given and the bundle is unsigned, signed by another key, or altered.
     """
     info = source.stat()
     if info is None:
@@ -212,8 +218,12 @@ def inspect_archive(source: Blob, *, verify: bool = False, progress: Progress | 
         reader = ArchiveReader(chunks, read_range=source.read, name=source.display)
         if not verify:
             _check_size(source, reader, info.size)
+        if trusted is not None:
+            check_trusted(source.display, reader.catalog, reader.catalog_bytes, reader.signature, trusted)
         with diagnosing(source):
             out = _describe(source, reader, info.size, verify, progress)
+        if trusted is not None:
+            out["signature"] = signature_json(reader.catalog, trusted=True)
     finally:
         close_stream(chunks)
     if isinstance(source, Bundle):
@@ -283,6 +293,7 @@ def _describe(
         "blobCount": len(cat.blobs),
         "contentSize": sum(b.size for b in cat.blobs) + sum(m.size for m in cat.manifests),
         "catalogDigest": str(reader.catalog_digest),
+        **({"signature": signature} if (signature := signature_json(cat)) is not None else {}),
     }
     if cat.delta is not None:  # some blobs are expected in the target, not here
         out["requires"] = list(cat.requires)

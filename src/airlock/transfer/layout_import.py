@@ -23,8 +23,10 @@ import json
 import logging
 
 from airlock.archive.format import MAX_ARTIFACTS, REF_NAME, CatalogArtifact
+from airlock.archive.keys import TrustedKeys
 from airlock.archive.layout import LayoutTar, scan_layout
 from airlock.archive.reader import is_airlock_head
+from airlock.archive.signature import check_trusted
 from airlock.archive.sniff import OCI_LAYOUT, not_a_transfer_blob, sniff
 from airlock.archive.volumes import lone_volume_hint
 from airlock.errors import AirlockError, ArchiveError, BlobNotFound, IntegrityError, UsageError
@@ -62,6 +64,7 @@ def import_blob(
     window_bytes: int = 8 * 1024 * 1024,
     rename: RenameMap | None = None,
     only: frozenset[str] | None = None,
+    trusted: TrustedKeys | None = None,
 ) -> ImportResult:
     """Import an airlock transfer blob (see :func:`import_archive`) or an OCI layout tar written by
     another tool (see the module docstring); any other blob is refused, saying what it looks like.
@@ -93,12 +96,15 @@ def import_blob(
             window_bytes=window_bytes,
             rename=rename,
             only=only,
+            trusted=trusted,
         )
     if only is not None:
         raise UsageError(f"--retry-failed takes airlock archives only: {source.display} is not one")
     sniffed = sniff(lambda offset, n: _read(source, offset, min(n, info.size - offset)) if offset < info.size else b"")
     if sniffed.kind != OCI_LAYOUT or lone_volume_hint(source.display):  # a later volume may begin with a tar header
         raise not_a_transfer_blob(source.display, sniffed)
+    if trusted is not None:  # another tool's layout has no airlock catalog, so no signature
+        check_trusted(source.display, None, b"", None, trusted)
     if catalog_digest is not None:
         raise UsageError(
             f"--catalog-digest cannot be checked: {source.display} is an OCI layout written by another tool, "

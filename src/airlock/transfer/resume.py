@@ -39,6 +39,11 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _HEAD_MEMBERS = 3 + len(DIR_NAMES)  # catalog, oci-layout, index.json, the directories
 
 
+def _head_members(catalog: Catalog) -> int:
+    """Members before the first manifest: a signed bundle's signature follows its catalog."""
+    return _HEAD_MEMBERS + (catalog.signature is not None)
+
+
 @dataclass(frozen=True)
 class ResumePoint:
     """Where the export's write starts: after ``keep`` staged bytes, which hold its first
@@ -50,6 +55,7 @@ class ResumePoint:
     keep: int = 0
     members: int = 0
     manifests: int = 0
+    head_members: int = _HEAD_MEMBERS
 
     @property
     def digest(self) -> Digest:
@@ -58,7 +64,7 @@ class ResumePoint:
     @property
     def blobs(self) -> int:
         """How many blobs (configs and layers, in catalog order) are kept: not fetched again."""
-        return max(0, self.members - _HEAD_MEMBERS - self.manifests)
+        return max(0, self.members - self.head_members - self.manifests)
 
     def to_json(self) -> dict[str, int]:
         return {"bytes": self.keep, "members": self.members, "blobs": self.blobs}
@@ -84,8 +90,11 @@ def resume_point(target: Blob, catalog: Catalog, *, resume: bool) -> ResumePoint
             other content now, or the selection differs).
         StorageError, StorageAuthError: the staged state cannot be read.
     """
-    fresh = ResumePoint(catalog.to_bytes(), "", manifests=len(catalog.manifests))
-    fresh = ResumePoint(fresh.catalog_bytes, plan_tag(fresh.digest, catalog.created_at), manifests=fresh.manifests)
+    head = _head_members(catalog)
+    fresh = ResumePoint(catalog.to_bytes(), "", manifests=len(catalog.manifests), head_members=head)
+    fresh = ResumePoint(
+        fresh.catalog_bytes, plan_tag(fresh.digest, catalog.created_at), manifests=fresh.manifests, head_members=head
+    )
     if not resume:
         return fresh
     staged = target.staged()
@@ -120,7 +129,10 @@ def _marked_prefix(target: Blob, catalog: Catalog, staged: Staged) -> ResumePoin
     ends = member_ends(len(raw), catalog)
     for label, end in reversed(staged.marks):
         if 0 <= label < len(ends) and ends[label] == end:
-            return ResumePoint(raw, staged.tag, keep=end, members=label + 1, manifests=point.manifests)
+            return ResumePoint(
+                raw, staged.tag, keep=end, members=label + 1, manifests=point.manifests,
+                head_members=_head_members(catalog),
+            )  # fmt: skip
     return None
 
 
@@ -143,17 +155,22 @@ def _verified_prefix(target: Blob, catalog: Catalog, staged: Staged) -> ResumePo
                 if k >= len(order) or member.blob_digest != order[k]:
                     break
                 Verifier(order[k], member.size, what=f"staged member {member.name}").check(reader.stream_member(member))
-                keep, members = member.offset + padded(member.size), _HEAD_MEMBERS + k + 1
+                keep, members = member.offset + padded(member.size), _head_members(catalog) + k + 1
         except (ArchiveError, IntegrityError) as exc:
             log.info("the staged part of %s is whole up to byte %d: %s", target.display, keep, exc)
-        return ResumePoint(raw, point.tag, keep=keep, members=members, manifests=point.manifests) if members else None
+        if not members:
+            return None
+        return ResumePoint(
+            raw, point.tag, keep=keep, members=members, manifests=point.manifests, head_members=_head_members(catalog)
+        )
     finally:
         close_stream(chunks)
 
 
 def member_ends(catalog_size: int, catalog: Catalog) -> list[int]:
     """The offset just past each member (header, data, padding) in the order the export writes them."""
-    sizes: list[int | None] = [catalog_size, len(LAYOUT_BYTES), catalog.index.size]
+    sizes: list[int | None] = [catalog_size, *([BLOCK] if catalog.signature is not None else [])]
+    sizes += [len(LAYOUT_BYTES), catalog.index.size]
     sizes += [None] * len(DIR_NAMES)
     sizes += [m.size for m in catalog.manifests] + [b.size for b in catalog.blobs]
     ends, at = [], 0

@@ -20,6 +20,7 @@ from airlock.pipelines.models import (
 from airlock.pipelines.repository import ResourceRepository
 from airlock.pipelines.services.identities import IdentityService
 from airlock.pipelines.services.runs import RunService
+from airlock.pipelines.signing import signing_properties
 from airlock.pipelines.trust import check_unprivileged_change
 from airlock.secrets.embedded import EmbeddedVaults
 from airlock.secrets.resolver import SecretResolver
@@ -165,6 +166,10 @@ class PipelineService:
         if isinstance(props, R.ExportPipelineProperties) and props.volume_size is not None:
             parse_volume_size(props.volume_size, what=f"{what} {name}: properties.volumeSize")
             properties["volumeSize"] = props.volume_size
+        properties |= signing_properties(
+            props, existing, privileged=privileged, where=f"{what} {name}",
+            outside_embedded=lambda uri: self._secrets.store_for(uri) is not self._vaults,
+        )  # fmt: skip
         if isinstance(props, R.ImportPipelineProperties):
             properties["trigger"] = {"sourceTrigger": {"status": props.trigger.source_trigger.status}}
             if props.rename:
