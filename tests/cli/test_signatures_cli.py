@@ -1,0 +1,192 @@
+"""Image signatures required at import (``--require-signed-by``), verified offline from the bundle.
+
+cosign is not packaged here and Debian's skopeo is built without sigstore, so the signatures are
+made by :mod:`airlock.testing.cosign` with ``cryptography``, to cosign's format (simple-signing
+payload, ECDSA P-256, base64 in the layer annotation) under the ``sha256-<hex>.sig`` tag or as a
+referrer. One source and one target registry for the module; each test has its own repositories.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airlock.testing import content
+from airlock.testing.console import Run, error_message
+from airlock.testing.content import PushedArtifact
+from airlock.testing.cosign import CosignKey, push_cosign_signature
+from airlock.testing.images import push_oci_image
+from airlock.testing.registry_server import RegistryServer
+
+TRUSTED = CosignKey.from_seed("trusted")
+STRANGER = CosignKey.from_seed("stranger")
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("keys")
+    (folder / "cosign.pub").write_bytes(TRUSTED.public_pem)
+    (folder / "other.pub").write_bytes(STRANGER.public_pem)
+    return {"trusted": folder / "cosign.pub", "stranger": folder / "other.pub"}
+
+
+def host(registry: RegistryServer) -> str:
+    return urllib.parse.urlsplit(registry.url).netloc
+
+
+def image(registry: RegistryServer, repository: str, seed: int) -> PushedArtifact:
+    return push_oci_image(registry.url, repository, "1.0", seed=seed, layers=1, layer_size=2048)
+
+
+def signed(registry: RegistryServer, art: PushedArtifact, key: CosignKey = TRUSTED, **how: Any) -> PushedArtifact:
+    how.setdefault("docker_reference", f"{host(registry)}/{art.repository}")
+    return push_cosign_signature(registry.url, art.repository, art, key, **how)
+
+
+def export(cli: Callable[..., Run], registry: RegistryServer, target: Path, *arts: PushedArtifact) -> Path:
+    refs = [a.reference for a in arts]
+    cli("export", "--source-registry", registry.url, "-a", *refs, "--include-referrers", "--target", target).json()
+    return target
+
+
+def import_(cli: Callable[..., Run], bundle: Path, registry: RegistryServer, *args: str | Path) -> Run:
+    return cli("import", "--source", bundle, "--target-registry", registry.url, *args)
+
+
+@dataclass
+class World:
+    cli: Callable[..., Run]
+    source: RegistryServer
+    target: RegistryServer
+    keys: dict[str, Path]
+    folder: Path
+
+    def signed_import(self, *arts: PushedArtifact, extra: tuple[str, ...] = ()) -> Run:
+        """Export ``arts`` with their signatures, then import them requiring the trusted key."""
+        bundle = export(self.cli, self.source, self.folder / f"b{len(list(self.folder.iterdir()))}.tar", *arts)
+        return import_(self.cli, bundle, self.target, "--require-signed-by", self.keys["trusted"], *extra)
+
+    def refusal(self, art: PushedArtifact) -> str:
+        """The one error line of an import that refuses ``art``, after checking its repository has no tag."""
+        message = error_message(self.signed_import(art))
+        assert content.list_tags(self.target.url, art.repository) == []
+        return message
+
+
+@pytest.fixture
+def world(
+    tmp_path: Path, cli: Callable[..., Run], source_registry: RegistryServer, target_registry: RegistryServer,
+    keys: dict[str, Path],
+) -> World:  # fmt: skip
+    return World(cli, source_registry, target_registry, keys, tmp_path)
+
+
+def test_require_signed_by_accepts_cosign_tag_signature(world: World) -> None:
+    app = image(world.source, "sig/tag/app", seed=1301)
+    sig = signed(world.source, app)
+
+    out = world.signed_import(app, extra=("--require-signed-by", str(world.keys["stranger"]))).json()  # any of the keys
+
+    sig_tag = app.digest.replace(":", "-") + ".sig"
+    assert sorted(out["importedArtifacts"]) == sorted(["sig/tag/app:1.0", f"sig/tag/app:{sig_tag}"])
+    assert out["failedArtifacts"] == {}
+    assert content.get_manifest(world.target.url, "sig/tag/app", "1.0")[2] == app.digest
+    assert content.get_manifest(world.target.url, "sig/tag/app", sig_tag)[2] == sig.digest
+
+
+def test_require_signed_by_accepts_referrer_signature(world: World) -> None:
+    app = image(world.source, "sig/ref/app", seed=1302)
+    sig = signed(world.source, app, referrer=True)
+
+    out = world.signed_import(app).json()
+
+    assert {"sig/ref/app:1.0", f"sig/ref/app@{sig.digest}"} <= set(out["importedArtifacts"])
+    assert content.get_manifest(world.target.url, "sig/ref/app", "1.0")[2] == app.digest
+    assert content.manifest_exists(world.target.url, "sig/ref/app", sig.digest)
+
+
+def test_require_signed_by_refuses_tampered_signature(world: World) -> None:
+    app = image(world.source, "sig/tampered/app", seed=1303)
+    signed(world.source, app, tamper=True)
+    message = world.refusal(app)
+    assert message.startswith(f"artifact sig/tampered/app:1.0 ({app.digest}) refused: signature not by a trusted key")
+    assert "tampered with" in message and message.endswith("no tag was written")
+
+
+def test_require_signed_by_refuses_signature_of_other_digest(world: World) -> None:
+    app = image(world.source, "sig/moved/app", seed=1304)
+    other = image(world.source, "sig/moved/other", seed=1305)
+    signed(world.source, app, signed_digest=other.digest)  # other's signature, under app's .sig tag
+    assert f"refused: payload digest {other.digest} ≠ artifact {app.digest}" in world.refusal(app)
+
+
+def test_require_signed_by_refuses_untrusted_key(world: World) -> None:
+    app = image(world.source, "sig/stranger/app", seed=1306)
+    signed(world.source, app, key=STRANGER)
+    trusted_id = "sha256:" + hashlib.sha256(TRUSTED.public_der).hexdigest()[:16]
+    assert f"refused: signature not by a trusted key ({trusted_id}), or tampered with" in world.refusal(app)
+
+
+def test_require_signed_by_checks_identity_after_rename(world: World) -> None:
+    src, dst = host(world.source), host(world.target)
+    app = image(world.source, "sig/ren/app", seed=1307)
+    signed(world.source, app)  # names its source repository
+    mirrored = image(world.source, "sig/ren/mirrored", seed=1308)
+    signed(world.source, mirrored, docker_reference=f"{dst}/mirror/ren/mirrored")  # names its target
+    rename = ("--rename", "sig/ren/=mirror/ren/")
+
+    out = world.signed_import(app, mirrored, extra=rename).json()
+    assert {"mirror/ren/app:1.0", "mirror/ren/mirrored:1.0"} <= set(out["importedArtifacts"])
+
+    # A signature made for another repository is not this artifact's, whatever the rename.
+    elsewhere = image(world.source, "sig/ren/elsewhere", seed=1309)
+    signed(world.source, elsewhere, docker_reference=f"{src}/sig/ren/app")
+    message = error_message(world.signed_import(elsewhere, extra=rename))
+    assert f"refused: identity {src}/sig/ren/app ≠ {src}/sig/ren/elsewhere or {dst}/mirror/ren/elsewhere" in message
+    assert content.list_tags(world.target.url, "mirror/ren/elsewhere") == []
+
+
+def test_continue_on_errors_lands_signed_and_reports_refused(world: World) -> None:
+    good = image(world.source, "sig/coe/good", seed=1310)
+    signed(world.source, good)
+    unsigned = image(world.source, "sig/coe/unsigned", seed=1311)
+    stranger = image(world.source, "sig/coe/stranger", seed=1312)
+    stranger_sig = signed(world.source, stranger, key=STRANGER)
+
+    run = world.signed_import(good, unsigned, stranger, extra=("-z", "ContinueOnErrors"))
+
+    assert run.returncode == 1, run.where()
+    out = json.loads(run.stdout)
+    assert "sig/coe/good:1.0" in out["importedArtifacts"]
+    assert content.get_manifest(world.target.url, "sig/coe/good", "1.0")[2] == good.digest
+    failed = out["failedArtifacts"]
+    sig_tag = stranger.digest.replace(":", "-") + ".sig"
+    assert sorted(failed) == sorted(["sig/coe/unsigned:1.0", "sig/coe/stranger:1.0", f"sig/coe/stranger:{sig_tag}"])
+    assert failed["sig/coe/unsigned:1.0"].endswith(f"({unsigned.digest}) refused: no signature (no tag "
+                                                   f"{unsigned.digest.replace(':', '-')}.sig and no signature referrer "
+                                                   "in the bundle; export with --include-referrers)")  # fmt: skip
+    assert (
+        failed[f"sig/coe/stranger:{sig_tag}"]
+        == f"artifact sig/coe/stranger:{sig_tag}: attached to sig/coe/stranger:1.0, refused"
+    )
+    assert content.list_tags(world.target.url, "sig/coe/unsigned") == []
+    assert content.list_tags(world.target.url, "sig/coe/stranger") == []
+    assert not content.manifest_exists(world.target.url, "sig/coe/stranger", stranger_sig.digest)
+
+
+def test_require_signed_by_names_a_file_that_is_not_a_key(tmp_path: Path, cli: Callable[..., Run]) -> None:
+    not_a_key = tmp_path / "cosign.key"
+    not_a_key.write_text("-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----\n")
+    run = cli(
+        "import", "--source", tmp_path / "b.tar", "--target-registry", "127.0.0.1:9", "--require-signed-by", not_a_key
+    )
+    assert (
+        error_message(run, 2) == f"--require-signed-by {not_a_key}: not a PEM public key (-----BEGIN PUBLIC KEY-----)"
+    )
