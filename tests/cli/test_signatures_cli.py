@@ -23,6 +23,7 @@ from airlock.testing.console import Run, error_message
 from airlock.testing.content import PushedArtifact
 from airlock.testing.cosign import CosignKey, push_cosign_signature
 from airlock.testing.images import push_oci_image
+from airlock.testing.keyless import TestSigstore, push_bundle
 from airlock.testing.registry_server import RegistryServer
 
 TRUSTED = CosignKey.from_seed("trusted")
@@ -190,3 +191,50 @@ def test_require_signed_by_names_a_file_that_is_not_a_key(tmp_path: Path, cli: C
     assert (
         error_message(run, 2) == f"--require-signed-by {not_a_key}: not a PEM public key (-----BEGIN PUBLIC KEY-----)"
     )
+
+
+# Keyless: a CA, transparency log and CT log of the tests' own (airlock.testing.keyless), whose
+# trusted root names hosts that do not resolve (*.airlock.test): a verification that fetched anything would fail.
+SIGNER = ("--certificate-identity", "signer@example.com", "--certificate-oidc-issuer", "https://issuer.example")
+
+
+@pytest.fixture(scope="module")
+def trusted_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("sigstore") / "trusted_root.json"
+    path.write_bytes(TestSigstore().trusted_root())
+    return path
+
+
+def keyless_signed(world: World, repository: str, seed: int) -> tuple[PushedArtifact, PushedArtifact, Path]:
+    """An image with a keyless Sigstore bundle attached as a referrer, exported with it."""
+    app = image(world.source, repository, seed=seed)
+    bundle = TestSigstore().bundle(app.digest, email="signer@example.com", issuer="https://issuer.example")
+    attached = push_bundle(world.source.url, app, bundle)
+    return app, attached, export(world.cli, world.source, world.folder / "keyless.tar", app)
+
+
+def test_trusted_root_verifies_keyless_bundle_offline(world: World, trusted_root: Path) -> None:
+    app, attached, bundle = keyless_signed(world, "sig/keyless/app", seed=1320)
+
+    out = import_(world.cli, bundle, world.target, "--trusted-root", trusted_root, *SIGNER).json()
+
+    assert {"sig/keyless/app:1.0", f"sig/keyless/app@{attached.digest}"} <= set(out["importedArtifacts"])
+    assert content.get_manifest(world.target.url, "sig/keyless/app", "1.0")[2] == app.digest
+    assert content.manifest_exists(world.target.url, "sig/keyless/app", attached.digest)
+
+
+def test_trusted_root_refuses_wrong_certificate_identity(world: World, trusted_root: Path) -> None:
+    app, _, bundle = keyless_signed(world, "sig/keyless/other", seed=1321)
+    wrong = ("--certificate-identity", "mallory@example.com", "--certificate-oidc-issuer", "https://issuer.example")
+
+    run = import_(world.cli, bundle, world.target, "--trusted-root", trusted_root, *wrong)
+
+    message = error_message(run)
+    assert message.startswith(f"artifact sig/keyless/other:1.0 ({app.digest}) refused: Sigstore bundle refused: ")
+    assert "Certificate's SANs do not match mallory@example.com" in message
+    assert content.list_tags(world.target.url, "sig/keyless/other") == []
+    # A trusted root of another Sigstore (its CA unknown to this bundle) refuses it too.
+    other_root = world.folder / "other_root.json"
+    other_root.write_bytes(TestSigstore(seed="other").trusted_root())
+    message = error_message(import_(world.cli, bundle, world.target, "--trusted-root", other_root, *SIGNER))
+    assert "refused: Sigstore bundle refused: failed to build timestamp certificate chain" in message
