@@ -238,3 +238,33 @@ def test_trusted_root_refuses_wrong_certificate_identity(world: World, trusted_r
     other_root.write_bytes(TestSigstore(seed="other").trusted_root())
     message = error_message(import_(world.cli, bundle, world.target, "--trusted-root", other_root, *SIGNER))
     assert "refused: Sigstore bundle refused: failed to build timestamp certificate chain" in message
+
+
+def test_import_pipeline_signature_policy_is_applied_by_its_runs(world: World) -> None:
+    signed_app = image(world.source, "sig/pipe/signed", seed=1330)
+    signed(world.source, signed_app)
+    unsigned = image(world.source, "sig/pipe/unsigned", seed=1331)
+    container = world.folder / "container"
+    container.mkdir()
+    export(world.cli, world.source, container / "signed.tar", signed_app)
+    export(world.cli, world.source, container / "unsigned.tar", unsigned)
+    world.cli("acr", "create", "-g", "sigrg", "-n", "sigreg", "--login-server", world.target.url).json()
+    policy = ("--require-signed-by", world.keys["trusted"])
+    made = world.cli("acr", "import-pipeline", "create", "-g", "sigrg", "-r", "sigreg", "-n", "sigimport",
+                     "-c", container.as_uri(), "-e", "False", *policy).json()  # fmt: skip
+    assert made["properties"]["signaturePolicy"] == {"requireSignedBy": [TRUSTED.public_pem.decode()]}
+
+    def run(name: str, blob: str) -> Run:
+        return world.cli("acr", "pipeline-run", "create", "-g", "sigrg", "-r", "sigreg", "-p", "sigimport",
+                         "-n", name, "-t", "import", "-b", blob)  # fmt: skip
+
+    landed = run("signedrun", "signed.tar").json()
+    assert "sig/pipe/signed:1.0" in landed["properties"]["response"]["importedArtifacts"]
+    refused = run("unsignedrun", "unsigned.tar")
+    message = error_message(refused, stdout_empty=False)
+    assert json.loads(refused.stdout)["properties"]["provisioningState"] == "Failed"
+    assert (
+        f"pipeline run unsignedrun failed: artifact sig/pipe/unsigned:1.0 ({unsigned.digest}) refused: no signature"
+        in message
+    )
+    assert content.list_tags(world.target.url, "sig/pipe/unsigned") == []

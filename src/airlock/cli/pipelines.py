@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 import typer
 
+from airlock.cli import signatures
 from airlock.cli.arm import IDENTITY_PROVIDER, ArmClient, group_path, registry_path
 from airlock.cli.common import RegistryOpt, Row, dig, hint, text
 from airlock.cli.kernel import Arm, Columns, command
@@ -157,6 +158,7 @@ def _create_pipeline(
     trigger_enabled: bool | None = None,
     rename: dict[str, str] | None = None,
     volume_size: str | None = None,
+    signature_policy: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     rg = arm.group  # first, as it always was: a missing -g is said before any value of the pipeline's
     modes = {"sastoken": "SasToken", "managedidentity": "ManagedIdentity"}
@@ -198,6 +200,8 @@ def _create_pipeline(
         properties["trigger"] = {"sourceTrigger": {"status": status}}
         if rename:
             properties["rename"] = rename
+        if signature_policy:
+            properties["signaturePolicy"] = signature_policy
     body = {"identity": _identity(identity, rg), "properties": properties}
     path = _pipeline_path(rg, registry, kind, name)
     arm.client.put(path, body)
@@ -346,6 +350,10 @@ def import_create(
     ] = None,
     assign_identity: IdentityOpt = None,
     rename: RenameOpt = None,
+    require_signed_by: signatures.RequireSignedByOpt = None,
+    trusted_root: signatures.TrustedRootOpt = None,
+    certificate_identity: signatures.CertificateIdentityOpt = None,
+    certificate_oidc_issuer: signatures.CertificateIssuerOpt = None,
 ) -> Any:
     """Create an import pipeline.
 
@@ -357,9 +365,13 @@ def import_create(
             --options DeleteSourceBlobOnSuccess OverwriteTags ContinueOnErrors \\
             --source-trigger-enabled False
 
-    --rename is airlock's extension (properties.rename), honoured by every run, the source trigger's too.
+    --rename is airlock's extension (properties.rename), honoured by every run, the source trigger's too;
+    so are --require-signed-by and --trusted-root (properties.signaturePolicy; see airlock import).
     """
     enabled = _parse_bool(source_trigger_enabled, "--source-trigger-enabled/-e")
+    policy = signatures.pipeline_signature_policy(
+        require_signed_by, trusted_root, certificate_identity, certificate_oidc_issuer
+    )
     return _create_pipeline(
         "import",
         arm,
@@ -372,6 +384,7 @@ def import_create(
         identity=assign_identity,
         trigger_enabled=enabled,
         rename=renames.to_json() if (renames := rename_map(rename)) else None,
+        signature_policy=policy,
     )
 
 

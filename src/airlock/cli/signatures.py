@@ -5,13 +5,13 @@ policy they make (:mod:`airlock.transfer.signature_policy`)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from airlock.errors import UsageError
 from airlock.transfer.keyless import MAX_TRUSTED_ROOT, KeylessPolicy
-from airlock.transfer.signature_policy import SignaturePolicy
+from airlock.transfer.signature_policy import SignaturePolicy, policy_document
 
 MAX_KEY_FILE = 64 * 1024
 
@@ -52,14 +52,34 @@ def signature_policy(
         UsageError: a file that cannot be read or is not what its flag takes; identity or issuer
             without --trusted-root, or --trusted-root without both.
     """
+    pems, raw = _files(keys, trusted_root, identity, issuer)
+    keyless = KeylessPolicy.of(raw, identity, issuer, where=f"--trusted-root {trusted_root}") if raw else None
+    return SignaturePolicy.of(pems, keyless)
+
+
+def pipeline_signature_policy(
+    keys: list[str] | None, trusted_root: str | None, identity: str | None, issuer: str | None
+) -> dict[str, Any] | None:
+    """``acr import-pipeline create``'s flags as the pipeline's ``properties.signaturePolicy`` (the
+    keys and root read here and checked as ``import`` would), None without any.
+
+    Raises:
+        UsageError: as :func:`signature_policy`.
+    """
+    if signature_policy(keys, trusted_root, identity, issuer) is None:
+        return None
+    pems, raw = _files(keys, trusted_root, identity, issuer)
+    return policy_document([pem for _, pem in pems], raw, identity, issuer)
+
+
+def _files(
+    keys: list[str] | None, trusted_root: str | None, identity: str | None, issuer: str | None
+) -> tuple[list[tuple[str, bytes]], bytes | None]:
     if (identity or issuer) and not trusted_root:
         raise UsageError("--certificate-identity and --certificate-oidc-issuer go with --trusted-root")
     pems = [(f"--require-signed-by {k}", _read(k, MAX_KEY_FILE, "--require-signed-by")) for k in keys or []]
-    keyless = None
-    if trusted_root:
-        raw = _read(trusted_root, MAX_TRUSTED_ROOT, "--trusted-root")
-        keyless = KeylessPolicy.of(raw, identity, issuer, where=f"--trusted-root {trusted_root}")
-    return SignaturePolicy.of(pems, keyless)
+    raw = _read(trusted_root, MAX_TRUSTED_ROOT, "--trusted-root") if trusted_root else None
+    return pems, raw
 
 
 def _read(path: str, cap: int, flag: str) -> bytes:

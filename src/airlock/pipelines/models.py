@@ -167,6 +167,7 @@ class ExportPipelineState(_PipelineState):
 class ImportPipelineState(_PipelineState):
     source: PipelineStorage
     rename: dict[str, str] | None = None  # airlock's extension: see transfer.rename
+    signaturePolicy: dict[str, Any] | None = None  # airlock's extension: see transfer.signature_policy
     trigger: PipelineTrigger = Field(default_factory=PipelineTrigger)
     sourceTriggerReport: dict[str, Any] | None = None
 

@@ -25,8 +25,9 @@ import base64
 import binascii
 import json
 import urllib.parse
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
@@ -108,6 +109,28 @@ class SignaturePolicy:
         keys = tuple(TrustedKey.from_pem(pem, where=name) for name, pem in pems)
         return cls(keys, keyless) if keys or keyless else None
 
+    @classmethod
+    def from_document(cls, doc: Mapping[str, Any] | None, *, where: str) -> SignaturePolicy | None:
+        """From an ImportPipeline's ``properties.signaturePolicy`` (see :func:`policy_document`).
+
+        Raises:
+            UsageError: a key or trusted root that does not load, an identity without a root
+                (``where`` names the pipeline).
+        """
+        if not doc:
+            return None
+        keys = doc.get("requireSignedBy") or []
+        root = doc.get("trustedRoot")
+        identity, issuer = doc.get("certificateIdentity"), doc.get("certificateOidcIssuer")
+        if (identity or issuer) and root is None:
+            raise UsageError(f"{where}: certificateIdentity and certificateOidcIssuer go with trustedRoot")
+        pems = [(f"{where} requireSignedBy[{i}]", str(pem).encode()) for i, pem in enumerate(keys)]
+        keyless = None
+        if root is not None:
+            raw = json.dumps(root).encode()
+            keyless = KeylessPolicy.of(raw, identity, issuer, where=f"{where} trustedRoot")
+        return cls.of(pems, keyless)
+
     def describe(self) -> dict[str, object]:
         """What the policy trusts, for an import's result (key ids, never key material)."""
         out: dict[str, object] = {"trustedKeys": [k.keyid for k in self.keys]}
@@ -140,6 +163,25 @@ class PayloadCapture:
             parts.append(bytes(piece))  # the reader may reuse its buffer
             yield piece
         self.payloads[digest] = b"".join(parts)
+
+
+def policy_document(
+    pems: Sequence[bytes], trusted_root: bytes | None, identity: str | None, issuer: str | None
+) -> dict[str, Any]:
+    """An ImportPipeline's ``properties.signaturePolicy`` (airlock's extension): the PEM keys as text,
+    the trusted root as the JSON object it is, cosign's names for the identity and issuer.
+
+    Raises:
+        UsageError: the trusted root is not JSON.
+    """
+    doc: dict[str, Any] = {"requireSignedBy": [p.decode("ascii", "replace") for p in pems]}
+    if trusted_root is not None:
+        try:
+            doc["trustedRoot"] = json.loads(trusted_root)
+        except ValueError:
+            raise UsageError("trusted root: not JSON") from None
+        doc["certificateIdentity"], doc["certificateOidcIssuer"] = identity, issuer
+    return doc
 
 
 def attached(art: ArtifactEntry) -> str | None:
