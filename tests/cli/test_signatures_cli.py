@@ -19,11 +19,13 @@ from typing import Any
 import pytest
 
 from airlock.testing import content
-from airlock.testing.console import Run, error_message
+from airlock.testing.airlock_server import AirlockServer
+from airlock.testing.console import Console, Run, error_message
 from airlock.testing.content import PushedArtifact
 from airlock.testing.cosign import CosignKey, push_cosign_signature
 from airlock.testing.images import push_oci_image
 from airlock.testing.keyless import TestSigstore, push_bundle
+from airlock.testing.polling import wait_until
 from airlock.testing.registry_server import RegistryServer
 
 TRUSTED = CosignKey.from_seed("trusted")
@@ -240,31 +242,72 @@ def test_trusted_root_refuses_wrong_certificate_identity(world: World, trusted_r
     assert "refused: Sigstore bundle refused: failed to build timestamp certificate chain" in message
 
 
-def test_import_pipeline_signature_policy_is_applied_by_its_runs(world: World) -> None:
-    signed_app = image(world.source, "sig/pipe/signed", seed=1330)
-    signed(world.source, signed_app)
-    unsigned = image(world.source, "sig/pipe/unsigned", seed=1331)
-    container = world.folder / "container"
-    container.mkdir()
-    export(world.cli, world.source, container / "signed.tar", signed_app)
-    export(world.cli, world.source, container / "unsigned.tar", unsigned)
-    world.cli("acr", "create", "-g", "sigrg", "-n", "sigreg", "--login-server", world.target.url).json()
+def signing_pipeline(cli: Callable[..., Run], world: World, container: Path, name: str, *trigger: str) -> None:
+    """Registry ``<name>reg`` (the target), import pipeline ``<name>`` on ``container`` requiring the trusted key."""
+    cli("acr", "create", "-g", "sigrg", "-n", f"{name}reg", "--login-server", world.target.url).json()
     policy = ("--require-signed-by", world.keys["trusted"])
-    made = world.cli("acr", "import-pipeline", "create", "-g", "sigrg", "-r", "sigreg", "-n", "sigimport",
-                     "-c", container.as_uri(), "-e", "False", *policy).json()  # fmt: skip
+    made = cli("acr", "import-pipeline", "create", "-g", "sigrg", "-r", f"{name}reg", "-n", name,
+               "-c", container.as_uri(), *trigger, *policy).json()  # fmt: skip
     assert made["properties"]["signaturePolicy"] == {"requireSignedBy": [TRUSTED.public_pem.decode()]}
 
+
+def signed_and_unsigned(world: World, container: Path, seed: int) -> tuple[PushedArtifact, PushedArtifact]:
+    """Two bundles in ``container``: a signed image (signed.tar) and an unsigned one (unsigned.tar)."""
+    prefix = f"sig/pipe{seed}"
+    signed_app = image(world.source, f"{prefix}/signed", seed=seed)
+    signed(world.source, signed_app)
+    unsigned = image(world.source, f"{prefix}/unsigned", seed=seed + 1)
+    container.mkdir(exist_ok=True)
+    export(world.cli, world.source, container / "signed.tar", signed_app)
+    export(world.cli, world.source, container / "unsigned.tar", unsigned)
+    return signed_app, unsigned
+
+
+def test_import_pipeline_signature_policy_is_applied_by_its_runs(world: World) -> None:
+    container = world.folder / "container"
+    signed_app, unsigned = signed_and_unsigned(world, container, seed=1330)
+    signing_pipeline(world.cli, world, container, "sigimport", "-e", "False")
+
     def run(name: str, blob: str) -> Run:
-        return world.cli("acr", "pipeline-run", "create", "-g", "sigrg", "-r", "sigreg", "-p", "sigimport",
+        return world.cli("acr", "pipeline-run", "create", "-g", "sigrg", "-r", "sigimportreg", "-p", "sigimport",
                          "-n", name, "-t", "import", "-b", blob)  # fmt: skip
 
     landed = run("signedrun", "signed.tar").json()
-    assert "sig/pipe/signed:1.0" in landed["properties"]["response"]["importedArtifacts"]
+    assert signed_app.reference in landed["properties"]["response"]["importedArtifacts"]
     refused = run("unsignedrun", "unsigned.tar")
     message = error_message(refused, stdout_empty=False)
     assert json.loads(refused.stdout)["properties"]["provisioningState"] == "Failed"
     assert (
-        f"pipeline run unsignedrun failed: artifact sig/pipe/unsigned:1.0 ({unsigned.digest}) refused: no signature"
+        f"pipeline run unsignedrun failed: artifact {unsigned.reference} ({unsigned.digest}) refused: no signature"
         in message
     )
-    assert content.list_tags(world.target.url, "sig/pipe/unsigned") == []
+    assert content.list_tags(world.target.url, unsigned.repository) == []
+
+
+def test_import_pipeline_signature_policy_is_applied_by_the_source_trigger(world: World) -> None:
+    container = world.folder / "container"
+    server = AirlockServer(world.folder / "served", trigger_interval=0.5).start()
+    try:
+        token = (server.home / "api-token").read_text().strip()
+        remote = Console(home=world.folder, env={"AIRLOCK_ENDPOINT": server.url, "AIRLOCK_TOKEN": token})
+        container.mkdir()
+        signing_pipeline(remote, world, container, "sigtrigger", "-e", "True")
+        signed_app, unsigned = signed_and_unsigned(world, container, seed=1340)
+
+        def runs() -> list[dict[str, Any]]:
+            listed: list[dict[str, Any]] = remote(
+                "acr", "pipeline-run", "list", "-g", "sigrg", "-r", "sigtriggerreg"
+            ).json()
+            return [r for r in listed if r["properties"].get("provisioningState") in ("Succeeded", "Failed")]
+
+        wait_until(lambda: len(runs()) == 2, timeout=60, what="the trigger's two imports")
+        by_state = {r["properties"]["provisioningState"]: r["properties"]["response"] for r in runs()}
+    finally:
+        server.stop()
+    assert signed_app.reference in by_state["Succeeded"]["importedArtifacts"]
+    assert (
+        f"artifact {unsigned.reference} ({unsigned.digest}) refused: no signature"
+        in by_state["Failed"]["pipelineRunErrorMessage"]
+    )
+    assert content.get_manifest(world.target.url, signed_app.repository, "1.0")[2] == signed_app.digest
+    assert content.list_tags(world.target.url, unsigned.repository) == []
