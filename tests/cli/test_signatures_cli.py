@@ -311,3 +311,26 @@ def test_import_pipeline_signature_policy_is_applied_by_the_source_trigger(world
     )
     assert content.get_manifest(world.target.url, signed_app.repository, "1.0")[2] == signed_app.digest
     assert content.list_tags(world.target.url, unsigned.repository) == []
+
+
+def test_require_signed_by_verifies_signatures_a_delta_left_out_from_the_target(world: World) -> None:
+    # cosign's .sig tag of a known image and a referrer's payload are in the target already, so a
+    # delta of the image under a new tag leaves them out: they are read back from the target.
+    tagged = image(world.source, "sig/delta/tagged", seed=1350)
+    signed(world.source, tagged)
+    referred = image(world.source, "sig/delta/referred", seed=1351)
+    signed(world.source, referred, referrer=True)
+    receipt = world.folder / "receipt.json"
+    world.signed_import(tagged, referred, extra=("--receipt-out", str(receipt))).json()
+    again = [push_oci_image(world.source.url, a.repository, "latest", seed=s, layers=1, layer_size=2048)
+             for a, s in ((tagged, 1350), (referred, 1351))]  # fmt: skip
+    assert [a.digest for a in again] == [tagged.digest, referred.digest]
+    delta = world.folder / "delta.tar"
+    world.cli("export", "--source-registry", world.source.url, "-a", *[a.reference for a in again],
+              "--include-referrers", "--delta-from", receipt, "--target", delta).json()  # fmt: skip
+
+    out = import_(world.cli, delta, world.target, "--require-signed-by", world.keys["trusted"]).json()
+
+    assert {"sig/delta/tagged:latest", "sig/delta/referred:latest"} <= set(out["importedArtifacts"])
+    assert f"sig/delta/tagged:{tagged.digest.replace(':', '-')}.sig" in out["unchangedArtifacts"]
+    assert content.get_manifest(world.target.url, "sig/delta/referred", "latest")[2] == referred.digest

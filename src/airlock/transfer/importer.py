@@ -45,7 +45,8 @@ from airlock.transfer.platform_filter import omitted_of
 from airlock.transfer.publish import ArtifactEntry, publish
 from airlock.transfer.rename import RenameMap
 from airlock.transfer.retry import select_only
-from airlock.transfer.signature_policy import Names, PayloadCapture, SignaturePolicy, enforce, payloads_wanted
+from airlock.transfer.signature_import import require_signatures
+from airlock.transfer.signature_policy import PayloadCapture, SignaturePolicy, payloads_wanted
 from airlock.transfer.volume_source import diagnosing, open_bundle
 
 log = logging.getLogger(__name__)
@@ -259,9 +260,8 @@ class Importer:
             raise ArchiveError(f"archive lacks blob {sorted(lacking)[0]} listed in its catalog (truncated?)")
 
         if self.signatures is not None:  # everything is verified, nothing tagged yet
-            names = Names.of(catalog.source.registry, self.client.base)
-            payloads = self.capture.payloads
-            enforce(self.signatures, artifacts, payloads, names, fail=self.fail, keep_going=self.keep_going)
+            require_signatures(self.signatures, self.client, catalog, artifacts, self.rename, self.capture, self.fail,
+                               keep_going=self.keep_going)  # fmt: skip
         imported = self._push_manifests(artifacts)
         failures = {a.entry.reference: a.error for a in artifacts if a.error is not None}
         return ImportResult(

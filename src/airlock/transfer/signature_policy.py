@@ -35,6 +35,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
 from airlock.errors import AirlockError, SignatureRefused, UsageError
 from airlock.oci.digest import Digest
+from airlock.oci.manifest import Descriptor, Manifest
 from airlock.oci.signatures import (
     SIGNATURE_ANNOTATION,
     SIGSTORE_BUNDLE_TYPES,
@@ -195,10 +196,13 @@ def payloads_wanted(artifacts: Sequence[ArtifactEntry]) -> set[Digest]:
     for art in artifacts:
         if art.closure is None or attached(art) is None:
             continue
-        for layer in art.closure.top.blobs[1:]:
-            if _kind(layer.media_type) and layer.size <= MAX_PAYLOAD:
-                wanted.add(layer.digest)
+        wanted.update(layer.digest for layer in signature_layers(art.closure.top) if layer.size <= MAX_PAYLOAD)
     return wanted
+
+
+def signature_layers(manifest: Manifest) -> list[Descriptor]:
+    """The layers of ``manifest`` that are signatures: simple-signing payloads, Sigstore bundles."""
+    return [layer for layer in manifest.blobs[1:] if _kind(layer.media_type)]
 
 
 def _kind(media_type: str) -> str | None:
@@ -226,14 +230,16 @@ def check(
     artifacts: Sequence[ArtifactEntry],
     payloads: dict[Digest, bytes],
     names: Names,
+    known: Sequence[ArtifactEntry] = (),
 ) -> list[tuple[ArtifactEntry, SignatureRefused]]:
     """The artifacts the policy refuses, each with its one-line error, in the order given.
 
     Artifacts that already failed are left alone; an attached artifact is refused only with the
-    artifact it belongs to.
+    artifact it belongs to. ``known`` are attachments already in the target (a delta left them out,
+    :mod:`airlock.transfer.signature_delta`): evidence, never refused.
     """
     signatures: dict[tuple[str, str], list[ArtifactEntry]] = {}
-    for art in artifacts:
+    for art in [*artifacts, *known]:
         owner = attached(art)
         if owner is not None and art.error is None:
             signatures.setdefault((art.entry.repository, owner), []).append(art)
@@ -263,6 +269,7 @@ def enforce(
     *,
     fail: Callable[[ArtifactEntry, AirlockError], None],
     keep_going: bool,
+    known: Sequence[ArtifactEntry] = (),
 ) -> None:
     """Refuse what :func:`check` refuses: with ``keep_going`` each refused artifact goes to ``fail``
     (and gets no tag); without it, one error naming the first and how many more were refused.
@@ -270,7 +277,7 @@ def enforce(
     Raises:
         SignatureRefused: without ``keep_going``, when any artifact is refused (nothing is tagged).
     """
-    refused = check(policy, artifacts, payloads, names)
+    refused = check(policy, artifacts, payloads, names, known)
     if refused and not keep_going:
         more = len({id(a) for a, _ in refused if attached(a) is None}) - 1
         tail = f" (and {more} more artifact(s) refused)" if more > 0 else ""
@@ -291,10 +298,8 @@ def _why_refused(
     found = 0
     for sig in attachments:
         assert sig.closure is not None
-        for layer in sig.closure.top.blobs[1:]:
+        for layer in signature_layers(sig.closure.top):
             kind = _kind(layer.media_type)
-            if kind is None:
-                continue
             found += 1
             payload = payloads.get(layer.digest)
             if payload is None or Digest.of(payload) != layer.digest:
