@@ -125,3 +125,15 @@ def test_a_trusted_root_that_is_not_one_is_a_usage_error() -> None:
         KeylessPolicy.of(b'{"mediaType": "nope"}', "a@example.com", "https://issuer.example", where="t")
     with pytest.raises(UsageError, match="needs --certificate-identity and --certificate-oidc-issuer"):
         KeylessPolicy.of(TestSigstore().trusted_root(), None, "https://issuer.example", where="t")
+
+
+def test_a_failed_signature_artifact_still_vouches_for_its_image() -> None:
+    # A .sig tag in conflict in the target fails on its own; what it carries is still a valid signature.
+    key = ed25519.Ed25519PrivateKey.generate()
+    policy = SignaturePolicy.of([("k", _pem(key))], None)
+    assert policy is not None
+    payload = simple_signing_payload(str(IMAGE), None)
+    art, sig = _artifact(), _signature(payload, key.sign(payload))
+    sig.error = "tag already points to sha256:… in the target registry"
+    assert check(policy, [art, sig], {Digest.of(payload): payload}, NAMES) == []
+    assert "payload sha256:" in str(check(policy, [art, sig], {}, NAMES)[0][1])  # not captured: no evidence

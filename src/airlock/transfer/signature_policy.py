@@ -236,12 +236,13 @@ def check(
 
     Artifacts that already failed are left alone; an attached artifact is refused only with the
     artifact it belongs to. ``known`` are attachments already in the target (a delta left them out,
-    :mod:`airlock.transfer.signature_delta`): evidence, never refused.
+    :mod:`airlock.transfer.signature_import`): evidence, never refused. A failed attachment still counts
+    as evidence (a `.sig` tag in conflict), its payloads hashed against their descriptors all the same.
     """
     signatures: dict[tuple[str, str], list[ArtifactEntry]] = {}
     for art in [*artifacts, *known]:
         owner = attached(art)
-        if owner is not None and art.error is None:
+        if owner is not None and art.closure is not None:
             signatures.setdefault((art.entry.repository, owner), []).append(art)
     refused: list[tuple[ArtifactEntry, SignatureRefused]] = []
     refused_digests: dict[tuple[str, str], str] = {}
