@@ -282,6 +282,16 @@ def test_import_pipeline_signature_policy_is_applied_by_its_runs(world: World) -
         in message
     )
     assert content.list_tags(world.target.url, unsigned.repository) == []
+    # The API checks a policy as the CLI does: a key that is not one is refused when the pipeline is made.
+    body = world.folder / "bad.json"
+    storage = {"type": "AzureStorageBlobContainer", "uri": container.as_uri(), "storageAccessMode": "SasToken"}
+    body.write_text(json.dumps({"properties": {"source": storage, "signaturePolicy": {"requireSignedBy": ["x"]}}}))
+    url = "/subscriptions/{subscriptionId}/resourceGroups/sigrg/providers/Microsoft.ContainerRegistry/registries"
+    path = f"{url}/sigimportreg/importPipelines/badpolicy"
+    bad = world.cli("rest", "--method", "put", "--url", path, "--body", f"@{body}")
+    assert error_message(bad, 2).endswith(
+        "badpolicy properties.signaturePolicy requireSignedBy[0]: not a PEM public key (-----BEGIN PUBLIC KEY-----)"
+    )
 
 
 def test_import_pipeline_signature_policy_is_applied_by_the_source_trigger(world: World) -> None:

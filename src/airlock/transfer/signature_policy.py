@@ -132,14 +132,6 @@ class SignaturePolicy:
             keyless = KeylessPolicy.of(raw, identity, issuer, where=f"{where} trustedRoot")
         return cls.of(pems, keyless)
 
-    def describe(self) -> dict[str, object]:
-        """What the policy trusts, for an import's result (key ids, never key material)."""
-        out: dict[str, object] = {"trustedKeys": [k.keyid for k in self.keys]}
-        if self.keyless is not None:
-            out["certificateIdentity"] = self.keyless.identity
-            out["certificateOidcIssuer"] = self.keyless.issuer
-        return out
-
 
 @dataclass
 class PayloadCapture:
