@@ -344,3 +344,12 @@ def test_require_signed_by_verifies_signatures_a_delta_left_out_from_the_target(
     assert {"sig/delta/tagged:latest", "sig/delta/referred:latest"} <= set(out["importedArtifacts"])
     assert f"sig/delta/tagged:{tagged.digest.replace(':', '-')}.sig" in out["unchangedArtifacts"]
     assert content.get_manifest(world.target.url, "sig/delta/referred", "latest")[2] == referred.digest
+
+
+def test_require_signed_by_refuses_an_oci_layout_written_by_another_tool(world: World, skopeo_tar: Path) -> None:
+    # Such a layout has no catalog to hold its signatures to: a policy is refused rather than skipped.
+    run = import_(world.cli, skopeo_tar, world.target, "--require-signed-by", world.keys["trusted"])
+    assert error_message(run, 2) == (
+        f"signatures are required only of airlock archives: {skopeo_tar.as_uri()} is an OCI layout written by "
+        "another tool (export it with airlock --include-referrers)"
+    )
