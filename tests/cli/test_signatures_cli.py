@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -251,21 +252,42 @@ def signing_pipeline(cli: Callable[..., Run], world: World, container: Path, nam
     assert made["properties"]["signaturePolicy"] == {"requireSignedBy": [TRUSTED.public_pem.decode()]}
 
 
-def signed_and_unsigned(world: World, container: Path, seed: int) -> tuple[PushedArtifact, PushedArtifact]:
-    """Two bundles in ``container``: a signed image (signed.tar) and an unsigned one (unsigned.tar)."""
-    prefix = f"sig/pipe{seed}"
-    signed_app = image(world.source, f"{prefix}/signed", seed=seed)
-    signed(world.source, signed_app)
-    unsigned = image(world.source, f"{prefix}/unsigned", seed=seed + 1)
-    container.mkdir(exist_ok=True)
-    export(world.cli, world.source, container / "signed.tar", signed_app)
-    export(world.cli, world.source, container / "unsigned.tar", unsigned)
-    return signed_app, unsigned
+@dataclass
+class PipelineBundles:
+    """Two bundles, exported once for the pipeline tests: a signed image and an unsigned one."""
+
+    signed: PushedArtifact
+    unsigned: PushedArtifact
+    folder: Path
+
+    def into(self, container: Path) -> tuple[PushedArtifact, PushedArtifact]:
+        """Copy them into ``container`` as signed.tar and unsigned.tar, each appearing whole (a trigger may watch)."""
+        container.mkdir(exist_ok=True)
+        for name in ("signed.tar", "unsigned.tar"):
+            staged = container.parent / f"{name}.staged"
+            shutil.copyfile(self.folder / name, staged)
+            staged.replace(container / name)
+        return self.signed, self.unsigned
 
 
-def test_import_pipeline_signature_policy_is_applied_by_its_runs(world: World) -> None:
+@pytest.fixture(scope="module")
+def pipeline_bundles(
+    tmp_path_factory: pytest.TempPathFactory, cli: Callable[..., Run], source_registry: RegistryServer
+) -> PipelineBundles:
+    folder = tmp_path_factory.mktemp("pipeline-bundles")
+    signed_app = image(source_registry, "sig/pipe/signed", seed=1330)
+    signed(source_registry, signed_app)
+    unsigned = image(source_registry, "sig/pipe/unsigned", seed=1331)
+    export(cli, source_registry, folder / "signed.tar", signed_app)
+    export(cli, source_registry, folder / "unsigned.tar", unsigned)
+    return PipelineBundles(signed_app, unsigned, folder)
+
+
+def test_import_pipeline_signature_policy_is_applied_by_its_runs(
+    world: World, pipeline_bundles: PipelineBundles
+) -> None:
     container = world.folder / "container"
-    signed_app, unsigned = signed_and_unsigned(world, container, seed=1330)
+    signed_app, unsigned = pipeline_bundles.into(container)
     signing_pipeline(world.cli, world, container, "sigimport", "-e", "False")
 
     def run(name: str, blob: str) -> Run:
@@ -294,7 +316,9 @@ def test_import_pipeline_signature_policy_is_applied_by_its_runs(world: World) -
     )
 
 
-def test_import_pipeline_signature_policy_is_applied_by_the_source_trigger(world: World) -> None:
+def test_import_pipeline_signature_policy_is_applied_by_the_source_trigger(
+    world: World, pipeline_bundles: PipelineBundles
+) -> None:
     container = world.folder / "container"
     server = AirlockServer(world.folder / "served", trigger_interval=0.5).start()
     try:
@@ -302,7 +326,7 @@ def test_import_pipeline_signature_policy_is_applied_by_the_source_trigger(world
         remote = Console(home=world.folder, env={"AIRLOCK_ENDPOINT": server.url, "AIRLOCK_TOKEN": token})
         container.mkdir()
         signing_pipeline(remote, world, container, "sigtrigger", "-e", "True")
-        signed_app, unsigned = signed_and_unsigned(world, container, seed=1340)
+        signed_app, unsigned = pipeline_bundles.into(container)
 
         def runs() -> list[dict[str, Any]]:
             listed: list[dict[str, Any]] = remote(
