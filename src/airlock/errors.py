@@ -18,6 +18,7 @@ before they build messages.
     │   ├── NotFound                404 (manifest, blob, repository)
     │   └── TagConflict             tag exists elsewhere and OverwriteTags is off
     ├── IntegrityError              bytes do not match their digest or size
+    │   └── SignatureRefused        an artifact lacks a valid signature the import requires
     ├── ArchiveError                the transfer blob is malformed or hostile
     │   └── NotATransferBlob        it is something else (gzip, docker save, another tool's OCI layout...)
     ├── StorageError                blob storage failed
@@ -130,6 +131,11 @@ class IncompleteIndexRefused(RegistryError):
 
 class IntegrityError(AirlockError):
     """Bytes did not match the digest or size they were promised to have."""
+
+
+class SignatureRefused(IntegrityError):
+    """An import's signature policy refuses an artifact: no signature, an untrusted key, a payload of
+    another digest or repository (the message names the artifact, its digest and why)."""
 
 
 class ArchiveError(AirlockError):

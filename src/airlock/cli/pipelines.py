@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import typer
 
-from airlock.cli import signing
+from airlock.cli import signatures, signing
 from airlock.cli.arm import IDENTITY_PROVIDER, ArmClient, group_path, registry_path
 from airlock.cli.common import RegistryOpt, Row, dig, hint, text
 from airlock.cli.kernel import Arm, Columns, command
@@ -159,6 +159,7 @@ def _create_pipeline(
     rename: dict[str, str] | None = None,
     volume_size: str | None = None,
     extensions: dict[str, object] | None = None,
+    signature_policy: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     rg = arm.group  # first, as it always was: a missing -g is said before any value of the pipeline's
     modes = {"sastoken": "SasToken", "managedidentity": "ManagedIdentity"}
@@ -201,6 +202,8 @@ def _create_pipeline(
         properties["trigger"] = {"sourceTrigger": {"status": status}}
         if rename:
             properties["rename"] = rename
+        if signature_policy:
+            properties["signaturePolicy"] = signature_policy
     body = {"identity": _identity(identity, rg), "properties": properties}
     path = _pipeline_path(rg, registry, kind, name)
     arm.client.put(path, body)
@@ -356,6 +359,10 @@ def import_create(
     assign_identity: IdentityOpt = None,
     rename: RenameOpt = None,
     trusted_key: signing.TrustedKeyOpt = None,
+    require_signed_by: signatures.RequireSignedByOpt = None,
+    trusted_root: signatures.TrustedRootOpt = None,
+    certificate_identity: signatures.CertificateIdentityOpt = None,
+    certificate_oidc_issuer: signatures.CertificateIssuerOpt = None,
 ) -> Any:
     """Create an import pipeline.
 
@@ -370,9 +377,14 @@ def import_create(
         airlock acr import-pipeline create -g myrg -r myregistry -n myimport \\
             -c /srv/inbox --trusted-key sign.pub.pem --trusted-key next.pub.pem
 
-    --rename is airlock's extension (properties.rename), honoured by every run, the source trigger's too.
+    --rename is airlock's extension (properties.rename), honoured by every run, the source trigger's too;
+    so are --trusted-key (properties.trustedKeys), --require-signed-by and --trusted-root
+    (properties.signaturePolicy; see airlock import).
     """
     enabled = _parse_bool(source_trigger_enabled, "--source-trigger-enabled/-e")
+    policy = signatures.pipeline_signature_policy(
+        require_signed_by, trusted_root, certificate_identity, certificate_oidc_issuer
+    )
     return _create_pipeline(
         "import",
         arm,
@@ -386,6 +398,7 @@ def import_create(
         trigger_enabled=enabled,
         rename=renames.to_json() if (renames := rename_map(rename)) else None,
         extensions=signing.pipeline_signing(None, trusted_key),
+        signature_policy=policy,
     )
 
 

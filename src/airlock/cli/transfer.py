@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from airlock.cli import common, signing, sync
+from airlock.cli import common, signatures, signing, sync
 from airlock.cli import selection as sel
 from airlock.cli.common import REGISTRY_SCHEME_RULE
 from airlock.cli.endpoints import (
@@ -189,6 +189,10 @@ def import_cmd(
     receipt_out: sync.ReceiptOutOpt = None,
     retry_failed: RetryFailedOpt = None,
     trusted_key: signing.TrustedKeyOpt = None,
+    require_signed_by: signatures.RequireSignedByOpt = None,
+    trusted_root: signatures.TrustedRootOpt = None,
+    certificate_identity: signatures.CertificateIdentityOpt = None,
+    certificate_oidc_issuer: signatures.CertificateIssuerOpt = None,
 ) -> Reply:
     """Import every artifact of a transfer blob into a registry (tags are written last).
 
@@ -210,6 +214,9 @@ def import_cmd(
         airlock import --source /media/usb/batch1.tar \\
             --target-registry localhost:5001 \\
             --trusted-key sign.pub.pem --trusted-key next.pub.pem
+
+        airlock import --source /media/usb/batch1.tar \\
+            --target-registry localhost:5001 --require-signed-by cosign.pub
     """
     expected = Digest.parse(catalog_digest) if catalog_digest else None
     only, expected = import_selection(retry_failed, expected)
@@ -218,6 +225,7 @@ def import_cmd(
     opts = parse_options(options or [], IMPORT_OPTIONS, kind="import")
     renames = sync.rename_map(rename)
     trusted = signing.trusted_keys(trusted_key)
+    policy = signatures.signature_policy(require_signed_by, trusted_root, certificate_identity, certificate_oidc_issuer)
     blob = blob_at(source, sas_token(sas_token_file, secret_uri, what="source"), "--sas-token-file or --secret-uri")
     client = registry_client(target_registry, username, password_stdin, concurrency)
     with progress_display() as progress, flag_hints({blob.display: "--sas-token-file or --secret-uri"}):
@@ -232,6 +240,7 @@ def import_cmd(
             rename=renames,
             only=only,
             trusted=trusted,
+            signatures=policy,
         )
     out = sync.receipt_after_import(client, result, result.to_json(), receipt_out, renames, concurrency)
     return Reply(out, failures_error(result.failures, "failed to import"))

@@ -31,6 +31,7 @@ from airlock.transfer.export import export_artifacts
 from airlock.transfer.importer import import_archive
 from airlock.transfer.options import EXPORT_OPTIONS, IMPORT_OPTIONS, PipelineOption
 from airlock.transfer.rename import RenameMap
+from airlock.transfer.signature_policy import SignaturePolicy
 
 log = logging.getLogger(__name__)
 
@@ -300,6 +301,9 @@ class RunExecution:
                     progress=progress,
                     rename=RenameMap.of(pipeline.properties.rename, where=f"import pipeline {pipeline.name} rename"),
                     trusted=pipeline_trusted_keys(pipeline),
+                    signatures=SignaturePolicy.from_document(
+                        pipeline.properties.signaturePolicy, where=f"import pipeline {pipeline.name} signaturePolicy"
+                    ),
                 )
                 metrics.blobs_moved(imported.blobs_uploaded + imported.blobs_mounted, "import")
                 self._journal.finish(

@@ -169,6 +169,7 @@ class ImportPipelineState(_PipelineState):
     source: PipelineStorage
     rename: dict[str, str] | None = None  # airlock's extension: see transfer.rename
     trustedKeys: list[str] | None = None  # airlock's extension: PEM public keys a bundle must be signed by
+    signaturePolicy: dict[str, Any] | None = None  # airlock's extension: see transfer.signature_policy
     trigger: PipelineTrigger = Field(default_factory=PipelineTrigger)
     sourceTriggerReport: dict[str, Any] | None = None
 

@@ -192,6 +192,22 @@ class ExportPipelineProperties(_Strict):
     provisioning_state: str | None = Field(default=None, alias="provisioningState")  # read-only, ignored
 
 
+class SignaturePolicyModel(_Strict):
+    """airlock's extension ``properties.signaturePolicy``: what ``import --require-signed-by`` and
+    ``--trusted-root`` require (transfer.signature_policy), PEM keys as text, the root as its JSON."""
+
+    require_signed_by: Annotated[list[Annotated[str, Field(max_length=16384)]], Field(max_length=64)] = Field(
+        default_factory=list, alias="requireSignedBy"
+    )
+    trusted_root: dict[str, Any] | None = Field(default=None, alias="trustedRoot")
+    certificate_identity: Annotated[str, Field(max_length=1024)] | None = Field(
+        default=None, alias="certificateIdentity"
+    )
+    certificate_oidc_issuer: Annotated[str, Field(max_length=1024)] | None = Field(
+        default=None, alias="certificateOidcIssuer"
+    )
+
+
 class ImportPipelineProperties(_Strict):
     source: StorageModel
     trigger: TriggerModel = Field(default_factory=TriggerModel)
@@ -208,6 +224,7 @@ class ImportPipelineProperties(_Strict):
     trusted_keys: Annotated[list[Annotated[str, Field(min_length=1, max_length=4096)]], Field(max_length=16)] | None = (
         Field(default=None, alias="trustedKeys")
     )
+    signature_policy: SignaturePolicyModel | None = Field(default=None, alias="signaturePolicy")  # airlock's
     provisioning_state: str | None = Field(default=None, alias="provisioningState")
     source_trigger_report: Any = Field(default=None, alias="sourceTriggerReport")  # read-only, ignored
 

@@ -10,7 +10,7 @@ from typing import Any
 from airlock.testing.building import EPOCH, Built, compact_json, descriptor, push_built
 from airlock.testing.content import EMPTY_BLOB, EMPTY_CONFIG, OCI_INDEX, OCI_MANIFEST, Client, PushedArtifact
 
-__all__ = ["push_oci_artifact", "push_referrer", "referrers_tag"]
+__all__ = ["index_referrer", "push_oci_artifact", "push_referrer", "referrers_tag"]
 
 
 def _build_artifact(
@@ -109,17 +109,23 @@ def push_referrer(
     )
     with Client(registry_url, auth) as client:
         referrer = push_built(client, repository, None, built)
-        fallback_tag = referrers_tag(subject.digest)
-        existing = client.get_manifest(repository, fallback_tag)
-        index: dict[str, Any]
-        if existing is None:
-            index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}
-        else:
-            index = json.loads(existing[0])
-        if all(entry.get("digest") != referrer.digest for entry in index.get("manifests", [])):
-            entry = {**referrer.descriptor(), "artifactType": artifact_type}
-            if annotations:
-                entry["annotations"] = dict(annotations)
-            index.setdefault("manifests", []).append(entry)
-            client.put_manifest(repository, fallback_tag, OCI_INDEX, compact_json(index))
+        index_referrer(client, repository, subject, referrer)
     return referrer
+
+
+def index_referrer(client: Client, repository: str, subject: PushedArtifact, referrer: PushedArtifact) -> None:
+    """Add ``referrer`` (with its ``artifactType`` and ``annotations``) to the fallback index tagged
+    :func:`referrers_tag` of ``subject``, as OCI 1.1 clients do on a registry without the referrers API."""
+    fallback_tag = referrers_tag(subject.digest)
+    existing = client.get_manifest(repository, fallback_tag)
+    index: dict[str, Any]
+    if existing is None:
+        index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}
+    else:
+        index = json.loads(existing[0])
+    if all(entry.get("digest") != referrer.digest for entry in index.get("manifests", [])):
+        entry = {**referrer.descriptor(), "artifactType": referrer.artifact_type}
+        if referrer.annotations:
+            entry["annotations"] = dict(referrer.annotations)
+        index.setdefault("manifests", []).append(entry)
+        client.put_manifest(repository, fallback_tag, OCI_INDEX, compact_json(index))

@@ -47,6 +47,8 @@ from airlock.transfer.platform_filter import omitted_of
 from airlock.transfer.publish import ArtifactEntry, publish
 from airlock.transfer.rename import RenameMap
 from airlock.transfer.retry import select_only
+from airlock.transfer.signature_import import require_signatures
+from airlock.transfer.signature_policy import PayloadCapture, SignaturePolicy, payloads_wanted
 from airlock.transfer.volume_source import diagnosing, open_bundle
 
 log = logging.getLogger(__name__)
@@ -112,9 +114,12 @@ class Importer:
         rename: RenameMap | None = None,
         only: frozenset[str] | None = None,
         trusted: TrustedKeys | None = None,
+        signatures: SignaturePolicy | None = None,
     ) -> None:
         self.source = source
         self.trusted = trusted  # the keys a bundle must be signed by (archive.signature), checked first
+        self.signatures = signatures  # required of each artifact before any tag (transfer.signature_policy)
+        self.capture = PayloadCapture(set())
         self.rename = rename or RenameMap()
         self.only = only  # --retry-failed: import these artifact references of the archive, and no other
         self.client = client
@@ -221,6 +226,8 @@ class Importer:
             raise ArchiveError(f"archive lacks manifest {sorted(missing)[0]} listed in its catalog (truncated?)")
 
         needs = self._plan(artifacts, manifests, {**absent, **blob_sizes})
+        if self.signatures is not None:  # keep the signature payloads as the pass streams them
+            self.capture.wanted = payloads_wanted(artifacts)
         if catalog.delta is not None:  # before any upload, so before any tag
             check_present(
                 self.client,
@@ -260,6 +267,9 @@ class Importer:
         if lacking:
             raise ArchiveError(f"archive lacks blob {sorted(lacking)[0]} listed in its catalog (truncated?)")
 
+        if self.signatures is not None:  # everything is verified, nothing tagged yet
+            require_signatures(self.signatures, self.client, catalog, artifacts, self.rename, self.capture, self.fail,
+                               keep_going=self.keep_going)  # fmt: skip
         imported = self._push_manifests(artifacts)
         failures = {a.entry.reference: a.error for a in artifacts if a.error is not None}
         return ImportResult(
@@ -284,7 +294,7 @@ class Importer:
             digest = Digest.parse(entry.digest)
         except UsageError as exc:
             raise ArchiveError(f"archive catalog names an invalid artifact: {exc}") from None
-        return ArtifactEntry(entry, digest)
+        return ArtifactEntry(entry, digest, source_repository=entry.repository)
 
     def _plan(
         self, artifacts: list[ArtifactEntry], manifests: dict[Digest, Manifest], blob_sizes: dict[Digest, int]
@@ -357,10 +367,10 @@ class Importer:
         repos = needs.get(d, [])
         if not repos:
             # Needed only by failed artifacts: still verified, since it is part of the archive.
-            Verifier(d, member.size, what=f"archive blob {d}").check(reader.stream_member(member))
+            Verifier(d, member.size, what=f"archive blob {d}").check(self.capture.tee(d, reader.stream_member(member)))
             return
 
-        if member.size >= self.large and reader.skip_member(member):
+        if member.size >= self.large and d not in self.capture.wanted and reader.skip_member(member):
             # A large blob gets a ranged read of its own, so it uploads alongside the blobs after
             # it instead of holding the one sequential pass for its whole length.
             self.submit_ranged(fan, desc, repos, member)
@@ -370,7 +380,7 @@ class Importer:
             self._upload(desc, repos, chunks, member)
 
         feed = fan.start(d, job, size=member.size)
-        for piece in reader.stream_member(member):
+        for piece in self.capture.tee(d, reader.stream_member(member)):
             feed(piece)
         feed(None)
 
@@ -464,6 +474,7 @@ def import_archive(
     rename: RenameMap | None = None,
     only: frozenset[str] | None = None,
     trusted: TrustedKeys | None = None,
+    signatures: SignaturePolicy | None = None,
 ) -> ImportResult:
     """Import every artifact of the archive at ``source`` into ``client``'s registry.
 
@@ -474,6 +485,8 @@ def import_archive(
     moves artifacts to other repositories (see :mod:`airlock.transfer.rename`). With ``only``
     (references of the catalog's artifacts, after ``rename``) just those are imported; the archive
     is verified whole. With ``trusted``, only a bundle signed by one of those keys is imported.
+    is verified whole. With ``signatures``, an artifact without a valid signature in the archive
+    is refused before any tag is written (:mod:`airlock.transfer.signature_policy`).
 
     Raises:
         BundleNotTrusted: ``trusted`` is given and the bundle is unsigned, signed by another key, or
@@ -486,6 +499,7 @@ def import_archive(
             ``catalog_digest`` — nothing is uploaded.
         UsageError: ``only`` names an artifact the archive does not hold (nothing is uploaded).
         TagConflict, RegistryError: an artifact failed (without ContinueOnErrors).
+        SignatureRefused: ``signatures`` refuses an artifact (without ContinueOnErrors) — no tag is written.
     """
     client.ping()
     source = open_bundle(source)  # the first volume of a bundle: every volume, stat-ed now
@@ -500,6 +514,7 @@ def import_archive(
         rename=rename,
         only=only,
         trusted=trusted,
+        signatures=signatures,
     )
     with diagnosing(source, outcome="; no tag was written"):  # a bundle's content failure names its volume
         result = importer.run(catalog_digest)

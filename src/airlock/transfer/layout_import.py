@@ -43,6 +43,7 @@ from airlock.transfer.options import NoProgress, PipelineOption, Progress
 from airlock.transfer.pipelining import FanOut, close_stream
 from airlock.transfer.publish import ArtifactEntry
 from airlock.transfer.rename import RenameMap
+from airlock.transfer.signature_policy import SignaturePolicy
 
 log = logging.getLogger(__name__)
 
@@ -65,14 +66,15 @@ def import_blob(
     rename: RenameMap | None = None,
     only: frozenset[str] | None = None,
     trusted: TrustedKeys | None = None,
+    signatures: SignaturePolicy | None = None,
 ) -> ImportResult:
     """Import an airlock transfer blob (see :func:`import_archive`) or an OCI layout tar written by
     another tool (see the module docstring); any other blob is refused, saying what it looks like.
 
     Raises:
         UsageError: ``repository`` for an airlock archive (its catalog names the repositories), or
-            ``catalog_digest`` for an OCI layout (it has no catalog); an index.json entry that names no
-            repository when ``repository`` is not given. Nothing is uploaded in either case.
+            ``catalog_digest`` or ``signatures`` for an OCI layout (it has no catalog); an index.json
+            entry that names no repository when ``repository`` is not given. Nothing is uploaded in either case.
         NotATransferBlob: neither kind. Otherwise what :func:`import_archive` raises.
     """
     if repository is not None:
@@ -97,6 +99,7 @@ def import_blob(
             rename=rename,
             only=only,
             trusted=trusted,
+            signatures=signatures,
         )
     if only is not None:
         raise UsageError(f"--retry-failed takes airlock archives only: {source.display} is not one")
@@ -109,6 +112,11 @@ def import_blob(
         raise UsageError(
             f"--catalog-digest cannot be checked: {source.display} is an OCI layout written by another tool, "
             "which has no airlock catalog (import it without --catalog-digest; every blob is still verified)"
+        )
+    if signatures is not None:
+        raise UsageError(
+            f"signatures are required only of airlock archives: {source.display} is an OCI layout written by "
+            "another tool (export it with airlock --include-referrers)"
         )
     client.ping()
     importer = _LayoutImporter(

@@ -32,6 +32,7 @@ class ArtifactEntry:
     digest: Digest
     closure: Closure | None = None
     error: str | None = None
+    source_repository: str | None = None  # before --rename (a signature may name either)
 
 
 def publish(

@@ -14,6 +14,7 @@ from airlock.errors import AirlockError, IntegrityError, NotFound
 from airlock.oci.digest import Digest
 from airlock.oci.manifest import Descriptor, Manifest
 from airlock.oci.reference import ArtifactReference
+from airlock.oci.signatures import cosign_signature_tag
 from airlock.registry.client import RegistryClient
 from airlock.transfer.concurrent_map import REQUESTS_IN_FLIGHT, ordered_map, settled
 from airlock.transfer.graph import Closure, closure
@@ -123,11 +124,14 @@ def referrers(client: RegistryClient, subject: Resolved, progress: Progress) -> 
         # Registries without the referrers API keep the list under a tag (OCI 1.1 tag schema);
         # carrying that tag over makes the referrers discoverable on such a target too.
         fallback = f"{digest.algorithm}-{digest.hex}"
-        if client.head_manifest(repo, fallback) is not None:
-            try:
-                out.append(resolve(client, ArtifactReference(repo, fallback, None)))
-            except NotFound:
-                pass  # deleted between HEAD and GET
+        # cosign's key-based signatures of the artifact itself sit under a tag of their own.
+        sig_tag = [cosign_signature_tag(digest)] if digest == subject.closure.top.digest else []
+        for tag in [fallback, *sig_tag]:
+            if client.head_manifest(repo, tag) is not None:
+                try:
+                    out.append(resolve(client, ArtifactReference(repo, tag, None)))
+                except NotFound:
+                    pass  # deleted between HEAD and GET
     if out:
         progress.note(f"{subject.entry.reference}: {len(out)} referrer artifact(s) included")
     return out

@@ -28,6 +28,7 @@ from airlock.storage.hosts import StorageHosts
 from airlock.storage.location import parse_container_uri
 from airlock.transfer.options import EXPORT_OPTIONS, IMPORT_OPTIONS, PipelineOption
 from airlock.transfer.rename import RenameMap
+from airlock.transfer.signature_policy import SignaturePolicy
 
 Pipeline = ExportPipeline | ImportPipeline
 
@@ -175,6 +176,10 @@ class PipelineService:
             if props.rename:
                 RenameMap.of(props.rename, where=f"{what} {name} properties.rename")  # malformed: 400 now
                 properties["rename"] = props.rename
+            if props.signature_policy is not None:
+                policy = props.signature_policy.model_dump(mode="json", by_alias=True, exclude_none=True)
+                SignaturePolicy.from_document(policy, where=f"{what} {name} properties.signaturePolicy")  # 400 now
+                properties["signaturePolicy"] = policy
             if isinstance(existing, ImportPipeline):
                 properties["sourceTriggerReport"] = existing.properties.sourceTriggerReport
         if ignored:
