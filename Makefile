@@ -7,8 +7,9 @@ PY := $(VENV)/bin/python
 bootstrap:
 	@bash scripts/bootstrap.sh
 
+# DASHBOARD=1: keep the demo's services up after it, to open the dashboard it prints, until Ctrl-C.
 demo: bootstrap
-	$(PY) -m airlock.testing.demo
+	DASHBOARD=$(DASHBOARD) $(PY) -m airlock.testing.demo
 
 test: bootstrap
 	$(VENV)/bin/ruff check src tests bench

@@ -54,25 +54,28 @@ def buckets(rows: list[dict[str, Any]], window: str, now: datetime) -> tuple[lis
     return out, width
 
 
+def _number(value: float) -> str:
+    return f"{value:.0f}" if value >= 10 else f"{value:.2f}"
+
+
 def bar_chart(title: str, unit: str, labels: list[str], values: list[float], css: str) -> Markup:
     """An accessible SVG bar chart (its numbers are also in the page's table)."""
-    w, h, left, bottom = 640, 200, 48, 28
+    w, h, left, bottom = 1200, 240, 64, 30
     top = max(values, default=0) or 1.0
     n = max(1, len(values))
     step = (w - left - 8) / n
     ident = css + "-title"
     parts = [
-        f'<svg class="chart {escape(css)}" viewBox="0 0 {w} {h}" role="img" aria-labelledby="{ident} {ident}-d" '
-        f'preserveAspectRatio="none">',
+        f'<svg class="chart {escape(css)}" viewBox="0 0 {w} {h}" role="img" aria-labelledby="{ident} {ident}-d">',
         f'<title id="{ident}">{escape(title)}</title>',
         f'<desc id="{ident}-d">{escape(title)}: highest {top:.2f} {escape(unit)}; '
         "the table below lists every value.</desc>",
         f'<line class="axis" x1="{left}" y1="{h - bottom}" x2="{w - 4}" y2="{h - bottom}"/>',
-        f'<text class="tick" x="{left - 6}" y="14" text-anchor="end">{top:.2f}</text>',
+        f'<text class="tick" x="{left - 6}" y="20" text-anchor="end">{_number(top)}</text>',
         f'<text class="tick" x="{left - 6}" y="{h - bottom}" text-anchor="end">0</text>',
     ]
     for i, value in enumerate(values):
-        bar = (h - bottom - 10) * value / top
+        bar = (h - bottom - 16) * value / top
         x = left + i * step
         parts.append(
             f'<rect class="bar" x="{x + 1:.1f}" y="{h - bottom - bar:.1f}" width="{max(1.0, step - 2):.1f}" '

@@ -32,6 +32,7 @@ HERE = Path(__file__).parent
 router = APIRouter(prefix="/ui", include_in_schema=False)
 _templates = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]))
 _templates.filters["size"] = views.size
+_templates.filters["moment"] = views.moment
 MAX_FORM = 8192
 
 

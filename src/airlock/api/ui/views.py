@@ -51,14 +51,20 @@ def parse_time(value: str | None) -> datetime | None:
 
 
 def ago(when: datetime | None, now: datetime) -> str:
-    """'12 s', '3 min', '5 h', '2 d'."""
+    """'0.4 s', '12 s', '3 min', '5 h', '2 d'."""
     if when is None:
         return ""
-    seconds = max(0, int((now - when).total_seconds()))
+    exact = max(0.0, (now - when).total_seconds())
+    seconds = int(exact)
     for size, unit in ((86400, "d"), (3600, "h"), (60, "min")):
         if seconds >= size:
             return f"{seconds // size} {unit}"
-    return f"{seconds} s"
+    return f"{exact:.1f} s" if exact < 10 else f"{seconds} s"
+
+
+def moment(when: datetime | None) -> str:
+    """'2026-12-01 18:05:19 UTC'."""
+    return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if when else ""
 
 
 def size(n: float | None) -> str:
@@ -205,7 +211,10 @@ def run_detail(plane: ControlPlane, sub: str, rg: str, registry: str, name: str,
     return {
         "row": run_row(run, now, {run.id.lower()} if state == "Running" else frozenset()),
         "api_path": run.id,
-        "artifacts": [{"reference": a, "state": "done" if a in done else "pending"} for a in artifacts[:MAX_RUNS]],
+        "artifacts": [
+            {"reference": a, "state": "done" if a in done else "not done" if response.finishTime else "pending"}
+            for a in artifacts[:MAX_RUNS]
+        ],
         "finished_artifacts": finished or [],
         "catalog_digest": response.catalogDigest or "",
         "blob": side.get("uri") or side.get("name") or "",
@@ -246,7 +255,7 @@ def triggers(plane: ControlPlane, now: datetime) -> list[dict[str, Any]]:
                 "warnings": report.get("warnings") or [],
                 "waiting": waiting,
                 "seen": len(runs) + len(skipped) + len(waiting),
-                "last_change": report.get("lastChange") or "",
+                "last_change": moment(parse_time(report.get("lastChange"))),
                 "lag_last": f"{lags[0]:.1f} s" if lags else "",
                 "lag_max": f"{max(lags):.1f} s" if lags else "",
             }

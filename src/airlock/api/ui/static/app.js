@@ -96,6 +96,27 @@
   }
 
   // -- a run's page: follow it live ----------------------------------------------------------------
+  // The rate over the last RATE_WINDOW_MS (so a stalled run shows as stalled, not at its average
+  // speed) and the ETA at that rate; recomputed every second between events.
+  const RATE_WINDOW_MS = 10000;
+  const samples = []; // [time in ms, bytes done], oldest first
+  let totalBytes = 0;
+  function rate() {
+    if (!samples.length) return;
+    const now = Date.now();
+    const done = samples[samples.length - 1][1];
+    // Keep one sample from before the window's start, so that the window is covered.
+    while (samples.length > 1 && samples[1][0] <= now - RATE_WINDOW_MS) samples.shift();
+    const [since, from] = samples[0];
+    const seconds = (now - since) / 1000;
+    const perSecond = seconds > 0 ? (done - from) / seconds : 0;
+    const ended = TERMINAL.includes(document.getElementById("run-state").textContent);
+    document.getElementById("run-rate").textContent = `${size(perSecond)}/s`;
+    let eta = "ended";
+    if (!ended) eta = perSecond > 0 ? `${Math.max(0, Math.round((totalBytes - done) / perSecond))} s` : "stalled (no bytes lately)";
+    document.getElementById("run-eta").textContent = eta;
+  }
+
   function showState(state) {
     const stateEl = document.getElementById("run-state");
     stateEl.textContent = state;
@@ -115,13 +136,10 @@
       const done = Number(progress.bytesDone || 0);
       const total = Number(progress.bytesTotal);
       document.getElementById("run-bytes").textContent = `${size(done)} of ${size(total)}`;
-      const started = Date.parse(card.dataset.started || response.startTime || "");
-      const seconds = (Date.now() - started) / 1000;
-      if (done > 0 && seconds > 0) {
-        const rate = done / seconds;
-        document.getElementById("run-rate").textContent = `${size(rate)}/s`;
-        document.getElementById("run-eta").textContent = TERMINAL.includes(state) ? "ended" : `${Math.max(0, Math.round((total - done) / rate))} s`;
-      }
+      if (!samples.length && card.dataset.started) samples.push([Date.parse(card.dataset.started), 0]);
+      samples.push([Date.now(), done]);
+      totalBytes = total;
+      rate();
     }
     const rows = document.querySelectorAll("#run-artifact-rows tr[data-artifact]");
     const finished = new Set([...(progress.doneArtifacts || []), ...(response.exportedArtifacts || []), ...(response.importedArtifacts || [])]);
@@ -150,8 +168,10 @@
     stream.addEventListener("run", (event) => show(card, JSON.parse(event.data)));
     stream.addEventListener("end", () => { stream.close(); window.location.reload(); });
     stream.addEventListener("deleted", () => { stream.close(); say("the run's record was deleted", true); });
-    stream.addEventListener("open", () => say("live"));
-    stream.onerror = () => say("live updates interrupted; reconnecting…", true);
+    const marker = document.getElementById("run-live");
+    stream.addEventListener("open", () => { marker.textContent = "● live"; });
+    stream.onerror = () => { marker.textContent = "reconnecting…"; };
+    window.setInterval(() => rate(), 1000);
   }
 
   // -- the audit page, when the server has the audit API ---------------------------------------------
