@@ -383,7 +383,11 @@ def test_run_events_stream_route_emits_progress(setup: Setup) -> None:
     assert runs[-1]["properties"]["provisioningState"] == "Succeeded" and events[-1][0] == "end"
     last = runs[-1]["properties"]["response"]["progress"]
     assert last["bytesDone"] == last["bytesTotal"] > 0 and last["artifactsDone"] == 1
-    # Authorized like GET of the run; documented in the OpenAPI.
+    # Authorized like GET of the run (a Reader may follow it); documented in the OpenAPI.
+    reader = setup.server.http.post("/airlock/tokens", json={"name": "streamreader", "role": "Reader"}).json()
+    ended = httpx.get(url, headers={"Authorization": f"Bearer {reader['token']}"}, timeout=30)
+    assert ended.status_code == 200 and ended.text.rstrip().endswith("event: end\ndata: {}")
+    assert ended.text.count("event: run\n") == 1  # an ended run: sent once, then the stream ends
     assert httpx.get(url).status_code == 401
     assert httpx.get(url.replace("streamrun1", "norun1"), headers=headers).status_code == 404
     spec = setup.server.http.get("/openapi.json").json()

@@ -6,7 +6,7 @@
   const meta = (name) => (document.querySelector(`meta[name="${name}"]`) || {}).content || "";
   const API_VERSION = meta("api-version");
   const TERMINAL = ["Succeeded", "Failed", "Canceled"];
-  const REFRESH_MS = 2000;
+  const REFRESH_MS = 3000;
 
   function say(message, isError) {
     const el = document.getElementById("status");
