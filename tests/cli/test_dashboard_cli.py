@@ -116,12 +116,22 @@ def browser() -> Iterator[Browser]:
         b.close()
 
 
-@pytest.fixture
-def owner_page(browser: Browser, setup: Setup) -> Iterator[Page]:
+@pytest.fixture(scope="module")
+def owner_context(browser: Browser, setup: Setup) -> Iterator[BrowserContext]:
+    """One Owner session for the module (signing in is tested on its own)."""
     context = browser.new_context(viewport={"width": 1280, "height": 800})
-    page = sign_in(context, setup.server.url, setup.owner)
-    yield page
+    sign_in(context, setup.server.url, setup.owner).close()
+    yield context
     context.close()
+
+
+@pytest.fixture
+def owner_page(owner_context: BrowserContext, setup: Setup) -> Iterator[Page]:
+    page = owner_context.new_page()
+    page.set_default_timeout(TIMEOUT)
+    page.goto(setup.server.url + "/ui")
+    yield page
+    page.close()
 
 
 def sign_in(context: BrowserContext, url: str, token: str) -> Page:
