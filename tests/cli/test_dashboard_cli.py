@@ -49,6 +49,7 @@ EVENTS += "/pipelineRuns/{name}/events"
 class Setup:
     server: AirlockServer
     proxy: FaultProxy
+    image_registry: str
     image: PushedArtifact
     out: Path
     inbox: Path
@@ -102,7 +103,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
                 {"properties": {"source": {"uri": inbox.as_uri()}, "options": ["OverwriteTags"]}},
             )
             owner = (home / "api-token").read_text().strip()
-            yield Setup(server, proxy, image, out, inbox, owner, export["id"], cred_export, imp["id"])
+            yield Setup(server, proxy, source.url, image, out, inbox, owner, export["id"], cred_export, imp["id"])
         finally:
             server.stop()
 
@@ -292,19 +293,28 @@ def test_dashboard_failed_run_shows_error_and_rerun(owner_page: Page, setup: Set
     assert owner_page.url.endswith(page_path)
 
 
-def test_dashboard_triggered_import_appears_by_itself(owner_page: Page, setup: Setup) -> None:
+def test_dashboard_triggered_import_appears_by_itself(owner_page: Page, setup: Setup, tmp_path: Path) -> None:
     start_run(setup, SOURCE, "forimport1", export_request(setup, setup.export_id, "carry.tar"))
     wait_until(lambda: run_state(setup, SOURCE, "forimport1") == "Succeeded", timeout=60, what="the export")
     owner_page.goto(setup.server.url + "/ui/trigger")
     section = owner_page.locator("section", has_text="dashimport")
     expect(section).to_contain_text("Nothing passed over")
     (setup.inbox / "notes.txt").write_text("not an archive")
+    # A multi-volume bundle of which only volume 2 has landed waits, and says for what.
+    cli = Console(home=tmp_path, env={})
+    bundle = tmp_path / "bundle.tar"
+    source = ("--source-registry", setup.image_registry, "-a", setup.image.reference)
+    cli.ok("export", *source, "--target", bundle.as_uri(), "--volume-size", "64KiB")
+    shutil.copy(bundle.with_name("bundle.tar.002"), setup.inbox / "bundle.tar.002")
     shutil.copy(setup.out / "carry.tar", setup.inbox / "carry.tar")
     # No reload: the page re-reads its lists by itself.
     expect(section.locator("table.runs")).to_contain_text("dashimport_", timeout=TIMEOUT)
     expect(section.locator("table.runs")).to_contain_text("Succeeded", timeout=TIMEOUT)
     expect(section).to_contain_text("notes.txt")
     expect(section).to_contain_text("not a transfer blob")
+    waiting = section.locator("table", has_text="Missing volumes")
+    expect(waiting).to_contain_text("bundle.tar")
+    expect(waiting).to_contain_text(" s (since ")
     shot(owner_page, "trigger")
     owner_page.goto(setup.server.url + "/ui")
     expect(owner_page.locator("#live-runs")).to_contain_text("dashimport_")

@@ -33,6 +33,7 @@ router = APIRouter(prefix="/ui", include_in_schema=False)
 _templates = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]))
 _templates.filters["size"] = views.size
 _templates.filters["moment"] = views.moment
+_templates.filters["stamp"] = lambda text: views.moment(views.parse_time(text)) or text
 MAX_FORM = 8192
 
 

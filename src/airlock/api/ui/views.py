@@ -167,6 +167,10 @@ def run_row(run: PipelineRun, now: datetime, executing: set[str] | frozenset[str
     }
 
 
+def _seconds(value: float) -> str:
+    return f"{value:.2f} s" if value < 10 else f"{value:.0f} s"
+
+
 def registries(plane: ControlPlane) -> list[Registry]:
     return plane.registries.all()
 
@@ -256,8 +260,8 @@ def triggers(plane: ControlPlane, now: datetime) -> list[dict[str, Any]]:
                 "waiting": waiting,
                 "seen": len(runs) + len(skipped) + len(waiting),
                 "last_change": moment(parse_time(report.get("lastChange"))),
-                "lag_last": f"{lags[0]:.1f} s" if lags else "",
-                "lag_max": f"{max(lags):.1f} s" if lags else "",
+                "lag_last": _seconds(lags[0]) if lags else "",
+                "lag_max": _seconds(max(lags)) if lags else "",
             }
         )
     return out
