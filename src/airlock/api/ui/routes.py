@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from starlette.routing import BaseRoute
+from starlette.routing import BaseRoute, Mount
 
 from airlock.api.tokens import Role, TokenStore
 from airlock.api.ui import charts, views
@@ -42,9 +42,10 @@ def install(app: FastAPI, secret: str) -> list[BaseRoute]:
     Returns the routes added (for the request telemetry's route names)."""
     app.state.ui_sessions = Sessions(secret)
     app.include_router(router)
-    app.mount("/ui/static", StaticFiles(directory=HERE / "static"), name="ui-static")
+    static = Mount("/ui/static", app=StaticFiles(directory=HERE / "static"), name="ui-static")
+    app.router.routes.append(static)
     app.add_middleware(UiHeaders)
-    return list(router.routes)
+    return [*router.routes, static]  # requests for static files are counted as /ui/static
 
 
 def _session(request: Request) -> Session | None:
