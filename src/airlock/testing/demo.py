@@ -15,6 +15,7 @@ import json
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -369,6 +370,14 @@ def _dashboard(env: dict[str, str]) -> None:
         console.print("[dim]make demo DASHBOARD=1 keeps the demo's services up to open it[/]")
         return
     console.print("the demo's registries, Azurite and airlock serve stay up; Ctrl-C stops them")
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    # Ctrl-C, or a SIGTERM (a supervisor; a shell that started make in the background ignores
+    # SIGINT): either way the services are stopped and the demo's folder removed.
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
     try:
         while True:
             time.sleep(3600)
