@@ -370,6 +370,10 @@ def test_dashboard_reader_sees_no_actions_and_api_refuses(browser: Browser, setu
     expect(page.locator("svg.chart.rate title").first).to_contain_text("MB/s")
     expect(page.locator("details table tbody tr").first).not_to_contain_text("No run ended")
     shot(page, "throughput")
+    # Revoking the token ends its sessions at once.
+    cli.ok("token", "revoke", "--name", "dashreader")
+    page.goto(setup.server.url + "/ui")
+    expect(page).to_have_url(setup.server.url + "/ui/signin")
     context.close()
 
 
