@@ -7,8 +7,9 @@ PY := $(VENV)/bin/python
 bootstrap:
 	@bash scripts/bootstrap.sh
 
+# DASHBOARD=1: keep the demo's services up after it, to open the dashboard it prints, until Ctrl-C.
 demo: bootstrap
-	$(PY) -m airlock.testing.demo
+	DASHBOARD=$(DASHBOARD) $(PY) -m airlock.testing.demo
 
 # The suite waits on servers (registries, Azurite, PostgreSQL, subprocesses) more than it computes, so
 # it runs in TEST_WORKERS processes, one test file at a time each (module-scoped services stay shared):

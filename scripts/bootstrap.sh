@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent set-up of everything airlock's demo and tests need on a Debian machine:
-#   - Debian packages: docker-registry (CNCF distribution), skopeo, apache2-utils (htpasswd), openssl, postgresql
+#   - Debian packages: docker-registry (CNCF distribution), skopeo, apache2-utils (htpasswd), openssl, postgresql,
+#     chromium (the dashboard's browser tests drive it with Playwright)
 #   - Azurite (npm) in .tools/ inside the project
 #   - .venv with airlock installed (editable) and its dev tools, pinned by requirements.lock
 # Safe to run again: each step checks first and does nothing when already done.
@@ -14,6 +15,7 @@ command -v skopeo >/dev/null 2>&1 || need_apt+=(skopeo)
 command -v htpasswd >/dev/null 2>&1 || need_apt+=(apache2-utils)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs npm)
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)  # Playwright's own browser download is not used
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need_apt+=(postgresql)  # a private cluster per test session
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "bootstrap: installing Debian packages: ${need_apt[*]}" >&2
@@ -39,7 +41,8 @@ stamp=.venv/.airlock-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ requirements.lock -nt "$stamp" ]; then
   echo "bootstrap: installing airlock and its pinned dependencies into .venv" >&2
   .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip 2>/dev/null || true
-  .venv/bin/python -m pip install -q --disable-pip-version-check -c requirements.lock -e ".[dev]" 2>&1 \
+  PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 \
+    .venv/bin/python -m pip install -q --disable-pip-version-check -c requirements.lock -e ".[dev]" 2>&1 \
     | grep -v "is ignored: it is neither a file nor a directory" || true
   .venv/bin/python -c "import airlock" # fail loudly if the install did not work
   touch "$stamp"

@@ -24,9 +24,10 @@ from starlette.routing import BaseRoute
 
 from airlock.api import envelope, limits, openapi
 from airlock.api.middleware import ArmHeaders
-from airlock.api.routes import identities, metrics, operations, pipelines, registries, runs, tokens, vaults
+from airlock.api.routes import identities, metrics, operations, pipelines, registries, run_events, runs, tokens, vaults
 from airlock.api.telemetry import RequestTelemetry
 from airlock.api.tokens import TokenStore
+from airlock.api.ui import routes as ui
 from airlock.pipelines import arm
 from airlock.pipelines.plane import ControlPlane
 from airlock.pipelines.trigger import SourceTrigger
@@ -41,6 +42,7 @@ ROUTERS = (
     pipelines.export_router,
     pipelines.import_router,
     runs.router,
+    run_events.router,
     identities.router,
     vaults.router,
     tokens.router,
@@ -106,6 +108,7 @@ def create_app(
     for router in ROUTERS:
         app.include_router(router)
         routes.extend(router.routes)
+    routes.extend(ui.install(app, token))  # the dashboard at /ui (api/ui), signed in with the same tokens
     # What a 405's Allow names: the methods of every route whose path matches (envelope.py).
     app.state.route_methods = [
         (route.path_regex, set(route.methods or ()))

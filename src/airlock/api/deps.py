@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from airlock.api import limits
 from airlock.api.envelope import ArmError, api_version_error, unauthenticated
 from airlock.api.tokens import Caller, Role, TokenStore
+from airlock.api.ui.session import cookie_caller
 from airlock.errors import AccessDenied
 from airlock.observability import logs
 from airlock.pipelines import arm
@@ -46,8 +47,9 @@ Tokens = Annotated[TokenStore, Depends(tokens)]
 def authenticate(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> Caller:
-    """The caller of a bearer token. Raises the 401 ArmError."""
-    caller = tokens(request).authenticate(credentials.credentials.strip()) if credentials else None
+    """The caller of a bearer token, or of the dashboard's session cookie (its CSRF header checked on
+    every request that changes something: ``ui/session.py``). Raises the 401 ArmError, or the 403 one."""
+    caller = tokens(request).authenticate(credentials.credentials.strip()) if credentials else cookie_caller(request)
     if caller is None:
         raise unauthenticated()
     logs.annotate(principal=caller.name)  # the token's name, never the token: on the request's log lines

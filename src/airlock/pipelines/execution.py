@@ -40,6 +40,7 @@ CANCELED_MESSAGE = (
     "the run was canceled; nothing was tagged for content it had not finished, and no partial blob is left"
 )
 STOP_CHECK_SECONDS = 1.0  # how often a running run looks for a cancel request
+DONE_SHOWN = 100  # finished artifacts a running run lists by reference (the rest are counted)
 
 
 class RunCanceled(BaseException):
@@ -57,12 +58,17 @@ def now_iso() -> str:
 
 
 class _RunProgress:
-    """Writes ``response.progress.percentage`` to the run when it changes: at most twice a second,
+    """Writes ``response.progress`` to the run when its percentage changes: at most twice a second,
     and at once for a jump of 5 points or more (so a run that stalls waiting for a slow blob shows
-    where it stalled, not where it was half a second before; at most 20 such writes a run)."""
+    where it stalled, not where it was half a second before; at most 20 such writes a run). Besides
+    ``percentage`` it carries ``bytesDone``/``bytesTotal`` and ``artifactsDone`` (the dashboard's
+    rate, ETA and counts) and the first :data:`DONE_SHOWN` finished references (``doneArtifacts``)."""
 
     def __init__(
-        self, save: Callable[[str], None], kind: metrics.Kind, should_stop: Callable[[], bool] = lambda: False
+        self,
+        save: Callable[[dict[str, Any]], None],
+        kind: metrics.Kind,
+        should_stop: Callable[[], bool] = lambda: False,
     ) -> None:
         self._save = save
         self._kind: metrics.Kind = kind
@@ -72,6 +78,8 @@ class _RunProgress:
         self._done = 0
         self._last = 0.0
         self._saved = -1
+        self._done_artifacts: list[str] = []
+        self._artifacts = 0
         self._lock = threading.Lock()
 
     def begin(self, total_bytes: int, description: str) -> None:
@@ -95,13 +103,34 @@ class _RunProgress:
                 return
             self._last = now
             self._saved = pct
-            self._save(str(pct))  # under the lock: writes land in order, the percentage never goes back
+            self._save(self.snapshot(pct))  # under the lock: writes land in order, the percentage never goes back
+
+    def final(self) -> dict[str, Any]:
+        """What ``response.progress`` shows when the run ends (every artifact counted)."""
+        with self._lock:
+            shown = self.snapshot(min(99, self._done * 100 // max(self._total, 1)))
+        del shown["doneArtifacts"]
+        return shown
+
+    def snapshot(self, pct: int) -> dict[str, Any]:
+        """What ``response.progress`` shows at ``pct`` percent."""
+        return {
+            "percentage": str(pct),
+            "bytesDone": self._done,
+            "bytesTotal": self._total,
+            "artifactsDone": self._artifacts,
+            "doneArtifacts": list(self._done_artifacts),
+        }
 
     def note(self, message: str) -> None:
         log.info("%s", message)
 
     def artifact_done(self, reference: str, digest: str, size: int) -> None:
         log.info("%s (%s, %d bytes) done", reference, digest, size)
+        with self._lock:
+            self._artifacts += 1
+            if len(self._done_artifacts) < DONE_SHOWN:  # bounded, whatever the number of artifacts
+                self._done_artifacts.append(reference)
 
 
 class RunJournal:
@@ -188,7 +217,8 @@ class RunJournal:
             response = {**run.properties.response.model_dump(mode="json", exclude_unset=True), **fields}
             response["finishTime"] = now_iso()
             if error is None:
-                response.update(status="Succeeded", progress={"percentage": "100"})
+                # the byte and artifact counts stay: the dashboard's throughput reads them
+                response.update(status="Succeeded", progress={**(response.get("progress") or {}), "percentage": "100"})
                 response.pop("pipelineRunErrorMessage", None)
                 response.pop(INTERRUPTED, None)
             else:
@@ -256,7 +286,7 @@ class RunExecution:
                 metrics.trigger_lag(metrics.seconds_since(stamp["timestamp"]))
             kind: metrics.Kind = "export" if isinstance(pipeline, ExportPipeline) else "import"
             progress = _RunProgress(
-                lambda pct: self._journal.update(rid, owner=owner, progress={"percentage": pct}), kind, should_stop
+                lambda shown: self._journal.update(rid, owner=owner, progress=shown), kind, should_stop
             )
             options = frozenset(PipelineOption(o) for o in pipeline.properties.options)
             if isinstance(pipeline, ExportPipeline):
@@ -284,6 +314,8 @@ class RunExecution:
                     catalogDigest=str(result.catalog_digest),
                     target=out,
                     exportedArtifacts=[a.reference for a in result.artifacts],
+                    progress=progress.final(),
+                    blobsMoved=result.blobs,
                     **_volumes(result.volumes),
                     **signature_field(result.signature),
                 )
@@ -313,6 +345,8 @@ class RunExecution:
                     catalogDigest=str(imported.catalog_digest),
                     importedArtifacts=imported.imported,
                     **signature_field(imported.signature),
+                    progress=progress.final(),
+                    blobsMoved=imported.blobs_uploaded + imported.blobs_mounted,
                 )
         except RunCanceled:
             log.info("pipeline run %s stopped: canceled", rid)

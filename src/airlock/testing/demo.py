@@ -15,6 +15,7 @@ import json
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -347,6 +348,7 @@ def main() -> int:
                 f"triggered run {runs[0]['name']}: catalogDigest matches the export: {same}; "
                 f"target container after DeleteSourceBlobOnSuccess: {left or 'empty'}"
             )
+            _dashboard(env)
             return 0 if all_ok and same and not left else 1
     finally:
         if server is not None:
@@ -356,6 +358,31 @@ def main() -> int:
             except subprocess.TimeoutExpired:
                 server.kill()
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _dashboard(env: dict[str, str]) -> None:
+    """Print the dashboard's URL; with DASHBOARD=1 (``make demo DASHBOARD=1``) keep the demo's
+    services up until Ctrl-C, so that it can be opened."""
+    url = env["AIRLOCK_ENDPOINT"] + "/ui"
+    token = Path(env["AIRLOCK_HOME"]) / "api-token"
+    console.print(f"\n[bold]dashboard[/] {url}  (sign in with the token in {token})")
+    if os.environ.get("DASHBOARD", "") not in ("1", "true", "yes"):
+        console.print("[dim]make demo DASHBOARD=1 keeps the demo's services up to open it[/]")
+        return
+    console.print("the demo's registries, Azurite and airlock serve stay up; Ctrl-C stops them")
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    # Ctrl-C, or a SIGTERM (a supervisor; a shell that started make in the background ignores
+    # SIGINT): either way the services are stopped and the demo's folder removed.
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        console.print("stopping")
 
 
 def _wait_for(url: str, timeout: float = 20.0) -> None:

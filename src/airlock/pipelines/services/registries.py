@@ -85,6 +85,10 @@ class RegistryService:
             raise ResourceNotFound(f"registry {rid.rsplit('/', 1)[-1]} not found ({rid})")
         return _with_sku(found)
 
+    def all(self) -> list[Registry]:
+        """Every registry of every subscription (the dashboard's overview)."""
+        return [_with_sku(r) for r in self._repo.find(Registry)]
+
     def list(self, sub: str, rg: str | None = None) -> list[Registry]:
         """Registries of a resource group, or of the whole subscription when ``rg`` is None."""
         scope = f"/subscriptions/{sub}/" + (f"resourceGroups/{rg}/" if rg else "")

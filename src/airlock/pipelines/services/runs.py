@@ -219,6 +219,17 @@ class RunService:
     def find(self, rid: str) -> PipelineRun | None:
         return self._repo.get(rid, PipelineRun)
 
+    def execution(self, rid: str) -> tuple[str | None, str | None]:
+        """The run's state as executors see it (Queued, Running, …: a run's document says only
+        ``Creating`` until it ends) and the token of the process that runs or last ran it (host,
+        pid, start time, plane)."""
+        state, owner, _ = self._repo.state_of(rid)
+        return state, owner
+
+    def executing(self) -> set[str]:
+        """The (lower-case) ids of the runs that execute now, in any process."""
+        return {rid for rid, _, _ in self._repo.ids_in_state(PipelineRun, RunState.RUNNING)}
+
     def list(self, sub: str, rg: str, registry: str) -> list[PipelineRun]:
         return self._repo.find(PipelineRun, parent=R.RegistryRef(sub, rg, registry).id)
 
