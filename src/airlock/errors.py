@@ -18,6 +18,7 @@ before they build messages.
     │   ├── NotFound                404 (manifest, blob, repository)
     │   └── TagConflict             tag exists elsewhere and OverwriteTags is off
     ├── IntegrityError              bytes do not match their digest or size
+    │   └── AuditChainBroken        an audit trail's hash chain does not verify (names the entry)
     ├── ArchiveError                the transfer blob is malformed or hostile
     │   └── NotATransferBlob        it is something else (gzip, docker save, another tool's OCI layout...)
     ├── StorageError                blob storage failed
@@ -130,6 +131,10 @@ class IncompleteIndexRefused(RegistryError):
 
 class IntegrityError(AirlockError):
     """Bytes did not match the digest or size they were promised to have."""
+
+
+class AuditChainBroken(IntegrityError):
+    """The audit trail's hash chain breaks: an entry was edited, inserted or deleted (the message names it)."""
 
 
 class ArchiveError(AirlockError):

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from airlock.cli import common, sync
+from airlock.cli import common, provenance, sync
 from airlock.cli import selection as sel
 from airlock.cli.common import REGISTRY_SCHEME_RULE
 from airlock.cli.endpoints import (
@@ -143,7 +143,9 @@ def export_cmd(
             dry_run=dry_run,
             resume=resume,
             volume_size=volumes,
+            provenance=provenance.export_context(chosen),
         )
+    provenance.after_export(result)
     out = sync.said_delta(result.to_json())
     return Reply(out, failures_error(result.failures, "failed and were left out of the archive"))
 
@@ -181,6 +183,7 @@ def import_cmd(
     rename: sync.RenameOpt = None,
     receipt_out: sync.ReceiptOutOpt = None,
     retry_failed: RetryFailedOpt = None,
+    annotate_provenance: provenance.AnnotateProvenanceOpt = False,
 ) -> Reply:
     """Import every artifact of a transfer blob into a registry (tags are written last).
 
@@ -220,6 +223,7 @@ def import_cmd(
             only=only,
         )
     out = sync.receipt_after_import(client, result, result.to_json(), receipt_out, renames, concurrency)
+    out = provenance.after_import(client, result, out, annotate_provenance)
     return Reply(out, failures_error(result.failures, "failed to import"))
 
 
@@ -256,6 +260,7 @@ def copy_cmd(
     flags = {src.display: "--source-sas-token-file", dst.display: "--target-sas-token-file"}
     with progress_display() as progress, flag_hints(flags, overwrite="--overwrite"):
         result = copy_blob(src, dst, overwrite=overwrite, progress=progress, resume=resume)
+    provenance.after_copy(src.display, dst.display, result)
     if result.get("note"):
         common.hint(f"warning: {result['note']}")  # on stderr too: -o none and tables do not show it
     return result

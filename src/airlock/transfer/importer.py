@@ -18,6 +18,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from airlock.archive.format import REF_NAME, CatalogArtifact
 from airlock.archive.reader import MAX_TRAILER, ArchiveReader, Member
@@ -42,6 +43,7 @@ from airlock.transfer.graph import closure
 from airlock.transfer.options import NoProgress, PipelineOption, Progress
 from airlock.transfer.pipelining import FanOut, close_stream, counted
 from airlock.transfer.platform_filter import omitted_of
+from airlock.transfer.provenance import import_provenance
 from airlock.transfer.publish import ArtifactEntry, publish
 from airlock.transfer.rename import RenameMap
 from airlock.transfer.retry import select_only
@@ -68,6 +70,7 @@ class ImportResult:
     source_format: str = "airlock"  # or "oci-layout"
     note: str | None = None
     unchanged: list[str] = field(default_factory=list)  # a delta's left-out artifacts, already in the target
+    provenance: dict[str, Any] | None = None  # transfer.provenance.import_provenance: where each came from
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -85,6 +88,7 @@ class ImportResult:
                 "mounted": self.blobs_mounted,
             },
             "sourceBlobDeleted": self.source_deleted,
+            **({"provenance": self.provenance} if self.provenance is not None else {}),
         }
 
 
@@ -264,6 +268,9 @@ class Importer:
             blobs_skipped=self.result_counts["skipped"],
             blobs_mounted=self.result_counts["mounted"],
             unchanged=unchanged,
+            provenance=import_provenance(
+                catalog, [(a.entry, a.entry.reference) for a in artifacts if a.entry.reference in imported]
+            ),
         )
 
     def _validated(self, entry: CatalogArtifact) -> ArtifactEntry:
