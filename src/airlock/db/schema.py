@@ -43,7 +43,7 @@ api_tokens = Table(
     metadata,
     Column("name", String(64), primary_key=True),
     Column("role", String(64), nullable=False),
-    Column("sha256", String(64), nullable=False, unique=True),
+    Column("sha256", String(64), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
@@ -80,8 +80,9 @@ deployment_settings = Table(
 )
 
 # The audit trail (pipelines/audit_store.py): one row per state-changing or data-moving action, a
-# hash chain in ``seq`` order (pipelines/audit_chain.py says what is hashed). ``prev_hash`` is
-# unique, so two appenders can never fork the chain: the second one's insert fails and retries.
+# hash chain in ``seq`` order (pipelines/audit_chain.py says what is hashed). ``seq`` is the key and
+# each append writes head + 1 after reading the head in its transaction, so two appenders can never
+# fork the chain: the second one's insert fails and retries (pipelines/audit_store.py).
 audit_entries = Table(
     "audit_entries",
     metadata,
@@ -93,6 +94,6 @@ audit_entries = Table(
     Column("artifacts", Text, nullable=False),  # JSON list of {reference, digest, ...}
     Column("catalog_digest", String(71), nullable=True),
     Column("result", Text, nullable=False),
-    Column("prev_hash", String(71), nullable=False, unique=True),
+    Column("prev_hash", String(71), nullable=False),
     Column("hash", String(71), nullable=False),
 )

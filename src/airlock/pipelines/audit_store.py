@@ -8,8 +8,9 @@ Appends are serialized so that the chain never forks, however many processes app
 - On SQLite the database has one writer at a time; a process's appends also go one at a time
   (a lock), and an appender whose read of the head went stale (another process wrote meanwhile)
   fails its insert and tries again.
-- Whatever the database, ``seq`` is the primary key and ``prev_hash`` is unique: two entries can
-  never follow the same one. An insert that loses that race is retried from a fresh head.
+- Whatever the database, ``seq`` is the primary key and an append writes the head's ``seq`` + 1
+  with the head's hash as ``prev_hash``, read in the same transaction: two entries can never
+  follow the same one. An insert that loses that race is retried from a fresh head.
 
 Only :class:`airlock.pipelines.services.audit.AuditService` holds one.
 """

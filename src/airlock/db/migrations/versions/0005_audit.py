@@ -28,7 +28,7 @@ def upgrade() -> None:
         sa.Column("artifacts", sa.Text, nullable=False),
         sa.Column("catalog_digest", sa.String(71), nullable=True),
         sa.Column("result", sa.Text, nullable=False),
-        sa.Column("prev_hash", sa.String(71), nullable=False, unique=True),
+        sa.Column("prev_hash", sa.String(71), nullable=False),
         sa.Column("hash", sa.String(71), nullable=False),
     )
     op.create_index("ix_audit_entries_action", "audit_entries", ["action"])
