@@ -43,7 +43,7 @@ api_tokens = Table(
     metadata,
     Column("name", String(64), primary_key=True),
     Column("role", String(64), nullable=False),
-    Column("sha256", String(64), nullable=False),
+    Column("sha256", String(64), nullable=False, unique=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
