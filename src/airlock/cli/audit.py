@@ -84,7 +84,7 @@ def export(arm: Arm, since: SinceOpt = None, until: UntilOpt = None, action: Act
 
     Example:
 
-        airlock audit export > audit.jsonl
+        airlock audit export --since 2026-12-01 > audit.jsonl
     """
     out = sys.stdout
     for entry in _entries(arm, since, until, action):

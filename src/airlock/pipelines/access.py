@@ -7,6 +7,7 @@ operator trusts (:class:`airlock.storage.hosts.StorageHosts`, checked before any
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -68,12 +69,17 @@ class PipelineAccess:
     ) -> None:
         self.secrets = secrets
         self._audit = audit
+        self._polled: dict[tuple[str, str], str] = {}  # (secret URI, principal id) -> last polling outcome
+        self._polled_lock = threading.Lock()
         self.storage_hosts = storage_hosts
         self._storage_credential = storage_credential
         self._registry_client = registry_client or (lambda url, creds: RegistryClient(url, credentials=creds))
 
-    def storage_access(self, storage: PipelineStorage, principal: Principal) -> tuple[str | None, object | None]:
-        """(SAS token, credential) for a pipeline's container, read as the pipeline's identity.
+    def storage_access(
+        self, storage: PipelineStorage, principal: Principal, *, polling: bool = False
+    ) -> tuple[str | None, object | None]:
+        """(SAS token, credential) for a pipeline's container, read as the pipeline's identity
+        (``polling``: the source trigger's read on each poll, see :meth:`_secret`).
 
         Raises:
             UsageError: the container's host is not in :attr:`storage_hosts` (nothing is read or sent).
@@ -86,7 +92,7 @@ class PipelineAccess:
         self.storage_hosts.check(storage.uri, "pipeline storage")
         if storage.storageAccessMode == "ManagedIdentity":
             return None, self._storage_credential(principal)
-        sas = self._secret(storage.keyVaultUri or "", principal, "storage SAS token")
+        sas = self._secret(storage.keyVaultUri or "", principal, "storage SAS token", polling=polling)
         return normalize_sas(sas), None
 
     def blob(self, storage: PipelineStorage, name: str, principal: Principal) -> Blob:
@@ -95,8 +101,8 @@ class PipelineAccess:
         return open_blob(parse_blob_uri(storage.uri.rstrip("/") + "/" + name), sas_token=sas, credential=credential)
 
     def container(self, storage: PipelineStorage, principal: Principal) -> Container:
-        """Raises as :meth:`storage_access`."""
-        sas, credential = self.storage_access(storage, principal)
+        """The container, for the source trigger's polls. Raises as :meth:`storage_access`."""
+        sas, credential = self.storage_access(storage, principal, polling=True)
         return open_container(parse_container_uri(storage.uri), sas_token=sas, credential=credential)
 
     def registry(self, registry: Registry, principal: Principal) -> RegistryClient:
@@ -108,9 +114,12 @@ class PipelineAccess:
             creds = Credentials(username=stored.username, password=password)
         return self._registry_client(RegistryURL.parse(registry.properties.loginServer), creds)
 
-    def _secret(self, uri: str, principal: Principal, what: str) -> str:
+    def _secret(self, uri: str, principal: Principal, what: str, *, polling: bool = False) -> str:
         """The secret at ``uri`` read as ``principal``, the read recorded in the audit trail (the
-        URI, the identity and the outcome; never the value). Raises SecretError."""
+        URI, the identity and the outcome; never the value). A ``polling`` read (the trigger's, every
+        few seconds) is recorded when its outcome differs from this process's last one for that
+        secret and identity, so the trail says when polling started, failed and recovered, without
+        an entry per poll. Raises SecretError."""
         result = "Succeeded"
         try:
             return self.secrets.get(uri, principal=principal, what=what)
@@ -118,7 +127,12 @@ class PipelineAccess:
             result = f"Failed: {exc}"
             raise
         finally:
-            if self._audit is not None:
+            key = (uri, principal.principal_id)
+            with self._polled_lock:
+                repeated = polling and self._polled.get(key) == result
+                if polling:
+                    self._polled[key] = result
+            if self._audit is not None and not repeated:
                 self._audit.record(
                     "secret.read", principal=f"identity:{principal.principal_id}", resources=[uri], result=result
                 )
