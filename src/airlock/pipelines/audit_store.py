@@ -36,19 +36,17 @@ _TRIES = 20
 PAGE = 500  # rows read per query when iterating the whole chain
 
 
+# The table's columns are the entry's fields, by the same names; two of them hold JSON.
+_JSON_COLUMNS = ("resources", "artifacts")
+
+
 def _row_entry(row: Any) -> AuditEntry:
-    return AuditEntry(
-        seq=row.seq,
-        time=row.time,
-        principal=row.principal,
-        action=row.action,
-        resources=json.loads(row.resources),
-        artifacts=json.loads(row.artifacts),
-        catalog_digest=row.catalog_digest,
-        result=row.result,
-        prev_hash=row.prev_hash,
-        hash=row.hash,
-    )
+    values = dict(row._mapping)
+    return AuditEntry(**{**values, **{k: json.loads(values[k]) for k in _JSON_COLUMNS}})
+
+
+def _row_values(entry: AuditEntry) -> dict[str, Any]:
+    return {**entry.__dict__, **{k: json.dumps(getattr(entry, k)) for k in _JSON_COLUMNS}}
 
 
 class SqlAuditLog:
@@ -87,20 +85,7 @@ class SqlAuditLog:
             entry = AuditEntry(
                 **{**draft.__dict__, "seq": head.seq + 1 if head else 1, "prev_hash": head.hash if head else GENESIS}
             ).sealed()
-            conn.execute(
-                insert(audit_entries).values(
-                    seq=entry.seq,
-                    time=entry.time,
-                    principal=entry.principal,
-                    action=entry.action,
-                    resources=json.dumps(entry.resources),
-                    artifacts=json.dumps(entry.artifacts),
-                    catalog_digest=entry.catalog_digest,
-                    result=entry.result,
-                    prev_hash=entry.prev_hash,
-                    hash=entry.hash,
-                )
-            )
+            conn.execute(insert(audit_entries).values(**_row_values(entry)))
         return entry
 
     def page(
