@@ -324,6 +324,12 @@ def test_audit_export_file_verifies_offline(local: Local, tmp_path: Path) -> Non
     (tmp_path / "edited.jsonl").write_text("\n".join([lines[0], json.dumps(edited), *lines[2:]]) + "\n")
     said = reviewer("audit", "verify", "--file", tmp_path / "edited.jsonl").only_error(1, stdout_empty=False)
     assert said.endswith("audit entry 2 was edited (its content does not hash to its hash)")
+    # An export by time is a piece of the chain: it verifies, and starts where the one before it ended.
+    first, second = json.loads(lines[0]), json.loads(lines[1])
+    since = local.cli.ok("audit", "export", "--since", second["time"]).stdout
+    (tmp_path / "since.jsonl").write_text(since)
+    piece = reviewer.ok("audit", "verify", "--file", tmp_path / "since.jsonl").json()
+    assert piece["verified"] is True and piece["start"] == {"seq": 2, "prevHash": first["hash"]}
     # A cut tail still chains (tests/pipelines/test_audit_chain.py); only the head recorded elsewhere shows it.
     (tmp_path / "cut.jsonl").write_text("\n".join(lines[:-1]) + "\n")
     cut = reviewer("audit", "verify", "--file", tmp_path / "cut.jsonl", "--expect-head", head)

@@ -26,8 +26,8 @@ def _chain(n: int) -> list[AuditEntry]:
     return out
 
 
-def _verify(entries: list[AuditEntry], expect_head: str | None = None) -> str | None:
-    verifier = ChainVerifier(expect_head)
+def _verify(entries: list[AuditEntry], expect_head: str | None = None, *, anchored: bool = True) -> str | None:
+    verifier = ChainVerifier(expect_head, anchored=anchored)
     for e in entries:
         if not verifier.feed(e):
             break
@@ -53,6 +53,10 @@ def test_chain_verifier_names_edited_deleted_inserted_and_cut_tail() -> None:
     broken = _verify(good[:3], expect_head=good[3].hash)
     assert broken is not None and "its tail was removed or rewritten" in broken
     assert _verify(good, expect_head=good[1].hash) is None  # an older head is still in the chain
+    # Anchored (the database), the chain must start at the genesis; a file exported --since need not.
+    assert _verify(good[1:]) == "audit entry 2 does not start the chain: entries before it were deleted"
+    assert _verify(good[1:], anchored=False) is None
+    assert _verify([good[1], good[3]], anchored=False) == "audit entry 3 was deleted (entry 4 follows 2)"
 
 
 def _appends_never_fork(url: str) -> None:

@@ -79,8 +79,9 @@ def list_(arm: Arm, since: SinceOpt = None, until: UntilOpt = None, action: Acti
 @command(audit_app, "export", output=False)
 def export(arm: Arm, since: SinceOpt = None, until: UntilOpt = None, action: ActionOpt = None) -> None:
     """Write entries as JSON Lines on stdout, one entry a line, for a reviewer; `audit verify
-    --file` checks such a file offline (an export of the whole trail verifies as a chain; one cut
-    by --since or --action does not, since it starts after the first entry).
+    --file` checks such a file offline. An export by time (--since, --until) verifies as a piece
+    of the chain, whose `start.prevHash` is the head of the entries before it; one by --action
+    has gaps and does not verify.
 
     Example:
 
@@ -94,7 +95,7 @@ def export(arm: Arm, since: SinceOpt = None, until: UntilOpt = None, action: Act
 
 def _verify_file(path: Path, expect_head: str | None) -> ChainReport:
     """Check an exported JSONL file line by line. Raises UsageError: the file cannot be read."""
-    verifier = ChainVerifier(expect_head)
+    verifier = ChainVerifier(expect_head, anchored=False)
     try:
         with path.open(encoding="utf-8") as lines:
             for number, line in enumerate(lines, start=1):
@@ -128,6 +129,8 @@ def verify(
     """Check the hash chain, the whole trail's or an exported file's; the first broken entry is named
     (edited, inserted or deleted) and the exit code is 1. Record the printed `head` somewhere else
     and pass it next time as --expect-head: the chain alone cannot show that its newest entries were cut.
+    A file may start anywhere (`audit export --since`): `start.prevHash` must then be the head of the
+    export before it.
 
     Example:
 

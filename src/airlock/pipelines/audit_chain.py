@@ -116,19 +116,25 @@ class ChainReport:
     head: str = GENESIS
     broken: str | None = None  # one line naming the first broken entry and why
     broken_seq: int | None = None
+    # An unanchored chain (a file exported --since): its first entry's seq and prevHash, which the
+    # head of the export before it must equal.
+    start: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
             "verified": self.broken is None,
             "entries": self.entries,
             "head": self.head,
+            **({"start": self.start} if self.start is not None else {}),
             **({"firstBroken": {"seq": self.broken_seq, "reason": self.broken}} if self.broken else {}),
         }
 
 
 class ChainVerifier:
     """Checks entries fed in ``seq`` order; stops at the first break. ``expect_head``: a head hash
-    recorded earlier (``audit verify --expect-head``), which some entry must have. Memory: the last
+    recorded earlier (``audit verify --expect-head``), which some entry must have. Not ``anchored``:
+    the entries may start anywhere in the chain (an export ``--since``), the first one's ``prevHash``
+    taken as given and reported (``start``) for comparing with the previous export's head. Memory: the last
     :data:`_RECENT` hashes (to say that an entry was inserted rather than one deleted).
 
     Per entry, the link is checked before the content, so the entry named is the one tampered
@@ -137,8 +143,9 @@ class ChainVerifier:
     one; an entry whose content does not hash to its ``hash`` was edited.
     """
 
-    def __init__(self, expect_head: str | None = None) -> None:
+    def __init__(self, expect_head: str | None = None, *, anchored: bool = True) -> None:
         self.report = ChainReport()
+        self._anchored = anchored
         self._expect = expect_head
         self._seen_expected = expect_head is None
         self._prev: AuditEntry | None = None
@@ -149,7 +156,9 @@ class ChainVerifier:
         if self.report.broken is not None:
             return False
         prev = self._prev
-        expected_prev = prev.hash if prev else GENESIS
+        if prev is None and not self._anchored:  # a tail of the chain: its first link is taken as given
+            self.report.start = {"seq": entry.seq, "prevHash": entry.prev_hash}
+        expected_prev = prev.hash if prev else GENESIS if self._anchored else entry.prev_hash
         if prev is not None and entry.seq != prev.seq + 1:
             if entry.seq <= prev.seq:
                 return self._break(entry.seq, f"audit entry {entry.seq} is out of order (after entry {prev.seq})")
