@@ -336,9 +336,15 @@ def test_audit_export_file_verifies_offline(local: Local, tmp_path: Path) -> Non
     assert "its tail was removed or rewritten" in cut.only_error(1, stdout_empty=False)
 
 
-def test_plain_export_without_a_control_plane_creates_no_database(
-    tmp_path: Path, source_registry: RegistryServer, image: PushedArtifact
+def test_plain_transfer_commands_record_to_the_home_database_only_when_it_exists(
+    local: Local, tmp_path: Path, source_registry: RegistryServer, image: PushedArtifact
 ) -> None:
+    entries = _entries(local.cli)
+    assert [e["action"] for e in entries[:3]] == ["export", "import", "copy"]
+    assert all(e["principal"].startswith("user:") and e["result"] == "Succeeded" for e in entries[:3])
+    assert entries[0]["resources"] == [local.bundle.as_uri()] and entries[2]["resources"][0] == local.bundle.as_uri()
+    assert entries[0]["catalogDigest"] == entries[2]["catalogDigest"] == local.exported["catalogDigest"]
+    # A machine that only moves bundles: no database is made for the trail.
     cli = Console(home=tmp_path)
     cli.ok("export", "--source-registry", source_registry.url, "-a", image.reference, "--target", tmp_path / "x.tar")
     assert not (tmp_path / ".airlock" / "airlock.db").exists()

@@ -244,6 +244,7 @@ class RunExecution:
 
     def _execute(self, run_id: str, should_stop: Callable[[], bool], owner: str | None) -> None:
         rid = run_id
+        who: RunAudit | None = None  # the audit entry's principal and artifacts, once known
         try:
             run = self._require(run_id, PipelineRun, "pipeline run")
             rid = run.id  # the id as it was created: the store's key is lower-cased
@@ -325,15 +326,16 @@ class RunExecution:
                 )
         except RunCanceled:
             log.info("pipeline run %s stopped: canceled", rid)
-            self._journal.finish(rid, error=CANCELED_MESSAGE, canceled=True, owner=owner)
+            self._journal.finish(rid, error=CANCELED_MESSAGE, canceled=True, owner=owner, audit=who)
         except AirlockError as exc:
-            self._journal.finish(rid, error=str(exc), owner=owner)
+            self._journal.finish(rid, error=str(exc), owner=owner, audit=who)
         except DBAPIError:
             raise  # the database went away: RunService.execute records the run's end when it is back
         except Exception as exc:  # a bug must not leave the run in Running
             log.exception("pipeline run %s failed unexpectedly", rid)
             # The exception text could hold anything (a URL with a token): record only its type.
-            self._journal.finish(rid, error=f"internal error ({type(exc).__name__}); see the server log", owner=owner)
+            error = f"internal error ({type(exc).__name__}); see the server log"
+            self._journal.finish(rid, error=error, owner=owner, audit=who)
 
     def _require(self, rid: str, model: type[Any], what: str) -> Any:
         found = self._repo.get(rid, model)
