@@ -348,3 +348,17 @@ def test_plain_transfer_commands_record_to_the_home_database_only_when_it_exists
     cli = Console(home=tmp_path)
     cli.ok("export", "--source-registry", source_registry.url, "-a", image.reference, "--target", tmp_path / "x.tar")
     assert not (tmp_path / ".airlock" / "airlock.db").exists()
+
+
+def test_plain_export_that_cannot_record_prints_its_result_then_fails_naming_the_database(
+    tmp_path: Path, source_registry: RegistryServer, image: PushedArtifact
+) -> None:
+    newer = tmp_path / "newer.db"  # a database a newer airlock wrote: this one must not write to it
+    with sqlite3.connect(newer) as conn:
+        conn.execute("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL PRIMARY KEY)")
+        conn.execute("INSERT INTO alembic_version VALUES ('9999')")
+    cli = Console(home=tmp_path, env={"AIRLOCK_DATABASE_URL": f"sqlite:///{newer}"})
+    run = cli("export", "--source-registry", source_registry.url, "-a", image.reference, "--target", tmp_path / "y.tar")
+    said = run.only_error(1, stdout_empty=False)
+    assert said.startswith(f"export done, but its audit entry could not be written to sqlite:///{newer}: "), said
+    assert json.loads(run.stdout)["catalogDigest"].startswith("sha256:") and (tmp_path / "y.tar").exists()

@@ -14,6 +14,9 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+from sqlalchemy.exc import DBAPIError
+
+from airlock.errors import AirlockError
 from airlock.pipelines.services.audit import AuditService
 from airlock.transfer.provenance import os_principal
 from airlock.wiring import database_engine, home_dir
@@ -31,16 +34,16 @@ def record(
     artifacts: Sequence[dict[str, Any]] = (),
     catalog_digest: str | None = None,
     failures: dict[str, str] | None = None,
-) -> None:
-    """Append the command's entry, when a database is configured (:func:`configured`).
-
-    Raises:
-        AirlockError: the database was written by a newer airlock.
-        DBAPIError: the database failed.
+) -> AirlockError | None:
+    """Append the command's entry, when a database is configured (:func:`configured`). Returns the
+    error when the entry could not be written (a database of another schema revision, or one that
+    failed), for the command to print its result and then fail with it: the message says that the
+    command itself did what it reports. Raises nothing.
     """
     if not configured():
-        return
+        return None
     engine = database_engine()
+    where = engine.url.render_as_string(hide_password=True)
     try:
         result = (
             "Succeeded"
@@ -55,5 +58,11 @@ def record(
             catalog_digest=catalog_digest,
             result=result,
         )
+    except (AirlockError, DBAPIError) as exc:
+        said = str(exc) if isinstance(exc, AirlockError) else type(exc.orig or exc).__name__
+        return AirlockError(
+            f"{action} done, but its audit entry could not be written to {where}: {said.splitlines()[0]}"
+        )
     finally:
         engine.dispose()
+    return None

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from airlock.cli import local_audit
+from airlock.errors import AirlockError
 from airlock.registry.client import RegistryClient
 from airlock.transfer.export import ExportResult
 from airlock.transfer.importer import ImportResult
@@ -32,8 +33,9 @@ def export_context(selection: Selection) -> ExportContext:
 
 def after_import(
     client: RegistryClient, result: ImportResult, out: dict[str, Any], annotate_provenance: bool
-) -> dict[str, Any]:
-    """The import's output, with ``provenanceReferrers`` when asked for; its audit entry recorded.
+) -> tuple[dict[str, Any], AirlockError | None]:
+    """The import's output, with ``provenanceReferrers`` when asked for, and the error of recording
+    its audit entry, if that failed (:func:`airlock.cli.local_audit.record`).
 
     Raises:
         RegistryError: a provenance referrer was refused (the import's tags stay).
@@ -45,17 +47,17 @@ def after_import(
         {"reference": a["reference"], "digest": a["digest"], "origin": a["origin"].get("reference")}
         for a in (result.provenance or {}).get("artifacts", [])
     ]
-    local_audit.record(
+    unrecorded = local_audit.record(
         "import", resources=[result.source], artifacts=arts, catalog_digest=digest, failures=result.failures
     )
-    return out
+    return out, unrecorded
 
 
-def after_export(result: ExportResult) -> None:
-    """Record the export's audit entry (not for a dry run, which moves nothing)."""
+def after_export(result: ExportResult) -> AirlockError | None:
+    """Record the export's audit entry (not for a dry run, which moves nothing); the error, if that failed."""
     if result.dry_run:
-        return
-    local_audit.record(
+        return None
+    return local_audit.record(
         "export",
         resources=[result.target],
         artifacts=[
@@ -67,7 +69,9 @@ def after_export(result: ExportResult) -> None:
     )
 
 
-def after_copy(source: str, target: str, result: dict[str, Any]) -> None:
-    """Record the copy's audit entry."""
+def after_copy(source: str, target: str, result: dict[str, Any]) -> AirlockError | None:
+    """Record the copy's audit entry; the error, if that failed."""
     digest = result.get("catalogDigest")
-    local_audit.record("copy", resources=[source, target], catalog_digest=digest if isinstance(digest, str) else None)
+    return local_audit.record(
+        "copy", resources=[source, target], catalog_digest=digest if isinstance(digest, str) else None
+    )

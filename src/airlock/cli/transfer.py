@@ -145,9 +145,9 @@ def export_cmd(
             volume_size=volumes,
             provenance=provenance.export_context(chosen),
         )
-    provenance.after_export(result)
+    unrecorded = provenance.after_export(result)
     out = sync.said_delta(result.to_json())
-    return Reply(out, failures_error(result.failures, "failed and were left out of the archive"))
+    return Reply(out, failures_error(result.failures, "failed and were left out of the archive") or unrecorded)
 
 
 def import_cmd(
@@ -223,8 +223,8 @@ def import_cmd(
             only=only,
         )
     out = sync.receipt_after_import(client, result, result.to_json(), receipt_out, renames, concurrency)
-    out = provenance.after_import(client, result, out, annotate_provenance)
-    return Reply(out, failures_error(result.failures, "failed to import"))
+    out, unrecorded = provenance.after_import(client, result, out, annotate_provenance)
+    return Reply(out, failures_error(result.failures, "failed to import") or unrecorded)
 
 
 def copy_cmd(
@@ -238,7 +238,7 @@ def copy_cmd(
     ] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace the target blob if it exists.")] = False,
     resume: CopyResumeOpt = False,
-) -> dict[str, Any]:
+) -> Reply:
     """Copy a transfer blob from any storage to any storage, streaming (no local copy).
 
     An airlock archive is checked against its catalog as it streams; a cut or tampered one leaves no target.
@@ -260,10 +260,10 @@ def copy_cmd(
     flags = {src.display: "--source-sas-token-file", dst.display: "--target-sas-token-file"}
     with progress_display() as progress, flag_hints(flags, overwrite="--overwrite"):
         result = copy_blob(src, dst, overwrite=overwrite, progress=progress, resume=resume)
-    provenance.after_copy(src.display, dst.display, result)
+    unrecorded = provenance.after_copy(src.display, dst.display, result)
     if result.get("note"):
         common.hint(f"warning: {result['note']}")  # on stderr too: -o none and tables do not show it
-    return result
+    return Reply(result, unrecorded)
 
 
 def inspect_cmd(
