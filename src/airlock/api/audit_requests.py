@@ -6,15 +6,20 @@ GET of a secret's value: the caller's token name as principal, the action from t
 template (``exportPipelines.write``, ``pipelineRuns.cancel``, ``tokens.delete``,
 ``secrets.read``), the path as the resource, and the outcome by status (``Succeeded``,
 ``Denied (403)``, ``Failed (409)``). Bodies are never recorded (a secret's value travels in one).
-Unauthenticated requests (401) are not recorded: they change nothing and name nobody.
+Unauthenticated requests (401) are not recorded: they change nothing and name nobody. The entry
+is written after the answer was sent, so a failure to write it (the database went away) cannot
+change the answer: it is one error line in the log.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import anyio.to_thread
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+log = logging.getLogger(__name__)
 
 _VERBS = {"PUT": "write", "PATCH": "write", "DELETE": "delete", "POST": "create", "GET": "read"}
 
