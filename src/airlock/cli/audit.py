@@ -57,8 +57,8 @@ def _entries(arm: Arm, since: str | None, until: str | None, action: str | None)
     after = 0
     while True:
         query = {"since": since, "until": until, "action": action, "$skiptoken": str(after), "$top": str(PAGE)}
-        page = arm.client.get("/airlock/audit?" + urlencode({k: v for k, v in query.items() if v}))
-        value = (page or {}).get("value") or []
+        page = arm.client.get("/airlock/audit?" + urlencode({k: v for k, v in query.items() if v})) or {}
+        value = page.get("value") or []
         yield from value
         if not page.get("nextLink") or not value:
             return
