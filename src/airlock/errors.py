@@ -11,14 +11,16 @@ before they build messages.
 
     AirlockError
     ├── UsageError                  bad input from the user (flags, URIs, references)
-    │   └── ReferenceError_         an artifact reference that does not parse
+    │   ├── ReferenceError_         an artifact reference that does not parse
+    │   └── SigningKeyError         a signing or trusted key that cannot be used
     ├── RegistryError               the registry answered with an error
     │   ├── AuthenticationError     401 / token exchange failed
     │   ├── PermissionDenied        403
     │   ├── NotFound                404 (manifest, blob, repository)
     │   └── TagConflict             tag exists elsewhere and OverwriteTags is off
     ├── IntegrityError              bytes do not match their digest or size
-    │   └── SignatureRefused        an artifact lacks a valid signature the import requires
+    │   ├── SignatureRefused        an artifact lacks a valid signature the import requires
+    │   └── AuditChainBroken        an audit trail's hash chain does not verify (names the entry)
     ├── ArchiveError                the transfer blob is malformed or hostile
     │   └── NotATransferBlob        it is something else (gzip, docker save, another tool's OCI layout...)
     ├── StorageError                blob storage failed
@@ -32,6 +34,10 @@ before they build messages.
     ├── ResourceNotFound            a control-plane resource (pipeline, run, registry...) does not exist
     ├── ResourceConflict            the request conflicts with the resource's state
     ├── AccessDenied                the API caller lacks the role for the operation
+    ├── BundleNotTrusted            refused by the trusted keys, before any upload
+    │   ├── BundleUnsigned          ... because it carries no signature
+    │   ├── BundleSignedByUntrustedKey   ... signed by another key
+    │   └── BundleSignatureInvalid  ... altered after signing
     └── TransferFailed              one or more artifacts failed (carries the per-artifact errors)
 """
 
@@ -136,6 +142,10 @@ class IntegrityError(AirlockError):
 class SignatureRefused(IntegrityError):
     """An import's signature policy refuses an artifact: no signature, an untrusted key, a payload of
     another digest or repository (the message names the artifact, its digest and why)."""
+
+
+class AuditChainBroken(IntegrityError):
+    """The audit trail's hash chain breaks: an entry was edited, inserted or deleted (the message names it)."""
 
 
 class ArchiveError(AirlockError):

@@ -23,8 +23,20 @@ from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute
 
 from airlock.api import envelope, limits, openapi
+from airlock.api.audit_requests import AuditRequests
 from airlock.api.middleware import ArmHeaders
-from airlock.api.routes import identities, metrics, operations, pipelines, registries, run_events, runs, tokens, vaults
+from airlock.api.routes import (
+    audit,
+    identities,
+    metrics,
+    operations,
+    pipelines,
+    registries,
+    run_events,
+    runs,
+    tokens,
+    vaults,
+)
 from airlock.api.telemetry import RequestTelemetry
 from airlock.api.tokens import TokenStore
 from airlock.api.ui import routes as ui
@@ -46,6 +58,7 @@ ROUTERS = (
     identities.router,
     vaults.router,
     tokens.router,
+    audit.router,
     metrics.router,
     operations.router,
 )
@@ -99,6 +112,7 @@ def create_app(
     # given the routes (filled below) to name the route of a request refused before routing.
     routes: list[BaseRoute] = []
     app.add_middleware(RequestTelemetry, routes=routes)
+    app.add_middleware(AuditRequests, control=state)  # every change made through the API, once answered
     app.add_middleware(ArmHeaders)  # added last, so outermost: its ids are on the 413s too
 
     @app.get("/healthz", include_in_schema=False)

@@ -81,10 +81,10 @@ def require(role: Role, *, arm_route: bool = True) -> Callable[..., Caller]:
     def check(request: Request, caller: Caller) -> Caller:
         # scope["path"] is exactly what the router matched (percent-decoded), never a re-built URL.
         path = str(request.scope.get("path", ""))
+        request.state.caller = caller  # also when denied: the audit trail records who tried (audit_requests.py)
         if not Role(caller.role).includes(role):
             raise AccessDenied(f"the caller '{caller.name}' (role {caller.role}) may not {request.method} {path}")
         R.check_path(path)  # every id part, on every route, before any lookup
-        request.state.caller = caller
         return caller
 
     if arm_route:

@@ -54,7 +54,7 @@ from __future__ import annotations
 import re
 import tarfile
 from datetime import datetime
-from typing import Annotated, Final, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.dataclasses import dataclass as pydantic_dataclass
@@ -133,6 +133,30 @@ class CatalogSource(_Model):
 DigestStr = Annotated[str, Field(pattern=r"^sha256:[a-f0-9]{64}$", max_length=71)]
 
 
+class ArtifactOrigin(_Model):
+    """Provenance: the artifact's full original reference, as it was in the source registry
+    (``reference`` is ``host/repository:tag@digest``; the digest is the source's, also for an index
+    rewritten by a platform filter)."""
+
+    reference: str = Field(max_length=2048)
+    registry: str = Field(max_length=1024)
+    repository: str = Field(max_length=255)
+    tag: str | None = Field(default=None, max_length=128)
+    digest: DigestStr
+
+
+class ExportRecord(_Model):
+    """Provenance: who exported the bundle, when (the catalog's ``createdAt``), from which
+    registry, with which airlock, and by which selection rules (``--repository/--tags/...``, as
+    :class:`airlock.transfer.selection.Selection` reads them; None: artifacts named outright)."""
+
+    time: datetime
+    principal: str = Field(max_length=256)
+    source_registry: str = Field(alias="sourceRegistry", max_length=1024)
+    airlock_version: str = Field(alias="airlockVersion", max_length=64)
+    selection: dict[str, Any] | None = None
+
+
 class CatalogArtifact(_Model):
     """One exported artifact: what index.json names, with what the import needs to tag it."""
 
@@ -151,6 +175,8 @@ class CatalogArtifact(_Model):
     platforms: list[Annotated[str, Field(max_length=64)]] | None = Field(default=None, max_length=64)
     omitted_manifests: list[DigestStr] | None = Field(default=None, alias="omittedManifests", max_length=4096)
     source_digest: DigestStr | None = Field(default=None, alias="sourceDigest")
+    # Provenance (optional: older catalogs lack it, older readers ignore it).
+    origin: ArtifactOrigin | None = None
 
 
 # A bundle of N artifacts lists about 5N blobs: as slotted dataclasses they cost a third of what
@@ -234,6 +260,8 @@ class Catalog(_Model):
     volumes: list[CatalogVolume] | None = Field(default=None, max_length=1000)
     # In a signed bundle: who signed it (the signature is the next member, SIGNATURE_NAME).
     signature: CatalogSignature | None = None
+    # Provenance of the export (optional: older catalogs lack it, older readers ignore it).
+    export_record: ExportRecord | None = Field(default=None, alias="exportRecord")
 
     def to_bytes(self) -> bytes:
         return self.model_dump_json(by_alias=True, exclude_none=True).encode()

@@ -21,6 +21,7 @@ from airlock import __version__
 from airlock.cli import common, results, sync, transfer
 from airlock.cli.argv import expand_multi, fill_optional_booleans, hoist_global_args
 from airlock.cli.arm import set_subscription
+from airlock.cli.audit import audit_app
 from airlock.cli.db import db_app
 from airlock.cli.endpoints import console
 from airlock.cli.helptext import polish as polish_help
@@ -79,6 +80,7 @@ app.add_typer(keyvault_app, name="keyvault")
 app.add_typer(storage_app, name="storage")
 app.add_typer(token_app, name="token")
 app.add_typer(db_app, name="db")
+app.add_typer(audit_app, name="audit")
 
 
 def _version(value: bool) -> None:

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from airlock.cli import common, signatures, signing, sync
+from airlock.cli import common, provenance, signatures, signing, sync
 from airlock.cli import selection as sel
 from airlock.cli.common import REGISTRY_SCHEME_RULE
 from airlock.cli.endpoints import (
@@ -150,9 +150,11 @@ def export_cmd(
             resume=resume,
             volume_size=volumes,
             signer=signer,
+            provenance=provenance.export_context(chosen),
         )
+    unrecorded = provenance.after_export(result)
     out = sync.said_delta(result.to_json())
-    return Reply(out, failures_error(result.failures, "failed and were left out of the archive"))
+    return Reply(out, failures_error(result.failures, "failed and were left out of the archive") or unrecorded)
 
 
 def import_cmd(
@@ -193,6 +195,7 @@ def import_cmd(
     trusted_root: signatures.TrustedRootOpt = None,
     certificate_identity: signatures.CertificateIdentityOpt = None,
     certificate_oidc_issuer: signatures.CertificateIssuerOpt = None,
+    annotate_provenance: provenance.AnnotateProvenanceOpt = False,
 ) -> Reply:
     """Import every artifact of a transfer blob into a registry (tags are written last).
 
@@ -243,7 +246,8 @@ def import_cmd(
             signatures=policy,
         )
     out = sync.receipt_after_import(client, result, result.to_json(), receipt_out, renames, concurrency)
-    return Reply(out, failures_error(result.failures, "failed to import"))
+    out, unrecorded = provenance.after_import(client, result, out, annotate_provenance)
+    return Reply(out, failures_error(result.failures, "failed to import") or unrecorded)
 
 
 def copy_cmd(
@@ -257,7 +261,7 @@ def copy_cmd(
     ] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace the target blob if it exists.")] = False,
     resume: CopyResumeOpt = False,
-) -> dict[str, Any]:
+) -> Reply:
     """Copy a transfer blob from any storage to any storage, streaming (no local copy).
 
     An airlock archive is checked against its catalog as it streams; a cut or tampered one leaves no target.
@@ -279,9 +283,10 @@ def copy_cmd(
     flags = {src.display: "--source-sas-token-file", dst.display: "--target-sas-token-file"}
     with progress_display() as progress, flag_hints(flags, overwrite="--overwrite"):
         result = copy_blob(src, dst, overwrite=overwrite, progress=progress, resume=resume)
+    unrecorded = provenance.after_copy(src.display, dst.display, result)
     if result.get("note"):
         common.hint(f"warning: {result['note']}")  # on stderr too: -o none and tables do not show it
-    return result
+    return Reply(result, unrecorded)
 
 
 def inspect_cmd(

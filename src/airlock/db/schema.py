@@ -7,7 +7,7 @@ table here only together with a new revision in ``migrations/versions``.
 
 from __future__ import annotations
 
-from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text
+from sqlalchemy import BigInteger, Column, DateTime, Integer, MetaData, String, Table, Text
 
 metadata = MetaData()
 
@@ -77,4 +77,23 @@ deployment_settings = Table(
     metadata,
     Column("name", String(64), primary_key=True),
     Column("value", Text, nullable=False),
+)
+
+# The audit trail (pipelines/audit_store.py): one row per state-changing or data-moving action, a
+# hash chain in ``seq`` order (pipelines/audit_chain.py says what is hashed). ``seq`` is the key and
+# each append writes head + 1 after reading the head in its transaction, so two appenders can never
+# fork the chain: the second one's insert fails and retries (pipelines/audit_store.py).
+audit_entries = Table(
+    "audit_entries",
+    metadata,
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False),
+    Column("time", String(32), nullable=False),  # ISO 8601 UTC with microseconds, as hashed
+    Column("principal", String(256), nullable=False),
+    Column("action", String(64), nullable=False, index=True),
+    Column("resources", Text, nullable=False),  # JSON list of strings
+    Column("artifacts", Text, nullable=False),  # JSON list of {reference, digest, ...}
+    Column("catalog_digest", String(71), nullable=True),
+    Column("result", Text, nullable=False),
+    Column("prev_hash", String(71), nullable=False),
+    Column("hash", String(71), nullable=False),
 )

@@ -25,11 +25,14 @@ from airlock.pipelines.access import PipelineAccess, principal_of
 from airlock.pipelines.leases import process_alive
 from airlock.pipelines.models import ExportPipeline, ImportPipeline, PipelineRun, Registry, RunState, run_transition
 from airlock.pipelines.repository import ResourceRepository
+from airlock.pipelines.run_audit import RunAudit, exported_audit, imported_audit, record_run_end
 from airlock.pipelines.run_selection import run_plan
+from airlock.pipelines.services.audit import AuditService
 from airlock.pipelines.signing import pipeline_signer, pipeline_trusted_keys, signature_field
 from airlock.transfer.export import export_artifacts
 from airlock.transfer.importer import import_archive
 from airlock.transfer.options import EXPORT_OPTIONS, IMPORT_OPTIONS, PipelineOption
+from airlock.transfer.provenance import ExportContext
 from airlock.transfer.rename import RenameMap
 from airlock.transfer.signature_policy import SignaturePolicy
 
@@ -137,9 +140,10 @@ class RunJournal:
     """Writes a run's ``response`` and state: progress while it runs, its result when it ends.
     Thread-safe (under the control plane's lock)."""
 
-    def __init__(self, repo: ResourceRepository, lock: threading.RLock) -> None:
+    def __init__(self, repo: ResourceRepository, lock: threading.RLock, audit: AuditService | None = None) -> None:
         self._repo = repo
         self._lock = lock
+        self._audit = audit
 
     def update(self, rid: str, *, owner: str | None = None, **fields: Any) -> None:
         """Merge ``fields`` into a Running run's response (only while ``owner``, when given, runs
@@ -197,12 +201,14 @@ class RunJournal:
         interrupted: bool = False,
         canceled: bool = False,
         owner: str | None = None,
+        audit: RunAudit | None = None,
         **fields: Any,
     ) -> bool:
         """End the run: Succeeded without ``error``, else Failed with it (``interrupted``: its process
         stopped), or Canceled (``canceled``, ``error`` saying so). With ``owner``, only while that
         process owns it, queued or running (a run taken over is the new owner's to end). One locked read-and-write.
-        Returns whether this call ended it.
+        Returns whether this call ended it. The end is one audit-trail entry (``audit``: who ran it
+        and the artifacts with their digests; without it, the pipeline's id stands for the principal).
 
         Raises:
             ResourceConflict: without ``owner``, the run has already ended.
@@ -239,6 +245,10 @@ class RunJournal:
         final: metrics.State = "Canceled" if canceled else "Succeeded" if error is None else "Failed"
         kind: metrics.Kind = "export" if run.is_export else "import"
         metrics.run_finished(kind, final, metrics.seconds_since(started) if started else 0.0)
+        if self._audit is not None:
+            record_run_end(
+                self._audit, run, kind, end.value if error is None else f"{end.value}: {error}", audit, fields
+            )
         return True
 
 
@@ -266,6 +276,7 @@ class RunExecution:
 
     def _execute(self, run_id: str, should_stop: Callable[[], bool], owner: str | None) -> None:
         rid = run_id
+        who: RunAudit | None = None  # the audit entry's principal and artifacts, once known
         try:
             run = self._require(run_id, PipelineRun, "pipeline run")
             rid = run.id  # the id as it was created: the store's key is lower-cased
@@ -275,6 +286,7 @@ class RunExecution:
                 raise ResourceNotFound(f"pipeline {request.pipelineResourceId} not found")
             registry = self._require(run.parent_id or "", Registry, "registry")
             principal = principal_of(pipeline, self._tenant_id)
+            who = RunAudit(f"identity:{principal.principal_id}", [])
             logs.annotate(
                 run_id=rid,
                 pipeline=pipeline.name,
@@ -304,14 +316,19 @@ class RunExecution:
                     platform_index=plan.platform_index,
                     volume_size=pipeline_volume_size(pipeline),
                     signer=pipeline_signer(self._access, pipeline, principal),
+                    provenance=ExportContext(
+                        who.principal, {"artifacts": request.artifacts or [], **(request.selection or {})}
+                    ),
                 )
                 metrics.blobs_moved(result.blobs, "export")
+                who.artifacts = exported_audit(result)
                 out = {**target.model_dump(mode="json"), "type": "AzureStorageBlob", "uri": blob.display}
                 self._journal.finish(
                     rid,
                     owner=owner,
                     error=_failures(result.failures),
                     catalogDigest=str(result.catalog_digest),
+                    audit=who,
                     target=out,
                     exportedArtifacts=[a.reference for a in result.artifacts],
                     progress=progress.final(),
@@ -338,11 +355,13 @@ class RunExecution:
                     ),
                 )
                 metrics.blobs_moved(imported.blobs_uploaded + imported.blobs_mounted, "import")
+                who.artifacts = imported_audit(imported)
                 self._journal.finish(
                     rid,
                     owner=owner,
                     error=_failures(imported.failures),
                     catalogDigest=str(imported.catalog_digest),
+                    audit=who,
                     importedArtifacts=imported.imported,
                     **signature_field(imported.signature),
                     progress=progress.final(),
@@ -350,15 +369,16 @@ class RunExecution:
                 )
         except RunCanceled:
             log.info("pipeline run %s stopped: canceled", rid)
-            self._journal.finish(rid, error=CANCELED_MESSAGE, canceled=True, owner=owner)
+            self._journal.finish(rid, error=CANCELED_MESSAGE, canceled=True, owner=owner, audit=who)
         except AirlockError as exc:
-            self._journal.finish(rid, error=str(exc), owner=owner)
+            self._journal.finish(rid, error=str(exc), owner=owner, audit=who)
         except DBAPIError:
             raise  # the database went away: RunService.execute records the run's end when it is back
         except Exception as exc:  # a bug must not leave the run in Running
             log.exception("pipeline run %s failed unexpectedly", rid)
             # The exception text could hold anything (a URL with a token): record only its type.
-            self._journal.finish(rid, error=f"internal error ({type(exc).__name__}); see the server log", owner=owner)
+            error = f"internal error ({type(exc).__name__}); see the server log"
+            self._journal.finish(rid, error=error, owner=owner, audit=who)
 
     def _require(self, rid: str, model: type[Any], what: str) -> Any:
         found = self._repo.get(rid, model)

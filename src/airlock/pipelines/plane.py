@@ -3,7 +3,7 @@ and pipeline runs, assembled over one repository and one lock.
 
 Everything the REST API and the trigger do goes through a service of :class:`ControlPlane`
 (``plane.registries``, ``plane.identities``, ``plane.vaults``, ``plane.pipelines``,
-``plane.runs``); none of them reaches the store itself.
+``plane.runs``, ``plane.audit``); none of them reaches the store itself.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 from airlock.pipelines.access import PipelineAccess, RegistryClientFactory
 from airlock.pipelines.execution import RunExecution, RunJournal
 from airlock.pipelines.executor import RunExecutor, RunHandler, ThreadRunExecutor
+from airlock.pipelines.services.audit import AuditService
 from airlock.pipelines.services.identities import IdentityService
 from airlock.pipelines.services.pipelines import PipelineService
 from airlock.pipelines.services.registries import RegistryService
@@ -67,13 +68,15 @@ class ControlPlane:
         self.tenant_id = tenant_id
         repo = SqlResourceRepository(engine)
         lock = threading.RLock()
+        self.audit = AuditService.on(engine)
         self.access = PipelineAccess(
             secrets=secrets,
             storage_hosts=storage_hosts or StorageHosts(),
             storage_credential=storage_credential,
             registry_client=registry_client,
+            audit=self.audit,
         )
-        journal = RunJournal(repo, lock)
+        journal = RunJournal(repo, lock, audit=self.audit)
         self.runs = RunService(
             repo,
             journal,

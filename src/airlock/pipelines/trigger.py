@@ -38,6 +38,7 @@ from airlock.transfer.pipelining import close_stream
 log = logging.getLogger(__name__)
 
 MAX_AGE = timedelta(days=60)  # ACR: only blobs modified in the last 60 days trigger an import
+TRIGGER_PRINCIPAL = "airlock:source-trigger"  # the audit trail's principal of the trigger's decisions
 CLAIM_LEASE = 120.0  # a claim whose run was never created is taken over after this many seconds
 
 
@@ -212,6 +213,9 @@ class SourceTrigger:
         stamp = (info.last_modified or datetime.now(UTC)).isoformat().replace("+00:00", "Z")
         self.plane.runs.put(sub, rg, registry, run_name, body, internal=True, trigger_timestamp=stamp)
         self.plane.trigger_ledger.mark_started(pipeline.id, blob, version)
+        self.plane.audit.record(
+            "trigger.import", principal=TRIGGER_PRINCIPAL, resources=[pipeline.id, blob, rid], result="Started"
+        )
         log.info("source trigger: importing %r with run %s", blob, run_name)
         return rid
 
@@ -227,7 +231,11 @@ class SourceTrigger:
         if {k: old.get(k) for k in report} == report:
             return  # unchanged: do not rewrite the pipeline on every poll
         self.plane.pipelines.set_trigger_report(pipeline.id, {**report, "lastChange": now_iso()})
-        for item in skipped:
+        for item in skipped:  # decisions, recorded when they change (not on every poll)
+            self.plane.audit.record(
+                "trigger.skip", principal=TRIGGER_PRINCIPAL, resources=[pipeline.id, item["blob"]],
+                result=f"Skipped: {item['reason']}",
+            )  # fmt: skip
             log.warning("source trigger %s: passed over %r: %s", pipeline.name, item["blob"], item["reason"])
         for bundle in incomplete or []:
             log.info("source trigger %s: bundle %r waits for volumes %s", pipeline.name, bundle["blob"], bundle)

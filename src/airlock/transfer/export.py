@@ -50,6 +50,7 @@ from airlock.transfer.concurrent_map import REQUESTS_IN_FLIGHT
 from airlock.transfer.delta import DeltaBase, report
 from airlock.transfer.options import NoProgress, PipelineOption, Progress
 from airlock.transfer.pipelining import close_stream, counted, ordered_fetch
+from airlock.transfer.provenance import ExportContext, export_record, origin_of
 from airlock.transfer.resolution import PlatformRules, Resolved, check_blobs, resolve_all
 from airlock.transfer.resume import ResumingArchive, resume_point, settle
 from airlock.transfer.selection import Platform, PlatformIndexMode
@@ -116,8 +117,13 @@ def export_artifacts(
     resume: bool = False,
     volume_size: int | None = None,
     signer: SigningKey | None = None,
+    provenance: ExportContext | None = None,
 ) -> ExportResult:
     """Export ``artifacts`` from ``client``'s registry into ``target``.
+
+    The catalog records each artifact's original reference and the export's record: ``provenance``
+    names the exporting principal and the selection rules (None: the OS user, no rules); see
+    :mod:`airlock.transfer.provenance`.
 
     ``platforms`` names, per artifact, the platforms whose manifests travel of a multi-arch index
     (absent or empty: all); ``platform_index`` says whether such an index travels as it is or
@@ -167,6 +173,8 @@ def export_artifacts(
             failures=failures,
         )
     every = resolved
+    for r in every:
+        r.entry.origin = origin_of(r.entry, client.base)
     if delta is not None:  # an artifact whose tag already points at it in the target stays out
         resolved = [r for r in every if not delta.unchanged(r.repository, r.entry.tag, r.closure.top.digest)]
     if dry_run:
@@ -190,10 +198,12 @@ def export_artifacts(
     ordered_blobs = sorted(blobs.items(), key=lambda kv: (kv[0] not in configs, -kv[1][0].size))
 
     index_bytes = _index_bytes(resolved)
+    created_at = datetime.now(UTC)
     catalog = Catalog(
         schemaVersion=CATALOG_VERSION,
         mediaType=CATALOG_MEDIA_TYPE,
-        createdAt=datetime.now(UTC),
+        createdAt=created_at,
+        exportRecord=export_record(provenance, client.base, created_at),
         creator=f"airlock {__version__}",
         source=CatalogSource(registry=client.base),
         artifacts=[r.entry for r in resolved],

@@ -18,6 +18,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from airlock.archive.format import REF_NAME, CatalogArtifact
 from airlock.archive.keys import TrustedKeys
@@ -44,6 +45,7 @@ from airlock.transfer.graph import closure
 from airlock.transfer.options import NoProgress, PipelineOption, Progress
 from airlock.transfer.pipelining import FanOut, close_stream, counted
 from airlock.transfer.platform_filter import omitted_of
+from airlock.transfer.provenance import import_provenance
 from airlock.transfer.publish import ArtifactEntry, publish
 from airlock.transfer.rename import RenameMap
 from airlock.transfer.retry import select_only
@@ -73,6 +75,7 @@ class ImportResult:
     note: str | None = None
     unchanged: list[str] = field(default_factory=list)  # a delta's left-out artifacts, already in the target
     signature: dict[str, object] | None = None  # a signed bundle's keyId and algorithm; trusted: checked against keys
+    provenance: dict[str, Any] | None = None  # transfer.provenance.import_provenance: where each came from
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -91,6 +94,7 @@ class ImportResult:
             },
             "sourceBlobDeleted": self.source_deleted,
             **({"signature": self.signature} if self.signature is not None else {}),
+            **({"provenance": self.provenance} if self.provenance is not None else {}),
         }
 
 
@@ -283,6 +287,9 @@ class Importer:
             blobs_mounted=self.result_counts["mounted"],
             unchanged=unchanged,
             signature=signature_json(catalog, trusted=self.trusted is not None),  # trusted: checked before uploads
+            provenance=import_provenance(
+                catalog, [(a.entry, a.entry.reference) for a in artifacts if a.entry.reference in imported]
+            ),
         )
 
     def _validated(self, entry: CatalogArtifact) -> ArtifactEntry:

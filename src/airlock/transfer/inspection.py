@@ -285,9 +285,11 @@ def _describe(
                 **({"artifactType": a.artifact_type} if a.artifact_type else {}),
                 **({"subject": a.subject} if a.subject else {}),
                 **platform_fields(a),
+                **({"origin": a.origin.model_dump(by_alias=True, exclude_none=True)} if a.origin else {}),
             }
             for a in cat.artifacts
         ],
+        **({"exportRecord": cat.export_record.model_dump(mode="json", by_alias=True)} if cat.export_record else {}),
         **({"requires": cat.requires} if cat.requires else {}),
         "manifestCount": len(cat.manifests),
         "blobCount": len(cat.blobs),

@@ -107,7 +107,10 @@ def resume_point(target: Blob, catalog: Catalog, *, resume: bool) -> ResumePoint
 
 
 def _again(catalog: Catalog, created_at: datetime) -> bytes:
-    return catalog.model_copy(update={"created_at": created_at}).to_bytes()
+    update: dict[str, object] = {"created_at": created_at}
+    if catalog.export_record is not None:  # its time is the catalog's createdAt (transfer.provenance)
+        update["export_record"] = catalog.export_record.model_copy(update={"time": created_at})
+    return catalog.model_copy(update=update).to_bytes()
 
 
 def _conflict(target: Blob, staged_digest: str, digest: Digest) -> ResumeConflict:
