@@ -42,7 +42,8 @@ from airlock.testing.registry_server import RegistryServer
 from airlock.testing.samples import push_sample_set
 from airlock.testing.skopeo import run_skopeo
 from airlock.transfer.export import ExportResult, export_artifacts
-from airlock.transfer.importer import LARGE_BLOB, ImportResult, import_archive
+from airlock.transfer.import_result import ImportResult
+from airlock.transfer.importer import LARGE_BLOB, import_archive
 from airlock.transfer.inspection import copy_blob, inspect_archive
 from airlock.transfer.options import PipelineOption as Opt
 

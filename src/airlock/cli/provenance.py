@@ -11,7 +11,7 @@ from airlock.cli import local_audit
 from airlock.errors import AirlockError
 from airlock.registry.client import RegistryClient
 from airlock.transfer.export import ExportResult
-from airlock.transfer.importer import ImportResult
+from airlock.transfer.import_result import ImportResult
 from airlock.transfer.provenance import ExportContext, os_principal
 from airlock.transfer.provenance_referrer import annotate
 from airlock.transfer.selection import Selection

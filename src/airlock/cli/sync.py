@@ -14,7 +14,7 @@ from airlock.cli.endpoints import registry_client
 from airlock.oci.reference import validate_repository
 from airlock.registry.client import RegistryClient
 from airlock.transfer.delta import DeltaBase
-from airlock.transfer.importer import ImportResult
+from airlock.transfer.import_result import ImportResult
 from airlock.transfer.inventory import inventory
 from airlock.transfer.receipt import Receipt, write_receipt
 from airlock.transfer.rename import RenameMap

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from airlock.pipelines.models import PipelineRun
     from airlock.pipelines.services.audit import AuditService
     from airlock.transfer.export import ExportResult
-    from airlock.transfer.importer import ImportResult
+    from airlock.transfer.import_result import ImportResult
 
 
 @dataclass

@@ -17,8 +17,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from typing import Any
 
 from airlock.archive.format import REF_NAME, CatalogArtifact
 from airlock.archive.keys import TrustedKeys
@@ -42,6 +40,7 @@ from airlock.storage.base import Blob
 from airlock.transfer.concurrent_map import REQUESTS_IN_FLIGHT, ordered_map, settled
 from airlock.transfer.delta import check_present, unchanged_references
 from airlock.transfer.graph import closure
+from airlock.transfer.import_result import ImportResult
 from airlock.transfer.options import NoProgress, PipelineOption, Progress
 from airlock.transfer.pipelining import FanOut, close_stream, counted
 from airlock.transfer.platform_filter import omitted_of
@@ -58,44 +57,6 @@ log = logging.getLogger(__name__)
 # A blob of at least this size is uploaded from a ranged read of its own, in parallel with the
 # archive's sequential pass (smaller ones are fed from that pass, which costs no extra read).
 LARGE_BLOB = 64 * 1024 * 1024
-
-
-@dataclass
-class ImportResult:
-    source: str
-    catalog_digest: Digest | None  # None: an OCI layout written by another tool (see layout_import)
-    size: int
-    imported: list[str]
-    failures: dict[str, str] = field(default_factory=dict)
-    blobs_uploaded: int = 0
-    blobs_skipped: int = 0
-    blobs_mounted: int = 0
-    source_deleted: bool = False
-    source_format: str = "airlock"  # or "oci-layout"
-    note: str | None = None
-    unchanged: list[str] = field(default_factory=list)  # a delta's left-out artifacts, already in the target
-    signature: dict[str, object] | None = None  # a signed bundle's keyId and algorithm; trusted: checked against keys
-    provenance: dict[str, Any] | None = None  # transfer.provenance.import_provenance: where each came from
-
-    def to_json(self) -> dict[str, object]:
-        return {
-            "source": {"uri": self.source},
-            "sourceFormat": self.source_format,
-            "catalogDigest": str(self.catalog_digest) if self.catalog_digest else None,
-            **({"note": self.note} if self.note else {}),
-            "size": self.size,
-            "importedArtifacts": self.imported,
-            "failedArtifacts": self.failures,
-            **({"unchangedArtifacts": self.unchanged} if self.unchanged else {}),
-            "blobs": {
-                "uploaded": self.blobs_uploaded,
-                "skipped": self.blobs_skipped,
-                "mounted": self.blobs_mounted,
-            },
-            "sourceBlobDeleted": self.source_deleted,
-            **({"signature": self.signature} if self.signature is not None else {}),
-            **({"provenance": self.provenance} if self.provenance is not None else {}),
-        }
 
 
 class Importer:
@@ -492,7 +453,7 @@ def import_archive(
     moves artifacts to other repositories (see :mod:`airlock.transfer.rename`). With ``only``
     (references of the catalog's artifacts, after ``rename``) just those are imported; the archive
     is verified whole. With ``trusted``, only a bundle signed by one of those keys is imported.
-    is verified whole. With ``signatures``, an artifact without a valid signature in the archive
+    With ``signatures``, an artifact without a valid signature in the archive
     is refused before any tag is written (:mod:`airlock.transfer.signature_policy`).
 
     Raises:

@@ -38,7 +38,8 @@ from airlock.storage.base import Blob
 from airlock.transfer.graph import closure
 
 # The importer's machinery (planning, verified uploads, manifests and tags last) is shared.
-from airlock.transfer.importer import Importer, ImportResult, delete_source_on_success, import_archive
+from airlock.transfer.import_result import ImportResult
+from airlock.transfer.importer import Importer, delete_source_on_success, import_archive
 from airlock.transfer.options import NoProgress, PipelineOption, Progress
 from airlock.transfer.pipelining import FanOut, close_stream
 from airlock.transfer.publish import ArtifactEntry
