@@ -22,7 +22,7 @@ ALLOWED = {
     "secrets": {"db"},
     "transfer": {"oci", "registry", "archive", "storage", "secrets", "observability"},
     "cli": {
-        "oci", "registry", "archive", "storage", "secrets", "transfer", "pipelines", "api", "wiring", "db",
+        "oci", "registry", "archive", "storage", "secrets", "transfer", "pipelines", "api", "wiring", "home", "db",
         "observability",
     },
 }  # fmt: skip

@@ -30,6 +30,7 @@ from sqlalchemy import Engine
 
 from airlock.db.settings import setting
 from airlock.errors import AirlockError, UsageError
+from airlock.home import home_dir
 from airlock.observability import metrics
 from airlock.pipelines.executor import RunExecutor, RunHandler
 from airlock.pipelines.plane import ControlPlane
@@ -43,12 +44,6 @@ if TYPE_CHECKING:
     from airlock.pipelines.queue import QueueRunExecutor, QueueTiming
 
 DEFAULT_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
-
-
-def home_dir() -> Path:
-    path = Path(os.environ.get("AIRLOCK_HOME") or Path.home() / ".airlock").expanduser()
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    return path
 
 
 def _read_or_create(path: Path, make: Callable[[], str], mode: int = 0o600) -> str:

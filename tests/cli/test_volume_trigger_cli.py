@@ -30,7 +30,7 @@ def land(source: Path, inbox: Path, name: str) -> None:
     os.replace(staged, inbox / name)
 
 
-def test_source_trigger_waits_for_every_volume_and_reports_incomplete_bundles(
+def test_source_trigger_waits_for_every_volume_and_reports_incomplete_bundles_recording_each_skip_once(
     tmp_path: Path, source_registry: RegistryServer, target_registry: RegistryServer
 ) -> None:
     app = push_oci_image(source_registry.url, REPO, "1.0", seed=131, layers=5, layer_size=30 * 1024)
@@ -71,6 +71,7 @@ def test_source_trigger_waits_for_every_volume_and_reports_incomplete_bundles(
         for index in (1, 2, 4):
             land(volumes[index - 1], inbox, volumes[index - 1].name)
         land(volumes[1], inbox, "lost.tar.002")
+        (inbox / "notes.txt").write_text("not a bundle\n")  # passed over, while the report keeps changing
         bundles = wait_until(
             lambda: (w := waiting()) and "batch1.tar" in w and "lost.tar" in w and w,
             timeout=30,
@@ -92,6 +93,10 @@ def test_source_trigger_waits_for_every_volume_and_reports_incomplete_bundles(
         # The wait is counted, poll after poll.
         wait_until(lambda: waiting()["batch1.tar"]["waitingSeconds"] >= 2, timeout=30, what="the wait to be counted")
         assert runs() == [] and content.list_tags(target_registry.url, REPO) == []
+        # The report was rewritten poll after poll as the wait grew; the skip is in the audit trail once.
+        assert "notes.txt" in {item["blob"] for item in report().get("skipped", [])}
+        skips = cli.ok("audit", "list", "--action", "trigger.skip").json()
+        assert [e["resources"][1] for e in skips] == ["notes.txt"], skips
 
         # The last volume lands: the bundle is imported once, every volume verified, then deleted.
         land(volumes[2], inbox, volumes[2].name)
@@ -105,7 +110,8 @@ def test_source_trigger_waits_for_every_volume_and_reports_incomplete_bundles(
         assert run["properties"]["request"]["source"]["name"] == "batch1.tar"
         assert run["properties"]["response"]["catalogDigest"] == exported["catalogDigest"]
         assert content.list_tags(target_registry.url, REPO) == ["1.0"]
-        assert sorted(p.name for p in inbox.iterdir()) == ["lost.tar.002"]  # DeleteSourceBlobOnSuccess: every volume
+        # DeleteSourceBlobOnSuccess: every volume; what is not a bundle stays
+        assert sorted(p.name for p in inbox.iterdir()) == ["lost.tar.002", "notes.txt"]
         assert wait_until(
             lambda: list(waiting()) == ["lost.tar"], timeout=30, what="the imported bundle to leave the report"
         )

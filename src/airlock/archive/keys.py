@@ -18,24 +18,26 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Final
-
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from typing import TYPE_CHECKING, Final
 
 from airlock.errors import SigningKeyError
+
+# cryptography is loaded when a key is: every transfer command imports this module, few sign.
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+
+    _PublicKey = ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey
+    _PrivateKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
 
 ECDSA_P256: Final = "ecdsa-p256-sha256"
 ED25519: Final = "ed25519"
 ALGORITHMS: Final = (ECDSA_P256, ED25519)
 MAX_KEY_FILE = 64 * 1024  # a PEM key is a few hundred bytes; anything far larger is not one
 
-_PublicKey = ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey
-_PrivateKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
-
 
 def _algorithm(key: _PublicKey, name: str) -> str:
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+
     if isinstance(key, ed25519.Ed25519PublicKey):
         return ED25519
     if isinstance(key.curve, ec.SECP256R1):
@@ -44,6 +46,8 @@ def _algorithm(key: _PublicKey, name: str) -> str:
 
 
 def _key_id(key: _PublicKey) -> str:
+    from cryptography.hazmat.primitives import serialization
+
     spki = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     return hashlib.sha256(spki).hexdigest()
 
@@ -59,6 +63,10 @@ class PublicKey:
 
     def verifies(self, signature: bytes, message: bytes) -> bool:
         """Whether ``signature`` is this key's over ``message``."""
+        from cryptography.exceptions import InvalidSignature
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+
         try:
             if isinstance(self.key, ed25519.Ed25519PublicKey):
                 self.key.verify(signature, message)
@@ -86,6 +94,9 @@ class SigningKey:
 
     def sign(self, message: bytes) -> bytes:
         """The signature over ``message`` (DER for ECDSA, 64 raw bytes for Ed25519)."""
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+
         if isinstance(self.key, ed25519.Ed25519PrivateKey):
             return self.key.sign(message)
         return self.key.sign(message, ec.ECDSA(hashes.SHA256(), deterministic_signing=True))
@@ -98,6 +109,10 @@ def load_signing_key(pem: bytes, *, passphrase: bytes | None, name: str) -> Sign
         SigningKeyError: not a PEM private key, encrypted without a passphrase, a wrong passphrase,
             or neither ECDSA P-256 nor Ed25519. ``name`` (the file) is what the message names.
     """
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+
     if len(pem) > MAX_KEY_FILE:
         raise SigningKeyError(f"sign key {name} is {len(pem)} bytes: not a PEM private key")
     try:
@@ -127,6 +142,10 @@ def load_public_key(pem: bytes, *, name: str) -> PublicKey:
     Raises:
         SigningKeyError: not a PEM public key, or neither ECDSA P-256 nor Ed25519.
     """
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+
     try:
         key = serialization.load_pem_public_key(pem[:MAX_KEY_FILE])
     except (ValueError, UnsupportedAlgorithm):

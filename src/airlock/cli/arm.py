@@ -49,9 +49,9 @@ log = logging.getLogger(__name__)
 
 
 def _home() -> Path:
-    # airlock.wiring pulls in the whole control plane (SQLAlchemy, ...): imported when needed only, so
-    # the data-plane commands and HTTP mode start fast.
-    from airlock.wiring import home_dir
+    # airlock.wiring pulls in the whole control plane (SQLAlchemy, ...): not for this, so the
+    # data-plane commands and HTTP mode start fast.
+    from airlock.home import home_dir
 
     return home_dir()
 
@@ -203,7 +203,8 @@ class ArmClient:
             from fastapi.testclient import TestClient
 
         from airlock.api.app import create_app
-        from airlock.wiring import Adapters, api_token, database_url, home_dir, open_control_plane
+        from airlock.home import home_dir
+        from airlock.wiring import Adapters, api_token, database_url, open_control_plane
 
         if os.environ.get("AIRLOCK_DEBUG") != "1":
             # The in-process server shares our stderr: keep its error logs to one line, as ours are.

@@ -14,17 +14,14 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy.exc import DBAPIError
-
 from airlock.errors import AirlockError
-from airlock.pipelines.services.audit import AuditService
+from airlock.home import home_path
 from airlock.transfer.provenance import os_principal
-from airlock.wiring import database_engine, home_dir
 
 
 def configured() -> bool:
     """Whether this machine has a control-plane database to record to."""
-    return bool(os.environ.get("AIRLOCK_DATABASE_URL")) or (home_dir() / "airlock.db").exists()
+    return bool(os.environ.get("AIRLOCK_DATABASE_URL")) or (home_path() / "airlock.db").exists()
 
 
 def record(
@@ -42,6 +39,12 @@ def record(
     """
     if not configured():
         return None
+    # Loaded only now: SQLAlchemy and the services would double a transfer command's start-up and memory.
+    from sqlalchemy.exc import DBAPIError
+
+    from airlock.pipelines.services.audit import AuditService
+    from airlock.wiring import database_engine
+
     engine = database_engine()
     where = engine.url.render_as_string(hide_password=True)
     try:

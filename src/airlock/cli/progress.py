@@ -154,6 +154,9 @@ class RichProgress:
     def note(self, message: str) -> None:
         self._progress.console.print(message, style="dim", highlight=False, markup=False)
 
+    def blobs(self, done: int, total: int) -> None:
+        pass  # the bar counts bytes, and a count beside it would not fit 80 columns with the rate and ETA
+
     def artifact_done(self, reference: str, digest: str, size: int) -> None:
         console = self._progress.console
         console.print(done_line(reference, digest, size, console.width), highlight=False)

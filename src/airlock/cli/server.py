@@ -58,7 +58,8 @@ def serve(
     import uvicorn
 
     from airlock.api.app import create_app
-    from airlock.wiring import Adapters, api_token, home_dir, open_control_plane
+    from airlock.home import home_dir
+    from airlock.wiring import Adapters, api_token, open_control_plane
 
     if bool(ssl_certfile) != bool(ssl_keyfile):
         raise UsageError("--ssl-certfile and --ssl-keyfile go together")

@@ -64,8 +64,9 @@ class _RunProgress:
     """Writes ``response.progress`` to the run when its percentage changes: at most twice a second,
     and at once for a jump of 5 points or more (so a run that stalls waiting for a slow blob shows
     where it stalled, not where it was half a second before; at most 20 such writes a run). Besides
-    ``percentage`` it carries ``bytesDone``/``bytesTotal`` and ``artifactsDone`` (the dashboard's
-    rate, ETA and counts) and the first :data:`DONE_SHOWN` finished references (``doneArtifacts``)."""
+    ``percentage`` it carries ``bytesDone``/``bytesTotal``, ``blobsDone``/``blobsTotal`` and
+    ``artifactsDone`` (the dashboard's rate, ETA and counts) and the first :data:`DONE_SHOWN`
+    finished references (``doneArtifacts``)."""
 
     def __init__(
         self,
@@ -83,6 +84,7 @@ class _RunProgress:
         self._saved = -1
         self._done_artifacts: list[str] = []
         self._artifacts = 0
+        self._blobs = (0, 0)
         self._lock = threading.Lock()
 
     def begin(self, total_bytes: int, description: str) -> None:
@@ -122,11 +124,17 @@ class _RunProgress:
             "bytesDone": self._done,
             "bytesTotal": self._total,
             "artifactsDone": self._artifacts,
+            "blobsDone": self._blobs[0],
+            "blobsTotal": self._blobs[1],
             "doneArtifacts": list(self._done_artifacts),
         }
 
     def note(self, message: str) -> None:
         log.info("%s", message)
+
+    def blobs(self, done: int, total: int) -> None:
+        with self._lock:  # shown with the next percentage written: blobs move with the bytes
+            self._blobs = (done, total)
 
     def artifact_done(self, reference: str, digest: str, size: int) -> None:
         log.info("%s (%s, %d bytes) done", reference, digest, size)

@@ -231,7 +231,12 @@ class SourceTrigger:
         if {k: old.get(k) for k in report} == report:
             return  # unchanged: do not rewrite the pipeline on every poll
         self.plane.pipelines.set_trigger_report(pipeline.id, {**report, "lastChange": now_iso()})
-        for item in skipped:  # decisions, recorded when they change (not on every poll)
+        # Decisions are recorded when they change: the report is also rewritten while a multi-volume
+        # bundle waits (its waiting time grows), and the skips it repeats were recorded already.
+        before = {(s.get("blob"), s.get("reason")) for s in old.get("skipped") or [] if isinstance(s, dict)}
+        for item in skipped:
+            if (item["blob"], item["reason"]) in before:
+                continue
             self.plane.audit.record(
                 "trigger.skip", principal=TRIGGER_PRINCIPAL, resources=[pipeline.id, item["blob"]],
                 result=f"Skipped: {item['reason']}",

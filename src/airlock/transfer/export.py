@@ -234,9 +234,11 @@ def export_artifacts(
         # Each artifact is reported once its last blob (in archive order) is written.
         done_after = _last_blob_positions(resolved, ordered_blobs)
         _report_done(progress, done_after.pop(-1, []))
+        progress.blobs(0, len(ordered_blobs))
         for i, (d, (desc, _repo)) in enumerate(ordered_blobs[:kept]):  # kept: neither fetched nor written again
             archive.add_stream(BLOB_PREFIX + d.hex, desc.size, ())
             progress.advance(desc.size)
+            progress.blobs(i + 1, len(ordered_blobs))
             _report_done(progress, done_after.pop(i, []))
         streams = ordered_fetch(
             _BlobFetches(client, ordered_blobs, kept),
@@ -254,6 +256,7 @@ def export_artifacts(
                 except NotFound:
                     owner = next(r.entry.reference for r in resolved if d in r.closure.blobs)
                     raise IntegrityError(f"artifact {owner}: blob {d} is missing from repository {repo}") from None
+                progress.blobs(i + 1, len(ordered_blobs))
                 if i in done_after:
                     _report_done(progress, done_after[i])
         finally:

@@ -96,6 +96,7 @@ class Importer:
         self.window = window_bytes
         self.large = large_blob
         self.result_counts = {"uploaded": 0, "skipped": 0, "mounted": 0}
+        self.blobs_total = 0  # placements (blob, repository) the import makes or finds: the progress's count
         self._count_lock = threading.Lock()
         self.source_etag: str | None = None
         self._cancellable: Callable[[Iterator[bytes]], Iterator[bytes]] = lambda chunks: chunks
@@ -103,6 +104,7 @@ class Importer:
     def count(self, what: str) -> None:
         with self._count_lock:
             self.result_counts[what] += 1
+            self.progress.blobs(sum(self.result_counts.values()), self.blobs_total)
 
     def fail(self, art: ArtifactEntry, exc: AirlockError | str) -> None:
         """Record an artifact's failure; without ContinueOnErrors, raise at once."""
@@ -191,6 +193,8 @@ class Importer:
             raise ArchiveError(f"archive lacks manifest {sorted(missing)[0]} listed in its catalog (truncated?)")
 
         needs = self._plan(artifacts, manifests, {**absent, **blob_sizes})
+        self.blobs_total = sum(len(repos) for repos in needs.values())
+        self.progress.blobs(0, self.blobs_total)
         if self.signatures is not None:  # keep the signature payloads as the pass streams them
             self.capture.wanted = payloads_wanted(artifacts)
         if catalog.delta is not None:  # before any upload, so before any tag

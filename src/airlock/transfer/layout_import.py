@@ -165,6 +165,8 @@ class _LayoutImporter(Importer):
         blob_sizes = {d: m.size for d, m in tar.blobs.items() if d not in manifests}
         needs = self._plan(artifacts, manifests, blob_sizes)
         self.progress.begin(sum(blob_sizes[d] for d in needs), f"import ← {self.source.display}")
+        self.blobs_total = sum(len(repos) for repos in needs.values())
+        self.progress.blobs(0, self.blobs_total)
         fan = FanOut(workers=self.concurrency, window=self.window)
         self._cancellable = fan.cancellable
         try:

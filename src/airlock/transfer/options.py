@@ -62,6 +62,11 @@ class Progress(Protocol):
     def note(self, message: str) -> None:
         """Something the user should know (say, referrers included)."""
 
+    def blobs(self, done: int, total: int) -> None:
+        """``done`` of the operation's ``total`` blobs are complete: written to the archive (export),
+        or present in the target registry, uploaded, mounted or found there (import; a blob needed
+        in two repositories counts twice). Called with ``done`` 0 once the total is known."""
+
     def artifact_done(self, reference: str, digest: str, size: int) -> None:
         """One artifact is complete: exported, every blob of it written to the archive (the archive is
         committed later); imported, its manifests and tag pushed. ``size`` counts its manifests and
@@ -78,6 +83,9 @@ class NoProgress:
         pass
 
     def note(self, message: str) -> None:
+        pass
+
+    def blobs(self, done: int, total: int) -> None:
         pass
 
     def artifact_done(self, reference: str, digest: str, size: int) -> None:

@@ -27,11 +27,7 @@ import json
 import urllib.parse
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
-
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from typing import TYPE_CHECKING, Any
 
 from airlock.errors import AirlockError, SignatureRefused, UsageError
 from airlock.oci.digest import Digest
@@ -52,7 +48,11 @@ from airlock.transfer.publish import ArtifactEntry
 MAX_PAYLOAD = 1024 * 1024
 MAX_KEYS = 64
 
-TrustedPublicKey = ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | rsa.RSAPublicKey
+# cryptography is loaded when a key is: every transfer command imports this module, few check signatures.
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+    TrustedPublicKey = ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | rsa.RSAPublicKey
 
 
 @dataclass(frozen=True)
@@ -66,6 +66,9 @@ class TrustedKey:
     @classmethod
     def from_pem(cls, pem: bytes, *, where: str) -> TrustedKey:
         """Raises: UsageError: ``pem`` is not a PEM public key of ECDSA, Ed25519 or RSA (``where`` names it)."""
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
         try:
             key = serialization.load_pem_public_key(pem)
         except (ValueError, TypeError):
@@ -78,6 +81,10 @@ class TrustedKey:
     def verifies(self, signature: bytes, payload: bytes) -> bool:
         """Whether ``signature`` is this key's over ``payload`` (as cosign signs: SHA-256 with ECDSA
         and RSA PKCS#1 v1.5; Ed25519 over the bytes themselves)."""
+        from cryptography.exceptions import InvalidSignature
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding
+
         try:
             if isinstance(self.key, ec.EllipticCurvePublicKey):
                 self.key.verify(signature, payload, ec.ECDSA(hashes.SHA256()))
