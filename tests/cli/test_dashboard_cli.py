@@ -466,6 +466,12 @@ def test_dashboard_audit_page_shows_entries_chain_status_and_exports_jsonl(
     assert cli.ok("audit", "export", "--since", "2000-01-01").stdout.startswith(path.read_text())
     checked = cli.ok("audit", "verify", "--file", path).json()
     assert checked["verified"] is True and checked["entries"] == len(lines)
+    # A time that does not parse is said in one line, on the page and by the export; no session, no export.
+    owner_page.goto(setup.server.url + "/ui/audit?since=yesterday")
+    expect(owner_page.get_by_role("alert")).to_have_text(re.compile(r"^since 'yesterday' is not an ISO 8601 time"))
+    assert owner_page.request.get(setup.server.url + "/ui/audit/export?until=soon").status == 400
+    anonymous = httpx.get(setup.server.url + "/ui/audit/export")
+    assert anonymous.status_code == 303 and anonymous.headers["location"] == "/ui/signin"
 
 
 def test_dashboard_audit_page_shows_a_broken_chain(owner_page: Page, setup: Setup) -> None:
