@@ -11,11 +11,13 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import sqlite3
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -363,9 +365,11 @@ def test_dashboard_reader_sees_no_actions_and_api_refuses(browser: Browser, setu
         SOURCE + "/pipelineRuns/liverun1/cancel" + API,
     )
     assert refused == [403, "AuthorizationFailed"]
+    # A Reader reads the audit trail, as the API lets it, and may download it.
     page.goto(setup.server.url + "/ui/audit")
-    expect(page.locator("main")).to_contain_text("audit trail is not available")
-    shot(page, "audit")
+    expect(page.locator("#audit-chain h2")).to_have_text("✔ Chain verified")
+    expect(page.locator("#audit-entries tbody")).to_contain_text("pipelineRuns.write")
+    assert page.request.get(setup.server.url + "/ui/audit/export").status == 200
     page.goto(setup.server.url + "/ui/throughput?window=1h")
     expect(page.locator("svg.chart.rate title").first).to_contain_text("MB/s")
     expect(page.locator("details table tbody tr").first).not_to_contain_text("No run ended")
@@ -417,3 +421,74 @@ def test_run_events_stream_route_emits_progress(setup: Setup) -> None:
     spec = setup.server.http.get("/openapi.json").json()
     operation = spec["paths"][EVENTS]["get"]
     assert "text/event-stream" in operation["responses"]["200"]["content"]
+
+
+def test_dashboard_audit_page_shows_entries_chain_status_and_exports_jsonl(
+    owner_page: Page, setup: Setup, tmp_path: Path
+) -> None:
+    owner_page.goto(setup.server.url + "/ui/audit")
+    expect(owner_page.locator("#audit-chain h2")).to_have_text("✔ Chain verified")  # said in words, not colour
+    head = owner_page.locator("#audit-head").inner_text()
+    rows = owner_page.locator("#audit-entries tbody tr")
+    expect(rows.first).to_be_visible()
+    seqs = [int(s) for s in rows.locator("td:first-child").all_inner_texts()]
+    assert seqs == sorted(seqs, reverse=True) and len(seqs) > 10  # newest first
+    run = rows.filter(has_text="export.run").filter(has_text="liverun1")
+    expect(run).to_contain_text(setup.image.reference)
+    expect(run).to_contain_text(re.compile(r"sha256:[0-9a-f]{12}\b"))  # digests shortened
+    expect(run.locator("td[data-label=Time]")).to_have_text(re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$"))
+    failed = rows.filter(has_text="credrun1").filter(has_text="Failed: ")  # before its fix and re-run
+    expect(failed).to_contain_text("lacks the 'get' permission")
+    assert "not-a-real-password" not in owner_page.content()  # the vault secret's URI at most, never its value
+    shot(owner_page, "audit-all")
+    # The filters are a labelled GET form, driven by the keyboard.
+    owner_page.get_by_label("Action").fill("export.run")
+    owner_page.get_by_label("Action").press("Enter")
+    expect(owner_page).to_have_url(re.compile(r"/ui/audit\?.*\baction=export\.run$"))
+    actions = rows.locator("td[data-label=Action]").all_inner_texts()
+    assert actions and set(actions) == {"export.run"}
+    shot(owner_page, "audit")
+    owner_page.get_by_label("Action").fill("")
+    owner_page.get_by_label("Since (UTC)").fill("2000-01-01")
+    owner_page.get_by_role("button", name="Filter").click()
+    expect(owner_page).to_have_url(re.compile(r"\?since=2000-01-01&until=&action=$"))
+    # The period's export: a download through the session (no token in the URL), the JSONL of `audit export`.
+    with owner_page.expect_download() as download:
+        owner_page.get_by_role("link", name="Export this period as JSON lines").click()
+    assert download.value.suggested_filename == "airlock-audit-2000-01-01-now.jsonl"
+    assert setup.owner not in download.value.url
+    path = tmp_path / "period.jsonl"
+    download.value.save_as(path)
+    lines = path.read_text().splitlines()
+    assert [json.loads(line)["seq"] for line in lines][: len(seqs)] == sorted(seqs) and head in path.read_text()
+    assert "not-a-real-password" not in path.read_text()
+    cli = Console(home=tmp_path, env={"AIRLOCK_ENDPOINT": setup.server.url, "AIRLOCK_TOKEN": setup.owner})
+    assert cli.ok("audit", "export", "--since", "2000-01-01").stdout.startswith(path.read_text())
+    checked = cli.ok("audit", "verify", "--file", path).json()
+    assert checked["verified"] is True and checked["entries"] == len(lines)
+    # A time that does not parse is said in one line, on the page and by the export; no session, no export.
+    owner_page.goto(setup.server.url + "/ui/audit?since=yesterday")
+    expect(owner_page.get_by_role("alert")).to_have_text(re.compile(r"^since 'yesterday' is not an ISO 8601 time"))
+    assert owner_page.request.get(setup.server.url + "/ui/audit/export?until=soon").status == 400
+    anonymous = httpx.get(setup.server.url + "/ui/audit/export")
+    assert anonymous.status_code == 303 and anonymous.headers["location"] == "/ui/signin"
+
+
+def test_dashboard_audit_page_shows_a_broken_chain(owner_page: Page, setup: Setup) -> None:
+    db = sqlite3.connect(setup.server.home / "airlock.db", isolation_level=None)
+    (principal, until) = db.execute("SELECT principal, time FROM audit_entries WHERE seq = 3").fetchone()
+    db.execute("UPDATE audit_entries SET principal = 'token:someone-else' WHERE seq = 2")
+    try:
+        owner_page.goto(setup.server.url + "/ui/audit?" + urlencode({"until": until}))
+        chain = owner_page.locator("#audit-chain")
+        expect(chain.locator("h2")).to_have_text("✘ Chain broken at entry 2")
+        expect(chain).to_contain_text("audit entry 2 was edited (its content does not hash to its hash)")
+        broken = owner_page.locator("#audit-entries tr.broken")
+        expect(broken).to_contain_text("token:someone-else")
+        expect(broken.locator("td").first).to_have_text("2 broken")
+        shot(owner_page, "audit-broken")
+    finally:
+        db.execute("UPDATE audit_entries SET principal = ? WHERE seq = 2", (principal,))
+        db.close()
+    owner_page.reload()
+    expect(owner_page.locator("#audit-chain h2")).to_have_text("✔ Chain verified")

@@ -20,7 +20,7 @@ import typer
 from airlock.cli.common import Row, text
 from airlock.cli.kernel import Arm, Reply, command
 from airlock.errors import AuditChainBroken, UsageError
-from airlock.pipelines.audit_chain import AuditEntry, ChainReport, ChainVerifier
+from airlock.pipelines.audit_chain import AuditEntry, ChainReport, ChainVerifier, jsonl_line
 
 audit_app = typer.Typer(
     rich_markup_mode=None,
@@ -89,7 +89,7 @@ def export(arm: Arm, since: SinceOpt = None, until: UntilOpt = None, action: Act
     """
     out = sys.stdout
     for entry in _entries(arm, since, until, action):
-        out.write(json.dumps(entry, separators=(",", ":"), ensure_ascii=False) + "\n")
+        out.write(jsonl_line(entry))
     out.flush()
 
 

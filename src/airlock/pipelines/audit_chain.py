@@ -92,6 +92,12 @@ def _typed(value: Any, kind: type) -> Any:
     return value
 
 
+def jsonl_line(doc: dict[str, Any]) -> str:
+    """One line of an export (``airlock audit export``, the dashboard's download): the entry's JSON
+    (:meth:`AuditEntry.to_json`), compact, UTF-8 as is, and a newline."""
+    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False) + "\n"
+
+
 def canonical_json(value: Any) -> bytes:
     """The one byte form that is hashed: sorted keys, ``,``/``:`` separators, UTF-8 (floats are
     refused, so no number has two spellings)."""

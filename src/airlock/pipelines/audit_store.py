@@ -96,10 +96,15 @@ class SqlAuditLog:
         since: str | None = None,
         until: str | None = None,
         action: str | None = None,
+        before: int | None = None,
+        newest_first: bool = False,
     ) -> list[AuditEntry]:
-        """Up to ``limit`` entries with ``seq`` > ``after``, in order; ``since``/``until`` compare
-        ISO 8601 UTC times (as stored), ``action`` an exact action or a prefix ending in ``*``."""
+        """Up to ``limit`` entries with ``seq`` > ``after`` (and < ``before``, if given), in order;
+        ``since``/``until`` compare ISO 8601 UTC times (as stored), ``action`` an exact action or a
+        prefix ending in ``*``. ``newest_first``: the newest ``limit`` of them, newest first."""
         query = select(audit_entries).where(audit_entries.c.seq > after)
+        if before is not None:
+            query = query.where(audit_entries.c.seq < before)
         if since:
             query = query.where(audit_entries.c.time >= since)
         if until:
@@ -109,7 +114,8 @@ class SqlAuditLog:
         elif action:
             query = query.where(audit_entries.c.action == action)
         with self.engine.connect() as conn:
-            rows = conn.execute(query.order_by(audit_entries.c.seq).limit(limit)).all()
+            order = audit_entries.c.seq.desc() if newest_first else audit_entries.c.seq
+            rows = conn.execute(query.order_by(order).limit(limit)).all()
         return [_row_entry(r) for r in rows]
 
     def every(self) -> Iterator[AuditEntry]:

@@ -18,9 +18,10 @@ from airlock.api.tokens import Caller, Role
 
 AUDIT_PATH = "/airlock/audit"
 PAGE = 100
+AUDIT_ROLE = Role.READER  # who may read the trail (the dashboard's Audit page asks the same)
 
 router = APIRouter(tags=["audit"])
-AuditReader = Annotated[Caller, Depends(require(Role.READER, arm_route=False))]
+AuditReader = Annotated[Caller, Depends(require(AUDIT_ROLE, arm_route=False))]
 
 
 class AuditEntryDoc(BaseModel):

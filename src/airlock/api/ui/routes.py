@@ -15,17 +15,18 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from fastapi.routing import APIRoute
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.routing import BaseRoute, Mount
 
+from airlock.api.routes.audit import AUDIT_ROLE
 from airlock.api.tokens import Role, TokenStore
-from airlock.api.ui import charts, views
+from airlock.api.ui import audit_view, charts, views
+from airlock.api.ui.audit_view import AuditFilters
 from airlock.api.ui.security import UiHeaders
 from airlock.api.ui.session import Session, Sessions, check_csrf, check_signin_csrf, remember_signin, signin_value
-from airlock.errors import ResourceNotFound
+from airlock.errors import ResourceNotFound, UsageError
 from airlock.pipelines import arm
 
 HERE = Path(__file__).parent
@@ -174,18 +175,44 @@ def throughput_page(request: Request, window: str = "24h", pipeline: str = "") -
     )
 
 
-@router.get("/audit")
-def audit_page(request: Request) -> Response:
-    """The audit trail, when this server has the audit API (issue 13); until then the page says so."""
+def _audit_reader(request: Request) -> Session | Response:
+    """The session, if its role may read the audit trail (the API route's role); else the answer."""
     session = _session(request)
     if session is None:
         return _signin_first()
-    route = next(
-        (
-            r.path
-            for r in request.app.routes
-            if isinstance(r, APIRoute) and "/audit" in r.path and "GET" in (r.methods or ())
-        ),
-        None,
-    )
-    return _page(request, session, "audit.html", audit_route=route)
+    if not Role(session.caller.role).includes(AUDIT_ROLE):
+        return HTMLResponse(f"the role {session.caller.role} may not read the audit trail", status_code=403)
+    return session
+
+
+@router.get("/audit")
+def audit_page(request: Request, since: str = "", until: str = "", action: str = "", before: int = 0) -> Response:
+    """The audit trail (newest first, a page at a time, filtered), its chain's verification, and a
+    link to the period's export; read through the audit service, as ``GET /airlock/audit`` is."""
+    session = _audit_reader(request)
+    if not isinstance(session, Session):
+        return session
+    filters = AuditFilters(since.strip(), until.strip(), action.strip()[:64])
+    plane = request.app.state.control["plane"]
+    try:
+        data = audit_view.audit(plane.audit, filters, before if before > 0 else None)
+    except UsageError as exc:
+        return _page(request, session, "audit.html", status=400, filters=filters, error=str(exc))
+    return _page(request, session, "audit.html", filters=filters, error="", **data)
+
+
+@router.get("/audit/export")
+def audit_export(request: Request, since: str = "", until: str = "", action: str = "") -> Response:
+    """The period's entries as JSON Lines, as ``airlock audit export`` writes them, as a download."""
+    session = _audit_reader(request)
+    if not isinstance(session, Session):
+        return session
+    filters = AuditFilters(since.strip(), until.strip(), action.strip()[:64])
+    try:
+        lines = request.app.state.control["plane"].audit.lines(
+            since=filters.since, until=filters.until, action=filters.action
+        )
+    except UsageError as exc:
+        return Response(str(exc) + "\n", status_code=400, media_type="text/plain")
+    disposition = f'attachment; filename="{filters.filename()}"'
+    return StreamingResponse(lines, media_type="application/jsonl", headers={"Content-Disposition": disposition})

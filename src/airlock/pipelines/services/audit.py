@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 
 from airlock.errors import UsageError
 from airlock.observability.redaction import redact
-from airlock.pipelines.audit_chain import AuditEntry, ChainReport, ChainVerifier
+from airlock.pipelines.audit_chain import AuditEntry, ChainReport, ChainVerifier, jsonl_line
 from airlock.pipelines.audit_store import SqlAuditLog
 
 MAX_PAGE = 1000
@@ -109,6 +109,47 @@ class AuditService:
             until=parse_time(until, flag="until"),
             action=action or None,
         )
+
+    def newest(
+        self,
+        *,
+        before: int | None = None,
+        top: int = 100,
+        since: str | None = None,
+        until: str | None = None,
+        action: str | None = None,
+    ) -> list[AuditEntry]:
+        """The newest entries with ``seq`` < ``before`` (any, if None), newest first, filtered as
+        :meth:`page` filters them (the dashboard's page; the next is ``before`` its last ``seq``).
+
+        Raises:
+            UsageError: a time that does not parse.
+        """
+        return self._log.page(
+            limit=max(1, min(top, MAX_PAGE)),
+            since=parse_time(since, flag="since"),
+            until=parse_time(until, flag="until"),
+            action=action or None,
+            before=before,
+            newest_first=True,
+        )
+
+    def lines(self, *, since: str | None = None, until: str | None = None, action: str | None = None) -> Iterator[str]:
+        """The matching entries as ``airlock audit export`` writes them: JSON Lines, in chain order,
+        read a page at a time. Times are checked before the first line.
+
+        Raises:
+            UsageError: a time that does not parse.
+        """
+        since, until = parse_time(since, flag="since"), parse_time(until, flag="until")
+
+        def read() -> Iterator[str]:
+            after = 0
+            while entries := self._log.page(after=after, limit=MAX_PAGE, since=since, until=until, action=action):
+                yield from (jsonl_line(e.to_json()) for e in entries)
+                after = entries[-1].seq
+
+        return read()
 
     def every(self) -> Iterator[AuditEntry]:
         """Every entry in order, read a page at a time."""

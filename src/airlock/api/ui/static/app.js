@@ -173,39 +173,4 @@
     stream.onerror = () => { marker.textContent = "reconnecting…"; };
     window.setInterval(() => rate(), 1000);
   }
-
-  // -- the audit page, when the server has the audit API ---------------------------------------------
-  const audit = document.getElementById("audit");
-  if (audit) {
-    let entries = [];
-    const load = async () => {
-      const form = new FormData(document.getElementById("audit-filters"));
-      const query = new URLSearchParams();
-      for (const [key, value] of form.entries()) if (value) query.set(key, new Date(value).toISOString());
-      const answer = await fetch(`${audit.dataset.route}?${query}`, { credentials: "same-origin", headers: { Accept: "application/json" } });
-      if (!answer.ok) { say(`audit trail: ${answer.status} ${answer.statusText}`, true); return; }
-      const doc = await answer.json();
-      entries = Array.isArray(doc) ? doc : doc.value || doc.entries || [];
-      const chain = doc.chain || doc.verification || doc.chainVerified;
-      document.getElementById("audit-chain").textContent = chain === undefined ? "" : `chain verification: ${JSON.stringify(chain)}`;
-      const keys = [...new Set(entries.flatMap((e) => Object.keys(e)))].slice(0, 8);
-      const head = document.getElementById("audit-head");
-      head.replaceChildren(document.createElement("tr"));
-      keys.forEach((k) => { const th = document.createElement("th"); th.scope = "col"; th.textContent = k; head.firstChild.appendChild(th); });
-      const body = document.getElementById("audit-rows");
-      body.replaceChildren(...entries.map((e) => {
-        const tr = document.createElement("tr");
-        keys.forEach((k) => { const td = document.createElement("td"); td.textContent = typeof e[k] === "object" ? JSON.stringify(e[k]) : String(e[k] ?? ""); tr.appendChild(td); });
-        return tr;
-      }));
-    };
-    document.getElementById("audit-filters").addEventListener("submit", (event) => { event.preventDefault(); load(); });
-    document.getElementById("audit-export").addEventListener("click", () => {
-      const link = document.createElement("a");
-      link.href = URL.createObjectURL(new Blob([entries.map((e) => JSON.stringify(e)).join("\n") + "\n"], { type: "application/jsonl" }));
-      link.download = "audit.jsonl";
-      link.click();
-    });
-    load();
-  }
 })();
