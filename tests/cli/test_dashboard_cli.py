@@ -249,6 +249,10 @@ def test_dashboard_shows_running_export_progress_advancing(owner_page: Page, set
         expect(owner_page.locator("#run-state")).to_have_text("Running")
         expect(owner_page.locator("#run-percentage")).to_have_text(re.compile(r"^([1-9]|[1-9][0-9])%$"))
         expect(owner_page.locator("#run-bytes")).to_contain_text(" of ")
+        # Every blob but the held layer is written: the count stops one short of the total.
+        expect(owner_page.locator("#run-blobs")).to_have_text(re.compile(r"^\d+ of [1-9]\d*$"))
+        done, total = (int(n) for n in owner_page.locator("#run-blobs").inner_text().split(" of "))
+        assert done < total, (done, total)
         expect(owner_page.locator("#run-rate")).to_contain_text("/s")
         assert owner_page.evaluate("window.__sameDocument") is True  # updated by the event stream, not a reload
         shot(owner_page, "run-progress")

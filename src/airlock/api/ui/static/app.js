@@ -143,6 +143,9 @@
     }
     const rows = document.querySelectorAll("#run-artifact-rows tr[data-artifact]");
     const finished = new Set([...(progress.doneArtifacts || []), ...(response.exportedArtifacts || []), ...(response.importedArtifacts || [])]);
+    if (progress.blobsTotal) {
+      document.getElementById("run-blobs").textContent = `${Number(progress.blobsDone || 0)} of ${Number(progress.blobsTotal)}`;
+    }
     if (progress.artifactsDone !== undefined) {
       document.getElementById("run-artifacts").textContent = `${progress.artifactsDone} of ${rows.length || "?"}`;
     }
