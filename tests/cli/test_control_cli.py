@@ -119,11 +119,19 @@ def error_message(run: Run, code: int | tuple[int, ...], *, stdout_empty: bool =
 
 
 def table_rows(text: str) -> tuple[list[str], list[list[str]]]:
-    """Headers and rows of az's plain table (columns separated by 2+ spaces, a dashed rule)."""
+    """Headers and rows of az's plain table (columns separated by 2+ spaces, a dashed rule). A line
+    that starts blank continues the row above (a long cell wrapped at 80 columns, such as an error
+    naming a deep temporary path): its words are added to that row's last cell."""
     lines = [line for line in text.splitlines() if line.strip()]
     assert len(lines) >= 2 and set(lines[1].replace(" ", "")) == {"-"}, text
     split = re.compile(r"\s{2,}")
-    return split.split(lines[0].strip()), [split.split(line.strip()) for line in lines[2:]]
+    rows: list[list[str]] = []
+    for line in lines[2:]:
+        if line.startswith(" ") and rows:
+            rows[-1][-1] += " " + line.strip()
+        else:
+            rows.append(split.split(line.strip()))
+    return split.split(lines[0].strip()), rows
 
 
 # ---------------------------------------------------------------------------------------------- fixtures

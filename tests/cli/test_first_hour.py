@@ -9,6 +9,7 @@ from __future__ import annotations
 import inspect
 import json
 import shlex
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
@@ -169,8 +170,11 @@ def test_every_help_example_parses_with_valid_names_and_values() -> None:
 
 
 def test_help_fits_80_columns_shows_examples_verbatim_and_no_type_metavars(cli: Console) -> None:
-    for path, command in _commands():
-        text = cli.ok(*path, "--help").stdout
+    commands = list(_commands())
+    # Four at a time: a hundred console-script starts one after another take minutes on a busy machine.
+    with ThreadPoolExecutor(4) as pool:
+        helps = list(pool.map(lambda pc: cli.ok(*pc[0], "--help").stdout, commands))
+    for (path, command), text in zip(commands, helps, strict=True):
         assert all(len(line) <= 80 for line in text.splitlines()), f"airlock {' '.join(path)} --help is too wide"
         assert "<bool>" not in text and "<str>" not in text, text
         shown = {line.strip() for line in text.splitlines()}
