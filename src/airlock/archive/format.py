@@ -56,7 +56,7 @@ import tarfile
 from datetime import datetime
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 CATALOG_NAME = "airlock-catalog.json"
@@ -133,7 +133,15 @@ class CatalogSource(_Model):
 DigestStr = Annotated[str, Field(pattern=r"^sha256:[a-f0-9]{64}$", max_length=71)]
 
 
-class ArtifactOrigin(_Model):
+# A bundle of N artifacts lists about 5N blobs and N origins: as slotted dataclasses they cost a
+# third of what models do (no __dict__, no fields-set), which keeps a 10,000-artifact bundle within
+# its memory budget. Unknown fields of theirs are ignored; one that matters would come with a
+# ``requires`` name.
+_BLOB_CONFIG = ConfigDict(extra="ignore", populate_by_name=True)
+
+
+@pydantic_dataclass(slots=True, kw_only=True, config=_BLOB_CONFIG)
+class ArtifactOrigin:
     """Provenance: the artifact's full original reference, as it was in the source registry
     (``reference`` is ``host/repository:tag@digest``; the digest is the source's, also for an index
     rewritten by a platform filter)."""
@@ -143,6 +151,14 @@ class ArtifactOrigin(_Model):
     repository: str = Field(max_length=255)
     tag: str | None = Field(default=None, max_length=128)
     digest: DigestStr
+
+    def to_json(self) -> dict[str, Any]:
+        """As the catalog has it (camel case, no nulls)."""
+        out: dict[str, Any] = _ORIGIN_JSON.dump_python(self, by_alias=True, exclude_none=True)
+        return out
+
+
+_ORIGIN_JSON: TypeAdapter[ArtifactOrigin] = TypeAdapter(ArtifactOrigin)
 
 
 class ExportRecord(_Model):
@@ -177,12 +193,6 @@ class CatalogArtifact(_Model):
     source_digest: DigestStr | None = Field(default=None, alias="sourceDigest")
     # Provenance (optional: older catalogs lack it, older readers ignore it).
     origin: ArtifactOrigin | None = None
-
-
-# A bundle of N artifacts lists about 5N blobs: as slotted dataclasses they cost a third of what
-# models do (no __dict__, no fields-set), which keeps a 10,000-artifact import within its memory
-# budget. Unknown per-blob fields are ignored; one that matters would come with a ``requires`` name.
-_BLOB_CONFIG = ConfigDict(extra="ignore", populate_by_name=True)
 
 
 @pydantic_dataclass(slots=True, config=_BLOB_CONFIG)

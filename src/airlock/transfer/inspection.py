@@ -285,7 +285,7 @@ def _describe(
                 **({"artifactType": a.artifact_type} if a.artifact_type else {}),
                 **({"subject": a.subject} if a.subject else {}),
                 **platform_fields(a),
-                **({"origin": a.origin.model_dump(by_alias=True, exclude_none=True)} if a.origin else {}),
+                **({"origin": a.origin.to_json()} if a.origin else {}),
             }
             for a in cat.artifacts
         ],

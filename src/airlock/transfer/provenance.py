@@ -79,7 +79,7 @@ def import_provenance(catalog: Catalog, imported: Iterable[tuple[CatalogArtifact
             {
                 "reference": reference,
                 "digest": entry.digest,
-                "origin": origin.model_dump(by_alias=True, exclude_none=True),
+                "origin": origin.to_json(),
             }
         )
     record = catalog.export_record.model_dump(mode="json", by_alias=True) if catalog.export_record else None
