@@ -334,6 +334,14 @@ def test_audit_export_file_verifies_offline(local: Local, tmp_path: Path) -> Non
     (tmp_path / "cut.jsonl").write_text("\n".join(lines[:-1]) + "\n")
     cut = reviewer("audit", "verify", "--file", tmp_path / "cut.jsonl", "--expect-head", head)
     assert "its tail was removed or rewritten" in cut.only_error(1, stdout_empty=False)
+    # A line no airlock wrote (a float where a digest was) and a file that is not text are named as broken.
+    floated = {**edited, "catalogDigest": 1.5}
+    (tmp_path / "float.jsonl").write_text("\n".join([lines[0], json.dumps(floated)]) + "\n")
+    said = reviewer("audit", "verify", "--file", tmp_path / "float.jsonl").only_error(1, stdout_empty=False)
+    assert "float.jsonl, line 2: not an audit entry" in said, said
+    (tmp_path / "binary.jsonl").write_bytes(b"\xff\xfe\x00garbage\n")
+    said = reviewer("audit", "verify", "--file", tmp_path / "binary.jsonl").only_error(1, stdout_empty=False)
+    assert "not UTF-8 text" in said, said
 
 
 def test_plain_transfer_commands_record_to_the_home_database_only_when_it_exists(

@@ -136,7 +136,7 @@ def test_trigger_imports_only_bundles_signed_by_the_pipelines_trusted_keys(
     assert len(runs()) == 1  # passed over poll after poll, never started
 
 
-def test_contributor_may_not_name_a_signing_key_outside_the_vaults_nor_drop_trusted_keys(
+def test_contributor_may_not_name_a_signing_key_outside_the_vaults_nor_drop_trusted_keys_or_signature_policy(
     tmp_path: Path, server: AirlockServer
 ) -> None:
     """Azure Key Vault and Vault/OpenBao are read with the server's own credential: a contributor's
@@ -169,3 +169,17 @@ def test_contributor_may_not_name_a_signing_key_outside_the_vaults_nor_drop_trus
     assert "only an Owner may change properties.trustedKeys of an existing pipeline" in message, message
     kept = server.get(f"{REGISTRIES}/deputyreg/importPipelines/ownerinbox")["properties"]["trustedKeys"]
     assert kept == [public.read_text()]
+    # The image-signature policy is the Owner's gate too: re-PUT without it, the pipeline keeps it.
+    policy = {"requireSignedBy": [public.read_text()]}
+    server.put(
+        f"{REGISTRIES}/deputyreg/importPipelines/ownerpolicy",
+        {"properties": {
+            "source": {"uri": container, "keyVaultUri": sas}, "trigger": {"sourceTrigger": {"status": "Disabled"}},
+            "signaturePolicy": policy,
+        }},
+    )  # fmt: skip
+    run = mallory("acr", "import-pipeline", "create", *common, "-n", "ownerpolicy", "-e", "False")
+    message = run.only_error(1)
+    assert "only an Owner may change properties.signaturePolicy of an existing pipeline" in message, message
+    kept = server.get(f"{REGISTRIES}/deputyreg/importPipelines/ownerpolicy")["properties"]["signaturePolicy"]
+    assert kept["requireSignedBy"] == [public.read_text()], kept

@@ -137,3 +137,17 @@ def test_a_failed_signature_artifact_still_vouches_for_its_image() -> None:
     sig.error = "tag already points to sha256:… in the target registry"
     assert check(policy, [art, sig], {Digest.of(payload): payload}, NAMES) == []
     assert "payload sha256:" in str(check(policy, [art, sig], {}, NAMES)[0][1])  # not captured: no evidence
+
+
+def test_an_attachment_whose_subject_the_bundle_does_not_carry_is_refused() -> None:
+    # Anything tagged sha256-<hex>.sig counts as an attachment, let in with the artifact it belongs
+    # to: without that artifact in the bundle nothing has checked it, so it is refused, named.
+    key = ed25519.Ed25519PrivateKey.generate()
+    policy = SignaturePolicy.of([("k", _pem(key))], None)
+    assert policy is not None
+    payload = simple_signing_payload(str(IMAGE), None)
+    art, sig = _artifact(), _signature(payload, key.sign(payload))
+    assert check(policy, [art, sig], {Digest.of(payload): payload}, NAMES) == []
+    ((refused, error),) = check(policy, [sig], {Digest.of(payload): payload}, NAMES)
+    assert refused is sig
+    assert f"attached to {IMAGE}, which the bundle does not carry" in str(error), error

@@ -82,4 +82,7 @@ class AuditRequests:
                     "resources": [str(scope.get("path", ""))],
                     "result": _result(status or 500),
                 }
-                await anyio.to_thread.run_sync(lambda: plane.audit.record(action_of(method, template), **entry))
+                try:
+                    await anyio.to_thread.run_sync(lambda: plane.audit.record(action_of(method, template), **entry))
+                except Exception as exc:  # the answer is sent (or the route's own error is on its way)
+                    log.error("audit entry for %s %s not written: %s", method, template, type(exc).__name__)

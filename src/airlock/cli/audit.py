@@ -106,8 +106,14 @@ def _verify_file(path: Path, expect_head: str | None) -> ChainReport:
                     doc = json.loads(line)
                 except ValueError:
                     raise AuditChainBroken(f"{where}: not JSON") from None
-                if not verifier.feed(AuditEntry.from_json(doc, where=where)):
+                try:
+                    fed = verifier.feed(AuditEntry.from_json(doc, where=where))
+                except (TypeError, ValueError) as exc:  # a float, a lone surrogate: no entry airlock writes
+                    raise AuditChainBroken(f"{where}: not an audit entry ({exc})") from None
+                if not fed:
                     break
+    except UnicodeDecodeError:
+        raise AuditChainBroken(f"{path}: not UTF-8 text, so not an export of the audit trail") from None
     except OSError as exc:
         raise UsageError(f"cannot read the audit file {path}: {exc.strerror or exc}") from None
     return verifier.finish()

@@ -66,12 +66,13 @@ class TrustedKey:
     @classmethod
     def from_pem(cls, pem: bytes, *, where: str) -> TrustedKey:
         """Raises: UsageError: ``pem`` is not a PEM public key of ECDSA, Ed25519 or RSA (``where`` names it)."""
+        from cryptography.exceptions import UnsupportedAlgorithm
         from cryptography.hazmat.primitives import serialization
         from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
         try:
             key = serialization.load_pem_public_key(pem)
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, UnsupportedAlgorithm):
             raise UsageError(f"{where}: not a PEM public key (-----BEGIN PUBLIC KEY-----)") from None
         if not isinstance(key, ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | rsa.RSAPublicKey):
             raise UsageError(f"{where}: a {type(key).__name__}; cosign keys are ECDSA, Ed25519 or RSA")
@@ -253,11 +254,21 @@ def check(
         if why is not None:
             refused.append((art, SignatureRefused(f"artifact {art.entry.reference} ({art.digest}) refused: {why}")))
             refused_digests[key] = art.entry.reference
+    carried = {(a.entry.repository, str(a.digest)) for a in artifacts if attached(a) is None}
     for art in artifacts:
         owner = attached(art)
-        if owner is not None and art.error is None and (art.entry.repository, owner) in refused_digests:
+        if owner is None or art.error is not None:
+            continue
+        if (art.entry.repository, owner) in refused_digests:
             subject = refused_digests[(art.entry.repository, owner)]
             refused.append((art, SignatureRefused(f"artifact {art.entry.reference}: attached to {subject}, refused")))
+        elif (art.entry.repository, owner) not in carried:
+            # An attachment is let in on the strength of the artifact it belongs to; one whose
+            # subject is not here is checked by nothing (any image could be tagged sha256-<hex>.sig).
+            refused.append((art, SignatureRefused(
+                f"artifact {art.entry.reference} ({art.digest}) refused: attached to {owner}, which the bundle "
+                "does not carry, so nothing vouches for it; export it with the artifact it belongs to"
+            )))  # fmt: skip
     return refused
 
 

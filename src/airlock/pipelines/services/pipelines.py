@@ -176,8 +176,22 @@ class PipelineService:
             if props.rename:
                 RenameMap.of(props.rename, where=f"{what} {name} properties.rename")  # malformed: 400 now
                 properties["rename"] = props.rename
-            if props.signature_policy is not None:
-                policy = props.signature_policy.model_dump(mode="json", by_alias=True, exclude_none=True)
+            policy = (
+                props.signature_policy.model_dump(mode="json", by_alias=True, exclude_none=True)
+                if props.signature_policy is not None
+                else None
+            )
+            # As for the trusted keys (pipelines.signing): dropping or swapping the policy would let a
+            # contributor's runs tag what the Owner required to be signed.
+            if (
+                not privileged
+                and isinstance(existing, ImportPipeline)
+                and (policy or None) != (existing.properties.signaturePolicy or None)
+            ):
+                raise AccessDenied(
+                    f"{what} {name}: only an Owner may change properties.signaturePolicy of an existing pipeline"
+                )
+            if policy is not None:
                 SignaturePolicy.from_document(policy, where=f"{what} {name} properties.signaturePolicy")  # 400 now
                 properties["signaturePolicy"] = policy
             if isinstance(existing, ImportPipeline):
