@@ -146,8 +146,8 @@ def test_target_registry_killed_mid_import_then_retry_skips_verified_blobs(
         real = c.push_blob
         pushed: list[Digest] = []
 
-        def dying(repository: str, desc: Descriptor, chunks: object) -> None:
-            real(repository, desc, chunks)  # type: ignore[arg-type]
+        def dying(repository: str, desc: Descriptor, chunks: object, location: str | None = None) -> None:
+            real(repository, desc, chunks, location=location)  # type: ignore[arg-type]
             pushed.append(desc.digest)
             if len(pushed) == 3:
                 target.kill()
@@ -216,11 +216,11 @@ def test_azurite_killed_mid_import_writes_no_tags(
         real = c.push_blob
         calls = {"n": 0}
 
-        def dying(repository: str, desc: Descriptor, chunks: object) -> None:
+        def dying(repository: str, desc: Descriptor, chunks: object, location: str | None = None) -> None:
             calls["n"] += 1
             if calls["n"] == 2:
                 server.kill()
-            real(repository, desc, chunks)  # type: ignore[arg-type]
+            real(repository, desc, chunks, location=location)  # type: ignore[arg-type]
 
         monkeypatch.setattr(c, "push_blob", dying)
         # Small read-ahead, so the archive is still being downloaded when storage dies.

@@ -293,10 +293,19 @@ class RegistryClient:
         """Cross-repository mount; True if the registry mounted it, False if it declined."""
         return blobs.mount_blob(self._session, repository, digest, source_repository)
 
-    def push_blob(self, repository: str, desc: Descriptor, chunks: Iterable[bytes]) -> None:
+    def mount_or_start(self, repository: str, digest: Digest, source_repository: str) -> str | None:
+        """Mount from ``source_repository`` (or, naming ``repository`` itself, find the blob there),
+        else open an upload session: None when the blob is in place, else the session's URL for
+        :meth:`push_blob` (see :func:`airlock.registry.blobs.mount_or_start`)."""
+        return blobs.mount_or_start(self._session, repository, digest, source_repository)
+
+    def push_blob(
+        self, repository: str, desc: Descriptor, chunks: Iterable[bytes], *, location: str | None = None
+    ) -> None:
         """Upload a blob from ``chunks``, verified as the bytes pass; nothing is committed when they do
-        not match ``desc`` (see :func:`airlock.registry.blobs.push_blob`)."""
-        blobs.push_blob(self._session, repository, desc, chunks)
+        not match ``desc``. ``location``: a session from :meth:`mount_or_start`, taken over (see
+        :func:`airlock.registry.blobs.push_blob`)."""
+        blobs.push_blob(self._session, repository, desc, chunks, location=location)
 
 
 def _next_link(header: str | None, current: str) -> str | None:

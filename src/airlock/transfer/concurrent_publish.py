@@ -6,6 +6,10 @@ the artifacts is pushed once, level by level — image manifests (no children) f
 indexes over them, and so on — with :data:`~airlock.transfer.concurrent_map.REQUESTS_IN_FLIGHT`
 requests at once, so no manifest is pushed before the children it names. Tags come after all
 manifests, also concurrently.
+
+A tag is a PUT of the whole manifest, so an artifact's own manifest, when nothing else needs it
+by digest (no other artifact names it as a child or as its subject), is pushed once, by its tag,
+in the tag step: one request per small image instead of three (HEAD, PUT by digest, PUT by tag).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from airlock.oci.digest import Digest
 from airlock.oci.manifest import Manifest
 from airlock.registry.client import RegistryClient
 from airlock.transfer.concurrent_map import ordered_map, settled
-from airlock.transfer.platform_filter import push_manifest
+from airlock.transfer.platform_filter import omitted_of, push_manifest
 
 if TYPE_CHECKING:  # publish imports this module
     from airlock.transfer.publish import ArtifactEntry
@@ -32,11 +36,15 @@ def push_manifests(
     *,
     fail: Callable[[ArtifactEntry, AirlockError], None],
     pushed: set[Key],
+    subjects: frozenset[str] = frozenset(),
 ) -> None:
     """Push the manifests of ``artifacts`` that have not failed (by digest), children first.
 
-    A manifest already in ``pushed`` is not pushed again; each one pushed is added to it. A
-    manifest the registry already holds (HEAD) is not sent. A failed push is handed to ``fail``
+    A manifest already in ``pushed`` is not pushed again; each one pushed is added to it. An
+    artifact's tagged top manifest that no other artifact needs by digest, and that is not among
+    ``subjects`` (the digests other artifacts refer to), is left to :func:`push_tags`. An index
+    the platform filter left partial is not sent when the registry already holds it (HEAD): a
+    registry refuses it without its children. A failed push is handed to ``fail``
     for every artifact that needs that manifest, and their parents are not pushed; ``fail`` may
     raise instead (without ContinueOnErrors), which ends this after the requests in flight.
     Errors that are not AirlockErrors propagate.
@@ -58,12 +66,19 @@ def push_manifests(
 
     def push(key: Key) -> None:
         repo, digest = key
-        if client.head_manifest(repo, str(digest)) is None:  # an index left partial explains its refusal
-            push_manifest(client, repo, manifests[key], users[key][0].entry)
+        entry = users[key][0].entry
+        if str(digest) == entry.digest and omitted_of(entry) and client.head_manifest(repo, str(digest)):
+            return  # a partial index already there (else its refusal is explained by push_manifest)
+        push_manifest(client, repo, manifests[key], entry)
+
+    def by_tag(key: Key) -> bool:
+        return str(key[1]) not in subjects and all(_tagged_top(a, key[1]) for a in users[key])
 
     for depth in sorted(set(level.values())):
         keys = [
-            k for k in manifests if level[k] == depth and k not in pushed and any(a.error is None for a in users[k])
+            k
+            for k in manifests
+            if level[k] == depth and k not in pushed and any(a.error is None for a in users[k]) and not by_tag(k)
         ]
         for key, outcome in zip(keys, ordered_map(settled(push), keys), strict=True):
             if outcome is None:
@@ -74,6 +89,11 @@ def push_manifests(
             for art in users[key]:
                 if art.error is None:
                     fail(art, outcome)
+
+
+def _tagged_top(art: ArtifactEntry, digest: Digest) -> bool:
+    """Whether ``digest`` is ``art``'s own tagged manifest, which its tag's PUT will push."""
+    return art.entry.tag is not None and art.digest == digest and not omitted_of(art.entry)
 
 
 def push_tags(

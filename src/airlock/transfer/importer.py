@@ -28,16 +28,15 @@ from airlock.errors import (
     BlobNotFound,
     IntegrityError,
     RegistryError,
-    TagConflict,
     TransferFailed,
     UsageError,
 )
 from airlock.oci.digest import Digest, Verifier
 from airlock.oci.manifest import MAX_MANIFEST_SIZE, Descriptor, Manifest
 from airlock.oci.reference import validate_repository, validate_tag
-from airlock.registry.client import ManifestInfo, RegistryClient
+from airlock.registry.client import RegistryClient
 from airlock.storage.base import Blob
-from airlock.transfer.concurrent_map import REQUESTS_IN_FLIGHT, ordered_map, settled
+from airlock.transfer.concurrent_map import REQUESTS_IN_FLIGHT
 from airlock.transfer.delta import check_present, unchanged_references
 from airlock.transfer.graph import closure
 from airlock.transfer.import_result import ImportResult
@@ -50,6 +49,7 @@ from airlock.transfer.rename import RenameMap
 from airlock.transfer.retry import select_only
 from airlock.transfer.signature_import import require_signatures
 from airlock.transfer.signature_policy import PayloadCapture, SignaturePolicy, payloads_wanted
+from airlock.transfer.tag_conflicts import check_tag_conflicts
 from airlock.transfer.volume_source import diagnosing, open_bundle
 
 log = logging.getLogger(__name__)
@@ -290,25 +290,8 @@ class Importer:
                     raise ArchiveError(f"artifact {art.entry.reference} needs blob {d}, which the archive lacks")
                 if blob_sizes[d] != desc.size:
                     raise ArchiveError(f"blob {d}: catalog says {blob_sizes[d]} bytes, a manifest says {desc.size}")
-        # Tag conflicts, checked before any upload: one HEAD per tag, several at once.
-        tagged = [a for a in artifacts if a.entry.tag is not None and not self.overwrite_tags]
-
-        def head(art: ArtifactEntry) -> ManifestInfo | None:
-            assert art.entry.tag is not None
-            return self.client.head_manifest(art.entry.repository, art.entry.tag)
-
-        for art, existing in zip(tagged, ordered_map(settled(head), tagged), strict=True):
-            if isinstance(existing, BaseException):
-                raise existing
-            if existing is not None and existing.digest != art.digest:
-                self.fail(
-                    art,
-                    TagConflict(
-                        f"artifact {art.entry.reference}: tag already points to {existing.digest} in the target "
-                        f"registry, not {art.digest} (use the OverwriteTags option to move it)",
-                        status=409,
-                    ),
-                )
+        if not self.overwrite_tags:  # before any upload
+            check_tag_conflicts(self.client, artifacts, fail=self.fail)
         needs: dict[Digest, list[str]] = {}
         for art in artifacts:
             if art.error is not None or art.closure is None:
@@ -374,14 +357,18 @@ class Importer:
         """Push one blob to its first repository (or verify-and-skip), then mount it into the rest.
 
         ``chunks`` comes from the archive's sequential pass, or (``ranged``) from a read of its own.
+        One request asks whether the first repository has the blob and opens its upload if not
+        (a mount from itself); a blob new there is mounted into the rest without asking each
+        first, while one found there (an import run again) is looked for in each of them.
         """
         first = repos[0]
-        if self.client.blob_size(first, desc.digest) == desc.size:
+        location = self.client.mount_or_start(first, desc.digest, first)
+        if location is None:
             Verifier(desc.digest, desc.size, what=f"archive blob {desc.digest}").check(chunks)
             self.count("skipped")
         else:
             try:
-                self.client.push_blob(first, desc, chunks)
+                self.client.push_blob(first, desc, chunks, location=location)
             except RegistryError as exc:
                 if not exc.transient:
                     raise
@@ -397,19 +384,21 @@ class Importer:
                 self._push_from_storage(first, desc, member)
             self.count("uploaded")
         for repo in repos[1:]:
-            if self.client.blob_size(repo, desc.digest) == desc.size:
+            if location is None and self.client.blob_size(repo, desc.digest) == desc.size:
                 self.count("skipped")
-            elif self.client.mount_blob(repo, desc.digest, first):
+                continue
+            elsewhere = self.client.mount_or_start(repo, desc.digest, first)
+            if elsewhere is None:
                 self.count("mounted")
             else:
                 # The registry declined the mount: read the member again from storage.
-                self._push_from_storage(repo, desc, member)
+                self._push_from_storage(repo, desc, member, location=elsewhere)
                 self.count("uploaded")
 
-    def _push_from_storage(self, repo: str, desc: Descriptor, member: Member) -> None:
+    def _push_from_storage(self, repo: str, desc: Descriptor, member: Member, *, location: str | None = None) -> None:
         again = self.source.read(member.offset, member.size)
         try:
-            self.client.push_blob(repo, desc, self._cancellable(again))
+            self.client.push_blob(repo, desc, self._cancellable(again), location=location)
         finally:
             close_stream(again)
 

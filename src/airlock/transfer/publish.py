@@ -52,8 +52,9 @@ def publish(
     pushed: set[tuple[str, Digest]] = set()
     # Subjects' manifests before their referrers' (a signature on an SBOM after the SBOM: a registry
     # that checks ``subject`` wants it there), each group children first, many at once.
+    subjects = frozenset(a.entry.subject for a in ordered if a.entry.subject)
     for group in _referrer_levels(ordered):
-        push_manifests(client, group, fail=fail, pushed=pushed)
+        push_manifests(client, group, fail=fail, pushed=pushed, subjects=subjects)
 
     def done(art: ArtifactEntry) -> None:
         assert art.closure is not None

@@ -1,0 +1,67 @@
+"""Before an import uploads anything: which of its tags already point elsewhere in the target.
+
+A tag that names other content than the archive's is a conflict (unless OverwriteTags). Asking
+with one HEAD per tag costs a round trip per artifact, most of them for tags that do not exist
+yet; here each repository's tag list is read once (a page of up to 1,000 tags per request) and
+only the tags it holds are HEAD-checked, several at once. A registry that will not list a
+repository's tags gets a HEAD for each of them, as before.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from airlock.errors import AirlockError, RegistryError, TagConflict
+from airlock.registry.client import ManifestInfo, RegistryClient
+from airlock.transfer.concurrent_map import ordered_map, settled
+
+if TYPE_CHECKING:  # publish imports what imports this module
+    from airlock.transfer.publish import ArtifactEntry
+
+log = logging.getLogger(__name__)
+
+
+def check_tag_conflicts(
+    client: RegistryClient,
+    artifacts: list[ArtifactEntry],
+    *,
+    fail: Callable[[ArtifactEntry, AirlockError], None],
+) -> None:
+    """Hand every tagged artifact whose tag points to other content in the target to ``fail``
+    (with a :class:`TagConflict`); ``fail`` may raise instead (without ContinueOnErrors).
+
+    Raises:
+        RegistryError: listing or HEAD-checking failed for a reason other than a refused listing.
+    """
+    tagged = [a for a in artifacts if a.entry.tag is not None]
+    repositories = sorted({a.entry.repository for a in tagged})
+    listed: dict[str, set[str] | None] = {}
+    for repo, tags in zip(repositories, ordered_map(settled(client.list_tags), repositories), strict=True):
+        if isinstance(tags, RegistryError) and not tags.transient and tags.status not in (401, 403):
+            # Some registries (or proxies) will not list tags; ask tag by tag instead.
+            log.info("tags of %s cannot be listed (%s); checking each tag", repo, tags)
+            listed[repo] = None
+        elif isinstance(tags, BaseException):
+            raise tags
+        else:
+            listed[repo] = set(tags)
+    to_check = [a for a in tagged if (known := listed[a.entry.repository]) is None or a.entry.tag in known]
+
+    def head(art: ArtifactEntry) -> ManifestInfo | None:
+        assert art.entry.tag is not None
+        return client.head_manifest(art.entry.repository, art.entry.tag)
+
+    for art, existing in zip(to_check, ordered_map(settled(head), to_check), strict=True):
+        if isinstance(existing, BaseException):
+            raise existing
+        if existing is not None and existing.digest != art.digest:
+            fail(
+                art,
+                TagConflict(
+                    f"artifact {art.entry.reference}: tag already points to {existing.digest} in the target "
+                    f"registry, not {art.digest} (use the OverwriteTags option to move it)",
+                    status=409,
+                ),
+            )
