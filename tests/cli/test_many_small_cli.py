@@ -15,6 +15,7 @@ import urllib3
 
 from airlock.testing.console import Console, error_message
 from airlock.testing.content import PushedArtifact, get_manifest, list_tags
+from airlock.testing.fault_proxy import Fault, FaultProxy
 from airlock.testing.images import push_oci_image, push_oci_index
 from airlock.testing.registry_server import RegistryServer
 
@@ -122,3 +123,50 @@ def test_import_with_continue_on_errors_tags_every_artifact_but_the_conflicting_
         for a in many[: TAGS * 2]:
             if a.reference != "many/r1:t3":
                 assert get_manifest(target.url, a.repository, str(a.tag))[2] == a.digest
+
+
+def test_import_into_a_fresh_registry_sends_a_mount_and_a_put_per_blob_a_put_per_image_and_no_head(
+    cli: Console, tmp_path: Path, source_registry: RegistryServer, many: list[PushedArtifact]
+) -> None:
+    # Round trips are what thousands of small artifacts cost: a HEAD and a POST per blob become one
+    # POST (a mount from the repository itself), a HEAD per tag one tag list per repository, and an
+    # image's manifest goes once, by its tag.
+    images = many[: TAGS * 2]
+    exported = _export(cli, source_registry, [a.reference for a in images], tmp_path / "requests.tar")
+    with RegistryServer.start(tmp_path / "target", name="target") as target, FaultProxy(target.url) as proxy:
+        args = ["import", "--source", (tmp_path / "requests.tar").as_uri(), "--target-registry", proxy.url]
+        out = cli.ok(*args, "--catalog-digest", str(exported["catalogDigest"])).json()
+        assert out["importedArtifacts"] == [a.reference for a in images]
+        placements = sum(len(a.blobs) for a in images)
+        assert out["blobs"] == {"uploaded": placements, "skipped": 0, "mounted": 0}
+        seen = [(s.method, s.path) for s in proxy.requests if s.path != "/v2/"]
+        mounts = [p for m, p in seen if m == "POST" and "/blobs/uploads/?mount=" in p]
+        assert len(mounts) == placements
+        assert len([p for m, p in seen if m == "PUT" and "/blobs/uploads/" in p]) == placements
+        assert sorted(p for m, p in seen if m == "PUT" and "/manifests/" in p) == sorted(
+            f"/v2/{a.repository}/manifests/{a.tag}" for a in images
+        )
+        assert len([p for m, p in seen if m == "GET" and "/tags/list" in p]) == 2  # many/r0 and many/r1
+        assert not [p for m, p in seen if m == "HEAD"]
+        assert len(seen) == 2 * placements + len(images) + 2
+        for a in images:
+            assert get_manifest(target.url, a.repository, str(a.tag))[2] == a.digest
+
+
+def test_import_checks_each_tag_by_head_when_the_target_will_not_list_tags_and_still_refuses_a_conflict(
+    cli: Console, tmp_path: Path, source_registry: RegistryServer, many: list[PushedArtifact]
+) -> None:
+    images = many[:TAGS]
+    _export(cli, source_registry, [a.reference for a in images], tmp_path / "unlisted.tar")
+    with RegistryServer.start(tmp_path / "target", name="target") as target, FaultProxy(target.url) as proxy:
+        other = push_oci_image(target.url, "many/r0", "t2", seed=8888, layers=1, layer_size=1024)
+        # A 404 that does not say NAME_UNKNOWN: the listing proves nothing, so every tag is asked.
+        proxy.add(Fault("GET", "/tags/list", status=404, times=5))
+        args = ["import", "--source", (tmp_path / "unlisted.tar").as_uri(), "--target-registry", proxy.url]
+        message = error_message(cli(*args), 1)
+        assert "many/r0:t2" in message and other.digest in message and "OverwriteTags" in message, message
+        heads = {s.path for s in proxy.requests if s.method == "HEAD" and "/manifests/" in s.path}
+        assert heads == {f"/v2/many/r0/manifests/t{t}" for t in range(TAGS)}
+        assert (
+            list_tags(target.url, "many/r0") == ["t2"] and get_manifest(target.url, "many/r0", "t2")[2] == other.digest
+        )

@@ -182,13 +182,18 @@ class RegistryClient:
         if got and got.startswith(manifest.digest.algorithm) and got != str(manifest.digest):
             raise IntegrityError(f"manifest {repository}@{manifest.digest}: registry stored it as {got}")
 
-    def list_tags(self, repository: str) -> list[str]:
-        """All tags of ``repository`` following ``Link`` pagination; [] when it has none."""
+    def list_tags(self, repository: str, *, strict: bool = False) -> list[str]:
+        """All tags of ``repository`` following ``Link`` pagination; [] when it has none.
+
+        A 404 means no tags, unless ``strict``: then it raises :class:`NotFound` with the
+        registry's error codes, so that a caller can tell a repository that does not exist
+        (``NAME_UNKNOWN``) from a registry that does not list tags at all.
+        """
         tags: list[str] = []
         path: str | None = f"/v2/{repository}/tags/list?n={_TAGS_PAGE}"
         while path:
             resp = self._session.send("GET", path, scopes=(pull_scope(repository),))
-            if resp.status == 404:
+            if resp.status == 404 and not strict:
                 discard(resp)
                 return tags
             if resp.status != 200:

@@ -2,9 +2,10 @@
 
 A tag that names other content than the archive's is a conflict (unless OverwriteTags). Asking
 with one HEAD per tag costs a round trip per artifact, most of them for tags that do not exist
-yet; here each repository's tag list is read once (a page of up to 1,000 tags per request) and
-only the tags it holds are HEAD-checked, several at once. A registry that will not list a
-repository's tags gets a HEAD for each of them, as before.
+yet; here each repository's tag list is read once (a page per request) and only the tags it holds are
+HEAD-checked, several at once. A repository the registry says does not exist (``NAME_UNKNOWN``)
+has no tags; a registry that will not list a repository's tags, or answers a listing with a
+404 that does not say so, gets a HEAD for each of its tags, as before.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from airlock.errors import AirlockError, RegistryError, TagConflict
+from airlock.errors import AirlockError, NotFound, RegistryError, TagConflict
 from airlock.registry.client import ManifestInfo, RegistryClient
 from airlock.transfer.concurrent_map import ordered_map, settled
 
@@ -38,9 +39,15 @@ def check_tag_conflicts(
     tagged = [a for a in artifacts if a.entry.tag is not None]
     repositories = sorted({a.entry.repository for a in tagged})
     listed: dict[str, set[str] | None] = {}
-    for repo, tags in zip(repositories, ordered_map(settled(client.list_tags), repositories), strict=True):
-        if isinstance(tags, RegistryError) and not tags.transient and tags.status not in (401, 403):
-            # Some registries (or proxies) will not list tags; ask tag by tag instead.
+    def tags_of(repo: str) -> list[str]:
+        return client.list_tags(repo, strict=True)
+
+    for repo, tags in zip(repositories, ordered_map(settled(tags_of), repositories), strict=True):
+        if isinstance(tags, NotFound) and "NAME_UNKNOWN" in tags.codes:
+            listed[repo] = set()  # the repository does not exist: none of its tags can conflict
+        elif isinstance(tags, RegistryError) and not tags.transient and tags.status not in (401, 403):
+            # A registry (or proxy) that will not list tags, or answers 404 for a listing without
+            # saying the repository is unknown: a missed conflict would move a tag, so ask each tag.
             log.info("tags of %s cannot be listed (%s); checking each tag", repo, tags)
             listed[repo] = None
         elif isinstance(tags, BaseException):
