@@ -39,6 +39,7 @@ def check_tag_conflicts(
     tagged = [a for a in artifacts if a.entry.tag is not None]
     repositories = sorted({a.entry.repository for a in tagged})
     listed: dict[str, set[str] | None] = {}
+
     def tags_of(repo: str) -> list[str]:
         return client.list_tags(repo, strict=True)
 
