@@ -257,7 +257,7 @@ class ArchiveReader:
             raise ArchiveError(f"not an airlock archive: the first member must be {CATALOG_NAME}")
         raw_catalog = self.read_member(catalog_member, MAX_CATALOG_SIZE)
         self.catalog = parse_catalog(raw_catalog)
-        self.catalog_bytes = raw_catalog  # what a signature is over (archive.signature)
+        self._catalog_bytes: bytes | None = raw_catalog  # what a signature is over (archive.signature)
         self.catalog_digest = Digest.of(raw_catalog)
         self.expected_size = archive_size(len(raw_catalog), self.catalog)
         self.signature: bytes | None = None
@@ -283,17 +283,33 @@ class ArchiveReader:
             raise ArchiveError(f"archive's {INDEX_NAME} is not the one its catalog names (digest or size differs)")
         # Kept as bytes and parsed when asked (``index``): as dicts, a large bundle's index would
         # cost four times as much for the whole import.
-        self._raw_index = raw_index
+        self._raw_index: bytes | None = raw_index
         if not isinstance(self.index.get("manifests"), list):
             raise ArchiveError("archive's index.json has no manifests list")
 
     @property
+    def catalog_bytes(self) -> bytes:
+        """The catalog member's exact bytes (what a signature is over), until :meth:`release_head`."""
+        if self._catalog_bytes is None:
+            raise RuntimeError("the archive's catalog bytes were released")
+        return self._catalog_bytes
+
+    @property
     def index(self) -> dict[str, Any]:
-        """index.json, parsed anew on each call (a JSON object; checked when the reader opened)."""
+        """index.json, parsed anew on each call (a JSON object; checked when the reader opened),
+        until :meth:`release_head`."""
+        if self._raw_index is None:
+            raise RuntimeError("the archive's index.json was released")
         parsed = _json(self._raw_index, INDEX_NAME)
         if not isinstance(parsed, dict):
             raise ArchiveError("archive's index.json has no manifests list")
         return parsed
+
+    def release_head(self) -> None:
+        """Let go of the catalog's and index.json's bytes, for a caller that has checked the
+        signature and the index and reads on (an import's pass: 1.5 KiB an artifact otherwise held
+        to its end). :attr:`catalog_bytes` and :attr:`index` are not available afterwards."""
+        self._catalog_bytes = self._raw_index = None
 
     def _look(self, offset: int, n: int) -> bytes:
         """Up to ``n`` bytes at ``offset`` of a blob being sniffed: from the head of the stream, and
