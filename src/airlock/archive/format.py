@@ -52,11 +52,12 @@ without their head are never imported. See :mod:`airlock.archive.volumes`.
 from __future__ import annotations
 
 import re
+import sys
 import tarfile
 from datetime import datetime
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 CATALOG_NAME = "airlock-catalog.json"
@@ -129,8 +130,10 @@ class CatalogSource(_Model):
     registry: str
 
 
-# Digests are validated where the catalog is parsed, so a corrupt archive is an ArchiveError.
-DigestStr = Annotated[str, Field(pattern=r"^sha256:[a-f0-9]{64}$", max_length=71)]
+# Digests are validated where the catalog is parsed, so a corrupt archive is an ArchiveError. Interned,
+# as a Digest's text is: the same digest named by an artifact, its origin, the manifest list and the
+# manifests' descriptors is then one string in memory.
+DigestStr = Annotated[str, Field(pattern=r"^sha256:[a-f0-9]{64}$", max_length=71), AfterValidator(sys.intern)]
 
 
 # A bundle of N artifacts lists about 5N blobs, N artifacts and N origins: as slotted dataclasses they cost a

@@ -358,9 +358,13 @@ class ArchiveReader:
                 self._ended = True
                 return None
             name, size, typeflag = parse_header(block, start)
-            if name in self._seen:
+            blob = BLOB_NAME_RE.match(name)
+            # A blob is remembered by its digest's (interned) text, which the importer's Digests of
+            # it share: its name, a string of its own, would be 130 bytes more per blob.
+            seen = str(Digest("sha256", blob.group(1))) if blob else name
+            if seen in self._seen:
                 raise ArchiveError(f"archive has a duplicate member {name!r}")
-            self._seen.add(name)
+            self._seen.add(seen)
             if typeflag == b"5":
                 if name not in DIR_NAMES or size:
                     raise ArchiveError(f"archive has an unexpected directory member {name[:100]!r}")
