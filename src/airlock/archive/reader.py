@@ -19,6 +19,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from airlock.archive.byte_stream import ByteStream, close_chunks
 from airlock.archive.format import (
     BLOB_NAME_RE,
     BLOCK,
@@ -62,75 +63,6 @@ class Member:
     def blob_digest(self) -> Digest | None:
         m = BLOB_NAME_RE.match(self.name)
         return Digest("sha256", m.group(1)) if m else None
-
-
-class ByteStream:
-    """Exact-size reads over an iterator of chunks of any size; ``on_bytes`` hears of every byte
-    handed out (progress counts what the archive parser consumed, not what storage delivered)."""
-
-    def __init__(self, chunks: Iterator[bytes], on_bytes: Callable[[int], None]) -> None:
-        self._chunks = chunks
-        self._on_bytes = on_bytes
-        self._cur = memoryview(b"")
-        self.offset = 0  # bytes handed out so far
-
-    def peek(self, n: int) -> bytes:
-        """Up to ``n`` bytes ahead (fewer only at the end), without consuming them."""
-        if len(self._cur) < n:
-            parts, have = [bytes(self._cur)], len(self._cur)
-            for chunk in self._chunks:
-                parts.append(bytes(chunk))
-                have += len(chunk)
-                if have >= n:
-                    break
-            self._cur = memoryview(b"".join(parts))  # only ever a small head is joined
-        return bytes(self._cur[:n])
-
-    def jump(self, offset: int, chunks: Iterator[bytes]) -> None:
-        """Continue at ``offset`` (ahead of the current one) from ``chunks``, which start there."""
-        _close(self._chunks)
-        self._chunks = chunks
-        self._cur = memoryview(b"")
-        self.offset = offset
-
-    def close(self) -> None:
-        _close(self._chunks)
-
-    def _fill(self) -> bool:
-        while not self._cur:
-            try:
-                chunk = next(self._chunks)
-            except StopIteration:
-                return False
-            self._cur = memoryview(chunk)
-        return True
-
-    def pieces(self, n: int) -> Iterator[memoryview]:
-        """Yield exactly ``n`` bytes in pieces; raises ArchiveError if the stream ends first."""
-        left = n
-        while left:
-            if not self._fill():
-                raise ArchiveError(f"archive is truncated: it ends {left} bytes early, at byte {self.offset}")
-            piece = self._cur[:left]
-            self._cur = self._cur[len(piece) :]
-            left -= len(piece)
-            self.offset += len(piece)
-            self._on_bytes(len(piece))
-            yield piece
-
-    def read(self, n: int) -> bytes:
-        return b"".join(self.pieces(n))
-
-    def drain_zeros(self, limit: int) -> None:
-        """Consume the rest of the stream, which must be at most ``limit`` zero bytes."""
-        seen = 0
-        while self._fill():
-            piece, self._cur = self._cur, memoryview(b"")
-            seen += len(piece)
-            self.offset += len(piece)
-            self._on_bytes(len(piece))
-            if seen > limit or bytes(piece).strip(b"\0"):
-                raise ArchiveError("archive has data after its end marker")
 
 
 def _octal(field: bytes, what: str) -> int:
@@ -322,7 +254,7 @@ class ArchiveReader:
             try:
                 return b"".join(chunks)[:n]
             finally:
-                _close(chunks)
+                close_chunks(chunks)
         except AirlockError:
             return b""  # past the end (a header claiming more than there is), or unreadable: stop there
 
@@ -451,12 +383,6 @@ def _check_form(block: bytes, expected: bytes, name: str, offset: int) -> None:
             f"archive member {name[:100]!r} at byte {offset} has a header airlock does not write "
             "(mode, time, owner or format differ)"
         )
-
-
-def _close(chunks: Iterator[bytes]) -> None:
-    close = getattr(chunks, "close", None)
-    if close is not None:
-        close()
 
 
 def _json(data: bytes, what: str) -> Any:
