@@ -456,7 +456,9 @@ def import_archive(
         SignatureRefused: ``signatures`` refuses an artifact (without ContinueOnErrors) — no tag is written.
     """
     client.ping()
-    source = open_bundle(source)  # the first volume of a bundle: every volume, stat-ed now
+    # The first volume of a bundle: every volume, stat-ed now. The catalog is checked (and parsed,
+    # once: twice held 14 MiB more at 10,000 artifacts) by the import's reader.
+    source = open_bundle(source, check_catalog=False)
     importer = Importer(
         source=source,
         client=client,
