@@ -171,6 +171,7 @@ class Importer:
         absent = {Digest.parse(b.digest): b.size for b in catalog.delta.blobs} if catalog.delta else {}
         if set(manifest_sizes) & set(blob_sizes):
             raise ArchiveError("archive catalog lists a digest both as a manifest and as a blob")
+        catalog.manifests, catalog.blobs = [], []  # in the dicts now: an entry each is 64 bytes more to the end
 
         manifests: dict[Digest, Manifest] = {}
         members = reader.blobs()
