@@ -11,7 +11,7 @@ import pytest
 
 from airlock.archive.format import CATALOG_NAME, Catalog
 from airlock.archive.reader import parse_catalog
-from airlock.archive.volumes import parse_volume_size, volume_table
+from airlock.archive.volumes import parse_volume_size, requires_volumes, volume_table
 from airlock.errors import AirlockError, ArchiveError, UsageError
 from airlock.oci.manifest import Descriptor
 from airlock.oci.reference import ArtifactReference, RegistryURL
@@ -120,6 +120,26 @@ def test_volume_tables_that_do_not_add_up_are_refused(tmp_path: Path, source_reg
         with pytest.raises(ArchiveError, match="volume"):
             volume_table(catalog.model_copy(update={"volumes": volumes}), size)
         assert why
+
+
+def test_requires_volumes_reads_only_the_catalogs_requires() -> None:
+    assert requires_volumes(b'{"requires": ["delta", "volumes"], "artifacts": "not looked at"}') is True
+    assert requires_volumes(b'{"schemaVersion": 2, "artifacts": []}') is False
+    for bad in (b"[]", b"not json", b'{"requires": "volumes"}', b'{"requires": [1]}'):
+        assert requires_volumes(bad) is None, bad
+
+
+def test_an_import_still_refuses_a_catalog_its_bundle_probe_did_not_parse(
+    tmp_path: Path, source_registry: RegistryServer
+) -> None:
+    """The import's look for a bundle reads only the catalog's ``requires``; its reader checks the rest."""
+    app = push_oci_image(source_registry.url, "volx/probe", "1", layers=1, layer_size=1024, seed=144)
+    good, bad = tmp_path / "a.tar", tmp_path / "bad.tar"
+    export_artifacts(client=client(source_registry.url), artifacts=[ArtifactReference.parse(app.reference)],
+                     target=file_blob(good))  # fmt: skip
+    bad.write_bytes(good.read_bytes().replace(b'{"schemaVersion":2,', b'{"schemaVersion":7,', 1))
+    with pytest.raises(ArchiveError, match="schemaVersion 7"):
+        import_archive(source=file_blob(bad), client=client(source_registry.url))
 
 
 @pytest.mark.parametrize(

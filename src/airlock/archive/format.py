@@ -52,11 +52,12 @@ without their head are never imported. See :mod:`airlock.archive.volumes`.
 from __future__ import annotations
 
 import re
+import sys
 import tarfile
 from datetime import datetime
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 CATALOG_NAME = "airlock-catalog.json"
@@ -129,11 +130,13 @@ class CatalogSource(_Model):
     registry: str
 
 
-# Digests are validated where the catalog is parsed, so a corrupt archive is an ArchiveError.
-DigestStr = Annotated[str, Field(pattern=r"^sha256:[a-f0-9]{64}$", max_length=71)]
+# Digests are validated where the catalog is parsed, so a corrupt archive is an ArchiveError. Interned,
+# as a Digest's text is: the same digest named by an artifact, its origin, the manifest list and the
+# manifests' descriptors is then one string in memory.
+DigestStr = Annotated[str, Field(pattern=r"^sha256:[a-f0-9]{64}$", max_length=71), AfterValidator(sys.intern)]
 
 
-# A bundle of N artifacts lists about 5N blobs and N origins: as slotted dataclasses they cost a
+# A bundle of N artifacts lists about 5N blobs, N artifacts and N origins: as slotted dataclasses they cost a
 # third of what models do (no __dict__, no fields-set), which keeps a 10,000-artifact bundle within
 # its memory budget. Unknown fields of theirs are ignored; one that matters would come with a
 # ``requires`` name.
@@ -173,8 +176,13 @@ class ExportRecord(_Model):
     selection: dict[str, Any] | None = None
 
 
-class CatalogArtifact(_Model):
-    """One exported artifact: what index.json names, with what the import needs to tag it."""
+@pydantic_dataclass(slots=True, kw_only=True, config=_BLOB_CONFIG)
+class CatalogArtifact:
+    """One exported artifact: what index.json names, with what the import needs to tag it.
+
+    A slotted dataclass, as the blobs are: an import keeps one per artifact for its whole run.
+    Copy with :func:`dataclasses.replace`, dump with :meth:`to_json`.
+    """
 
     reference: str = Field(max_length=1024)
     repository: str = Field(max_length=255)
@@ -193,6 +201,19 @@ class CatalogArtifact(_Model):
     source_digest: DigestStr | None = Field(default=None, alias="sourceDigest")
     # Provenance (optional: older catalogs lack it, older readers ignore it).
     origin: ArtifactOrigin | None = None
+
+    @classmethod
+    def from_json(cls, doc: dict[str, object]) -> CatalogArtifact:
+        """From its catalog form (camel case; unknown fields ignored). Raises pydantic's ValidationError."""
+        return _ARTIFACT_JSON.validate_python(doc)
+
+    def to_json(self, *, include: set[str] | None = None) -> dict[str, Any]:
+        """As the catalog has it (camel case, no nulls); ``include``: only these fields (Python names)."""
+        out: dict[str, Any] = _ARTIFACT_JSON.dump_python(self, by_alias=True, exclude_none=True, include=include)
+        return out
+
+
+_ARTIFACT_JSON: TypeAdapter[CatalogArtifact] = TypeAdapter(CatalogArtifact)
 
 
 @pydantic_dataclass(slots=True, config=_BLOB_CONFIG)

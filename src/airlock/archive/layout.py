@@ -18,6 +18,7 @@ import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from airlock.archive.byte_stream import ByteStream
 from airlock.archive.format import (
     BLOB_NAME_RE,
     BLOCK,
@@ -28,7 +29,7 @@ from airlock.archive.format import (
     MAX_LAYOUT_SIZE,
     padded,
 )
-from airlock.archive.reader import ByteStream, Member, parse_header
+from airlock.archive.reader import Member, parse_header
 from airlock.errors import ArchiveError
 from airlock.oci.digest import Digest
 

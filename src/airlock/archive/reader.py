@@ -19,6 +19,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from airlock.archive.byte_stream import ByteStream, close_chunks
 from airlock.archive.format import (
     BLOB_NAME_RE,
     BLOCK,
@@ -62,75 +63,6 @@ class Member:
     def blob_digest(self) -> Digest | None:
         m = BLOB_NAME_RE.match(self.name)
         return Digest("sha256", m.group(1)) if m else None
-
-
-class ByteStream:
-    """Exact-size reads over an iterator of chunks of any size; ``on_bytes`` hears of every byte
-    handed out (progress counts what the archive parser consumed, not what storage delivered)."""
-
-    def __init__(self, chunks: Iterator[bytes], on_bytes: Callable[[int], None]) -> None:
-        self._chunks = chunks
-        self._on_bytes = on_bytes
-        self._cur = memoryview(b"")
-        self.offset = 0  # bytes handed out so far
-
-    def peek(self, n: int) -> bytes:
-        """Up to ``n`` bytes ahead (fewer only at the end), without consuming them."""
-        if len(self._cur) < n:
-            parts, have = [bytes(self._cur)], len(self._cur)
-            for chunk in self._chunks:
-                parts.append(bytes(chunk))
-                have += len(chunk)
-                if have >= n:
-                    break
-            self._cur = memoryview(b"".join(parts))  # only ever a small head is joined
-        return bytes(self._cur[:n])
-
-    def jump(self, offset: int, chunks: Iterator[bytes]) -> None:
-        """Continue at ``offset`` (ahead of the current one) from ``chunks``, which start there."""
-        _close(self._chunks)
-        self._chunks = chunks
-        self._cur = memoryview(b"")
-        self.offset = offset
-
-    def close(self) -> None:
-        _close(self._chunks)
-
-    def _fill(self) -> bool:
-        while not self._cur:
-            try:
-                chunk = next(self._chunks)
-            except StopIteration:
-                return False
-            self._cur = memoryview(chunk)
-        return True
-
-    def pieces(self, n: int) -> Iterator[memoryview]:
-        """Yield exactly ``n`` bytes in pieces; raises ArchiveError if the stream ends first."""
-        left = n
-        while left:
-            if not self._fill():
-                raise ArchiveError(f"archive is truncated: it ends {left} bytes early, at byte {self.offset}")
-            piece = self._cur[:left]
-            self._cur = self._cur[len(piece) :]
-            left -= len(piece)
-            self.offset += len(piece)
-            self._on_bytes(len(piece))
-            yield piece
-
-    def read(self, n: int) -> bytes:
-        return b"".join(self.pieces(n))
-
-    def drain_zeros(self, limit: int) -> None:
-        """Consume the rest of the stream, which must be at most ``limit`` zero bytes."""
-        seen = 0
-        while self._fill():
-            piece, self._cur = self._cur, memoryview(b"")
-            seen += len(piece)
-            self.offset += len(piece)
-            self._on_bytes(len(piece))
-            if seen > limit or bytes(piece).strip(b"\0"):
-                raise ArchiveError("archive has data after its end marker")
 
 
 def _octal(field: bytes, what: str) -> int:
@@ -257,7 +189,7 @@ class ArchiveReader:
             raise ArchiveError(f"not an airlock archive: the first member must be {CATALOG_NAME}")
         raw_catalog = self.read_member(catalog_member, MAX_CATALOG_SIZE)
         self.catalog = parse_catalog(raw_catalog)
-        self.catalog_bytes = raw_catalog  # what a signature is over (archive.signature)
+        self._catalog_bytes: bytes | None = raw_catalog  # what a signature is over (archive.signature)
         self.catalog_digest = Digest.of(raw_catalog)
         self.expected_size = archive_size(len(raw_catalog), self.catalog)
         self.signature: bytes | None = None
@@ -283,17 +215,33 @@ class ArchiveReader:
             raise ArchiveError(f"archive's {INDEX_NAME} is not the one its catalog names (digest or size differs)")
         # Kept as bytes and parsed when asked (``index``): as dicts, a large bundle's index would
         # cost four times as much for the whole import.
-        self._raw_index = raw_index
+        self._raw_index: bytes | None = raw_index
         if not isinstance(self.index.get("manifests"), list):
             raise ArchiveError("archive's index.json has no manifests list")
 
     @property
+    def catalog_bytes(self) -> bytes:
+        """The catalog member's exact bytes (what a signature is over), until :meth:`release_head`."""
+        if self._catalog_bytes is None:
+            raise RuntimeError("the archive's catalog bytes were released")
+        return self._catalog_bytes
+
+    @property
     def index(self) -> dict[str, Any]:
-        """index.json, parsed anew on each call (a JSON object; checked when the reader opened)."""
+        """index.json, parsed anew on each call (a JSON object; checked when the reader opened),
+        until :meth:`release_head`."""
+        if self._raw_index is None:
+            raise RuntimeError("the archive's index.json was released")
         parsed = _json(self._raw_index, INDEX_NAME)
         if not isinstance(parsed, dict):
             raise ArchiveError("archive's index.json has no manifests list")
         return parsed
+
+    def release_head(self) -> None:
+        """Let go of the catalog's and index.json's bytes, for a caller that has checked the
+        signature and the index and reads on (an import's pass: 1.5 KiB an artifact otherwise held
+        to its end). :attr:`catalog_bytes` and :attr:`index` are not available afterwards."""
+        self._catalog_bytes = self._raw_index = None
 
     def _look(self, offset: int, n: int) -> bytes:
         """Up to ``n`` bytes at ``offset`` of a blob being sniffed: from the head of the stream, and
@@ -306,7 +254,7 @@ class ArchiveReader:
             try:
                 return b"".join(chunks)[:n]
             finally:
-                _close(chunks)
+                close_chunks(chunks)
         except AirlockError:
             return b""  # past the end (a header claiming more than there is), or unreadable: stop there
 
@@ -342,9 +290,13 @@ class ArchiveReader:
                 self._ended = True
                 return None
             name, size, typeflag = parse_header(block, start)
-            if name in self._seen:
+            blob = BLOB_NAME_RE.match(name)
+            # A blob is remembered by its digest's (interned) text, which the importer's Digests of
+            # it share: its name, a string of its own, would be 130 bytes more per blob.
+            seen = str(Digest("sha256", blob.group(1))) if blob else name
+            if seen in self._seen:
                 raise ArchiveError(f"archive has a duplicate member {name!r}")
-            self._seen.add(name)
+            self._seen.add(seen)
             if typeflag == b"5":
                 if name not in DIR_NAMES or size:
                     raise ArchiveError(f"archive has an unexpected directory member {name[:100]!r}")
@@ -431,12 +383,6 @@ def _check_form(block: bytes, expected: bytes, name: str, offset: int) -> None:
             f"archive member {name[:100]!r} at byte {offset} has a header airlock does not write "
             "(mode, time, owner or format differ)"
         )
-
-
-def _close(chunks: Iterator[bytes]) -> None:
-    close = getattr(chunks, "close", None)
-    if close is not None:
-        close()
 
 
 def _json(data: bytes, what: str) -> Any:

@@ -23,6 +23,8 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
 from airlock.archive.format import BLOCK, DIR_NAMES, LAYOUT_BYTES, Catalog, padded, signature_span
 from airlock.errors import ArchiveError, UsageError
 
@@ -116,6 +118,25 @@ class VolumeSpec:
     offset: int
     size: int
     digest: str | None
+
+
+class _Requires(BaseModel):
+    model_config = ConfigDict(extra="ignore")  # the rest of the catalog is parsed, not built
+    requires: list[str] = Field(default_factory=list)
+
+
+def requires_volumes(data: bytes) -> bool | None:
+    """Whether the catalog member's bytes require volumes, read without building the rest of the
+    catalog; None when they are not a JSON object whose ``requires`` (if any) is a list of strings.
+
+    Not a check of the catalog (:func:`airlock.archive.reader.parse_catalog` is): it lets a caller
+    that only asks this skip the full parse, which for a 10,000-artifact bundle takes a quarter of a
+    second and, when a reader then parses the catalog again, 14 MiB more at the peak.
+    """
+    try:
+        return VOLUMES_FEATURE in _Requires.model_validate_json(data).requires
+    except ValidationError:
+        return None
 
 
 def volume_table(catalog: Catalog, catalog_size: int) -> list[VolumeSpec] | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import sys
 from collections.abc import Iterable
 from functools import total_ordering
 from typing import Any
@@ -21,16 +22,18 @@ _DIGEST_RE = re.compile(r"^(sha256|sha512):([a-f0-9]+)\Z")  # \Z, not $: no trai
 class Digest:
     """A validated ``algorithm:hex`` content digest. ``str()`` gives the canonical form.
 
-    Immutable, hashable and ordered by its text. It holds just that text, shared with the string it
-    was parsed from: a 10,000-artifact bundle has tens of thousands of them alive at once, and one
-    string per digest (instead of an algorithm, a hex part and a ``__dict__``) halves what they cost.
+    Immutable, hashable and ordered by its text. It holds just that text, interned: a
+    10,000-artifact bundle has tens of thousands of them alive at once, and one string per digest
+    (instead of an algorithm, a hex part and a ``__dict__``) halves what they cost; interned, every
+    Digest of one content (its catalog entry's, its manifest descriptors', its archive member's)
+    shares a single string instead of each holding a copy.
     """
 
     __slots__ = ("_text",)
     _text: str
 
     def __init__(self, algorithm: str, hex: str) -> None:
-        object.__setattr__(self, "_text", f"{algorithm}:{hex}")
+        object.__setattr__(self, "_text", sys.intern(f"{algorithm}:{hex}"))
 
     @classmethod
     def parse(cls, text: str) -> Digest:
@@ -44,7 +47,7 @@ class Digest:
             shown = text if len(text) <= 80 else text[:77] + "..."
             raise UsageError(f"invalid digest {shown!r}: expected sha256:<64 lowercase hex digits>")
         digest = object.__new__(cls)
-        object.__setattr__(digest, "_text", text)
+        object.__setattr__(digest, "_text", sys.intern(text))
         return digest
 
     @classmethod

@@ -84,7 +84,7 @@ class ExportResult:
             "artifacts": [a.reference for a in self.artifacts],
             "artifactDetails": [
                 {
-                    **a.model_dump(by_alias=True, exclude_none=True),
+                    **a.to_json(),
                     **({"contentSize": self.content_sizes[a.reference]} if a.reference in self.content_sizes else {}),
                 }
                 for a in self.artifacts

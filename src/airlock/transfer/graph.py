@@ -13,7 +13,7 @@ from airlock.oci.manifest import Descriptor, Manifest
 MAX_DEPTH = 8
 
 
-@dataclass
+@dataclass(slots=True)  # an import keeps one per artifact to its end
 class Closure:
     """Everything one artifact needs: its manifests (children before parents) and its blobs."""
 

@@ -161,7 +161,7 @@ class _LayoutImporter(Importer):
             top = load(desc)
             closure(top, load, where=f"artifact {entry['reference']}")  # reads every child manifest
             entry.update(mediaType=top.media_type, subject=str(top.subject.digest) if top.subject else None)
-            artifacts.append(ArtifactEntry(self.rename.entry(CatalogArtifact.model_validate(entry)), desc.digest))
+            artifacts.append(ArtifactEntry(self.rename.entry(CatalogArtifact.from_json(entry)), desc.digest))
         blob_sizes = {d: m.size for d, m in tar.blobs.items() if d not in manifests}
         needs = self._plan(artifacts, manifests, blob_sizes)
         self.progress.begin(sum(blob_sizes[d] for d in needs), f"import ← {self.source.display}")

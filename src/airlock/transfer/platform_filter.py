@@ -77,9 +77,7 @@ def record_filter(entry: CatalogArtifact, filtered: FilteredIndex, platforms: Se
 
 def platform_fields(entry: CatalogArtifact) -> dict[str, object]:
     """The catalog artifact's platform fields by their JSON names, for ``inspect`` (none: {})."""
-    return entry.model_dump(
-        by_alias=True, exclude_none=True, include={"platforms", "omitted_manifests", "source_digest"}
-    )
+    return entry.to_json(include={"platforms", "omitted_manifests", "source_digest"})
 
 
 def omitted_of(entry: CatalogArtifact) -> frozenset[Digest]:

@@ -24,7 +24,7 @@ from airlock.transfer.options import Progress
 log = logging.getLogger(__name__)
 
 
-@dataclass
+@dataclass(slots=True)  # one per artifact, for the whole import
 class ArtifactEntry:
     """One artifact of the archive being imported: its catalog entry, and what became of it."""
 

@@ -13,7 +13,7 @@ repository, so they follow it: renaming applies to each catalog entry's reposito
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from airlock.archive.format import CatalogArtifact
 from airlock.errors import UsageError
@@ -100,4 +100,4 @@ class RenameMap:
         if repo == entry.repository:
             return entry
         suffix = entry.reference[len(entry.repository) :] if entry.reference.startswith(entry.repository) else ""
-        return entry.model_copy(update={"repository": repo, "reference": repo + suffix})
+        return replace(entry, repository=repo, reference=repo + suffix)

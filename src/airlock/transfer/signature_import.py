@@ -92,7 +92,7 @@ def left_out_signatures(
             continue
         if str(manifest.digest) != left.digest:
             continue  # the tag moved since the receipt: not the signature the delta meant
-        entry = entry.model_copy(update={"media_type": manifest.media_type, "size": manifest.size})
+        entry.media_type, entry.size = manifest.media_type, manifest.size  # its own entry, made above
         known.append(ArtifactEntry(entry, manifest.digest, closure=Closure(manifests=[manifest])))
     for art in [*artifacts, *known]:
         if art.closure is None or attached(art) is None:

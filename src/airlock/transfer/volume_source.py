@@ -20,7 +20,7 @@ from typing import Any
 
 from airlock.archive.format import BLOCK
 from airlock.archive.reader import catalog_span, parse_catalog
-from airlock.archive.volumes import VolumeSpec, parse_volume_name, volume_suffix, volume_table
+from airlock.archive.volumes import VolumeSpec, parse_volume_name, requires_volumes, volume_suffix, volume_table
 from airlock.errors import ArchiveError, BlobNotFound, IntegrityError, StorageError
 from airlock.storage.base import Blob, BlobInfo, BlobWriter, ResumableWriter, Staged
 from airlock.transfer.pipelining import close_stream
@@ -179,10 +179,11 @@ class Bundle:
         ]
 
 
-def read_table(head: Blob, info: BlobInfo) -> list[VolumeSpec] | None:
+def read_table(head: Blob, info: BlobInfo, *, check_catalog: bool = True) -> list[VolumeSpec] | None:
     """The volume table in the catalog at the start of ``head`` (``info``: its properties), or None
     when it is not an airlock archive, needs no volumes, or already holds them all (the volumes
-    ``cat`` together). Reads only the catalog.
+    ``cat`` together). Reads only the catalog. Without ``check_catalog``, a catalog that does not
+    require volumes is not parsed whole, so not checked: for a caller whose reader checks it next.
 
     Raises:
         ArchiveError: the catalog is malformed, or the blob is neither the first volume nor the whole bundle.
@@ -192,8 +193,10 @@ def read_table(head: Blob, info: BlobInfo) -> list[VolumeSpec] | None:
     span = catalog_span(first)
     if span is None or span > info.size:
         return None
-    raw = first + _read(head, BLOCK, span - BLOCK)
-    catalog = parse_catalog(raw[BLOCK:span])
+    data = _read(head, BLOCK, span - BLOCK)
+    if not check_catalog and requires_volumes(data) is False:
+        return None
+    catalog = parse_catalog(data)
     table = volume_table(catalog, span - BLOCK)
     if table is None:
         return None
@@ -208,9 +211,9 @@ def read_table(head: Blob, info: BlobInfo) -> list[VolumeSpec] | None:
     return table
 
 
-def open_bundle(source: Blob) -> Blob:
+def open_bundle(source: Blob, *, check_catalog: bool = True) -> Blob:
     """``source`` itself, or — when it is the first volume of a bundle — the :class:`Bundle` of all
-    its volumes, each stat-ed now.
+    its volumes, each stat-ed now. ``check_catalog``: as for :func:`read_table`.
 
     Raises:
         BlobNotFound: ``source``, or one or more volumes, do not exist (naming each by index and URI).
@@ -221,7 +224,7 @@ def open_bundle(source: Blob) -> Blob:
     info = source.stat()
     if info is None:
         return source  # the caller says it is missing, in its own words
-    table = read_table(source, info)
+    table = read_table(source, info, check_catalog=check_catalog)
     if table is None:
         return source
     volumes = [
