@@ -166,7 +166,9 @@ def test_restart_fails_orphaned_runs_and_the_trigger_retries_them(
     cp2.close()
 
 
-def test_rerun_of_a_running_run_is_refused(tmp_path: Path, source_registry: RegistryServer) -> None:
+def test_rerun_of_a_running_run_is_refused(
+    tmp_path: Path, source_registry: RegistryServer, samples: list[PushedArtifact]
+) -> None:
     cp = plane(tmp_path / "home")
     registry(cp, "sourcereg", source_registry)
     out = tmp_path / "out"
