@@ -70,7 +70,7 @@ _bytes = Counter(
     registry=REGISTRY,
 )  # fmt: skip
 _blobs = Counter(
-    "airlock_transfer_blobs", "Blobs pipeline runs moved (HEAD-skipped ones are not counted).", ("kind",),
+    "airlock_transfer_blobs", "Blobs pipeline runs moved (ones already in the target are not counted).", ("kind",),
     registry=REGISTRY,
 )  # fmt: skip
 _trigger_lag = Histogram(

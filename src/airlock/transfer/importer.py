@@ -2,14 +2,14 @@
 
 One sequential pass over the archive. Manifests (stored first) are read and verified into memory;
 then each config and layer streams, verified by digest and size, into every target repository that
-needs it (HEAD-skip when the registry already has it, cross-repository mount for the second and
-later repositories). A large blob is instead read by a ranged read of its own while the pass jumps
-past it, so it uploads alongside the blobs after it (one upload stream is slower than a registry
-takes several). A ``catalog_digest`` is checked against the catalog, which comes first, before
-anything is uploaded; since the catalog names every member by digest, verifying each member
-against it verifies the whole archive. Only when the whole archive has been read are manifests
-pushed (children first) and, last, tags written. An artifact whose content failed to verify is
-never tagged.
+needs it (skipped when the registry already has it, found by the POST that would start its upload, a
+mount from its own repository; cross-repository mount for the second and later repositories). A
+large blob is instead read by a ranged read of its own while the pass jumps past it, so it uploads
+alongside the blobs after it (one upload stream is slower than a registry takes several). A
+``catalog_digest`` is checked against the catalog, which comes first, before anything is uploaded;
+since the catalog names every member by digest, verifying each member against it verifies the whole
+archive. Only when the whole archive has been read are manifests pushed (children first) and, last,
+tags written. An artifact whose content failed to verify is never tagged.
 """
 
 from __future__ import annotations

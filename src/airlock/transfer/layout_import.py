@@ -5,7 +5,7 @@
 imported here with the importer's guarantees except the catalog's. Its tar headers are indexed
 first (:func:`airlock.archive.layout.scan_layout`, since such tars have no fixed order); then
 index.json's manifests are read by range and verified by digest, each config and layer streams
-by a ranged read of its own into the registry, verified by digest and size (HEAD-skipped when
+by a ranged read of its own into the registry, verified by digest and size (skipped when
 present, mounted into further repositories), manifests are pushed children first and tags last,
 only for verified content. What is missing is the catalog: nothing names the archive as a whole
 (there is no catalogDigest to pin it), and members index.json does not reach are not read.
