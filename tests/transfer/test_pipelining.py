@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 import pytest
 
+from airlock.testing.polling import wait_until
 from airlock.transfer.pipelining import FanOut, ordered_fetch
 
 
@@ -114,3 +115,46 @@ def test_fanout_producer_never_blocks_on_a_job_that_died() -> None:
     assert time.monotonic() - started < 5
     assert fan.first_error() is not None
     assert [k for k, _ in fan.join()] == ["k"]
+
+
+def test_ordered_fetch_keeps_its_threads_busy_while_the_head_of_the_line_is_slow() -> None:
+    """Regression (issue 12): a finished small blob held its thread until the consumer reached it,
+    so one slow GET at the head left the other request slots idle (an export at 1,000 images ran
+    with about 9 of its 16 requests in flight). Finished sources now wait in their queues, and the
+    threads go on to the next sources, up to four sources per thread and the byte budget."""
+    head_may_finish = threading.Event()
+    lock = threading.Lock()
+    started: list[int] = []
+    finished: list[int] = []
+    running = [0, 0]  # now, most at once
+
+    def small(i: int) -> Callable[[], Iterable[bytes]]:
+        def gen() -> Iterator[bytes]:
+            with lock:
+                started.append(i)
+                running[0] += 1
+                running[1] = max(running)
+            try:
+                if i == 0:
+                    head_may_finish.wait(10)
+                yield bytes([i]) * 100
+            finally:
+                with lock:
+                    running[0] -= 1
+                    finished.append(i)
+
+        return gen
+
+    count = 20
+    streams = ordered_fetch([small(i) for i in range(count)], workers=1, window=10_000, sizes=[100] * count, max_jobs=2)
+    try:
+        first = next(streams)  # the consumer waits on the head; the second thread works through the rest
+        wait_until(lambda: len(finished) == 7, timeout=10, what="7 sources behind the slow head to finish")
+        with lock:
+            assert sorted(started) == list(range(8))  # 2 threads x 4: admitted, finished or running
+            assert running[1] == 2  # never more requests at once than threads
+    finally:
+        head_may_finish.set()
+    out = [b"".join(first), *(b"".join(s) for s in streams)]
+    assert out == [bytes([i]) * 100 for i in range(count)]
+    assert running[1] == 2

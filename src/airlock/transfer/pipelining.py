@@ -28,6 +28,7 @@ from airlock.transfer.options import Progress
 T = TypeVar("T", bytes, memoryview)
 
 _POLL = 0.1  # seconds between cancellation checks of a blocked thread
+_AHEAD = 4  # ordered_fetch: jobs admitted per thread, finished or running, while the byte budget allows
 
 
 def close_stream(chunks: Iterable[Any]) -> None:
@@ -137,11 +138,17 @@ def ordered_fetch(
 
     With ``sizes`` (each source's length in bytes), a source counts ``min(size, window)`` against
     a budget of ``workers * window`` bytes, and up to ``max_jobs`` run at once while the budget
-    allows: many small blobs are fetched at once, in the memory of ``workers`` large ones.
+    allows: many small blobs are fetched at once, in the memory of ``workers`` large ones. Up to
+    four times ``max_jobs`` are admitted: a finished source waits whole in its queue for the
+    consumer, and its thread goes on to the next, so a slow head does not idle the others.
     """
     cancel = threading.Event()
     slots = max(1, workers)
     jobs_cap = max(slots, max_jobs or slots) if sizes is not None else slots
+    # Jobs submitted and not yet consumed: a job that has finished waits, whole in its queue, for
+    # the consumer to reach it, and frees its thread meanwhile. Admitting more than there are
+    # threads keeps every thread busy while the consumer waits on a slow head of the line.
+    ahead = jobs_cap * _AHEAD if sizes is not None else slots
     budget = slots * window
     pool = ThreadPoolExecutor(max_workers=jobs_cap, thread_name_prefix="fetch")
     active: deque[tuple[_ByteQueue, Future[None], int]] = deque()
@@ -170,7 +177,7 @@ def ordered_fetch(
 
     def top_up() -> None:
         nonlocal next_job, reserved
-        while next_job < len(sources) and len(active) < jobs_cap:
+        while next_job < len(sources) and len(active) < ahead:
             c = cost(next_job)
             if active and reserved + c > budget:
                 return
