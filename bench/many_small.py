@@ -15,6 +15,9 @@ What it does, against real local services started with airlock's own test harnes
    fresh registry, and ``skopeo sync --src dir --dest docker`` of each repository's directory into another fresh
    registry. Every target is checked (each tag's digest) after the step, outside the timing. skopeo runs for
    counts up to ``--skopeo-max`` (a 10,000-image sync takes over ten minutes and adds nothing to the ratio).
+   With skopeo, each repetition also measures the bare requests (``bench.bare_requests``): the GETs, and then
+   the POSTs and PUTs, that any transfer of the set must send, 16 at a time from a client doing nothing else:
+   the registry's own ceiling on this machine, and airlock's share of it.
 3. Writes ``bench/results/many_small.md`` (smoke runs: ``bench/work/results/``): artifacts/s (median over the
    repetitions, with min-max), milliseconds and CPU milliseconds per artifact, peak RSS (GNU time of the CLI
    process; skopeo: its largest process), the ratio to skopeo, and the machine's load.
@@ -46,6 +49,7 @@ import urllib3
 
 from airlock.testing.registry_server import RegistryServer
 from airlock.testing.skopeo import SKOPEO_BIN
+from bench.bare_requests import Image, bare_export, bare_import
 from bench.run import (
     MANIFEST_ACCEPT,
     OCI_CONFIG,
@@ -60,6 +64,7 @@ from bench.run import (
     _system_busy,
     airlock_argv,
     machine,
+    push_bytes,
     run_process,
     say,
     wait_for_quiet,
@@ -116,29 +121,14 @@ def _layer(rng: random.Random, size: int) -> bytes:
     return z.compress(buf.getvalue()) + z.flush()
 
 
-def _push_blob(base: str, repo: str, data: bytes) -> str:
-    digest = "sha256:" + hashlib.sha256(data).hexdigest()
-    resp = _http.request("POST", f"{base}/v2/{repo}/blobs/uploads/", headers={"Content-Length": "0"})
-    if resp.status != 202:
-        raise RuntimeError(f"POST upload {repo}: HTTP {resp.status}")
-    loc = resp.headers["Location"]
-    loc = loc if loc.startswith("http") else base + loc
-    resp = _http.request(
-        "PUT",
-        f"{loc}{'&' if '?' in loc else '?'}digest={digest}",
-        body=data,
-        headers={"Content-Type": "application/octet-stream"},
-    )
-    if resp.status != 201:
-        raise RuntimeError(f"PUT blob {repo}: HTTP {resp.status}")
-    return digest
-
-
 def _build_one(base: str, seed: int, index: int, kib: tuple[int, int]) -> tuple[Small, int]:
     rng = random.Random(f"{seed}/{index}")
     repo, tag = f"small/r{index // TAGS_PER_REPO:04d}", f"t{index % TAGS_PER_REPO}"
     layers = [_layer(rng, rng.randint(kib[0] * KiB, kib[1] * KiB)) for _ in range(3)]
-    descs = [{"mediaType": OCI_LAYER, "digest": _push_blob(base, repo, data), "size": len(data)} for data in layers]
+    descs = [
+        {"mediaType": OCI_LAYER, "digest": push_bytes(base, repo, data, http=_http), "size": len(data)}
+        for data in layers
+    ]
     diff_ids = ["sha256:" + hashlib.sha256(zlib.decompress(data, 31)).hexdigest() for data in layers]
     config = json.dumps(
         {"architecture": "amd64", "os": "linux", "config": {}, "rootfs": {"type": "layers", "diff_ids": diff_ids}},
@@ -148,7 +138,11 @@ def _build_one(base: str, seed: int, index: int, kib: tuple[int, int]) -> tuple[
         {
             "schemaVersion": 2,
             "mediaType": OCI_MANIFEST,
-            "config": {"mediaType": OCI_CONFIG, "digest": _push_blob(base, repo, config), "size": len(config)},
+            "config": {
+                "mediaType": OCI_CONFIG,
+                "digest": push_bytes(base, repo, config, http=_http),
+                "size": len(config),
+            },
             "layers": descs,
         },
         separators=(",", ":"),
@@ -200,9 +194,12 @@ def open_set(count: int, seed: int) -> tuple[SmallSet, RegistryServer]:
     return SmallSet(count, seed, directory, images, payload), registry
 
 
+OPERATIONS = ("airlock.export", "skopeo.export", "bare.export", "airlock.import", "skopeo.import", "bare.import")
+
+
 @dataclass
 class Measured:
-    op: str  # airlock.export, airlock.import, skopeo.export, skopeo.import
+    op: str  # one of OPERATIONS
     count: int
     rep: int
     seconds: float = 0.0
@@ -237,6 +234,7 @@ class Round:
         self.results: list[Measured] = []
         self._fresh = 0
         self._target_cpu = 0.0
+        self.bare_images: list[Image] = []  # what bare.export read, for bare.import to push
 
     def step(self, op: str, rep: int, body: Callable[[Measured], None]) -> None:
         m = Measured(op, self.set.count, rep)
@@ -367,22 +365,40 @@ class Round:
             self.discard(target)
             shutil.rmtree(self.skopeo_dir, ignore_errors=True)
 
+    def bare_export(self, m: Measured) -> None:
+        refs = [(i.repository, i.tag) for i in self.set.images]
+        self.bare_images, m.seconds, m.cpu_seconds = bare_export(self.source.url, refs)
+
+    def bare_import(self, m: Measured) -> None:
+        if not self.bare_images:
+            raise RuntimeError("nothing to push: the bare export before it failed")
+        target = self.fresh()
+        try:
+            m.seconds, m.cpu_seconds = bare_import(target.url, self.bare_images)
+            if wrong := digests_in(target.url, self.set.images):
+                raise RuntimeError(f"target lacks {len(wrong)} tags, e.g. {wrong[:2]}")
+        finally:
+            self.discard(target)
+            self.bare_images = []
+
     def run(self, repeat: int) -> None:
-        with_skopeo = self.set.count <= self.args.skopeo_max
+        with_peers = self.set.count <= self.args.skopeo_max
         for rep in range(repeat):
             self.step("airlock.export", rep, self.airlock_export)
-            if with_skopeo:
+            if with_peers:
                 self.step("skopeo.export", rep, self.skopeo_export)
+                self.step("bare.export", rep, self.bare_export)
             self.step("airlock.import", rep, self.airlock_import)
-            if with_skopeo:
+            if with_peers:
                 self.step("skopeo.import", rep, self.skopeo_import)
+                self.step("bare.import", rep, self.bare_import)
             self.archive.unlink(missing_ok=True)
 
 
 def summarize(results: Sequence[Measured]) -> list[dict[str, object]]:
     rows: list[dict[str, object]] = []
     for count in sorted({m.count for m in results}):
-        for op in ("airlock.export", "skopeo.export", "airlock.import", "skopeo.import"):
+        for op in OPERATIONS:
             good = [m for m in results if m.count == count and m.op == op and m.ok]
             mine = [m for m in results if m.count == count and m.op == op]
             if not mine:
@@ -403,32 +419,39 @@ def summarize(results: Sequence[Measured]) -> list[dict[str, object]]:
                     "busy_cores": statistics.median(m.busy_cores or 0.0 for m in good),
                 }
             rows.append(row)
+
+    def rate(count: object, op: str) -> float | None:
+        peer = next((r for r in rows if r["count"] == count and r["op"] == op and "per_s" in r), None)
+        return None if peer is None else float(peer["per_s"])  # type: ignore[arg-type]
+
     for row in rows:
-        if str(row["op"]).startswith("airlock") and "per_s" in row:
-            peer = next(
-                (r for r in rows if r["count"] == row["count"] and r["op"] == "skopeo" + str(row["op"])[7:]), None
-            )
-            if peer and "per_s" in peer:
-                row["vs_skopeo"] = float(row["per_s"]) / float(peer["per_s"])  # type: ignore[arg-type]
+        tool, _, step = str(row["op"]).partition(".")
+        if tool == "skopeo" or "per_s" not in row:
+            continue
+        if (skopeo := rate(row["count"], f"skopeo.{step}")) is not None:
+            row["vs_skopeo"] = float(row["per_s"]) / skopeo  # type: ignore[arg-type]
+        if tool == "airlock" and (bare := rate(row["count"], f"bare.{step}")) is not None:
+            row["of_bare"] = float(row["per_s"]) / bare  # type: ignore[arg-type]
     return rows
 
 
 def render(rows: Sequence[dict[str, object]]) -> list[str]:
     out = [
-        "| N | operation | artifacts/s median (min-max) | vs skopeo | ms/artifact | CPU ms/artifact "
-        "| registries' CPU ms/artifact | peak RSS MiB | busy cores |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| N | operation | artifacts/s median (min-max) | vs skopeo | of bare requests | ms/artifact "
+        "| CPU ms/artifact | registries' CPU ms/artifact | peak RSS MiB | busy cores |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         if "per_s" not in r:
-            out.append(f"| {r['count']} | {r['op']} | FAILED ({r['failed']}/{r['runs']}) | | | | | | |")
+            out.append(f"| {r['count']} | {r['op']} | FAILED ({r['failed']}/{r['runs']}) | | | | | | | |")
             continue
         ratio = f"{r['vs_skopeo']:.2f}x" if "vs_skopeo" in r else ""
+        of_bare = f"{100 * r['of_bare']:.0f}%" if "of_bare" in r else ""  # type: ignore[operator]
+        rss = "" if str(r["op"]).startswith("bare") else f"{r['rss_mib']:.0f}"  # bare: in the bench process
         out.append(
-            f"| {r['count']} | {r['op']} | {r['per_s']:.1f} ({r['min']:.1f}-{r['max']:.1f}) | {ratio} | "
+            f"| {r['count']} | {r['op']} | {r['per_s']:.1f} ({r['min']:.1f}-{r['max']:.1f}) | {ratio} | {of_bare} | "
             f"{r['ms_per_artifact']:.1f} | {r['cpu_ms_per_artifact']:.1f} | {r['registry_cpu_ms_per_artifact']:.1f} | "
-            f"{r['rss_mib']:.0f} | "
-            f"{r['busy_cores']:.2f} |"
+            f"{rss} | {r['busy_cores']:.2f} |"
         )
     return out
 

@@ -200,8 +200,8 @@ def _check(resp: urllib3.BaseHTTPResponse, expected: int, what: str) -> None:
         raise RuntimeError(f"{what}: HTTP {resp.status} {resp.data[:300]!r}")
 
 
-def _start_upload(base: str, repo: str) -> str:
-    resp = _http.request("POST", f"{base}/v2/{repo}/blobs/uploads/", headers={"Content-Length": "0"})
+def _start_upload(base: str, repo: str, http: urllib3.PoolManager | None = None) -> str:
+    resp = (http or _http).request("POST", f"{base}/v2/{repo}/blobs/uploads/", headers={"Content-Length": "0"})
     _check(resp, 202, f"POST upload {repo}")
     location = resp.headers["Location"]
     return location if location.startswith("http") else base + location
@@ -211,16 +211,22 @@ def _amp(url: str) -> str:
     return "&" if "?" in url else "?"
 
 
-def push_bytes(base: str, repo: str, data: bytes) -> str:
-    digest = "sha256:" + hashlib.sha256(data).hexdigest()
-    location = _start_upload(base, repo)
-    resp = _http.request(
+def push_bytes(
+    base: str, repo: str, data: bytes, *, digest: str | None = None, http: urllib3.PoolManager | None = None
+) -> str:
+    """A monolithic upload of ``data`` into ``repo`` (a POST, then a PUT with the digest); the digest.
+
+    Raises RuntimeError on any answer but 202 (POST) or 201 (PUT).
+    """
+    digest = digest or "sha256:" + hashlib.sha256(data).hexdigest()
+    location = _start_upload(base, repo, http)
+    resp = (http or _http).request(
         "PUT",
         f"{location}{_amp(location)}digest={digest}",
         body=data,
         headers={"Content-Type": "application/octet-stream"},
     )
-    _check(resp, 201, f"PUT blob {repo}")
+    _check(resp, 201, f"PUT blob {repo}@{digest}")
     return digest
 
 

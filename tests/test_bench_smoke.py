@@ -24,7 +24,9 @@ def test_bench_smoke_runs_and_prints_the_table(tmp_path: Path) -> None:
     assert list(tmp_path.glob("*.json")), "results were not written"
 
 
-def test_many_small_bench_smoke_measures_airlock_and_skopeo_sync_and_writes_its_table(tmp_path: Path) -> None:
+def test_many_small_bench_smoke_measures_airlock_skopeo_sync_and_bare_requests_and_writes_its_table(
+    tmp_path: Path,
+) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "bench.many_small", "--smoke", "--results-dir", str(tmp_path)],
         cwd=ROOT,
@@ -35,6 +37,8 @@ def test_many_small_bench_smoke_measures_airlock_and_skopeo_sync_and_writes_its_
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     table = (tmp_path / "many_small.md").read_text()
-    for op in ("airlock.export", "airlock.import", "skopeo.export", "skopeo.import"):
+    for op in ("airlock.export", "airlock.import", "skopeo.export", "skopeo.import", "bare.export", "bare.import"):
         assert f"| 20 | {op} | " in table, op
     assert "FAILED" not in table
+    airlock_export = next(line for line in table.splitlines() if line.startswith("| 20 | airlock.export | "))
+    assert airlock_export.split(" | ")[4].endswith("%"), airlock_export  # its share of the bare requests' rate
