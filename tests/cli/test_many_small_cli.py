@@ -8,6 +8,7 @@ verified, tags only for complete content, failures named and contained as before
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import pytest
@@ -17,10 +18,12 @@ from airlock.testing.console import Console, error_message
 from airlock.testing.content import PushedArtifact, get_manifest, list_tags
 from airlock.testing.fault_proxy import Fault, FaultProxy
 from airlock.testing.images import push_oci_image, push_oci_index
+from airlock.testing.polling import wait_until
 from airlock.testing.registry_server import RegistryServer
+from airlock.transfer.concurrent_map import GETS_IN_FLIGHT
 
 REPOS = 4
-TAGS = 6  # 24 artifacts: more than the 16 requests in flight, so concurrency is exercised
+TAGS = 6  # 24 artifacts, 72 blobs: more than the 16 requests or 32 GETs in flight, so concurrency is exercised
 
 
 @pytest.fixture(scope="module")
@@ -184,3 +187,27 @@ def test_import_checks_each_tag_by_head_when_the_target_will_not_list_tags_and_s
         for a in images:
             if a.reference != "many/r0:t2":
                 assert get_manifest(target.url, a.repository, str(a.tag))[2] == a.digest
+
+
+def test_export_keeps_32_blob_gets_in_flight_while_the_registry_is_slow_to_answer(
+    cli: Console, tmp_path: Path, source_registry: RegistryServer, many: list[PushedArtifact]
+) -> None:
+    """An export's blob GETs overlap the registry's latency, GETS_IN_FLIGHT (32) at once. Every blob
+    GET is held at a proxy: an export that sent fewer at once would wait on the held ones for good,
+    and the count would never reach 32; one that sent more would pass it, since nothing is let go."""
+    release = threading.Event()
+    refs = [a.reference for a in many]
+    with FaultProxy(source_registry.url, client_timeout=120) as proxy:
+        held = proxy.add(Fault("GET", "/blobs/sha256:", hold=release, times=10_000))
+        where = ["--source-registry", proxy.url, "--target", (tmp_path / "held.tar").as_uri()]
+        proc = cli.start("export", *where, "-a", *refs)
+        try:
+            wait_until(lambda: held.hits >= GETS_IN_FLIGHT, timeout=60, what=f"{GETS_IN_FLIGHT} blob GETs held")
+            assert proc.poll() is None
+            assert held.hits == GETS_IN_FLIGHT  # every fetching thread waits on its answer: no more are sent
+        finally:
+            release.set()
+        out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert json.loads(out)["artifacts"] == refs
+    assert held.hits > GETS_IN_FLIGHT  # the rest of the blobs went through the proxy afterwards

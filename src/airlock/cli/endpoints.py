@@ -26,7 +26,7 @@ from airlock.registry.credentials import Credentials
 from airlock.secrets.store import normalize_sas, read_secret_file
 from airlock.storage.base import Blob
 from airlock.storage.location import open_blob, parse_blob_uri
-from airlock.transfer.concurrent_map import REQUESTS_IN_FLIGHT
+from airlock.transfer.concurrent_map import GETS_IN_FLIGHT, REQUESTS_IN_FLIGHT
 from airlock.transfer.options import (
     NoProgress,
     Progress,
@@ -110,7 +110,9 @@ def registry_client(url: str, username: str | None, password_stdin: bool, concur
         creds = Credentials(username=username, password=password)
     # A few more connections than workers: HEADs, mounts and token requests run beside the streams.
     return RegistryClient(
-        RegistryURL.parse(url), credentials=creds, max_connections=concurrency + REQUESTS_IN_FLIGHT + 4
+        RegistryURL.parse(url),
+        credentials=creds,
+        max_connections=concurrency + max(GETS_IN_FLIGHT, REQUESTS_IN_FLIGHT) + 4,
     )
 
 

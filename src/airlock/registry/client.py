@@ -59,7 +59,7 @@ class RegistryClient:
         credentials: Credentials | None = None,
         use_auth_files: bool = True,
         retry: RetryPolicy | None = None,
-        max_connections: int = 24,  # transfer keeps 16 small requests and 4 blob streams in flight
+        max_connections: int = 40,  # an export keeps 32 GETs, an import 16 requests and 4 blob streams in flight
         connect_timeout: float = 10.0,
         read_timeout: float = 120.0,
     ) -> None:

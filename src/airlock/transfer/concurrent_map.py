@@ -21,6 +21,12 @@ R = TypeVar("R")
 # measured on the local registry, 16 overlap its latency on 2 cores and more only add context
 # switches. The registry client's connection pool must hold at least this many (see cli.endpoints).
 REQUESTS_IN_FLIGHT = 16
+# GETs an export keeps in flight (manifests while it resolves, then blobs): a registry serves them
+# from its page cache, so more at once overlap more of its latency. Measured here at 1,000 small
+# images, 32 beat 16 by about 13% in each of 6 interleaved runs; an import with 32 requests instead
+# of 16 gained nothing (the registry fsyncs every upload), so uploads keep REQUESTS_IN_FLIGHT.
+# The registry client's connection pool must hold this many too.
+GETS_IN_FLIGHT = 32
 
 
 def ordered_map(fn: Callable[[A], R], items: Iterable[A], *, workers: int = REQUESTS_IN_FLIGHT) -> Iterator[R]:

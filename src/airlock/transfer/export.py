@@ -46,7 +46,7 @@ from airlock.oci.manifest import OCI_INDEX, Descriptor, Manifest
 from airlock.oci.reference import ArtifactReference
 from airlock.registry.client import RegistryClient
 from airlock.storage.base import TRANSFER_CATEGORY, Blob
-from airlock.transfer.concurrent_map import REQUESTS_IN_FLIGHT
+from airlock.transfer.concurrent_map import GETS_IN_FLIGHT
 from airlock.transfer.delta import DeltaBase, report
 from airlock.transfer.options import NoProgress, PipelineOption, Progress
 from airlock.transfer.pipelining import close_stream, counted, ordered_fetch
@@ -245,7 +245,7 @@ def export_artifacts(
             workers=concurrency,
             window=window_bytes,
             sizes=[desc.size for _, (desc, _repo) in ordered_blobs[kept:]],
-            max_jobs=REQUESTS_IN_FLIGHT if concurrency > 1 else 1,  # concurrency 1: one GET at a time
+            max_jobs=GETS_IN_FLIGHT if concurrency > 1 else 1,  # concurrency 1: one GET at a time
         )
         try:
             for i, ((d, (desc, repo)), chunks) in enumerate(

@@ -16,7 +16,7 @@ from airlock.oci.manifest import Descriptor, Manifest
 from airlock.oci.reference import ArtifactReference
 from airlock.oci.signatures import cosign_signature_tag
 from airlock.registry.client import RegistryClient
-from airlock.transfer.concurrent_map import REQUESTS_IN_FLIGHT, ordered_map, settled
+from airlock.transfer.concurrent_map import GETS_IN_FLIGHT, REQUESTS_IN_FLIGHT, ordered_map, settled
 from airlock.transfer.graph import Closure, closure
 from airlock.transfer.options import Progress
 from airlock.transfer.platform_filter import filter_index, record_filter
@@ -60,7 +60,7 @@ def resolve_all(
 
     out: list[Resolved] = []
     seen_refs: set[str] = set()
-    for ref, got in zip(artifacts, ordered_map(settled(one), artifacts), strict=True):
+    for ref, got in zip(artifacts, ordered_map(settled(one), artifacts, workers=GETS_IN_FLIGHT), strict=True):
         if isinstance(got, BaseException):
             if not isinstance(got, AirlockError) or not keep_going:
                 raise got
