@@ -1,11 +1,12 @@
-"""The registry's own ceiling for the many-small set: the requests a transfer needs, and nothing else.
+"""A reference client for the many-small set: the requests a transfer needs, and nothing else.
 
-``bench.many_small`` measures these beside airlock and skopeo, so that its table shows how fast the local
-registry serves (export) or accepts (import) the set, whatever client asks: a client that sends only the
-requests any transfer of an image must send, 16 at a time on kept-alive connections (airlock's default), and
-does no other work: no archive, no digest check, no tag-conflict check, no retry. It is Python with urllib3,
-as airlock is; a client in another language would spend less CPU of its own, but on these two cores the
-registry's CPU per image is most of what there is (see the registries' column).
+``bench.many_small`` measures it beside airlock and skopeo, so that its table shows how fast the local
+registry serves (export) or accepts (import) the set for a client that sends only the requests any transfer
+of an image must send, as many at a time as airlock does (32 GETs, 16 uploads) on kept-alive connections,
+and does no other work: no archive, no digest check, no tag-conflict check, no retry. It is Python with
+urllib3, as airlock is. It is a reference, not a bound: another client could spend less CPU of its own, or
+send requests the registry handles more cheaply; but on these two cores the registry's CPU per image is
+most of what there is (see the registries' column).
 
 - **Export:** per image, a GET of its manifest by tag, then a GET of its config and of each layer; the bytes
   are counted and dropped. Kept in memory (the manifest and every blob) for the import that follows.
@@ -24,9 +25,8 @@ from dataclasses import dataclass
 
 import urllib3
 
+from airlock.transfer.concurrent_map import GETS_IN_FLIGHT, REQUESTS_IN_FLIGHT
 from bench.run import OCI_MANIFEST, _check, push_bytes
-
-IN_FLIGHT = 16  # airlock's REQUESTS_IN_FLIGHT
 
 
 @dataclass
@@ -44,10 +44,8 @@ def _own_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _pool() -> urllib3.PoolManager:
-    return urllib3.PoolManager(
-        maxsize=IN_FLIGHT, timeout=urllib3.Timeout(connect=10, read=120), retries=False, block=True
-    )
+def _pool(size: int) -> urllib3.PoolManager:
+    return urllib3.PoolManager(maxsize=size, timeout=urllib3.Timeout(connect=10, read=120), retries=False, block=True)
 
 
 def bare_export(base: str, references: Sequence[tuple[str, str]]) -> tuple[list[Image], float, float]:
@@ -55,7 +53,7 @@ def bare_export(base: str, references: Sequence[tuple[str, str]]) -> tuple[list[
 
     Raises RuntimeError on any answer but 200, or a blob whose length is not its descriptor's size.
     """
-    http = _pool()
+    http = _pool(GETS_IN_FLIGHT)
 
     def one(ref: tuple[str, str]) -> Image:
         repo, tag = ref
@@ -73,7 +71,7 @@ def bare_export(base: str, references: Sequence[tuple[str, str]]) -> tuple[list[
         return Image(repo, tag, raw, blobs)
 
     cpu, started = _own_cpu(), time.perf_counter()
-    with ThreadPoolExecutor(IN_FLIGHT) as pool:
+    with ThreadPoolExecutor(GETS_IN_FLIGHT) as pool:
         images = list(pool.map(one, references))
     return images, time.perf_counter() - started, _own_cpu() - cpu
 
@@ -83,7 +81,7 @@ def bare_import(base: str, images: Sequence[Image]) -> tuple[float, float]:
 
     Raises RuntimeError on any answer but 202 (POST) or 201 (PUT).
     """
-    http = _pool()
+    http = _pool(REQUESTS_IN_FLIGHT)
 
     def one(image: Image) -> None:
         for digest, data in image.blobs:
@@ -97,6 +95,6 @@ def bare_import(base: str, images: Sequence[Image]) -> tuple[float, float]:
         _check(resp, 201, f"PUT manifest {image.repository}:{image.tag}")
 
     cpu, started = _own_cpu(), time.perf_counter()
-    with ThreadPoolExecutor(IN_FLIGHT) as pool:
+    with ThreadPoolExecutor(REQUESTS_IN_FLIGHT) as pool:
         list(pool.map(one, images))
     return time.perf_counter() - started, _own_cpu() - cpu

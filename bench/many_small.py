@@ -16,8 +16,9 @@ What it does, against real local services started with airlock's own test harnes
    registry. Every target is checked (each tag's digest) after the step, outside the timing. skopeo runs for
    counts up to ``--skopeo-max`` (a 10,000-image sync takes over ten minutes and adds nothing to the ratio).
    With skopeo, each repetition also measures the bare requests (``bench.bare_requests``): the GETs, and then
-   the POSTs and PUTs, that any transfer of the set must send, 16 at a time from a client doing nothing else:
-   the registry's own ceiling on this machine, and airlock's share of it.
+   the POSTs and PUTs, that any transfer of the set must send, as many at a time as airlock sends (32 GETs, 16
+   uploads), from a client doing nothing else: a reference for the registry's own pace on this machine, and
+   airlock's share of it.
 3. Writes ``bench/results/many_small.md`` (smoke runs: ``bench/work/results/``): artifacts/s (median over the
    repetitions, with min-max), milliseconds and CPU milliseconds per artifact, peak RSS (GNU time of the CLI
    process; skopeo: its largest process), the ratio to skopeo, and the machine's load.
