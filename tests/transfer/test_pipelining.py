@@ -37,8 +37,11 @@ def test_ordered_fetch_raises_a_source_error_in_the_consumer_and_stops_workers()
     with pytest.raises(ValueError, match="boom"):
         b"".join(next(streams))
     streams.close()  # type: ignore[attr-defined]
-    time.sleep(0.3)
-    assert not [t for t in threading.enumerate() if t.name.startswith("fetch")]
+    wait_until(
+        lambda: not [t for t in threading.enumerate() if t.name.startswith("fetch")],
+        timeout=5,
+        what="fetch threads ended",
+    )
 
 
 def test_ordered_fetch_source_failing_when_called_does_not_hang() -> None:
