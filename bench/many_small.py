@@ -472,6 +472,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--results-dir", help="where to write many_small.md and many_small.json")
     p.add_argument("--profile", metavar="DIR", help="record every airlock command with py-spy (raw stacks) into DIR")
     p.add_argument("--label", default="", help="a note for the results (e.g. 'before', a commit)")
+    p.add_argument(
+        "--scratch-dir",
+        help="where the target registries, the archive and skopeo's copies live (default bench/work; e.g. "
+        "/dev/shm to measure the tools without this disk's fsyncs, which the target registries pay per file)",
+    )
     args = p.parse_args(argv)
     args.counts = [int(c) for c in (args.counts or ("20" if args.smoke else "100,200,1000,10000")).split(",")]
     args.repeat = args.repeat or (1 if args.smoke else 3)
@@ -493,7 +498,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # blob-descriptor cache (up to 2x slower); without this the first tool measured would pay for it.
         _, warm_s, _ = bare_export(source.url, [(i.repository, i.tag) for i in small.images])
         say(f"set of {count}: read once to warm the registry ({warm_s:.1f} s)")
-        scratch = Path(tempfile.mkdtemp(prefix=f"small-run-{count}-", dir=WORK_DIR))
+        scratch = Path(tempfile.mkdtemp(prefix=f"small-run-{count}-", dir=args.scratch_dir or WORK_DIR))
         try:
             r = Round(args, small, source, scratch)
             r.run(args.repeat if count <= 1000 else args.repeat_large)
