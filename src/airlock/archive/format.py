@@ -97,8 +97,7 @@ def padded(size: int) -> int:
     return (size + BLOCK - 1) // BLOCK * BLOCK
 
 
-def member_header(name: str, size: int, *, directory: bool = False) -> bytes:
-    """The 512-byte tar header for a member (GNU format; deterministic)."""
+def _tarfile_header(name: str, size: int, *, directory: bool = False) -> bytes:
     info = tarfile.TarInfo(name)
     info.size = 0 if directory else size
     info.mode = 0o755 if directory else 0o644
@@ -106,6 +105,29 @@ def member_header(name: str, size: int, *, directory: bool = False) -> bytes:
     info.type = tarfile.DIRTYPE if directory else tarfile.REGTYPE
     info.uname = info.gname = ""
     return info.tobuf(format=tarfile.GNU_FORMAT, encoding="utf-8", errors="strict")
+
+
+# tarfile's header for a regular member, with an empty name, size 0 and its checksum field blank:
+# the form every blob's header takes, so it is filled in instead of rebuilt (tarfile's TarInfo
+# costs ~20 us a header, a tenth of what a small blob costs an export or an import).
+_REGULAR = bytearray(_tarfile_header("", 0))
+_REGULAR[148:156] = b" " * 8
+_REGULAR_SUM = sum(_REGULAR) - sum(_REGULAR[124:136])  # without its size field (its name field is NULs)
+_MAX_OCTAL_SIZE = 8**11  # from here up tarfile writes a GNU base-256 size
+
+
+def member_header(name: str, size: int, *, directory: bool = False) -> bytes:
+    """The 512-byte tar header for a member (GNU format; deterministic): tarfile's, byte for byte."""
+    raw = name.encode("utf-8")
+    if directory or len(raw) > 100 or not 0 <= size < _MAX_OCTAL_SIZE:
+        return _tarfile_header(name, size, directory=directory)
+    size_field = b"%011o\0" % size
+    block = _REGULAR.copy()
+    block[: len(raw)] = raw
+    block[124:136] = size_field
+    # The checksum sums the header with its own field as spaces (as in the template).
+    block[148:155] = b"%06o\0" % (_REGULAR_SUM + sum(raw) + sum(size_field))
+    return bytes(block)
 
 
 def archive_size(catalog_size: int, catalog: Catalog) -> int:
