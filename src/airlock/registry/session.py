@@ -69,6 +69,7 @@ class Session:
     ) -> None:
         self.url = url
         self.base = str(url)
+        self._origin = _origin(self.base)
         self.retry = retry or RetryPolicy()
         self.pool = urllib3.PoolManager(
             num_pools=8,
@@ -121,8 +122,8 @@ class Session:
         url = self.resolve(path)
         # Credentials go to the registry's own origin only: an upload Location or a Link may point
         # elsewhere (a CDN, object storage), and must never receive them, nor be plain http when the
-        # registry is https.
-        same_origin = _origin(url) == _origin(self.base)
+        # registry is https. A path ("/v2/...") is the registry's own: no URL to parse.
+        same_origin = path.startswith("/") or _origin(url) == self._origin
         if self.url.scheme == "https" and url.startswith("http://"):
             raise RegistryError(f"{method} {_redact(url)}: registry {self.url.host} redirected from https to http")
         attempt = 0
@@ -193,7 +194,7 @@ class Session:
         finally:
             discard(resp)
         full_url = self.resolve(url)
-        tls = tls_answer(resp.status, full_url, body or b"", **self._label(_origin(full_url) == _origin(self.base)))
+        tls = tls_answer(resp.status, full_url, body or b"", **self._label(_origin(full_url) == self._origin))
         if tls is not None:
             return tls
         codes, message = _oci_errors(body or b"")

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from airlock.archive.format import CatalogArtifact
 from airlock.archive.keys import TrustedKeys
@@ -58,6 +58,8 @@ log = logging.getLogger(__name__)
 # A blob of at least this size is uploaded from a ranged read of its own, in parallel with the
 # archive's sequential pass (smaller ones are fed from that pass, which costs no extra read).
 LARGE_BLOB = 64 * 1024 * 1024
+# A blob of at most this size is read whole from that pass and handed to its upload in one piece.
+WHOLE_MAX = 1024 * 1024
 
 
 class Importer:
@@ -340,6 +342,13 @@ class Importer:
             self.submit_ranged(fan, desc, repos, member)
             return
 
+        if member.size <= WHOLE_MAX:
+            # Read whole, the blob goes to a worker in one piece: for thousands of small blobs the
+            # stream's hand-over between threads costs more than the bytes do.
+            data = (b"".join(self.capture.tee(d, reader.stream_member(member))),)
+            fan.submit(d, lambda: self._upload(desc, repos, data, member), size=member.size)
+            return
+
         def job(chunks: Iterator[bytes]) -> None:
             self._upload(desc, repos, chunks, member)
 
@@ -361,7 +370,7 @@ class Importer:
         fan.submit(desc.digest, ranged)
 
     def _upload(
-        self, desc: Descriptor, repos: list[str], chunks: Iterator[bytes], member: Member, *, ranged: bool = False
+        self, desc: Descriptor, repos: list[str], chunks: Iterable[bytes], member: Member, *, ranged: bool = False
     ) -> None:
         """Push one blob to its first repository (or verify-and-skip), then mount it into the rest.
 

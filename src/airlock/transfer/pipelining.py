@@ -287,17 +287,20 @@ class FanOut:
 
         return feed
 
-    def submit(self, key: Any, job: Callable[[], None]) -> None:
-        """Run ``job()`` — one that reads its own stream — in a worker, under the same limit of
-        ``workers`` jobs and the same failure reporting as :meth:`start`; blocks while all run."""
-        self._acquire(self._window)
+    def submit(self, key: Any, job: Callable[[], None], *, size: int | None = None) -> None:
+        """Run ``job()`` in a worker, under the same limits and failure reporting as :meth:`start`;
+        blocks while they are reached. ``job`` reads its own stream (it costs a window), or holds
+        ``size`` bytes already read (it costs those: a small blob read whole, which saves the
+        stream's hand-over between threads)."""
+        cost = self._window if size is None else min(size, self._window)
+        self._acquire(cost)
 
         def run() -> None:
             try:
                 if not self._cancel.is_set():
                     job()
             finally:
-                self._release(self._window)
+                self._release(cost)
 
         self._launch(key, run)
 
