@@ -161,3 +161,42 @@ def test_ordered_fetch_keeps_its_threads_busy_while_the_head_of_the_line_is_slow
     out = [b"".join(first), *(b"".join(s) for s in streams)]
     assert out == [bytes([i]) * 100 for i in range(count)]
     assert running[1] == 2
+
+
+def test_fanout_runs_small_blobs_read_whole_many_at_once_within_the_byte_budget() -> None:
+    # A job submitted with its size costs that size, not a window: one large upload's memory holds
+    # many small ones (the import's blobs of at most WHOLE_MAX bytes), up to max_jobs of them.
+    fan = FanOut(workers=1, window=100, max_jobs=8)
+    release = threading.Event()
+    running: list[int] = []
+    lock = threading.Lock()
+
+    def job(key: int) -> Callable[[], None]:
+        def run() -> None:
+            with lock:
+                running.append(key)
+            release.wait(30)
+
+        return run
+
+    submitter = threading.Thread(target=lambda: [fan.submit(k, job(k), size=40) for k in range(3)], daemon=True)
+    submitter.start()
+    wait_until(lambda: len(running) == 2, what="two 40-byte jobs running in a 100-byte budget")
+    assert submitter.is_alive(), "a third 40-byte job was admitted past the budget"
+    release.set()
+    submitter.join(30)
+    assert fan.join() == [] and sorted(running) == [0, 1, 2]
+
+    small = FanOut(workers=1, window=100, max_jobs=8)
+    gate, started = threading.Event(), threading.Semaphore(0)
+
+    def waits() -> None:
+        started.release()
+        gate.wait(30)
+
+    for k in range(8):  # 8 jobs of 10 bytes: all run at once, none blocks the caller
+        small.submit(k, waits, size=10)
+    for _ in range(8):
+        assert started.acquire(timeout=30)
+    gate.set()
+    assert small.join() == []
