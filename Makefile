@@ -31,11 +31,14 @@ lint: bootstrap
 
 # Throughput and memory side by side with skopeo (bench/run.py), then scale-out runs per minute with
 # 1, 2 and 4 workers on a private PostgreSQL (bench/scale_out.py), then many small artifacts beside skopeo
-# sync (bench/many_small.py: 100 to 10,000 images); results in bench/results/. 40-60 min.
+# sync (bench/many_small.py: 100 to 10,000 images), and again at 200 and 1,000 with the target registries
+# on tmpfs where there is one (no fsync per file); results in bench/results/. 50-75 min.
 bench: bootstrap
 	$(PY) -m bench.run
 	$(PY) -m bench.scale_out
 	$(PY) -m bench.many_small
+	if [ -d /dev/shm ]; then $(PY) -m bench.many_small --counts 200,1000 --scratch-dir /dev/shm \
+		--results-dir bench/results/tmpfs --label "target registries on tmpfs"; fi
 
 # The same on a tiny set in seconds (what CI runs); results stay in bench/work/results/.
 bench-smoke: bootstrap

@@ -18,7 +18,9 @@ What it does, against real local services started with airlock's own test harnes
    With skopeo, each repetition also measures the bare requests (``bench.bare_requests``): the GETs, and then
    the POSTs and PUTs, that any transfer of the set must send, as many at a time as airlock sends (32 GETs, 16
    uploads), from a client doing nothing else: a reference for the registry's own pace on this machine, and
-   airlock's share of it.
+   airlock's share of it. The target registries, the archive and skopeo's copies live in ``--scratch-dir``
+   (default ``bench/work``): on tmpfs (``/dev/shm``) the targets pay no fsync per file, which on this disk
+   caps every parallel client's import alike.
 3. Writes ``bench/results/many_small.md`` (smoke runs: ``bench/work/results/``): artifacts/s (median over the
    repetitions, with min-max), milliseconds and CPU milliseconds per artifact, peak RSS (GNU time of the CLI
    process; skopeo: its largest process), the ratio to skopeo, and the machine's load.
