@@ -175,13 +175,13 @@ def test_fanout_runs_small_blobs_read_whole_many_at_once_within_the_byte_budget(
         def run() -> None:
             with lock:
                 running.append(key)
-            release.wait(30)
+            release.wait(60)  # longer than the wait below: a job ending must not make room for the next
 
         return run
 
     submitter = threading.Thread(target=lambda: [fan.submit(k, job(k), size=40) for k in range(3)], daemon=True)
     submitter.start()
-    wait_until(lambda: len(running) == 2, what="two 40-byte jobs running in a 100-byte budget")
+    wait_until(lambda: len(running) == 2, timeout=15, what="two 40-byte jobs running in a 100-byte budget")
     assert submitter.is_alive(), "a third 40-byte job was admitted past the budget"
     release.set()
     submitter.join(30)
@@ -194,9 +194,10 @@ def test_fanout_runs_small_blobs_read_whole_many_at_once_within_the_byte_budget(
         started.release()
         gate.wait(30)
 
-    for k in range(8):  # 8 jobs of 10 bytes: all run at once, none blocks the caller
-        small.submit(k, waits, size=10)
+    # 8 jobs of 10 bytes: all run at once (submitted from a thread, so that one admitted too few
+    # fails the test rather than hang it).
+    threading.Thread(target=lambda: [small.submit(k, waits, size=10) for k in range(8)], daemon=True).start()
     for _ in range(8):
-        assert started.acquire(timeout=30)
+        assert started.acquire(timeout=30), "fewer than 8 small jobs ran at once"
     gate.set()
     assert small.join() == []

@@ -108,8 +108,8 @@ def _tarfile_header(name: str, size: int, *, directory: bool = False) -> bytes:
 
 
 # tarfile's header for a regular member, with an empty name, size 0 and its checksum field blank:
-# the form every blob's header takes, so it is filled in instead of rebuilt (tarfile's TarInfo
-# costs ~20 us a header, a tenth of what a small blob costs an export or an import).
+# the form every blob's header takes, so it is filled in instead of rebuilt (a TarInfo took 18.5 us
+# a header here, 6-7% of the time a many-small export or import held the GIL).
 _REGULAR = bytearray(_tarfile_header("", 0))
 _REGULAR[148:156] = b" " * 8
 _REGULAR_SUM = sum(_REGULAR) - sum(_REGULAR[124:136])  # without its size field (its name field is NULs)
