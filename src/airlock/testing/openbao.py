@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from airlock.testing.polling import wait_until
 from airlock.testing.processes import ManagedProcess, on_a_free_port, require_executable
 
 __all__ = ["OpenBaoServer"]
@@ -79,7 +80,8 @@ class OpenBaoServer(ManagedProcess):
 
     @classmethod
     def start(cls, workdir: Path, *, name: str = "openbao") -> OpenBaoServer:
-        """Start ``bao server -dev`` and wait (15 s at most) until ``/v1/sys/health`` says active.
+        """Start ``bao server -dev`` and wait (15 s at most) until ``/v1/sys/health`` says active and
+        the KV v2 mount at ``secret/`` serves reads.
 
         Raises RuntimeError when the binary is missing (telling to run ``make test``) or the server
         does not come up (with the tail of ``workdir/<name>.log``).
@@ -130,13 +132,22 @@ class OpenBaoServer(ManagedProcess):
         return env
 
     def _probe(self) -> bool:
-        # Any other answer (429 standby, 503 sealed, 501 uninitialised) means "not yet".
+        # Active (any other health answer, 429 standby, 503 sealed, 501 uninitialised, means "not
+        # yet"), and its KV v2 mount past the upgrade it runs when mounted: until then a write to
+        # secret/ is refused with "Upgrading from non-versioned to versioned data" (seen in CI).
+        # A read of a secret that does not exist answers 404 once the mount serves reads (400 before).
+        return self._answers("/v1/sys/health", 200) and self._answers(
+            "/v1/secret/data/airlock-readiness-probe", 404, token=self.root_token
+        )
+
+    def _answers(self, path: str, status: int, *, token: str | None = None) -> bool:
+        request = urllib.request.Request(f"{self.url}{path}", headers={"X-Vault-Token": token} if token else {})
         try:
-            with urllib.request.urlopen(f"{self.url}/v1/sys/health", timeout=1.0) as response:
-                return bool(response.status == 200)
+            with urllib.request.urlopen(request, timeout=1.0) as response:
+                return bool(response.status == status)
         except urllib.error.HTTPError as exc:
             exc.close()
-            return False
+            return exc.code == status
         except (OSError, http.client.HTTPException):
             return False
 
@@ -146,13 +157,27 @@ class OpenBaoServer(ManagedProcess):
         return hvac.Client(url=self.url, token=self.root_token, timeout=10)
 
     def put_secret(self, path: str, **data: str) -> int:
-        """Write a new version of ``secret/<path>`` (KV v2) as root; return its version number."""
-        client = self._admin()
-        try:
-            response = client.secrets.kv.v2.create_or_update_secret(path=path, secret=data, mount_point="secret")
-        finally:
-            client.adapter.close()
-        return int(response["data"]["version"])
+        """Write a new version of ``secret/<path>`` (KV v2) as root; return its version number.
+
+        A write refused because the mount is still upgrading is tried again, for 15 s at most.
+        """
+        from hvac.exceptions import InvalidRequest  # type: ignore[import-untyped]
+
+        def write() -> int | None:
+            client = self._admin()
+            try:
+                response = client.secrets.kv.v2.create_or_update_secret(path=path, secret=data, mount_point="secret")
+            except InvalidRequest as exc:
+                if "Upgrading from non-versioned to versioned data" not in str(exc):
+                    raise
+                return None
+            finally:
+                client.adapter.close()
+            return int(response["data"]["version"])  # 1 or more
+
+        version = wait_until(write, timeout=BAO_READY_TIMEOUT, what=f"OpenBao's KV v2 at secret/ to take {path}")
+        assert version is not None  # wait_until returns a truthy answer
+        return version
 
     def write_policy(self, name: str, hcl: str) -> None:
         """Create or replace the ACL policy ``name``."""
