@@ -135,7 +135,8 @@ class OpenBaoServer(ManagedProcess):
         # Active (any other health answer, 429 standby, 503 sealed, 501 uninitialised, means "not
         # yet"), and its KV v2 mount past the upgrade it runs when mounted: until then a write to
         # secret/ is refused with "Upgrading from non-versioned to versioned data" (seen in CI).
-        # A read of a secret that does not exist answers 404 once the mount serves reads (400 before).
+        # A read of a secret that does not exist answers 404 once the mount serves reads (the KV
+        # plugin refuses its mount's requests while it upgrades).
         return self._answers("/v1/sys/health", 200) and self._answers(
             "/v1/secret/data/airlock-readiness-probe", 404, token=self.root_token
         )

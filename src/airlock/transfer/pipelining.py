@@ -242,6 +242,12 @@ class FanOut:
             self._running += 1
             self._reserved += cost
 
+    def _acquire_for(self, size: int | None) -> int:
+        """Wait for room for a job of ``size`` bytes (None: a stream, a window); return what it holds."""
+        cost = self._window if size is None else min(size, self._window)
+        self._acquire(cost)
+        return cost
+
     def _release(self, cost: int) -> None:
         with self._cond:
             self._running -= 1
@@ -260,8 +266,7 @@ class FanOut:
     def start(
         self, key: Any, job: Callable[[Iterator[bytes]], None], *, size: int | None = None
     ) -> Callable[[bytes | memoryview | None], None]:
-        cost = self._window if size is None else min(size, self._window)
-        self._acquire(cost)
+        cost = self._acquire_for(size)
         q = _ByteQueue(self._window, self._cancel)
         dead = threading.Event()
 
@@ -292,8 +297,7 @@ class FanOut:
         blocks while they are reached. ``job`` reads its own stream (it costs a window), or holds
         ``size`` bytes already read (it costs those: a small blob read whole, which saves the
         stream's hand-over between threads)."""
-        cost = self._window if size is None else min(size, self._window)
-        self._acquire(cost)
+        cost = self._acquire_for(size)
 
         def run() -> None:
             try:
