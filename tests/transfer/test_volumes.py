@@ -25,6 +25,7 @@ from airlock.testing.registry_server import RegistryServer
 from airlock.transfer.export import export_artifacts
 from airlock.transfer.importer import import_archive
 from airlock.transfer.options import PipelineOption
+from airlock.transfer.volume_export import SplitWriter
 
 VOLUME = 64 * 1024
 FAST = RetryPolicy(attempts=2, base=0.01, cap=0.05)
@@ -73,21 +74,33 @@ def test_export_that_dies_midway_leaves_no_volume_and_a_retry_writes_them_all(
         out_dir = tmp_path / "out"
         out_dir.mkdir()
         killed: list[str] = []
+        calls: list[str] = []
+        committed: list[int] = []
+        blob_count = 1 + 5  # the config and the layers; the export reads ahead, in archive order
 
         def dying(repository: str, desc: Descriptor, **kw: object) -> Iterator[bytes]:
-            if (out_dir / "b.tar.002").exists() and not killed:  # volume 2 is committed: die under volume 3
+            calls.append(str(desc.digest))
+            if len(calls) == blob_count:  # the last blob's GET fails: the writer meets it in the last volume
                 source.kill()
                 killed.append(str(desc.digest))
             yield from real(repository, desc)
 
+        real_commit = SplitWriter._commit
+
+        def recorded(self: SplitWriter, i: int) -> None:
+            real_commit(self, i)
+            committed.append(i)
+
         monkeypatch.setattr(c, "iter_blob", dying)
+        monkeypatch.setattr(SplitWriter, "_commit", recorded)
         with pytest.raises(AirlockError) as info:
             export_artifacts(
                 client=c, artifacts=[ArtifactReference.parse(app.reference)], target=file_blob(out_dir / "b.tar"),
                 volume_size=VOLUME, concurrency=1,
             )  # fmt: skip
         assert killed and "\n" not in str(info.value)
-        assert os.listdir(out_dir) == []  # no head, and the volumes committed before the fault are gone
+        assert committed  # volume 2 was committed before the fault reached the writer...
+        assert os.listdir(out_dir) == []  # ...and is gone with the rest: no head, no volume
         source.restart()
         monkeypatch.undo()
         done = export_artifacts(
