@@ -137,9 +137,10 @@ def test_import_into_a_fresh_registry_sends_a_mount_and_a_put_per_blob_a_put_per
     images = many[: TAGS * 2]
     exported = _export(cli, source_registry, [a.reference for a in images], tmp_path / "requests.tar")
     target = RegistryServer.start(tmp_path / "target", name="target")
-    # A body stalled past the proxy's client timeout (a loaded machine) would be re-sent from storage,
-    # correctly, but as more requests than this test counts: give the client all the time it needs.
-    with target, FaultProxy(target.url, client_timeout=120) as proxy:
+    # A body stalled past the proxy's client timeout, or a registry slower to answer than its upstream
+    # timeout (a loaded machine; likeliest cause of CI's failure on dd26dc9), would be re-sent from storage,
+    # correctly, but as more requests than this test counts: give both all the time they need.
+    with target, FaultProxy(target.url, client_timeout=120, upstream_timeout=120) as proxy:
         args = ["import", "--source", (tmp_path / "requests.tar").as_uri(), "--target-registry", proxy.url]
         out = cli.ok(*args, "--catalog-digest", str(exported["catalogDigest"])).json()
         assert out["importedArtifacts"] == [a.reference for a in images]
@@ -197,7 +198,7 @@ def test_export_keeps_32_blob_gets_in_flight_while_the_registry_is_slow_to_answe
     and the count would never reach 32; one that sent more would pass it, since nothing is let go."""
     release = threading.Event()
     refs = [a.reference for a in many]
-    with FaultProxy(source_registry.url, client_timeout=120) as proxy:
+    with FaultProxy(source_registry.url, client_timeout=120, upstream_timeout=120) as proxy:
         held = proxy.add(Fault("GET", "/blobs/sha256:", hold=release, times=10_000))
         where = ["--source-registry", proxy.url, "--target", (tmp_path / "held.tar").as_uri()]
         proc = cli.start("export", *where, "-a", *refs)

@@ -16,7 +16,10 @@ limited number of times:
 the proxy reads the full list upstream and serves pages of N with a ``Link: <…>; rel="next"`` header.
 Every request is recorded in :attr:`FaultProxy.requests` (header names lower-cased); errors inside the
 proxy (a client hanging up, or announcing more body than it sends for ``client_timeout`` seconds) are
-collected in :attr:`FaultProxy.errors` instead of being printed.
+collected in :attr:`FaultProxy.errors` instead of being printed. An upstream that cannot be reached or
+does not answer within ``upstream_timeout`` seconds gets the request answered 502 (as a real proxy
+would), recorded with that status and named in :attr:`FaultProxy.errors`: never a silent hang-up,
+which a client would take for a dropped connection.
 """
 
 from __future__ import annotations
@@ -104,6 +107,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:
         pass
 
+    def log_error(self, format: str, *args: object) -> None:
+        # http.server reports a socket timeout here and then closes the connection without an answer;
+        # silenced with log_message, it would look to a test like a fault nobody injected. A connection
+        # that times out before sending a request line (a client's spare, idle one) is no request's error.
+        command = getattr(self, "command", None)
+        if command:
+            self.server.owner.errors.append(f"{command} {self.path}: {format % args}")
+
     def do_GET(self) -> None:
         self._proxy()
 
@@ -137,16 +148,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return
         if fault is not None and fault.status is not None:
             owner._record(Seen(self.command, self.path, seen_headers, fault.status))
-            payload = json.dumps({"errors": [{"code": "UNAVAILABLE", "message": "injected fault"}]}).encode()
-            self.send_response_only(fault.status)
-            for key, value in fault.headers.items():
-                self.send_header(key, value)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.send_header("Connection", "close")
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(payload)
+            self._answer_only(fault.status, "injected fault", fault.headers)
             return
         path = self.path
         page: tuple[int, str | None] | None = None
@@ -156,7 +158,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             if "n" in query:
                 page = (int(query["n"][0]), query.get("last", [None])[0])
                 path = split.path
-        upstream = http.client.HTTPConnection(owner.upstream_host, owner.upstream_port, timeout=30)
+        upstream = http.client.HTTPConnection(owner.upstream_host, owner.upstream_port, timeout=owner.upstream_timeout)
         try:
             upstream.request(self.command, path, body=body or None, headers=headers)
             resp = upstream.getresponse()
@@ -164,6 +166,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             status, reason = resp.status, resp.reason
             resp_headers = [(k, v) for k, v in resp.getheaders() if k.lower() not in _HOP_BY_HOP | {"content-length"}]
             head_length = resp.getheader("Content-Length")
+        except OSError as exc:  # refused, reset, or no answer within upstream_timeout
+            owner.errors.append(f"{self.command} {self.path}: upstream failed: {exc!r}")
+            owner._record(Seen(self.command, self.path, seen_headers, 502))
+            self._answer_only(502, "upstream failed")
+            return
         finally:
             upstream.close()
         if page is not None and status == 200:
@@ -190,6 +197,19 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         else:
             self.wfile.write(data)
 
+    def _answer_only(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        """Answer ``status`` with a registry error body (``UNAVAILABLE``, ``message``), closing the connection."""
+        payload = json.dumps({"errors": [{"code": "UNAVAILABLE", "message": message}]}).encode()
+        self.send_response_only(status)
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(payload)
+
     def _paginate(self, data: bytes, n: int, last: str | None) -> tuple[bytes, str | None]:
         doc = json.loads(data)
         tags = sorted(doc.get("tags") or [])
@@ -207,12 +227,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 class FaultProxy:
     """A proxy for ``upstream`` (``http://host:port``) on a free loopback port, in daemon threads."""
 
-    def __init__(self, upstream: str, *, client_timeout: float = 3.0) -> None:
+    def __init__(self, upstream: str, *, client_timeout: float = 3.0, upstream_timeout: float = 30.0) -> None:
         split = urllib.parse.urlsplit(upstream)
         assert split.hostname is not None and split.port is not None, upstream
         self.upstream_host = split.hostname
         self.upstream_port = split.port
         self.client_timeout = client_timeout
+        self.upstream_timeout = upstream_timeout
         self.paginate_tags = False
         self.errors: list[str] = []
         self._faults: list[Fault] = []
