@@ -417,8 +417,8 @@ def compile_airlock() -> None:
 
     pip compiles a wheel's modules when it installs them; this checkout is an editable install, and where
     ``PYTHONDONTWRITEBYTECODE`` is set (this machine sets it) nothing ever writes airlock's ``.pyc`` files,
-    so every run compiled all of its modules again: 0.15-0.2 s a run, which is a tenth of an export of 200
-    small images. So: compile them once into ``bench/work/pycache`` and point the children there
+    so every run compiled all of its modules again: 0.27 s of a 2.6 s export of 200 small images (medians of
+    6, back to back). So: compile them once into ``bench/work/pycache`` and point the children there
     (``PYTHONPYCACHEPREFIX``, which the children inherit from this process's environment).
     """
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)

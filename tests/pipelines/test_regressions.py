@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -195,4 +196,54 @@ def test_only_one_process_takes_over_a_trigger_claim(tmp_path: Path) -> None:
     assert record is not None
     assert ledger.claim("p", "b.tar", "v1", "run-a", replacing=record)
     assert not other.claim("p", "b.tar", "v1", "run-a", replacing=record)  # the second one loses
+    cp.close()
+
+
+class _PutLandsMidReport:
+    """The store, with one PUT of a pipeline landing as the trigger's report reads that pipeline: just
+    after a plain read, or just before a locked read-modify-write (the only place one can land then)."""
+
+    def __init__(self, repo: Any, pipeline_id: str, put: Callable[[], object]) -> None:
+        self._repo, self._id, self._put = repo, pipeline_id, put
+        self.landed = False
+
+    def _land(self, resource_id: str) -> None:
+        if resource_id == self._id and not self.landed:
+            self.landed = True
+            self._put()
+
+    def get(self, resource_id: str, model: Any) -> Any:
+        found = self._repo.get(resource_id, model)
+        self._land(resource_id)
+        return found
+
+    def modify(self, resource_id: str, model: Any, change: Any) -> bool:
+        self._land(resource_id)
+        return bool(self._repo.modify(resource_id, model, change))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._repo, name)
+
+
+def test_a_trigger_report_never_undoes_a_pipeline_put_that_lands_while_it_is_written(tmp_path: Path) -> None:
+    """Regression (CI on c8e4cd5: the dashboard turned a trigger off, and it showed on again): the report
+    was written by reading the pipeline and putting it back whole, so a PUT in between was undone."""
+    cp = open_control_plane(tmp_path / "home")
+    cp.registries.put(SUB, "rg", "targetreg", {"properties": {"loginServer": "localhost:5000"}})
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+
+    def put(status: str) -> Resource:
+        body = {"properties": {"source": {"uri": inbox.as_uri()}, "trigger": {"sourceTrigger": {"status": status}}}}
+        return cp.pipelines.put(SUB, "rg", "targetreg", "importPipelines", "inbox", body)[0]
+
+    pipeline = put("Enabled")
+    store = _PutLandsMidReport(cp.pipelines._repo, pipeline.id, lambda: put("Disabled"))
+    cp.pipelines._repo = store  # what the API's PUT and the trigger share: one store
+    cp.pipelines.set_trigger_report(pipeline.id, {"skipped": [{"blob": "x.txt", "reason": "not a bundle"}]})
+    assert store.landed
+    stored = cp.pipelines.get(SUB, "rg", "targetreg", "importPipelines", "inbox")
+    assert isinstance(stored, ImportPipeline)
+    assert stored.properties.trigger.sourceTrigger.status == "Disabled"
+    assert stored.properties.sourceTriggerReport == {"skipped": [{"blob": "x.txt", "reason": "not a bundle"}]}
     cp.close()

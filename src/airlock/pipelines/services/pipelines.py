@@ -286,10 +286,15 @@ class PipelineService:
             return self._repo.delete(pid)
 
     def set_trigger_report(self, pipeline_id: str, report: dict[str, Any]) -> None:
-        """Record on an import pipeline what its source trigger passed over, and why."""
-        with self._lock:
-            current = self._repo.get(pipeline_id, ImportPipeline)
-            if current is None:
-                return
+        """Record on an import pipeline what its source trigger passed over, and why (no-op if it is gone).
+
+        Only the report changes, on the document as stored at the moment of the write (the row locked
+        meanwhile): a PUT of the pipeline, such as its trigger turned off, is never written over by a
+        report the trigger read the pipeline for before that PUT.
+        """
+
+        def change(current: ImportPipeline, state: str | None, owner: str | None) -> tuple[ImportPipeline, str | None]:
             current.properties.sourceTriggerReport = report
-            self._repo.put(current)
+            return current, state
+
+        self._repo.modify(pipeline_id, ImportPipeline, change)
