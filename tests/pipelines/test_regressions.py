@@ -6,6 +6,7 @@ import os
 import signal
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -199,18 +200,18 @@ def test_only_one_process_takes_over_a_trigger_claim(tmp_path: Path) -> None:
     cp.close()
 
 
-class _PutLandsMidReport:
-    """The store, with one PUT of a pipeline landing as the trigger's report reads that pipeline: just
-    after a plain read, or just before a locked read-modify-write (the only place one can land then)."""
+class _WriteLandsMidRead:
+    """The store, with one write landing as a pipeline is read for a change of it: just after a plain read,
+    or just before a locked read-modify-write (the only place one can land then)."""
 
-    def __init__(self, repo: Any, pipeline_id: str, put: Callable[[], object]) -> None:
-        self._repo, self._id, self._put = repo, pipeline_id, put
+    def __init__(self, repo: Any, pipeline_id: str, write: Callable[[], object]) -> None:
+        self._repo, self._id, self._write = repo, pipeline_id, write
         self.landed = False
 
     def _land(self, resource_id: str) -> None:
         if resource_id == self._id and not self.landed:
             self.landed = True
-            self._put()
+            self._write()
 
     def get(self, resource_id: str, model: Any) -> Any:
         found = self._repo.get(resource_id, model)
@@ -225,20 +226,25 @@ class _PutLandsMidReport:
         return getattr(self._repo, name)
 
 
-def test_a_trigger_report_never_undoes_a_pipeline_put_that_lands_while_it_is_written(tmp_path: Path) -> None:
-    """Regression (CI on c8e4cd5: the dashboard turned a trigger off, and it showed on again): the report
-    was written by reading the pipeline and putting it back whole, so a PUT in between was undone."""
-    cp = open_control_plane(tmp_path / "home")
+def _inbox_pipeline(cp: Any, inbox: Path) -> Callable[[str], Resource]:
+    """A PUT of import pipeline ``inbox`` on ``inbox``, its source trigger's status as given."""
     cp.registries.put(SUB, "rg", "targetreg", {"properties": {"loginServer": "localhost:5000"}})
-    inbox = tmp_path / "inbox"
     inbox.mkdir()
 
     def put(status: str) -> Resource:
         body = {"properties": {"source": {"uri": inbox.as_uri()}, "trigger": {"sourceTrigger": {"status": status}}}}
         return cp.pipelines.put(SUB, "rg", "targetreg", "importPipelines", "inbox", body)[0]
 
+    return put
+
+
+def test_a_trigger_report_never_undoes_a_pipeline_put_that_lands_while_it_is_written(tmp_path: Path) -> None:
+    """Regression (CI on c8e4cd5: the dashboard turned a trigger off, and it showed on again): the report
+    was written by reading the pipeline and putting it back whole, so a PUT in between was undone."""
+    cp = open_control_plane(tmp_path / "home")
+    put = _inbox_pipeline(cp, tmp_path / "inbox")
     pipeline = put("Enabled")
-    store = _PutLandsMidReport(cp.pipelines._repo, pipeline.id, lambda: put("Disabled"))
+    store = _WriteLandsMidRead(cp.pipelines._repo, pipeline.id, lambda: put("Disabled"))
     cp.pipelines._repo = store  # what the API's PUT and the trigger share: one store
     cp.pipelines.set_trigger_report(pipeline.id, {"skipped": [{"blob": "x.txt", "reason": "not a bundle"}]})
     assert store.landed
@@ -246,4 +252,44 @@ def test_a_trigger_report_never_undoes_a_pipeline_put_that_lands_while_it_is_wri
     assert isinstance(stored, ImportPipeline)
     assert stored.properties.trigger.sourceTrigger.status == "Disabled"
     assert stored.properties.sourceTriggerReport == {"skipped": [{"blob": "x.txt", "reason": "not a bundle"}]}
+    cp.close()
+
+
+def test_a_pipeline_put_never_drops_a_trigger_report_written_while_it_is_checked(tmp_path: Path) -> None:
+    """Regression: a PUT of an import pipeline copied the report it had read into what it wrote, so a report
+    the trigger wrote while the PUT was checked was lost until the trigger's next poll."""
+    cp = open_control_plane(tmp_path / "home")
+    put = _inbox_pipeline(cp, tmp_path / "inbox")
+    pipeline = put("Enabled")
+    report = {"skipped": [], "warnings": [], "incompleteBundles": [{"blob": "b.tar", "waitingSeconds": 12}]}
+    store = _WriteLandsMidRead(
+        cp.pipelines._repo, pipeline.id, lambda: cp.pipelines.set_trigger_report(pipeline.id, report)
+    )
+    cp.pipelines._repo = store
+    answered = put("Disabled")
+    assert store.landed
+    stored = cp.pipelines.get(SUB, "rg", "targetreg", "importPipelines", "inbox")
+    assert isinstance(stored, ImportPipeline) and isinstance(answered, ImportPipeline)
+    assert stored.properties.trigger.sourceTrigger.status == "Disabled"
+    assert stored.properties.sourceTriggerReport == report
+    assert answered.properties.sourceTriggerReport == report  # the PUT's answer shows what it stored
+    cp.close()
+
+
+def test_a_pipeline_put_after_a_delete_it_did_not_see_creates_it_without_the_old_report(tmp_path: Path) -> None:
+    """The other side of the locked write: a pipeline deleted between a PUT's read and its write is
+    created again by the PUT, as any PUT of a missing pipeline, with no report of the deleted one."""
+    cp = open_control_plane(tmp_path / "home")
+    put = _inbox_pipeline(cp, tmp_path / "inbox")
+    pipeline = put("Enabled")
+    cp.pipelines.set_trigger_report(pipeline.id, {"skipped": [{"blob": "x.txt", "reason": "not a bundle"}]})
+    delete = partial(cp.pipelines.delete, SUB, "rg", "targetreg", "importPipelines", "inbox")
+    store = _WriteLandsMidRead(cp.pipelines._repo, pipeline.id, delete)
+    cp.pipelines._repo = store
+    put("Disabled")
+    assert store.landed
+    stored = cp.pipelines.get(SUB, "rg", "targetreg", "importPipelines", "inbox")
+    assert isinstance(stored, ImportPipeline)
+    assert stored.properties.trigger.sourceTrigger.status == "Disabled"
+    assert stored.properties.sourceTriggerReport is None
     cp.close()

@@ -194,8 +194,6 @@ class PipelineService:
             if policy is not None:
                 SignaturePolicy.from_document(policy, where=f"{what} {name} properties.signaturePolicy")  # 400 now
                 properties["signaturePolicy"] = policy
-            if isinstance(existing, ImportPipeline):
-                properties["sourceTriggerReport"] = existing.properties.sourceTriggerReport
         if ignored:
             properties["warnings"] = [f"option {o} has no effect on an {what}" for o in ignored]
         pipeline = model_type.model_validate(
@@ -208,8 +206,23 @@ class PipelineService:
                 "properties": properties,
             }
         )
-        self._repo.put(pipeline)
+        if isinstance(pipeline, ImportPipeline) and existing is not None:
+            self._replace_keeping_report(pipeline)
+        else:
+            self._repo.put(pipeline)
         return pipeline, existing is None
+
+    def _replace_keeping_report(self, pipeline: ImportPipeline) -> None:
+        """Write ``pipeline`` over the stored one with the source trigger's report as stored at the moment
+        of the write (the row locked meanwhile): a report the trigger wrote after this PUT read the
+        pipeline is kept, as :meth:`set_trigger_report` keeps a PUT. Sets the report on ``pipeline``."""
+
+        def change(current: ImportPipeline, state: str | None, owner: str | None) -> tuple[ImportPipeline, str | None]:
+            pipeline.properties.sourceTriggerReport = current.properties.sourceTriggerReport
+            return pipeline, state
+
+        if not self._repo.modify(pipeline.id, ImportPipeline, change):
+            self._repo.put(pipeline)  # deleted since it was read: the PUT creates it again, with no report
 
     def _identity(self, sub: str, model: R.IdentityModel, existing: Pipeline | None) -> dict[str, Any]:
         if model.type == "None":
