@@ -47,3 +47,7 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ requirements.lock -
   .venv/bin/python -c "import airlock" # fail loudly if the install did not work
   touch "$stamp"
 fi
+# pip compiles the dependencies it installs, but nothing compiles an editable install's own modules:
+# where PYTHONDONTWRITEBYTECODE is set, every airlock command would compile all of them first
+# (`airlock --help`: 0.67-0.71 s without, 0.44-0.52 s with). Only what changed since is compiled again.
+.venv/bin/python -m compileall -q src/airlock >/dev/null || true
