@@ -491,6 +491,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.profile and not Path(sys.executable).with_name("py-spy").is_file():
+        # Said before the sets are built: otherwise every airlock step fails minutes later with exit 127.
+        raise SystemExit("--profile needs py-spy, a profiling tool and not a dependency: .venv/bin/pip install py-spy")
     started = dt.datetime.now(dt.UTC)
     WORK_DIR.mkdir(parents=True, exist_ok=True)
     results: list[Measured] = []
