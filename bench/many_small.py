@@ -277,7 +277,8 @@ class Round:
             out_file = Path(self.args.profile) / f"{argv[0]}-{self.set.count}-{m.rep}.txt"
             out_file.parent.mkdir(parents=True, exist_ok=True)
             spy = [str(Path(sys.executable).with_name("py-spy")), "record", "--format", "raw", "--threads"]
-            spy += ["--idle", "-r", "200", "-o", str(out_file), "--"]
+            spy += ["--gil"] if self.args.gil else ["--idle"]
+            spy += ["-r", "200", "-o", str(out_file), "--"]
         proc = _checked(run_process([*spy, *airlock_argv(), *argv, *self.args.airlock_args]), f"airlock {argv[0]}")
         m.seconds, m.cpu_seconds, m.rss_mib = proc.seconds, proc.cpu_seconds, proc.rss_kib / 1024
         # py-spy, when profiling, writes its own lines around the command's one JSON object.
@@ -473,6 +474,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--results-dir", help="where to write many_small.md and many_small.json")
     p.add_argument("--profile", metavar="DIR", help="record every airlock command with py-spy (raw stacks) into DIR")
+    p.add_argument(
+        "--gil", action="store_true", help="with --profile: only samples holding the GIL (airlock's own CPU), no idle"
+    )
     p.add_argument("--label", default="", help="a note for the results (e.g. 'before', a commit)")
     p.add_argument(
         "--scratch-dir",
