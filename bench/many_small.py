@@ -78,6 +78,7 @@ TAGS_PER_REPO = 10
 SMALL_FROM = 5000  # from this many images up, layers are 2-8 KiB instead of 8-64 KiB
 GENERATOR_VERSION = 1
 BUILD_THREADS = 8
+PY_SPY = Path(sys.executable).with_name("py-spy")  # --profile only: a profiling tool, not a dependency
 
 _http = urllib3.PoolManager(maxsize=BUILD_THREADS, timeout=urllib3.Timeout(connect=10, read=120), retries=False)
 
@@ -276,7 +277,7 @@ class Round:
         if self.args.profile:  # py-spy around the CLI: its wall time and RSS are then not airlock's alone
             out_file = Path(self.args.profile) / f"{argv[0]}-{self.set.count}-{m.rep}.txt"
             out_file.parent.mkdir(parents=True, exist_ok=True)
-            spy = [str(Path(sys.executable).with_name("py-spy")), "record", "--format", "raw", "--threads"]
+            spy = [str(PY_SPY), "record", "--format", "raw", "--threads"]
             spy += ["--gil"] if self.args.gil else ["--idle"]
             spy += ["-r", "200", "-o", str(out_file), "--"]
         proc = _checked(run_process([*spy, *airlock_argv(), *argv, *self.args.airlock_args]), f"airlock {argv[0]}")
@@ -495,9 +496,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.profile and not Path(sys.executable).with_name("py-spy").is_file():
-        # Said before the sets are built: otherwise every airlock step fails minutes later with exit 127.
+    # Said before the sets are built: otherwise every airlock step fails minutes later with exit 127.
+    if args.profile and not PY_SPY.is_file():
         raise SystemExit("--profile needs py-spy, a profiling tool and not a dependency: .venv/bin/pip install py-spy")
+    if args.gil and not args.profile:
+        raise SystemExit("--gil changes what --profile records: give --profile DIR too")
     started = dt.datetime.now(dt.UTC)
     WORK_DIR.mkdir(parents=True, exist_ok=True)
     results: list[Measured] = []
