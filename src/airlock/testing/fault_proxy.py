@@ -266,6 +266,10 @@ class FaultProxy:
         with self._lock:
             return list(self._requests)
 
+    def seen(self, method: str, fragment: str) -> list[Seen]:
+        """The recorded ``method`` requests whose path contains ``fragment``, oldest first."""
+        return [s for s in self.requests if s.method == method and fragment in s.path]
+
     def reset(self) -> None:
         """Forget faults, recorded requests and errors; stop paginating."""
         with self._lock:
