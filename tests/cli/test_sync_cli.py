@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import urllib3
 
 from airlock.testing import content
 from airlock.testing.airlock_server import AirlockServer
@@ -252,6 +253,32 @@ def test_delta_import_names_missing_blobs_and_tags_nothing(
     assert not content.manifest_exists(fresh.url, "delta/gone", second.digest)
     for digest, _size in second.blobs:
         assert not content.blob_exists(fresh.url, "delta/gone", digest)
+
+
+# Regression: the import took the catalog's word for the artifacts it left out, so a tag deleted or
+# moved in the target since the receipt was reported in unchangedArtifacts, exit 0, and stayed lost.
+@pytest.mark.parametrize("change", ["deleted", "moved"])
+def test_delta_import_refuses_an_unchanged_artifact_the_target_no_longer_holds(
+    change: str, tmp_path: Path, cli: Callable[..., Run], source_registry: RegistryServer, fresh: RegistryServer
+) -> None:
+    repo = f"delta/{change}"
+    first, second, receipt = _first_sync(cli, tmp_path, source_registry, fresh, repo, 341 + len(change))
+    delta = tmp_path / "delta.tar"
+    out = export(cli, source_registry, delta, "-a", first.reference, second.reference, "--delta-from", receipt)
+    assert out["delta"]["artifactsLeftOut"] == [first.reference]
+
+    if change == "deleted":  # distribution deletes a manifest, and the tags on it, by digest
+        resp = urllib3.request("DELETE", f"{fresh.url}/v2/{repo}/manifests/{first.digest}")
+        assert resp.status == 202, resp.status
+        expected = f"{first.reference} (not there)"
+    else:
+        other = push_oci_image(fresh.url, repo, "1.0", seed=349, layer_size=1024)
+        expected = f"{first.reference} (now {other.digest})"
+    message = cli("import", "--source", delta, "--target-registry", fresh.url).only_error(1)
+    assert f"1 artifact(s) it left out as unchanged are no longer so in the target registry ({expected})" in message
+    assert "export again with a fresh receipt" in message and "nothing was tagged" in message
+    assert not content.manifest_exists(fresh.url, repo, "1.1")
+    assert not content.manifest_exists(fresh.url, repo, second.digest)
 
 
 def test_delta_against_a_renamed_imports_receipt_leaves_out_and_mounts_from_the_target_names(

@@ -13,16 +13,22 @@ The catalog then says ``requires: ["delta"]`` and, in ``delta``, which receipt i
 against, every blob left out (with a repository that holds it), the artifacts left out, and the
 size a full archive would have had.
 
-Import (:func:`check_present`): before anything is uploaded, and so before any tag, every
-left-out blob an artifact needs must be in the artifact's target repository (HEAD), or be mounted
-there from the repository the catalog names. If any is missing the import stops, naming them, and
-nothing is tagged: the target changed since the receipt (garbage collection, a deleted
-repository), so a fresh receipt is needed.
+Import, before anything is uploaded, and so before any tag:
+
+- :func:`check_unchanged`: every artifact the delta left out must still be tagged in the target
+  with the digest the catalog records (HEAD), or the import would report as unchanged a tag that
+  was deleted or moved since the receipt;
+- :func:`check_present`: every left-out blob an artifact needs must be in the artifact's target
+  repository (HEAD), or be mounted there from the repository the catalog names.
+
+If either finds something missing the import stops, naming it, and nothing is tagged: the target
+changed since the receipt (garbage collection, a deleted repository or tag), so a fresh receipt is
+needed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -109,26 +115,73 @@ def unchanged_references(delta: CatalogDelta, rename: RenameMap) -> list[str]:
         raise ArchiveError(f"archive catalog names an invalid artifact: {exc}") from None
 
 
+def check_unchanged(
+    client: RegistryClient,
+    delta: CatalogDelta,
+    references: Sequence[str],
+    *,
+    where: str,
+    concurrency: int = 4,
+) -> None:
+    """Make sure each artifact the delta left out is still in the target as the catalog records it.
+
+    ``references`` are :func:`unchanged_references`' (the target's names), in the order of
+    ``delta.artifacts``. Each is HEADed; its tag must exist and point at the recorded digest.
+    Uploads nothing and tags nothing.
+
+    Raises:
+        DeltaIncomplete: some are missing or point elsewhere: names the first few (and what each
+            tag points at now) and the count, and says to export again with a fresh receipt.
+        RegistryError: a HEAD failed other than by the manifest being absent.
+    """
+    wanted = [(ref, Digest.parse(a.digest)) for ref, a in zip(references, delta.artifacts, strict=True)]
+
+    def now(pair: tuple[str, Digest]) -> Digest | None:
+        ref, _ = pair
+        at = ref.find("@")
+        repo, tag = (ref[:at], ref[at + 1 :]) if at >= 0 else ref.rsplit(":", 1)
+        info = client.head_manifest(repo, tag)
+        return None if info is None else info.digest
+
+    found = ordered_map(now, wanted, workers=REQUESTS_IN_FLIGHT if concurrency > 1 else 1)
+    wrong = [
+        f"{ref} (not there)" if got is None else f"{ref} (now {got})"
+        for (ref, recorded), got in zip(wanted, found, strict=True)
+        if got != recorded
+    ]
+    if wrong:
+        named = ", ".join(wrong[:_NAMED]) + (f" and {len(wrong) - _NAMED} more" if len(wrong) > _NAMED else "")
+        raise DeltaIncomplete(
+            f"delta archive {where}: {len(wrong)} artifact(s) it left out as unchanged are no longer so in the "
+            f"target registry ({named}); nothing was tagged: export again with a fresh receipt "
+            "(airlock inventory, or import --receipt-out)"
+        )
+
+
 def check_present(
     client: RegistryClient,
     delta: CatalogDelta,
     needs: Mapping[Digest, list[str]],
     *,
+    unchanged: Sequence[str],
     where: str,
     count: Callable[[str], None],
     concurrency: int = 4,
 ) -> None:
-    """Make sure every left-out blob in ``needs`` (digest → target repositories) is in each repository.
+    """Make sure the target holds what the delta left out: first the artifacts (``unchanged``, see
+    :func:`check_unchanged`), then every left-out blob in ``needs`` (digest → target repositories)
+    in each of its repositories.
 
-    HEADs it there, else mounts it from the repository the catalog names (``count`` is told
+    A blob is HEADed there, else mounted from the repository the catalog names (``count`` is told
     "skipped" or "mounted"). Uploads nothing and tags nothing.
 
     Raises:
         ArchiveError: the catalog names a blob's repository that is not a valid name.
-        DeltaIncomplete: some are missing: names the first few and the count, and says to export
-            again with a fresh receipt.
-        RegistryError: a HEAD or mount failed other than by the blob being absent.
+        DeltaIncomplete: some are missing (or, for an artifact, moved): names the first few and the
+            count, and says to export again with a fresh receipt.
+        RegistryError: a HEAD or mount failed other than by the blob or manifest being absent.
     """
+    check_unchanged(client, delta, unchanged, where=where, concurrency=concurrency)
     absent = {Digest.parse(b.digest): b for b in delta.blobs}
     for b in absent.values():  # the archive is data: a name it gives goes into a mount URL only if valid
         if b.repository is not None:

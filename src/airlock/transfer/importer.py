@@ -207,6 +207,7 @@ class Importer:
                 self.client,
                 catalog.delta,
                 needs,
+                unchanged=unchanged,
                 where=self.source.display,
                 count=self.count,
                 concurrency=self.concurrency,
