@@ -113,6 +113,30 @@ def test_rename_to_an_invalid_name_is_refused_before_anything_is_uploaded(
         assert not content.blob_exists(fresh.url, "ren/bad", digest)
 
 
+# Regression: two prefixes renaming into one repository merged different artifacts onto one tag;
+# the import listed the target reference twice, exit 0, and the one pushed last won.
+def test_rename_that_merges_two_artifacts_onto_one_tag_is_refused_before_anything_is_uploaded(
+    tmp_path: Path, cli: Callable[..., Run], source_registry: RegistryServer, fresh: RegistryServer
+) -> None:
+    team = push_oci_image(source_registry.url, "merge/team/app", "1", seed=305, layer_size=1024)
+    other = push_oci_image(source_registry.url, "merge/other/app", "1", seed=306, layer_size=1024)
+    same = push_oci_image(source_registry.url, "merge/other/lib", "1", seed=307, layer_size=1024)
+    batch = tmp_path / "batch.tar"
+    export(cli, source_registry, batch, "-a", team.reference, other.reference, same.reference)
+    rules = ("--rename", "merge/team/=m/", "--rename", "merge/other/=m/")
+    message = cli("import", "--source", batch, "--target-registry", fresh.url, *rules).only_error(2)
+    assert f"{team.reference} ({team.digest}) and {other.reference} ({other.digest}) on one tag, m/app:1" in message
+    assert "nothing was imported" in message
+    assert content.list_tags(fresh.url, "m/app") == [] and content.list_tags(fresh.url, "m/lib") == []
+    for digest, _size in (*team.blobs, *other.blobs):
+        assert not content.blob_exists(fresh.url, "m/app", digest)
+    # Apart, the same rules import all three.
+    apart = ("--rename", "merge/team/=m/team/", "--rename", "merge/other/=m/")
+    done = cli("import", "--source", batch, "--target-registry", fresh.url, *apart).json()
+    assert sorted(done["importedArtifacts"]) == ["m/app:1", "m/lib:1", "m/team/app:1"]
+    assert content.get_manifest(fresh.url, "m/app", "1")[2] == other.digest
+
+
 # ------------------------------------------------------------------------------------------ receipts
 
 

@@ -156,12 +156,14 @@ class _LayoutImporter(Importer):
                 manifests[desc.digest] = self._manifest(tar, desc, where)
             return manifests[desc.digest]
 
-        artifacts: list[ArtifactEntry] = []
+        found: list[tuple[CatalogArtifact, Digest]] = []
         for entry, desc in _entries(tar.index, repository, where):
             top = load(desc)
             closure(top, load, where=f"artifact {entry['reference']}")  # reads every child manifest
             entry.update(mediaType=top.media_type, subject=str(top.subject.digest) if top.subject else None)
-            artifacts.append(ArtifactEntry(self.rename.entry(CatalogArtifact.from_json(entry)), desc.digest))
+            found.append((CatalogArtifact.from_json(entry), desc.digest))
+        renamed = self.rename.entries(e for e, _ in found)
+        artifacts = [ArtifactEntry(e, d) for e, (_, d) in zip(renamed, found, strict=True)]
         blob_sizes = {d: m.size for d, m in tar.blobs.items() if d not in manifests}
         needs = self._plan(artifacts, manifests, blob_sizes)
         self.progress.begin(sum(blob_sizes[d] for d in needs), f"import ← {self.source.display}")

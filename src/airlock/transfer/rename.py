@@ -90,6 +90,32 @@ class RenameMap:
         repo = reference[:at] if at >= 0 else reference.rsplit(":", 1)[0]
         return self.apply(validate_repository(repo)) + reference[len(repo) :]
 
+    def entries(self, entries: Iterable[CatalogArtifact]) -> list[CatalogArtifact]:
+        """Every entry renamed (see :meth:`entry`), refusing to merge two artifacts onto one tag.
+
+        Two prefixes can send different source repositories to one target repository
+        (``team/=m/`` and ``other/=m/``): same tag, different digests, and one would silently
+        overwrite the other. The same artifact twice is no conflict.
+
+        Raises:
+            UsageError: a renamed name is invalid (see :meth:`apply`), or two entries with the same
+                tag and different digests are renamed into one repository (both are named).
+        """
+        out: list[CatalogArtifact] = []
+        tags: dict[tuple[str, str], CatalogArtifact] = {}  # (target repository, tag) → its source entry
+        for entry in entries:
+            renamed = self.entry(entry)
+            if self.rules and renamed.tag is not None:
+                first = tags.setdefault((renamed.repository, renamed.tag), entry)
+                if first.digest != entry.digest:
+                    raise UsageError(
+                        f"renaming would put {first.reference} ({first.digest}) and {entry.reference} "
+                        f"({entry.digest}) on one tag, {renamed.reference}; nothing was imported: "
+                        "give them prefixes that keep them apart"
+                    )
+            out.append(renamed)
+        return out
+
     def entry(self, entry: CatalogArtifact) -> CatalogArtifact:
         """A copy of a catalog entry in its renamed repository (its reference renamed too).
 
