@@ -259,4 +259,5 @@ def first_invalid(exc: ValidationError) -> tuple[str, str]:
     """Where a document broke a model's rules, and why: the first error's dotted location ("" at the
     top level) and message, for the one-line errors built from a pydantic ``ValidationError``."""
     first = exc.errors()[0]
-    return ".".join(str(p) for p in first.get("loc", ())), str(first.get("msg"))
+    # A validator's own ValueError comes back as "Value error, <its message>": the message is enough.
+    return ".".join(str(p) for p in first.get("loc", ())), str(first.get("msg")).removeprefix("Value error, ")

@@ -76,7 +76,7 @@ def expand(
         if is_glob(rule.name):
             catalog = list(client.list_repositories()) if catalog is None else catalog
             pattern = glob_regex(rule.name)
-            names = [r for r in catalog if pattern.match(r)]
+            names = [r for r in catalog if pattern.fullmatch(r)]
             if not names:
                 raise NotFound(
                     f"repository glob {rule.name} matches none of the registry's {len(catalog)} repositories"

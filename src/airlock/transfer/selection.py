@@ -52,6 +52,24 @@ class TagPattern(Protocol):
     def fullmatch(self, text: str) -> object | None: ...
 
 
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False  # a bad pattern is the user's error, said once by us, not by absl on stderr
+
+
+def compile_re2(pattern: str) -> TagPattern:
+    """``pattern`` compiled by RE2 (Go's syntax; linear-time matching).
+
+    Raises:
+        UsageError: RE2 refuses it: its reason, as text.
+    """
+    try:
+        compiled: TagPattern = re2.compile(pattern, options=_RE2_OPTIONS)
+    except re2.error as exc:
+        reason = exc.args[0] if exc.args else exc
+        raise UsageError(reason.decode() if isinstance(reason, bytes) else str(reason)) from None
+    return compiled
+
+
 _PLATFORM_RE = re.compile(r"^([a-z0-9_.-]+)/([a-z0-9_.-]+)(?:/([a-z0-9_.-]+))?\Z")
 _GLOB_CHARS = frozenset("*?[")
 
@@ -188,8 +206,16 @@ def is_glob(name: str) -> bool:
     return any(c in _GLOB_CHARS for c in name)
 
 
-def glob_regex(pattern: str) -> re.Pattern[str]:
-    """``*`` and ``?`` stay within a path component, ``**`` crosses ``/``; ``[...]`` as in fnmatch."""
+def glob_regex(pattern: str) -> TagPattern:
+    """``*`` and ``?`` stay within a path component, ``**`` crosses ``/``; ``[...]`` as in fnmatch.
+
+    Compiled with RE2, as ``--tags`` is: the glob comes from a selection (a Contributor's run
+    request), and Python's backtracking engine takes exponential time on stars such as
+    ``*[a-z]*[a-z]*…0`` against a long name; RE2 matches in linear time.
+
+    Raises:
+        UsageError: the glob is malformed (a ``[`` without ``]``, an empty or reversed range).
+    """
     out, i = [], 0
     while i < len(pattern):
         c = pattern[i]
@@ -210,7 +236,10 @@ def glob_regex(pattern: str) -> re.Pattern[str]:
         else:
             out.append(re.escape(c))
         i += 1
-    return re.compile("".join(out) + r"\Z")
+    try:
+        return compile_re2("".join(out))
+    except UsageError as exc:
+        raise UsageError(f"invalid repository glob {pattern[:80]!r}: {exc}") from None
 
 
 # -- the model ------------------------------------------------------------------------------------
@@ -243,6 +272,11 @@ class RepositoryRule(_Rules):
     def _name(cls, v: str) -> str:
         if not re.fullmatch(r"[a-z0-9._/*?\[\]-]+", v):
             raise ValueError("a repository name or glob: lowercase letters, digits, . _ - / and * ? [ ]")
+        if is_glob(v):
+            try:
+                glob_regex(v)
+            except UsageError as exc:
+                raise ValueError(str(exc)) from None
         return v
 
     @field_validator("tags")
@@ -250,8 +284,8 @@ class RepositoryRule(_Rules):
     def _tags(cls, v: str | None) -> str | None:
         if v is not None:
             try:
-                re2.compile(v)
-            except re2.error as exc:
+                compile_re2(v)
+            except UsageError as exc:
                 raise ValueError(f"not an RE2 regular expression ({exc})") from None
         return v
 
@@ -274,7 +308,7 @@ class RepositoryRule(_Rules):
     def tag_regex(self) -> TagPattern | None:
         # RE2 (Go's regexp syntax, as regclient's and Zarf's filters): linear time, so a pattern from
         # an API request (a Contributor's selection) cannot stall a worker by backtracking.
-        pattern: TagPattern | None = re2.compile(self.tags) if self.tags is not None else None
+        pattern: TagPattern | None = compile_re2(self.tags) if self.tags is not None else None
         return pattern
 
     @cached_property
