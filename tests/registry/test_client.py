@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+import airlock.registry.client as client_module
 from airlock.errors import IntegrityError, NotFound, RegistryError
 from airlock.oci.digest import Digest
 from airlock.oci.manifest import OCI_MANIFEST, Descriptor, Manifest
@@ -278,3 +279,50 @@ def test_index_children_fetch_by_digest(
         fetched: Manifest = client.get_manifest(pushed.repository, str(child.digest))
         assert fetched.size == child.size and fetched.media_type == child.media_type
         assert child.platform is not None and child.platform["os"] == "linux"
+
+
+# ---------------------------------------------------------------------------------------- listings
+
+
+# Regression: a Link that led back to a page already sent was followed for ever (2,107 GETs in 10 s,
+# the list growing); the catalog had a guard only for registries that ignore ``last``.
+@pytest.mark.parametrize("listing", ["tags", "catalog"])
+def test_a_listing_whose_link_loops_is_stopped_at_the_repeated_page(
+    listing: str, proxy: FaultProxy, samples: dict[str, PushedArtifact], make_client: RegistryClients
+) -> None:
+    repo = samples["oci-image"].repository
+    path = f"/v2/{repo}/tags/list?n=1000" if listing == "tags" else "/v2/_catalog?n=1000"
+    proxy.add(Fault("GET", path.split("?")[0], times=100, headers={"Link": f'<{path}&again=1>; rel="next"'}))
+    client = make_client(proxy.url)
+    with pytest.raises(RegistryError, match=r"the registry's next page is one it already sent .*again=1.*: a loop"):
+        client.list_tags(repo) if listing == "tags" else list(client.list_repositories())
+    assert len(proxy.seen("GET", path.split("?")[0])) == 2  # the first page, and the one that came back
+
+
+def test_a_tag_list_whose_pages_never_end_is_stopped_at_the_cap(
+    proxy: FaultProxy,
+    samples: dict[str, PushedArtifact],
+    make_client: RegistryClients,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(client_module, "_MAX_PAGES", 3)
+    repo = samples["oci-image"].repository
+    first = f"/v2/{repo}/tags/list?n=1000"
+    proxy.add(Fault("GET", first, headers={"Link": f'<{first}&page=1>; rel="next"'}))
+    for k in range(1, 10):  # every page links to a new one
+        proxy.add(Fault("GET", f"page={k}", headers={"Link": f'<{first}&page={k + 1}>; rel="next"'}))
+    with pytest.raises(RegistryError, match=r"more than 3 pages; the registry's pagination does not end"):
+        make_client(proxy.url).list_tags(repo)
+    assert len(proxy.seen("GET", f"/v2/{repo}/tags/list")) == 3
+
+
+# Regression: a listing whose JSON was not an object crashed on ``doc.get`` (exit 70, "internal error").
+@pytest.mark.parametrize("body", [b"[]", b'"tags"', b'{"tags": {"a": 1}}'])
+def test_a_tag_list_that_is_not_an_object_with_an_array_is_a_registry_error(
+    body: bytes, proxy: FaultProxy, samples: dict[str, PushedArtifact], make_client: RegistryClients
+) -> None:
+    repo = samples["oci-image"].repository
+    proxy.add(Fault("GET", f"/v2/{repo}/tags/list", transform=lambda _: body))
+    with pytest.raises(RegistryError) as info:
+        make_client(proxy.url).list_tags(repo)
+    assert no_secrets(info.value) == f"tags of {repo}: registry returned JSON that is not an object with a 'tags' array"

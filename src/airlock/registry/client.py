@@ -18,7 +18,7 @@ Contracts common to every method:
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urljoin
@@ -37,6 +37,9 @@ from airlock.registry.retry import RetryPolicy
 from airlock.registry.session import Session, discard, pull_scope, push_scope, reason
 
 _TAGS_PAGE = 1000  # go-containerregistry's default: ECR rejects larger pages
+# Pages a tag list or the catalog may take (10 million names): a registry whose Link never ends,
+# with a new URL each time, is stopped here; one that sends a page's URL again is stopped at once.
+_MAX_PAGES = 10_000
 _CATALOG_SCOPE = "registry:catalog:*"
 
 
@@ -190,22 +193,19 @@ class RegistryClient:
         (``NAME_UNKNOWN``) from a registry that does not list tags at all.
         """
         tags: list[str] = []
-        path: str | None = f"/v2/{repository}/tags/list?n={_TAGS_PAGE}"
+        what = f"tags of {repository}"
+        first = f"/v2/{repository}/tags/list?n={_TAGS_PAGE}"
+        path: str | None = first
+        pages = _Pages(what, self._session.resolve, first)
         while path:
             resp = self._session.send("GET", path, scopes=(pull_scope(repository),))
             if resp.status == 404 and not strict:
                 discard(resp)
                 return tags
             if resp.status != 200:
-                raise self._session.fail(resp, "GET", path, f"tags of {repository}")
-            try:
-                doc = json.loads(resp.read(MAX_MANIFEST_SIZE))
-            except ValueError:
-                raise RegistryError(f"tags of {repository}: registry returned invalid JSON") from None
-            finally:
-                discard(resp)
-            tags += [t for t in (doc.get("tags") or []) if isinstance(t, str)]
-            path = _next_link(resp.headers.get("Link"), self._session.resolve(path))
+                raise self._session.fail(resp, "GET", path, what)
+            tags += _names(resp, what, "tags")
+            path = pages.next(_next_link(resp.headers.get("Link"), self._session.resolve(path)))
         return tags
 
     def list_repositories(self) -> Iterator[str]:
@@ -215,24 +215,21 @@ class RegistryClient:
         Raises:
             RegistryError: the registry refuses or lacks the catalog (some hosted registries do).
         """
-        path: str | None = f"/v2/_catalog?n={_TAGS_PAGE}"
+        first = f"/v2/_catalog?n={_TAGS_PAGE}"
+        path: str | None = first
         last: str | None = None
+        pages = _Pages("repository catalog", self._session.resolve, first)
         while path:
             resp = self._session.send("GET", path, scopes=(_CATALOG_SCOPE,))
             if resp.status != 200:
                 raise self._session.fail(resp, "GET", path, "repository catalog")
-            try:
-                doc = json.loads(resp.read(MAX_MANIFEST_SIZE))
-            except ValueError:
-                raise RegistryError("repository catalog: registry returned invalid JSON") from None
-            finally:
-                discard(resp)
-            names = [r for r in (doc.get("repositories") or []) if isinstance(r, str)]
+            names = _names(resp, "repository catalog", "repositories")
             yield from names
             path = _next_link(resp.headers.get("Link"), self._session.resolve(path))
             if path is None and len(names) >= _TAGS_PAGE and names[-1] != last:  # != : one that ignores last
                 last = names[-1]
                 path = f"/v2/_catalog?n={_TAGS_PAGE}&last={quote(last, safe='/')}"
+            path = pages.next(path)
 
     def list_referrers(self, repository: str, subject: Digest) -> list[Descriptor]:
         """Manifests whose ``subject`` is ``subject``: the OCI 1.1 referrers API, else the tag schema.
@@ -311,6 +308,53 @@ class RegistryClient:
         not match ``desc``. ``location``: a session from :meth:`mount_or_start`, taken over (see
         :func:`airlock.registry.blobs.push_blob`)."""
         blobs.push_blob(self._session, repository, desc, chunks, location=location)
+
+
+def _names(resp: Any, what: str, key: str) -> list[str]:
+    """The strings in a listing page's ``key`` array (a tag list's ``tags``, the catalog's
+    ``repositories``); the response is read and released.
+
+    Raises:
+        RegistryError: the body is not JSON, or not an object whose ``key`` is an array (or null).
+    """
+    try:
+        doc = json.loads(resp.read(MAX_MANIFEST_SIZE))
+    except ValueError:
+        raise RegistryError(f"{what}: registry returned invalid JSON") from None
+    finally:
+        discard(resp)
+    values = doc.get(key) if isinstance(doc, dict) else ()
+    if not isinstance(values, list | None):
+        raise RegistryError(f"{what}: registry returned JSON that is not an object with a {key!r} array")
+    return [v for v in values or () if isinstance(v, str)]
+
+
+class _Pages:
+    """The pages a listing has followed: refuses a URL already fetched, or more than _MAX_PAGES.
+
+    URLs are compared resolved (``resolve``: the session's), as a ``Link`` may be relative or not.
+    """
+
+    def __init__(self, what: str, resolve: Callable[[str], str], first: str) -> None:
+        self.what = what
+        self.resolve = resolve
+        self.seen = {resolve(first)}
+
+    def next(self, path: str | None) -> str | None:
+        """``path`` (None: the listing is done).
+
+        Raises:
+            RegistryError: ``path`` was fetched before (a pagination loop), or the page cap is reached.
+        """
+        if path is None:
+            return None
+        url = self.resolve(path)
+        if url in self.seen:
+            raise RegistryError(f"{self.what}: the registry's next page is one it already sent ({url[:200]}): a loop")
+        if len(self.seen) >= _MAX_PAGES:
+            raise RegistryError(f"{self.what}: more than {_MAX_PAGES} pages; the registry's pagination does not end")
+        self.seen.add(url)
+        return path
 
 
 def _next_link(header: str | None, current: str) -> str | None:

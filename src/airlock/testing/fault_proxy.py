@@ -4,7 +4,8 @@ Each request is forwarded on a fresh upstream connection and answered with ``Con
 fault never leaks into the next request. Faults match on method and a path substring and fire a
 limited number of times:
 
-* ``status``: answer with this status (and ``headers``) instead of forwarding;
+* ``status``: answer with this status (and ``headers``) instead of forwarding; without a
+  ``status``, ``headers`` are added to the forwarded answer;
 * ``drop``: close the connection without answering;
 * ``transform``: forward, then replace the response body by ``transform(body)``;
 * ``cut_after``: forward, announce the full ``Content-Length`` but send only that many body bytes,
@@ -177,8 +178,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             data, link = self._paginate(data, *page)
             if link:
                 resp_headers.append(("Link", link))
-        if fault is not None and fault.transform is not None:
-            data = fault.transform(data)
+        if fault is not None:  # a forwarded answer: the fault's headers are added (e.g. a hostile Link)
+            resp_headers += [(k, v) for k, v in fault.headers.items()]
+            if fault.transform is not None:
+                data = fault.transform(data)
         owner._record(Seen(self.command, self.path, seen_headers, status))
         self.send_response_only(status, reason)
         for key, value in resp_headers:
