@@ -173,6 +173,25 @@ def test_receipt_from_import_equals_inventory_of_the_target(
     assert {table[i] for i in doc["repositories"]["rcpt/base"]["blobs"]} == {d for d, _ in base.blobs}
 
 
+def test_inventory_of_a_renamed_target_with_its_rename_makes_a_delta_that_leaves_out(
+    tmp_path: Path, cli: Callable[..., Run], source_registry: RegistryServer, fresh: RegistryServer
+) -> None:
+    """The README's other way to a receipt: ``inventory --rename`` of a target an import renamed into."""
+    image = push_oci_image(source_registry.url, "inv/team/app", "1", seed=315, layer_size=1024)
+    batch = tmp_path / "batch.tar"
+    export(cli, source_registry, batch, "-a", image.reference)
+    cli("import", "--source", batch, "--target-registry", fresh.url, "--rename", "inv/team/=mirror/").json()
+    receipt = tmp_path / "receipt.json"
+    run = cli("inventory", "--registry", fresh.url, "--repository", "mirror/app", "mirror/nothing",
+              "--rename", "inv/team/=mirror/", "--receipt-out", receipt)  # fmt: skip
+    assert run.json()["repositories"] == 2
+    # A named repository that does not exist is recorded empty, and said: a typo is not silent.
+    assert f"repository mirror/nothing has no tags in {fresh.url}: recorded as holding nothing" in run.stderr
+    assert json.loads(receipt.read_text())["rename"] == {"inv/team/": "mirror/"}
+    out = export(cli, source_registry, tmp_path / "delta.tar", "-a", image.reference, "--delta-from", receipt)
+    assert out["artifacts"] == [] and out["delta"]["artifactsLeftOut"] == [image.reference]
+
+
 @pytest.mark.parametrize(
     ("body", "said"),
     [

@@ -124,11 +124,21 @@ def inventory_cmd(
         bool, typer.Option("--password-stdin", help="Read the registry password from stdin (with --username).")
     ] = False,
     concurrency: Annotated[int, typer.Option("--concurrency", min=1, max=64, help="Manifests read at once.")] = 4,
+    rename: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--rename",
+            help="SRC_PREFIX=DST_PREFIX: the --rename the imports into this registry applied; recorded in the "
+            "receipt, so that export --delta-from looks the source's names up under these. Repeatable.",
+        ),
+    ] = None,
 ) -> dict[str, Any]:
     """Write a receipt: what a registry holds, per repository, by manifest and blob digest.
 
     Carry it to the connected side and give it to export --delta-from, which then leaves out what the
-    target already has.
+    target already has. Names are the registry's: when the imports renamed (import --rename), give
+    the same --rename here. A named repository that does not exist is recorded as holding nothing,
+    and said on stderr.
 
     Examples:
 
@@ -137,12 +147,24 @@ def inventory_cmd(
 
         airlock inventory --registry localhost:5001 --repository team/app team/base \\
             --query "keys(repositories)" -o tsv
+
+        airlock inventory --registry localhost:5001 --repository mirror/team/app \\
+            --rename team/=mirror/team/ --receipt-out receipt.json
     """
     for name in repository or []:
         validate_repository(name)
+    renamed = rename_map(rename)
     client = registry_client(registry, username, password_stdin, concurrency)
     client.ping()
-    receipt = inventory(client, repositories=repository or None, concurrency=concurrency)
+    receipt = inventory(
+        client,
+        repositories=repository or None,
+        rename=renamed.to_json() if renamed else None,
+        concurrency=concurrency,
+    )
+    for name in dict.fromkeys(repository or []):
+        if not receipt.repositories[name].tags:
+            hint(f"repository {name} has no tags in {receipt.registry}: recorded as holding nothing")
     if receipt_out is None:
         doc: dict[str, Any] = receipt.model_dump(by_alias=True, mode="json", exclude_none=True)
         return doc
