@@ -29,11 +29,13 @@ from airlock.pipelines.audit_chain import AuditEntry
 from airlock.pipelines.store import make_engine
 from airlock.registry.client import RegistryClient
 from airlock.testing import azurite as az
+from airlock.testing import content
 from airlock.testing.airlock_server import AirlockServer
 from airlock.testing.azurite import AzuriteServer
 from airlock.testing.console import Console
 from airlock.testing.content import PushedArtifact
 from airlock.testing.images import push_oci_image
+from airlock.testing.referrers import push_referrer, referrers_tag
 from airlock.testing.registry_server import RegistryServer
 
 SUB = "00000000-0000-0000-0000-000000000000"
@@ -201,6 +203,31 @@ def test_annotate_provenance_adds_referrer_without_changing_manifest(
         "--options", "OverwriteTags",
     ).json()  # fmt: skip
     assert again["provenanceReferrers"] == [made]
+
+
+# Regression: on a registry without the referrers API the provenance referrer changes the subject's
+# sha256-<hex> index, so the bundle's own index (its signature's) then conflicted on the next import
+# of the same bundle (exit 1), and an OverwriteTags import put the bundle's back, dropping provenance.
+def test_a_bundle_with_referrers_imports_again_with_provenance_and_its_index_is_merged(
+    local: Local, source_registry: RegistryServer, target_registry: RegistryServer, tmp_path: Path
+) -> None:
+    signed = push_oci_image(source_registry.url, "audit/signed", "1.0", seed=133, layers=1, layer_size=2048)
+    signature = push_referrer(source_registry.url, "audit/signed", signed, seed=134)
+    bundle = tmp_path / "signed.tar"
+    local.cli.ok("export", "--source-registry", source_registry.url, "-a", signed.reference, "--include-referrers",
+                 "--target", bundle, "-o", "none")  # fmt: skip
+    fallback = referrers_tag(signed.digest)
+    imports = [
+        local.cli.ok("import", "--source", bundle, "--target-registry", target_registry.url, *extra).json()
+        for extra in (["--annotate-provenance"], ["--annotate-provenance"], ["--options", "OverwriteTags"])
+    ]
+    for done in imports:
+        assert done["failedArtifacts"] == {} and f"audit/signed:{fallback}" in done["importedArtifacts"]
+    (made,) = imports[0]["provenanceReferrers"]
+    assert imports[1]["provenanceReferrers"] == [made]  # the same referrer: nothing new to push
+    index = json.loads(content.get_manifest(target_registry.url, "audit/signed", fallback)[0])
+    assert {m["digest"] for m in index["manifests"]} == {signature.digest, made["digest"]}
+    assert content.get_manifest(target_registry.url, "audit/signed", "1.0")[2] == signed.digest
 
 
 def _descriptor(layer: dict[str, Any]) -> Any:

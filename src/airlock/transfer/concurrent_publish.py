@@ -10,6 +10,12 @@ manifests, also concurrently.
 A tag is a PUT of the whole manifest, so an artifact's own manifest, when nothing else needs it
 by digest (no other artifact names it as a child or as its subject), is pushed once, by its tag,
 in the tag step: one request per small image instead of three (HEAD, PUT by digest, PUT by tag).
+
+A referrers fallback index (the ``sha256-<hex>`` tag of a registry without the referrers API) is
+not the archive's alone: the target's may list referrers of its own (a provenance referrer an
+earlier import added, a signature made there). Where the target's tag points at another index, the
+archive's entries are added to it (:meth:`RegistryClient.add_to_referrers_tag`) instead of the tag
+being moved or refused; where it has none, or the same, the archive's index is tagged as it is.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from typing import TYPE_CHECKING
 from airlock.errors import AirlockError
 from airlock.oci.digest import Digest
 from airlock.oci.manifest import Manifest
+from airlock.oci.signatures import referrers_tag_subject
 from airlock.registry.client import RegistryClient
 from airlock.transfer.concurrent_map import ordered_map, settled
 from airlock.transfer.platform_filter import omitted_of, push_manifest
@@ -108,8 +115,16 @@ def push_tags(
     ready = [a for a in artifacts if a.error is None and a.closure is not None]
 
     def tag(art: ArtifactEntry) -> None:
-        if art.entry.tag is not None and art.closure is not None:
-            client.put_manifest(art.entry.repository, art.entry.tag, art.closure.top)
+        if art.entry.tag is None or art.closure is None:
+            return
+        repo, top = art.entry.repository, art.closure.top
+        subject = referrers_tag_subject(art.entry.tag) if top.is_index else None
+        if subject is not None:
+            now = client.head_manifest(repo, art.entry.tag)
+            if now is not None and now.digest != top.digest:
+                client.add_to_referrers_tag(repo, subject, list(top.children))
+                return
+        client.put_manifest(repo, art.entry.tag, top)
 
     for art, outcome in zip(ready, ordered_map(settled(tag), ready), strict=True):
         if outcome is None:

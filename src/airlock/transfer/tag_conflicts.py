@@ -15,6 +15,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from airlock.errors import AirlockError, NotFound, RegistryError, TagConflict
+from airlock.oci.manifest import INDEX_TYPES
+from airlock.oci.signatures import referrers_tag_subject
 from airlock.registry.client import ManifestInfo, RegistryClient
 from airlock.transfer.concurrent_map import ordered_map, settled
 
@@ -36,7 +38,8 @@ def check_tag_conflicts(
     Raises:
         RegistryError: listing or HEAD-checking failed for a reason other than a refused listing.
     """
-    tagged = [a for a in artifacts if a.entry.tag is not None]
+    # A referrers fallback index never conflicts: it is merged into the target's (concurrent_publish).
+    tagged = [a for a in artifacts if a.entry.tag is not None and not _merged(a)]
     repositories = sorted({a.entry.repository for a in tagged})
     listed: dict[str, set[str] | None] = {}
 
@@ -73,3 +76,7 @@ def check_tag_conflicts(
                     status=409,
                 ),
             )
+
+
+def _merged(art: ArtifactEntry) -> bool:
+    return art.entry.media_type in INDEX_TYPES and referrers_tag_subject(art.entry.tag) is not None
