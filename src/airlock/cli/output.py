@@ -118,16 +118,18 @@ def render(obj: Any, *, fmt: str, query: str | None, console: Console) -> None:
 
 
 def _rows(obj: Any) -> list[list[Any]]:
-    # az's tsv: scalars of each object in order, one line per list element; nested values omitted.
-    if isinstance(obj, list):
-        return (
-            [r for item in obj for r in _rows(item)]
-            if any(isinstance(i, dict | list) for i in obj)
-            else [[i] for i in obj]
-        )
-    if isinstance(obj, dict):
-        return [[v for v in obj.values() if not isinstance(v, dict | list)]]
-    return [[obj]]
+    # az's tsv (knack's): a list is a line per element, anything else one line.
+    return [_row(item) for item in obj] if isinstance(obj, list) else [_row(obj)]
+
+
+def _row(item: Any) -> list[Any]:
+    # An object's scalars in order (its nested values omitted); a list's elements, a nested value
+    # as an empty cell so the columns stay aligned (``--query "[].[name, tags]"``); a scalar alone.
+    if isinstance(item, dict):
+        return [v for v in item.values() if not isinstance(v, dict | list)]
+    if isinstance(item, list):
+        return [None if isinstance(v, dict | list) else v for v in item]
+    return [item]
 
 
 def _tsv_cell(value: Any) -> str:
