@@ -155,7 +155,9 @@ def test_inspect_verify_checks_every_volume(tmp_path: Path, cli: Callable[..., R
     out = cli("inspect", first, "--verify").json()
     assert out["verified"] is True
     assert out["catalogDigest"] == bundle["catalogDigest"]
-    assert [(v["index"], v.get("verified")) for v in out["volumes"]] == [(1, None), (2, True), (3, True), (4, True)]
+    # Regression: the first volume had no "verified", as if it were not checked; every member of it is.
+    assert [(v["index"], v["verified"]) for v in out["volumes"]] == [(1, True), (2, True), (3, True), (4, True)]
+    assert [v["verified"] for v in cli("inspect", first).json()["volumes"]] == [False] * 4  # only looked up
     # Plain inspect stats every volume: a missing one is named without reading the others.
     (tmp_path / "usb" / "batch1.tar.004").unlink()
     message = cli("inspect", first).only_error(1)
@@ -201,6 +203,7 @@ def test_export_to_azure_in_volumes_then_copy_of_the_first_volume_copies_every_v
     assert [v["uri"] for v in copied["volumes"]] == [
         (usb / n).as_uri() for n in ("n.tar", "n.tar.002", "n.tar.003", "n.tar.004")
     ]
+    assert [v["verified"] for v in copied["volumes"]] == [True] * 4
     for volume in out["volumes"]:
         name = "n.tar" + ("" if volume["index"] == 1 else f".00{volume['index']}")
         assert "sha256:" + hashlib.sha256((usb / name).read_bytes()).hexdigest() == volume["digest"]

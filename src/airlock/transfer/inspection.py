@@ -69,7 +69,7 @@ def copy_blob(
     finally:
         close_stream(raw)
     if isinstance(target, BundleTarget):
-        result["volumes"] = target.volumes_json()
+        result["volumes"] = target.volumes_json(head_verified=result["verified"] is True)
     elif not result["isTransferArchive"] and (note := volume_note(source)):
         result["note"] = note
     return {**result, "resumed": {"bytes": start.keep}} if resume else result
@@ -226,8 +226,8 @@ def inspect_archive(
             out["signature"] = signature_json(reader.catalog, trusted=True)
     finally:
         close_stream(chunks)
-    if isinstance(source, Bundle):
-        out["volumes"] = source.to_json()
+    if isinstance(source, Bundle):  # verified: every member of the first volume was checked too
+        out["volumes"] = source.to_json(head_verified=out.get("verified") is True)
     return out
 
 

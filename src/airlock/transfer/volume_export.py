@@ -298,8 +298,10 @@ class BundleTarget:
         head_meta = {**metadata, **self.metadata[0]}
         return SplitWriter(self.blobs, self.sizes, [head_meta, *self.metadata[1:]], overwrite=overwrite, defer=True)
 
-    def volumes_json(self) -> list[dict[str, Any]]:
-        return [{**v, "uri": blob.display} for v, blob in zip(self.source.to_json(), self.blobs, strict=True)]
+    def volumes_json(self, *, head_verified: bool = False) -> list[dict[str, Any]]:
+        """The source's volumes (see :meth:`Bundle.to_json`), each with the URI it was copied to."""
+        volumes = self.source.to_json(head_verified=head_verified)
+        return [{**v, "uri": blob.display} for v, blob in zip(volumes, self.blobs, strict=True)]
 
 
 def copy_target(source: Blob, target: Blob) -> Blob:

@@ -164,16 +164,17 @@ class Bundle:
                 volume.blob.delete()
         self.head.delete(if_match=if_match)
 
-    def to_json(self) -> list[dict[str, Any]]:
+    def to_json(self, *, head_verified: bool = False) -> list[dict[str, Any]]:
         """Each volume: index, URI, size, digest (the first: none, the catalogDigest pins it), and
-        whether this process verified it whole."""
+        whether this process verified it whole: a later volume against the table's digest, the
+        first by the caller's pass over every member (``head_verified``)."""
         return [
             {
                 "index": v.index,
                 "uri": v.blob.display,
                 "size": v.spec.size,
                 **({"digest": v.spec.digest} if v.spec.digest else {}),
-                **({"verified": v.index in self.verified} if v.index > 1 else {}),
+                "verified": head_verified if v.index == 1 else v.index in self.verified,
             }
             for v in self.volumes
         ]
