@@ -234,8 +234,13 @@ def test_export_table_lists_the_artifacts_at_80_columns(
     assert column_text(queried.stdout) == ["".join(refs), "".join(a.digest for a in samples)]
 
 
-def test_import_table_lists_each_artifact_and_its_result(
-    tmp_path: Path, setup: Setup, source_registry: RegistryServer, target_registry: RegistryServer
+# Regression: the import's table had no digest column, unlike export's and inspect's.
+def test_import_table_lists_each_artifact_its_digest_and_its_result(
+    tmp_path: Path,
+    setup: Setup,
+    source_registry: RegistryServer,
+    target_registry: RegistryServer,
+    samples: list[PushedArtifact],
 ) -> None:
     archive = tmp_path / "one.tar"
     setup.cli.ok(
@@ -243,7 +248,9 @@ def test_import_table_lists_each_artifact_and_its_result(
     )
     run = setup.cli.ok("import", "--source", archive.as_uri(), "--target-registry", target_registry.url,
                        "-z", "OverwriteTags", "-o", "table")  # fmt: skip
-    assert parse_table(run.stdout) == (["ARTIFACT", "RESULT"], [["samples/app:1.0", "imported"]])
+    (app,) = [a for a in samples if a.reference == "samples/app:1.0"]
+    short = app.digest[: len("sha256:") + 12] + "…"
+    assert parse_table(run.stdout) == (["ARTIFACT", "DIGEST", "RESULT"], [["samples/app:1.0", short, "imported"]])
 
 
 # ------------------------------------------------------------------------------------------ --query errors

@@ -48,12 +48,20 @@ def export_rows(result: dict[str, Any]) -> list[Row]:
 
 
 def import_rows(result: dict[str, Any]) -> list[Row]:
-    """The ``-o table`` rows of an import result: one row per artifact and what became of it."""
-    rows = [{"ARTIFACT": cell(ref), "RESULT": "imported"} for ref in result.get("importedArtifacts") or []]
-    rows += [
-        {"ARTIFACT": cell(ref), "RESULT": f"failed: {msg}"}
-        for ref, msg in (result.get("failedArtifacts") or {}).items()
-    ]
+    """The ``-o table`` rows of an import result: one row per artifact, its digest (as the result's
+    ``provenance`` lists it for each imported one) and what became of it."""
+    digests = {
+        str(a.get("reference")): str(a.get("digest"))
+        for a in ((result.get("provenance") or {}).get("artifacts") or [])
+        if isinstance(a, dict)
+    }
+
+    def row(ref: str, outcome: str) -> Row:
+        return {"ARTIFACT": cell(ref), "DIGEST": display.short_digest(digests.get(ref, "")), "RESULT": outcome}
+
+    rows = [row(ref, "imported") for ref in result.get("importedArtifacts") or []]
+    rows += [row(ref, "unchanged") for ref in result.get("unchangedArtifacts") or []]
+    rows += [row(ref, f"failed: {msg}") for ref, msg in (result.get("failedArtifacts") or {}).items()]
     return rows
 
 
