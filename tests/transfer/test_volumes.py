@@ -183,3 +183,16 @@ def test_export_over_a_larger_bundle_with_overwrite_blobs_removes_its_leftover_v
     assert first.volumes is not None and second.volumes is not None
     assert len(second.volumes) < len(first.volumes)
     assert sorted(os.listdir(tmp_path)) == ["b.tar"] + [f"b.tar.00{i}" for i in range(2, len(second.volumes) + 1)]
+    # Regression: an export that fits one blob, over them with OverwriteBlobs, left every volume of the
+    # earlier bundle beside it (a bundle's volumes lie about it, and an inbox shows them as incomplete).
+    for volume_size in (None, 64 * VOLUME):  # no volumes asked for; asked for, but it fits one
+        export_artifacts(
+            client=client(source_registry.url), artifacts=art, target=file_blob(tmp_path / "b.tar"),
+            volume_size=volume_size, options=frozenset({PipelineOption.OVERWRITE_BLOBS}),
+        )  # fmt: skip
+        assert os.listdir(tmp_path) == ["b.tar"]
+        export_artifacts(
+            client=client(source_registry.url), artifacts=art, target=file_blob(tmp_path / "b.tar"),
+            volume_size=VOLUME, options=frozenset({PipelineOption.OVERWRITE_BLOBS}),
+        )  # fmt: skip
+        assert len(os.listdir(tmp_path)) == len(first.volumes)

@@ -54,7 +54,7 @@ from airlock.transfer.provenance import ExportContext, export_record, origin_of
 from airlock.transfer.resolution import PlatformRules, Resolved, check_blobs, resolve_all
 from airlock.transfer.resume import ResumingArchive, resume_point, settle
 from airlock.transfer.selection import Platform, PlatformIndexMode
-from airlock.transfer.volume_export import needs_volumes, write_volumes
+from airlock.transfer.volume_export import needs_volumes, remove_stale_volumes, write_volumes
 
 log = logging.getLogger(__name__)
 
@@ -305,6 +305,8 @@ def export_artifacts(
     except BaseException as exc:
         settle(writer, exc)  # keeps what is staged for a resume when the source failed
         raise
+    if overwrite:  # an earlier bundle of several volumes under this name: its later ones go too
+        remove_stale_volumes(target, after=1)
     log.info("exported %d artifacts to %s (%d bytes, %s)", len(resolved), target.display, archive.size, digest)
     sizes = {r.entry.reference: r.closure.size for r in resolved}
     return ExportResult(

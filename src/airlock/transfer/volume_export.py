@@ -219,7 +219,7 @@ def write_volumes(
         rest.abort()
         raise
     if overwrite:
-        _remove_stale_volumes(target, after=count)
+        remove_stale_volumes(target, after=count)
     volumes: list[dict[str, Any]] = [
         {"index": 1, "uri": target.display, "size": head_info.size, "digest": "sha256:" + counting.hasher.hexdigest()}
     ]
@@ -229,7 +229,7 @@ def write_volumes(
     return WrittenBundle(Digest.of(final), head + sum(sizes), volumes)
 
 
-def _remove_stale_volumes(target: Blob, *, after: int) -> None:
+def remove_stale_volumes(target: Blob, *, after: int) -> None:
     """Delete ``target``'s volumes numbered past ``after``, left by an earlier, larger export to the
     same name that this one (with OverwriteBlobs) replaced; best effort, up to the first gap."""
     for index in range(after + 1, MAX_VOLUMES + 1):
