@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import time
+import threading
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -17,7 +15,9 @@ from airlock.pipelines.store import SqlResourceRepository, TriggerLedger
 from airlock.pipelines.trigger import SourceTrigger
 from airlock.registry.client import RegistryClient
 from airlock.storage.location import open_blob, parse_blob_uri
+from airlock.testing.fault_proxy import Fault, FaultProxy
 from airlock.testing.images import push_oci_image
+from airlock.testing.polling import wait_until
 from airlock.testing.registry_server import RegistryServer
 from airlock.transfer.export import export_artifacts
 from airlock.wiring import open_control_plane
@@ -41,40 +41,34 @@ def test_a_second_process_never_fails_a_live_run(tmp_path: Path) -> None:
     (every local CLI command) marked a live server's run as interrupted."""
     with RegistryServer.start(tmp_path / "src", name="src") as source:
         img = push_oci_image(source.url, "live/app", "1", layers=1, layer_size=2 * 1024 * 1024, seed=71)
-        cp = open_control_plane(tmp_path / "home")
-        cp.registries.put(SUB, "rg", "sourcereg", {"properties": {"loginServer": source.url}})
-        out = tmp_path / "out"
-        out.mkdir()
-        pipe = _export_pipeline(cp, "sourcereg", out)
-        assert source.pid is not None
-        os.kill(source.pid, signal.SIGSTOP)  # the run hangs mid-way, alive
-        try:
-            doc, _ = cp.runs.put(
-                SUB,
-                "rg",
-                "sourcereg",
-                "liverun1",
-                {
-                    "properties": {
-                        "request": {
-                            "pipelineResourceId": pipe.id,
-                            "artifacts": [img.reference],
-                            "target": {"name": "b.tar"},
-                        }
-                    }
-                },
-            )
-            time.sleep(1.0)
-            other = open_control_plane(tmp_path / "home")
-            assert other.runs.recover() == []
-            assert SqlResourceRepository(other.engine).state_of(doc.id)[0] == "Running"
-            other.close()
-        finally:
-            os.kill(source.pid, signal.SIGCONT)
-        done = cp.runs.wait(doc.id, timeout=60)
-        assert done.properties.provisioningState == "Succeeded"
-        assert "interrupted" not in done.document()["properties"]["response"]
-        cp.close()
+        layer = max(img.blobs, key=lambda b: b[1])[0]
+        held = threading.Event()
+        with FaultProxy(source.url) as proxy:
+            hang = proxy.add(Fault("GET", f"/blobs/{layer}", hold=held))  # the run hangs mid-way, alive
+            cp = open_control_plane(tmp_path / "home")
+            cp.registries.put(SUB, "rg", "sourcereg", {"properties": {"loginServer": proxy.url}})
+            out = tmp_path / "out"
+            out.mkdir()
+            pipe = _export_pipeline(cp, "sourcereg", out)
+            try:
+                request = {"pipelineResourceId": pipe.id, "artifacts": [img.reference], "target": {"name": "b.tar"}}
+                doc, _ = cp.runs.put(SUB, "rg", "sourcereg", "liverun1", {"properties": {"request": request}})
+
+                def first_progress() -> bool:  # the config's bytes are counted before the layer's GET hangs
+                    response = cp.runs.get(SUB, "rg", "sourcereg", "liverun1").document()["properties"]["response"]
+                    return bool(response.get("progress")) and hang.hits == 1
+
+                wait_until(first_progress, what="the run.s first progress update, its layer.s GET held")
+                other = open_control_plane(tmp_path / "home")
+                assert other.runs.recover() == []
+                assert SqlResourceRepository(other.engine).state_of(doc.id)[0] == "Running"
+                other.close()
+            finally:
+                held.set()
+            done = cp.runs.wait(doc.id, timeout=60)
+            assert done.properties.provisioningState == "Succeeded"
+            assert "interrupted" not in done.document()["properties"]["response"]
+            cp.close()
 
 
 def test_pipelines_cannot_read_local_files_as_secrets(tmp_path: Path, source_registry: RegistryServer) -> None:

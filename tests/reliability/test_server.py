@@ -22,6 +22,7 @@ from airlock.testing import content
 from airlock.testing.airlock_server import AirlockServer
 from airlock.testing.content import PushedArtifact
 from airlock.testing.images import push_oci_image
+from airlock.testing.polling import wait_until
 from airlock.testing.registry_server import RegistryServer
 from airlock.transfer.export import export_artifacts
 from airlock.transfer.importer import import_archive
@@ -89,7 +90,13 @@ def test_server_killed_mid_run_fails_the_run_and_the_trigger_retries_the_import(
                 }
             },
         )
-        time.sleep(1.0)
+        wait_until(
+            lambda: (
+                server.get(REG + "sourcereg/pipelineRuns/exportrun1")["properties"]["response"].get("status")
+                == "Running"
+            ),
+            what="the export run running, its registry frozen",
+        )
         server.kill()
         os.kill(source.pid, signal.SIGCONT)
         restarted = AirlockServer(server.home).start()
@@ -128,8 +135,21 @@ def test_server_killed_mid_run_fails_the_run_and_the_trigger_retries_the_import(
                     time.sleep(0.3)
                 assert states == ["Succeeded"]  # the interrupted run was re-created, under the same name
                 assert content.get_manifest(target.url, "big/app", "1")[2] == big.digest
-                time.sleep(1.5)  # a few more trigger polls: nothing imported twice
-                assert len(third.get(REG + "targetreg/pipelineRuns")["value"]) == 1
+                # Nothing imported twice: a blob landed later is taken by a later poll, and by then
+                # batch.tar still has one run (no sleep: the later run shows that polls went on).
+                small = push_oci_image(source.url, "small/app", "1", layers=1, layer_size=1024, seed=50)
+                export_artifacts(
+                    client=RegistryClient(RegistryURL.parse(source.url), use_auth_files=False),
+                    artifacts=[ArtifactReference.parse(small.reference)],
+                    target=open_blob(parse_blob_uri((inbox / "later.tar").as_uri())),
+                )
+
+                def both() -> list[dict[str, Any]] | None:
+                    runs: list[dict[str, Any]] = third.get(REG + "targetreg/pipelineRuns")["value"]
+                    return runs if len(runs) > 1 else None
+
+                runs = wait_until(both, timeout=60, what="the later blob's triggered run")
+                assert sorted(r["properties"]["request"]["source"]["name"] for r in runs) == ["batch.tar", "later.tar"]
             finally:
                 third.stop()
         finally:

@@ -70,7 +70,9 @@ def test_ordered_fetch_read_ahead_is_bounded_in_bytes() -> None:
     streams = ordered_fetch([counting(0), counting(1)], workers=2, window=10_000)
     first = next(streams)
     next(first)
-    time.sleep(0.3)  # let the second source read ahead as far as it may
+    # The second source reads ahead to its window (a chunk past it at most) and then waits: once it
+    # has reached the window, an unbounded read-ahead would be far past it by the next look.
+    wait_until(lambda: produced[1] >= 10_000, timeout=10, what="the second source reading ahead to its window")
     assert produced[1] <= 12_000
     for _ in first:
         pass

@@ -123,16 +123,16 @@ def test_volume_tables_that_do_not_add_up_are_refused(tmp_path: Path, source_reg
     assert volume_table(catalog.model_copy(update={"requires": []}), size) is None  # an ordinary archive
     listed = catalog.volumes
     assert listed is not None
-    bad = {
-        "none listed": [],
-        "an index out of order": [listed[1], listed[0]],
-        "one volume missing": listed[:1],
-        "sizes that do not sum": [listed[0].model_copy(update={"size": listed[0].size - 512}), listed[1]],
-    }
-    for why, volumes in bad.items():
-        with pytest.raises(ArchiveError, match="volume"):
+    adds_up = "volume table does not add up to the archive its catalog describes"
+    bad = [  # (the table, what the refusal says)
+        ([], r"requires volumes but lists 0 \(expected 1 to \d+\)"),  # none listed
+        ([listed[1], listed[0]], "volume table is invalid at volume 2"),  # an index out of order
+        (listed[:1], adds_up),  # one volume missing
+        ([listed[0].model_copy(update={"size": listed[0].size - 512}), listed[1]], adds_up),  # sizes off
+    ]
+    for volumes, said in bad:
+        with pytest.raises(ArchiveError, match=said):
             volume_table(catalog.model_copy(update={"volumes": volumes}), size)
-        assert why
 
 
 def test_requires_volumes_reads_only_the_catalogs_requires() -> None:
