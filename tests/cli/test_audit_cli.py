@@ -361,6 +361,9 @@ def test_audit_export_file_verifies_offline(local: Local, tmp_path: Path) -> Non
     (tmp_path / "cut.jsonl").write_text("\n".join(lines[:-1]) + "\n")
     cut = reviewer("audit", "verify", "--file", tmp_path / "cut.jsonl", "--expect-head", head)
     assert "its tail was removed or rewritten" in cut.only_error(1, stdout_empty=False)
+    # Regression: a malformed head was taken for one the trail lacks ("its tail was removed").
+    bogus = reviewer("audit", "verify", "--file", tmp_path / "cut.jsonl", "--expect-head", "sha256:bogus")
+    assert bogus.only_error(2) == "--expect-head 'sha256:bogus': not a head hash (sha256: and 64 hex digits)"
     # A line no airlock wrote (a float where a digest was) and a file that is not text are named as broken.
     floated = {**edited, "catalogDigest": 1.5}
     (tmp_path / "float.jsonl").write_text("\n".join([lines[0], json.dumps(floated)]) + "\n")

@@ -9,6 +9,7 @@ offline, with no API and no database: the reviewer's copy.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -144,6 +145,8 @@ def verify(
 
         airlock audit verify --file audit.jsonl --expect-head sha256:…
     """
+    if expect_head is not None and not re.fullmatch(r"sha256:[0-9a-f]{64}", expect_head):
+        raise UsageError(f"--expect-head {expect_head[:80]!r}: not a head hash (sha256: and 64 hex digits)")
     if file is not None:
         report = _verify_file(file, expect_head)
     else:

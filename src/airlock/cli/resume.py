@@ -52,8 +52,11 @@ def failed_artifacts(path: Path, *, kind: str) -> tuple[list[str], str | None]:
     except ValueError:
         raise UsageError(f"{flag}: not JSON (give the file an earlier `airlock {kind} -o json` printed)") from None
     wanted = "target" if kind == "export" else "importedArtifacts"
-    if not isinstance(doc, dict) or wanted not in doc or not isinstance(doc.get("failedArtifacts"), dict):
-        raise UsageError(f"{flag}: not the output of `airlock {kind}` (it has no failedArtifacts)")
+    if not isinstance(doc, dict) or wanted not in doc or "failedArtifacts" not in doc:
+        lacks = "it is not a JSON object" if not isinstance(doc, dict) else f"it has no {wanted} and failedArtifacts"
+        raise UsageError(f"{flag}: not the output of `airlock {kind}` ({lacks})")
+    if not isinstance(doc["failedArtifacts"], dict):
+        raise UsageError(f"{flag}: its failedArtifacts is not an object of reference: reason")
     failed = [str(ref) for ref in doc["failedArtifacts"]]
     if not failed:
         raise UsageError(f"{flag}: no artifact failed in that run; nothing to retry")

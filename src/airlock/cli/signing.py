@@ -37,9 +37,9 @@ TrustedKeyOpt = Annotated[
     typer.Option(
         "--trusted-key",
         help="Accept only a bundle signed by this PEM public key; repeat it to trust several (key rotation). "
-        "An unsigned, otherwise signed or altered bundle is refused before anything is uploaded. On an import "
-        "pipeline (airlock's extension, properties.trustedKeys) its runs and its source trigger refuse them, and "
-        "the trigger lists them in sourceTriggerReport.",
+        "An unsigned, otherwise signed or altered bundle is refused, naming which (an import: before anything "
+        "is uploaded). On an import pipeline (airlock's extension, properties.trustedKeys) its runs and its "
+        "source trigger refuse them, and the trigger lists them in sourceTriggerReport.",
         metavar="PUB.pem",
     ),
 ]

@@ -363,12 +363,12 @@ def main() -> int:
 def _dashboard(env: dict[str, str]) -> None:
     """Print the dashboard's URL; with DASHBOARD=1 (``make demo DASHBOARD=1``) keep the demo's
     services up until Ctrl-C, so that it can be opened."""
+    if os.environ.get("DASHBOARD", "") not in ("1", "true", "yes"):  # the services stop now: no URL to open
+        console.print("\n[dim]make demo DASHBOARD=1 keeps the demo's services up and shows the dashboard[/]")
+        return
     url = env["AIRLOCK_ENDPOINT"] + "/ui"
     token = Path(env["AIRLOCK_HOME"]) / "api-token"
     console.print(f"\n[bold]dashboard[/] {url}  (sign in with the token in {token})")
-    if os.environ.get("DASHBOARD", "") not in ("1", "true", "yes"):
-        console.print("[dim]make demo DASHBOARD=1 keeps the demo's services up to open it[/]")
-        return
     console.print("the demo's registries, Azurite and airlock serve stay up; Ctrl-C stops them")
 
     def stop(signum: int, frame: object) -> None:

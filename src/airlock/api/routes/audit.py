@@ -81,7 +81,13 @@ def verify_audit(
     _: AuditReader,
     p: Plane,
     expect_head: Annotated[
-        str | None, Query(alias="expectHead", max_length=71, description="A head hash recorded earlier.")
+        str | None,
+        Query(
+            alias="expectHead",
+            max_length=71,
+            pattern=r"^sha256:[0-9a-f]{64}$",
+            description="A head hash recorded earlier.",
+        ),
     ] = None,
 ) -> dict[str, Any]:
     """Check the whole chain; ``verified`` false names the first broken entry (``firstBroken``)."""
