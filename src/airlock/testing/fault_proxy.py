@@ -86,6 +86,9 @@ def flip_middle_byte(data: bytes) -> bytes:
 
 class _Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
+    # Every request comes on a new connection (answers close it), 16 or 32 at once from an import or
+    # export: socketserver's backlog of 5 overflows when a loaded machine delays the accepting thread.
+    request_queue_size = 128
 
     def __init__(self, owner: FaultProxy) -> None:
         self.owner = owner
