@@ -90,6 +90,18 @@ def _flip(items: list[tuple[tarfile.TarInfo, bytes]]) -> bytes:
     return pack([(i, bytes([d[0] ^ 1]) + d[1:] if i.name.endswith(layer.split(":")[1]) else d) for i, d in items])
 
 
+def _delta_naming(reference: str) -> Callable[[Any], Any]:
+    """The catalog as a delta that left out ``reference`` as unchanged (a tag the target must hold)."""
+
+    def change(cat: Any) -> Any:
+        receipt = {"registry": "http://x", "createdAt": "2026-01-01T00:00:00Z", "digest": "sha256:" + "c" * 64}
+        left_out = [{"reference": reference, "digest": "sha256:" + "d" * 64}]
+        delta = {"receipt": receipt, "blobs": [], "artifacts": left_out, "fullSize": 0}
+        return {**cat, "requires": ["delta"], "delta": delta}
+
+    return change
+
+
 CASES: dict[str, Callable[[list[tuple[tarfile.TarInfo, bytes]]], bytes]] = {
     "dotdot-member": lambda items: pack([*items[:3], _file("../../evil", b"x"), *items[3:]]),
     "absolute-member": lambda items: pack([*items[:3], _file("/tmp/airlock-evil", b"x"), *items[3:]]),
@@ -110,6 +122,9 @@ CASES: dict[str, Callable[[list[tuple[tarfile.TarInfo, bytes]]], bytes]] = {
         [(i, b'{"imageLayoutVersion":"9"}' if i.name == LAYOUT_NAME else d) for i, d in items]
     ),
     "not-a-tar": lambda items: b"this is not an archive at all" * 100,
+    # A delta's left-out artifact goes into a HEAD's URL: a tag that is not one must not get there.
+    "delta-unchanged-bad-tag": edit_json(CATALOG_NAME, _delta_naming("hostile/app:../../v2/x")),
+    "delta-unchanged-gone": edit_json(CATALOG_NAME, _delta_naming("hostile/app:gone")),
 }
 
 

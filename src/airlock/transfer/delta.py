@@ -36,7 +36,7 @@ from airlock.archive.format import CatalogDelta, DeltaArtifact, DeltaBlob, Delta
 from airlock.errors import ArchiveError, DeltaIncomplete, UsageError
 from airlock.oci.digest import Digest
 from airlock.oci.manifest import Descriptor
-from airlock.oci.reference import validate_repository
+from airlock.oci.reference import ArtifactReference, validate_repository
 from airlock.registry.client import RegistryClient
 from airlock.transfer.concurrent_map import REQUESTS_IN_FLIGHT, ordered_map
 from airlock.transfer.receipt import Receipt, read_receipt
@@ -130,23 +130,27 @@ def check_unchanged(
     Uploads nothing and tags nothing.
 
     Raises:
+        ArchiveError: a reference is not one (the archive is data: it goes into a URL only if valid).
         DeltaIncomplete: some are missing or point elsewhere: names the first few (and what each
             tag points at now) and the count, and says to export again with a fresh receipt.
         RegistryError: a HEAD failed other than by the manifest being absent.
     """
-    wanted = [(ref, Digest.parse(a.digest)) for ref, a in zip(references, delta.artifacts, strict=True)]
+    wanted: list[tuple[str, ArtifactReference, Digest]] = []
+    for ref, artifact in zip(references, delta.artifacts, strict=True):
+        try:
+            wanted.append((ref, ArtifactReference.parse(ref), Digest.parse(artifact.digest)))
+        except UsageError as exc:
+            raise ArchiveError(f"archive catalog names an invalid unchanged artifact: {exc}") from None
 
-    def now(pair: tuple[str, Digest]) -> Digest | None:
-        ref, _ = pair
-        at = ref.find("@")
-        repo, tag = (ref[:at], ref[at + 1 :]) if at >= 0 else ref.rsplit(":", 1)
-        info = client.head_manifest(repo, tag)
+    def now(item: tuple[str, ArtifactReference, Digest]) -> Digest | None:
+        parsed = item[1]
+        info = client.head_manifest(parsed.repository, str(parsed.digest) if parsed.digest else str(parsed.tag))
         return None if info is None else info.digest
 
     found = ordered_map(now, wanted, workers=REQUESTS_IN_FLIGHT if concurrency > 1 else 1)
     wrong = [
         f"{ref} (not there)" if got is None else f"{ref} (now {got})"
-        for (ref, recorded), got in zip(wanted, found, strict=True)
+        for (ref, _, recorded), got in zip(wanted, found, strict=True)
         if got != recorded
     ]
     if wrong:
