@@ -292,10 +292,13 @@ def test_a_listing_whose_link_loops_is_stopped_at_the_repeated_page(
 ) -> None:
     repo = samples["oci-image"].repository
     path = f"/v2/{repo}/tags/list?n=1000" if listing == "tags" else "/v2/_catalog?n=1000"
-    proxy.add(Fault("GET", path.split("?")[0], times=100, headers={"Link": f'<{path}&again=1>; rel="next"'}))
+    token = "sig=pw-link-5e1f"  # a Link's query may carry a token: the error names the path only
+    proxy.add(Fault("GET", path.split("?")[0], times=100, headers={"Link": f'<{path}&{token}>; rel="next"'}))
     client = make_client(proxy.url)
-    with pytest.raises(RegistryError, match=r"the registry's next page is one it already sent .*again=1.*: a loop"):
+    with pytest.raises(RegistryError) as info:
         client.list_tags(repo) if listing == "tags" else list(client.list_repositories())
+    shown = path.split("?")[0]
+    assert f"the registry's next page is one it already sent ({shown}): a loop" in unleaked(info.value, [token])
     assert len(proxy.seen("GET", path.split("?")[0])) == 2  # the first page, and the one that came back
 
 

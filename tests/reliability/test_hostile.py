@@ -125,6 +125,7 @@ CASES: dict[str, Callable[[list[tuple[tarfile.TarInfo, bytes]]], bytes]] = {
     # A delta's left-out artifact goes into a HEAD's URL: a tag that is not one must not get there.
     "delta-unchanged-bad-tag": edit_json(CATALOG_NAME, _delta_naming("hostile/app:../../v2/x")),
     "delta-unchanged-gone": edit_json(CATALOG_NAME, _delta_naming("hostile/app:gone")),
+    "delta-unchanged-tagless": edit_json(CATALOG_NAME, _delta_naming("hostile/app")),  # not as :latest
 }
 
 

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from airlock.archive.format import CatalogArtifact
 from airlock.errors import ReceiptError, UsageError
+from airlock.oci.manifest import OCI_INDEX
 from airlock.transfer.receipt import MAX_RECEIPT_SIZE, Holdings, read_receipt, write_receipt
 from airlock.transfer.rename import RenameMap
 
@@ -71,3 +73,21 @@ def test_rename_takes_the_longest_matching_prefix_and_checks_the_result() -> Non
         RenameMap.parse(["team/=Mirror/"]).apply("team/app")
     with pytest.raises(UsageError, match="given twice"):
         RenameMap.parse(["a=b", "a=c"])
+
+
+def test_rename_entries_refuse_two_artifacts_on_one_tag_but_merge_referrers_indexes() -> None:
+    def entry(repo: str, tag: str, seed: str) -> CatalogArtifact:
+        digest = "sha256:" + hashlib.sha256(seed.encode()).hexdigest()
+        return CatalogArtifact(
+            reference=f"{repo}:{tag}", repository=repo, tag=tag, digest=digest, mediaType=OCI_INDEX, size=1
+        )
+
+    rename = RenameMap.parse(["team/=m/", "other/=m/"])
+    same = rename.entries([entry("team/app", "1", "a"), entry("other/app", "1", "a")])  # one artifact twice
+    assert [e.reference for e in same] == ["m/app:1", "m/app:1"]
+    with pytest.raises(UsageError, match=r"renaming would put team/app:1 \(sha256:.*\) and other/app:1 .* m/app:1"):
+        rename.entries([entry("team/app", "1", "a"), entry("other/app", "1", "b")])
+    # Two repositories' referrers indexes of one subject: the import merges them, so no conflict.
+    fallback = "sha256-" + "e" * 64
+    merged = rename.entries([entry("team/app", fallback, "a"), entry("other/app", fallback, "b")])
+    assert {e.reference for e in merged} == {f"m/app:{fallback}"}

@@ -53,7 +53,8 @@ def failed_artifacts(path: Path, *, kind: str) -> tuple[list[str], str | None]:
         raise UsageError(f"{flag}: not JSON (give the file an earlier `airlock {kind} -o json` printed)") from None
     wanted = "target" if kind == "export" else "importedArtifacts"
     if not isinstance(doc, dict) or wanted not in doc or "failedArtifacts" not in doc:
-        lacks = "it is not a JSON object" if not isinstance(doc, dict) else f"it has no {wanted} and failedArtifacts"
+        missing = [k for k in (wanted, "failedArtifacts") if k not in doc] if isinstance(doc, dict) else []
+        lacks = f"it has no {' and no '.join(missing)}" if missing else "it is not a JSON object"
         raise UsageError(f"{flag}: not the output of `airlock {kind}` ({lacks})")
     if not isinstance(doc["failedArtifacts"], dict):
         raise UsageError(f"{flag}: its failedArtifacts is not an object of reference: reason")

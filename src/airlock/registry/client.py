@@ -21,7 +21,7 @@ import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, urljoin
+from urllib.parse import quote, urljoin, urlsplit
 
 from urllib3.exceptions import HTTPError as Urllib3Error
 
@@ -349,8 +349,9 @@ class _Pages:
         if path is None:
             return None
         url = self.resolve(path)
-        if url in self.seen:
-            raise RegistryError(f"{self.what}: the registry's next page is one it already sent ({url[:200]}): a loop")
+        if url in self.seen:  # named by its path: a Link may carry userinfo or tokens in its query
+            shown = urlsplit(url).path[:200]
+            raise RegistryError(f"{self.what}: the registry's next page is one it already sent ({shown}): a loop")
         if len(self.seen) >= _MAX_PAGES:
             raise RegistryError(f"{self.what}: more than {_MAX_PAGES} pages; the registry's pagination does not end")
         self.seen.add(url)

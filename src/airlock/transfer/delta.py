@@ -138,6 +138,8 @@ def check_unchanged(
     wanted: list[tuple[str, ArtifactReference, Digest]] = []
     for ref, artifact in zip(references, delta.artifacts, strict=True):
         try:
+            if ":" not in ref.rsplit("/", 1)[-1]:  # a tag (or digest) is what makes it unchanged: never :latest
+                raise UsageError(f"{ref[:200]!r} names no tag")
             wanted.append((ref, ArtifactReference.parse(ref), Digest.parse(artifact.digest)))
         except UsageError as exc:
             raise ArchiveError(f"archive catalog names an invalid unchanged artifact: {exc}") from None

@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from airlock.archive.format import CatalogArtifact
 from airlock.errors import UsageError
 from airlock.oci.reference import validate_repository
+from airlock.oci.signatures import referrers_tag_subject
 
 MAX_RULES = 64
 
@@ -105,7 +106,8 @@ class RenameMap:
         tags: dict[tuple[str, str], CatalogArtifact] = {}  # (target repository, tag) → its source entry
         for entry in entries:
             renamed = self.entry(entry)
-            if self.rules and renamed.tag is not None:
+            # Referrers fallback indexes (sha256-<hex>) of one subject merge on import: no conflict.
+            if self.rules and renamed.tag is not None and referrers_tag_subject(renamed.tag) is None:
                 first = tags.setdefault((renamed.repository, renamed.tag), entry)
                 if first.digest != entry.digest:
                     raise UsageError(

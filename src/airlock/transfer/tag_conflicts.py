@@ -15,7 +15,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from airlock.errors import AirlockError, NotFound, RegistryError, TagConflict
-from airlock.oci.manifest import INDEX_TYPES
 from airlock.oci.signatures import referrers_tag_subject
 from airlock.registry.client import ManifestInfo, RegistryClient
 from airlock.transfer.concurrent_map import ordered_map, settled
@@ -79,4 +78,6 @@ def check_tag_conflicts(
 
 
 def _merged(art: ArtifactEntry) -> bool:
-    return art.entry.media_type in INDEX_TYPES and referrers_tag_subject(art.entry.tag) is not None
+    # The manifest itself, not the catalog's word for it: push_tags merges only a real index.
+    top = art.closure.top if art.closure is not None else None
+    return top is not None and top.is_index and referrers_tag_subject(art.entry.tag) is not None
