@@ -58,7 +58,7 @@ def test_a_second_process_never_fails_a_live_run(tmp_path: Path) -> None:
                     response = cp.runs.get(SUB, "rg", "sourcereg", "liverun1").document()["properties"]["response"]
                     return bool(response.get("progress")) and hang.hits == 1
 
-                wait_until(first_progress, what="the run.s first progress update, its layer.s GET held")
+                wait_until(first_progress, what="the run's first progress update, its layer's GET held")
                 other = open_control_plane(tmp_path / "home")
                 assert other.runs.recover() == []
                 assert SqlResourceRepository(other.engine).state_of(doc.id)[0] == "Running"
