@@ -36,13 +36,11 @@ SIGSTORE_BUNDLE_TYPES: Final = frozenset(
 _ATTACHMENT_TAG = re.compile(r"\Asha256-([a-f0-9]{64})(\.sig|\.att|\.sbom)?\Z")
 
 
-_REFERRERS_TAG = re.compile(r"\Asha256-([a-f0-9]{64})\Z")
-
-
 def referrers_tag_subject(tag: str | None) -> Digest | None:
-    """The subject whose OCI 1.1 referrers fallback index ``tag`` names (``sha256-<hex>``), or None."""
-    found = _REFERRERS_TAG.match(tag or "")
-    return Digest.parse(f"sha256:{found.group(1)}") if found else None
+    """The subject whose OCI 1.1 referrers fallback index ``tag`` names (``sha256-<hex>``, no
+    cosign suffix), or None."""
+    found = _ATTACHMENT_TAG.match(tag or "")
+    return Digest.parse(f"sha256:{found.group(1)}") if found and found.group(2) is None else None
 
 
 def cosign_signature_tag(digest: Digest) -> str:
