@@ -348,6 +348,32 @@ def test_delta_against_a_renamed_imports_receipt_leaves_out_and_mounts_from_the_
         assert content.blob_exists(fresh.url, "mirror/team/other", digest)
 
 
+# Regression: the rename collision check saw only the artifacts a delta ships. One left out as
+# unchanged at m/app:1 and a shipped one renamed onto m/app:1 too: with OverwriteTags the shipped
+# one replaced the tag, exit 0, and the result still listed the left-out one as unchanged there.
+def test_rename_of_a_shipped_artifact_onto_a_tag_a_delta_left_out_is_refused_before_anything_is_uploaded(
+    tmp_path: Path, cli: Callable[..., Run], source_registry: RegistryServer, fresh: RegistryServer
+) -> None:
+    team = push_oci_image(source_registry.url, "dmerge/team/app", "1", seed=361, layer_size=1024)
+    other = push_oci_image(source_registry.url, "dmerge/other/app", "1", seed=362, layer_size=1024)
+    full = tmp_path / "full.tar"
+    export(cli, source_registry, full, "-a", team.reference)
+    receipt = tmp_path / "receipt.json"
+    cli("import", "--source", full, "--target-registry", fresh.url, "--rename", "dmerge/team/=m/",
+        "--receipt-out", receipt).json()  # fmt: skip
+    delta = tmp_path / "delta.tar"
+    out = export(cli, source_registry, delta, "-a", team.reference, other.reference, "--delta-from", receipt)
+    assert out["delta"]["artifactsLeftOut"] == [team.reference]
+
+    rules = ("--rename", "dmerge/team/=m/", "--rename", "dmerge/other/=m/", "--options", "OverwriteTags")
+    message = cli("import", "--source", delta, "--target-registry", fresh.url, *rules).only_error(2)
+    assert f"{team.reference} ({team.digest}) and {other.reference} ({other.digest}) on one tag, m/app:1" in message
+    assert "nothing was imported" in message
+    assert content.get_manifest(fresh.url, "m/app", "1")[2] == team.digest
+    for digest, _size in other.blobs:
+        assert not content.blob_exists(fresh.url, "m/app", digest)
+
+
 # ------------------------------------------------------------------------------ ImportPipeline rename
 
 

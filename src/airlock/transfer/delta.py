@@ -32,7 +32,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from airlock.archive.format import CatalogDelta, DeltaArtifact, DeltaBlob, DeltaReceipt
+from airlock.archive.format import CatalogArtifact, CatalogDelta, DeltaArtifact, DeltaBlob, DeltaReceipt
 from airlock.errors import ArchiveError, DeltaIncomplete, UsageError
 from airlock.oci.digest import Digest
 from airlock.oci.manifest import Descriptor
@@ -103,16 +103,40 @@ def report(delta: CatalogDelta, size: int) -> dict[str, object]:
     }
 
 
-def unchanged_references(delta: CatalogDelta, rename: RenameMap) -> list[str]:
-    """The artifacts a delta left out, as references in the target's names.
+def unchanged_references(
+    delta: CatalogDelta | None, rename: RenameMap, shipped: Sequence[CatalogArtifact] = ()
+) -> list[str]:
+    """The artifacts a delta left out, as references in the target's names (none without a delta).
+
+    ``shipped`` are the entries the archive carries, in its own names. A left-out artifact on the
+    tag of a shipped one with another digest would be reported unchanged while the shipped one
+    replaced it (or met a tag conflict), so that is refused.
 
     Raises:
-        ArchiveError: a reference's repository is not a valid name (the archive is data).
+        ArchiveError: a reference's repository is not a valid name, or the catalog itself puts a
+            left-out and a shipped artifact on one tag (the archive is data).
+        UsageError: the rename puts a left-out and a shipped artifact on one tag (both named), or
+            makes an invalid name of a shipped one (see :meth:`RenameMap.entry`).
     """
+    if delta is None:
+        return []
     try:
-        return [rename.reference(a.reference) for a in delta.artifacts]
+        references = [rename.reference(a.reference) for a in delta.artifacts]
     except UsageError as exc:
         raise ArchiveError(f"archive catalog names an invalid artifact: {exc}") from None
+    on_tag = {f"{r.repository}:{r.tag}": e for e in shipped if (r := rename.entry(e)).tag is not None}
+    for ref, left_out in zip(references, delta.artifacts, strict=True):
+        entry = on_tag.get(ref)
+        if entry is None or entry.digest == left_out.digest:
+            continue
+        if ref == left_out.reference and not rename.rules:
+            raise ArchiveError(f"archive catalog lists {ref} both as left out ({left_out.digest}) and shipped")
+        raise UsageError(
+            f"renaming would put {left_out.reference} ({left_out.digest}) and {entry.reference} "
+            f"({entry.digest}) on one tag, {ref}, the first left out by the delta as unchanged there; "
+            "nothing was imported: give them prefixes that keep them apart"
+        )
+    return references
 
 
 def check_unchanged(

@@ -162,9 +162,9 @@ class Importer:
         artifacts = [self._validated(a) for a in catalog.artifacts]
         check_index(reader.index, artifacts)
         reader.release_head()  # checked: not held through the pass
+        unchanged = unchanged_references(catalog.delta, self.rename, [a.entry for a in artifacts])
         for art, entry in zip(artifacts, self.rename.entries(a.entry for a in artifacts), strict=True):
             art.entry = entry  # index.json names the source's repositories; the target's may differ
-        unchanged = unchanged_references(catalog.delta, self.rename) if catalog.delta else []
         # The result's failures name the target's references (renamed), as --retry-failed reads them.
         artifacts = select_only(artifacts, self.only, self.source.display)  # the others' blobs are still verified
         manifest_sizes = {Digest.parse(m.digest): m.size for m in catalog.manifests}
