@@ -192,6 +192,8 @@ def test_inventory_of_a_renamed_target_with_its_rename_makes_a_delta_that_leaves
     assert out["artifacts"] == [] and out["delta"]["artifactsLeftOut"] == [image.reference]
 
 
+# Regression: a bad --delta-from file exited 1, a failure, where bad --selection and --retry-failed
+# files exit 2, usage.
 @pytest.mark.parametrize(
     ("body", "said"),
     [
@@ -209,8 +211,8 @@ def test_delta_from_a_file_that_is_not_a_receipt_fails_with_one_line_and_writes_
     target = tmp_path / "delta.tar"
     run = cli("export", "--source-registry", source_registry.url, "-a", image.reference, "--target", target,
               "--delta-from", receipt)  # fmt: skip
-    message = run.only_error(1)
-    assert said in message and str(receipt) in message
+    message = run.only_error(2)
+    assert message.startswith("--delta-from: receipt ") and said in message and str(receipt) in message
     assert not target.exists()
 
 
@@ -456,5 +458,5 @@ def test_delta_from_a_receipt_naming_an_invalid_repository_is_refused(
     target = tmp_path / "delta.tar"
     run = cli("export", "--source-registry", source_registry.url, "-a", image.reference, "--target", target,
               "--delta-from", receipt)  # fmt: skip
-    assert "invalid repository name" in run.only_error(1)
+    assert "invalid repository name" in run.only_error(2)
     assert not target.exists()

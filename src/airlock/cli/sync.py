@@ -11,6 +11,7 @@ import typer
 from airlock.cli import display
 from airlock.cli.common import REGISTRY_SCHEME_RULE, hint
 from airlock.cli.endpoints import registry_client
+from airlock.errors import ReceiptError, UsageError
 from airlock.oci.reference import validate_repository
 from airlock.registry.client import RegistryClient
 from airlock.transfer.delta import DeltaBase
@@ -52,8 +53,18 @@ def rename_map(specs: list[str] | None) -> RenameMap | None:
 
 
 def delta_base(path: str | None) -> DeltaBase | None:
-    """``--delta-from``'s receipt, read and checked. Raises ReceiptError."""
-    return DeltaBase.load(path) if path else None
+    """``--delta-from``'s receipt, read and checked.
+
+    Raises:
+        UsageError: the file is not a readable, valid receipt (the message names it and why), as
+            for the other files a flag names (``--selection``, ``--retry-failed``): exit 2.
+    """
+    if not path:
+        return None
+    try:
+        return DeltaBase.load(path)
+    except ReceiptError as exc:
+        raise UsageError(f"--delta-from: {exc}") from None
 
 
 def said_delta(out: dict[str, Any]) -> dict[str, Any]:
