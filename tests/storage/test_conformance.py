@@ -336,3 +336,21 @@ def test_a_writer_that_waited_for_another_ones_commit_never_touches_the_committe
     second.write(b"second")
     second.commit()
     assert target.read_bytes() == b"second" and blob.staged() is None
+
+
+# Regression: a resuming writer that waited for another one, which then committed (or discarded)
+# the staged file, created a fresh one, found it shorter than what it meant to keep, and left it
+# behind: a 0-byte hidden partial beside the target.
+@pytest.mark.parametrize("first_ends", ["commit", "abort"])
+def test_a_resuming_writer_whose_staged_bytes_went_meanwhile_leaves_no_partial(tmp_path: Path, first_ends: str) -> None:
+    target = tmp_path / "raced.tar"
+    blob = open_blob(parse_blob_uri(target.as_uri()))
+    first = blob.resumable_writer(overwrite=False, metadata={}, tag="", keep=0)
+    first.write(b"x" * 10)
+    ended = threading.Timer(0.2, getattr(first, first_ends))  # while the second one waits for the lock
+    ended.start()
+    with pytest.raises(StorageError, match=r"cannot resume .*10 bytes to keep, 0 staged"):
+        blob.resumable_writer(overwrite=False, metadata={}, tag="", keep=10)
+    ended.join()
+    assert blob.staged() is None
+    assert sorted(p.name for p in tmp_path.iterdir()) == (["raced.tar"] if first_ends == "commit" else [])
