@@ -9,30 +9,23 @@ results. Containers are file:// directories, so no storage service or key vault 
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
-import subprocess
-import sys
-import tempfile
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
 
 import pytest
-import urllib3
 
 from airlock.testing import content
+from airlock.testing.airlock_server import AirlockServer
+from airlock.testing.console import Console, Result
 from airlock.testing.content import PushedArtifact
 from airlock.testing.processes import free_port
 from airlock.testing.registry_server import RegistryServer
 from airlock.testing.samples import push_sample_set
 
-AIRLOCK = Path(sys.executable).parent / "airlock"
 RG = "transferrg"
 SOURCE = "sourcereg1"
 TARGET = "targetreg1"
@@ -40,82 +33,29 @@ EXPORT = "exportpipe1"
 IMPORT = "importpipe1"
 BLOB = "batch1.tar"
 SUB = "00000000-0000-0000-0000-000000000000"
-# A well-formed (base64) storage account key that signs nothing real.
-ACCOUNT_KEY = "a2V5LWZvci10ZXN0aW5nLW9ubHktbm90LWEtcmVhbC1rZXktMDEyMzQ1Njc4OWFiY2RlZg=="
 SECRET_VALUE = "sv=2024-01-01&sr=c&sp=rl&sig=planted-secret-value-7d1e"
 
 
-def hermetic_env() -> dict[str, str]:
-    """The environment without airlock or Azure settings. Bytecode is cached outside the repository:
-    each command is a new interpreter, and recompiling airlock's modules every time doubles the cost."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRLOCK_", "AZURE_"))}
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
-    env["PYTHONPYCACHEPREFIX"] = str(Path(tempfile.gettempdir()) / f"airlock-test-pycache-{os.getuid()}")
-    return env
-
-
 @dataclass
-class Run:
-    args: tuple[str, ...]
-    returncode: int
-    stdout: str
-    stderr: str
+class Cli(Console):
+    """:class:`Console` with ``AIRLOCK_HOME`` at ``home`` itself and 200 columns, so tables do not
+    wrap; ``ok_json`` and ``parallel`` for the flows."""
 
-    def json(self) -> Any:
-        assert self.returncode == 0, f"airlock {' '.join(self.args)} failed: {self.stderr}"
-        return json.loads(self.stdout)
+    def __post_init__(self) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)  # the commands run in it
 
-    def where(self) -> str:
-        return f"airlock {' '.join(self.args)}\n--- stdout:\n{self.stdout}\n--- stderr:\n{self.stderr}"
-
-
-@dataclass
-class Cli:
-    """The console script bound to one AIRLOCK_HOME (and, for HTTP mode, an endpoint)."""
-
-    home: Path
-    env: dict[str, str] = field(default_factory=dict)
-
-    def __call__(self, *args: str | Path, timeout: float = 60.0) -> Run:
-        env = hermetic_env()
-        env.update(AIRLOCK_HOME=str(self.home), AIRLOCK_NO_PROGRESS="1", NO_COLOR="1", COLUMNS="200")
+    def _env(self) -> dict[str, str]:
+        env = super()._env()
+        env.update(AIRLOCK_HOME=str(self.home), COLUMNS="200")
         env.update(self.env)
-        done = subprocess.run(
-            [str(AIRLOCK), *map(str, args)],
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=timeout,
-            check=False,
-        )
-        return Run(tuple(map(str, args)), done.returncode, done.stdout, done.stderr)
-
-    def ok(self, *args: str | Path) -> Run:
-        run = self(*args)
-        assert run.returncode == 0, run.where()
-        assert "Traceback" not in run.stdout + run.stderr, run.where()
-        return run
+        return env
 
     def ok_json(self, *args: str | Path) -> Any:
         return self.ok(*args).json()
 
-    def parallel(self, *commands: tuple[str | Path, ...]) -> list[Run]:
+    def parallel(self, *commands: tuple[str | Path, ...]) -> list[Result]:
         with ThreadPoolExecutor(max_workers=8) as pool:
             return list(pool.map(lambda argv: self(*argv), commands))
-
-
-def error_message(run: Run, code: int | tuple[int, ...], *, stdout_empty: bool = True) -> str:
-    """The failure contract: exit code, one stderr line `error: ...`, no traceback; returns the message."""
-    codes = (code,) if isinstance(code, int) else code
-    assert run.returncode in codes, f"exit {run.returncode}, expected {codes}: {run.where()}"
-    assert "Traceback" not in run.stdout + run.stderr, run.where()
-    if stdout_empty:
-        assert run.stdout == "", run.where()
-    lines = run.stderr.splitlines()
-    assert len(lines) == 1, f"expected exactly one stderr line: {run.where()}"
-    assert lines[0].startswith("error: "), run.where()
-    return lines[0][len("error: ") :]
 
 
 def table_rows(text: str) -> tuple[list[str], list[list[str]]]:
@@ -188,38 +128,15 @@ def transfer_flow(cli: Cli, container: Path, source: RegistryServer, target: Reg
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
     """`airlock serve` on a free port; a Cli whose commands go to it over HTTP (AIRLOCK_ENDPOINT)."""
     home = tmp_path_factory.mktemp("served") / "home"
-    port = free_port()
-    env = hermetic_env()
-    env.update(AIRLOCK_HOME=str(home), AIRLOCK_TRIGGER_INTERVAL="3600", NO_COLOR="1")
-    log_path = home.parent / "serve.log"
-    with log_path.open("w") as log:
-        proc = subprocess.Popen(
-            [str(AIRLOCK), "serve", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT
-        )
-    endpoint = f"http://127.0.0.1:{port}"
-    http = urllib3.PoolManager(retries=False, timeout=2.0)
+    home.mkdir()
+    served = AirlockServer(home, trigger_interval=3600, env={"NO_COLOR": "1"}).start()
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if http.request("GET", f"{endpoint}/healthz").status == 200:
-                    break
-            except urllib3.exceptions.HTTPError:
-                pass
-            assert proc.poll() is None, log_path.read_text()
-            assert time.monotonic() < deadline, "airlock serve did not answer /healthz in 30 s"
-            time.sleep(0.1)
         # The client has a home of its own: the token comes from the environment, as on another machine.
         token = (home / "api-token").read_text().strip()
-        yield Cli(home.parent / "client-home", env={"AIRLOCK_ENDPOINT": endpoint, "AIRLOCK_TOKEN": token})
+        yield Cli(home.parent / "client-home", env={"AIRLOCK_ENDPOINT": served.url, "AIRLOCK_TOKEN": token})
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    assert "Traceback" not in log_path.read_text()
+        served.stop()
+    assert "Traceback" not in (home.parent / f"serve-{served.port}.log").read_text()
 
 
 @pytest.fixture(scope="module")
@@ -317,7 +234,7 @@ def test_run_lifecycle_noop_force_latest_failed_top_clean_delete(flow: Flow, ref
     assert again.json()["properties"]["response"]["startTime"] == first["startTime"]
     assert again.json()["properties"]["response"]["finishTime"] == first["finishTime"]
     # A failed run is printed, then the command fails with the run's error.
-    message = error_message(failed, 1, stdout_empty=False)
+    message = failed.only_error(1, stdout_empty=False)
     assert message.startswith("pipeline run missingrun1 failed: ")
     printed = json.loads(failed.stdout)
     assert printed["properties"]["provisioningState"] == "Failed"
@@ -354,8 +271,8 @@ def test_run_lifecycle_noop_force_latest_failed_top_clean_delete(flow: Flow, ref
         ("acr", "pipeline-run", "delete", "-g", RG, "-r", SOURCE, "-n", "latestrun1"),
     )
     assert [r["name"] for r in listed.json()] == ["importrun1"]
-    assert "latestrun1 not found" in error_message(gone, 1)
-    assert "latestrun1 not found" in error_message(again_deleted, 1)
+    assert "latestrun1 not found" in gone.only_error(1)
+    assert "latestrun1 not found" in again_deleted.only_error(1)
 
 
 def test_show_list_table_and_query(flow: Flow) -> None:
@@ -432,9 +349,9 @@ def test_identity_and_embedded_vault_flow(flow: Flow, tmp_path: Path) -> None:
         assert SECRET_VALUE not in run.stdout + run.stderr
         assert run.json()["attributes"]["enabled"] is True
     assert stored.json()["id"].startswith("https://transfer-kv.vault.azure.net/secrets/exportsas/")
-    assert "--value or --file" in error_message(neither, 2)
-    assert "--value or --file" in error_message(both, 2)
-    assert SECRET_VALUE not in error_message(no_vault, (1, 2))
+    assert "--value or --file" in neither.only_error(2)
+    assert "--value or --file" in both.only_error(2)
+    assert SECRET_VALUE not in no_vault.only_error((1, 2))
     doc = pipe.json()
     assert doc["properties"]["target"]["keyVaultUri"] == secret_uri.lower()  # az lower-cases -s
     assert doc["identity"]["type"] == "UserAssigned"
@@ -456,37 +373,6 @@ def test_identity_and_embedded_vault_flow(flow: Flow, tmp_path: Path) -> None:
     assert SECRET_VALUE not in listed.stdout
     granted = [p for p in policy.json()["properties"]["accessPolicies"] if p["objectId"] == principal]
     assert [p["permissions"] for p in granted] == [{"secrets": ["get", "list"]}]
-
-
-def test_set_policy_finds_the_vault_without_a_group(tmp_path: Path) -> None:
-    """As az: -g is optional for set-policy; the vault's resource group is found by listing vaults.
-
-    Needs the subscription-wide list GET /subscriptions/{sub}/providers/Microsoft.KeyVault/vaults in
-    the API (ARM has it; airlock's API lists per resource group only).
-    """
-    cli = Cli(tmp_path / "home")
-    cli.ok("keyvault", "create", "-g", "vaultrg", "-n", "lonely-kv")
-    run = cli("keyvault", "set-policy", "-n", "lonely-kv", "--object-id", "1234", "--secret-permissions", "get")
-    assert run.returncode == 0, run.where()
-    assert run.json()["id"].endswith("/resourceGroups/vaultrg/providers/Microsoft.KeyVault/vaults/lonely-kv")
-
-
-# ------------------------------------------------------------------------------------------ configure, defaults
-
-
-def test_resource_group_default(tmp_path: Path, target_registry: RegistryServer) -> None:
-    cli = Cli(tmp_path / "home")
-    message = error_message(cli("acr", "list"), 2)
-    assert "--resource-group/-g is required" in message
-    assert "airlock configure --defaults group=" in message
-
-    cli.ok("configure", "--defaults", "group=defaultrg")
-    listed, created = cli.parallel(
-        ("configure", "--list-defaults", "--query", "[].[name, value]"),
-        ("acr", "create", "-n", "defaultreg1", "--login-server", target_registry.url),
-    )
-    assert listed.json() == [["group", "defaultrg"]]
-    assert "/resourceGroups/defaultrg/" in created.json()["id"]
 
 
 # ------------------------------------------------------------------------------------------ errors
@@ -514,63 +400,19 @@ def test_errors_are_one_line(flow: Flow, refs: list[str]) -> None:
         ("acr", "import-pipeline", "create", "-g", RG, "-r", TARGET, "-n", "imptrig1", "-c",
          flow.container.as_uri(), "-e", "maybe"),
     )  # fmt: skip
-    assert "invalid registry name 'abcd'" in error_message(four, 2)
-    assert "invalid registry name 'my-registry'" in error_message(dashed, 2)
-    assert error_message(missing_pipe, 1) == (
+    assert "invalid registry name 'abcd'" in four.only_error(2)
+    assert "invalid registry name 'my-registry'" in dashed.only_error(2)
+    assert missing_pipe.only_error(1) == (
         f"Export pipeline nopipeline1 not found on registry {SOURCE} in the {RG} resource group."
     )
-    assert "at most 50" in error_message(over_limit, 2)
-    assert "--bogus" in error_message(unknown_opt, 2)
-    assert "unknown output format 'yaml'" in error_message(bad_output, 2)
-    assert "must be either import or export" in error_message(bad_type, 2)
-    assert "artifacts cannot be empty" in error_message(no_artifacts, 2)
-    assert "invalid --query" in error_message(bad_query, 2)
-    assert "--storage-access-mode 'Sas'" in error_message(bad_mode, 2)
-    assert "must be either True or False" in error_message(bad_trigger, 2)
-
-
-# ------------------------------------------------------------------------------------------ storage
-
-
-def test_generate_sas_offline(tmp_path: Path) -> None:
-    cli = Cli(tmp_path / "home")
-    args = ("storage", "container", "generate-sas", "--name", "transfer", "--account-name", "myacct",
-            "--account-key", ACCOUNT_KEY, "--expiry", "2030-01-31T12:00Z", "--permissions", "lwca",
-            "--https-only")  # fmt: skip
-    env_cli = Cli(
-        tmp_path / "home",
-        env={"AZURE_STORAGE_CONNECTION_STRING": f"AccountName=myacct;AccountKey={ACCOUNT_KEY}"},
-    )
-    sas = ("storage", "container", "generate-sas", "--name", "t", "--account-name", "a")
-    with ThreadPoolExecutor(max_workers=6) as pool:
-        as_json, as_tsv, no_key, bad_perm, bad_date = pool.map(
-            lambda argv: cli(*argv),
-            [
-                args,
-                (*args, "-o", "tsv"),
-                (*sas, "--expiry", "2030-01-01", "--permissions", "r"),
-                (*sas, "--account-key", ACCOUNT_KEY, "--expiry", "2030-01-01", "--permissions", "rq"),
-                (*sas, "--account-key", ACCOUNT_KEY, "--expiry", "next week", "--permissions", "r"),
-            ],
-        )
-        from_env = pool.submit(
-            env_cli, "storage", "container", "generate-sas", "--name", "transfer", "--expiry", "2030-01-31T12:00Z",
-            "--permissions", "lwca", "--https-only",
-        ).result()  # fmt: skip
-    token = as_json.json()
-    assert isinstance(token, str)
-    assert as_tsv.stdout == token + "\n"
-    assert not token.startswith("?")
-    fields = parse_qs(token)
-    assert fields["sp"] == ["acwl"]  # the service's order
-    assert fields["se"] == ["2030-01-31T12:00:00Z"]
-    assert fields["spr"] == ["https"]
-    assert fields["sr"] == ["c"]
-    assert fields["sig"]
-    assert from_env.json() == token  # the same account, key and parameters from the environment: the same SAS
-    assert "no account key" in error_message(no_key, 2)
-    assert "invalid --permissions 'rq'" in error_message(bad_perm, 2)
-    assert "--expiry 'next week'" in error_message(bad_date, 2)
+    assert "at most 50" in over_limit.only_error(2)
+    assert "--bogus" in unknown_opt.only_error(2)
+    assert "unknown output format 'yaml'" in bad_output.only_error(2)
+    assert "must be either import or export" in bad_type.only_error(2)
+    assert "artifacts cannot be empty" in no_artifacts.only_error(2)
+    assert "invalid --query" in bad_query.only_error(2)
+    assert "--storage-access-mode 'Sas'" in bad_mode.only_error(2)
+    assert "must be either True or False" in bad_trigger.only_error(2)
 
 
 # ------------------------------------------------------------------------------------------ airlock serve
@@ -601,6 +443,6 @@ def test_serve_gives_the_same_results_over_http(flows: tuple[Flow, Flow], server
         missing = pool.submit(server, "acr", "pipeline-run", "show", "-g", RG, "-r", TARGET, "-n", "nosuchrun1")
         denied = pool.submit(wrong_token, "acr", "list", "-g", RG)
         nowhere = pool.submit(unreachable, "acr", "list", "-g", RG)
-    assert "nosuchrun1 not found" in error_message(missing.result(), 1)
-    assert "missing or invalid bearer token" in error_message(denied.result(), 1)
-    assert "cannot reach the airlock API" in error_message(nowhere.result(), 1)
+    assert "nosuchrun1 not found" in missing.result().only_error(1)
+    assert "missing or invalid bearer token" in denied.result().only_error(1)
+    assert "cannot reach the airlock API" in nowhere.result().only_error(1)
