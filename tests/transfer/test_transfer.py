@@ -1,4 +1,5 @@
-"""Export → (copy) → import end to end, through the engine API, against real registries and Azurite."""
+"""Export → import end to end through the engine API, against real registries: every media-type family, the
+options, tampered and interrupted archives, auth and referrers (Azure storage: test_transfer_azure.py)."""
 
 from __future__ import annotations
 
@@ -22,69 +23,22 @@ from airlock.errors import (
     IntegrityError,
     NotFound,
     RegistryError,
-    StorageAuthError,
     TagConflict,
 )
 from airlock.oci.digest import Digest
-from airlock.oci.reference import ArtifactReference, RegistryURL
-from airlock.registry.client import RegistryClient
 from airlock.registry.credentials import Credentials
-from airlock.registry.retry import RetryPolicy
 from airlock.storage.base import Blob
-from airlock.storage.location import open_blob, parse_blob_uri
-from airlock.testing import azurite as az
 from airlock.testing import content
-from airlock.testing.azurite import AzuriteServer
 from airlock.testing.content import PushedArtifact
-from airlock.testing.images import push_docker_image, push_docker_manifest_list, push_oci_image
-from airlock.testing.referrers import push_oci_artifact, referrers_tag
+from airlock.testing.images import push_docker_image, push_oci_image
+from airlock.testing.referrers import referrers_tag
 from airlock.testing.registry_server import RegistryServer
-from airlock.testing.samples import push_sample_set
+from airlock.testing.round_trip import assert_same_content, client, export_all, file_blob, fresh_registry, refs, tagged
 from airlock.testing.skopeo import run_skopeo
 from airlock.transfer.export import ExportResult, export_artifacts
-from airlock.transfer.import_result import ImportResult
 from airlock.transfer.importer import LARGE_BLOB, import_archive
-from airlock.transfer.inspection import copy_blob, inspect_archive
+from airlock.transfer.inspection import inspect_archive
 from airlock.transfer.options import PipelineOption as Opt
-
-FAST = RetryPolicy(attempts=2, base=0.01, cap=0.02)
-
-
-def client(server: RegistryServer, creds: Credentials | None = None) -> RegistryClient:
-    return RegistryClient(RegistryURL.parse(server.url), credentials=creds, use_auth_files=False, retry=FAST)
-
-
-def file_blob(path: Path) -> Blob:
-    return open_blob(parse_blob_uri(path.as_uri()))
-
-
-def refs(*texts: str) -> list[ArtifactReference]:
-    return [ArtifactReference.parse(t) for t in texts]
-
-
-@pytest.fixture(scope="module")
-def samples(source_registry: RegistryServer) -> list[PushedArtifact]:
-    """Every media-type family: OCI image (+ signature referrer), OCI index, Docker v2, Helm, artifact, list."""
-    url = source_registry.url
-    out = push_sample_set(url, seed=7)
-    out.append(push_docker_manifest_list(url, "samples/dockerlist", "v1", layer_size=8192, seed=8))
-    out.append(push_oci_artifact(url, "samples/sbom", "v1", seed=9))
-    # Same seed in another repository: identical layers, to test dedup and cross-repo mounts.
-    out.append(push_oci_image(url, "samples/app-copy", "1.0", layer_size=32 * 1024, seed=7))
-    return out
-
-
-def tagged(samples: list[PushedArtifact]) -> list[PushedArtifact]:
-    return [a for a in samples if a.tag]
-
-
-def export_all(source: RegistryServer, samples: list[PushedArtifact], target: Blob, **kw: object) -> ExportResult:
-    return export_artifacts(
-        client=client(source),
-        artifacts=refs(*(a.reference for a in tagged(samples))),
-        target=target,
-        **kw,  # type: ignore[arg-type]
-    )
 
 
 @pytest.fixture(scope="module")
@@ -92,21 +46,6 @@ def archive(source_registry: RegistryServer, samples: list[PushedArtifact], work
     path = workdir / "all.tar"
     result = export_all(source_registry, samples, file_blob(path), options=frozenset({Opt.INCLUDE_REFERRERS}))
     return path, result
-
-
-def fresh_registry(tmp_path: Path, name: str = "fresh") -> RegistryServer:
-    return RegistryServer.start(tmp_path / name, name=name)
-
-
-def assert_same_content(src: RegistryServer, dst: RegistryServer, artifact: PushedArtifact) -> None:
-    ref = artifact.tag or artifact.digest
-    raw, media_type, digest = content.get_manifest(dst.url, artifact.repository, ref)
-    assert digest == artifact.digest, f"{artifact.reference}: digest changed"
-    assert raw == artifact.manifest
-    assert media_type == artifact.media_type
-    for blob_digest, size in artifact.blobs:
-        data = content.get_blob(dst.url, artifact.repository, blob_digest)
-        assert len(data) == size
 
 
 # -- the happy path ---------------------------------------------------------------------------------
@@ -463,89 +402,6 @@ def test_killed_export_process_leaves_no_file(source_registry: RegistryServer, t
 
 
 # -- Azure Blob Storage (Azurite): export, copy across accounts, import --------------------------------
-
-
-def test_through_azure_storage_with_copy_between_accounts(
-    azurite: AzuriteServer, source_registry: RegistryServer, samples: list[PushedArtifact], tmp_path: Path
-) -> None:
-    for account in ("srcacct", "dstacct"):
-        az.create_container(azurite, account, "transfer")
-    export_sas = az.container_sas(azurite, "srcacct", "transfer", permissions="alrw")
-    import_sas = az.container_sas(azurite, "dstacct", "transfer", permissions="racwdl")
-    src_uri = az.container_url(azurite, "srcacct", "transfer") + "/batch1.tar"
-    dst_uri = az.container_url(azurite, "dstacct", "transfer") + "/batch1.tar"
-    src = open_blob(parse_blob_uri(src_uri), sas_token=export_sas)
-    exported = export_all(source_registry, samples, src)
-    props = az.blob_properties(azurite, "srcacct", "transfer", "batch1.tar")
-    assert props.metadata.get("category") == "acr-transfer-blob"
-    landed = tmp_path / "landed.tar"
-    landed.write_bytes(az.download_blob(azurite, "srcacct", "transfer", "batch1.tar"))
-    # The Content-MD5 (hashed block by block on its own thread) is the MD5 of the bytes that landed.
-    md5 = props.content_settings.content_md5
-    assert md5 is not None, "the export set no Content-MD5"
-    assert bytes(md5) == hashlib.md5(landed.read_bytes()).digest()
-    assert content.catalog_digest_of(landed) == str(exported.catalog_digest)
-
-    read_sas = az.container_sas(azurite, "srcacct", "transfer", permissions="rl")
-    copied = copy_blob(
-        open_blob(parse_blob_uri(src_uri), sas_token=read_sas),
-        open_blob(parse_blob_uri(dst_uri), sas_token=import_sas),
-    )
-    assert copied["catalogDigest"] == str(exported.catalog_digest)
-    assert az.blob_properties(azurite, "dstacct", "transfer", "batch1.tar").metadata["category"] == "acr-transfer-blob"
-
-    with fresh_registry(tmp_path) as reg:
-        result: ImportResult = import_archive(
-            source=open_blob(parse_blob_uri(dst_uri), sas_token=import_sas),
-            client=client(reg),
-            catalog_digest=exported.catalog_digest,
-            options=frozenset({Opt.DELETE_SOURCE_BLOB_ON_SUCCESS}),
-            large_blob=4096,  # the larger layers take ranged reads of their own from Azure
-        )
-        assert result.source_deleted
-        assert "batch1.tar" not in az.list_blob_names(azurite, "dstacct", "transfer")
-        for artifact in tagged(samples):
-            assert_same_content(source_registry, reg, artifact)
-
-
-def test_export_with_a_read_only_sas_fails_clearly_and_writes_nothing(
-    azurite: AzuriteServer, source_registry: RegistryServer, samples: list[PushedArtifact]
-) -> None:
-    az.create_container(azurite, "srcacct", "readonly")
-    sas = az.container_sas(azurite, "srcacct", "readonly", permissions="rl")
-    uri = az.container_url(azurite, "srcacct", "readonly") + "/b.tar"
-    with pytest.raises(StorageAuthError) as info:
-        export_artifacts(
-            client=client(source_registry),
-            artifacts=refs("samples/legacy:v2"),
-            target=open_blob(parse_blob_uri(uri), sas_token=sas),
-        )
-    assert "permission" in str(info.value) and uri in str(info.value)
-    assert "sig=" not in str(info.value)
-    assert az.list_blob_names(azurite, "srcacct", "readonly") == []
-
-
-def test_https_only_sas_over_https_azurite(
-    tmp_path: Path,
-    source_registry: RegistryServer,
-    samples: list[PushedArtifact],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    with AzuriteServer.start(tmp_path / "azs", accounts=("secure",), https=True) as server:
-        assert server.ca_cert is not None
-        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(server.ca_cert))
-        az.create_container(server, "secure", "transfer")
-        sas = az.container_sas(server, "secure", "transfer", permissions="racwdl", https_only=True)
-        assert "spr=https" in sas
-        uri = az.container_url(server, "secure", "transfer") + "/tls.tar"
-        assert uri.startswith("https://")
-        blob = open_blob(parse_blob_uri(uri), sas_token=sas)
-        exported = export_artifacts(client=client(source_registry), artifacts=refs("charts/mychart:0.1.0"), target=blob)
-        info = inspect_archive(blob, verify=True)
-        assert info["catalogDigest"] == str(exported.catalog_digest)
-
-
-# -- registries with authentication ---------------------------------------------------------------------
 
 
 def test_basic_auth_registries_on_both_sides(tmp_path: Path) -> None:
