@@ -74,6 +74,9 @@ def test_a_left_out_artifact_on_a_shipped_artifacts_tag_is_refused_unless_it_is_
     a, b = "sha256:" + "a" * 64, "sha256:" + "b" * 64
     with pytest.raises(ArchiveError, match=r"lists x/app:1 both as left out \(sha256:a+\) and shipped"):
         unchanged_references(_left_out("x/app:1", a), RenameMap(), [_shipped("x/app", "1", b)])
+    for rules in (["z/=q/"], ["x/=m/"]):  # the catalog's own conflict, whatever the rename does with it
+        with pytest.raises(ArchiveError, match=r"lists x/app:1 both as left out"):
+            unchanged_references(_left_out("x/app:1", a), RenameMap.parse(rules), [_shipped("x/app", "1", b)])
     rename = RenameMap.parse(["x/=m/", "y/=m/"])
     with pytest.raises(UsageError, match=r"put x/app:1 \(sha256:a+\) and y/app:1 \(sha256:b+\) on one tag, m/app:1"):
         unchanged_references(_left_out("x/app:1", a), rename, [_shipped("y/app", "1", b)])

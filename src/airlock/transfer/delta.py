@@ -129,8 +129,10 @@ def unchanged_references(
         entry = on_tag.get(ref)
         if entry is None or entry.digest == left_out.digest:
             continue
-        if ref == left_out.reference and not rename.rules:
-            raise ArchiveError(f"archive catalog lists {ref} both as left out ({left_out.digest}) and shipped")
+        if left_out.reference == f"{entry.repository}:{entry.tag}":  # so in the archive's own names
+            raise ArchiveError(
+                f"archive catalog lists {left_out.reference} both as left out ({left_out.digest}) and shipped"
+            )
         raise UsageError(
             f"renaming would put {left_out.reference} ({left_out.digest}) and {entry.reference} "
             f"({entry.digest}) on one tag, {ref}, the first left out by the delta as unchanged there; "
