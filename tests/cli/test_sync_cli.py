@@ -193,7 +193,7 @@ def test_inventory_of_a_renamed_target_with_its_rename_makes_a_delta_that_leaves
 
 
 # Regression: a bad --delta-from file exited 1, a failure, where bad --selection and --retry-failed
-# files exit 2, usage.
+# files exit 2, usage; and it was read only after the source registry had been reached.
 @pytest.mark.parametrize(
     ("body", "said"),
     [
@@ -214,6 +214,10 @@ def test_delta_from_a_file_that_is_not_a_receipt_fails_with_one_line_and_writes_
     message = run.only_error(2)
     assert message.startswith("--delta-from: receipt ") and said in message and str(receipt) in message
     assert not target.exists()
+    # Read before any network work: a registry that does not answer is not what is reported.
+    offline = cli("export", "--source-registry", "http://127.0.0.1:1", "--repository", "rcpt/bad", "--target", target,
+                  "--delta-from", receipt)  # fmt: skip
+    assert offline.only_error(2) == message
 
 
 # -------------------------------------------------------------------------------------------- deltas

@@ -131,6 +131,7 @@ def export_cmd(
     if include_referrers:
         opts |= {PipelineOption.INCLUDE_REFERRERS}
     volumes = volume_size(volume_size_text)
+    delta = sync.delta_base(delta_from)  # a bad receipt is a usage error before any network work
     signer = signing.signing_key(sign_key, sign_key_passphrase_file)
     blob = blob_at(target, sas_token(sas_token_file, secret_uri, what="target"), "--sas-token-file or --secret-uri")
     client = registry_client(source_registry, username, password_stdin, concurrency)
@@ -143,7 +144,7 @@ def export_cmd(
             options=opts,
             progress=progress,
             concurrency=concurrency,
-            delta=sync.delta_base(delta_from),
+            delta=delta,
             platforms=refs.platforms,
             platform_index=refs.platform_index,
             dry_run=dry_run,
