@@ -129,7 +129,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
     """`airlock serve` on a free port; a Cli whose commands go to it over HTTP (AIRLOCK_ENDPOINT)."""
     home = tmp_path_factory.mktemp("served") / "home"
     home.mkdir()
-    served = AirlockServer(home, trigger_interval=3600, env={"NO_COLOR": "1"}).start()
+    served = AirlockServer(home, trigger_interval=3600, env={"NO_COLOR": "1"}, hermetic=True).start()
     try:
         # The client has a home of its own: the token comes from the environment, as on another machine.
         token = (home / "api-token").read_text().strip()

@@ -401,7 +401,7 @@ def test_killed_export_process_leaves_no_file(source_registry: RegistryServer, t
     assert os.listdir(out_dir) in ([], [".big.tar.airlock-partial"])  # nothing visible; what --resume continues
 
 
-# -- Azure Blob Storage (Azurite): export, copy across accounts, import --------------------------------
+# -- registries with authentication ---------------------------------------------------------------------
 
 
 def test_basic_auth_registries_on_both_sides(tmp_path: Path) -> None:

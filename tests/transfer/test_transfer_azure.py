@@ -100,6 +100,3 @@ def test_https_only_sas_over_https_azurite(
         exported = export_artifacts(client=client(source_registry), artifacts=refs("charts/mychart:0.1.0"), target=blob)
         info = inspect_archive(blob, verify=True)
         assert info["catalogDigest"] == str(exported.catalog_digest)
-
-
-# -- registries with authentication ---------------------------------------------------------------------

@@ -17,6 +17,7 @@ import httpx
 from cryptography import x509
 
 from airlock.testing.certificates import self_signed, write_key_and_cert
+from airlock.testing.console import hermetic_environ
 from airlock.testing.processes import free_port
 
 __all__ = ["AirlockServer"]
@@ -29,7 +30,8 @@ class AirlockServer:
     httpx client carrying the home's bearer token. Logs go to ``<home>/../serve-<port>.log``.
     ``env`` adds to (or overrides) the test process's environment, e.g. ``AIRLOCK_STORAGE_HOSTS``. With
     ``tls`` it serves HTTPS with a self-signed certificate for 127.0.0.1; clients trust ``ca_cert``.
-    ``args`` go on the command line after ``serve``'s own (e.g. ``-v``)."""
+    ``args`` go on the command line after ``serve``'s own (e.g. ``-v``). ``hermetic`` starts from
+    :func:`~airlock.testing.console.hermetic_environ` instead, as the console script's tests run it."""
 
     def __init__(
         self,
@@ -39,12 +41,13 @@ class AirlockServer:
         *,
         tls: bool = False,
         args: Sequence[str] = (),
+        hermetic: bool = False,
     ) -> None:
         self.home = home
         self.args = list(args)
         self.port = free_port()
         self.env = {
-            **os.environ,
+            **(hermetic_environ() if hermetic else os.environ),
             "AIRLOCK_HOME": str(home),
             "AIRLOCK_TRIGGER_INTERVAL": str(trigger_interval),
             **(env or {}),
@@ -78,6 +81,7 @@ class AirlockServer:
                     break
             except httpx.HTTPError:
                 pass
+            assert self.proc.poll() is None, (self.home.parent / f"serve-{self.port}.log").read_text()[-2000:]
             assert time.monotonic() < deadline, "airlock serve did not start"
             time.sleep(0.1)
         token = (self.home / "api-token").read_text().strip()

@@ -29,6 +29,15 @@ _DROPPED = {
 }
 
 
+def hermetic_environ() -> dict[str, str]:
+    """The test process's environment without the settings that would change what airlock does
+    (``AIRLOCK_*``, ``AZURE_*``, registry logins, CA bundles), bytecode cached outside the repository:
+    each command is a new interpreter, and recompiling airlock's modules every time doubles the cost."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(_DROPPED_PREFIXES) and k not in _DROPPED}
+    env["PYTHONPYCACHEPREFIX"] = str(Path(tempfile.gettempdir()) / f"airlock-test-pycache-{os.getuid()}")
+    return env
+
+
 @dataclass
 class Result:
     args: tuple[str, ...]
@@ -79,14 +88,13 @@ class Console:
     cwd: Path | None = None
 
     def _env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(_DROPPED_PREFIXES) and k not in _DROPPED}
+        env = hermetic_environ()
         env.update(
             HOME=str(self.home),
             AIRLOCK_HOME=str(self.home / ".airlock"),
             AIRLOCK_NO_PROGRESS="1",
             NO_COLOR="1",
             COLUMNS="80",
-            PYTHONPYCACHEPREFIX=str(Path(tempfile.gettempdir()) / f"airlock-test-pycache-{os.getuid()}"),
         )
         env.update(self.env)
         return env
@@ -121,6 +129,7 @@ class Console:
     def ok(self, *args: str | Path, stdin: str | None = None) -> Result:
         run = self(*args, stdin=stdin)
         assert run.returncode == 0, run.where()
+        assert "Traceback" not in run.stdout + run.stderr, run.where()
         return run
 
 
