@@ -68,7 +68,7 @@ class PartialFileWriter:
             staged = os.fstat(self._fd).st_size
             if keep > staged:
                 if staged == 0:  # created just now: the staged bytes went (committed, discarded) meanwhile
-                    os.unlink(self.partial)  # under the lock, so nobody else has it open
+                    os.unlink(self.partial)  # under the lock: a writer polling for it re-opens by name
                 raise StorageError(f"cannot resume {path.as_uri()}: {keep} bytes to keep, {staged} staged")
             os.ftruncate(self._fd, keep)
             os.lseek(self._fd, keep, os.SEEK_SET)
