@@ -20,7 +20,7 @@ import pytest
 
 from airlock.testing import content
 from airlock.testing.airlock_server import AirlockServer
-from airlock.testing.console import Console, Result
+from airlock.testing.console import Console
 from airlock.testing.content import PushedArtifact
 from airlock.testing.processes import free_port
 from airlock.testing.registry_server import RegistryServer
@@ -39,7 +39,7 @@ SECRET_VALUE = "sv=2024-01-01&sr=c&sp=rl&sig=planted-secret-value-7d1e"
 @dataclass
 class Cli(Console):
     """:class:`Console` with ``AIRLOCK_HOME`` at ``home`` itself and 200 columns, so tables do not
-    wrap; ``ok_json`` and ``parallel`` for the flows."""
+    wrap; ``ok_json`` for the flows."""
 
     def __post_init__(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)  # the commands run in it
@@ -52,10 +52,6 @@ class Cli(Console):
 
     def ok_json(self, *args: str | Path) -> Any:
         return self.ok(*args).json()
-
-    def parallel(self, *commands: tuple[str | Path, ...]) -> list[Result]:
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            return list(pool.map(lambda argv: self(*argv), commands))
 
 
 def table_rows(text: str) -> tuple[list[str], list[list[str]]]:

@@ -40,14 +40,10 @@ def test_resource_group_default(tmp_path: Path, target_registry: RegistryServer)
     assert "airlock configure --defaults group=" in message
 
     cli.ok("configure", "--defaults", "group=defaultrg")
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        listed, created = pool.map(
-            lambda argv: cli(*argv),
-            [
-                ("configure", "--list-defaults", "--query", "[].[name, value]"),
-                ("acr", "create", "-n", "defaultreg1", "--login-server", target_registry.url),
-            ],
-        )
+    listed, created = cli.parallel(
+        ("configure", "--list-defaults", "--query", "[].[name, value]"),
+        ("acr", "create", "-n", "defaultreg1", "--login-server", target_registry.url),
+    )
     assert listed.json() == [["group", "defaultrg"]]
     assert "/resourceGroups/defaultrg/" in created.json()["id"]
 
@@ -65,21 +61,19 @@ def test_generate_sas_offline(tmp_path: Path) -> None:
         env={"AZURE_STORAGE_CONNECTION_STRING": f"AccountName=myacct;AccountKey={ACCOUNT_KEY}"},
     )
     sas = ("storage", "container", "generate-sas", "--name", "t", "--account-name", "a")
-    with ThreadPoolExecutor(max_workers=6) as pool:
-        as_json, as_tsv, no_key, bad_perm, bad_date = pool.map(
-            lambda argv: cli(*argv),
-            [
-                args,
-                (*args, "-o", "tsv"),
-                (*sas, "--expiry", "2030-01-01", "--permissions", "r"),
-                (*sas, "--account-key", ACCOUNT_KEY, "--expiry", "2030-01-01", "--permissions", "rq"),
-                (*sas, "--account-key", ACCOUNT_KEY, "--expiry", "next week", "--permissions", "r"),
-            ],
-        )
-        from_env = pool.submit(
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        from_env_future = pool.submit(
             env_cli, "storage", "container", "generate-sas", "--name", "transfer", "--expiry", "2030-01-31T12:00Z",
             "--permissions", "lwca", "--https-only",
-        ).result()  # fmt: skip
+        )  # fmt: skip
+        as_json, as_tsv, no_key, bad_perm, bad_date = cli.parallel(
+            args,
+            (*args, "-o", "tsv"),
+            (*sas, "--expiry", "2030-01-01", "--permissions", "r"),
+            (*sas, "--account-key", ACCOUNT_KEY, "--expiry", "2030-01-01", "--permissions", "rq"),
+            (*sas, "--account-key", ACCOUNT_KEY, "--expiry", "next week", "--permissions", "r"),
+        )
+        from_env = from_env_future.result()
     token = as_json.json()
     assert isinstance(token, str)
     assert as_tsv.stdout == token + "\n"

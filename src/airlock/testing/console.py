@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -131,6 +132,12 @@ class Console:
         assert run.returncode == 0, run.where()
         assert "Traceback" not in run.stdout + run.stderr, run.where()
         return run
+
+    def parallel(self, *commands: tuple[str | Path, ...]) -> list[Result]:
+        """Each of ``commands`` run as by :meth:`__call__`, at most eight at once (they are separate
+        interpreters, so independent commands need not wait on each other's start-up); results in order."""
+        with ThreadPoolExecutor(max_workers=min(8, len(commands) or 1)) as pool:
+            return list(pool.map(lambda argv: self(*argv), commands))
 
 
 Run = Result  # the name the archive CLI tests use
