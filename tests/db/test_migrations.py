@@ -130,6 +130,39 @@ def test_a_database_from_a_newer_release_is_refused(empty_database: str, engines
         migrate.upgrade(engine)
 
 
+def test_head_names_the_newest_migration() -> None:
+    """migrate.HEAD lets a current database be recognised without Alembic: a new revision must be named there."""
+    assert migrate.head_revision() == migrate.HEAD
+
+
+def test_a_current_database_is_recognised_without_importing_alembic(
+    empty_database: str, engines: Callable[[str], Engine]
+) -> None:
+    migrate.upgrade(engines(empty_database))
+    # A new process, as each CLI command is: ensure_schema finds the schema current with one SELECT.
+    probe = (
+        "import sys; from sqlalchemy import create_engine; from airlock.db import migrate; "
+        f"engine = create_engine({empty_database!r}); migrate.ensure_schema(engine); engine.dispose(); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'alembic'))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def test_a_database_one_revision_behind_is_still_migrated_by_ensure_schema(tmp_path: Path) -> None:
+    """The fast path is taken only at HEAD: a database left at an earlier revision is migrated as before."""
+    engine = create_engine(f"sqlite:///{tmp_path / 'behind.db'}")
+    try:
+        command.upgrade(migrate._config(engine), "0004")
+        assert migrate.current_revision(engine) == "0004"
+        migrate.ensure_schema(engine)
+        assert migrate.current_revision(engine) == migrate.HEAD
+        assert "audit_entries" in inspect(engine).get_table_names()  # what 0005 adds
+    finally:
+        engine.dispose()
+
+
 def _waits_for_the_lock(engine: Engine, pid: int) -> bool:
     """Whether process ``pid`` is blocked on the migration lock of ``engine``'s database."""
     if engine.dialect.name == "postgresql":
