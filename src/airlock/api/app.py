@@ -39,7 +39,6 @@ from airlock.api.routes import (
 )
 from airlock.api.telemetry import RequestTelemetry
 from airlock.api.tokens import TokenStore
-from airlock.api.ui import routes as ui
 from airlock.pipelines import arm
 from airlock.pipelines.plane import ControlPlane
 from airlock.pipelines.trigger import SourceTrigger
@@ -70,10 +69,12 @@ def create_app(
     token: str,
     trigger_interval: float | None = 10.0,
     trust_token: bool = False,
+    dashboard: bool = True,
 ) -> FastAPI:
     """The app. ``open_plane`` is called once at startup; ``trigger_interval`` None disables the trigger.
     ``trust_token``: ``token`` is an Owner in this process whatever the database records (the CLI's
-    in-process app, which holds the database itself)."""
+    in-process app, which holds the database itself). ``dashboard`` False: no ``/ui`` (the CLI's
+    in-process app, which no browser can reach; its templates cost each command 25 ms to load)."""
     state: dict[str, Any] = {}
 
     @asynccontextmanager
@@ -122,7 +123,10 @@ def create_app(
     for router in ROUTERS:
         app.include_router(router)
         routes.extend(router.routes)
-    routes.extend(ui.install(app, token))  # the dashboard at /ui (api/ui), signed in with the same tokens
+    if dashboard:
+        from airlock.api.ui import routes as ui
+
+        routes.extend(ui.install(app, token))  # the dashboard at /ui (api/ui), signed in with the same tokens
     # What a 405's Allow names: the methods of every route whose path matches (envelope.py).
     app.state.route_methods = [
         (route.path_regex, set(route.methods or ()))

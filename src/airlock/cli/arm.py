@@ -218,7 +218,11 @@ class ArmClient:
         shared = database_url(home).startswith("postgres")
         adapters = Adapters(worker=not shared)
         app = create_app(
-            lambda: open_control_plane(home, adapters), token=token, trigger_interval=None, trust_token=True
+            lambda: open_control_plane(home, adapters),
+            token=token,
+            trigger_interval=None,
+            trust_token=True,
+            dashboard=False,
         )
         client = TestClient(
             app, base_url="http://airlock.local", raise_server_exceptions=os.environ.get("AIRLOCK_DEBUG") == "1"
