@@ -63,10 +63,10 @@ def summarize(raw: Path, top: int) -> dict[str, object]:
         if not (stack and count.isdigit()):
             continue
         frames = stack.split(";")
-        tid = re.match(r"thread \((\w+)\)", frames[0])
-        if tid and "MainThread" in frames[0]:
-            main_tids.add(tid[1])
-        samples.append((tid[1] if tid else "?", [_short(f) for f in frames[1:] if _FRAME.match(f)], int(count)))
+        thread = re.match(r"thread \((\w+)\)", frames[0])
+        if thread and "MainThread" in frames[0]:
+            main_tids.add(thread[1])
+        samples.append((thread[1] if thread else "?", [_short(f) for f in frames[1:] if _FRAME.match(f)], int(count)))
     roles: dict[str, dict[str, collections.Counter[str]]] = {}
     for tid, frames, n in samples:
         if not frames:

@@ -56,7 +56,8 @@ def clients(server: AirlockServer) -> Iterator[list[ContainerRegistryManagementC
     made: list[ContainerRegistryManagementClient] = []
     yield made
     for c in made:
-        c.close()  # uvicorn waits for open TLS connections before it stops
+        # uvicorn waits for open TLS connections before it stops
+        c.close()  # type: ignore[no-untyped-call]  # the SDK's multi-API client leaves close() unannotated
 
 
 def client(server: AirlockServer, made: list[ContainerRegistryManagementClient], **kwargs: Any) -> Any:
@@ -72,7 +73,9 @@ def client(server: AirlockServer, made: list[ContainerRegistryManagementClient],
 def create_registry(acr: Any, name: str, login_server: str) -> m.Registry:
     # ACR's loginServer is read-only, so the SDK's model would leave it out: send the body as it is.
     body = {"location": "westus", "sku": {"name": "Premium"}, "properties": {"loginServer": login_server}}
-    return acr.registries.begin_create(RG, name, io.BytesIO(json.dumps(body).encode())).result()
+    # The callers' acr is on arm.SDK_API_VERSION (2025-03-01-preview), whose models m is.
+    registry: m.Registry = acr.registries.begin_create(RG, name, io.BytesIO(json.dumps(body).encode())).result()
+    return registry
 
 
 def test_azure_sdk_creates_runs_polls_lists_and_deletes_both_pipeline_kinds(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from fastapi.routing import APIRoute
+
 from airlock.api.app import ROUTERS
 from airlock.api.telemetry import route_template
 
@@ -20,6 +22,8 @@ def test_a_request_refused_before_routing_is_labelled_with_its_routes_template()
 
 
 def test_the_routers_match_wins_and_unknown_paths_are_unmatched() -> None:
-    matched = {**scope("GET", "/anything"), "route": ROUTES[0]}
-    assert route_template(matched, ROUTES) == ROUTES[0].path
+    first = ROUTES[0]
+    assert isinstance(first, APIRoute)  # a router's route, which has a path template
+    matched = {**scope("GET", "/anything"), "route": first}
+    assert route_template(matched, ROUTES) == first.path
     assert route_template(scope("GET", "/nosuch/id-1234"), ROUTES) == "unmatched"

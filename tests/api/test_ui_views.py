@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,7 +32,7 @@ def test_remedy_is_the_command_a_vault_denial_names_and_the_rerun_an_interruptio
 
 def test_throughput_buckets_count_runs_by_finish_time_and_rate_by_their_seconds() -> None:
     now = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
-    rows = [
+    rows: list[dict[str, Any]] = [
         {"finished": now - timedelta(minutes=2), "bytes_done": 4_000_000, "seconds": 2.0},
         {"finished": now - timedelta(minutes=3), "bytes_done": 2_000_000, "seconds": 2.0},
         {"finished": now - timedelta(minutes=30), "bytes_done": 1_000_000, "seconds": 1.0},

@@ -15,6 +15,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote
 
 import pytest
@@ -54,9 +55,10 @@ class Run:
     stdout: str
     stderr: str
 
-    def json(self) -> dict:
+    def json(self) -> dict[str, Any]:
         assert self.returncode == 0, f"airlock {' '.join(self.args)} failed: {self.stderr}"
-        return json.loads(self.stdout)
+        out: dict[str, Any] = json.loads(self.stdout)
+        return out
 
 
 def airlock(*args: str | Path, stdin: str | None = None, timeout: float = 60.0) -> Run:

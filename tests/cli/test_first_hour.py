@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import typer
+import typer.core
 
 from airlock.cli.argv import expand_multi, hoist_global_args
 from airlock.cli.helptext import examples
@@ -77,7 +78,9 @@ def test_export_pipeline_option_include_referrers_exports_signatures(
     outbox = tmp_path / "outbox"
     outbox.mkdir()
     cli.ok("acr", "create", "-g", RG, "-n", "refsreg1", "--login-server", source_registry.url)
-    pipeline = ["acr", "export-pipeline", "create", "-g", RG, "-r", "refsreg1", "-n", "refsexport", "-c", outbox]
+    pipeline: list[str | Path] = [
+        "acr", "export-pipeline", "create", "-g", RG, "-r", "refsreg1", "-n", "refsexport", "-c", outbox
+    ]  # fmt: skip
     cli.ok(*pipeline, "--options", "IncludeReferrers")
     run = ["acr", "pipeline-run", "create", "-g", RG, "-r", "refsreg1", "-p", "refsexport", "-t", "export"]
     cli.ok(*run, "-n", "refsrun1", "-b", "signed.tar", "-a", image.reference)
@@ -159,7 +162,7 @@ def test_every_help_example_parses_with_valid_names_and_values() -> None:
             args = expand_multi(hoist_global_args(words, root))
             path: list[str] = []
             target = root
-            while getattr(target, "commands", None) and args and args[0] in target.commands:
+            while isinstance(target, typer.core.TyperGroup) and args and args[0] in target.commands:
                 path.append(args[0])
                 target = target.commands[args.pop(0)]
             assert not getattr(target, "commands", None), f"{line!r} names no command"
@@ -391,7 +394,9 @@ def test_copy_to_azure_without_target_sas_names_the_target_sas_flag(
 def test_import_pipeline_accepts_disable_source_trigger(cli: Console, tmp_path: Path) -> None:
     cli.ok("acr", "create", "-g", RG, "-n", "triggerreg", "--login-server", "http://127.0.0.1:9")
     (tmp_path / "in").mkdir()
-    args = ["acr", "import-pipeline", "create", "-g", RG, "-r", "triggerreg", "-n", "noauto", "-c", tmp_path / "in"]
+    args: list[str | Path] = [
+        "acr", "import-pipeline", "create", "-g", RG, "-r", "triggerreg", "-n", "noauto", "-c", tmp_path / "in"
+    ]  # fmt: skip
     doc = cli.ok(*args, "--options", "OverwriteTags", "DisableSourceTrigger").json()
     assert doc["properties"]["trigger"]["sourceTrigger"]["status"] == "Disabled"
     assert doc["properties"]["options"] == ["OverwriteTags"]
@@ -401,7 +406,9 @@ def test_import_pipeline_accepts_disable_source_trigger(cli: Console, tmp_path: 
 def test_pipeline_option_errors_list_only_that_kind_of_option(cli: Console, tmp_path: Path) -> None:
     cli.ok("acr", "create", "-g", RG, "-n", "kindreg1", "--login-server", "http://127.0.0.1:9")
     (tmp_path / "in").mkdir()
-    args = ["acr", "import-pipeline", "create", "-g", RG, "-r", "kindreg1", "-n", "kindimport", "-c", tmp_path / "in"]
+    args: list[str | Path] = [
+        "acr", "import-pipeline", "create", "-g", RG, "-r", "kindreg1", "-n", "kindimport", "-c", tmp_path / "in"
+    ]  # fmt: skip
     message = cli(*args, "--options", "OverwriteBlobs").error(2)
     assert "OverwriteTags" in message and "allowed" in message
     assert "OverwriteBlobs" not in message.split("allowed", 1)[1]

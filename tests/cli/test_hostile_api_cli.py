@@ -313,9 +313,9 @@ def test_the_local_cli_refuses_hostile_json_and_ids_with_one_error_line(tmp_path
     ):
         message = cli("rest", "--method", "put", "--url", url, "--body", body).only_error(2)
         assert expect in message, message
-    message = cli("acr", "create", "-g", "gr\u00fcppe", "-n", "cliregistry1", "--login-server", "https://r.example")
-    assert "invalid resource group name" in message.only_error(2)
-    message = cli("acr", "create", "-g", "rg", "-n", "cliregistry1", "--login-server", "https://r.example",
+    refused = cli("acr", "create", "-g", "gr\u00fcppe", "-n", "cliregistry1", "--login-server", "https://r.example")
+    assert "invalid resource group name" in refused.only_error(2)
+    refused = cli("acr", "create", "-g", "rg", "-n", "cliregistry1", "--login-server", "https://r.example",
                   "--subscription", "not-a-guid")  # fmt: skip
-    assert "invalid subscription id" in message.only_error(2)
+    assert "invalid subscription id" in refused.only_error(2)
     assert cli("acr", "list", "-g", "rg").json() == []

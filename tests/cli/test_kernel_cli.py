@@ -164,7 +164,7 @@ def test_every_error_class_is_rebuilt_from_the_arm_envelope() -> None:
     for cls in classes:
         assert error_class(cls.__name__) is cls
         # The API's own envelope for it, at a status that alone would mean another class.
-        envelope = json.loads(api_error(400, "BadRequest", f"{cls.__name__} happened", cls.__name__).body)
+        envelope = json.loads(bytes(api_error(400, "BadRequest", f"{cls.__name__} happened", cls.__name__).body))
         rebuilt = arm_error(400, envelope, "GET", "/x")
         assert type(rebuilt) is cls and str(rebuilt) == f"{cls.__name__} happened"
         assert arm_error(503, envelope, "GET", "/x").transient  # the status still says "try again"
@@ -174,7 +174,7 @@ def test_an_envelope_without_a_class_of_ours_is_mapped_by_its_status() -> None:
     assert error_class("KeyError") is None and error_class("Exception") is None
     foreign = {"error": {"code": "NotFound", "message": "gone", "additionalInfo": [{"type": "PolicyViolation"}]}}
     assert type(arm_error(404, foreign, "GET", "/x")) is errors.ResourceNotFound
-    unknown = json.loads(api_error(400, "BadRequest", "no such class", "NoSuchErrorClass").body)
+    unknown = json.loads(bytes(api_error(400, "BadRequest", "no such class", "NoSuchErrorClass").body))
     assert type(arm_error(400, unknown, "GET", "/x")) is errors.UsageError
     assert type(arm_error(403, {"error": {"message": "no"}}, "GET", "/x")) is errors.AccessDenied
 

@@ -23,6 +23,7 @@ from urllib.parse import quote, unquote
 
 import httpx
 import pytest
+from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
 from airlock.testing import azurite as az
@@ -53,7 +54,7 @@ class Observed:
     signatures: set[str] = field(default_factory=set)  # the SAS tokens' sig= values, decoded
     runs: dict[str, str] = field(default_factory=dict)  # name -> provisioningState
 
-    def scrape(self) -> tuple[str, dict[str, Any]]:
+    def scrape(self) -> tuple[str, dict[str, Metric]]:
         """``GET /metrics`` without a token: (text, families by name)."""
         r = httpx.get(self.server.url + "/metrics", timeout=30)
         assert r.status_code == 200, r.text
@@ -70,7 +71,7 @@ class Observed:
         return out
 
 
-def requests_counted(families: dict[str, Any], **labels: str) -> float:
+def requests_counted(families: dict[str, Metric], **labels: str) -> float:
     family = families.get("airlock_http_requests")
     samples = family.samples if family else []
     return sum(

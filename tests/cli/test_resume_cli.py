@@ -284,7 +284,7 @@ def test_copy_interrupted_resumes_from_the_targets_length(tmp_path: Path, cli: C
         source = url.replace(host, via.host) + "/big.bin"
         target = tmp_path / "big.bin"
         partial = tmp_path / ".big.bin.airlock-partial"
-        copy = ["copy", source, target, "--source-sas-token-file", tmp_path / "r.sas"]
+        copy: list[str | Path] = ["copy", source, target, "--source-sas-token-file", tmp_path / "r.sas"]
         release = threading.Event()
         two_ranges = 8 * 1024 * 1024
         via.add(Fault("GET", "/big.bin", header=("x-ms-range", f"bytes={two_ranges}-"), hold=release))  # the third
@@ -330,7 +330,9 @@ def test_export_that_lost_its_registry_keeps_what_it_wrote_and_resume_fetches_on
     blobs = archive_blobs(reference)[1:]  # configs and layers, in archive order
     lost = blobs[2][0]
     proxy.add(Fault("GET", lost, times=1000, drop=True))  # the network is gone for this layer, retries and all
-    export = ["export", "--source-registry", proxy.url, "-a", image.reference, "--target", tmp_path / "n.tar"]
+    export: list[str | Path] = [
+        "export", "--source-registry", proxy.url, "-a", image.reference, "--target", tmp_path / "n.tar"
+    ]  # fmt: skip
     message = cli(*export).only_error(1)
     assert lost in message and "cannot reach the registry" in message, message
     assert sorted(p.name for p in tmp_path.iterdir()) == [".n.tar.airlock-partial", "reference.tar"]

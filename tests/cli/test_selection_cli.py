@@ -9,6 +9,7 @@ import re
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -52,17 +53,19 @@ def multi(source_registry: RegistryServer) -> PushedArtifact:
     )
 
 
-def catalog_of(archive: Path) -> dict:
+def catalog_of(archive: Path) -> dict[str, Any]:
     with tarfile.open(archive) as tf:
         first = tf.next()
         assert first is not None and first.name == "airlock-catalog.json"
         f = tf.extractfile(first)
         assert f is not None
-        return json.loads(f.read())
+        catalog: dict[str, Any] = json.loads(f.read())
+        return catalog
 
 
-def export(cli: Callable[..., Run], registry: RegistryServer, target: Path, *args: str) -> dict:
-    return cli("export", "--source-registry", registry.url, "--target", target.as_uri(), *args).json()
+def export(cli: Callable[..., Run], registry: RegistryServer, target: Path, *args: str) -> dict[str, Any]:
+    out: dict[str, Any] = cli("export", "--source-registry", registry.url, "--target", target.as_uri(), *args).json()
+    return out
 
 
 def test_export_repository_glob_with_semver_and_keep_selects_newest(

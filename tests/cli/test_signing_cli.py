@@ -208,7 +208,9 @@ def test_encrypted_sign_key_with_passphrase_file(
     key_id = openssl_key_id(tmp_path / "enc.pub.pem")
     console = Console(home=home)
     key = tmp_path / "enc.pem"
-    export = ["export", "--source-registry", source_registry.url, "-a", app.reference, "--sign-key", key]
+    export: list[str | Path] = [
+        "export", "--source-registry", source_registry.url, "-a", app.reference, "--sign-key", key
+    ]  # fmt: skip
 
     out = console(*export, "--target", tmp_path / "a.tar", "--sign-key-passphrase-file", tmp_path / "pass.txt").json()
     assert out["signature"]["keyId"] == key_id, out

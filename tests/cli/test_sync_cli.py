@@ -29,7 +29,7 @@ def fresh(tmp_path: Path) -> Iterator[RegistryServer]:
         yield server
 
 
-def export(cli: Callable[..., Run], registry: RegistryServer, target: Path, *args: str) -> dict[str, Any]:
+def export(cli: Callable[..., Run], registry: RegistryServer, target: Path, *args: str | Path) -> dict[str, Any]:
     out: dict[str, Any] = cli("export", "--source-registry", registry.url, "--target", target, *args).json()
     return out
 

@@ -81,6 +81,7 @@ def test_reader_reads_but_cannot_write_nor_see_secret_values_or_tokens(server: A
     reader, _ = caller(server, tmp_path, "Reader")
     assert reader("acr", "show", "-n", "threatreg", "-g", "rg").json()["name"] == "threatreg"
     assert reader("keyvault", "show", "-n", "threatkv").json()["name"] == "threatkv"
+    args: tuple[str, ...]  # both loops below: argument tuples of different lengths
     for args in (("list",), ("show", "--name", "sas")):  # a vault's secrets are data, not resources
         shown = reader("keyvault", "secret", *args, "--vault-name", "threatkv")
         assert "may not GET" in shown.only_error(1) and SECRET not in shown.stdout + shown.stderr

@@ -199,7 +199,11 @@ def _admin(database: str) -> psycopg.Connection[tuple[object, ...]]:
 
 def _drop_connections(admin: psycopg.Connection[tuple[object, ...]], name: str) -> int:
     row = admin.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = %s", (name,))
-    return int(row.fetchone()[0])  # type: ignore[index]
+    found = row.fetchone()
+    assert found is not None  # an aggregate without GROUP BY: always one row
+    (count,) = found
+    assert isinstance(count, int), count  # count() is a bigint
+    return count
 
 
 def test_the_worker_reconnects_when_the_database_drops_its_connections(

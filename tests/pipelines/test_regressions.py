@@ -220,7 +220,7 @@ class _WriteLandsMidRead:
         return getattr(self._repo, name)
 
 
-def _inbox_pipeline(cp: Any, inbox: Path) -> Callable[[str], Resource]:
+def _inbox_pipeline(cp: ControlPlane, inbox: Path) -> Callable[[str], Resource]:
     """A PUT of import pipeline ``inbox`` on ``inbox``, its source trigger's status as given."""
     cp.registries.put(SUB, "rg", "targetreg", {"properties": {"loginServer": "localhost:5000"}})
     inbox.mkdir()

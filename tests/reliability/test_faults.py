@@ -119,7 +119,7 @@ def test_source_registry_killed_mid_export(
         app = push_oci_image(source.url, "fault/app", "1", layers=1, layer_size=big, seed=31)
         c = client(source.url)
         real = c.iter_blob
-        killed = []
+        killed: list[Digest] = []
 
         def dying(repository: str, desc: Descriptor, **kw: object) -> Iterator[bytes]:
             for i, chunk in enumerate(real(repository, desc)):

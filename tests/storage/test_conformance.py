@@ -149,7 +149,9 @@ def test_azure_blob_carries_category_and_content_md5(azurite: AzuriteServer, azu
     write(blob, data)
     props = az.blob_properties(azurite, "srcacct", CONTAINER, "md5.tar")
     assert props.metadata == {"category": "acr-transfer-blob"}
-    assert bytes(props.content_settings.content_md5) == hashlib.md5(data).digest()
+    content_md5 = props.content_settings.content_md5
+    assert content_md5 is not None
+    assert bytes(content_md5) == hashlib.md5(data).digest()
 
 
 @pytest.mark.parametrize(

@@ -181,7 +181,11 @@ def test_fanout_runs_small_blobs_read_whole_many_at_once_within_the_byte_budget(
 
         return run
 
-    submitter = threading.Thread(target=lambda: [fan.submit(k, job(k), size=40) for k in range(3)], daemon=True)
+    def submit_three() -> None:
+        for k in range(3):
+            fan.submit(k, job(k), size=40)
+
+    submitter = threading.Thread(target=submit_three, daemon=True)
     submitter.start()
     wait_until(lambda: len(running) == 2, timeout=15, what="two 40-byte jobs running in a 100-byte budget")
     assert submitter.is_alive(), "a third 40-byte job was admitted past the budget"
@@ -198,7 +202,11 @@ def test_fanout_runs_small_blobs_read_whole_many_at_once_within_the_byte_budget(
 
     # 8 jobs of 10 bytes: all run at once (submitted from a thread, so that one admitted too few
     # fails the test rather than hang it).
-    threading.Thread(target=lambda: [small.submit(k, waits, size=10) for k in range(8)], daemon=True).start()
+    def submit_eight() -> None:
+        for k in range(8):
+            small.submit(k, waits, size=10)
+
+    threading.Thread(target=submit_eight, daemon=True).start()
     for _ in range(8):
         assert started.acquire(timeout=30), "fewer than 8 small jobs ran at once"
     gate.set()
