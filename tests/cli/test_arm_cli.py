@@ -82,7 +82,6 @@ def test_pipeline_run_lro_sends_retry_after_and_its_operation_has_start_and_end_
         return op
 
     op = wait_until(finished, timeout=60, what="run armrun1's operation to finish")
-    assert op is not None  # wait_until returns only a truthy value
     status = op.json()
     assert status["status"] == "Succeeded", status
     assert status["endTime"] >= status["startTime"] and "Retry-After" not in op.headers
