@@ -23,7 +23,10 @@ What it does, against real local services started with airlock's own test harnes
    caps every parallel client's import alike.
 3. Writes ``bench/results/many_small.md`` (smoke runs: ``bench/work/results/``): artifacts/s (median over the
    repetitions, with min-max), milliseconds and CPU milliseconds per artifact, peak RSS (GNU time of the CLI
-   process; skopeo: its largest process), the ratio to skopeo, and the machine's load.
+   process; skopeo: its largest process), the ratio to skopeo, and the machine's load. For airlock's rows, the
+   all-cores ceiling: cores / (the registries' CPU + the bare client's CPU per artifact), the rate at which the
+   requests a step needs would keep every core busy and nothing else ran; and what 5x skopeo is of it (a step
+   whose 5x needs 100% or more of it cannot reach 5x on this machine with any client that sends them).
 
 Wall time is the whole process, start-up included, for airlock and skopeo alike.
 """
@@ -35,6 +38,7 @@ import datetime as dt
 import hashlib
 import io
 import json
+import os
 import random
 import shutil
 import statistics
@@ -437,26 +441,45 @@ def summarize(results: Sequence[Measured]) -> list[dict[str, object]]:
             row["vs_skopeo"] = float(row["per_s"]) / skopeo  # type: ignore[arg-type]
         if tool == "airlock" and (bare := rate(row["count"], f"bare.{step}")) is not None:
             row["of_bare"] = float(row["per_s"]) / bare  # type: ignore[arg-type]
+        if tool == "airlock" and (ceiling := _ceiling(rows, row["count"], step)) is not None:
+            row["ceiling_per_s"] = ceiling
+            if skopeo is not None:
+                row["five_x_of_ceiling"] = 5 * skopeo / ceiling
     return rows
+
+
+def _ceiling(rows: Sequence[dict[str, object]], count: object, step: str) -> float | None:
+    """The most artifacts/s that the bare client's requests allow on this machine's cores: all cores
+    busy with nothing but the registries' CPU and the bare client's own for each artifact (the bare
+    client makes only the requests a step needs; no run reaches all cores, so this is out of reach
+    too). None without a bare run."""
+    bare = next((r for r in rows if r["count"] == count and r["op"] == f"bare.{step}" and "per_s" in r), None)
+    if bare is None:
+        return None
+    cpu_ms = float(bare["cpu_ms_per_artifact"]) + float(bare["registry_cpu_ms_per_artifact"])  # type: ignore[arg-type]
+    return (os.cpu_count() or 1) * 1000 / cpu_ms if cpu_ms > 0 else None
 
 
 def render(rows: Sequence[dict[str, object]]) -> list[str]:
     out = [
         "| N | operation | artifacts/s median (min-max) | vs skopeo | of bare requests | ms/artifact "
-        "| CPU ms/artifact | registries' CPU ms/artifact | peak RSS MiB | busy cores |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| CPU ms/artifact | registries' CPU ms/artifact | peak RSS MiB | busy cores | all-cores ceiling/s "
+        "| 5x skopeo is of it |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         if "per_s" not in r:
-            out.append(f"| {r['count']} | {r['op']} | FAILED ({r['failed']}/{r['runs']}) | | | | | | | |")
+            out.append(f"| {r['count']} | {r['op']} | FAILED ({r['failed']}/{r['runs']}) | | | | | | | | | |")
             continue
         ratio = f"{r['vs_skopeo']:.2f}x" if "vs_skopeo" in r else ""
         of_bare = f"{100 * r['of_bare']:.0f}%" if "of_bare" in r else ""  # type: ignore[operator]
         rss = "" if str(r["op"]).startswith("bare") else f"{r['rss_mib']:.0f}"  # bare: in the bench process
+        ceiling = f"{r['ceiling_per_s']:.0f}" if "ceiling_per_s" in r else ""
+        needs = f"{100 * r['five_x_of_ceiling']:.0f}%" if "five_x_of_ceiling" in r else ""  # type: ignore[operator]
         out.append(
             f"| {r['count']} | {r['op']} | {r['per_s']:.1f} ({r['min']:.1f}-{r['max']:.1f}) | {ratio} | {of_bare} | "
             f"{r['ms_per_artifact']:.1f} | {r['cpu_ms_per_artifact']:.1f} | {r['registry_cpu_ms_per_artifact']:.1f} | "
-            f"{rss} | {r['busy_cores']:.2f} |"
+            f"{rss} | {r['busy_cores']:.2f} | {ceiling} | {needs} |"
         )
     return out
 

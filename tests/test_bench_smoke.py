@@ -41,4 +41,6 @@ def test_many_small_bench_smoke_measures_airlock_skopeo_sync_and_bare_requests_a
         assert f"| 20 | {op} | " in table, op
     assert "FAILED" not in table
     airlock_export = next(line for line in table.splitlines() if line.startswith("| 20 | airlock.export | "))
-    assert airlock_export.split(" | ")[4].endswith("%"), airlock_export  # its share of the bare requests' rate
+    cells = airlock_export.split(" | ")
+    assert cells[4].endswith("%"), airlock_export  # its share of the bare requests' rate
+    assert float(cells[10]) > 0 and cells[11].removesuffix(" |").endswith("%"), airlock_export  # ceiling, 5x's share
