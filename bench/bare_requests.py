@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import urllib3
 
 from airlock.transfer.concurrent_map import GETS_IN_FLIGHT, REQUESTS_IN_FLIGHT
-from bench.run import OCI_MANIFEST, _check, push_bytes
+from bench.image_set import OCI_MANIFEST, _check, push_bytes
 
 
 @dataclass

@@ -3,7 +3,7 @@
     .venv/bin/pip install py-spy          # a profiling tool, deliberately not a project dependency
     .venv/bin/python -m bench.profile_airlock [--subset layers|big|all] [--gil] [--native]
 
-Uses the benchmark's cached test set (``bench.run``; the default full-size set) and its source registry.
+Uses the benchmark's cached test set (``bench.image_set``; the default full-size set) and its source registry.
 ``layers`` profiles the 10 x 5 x 20 MiB images, ``big`` the image with the single large layer. py-spy samples
 every thread (``--threads``) including idle ones (``--idle``), so the report is a wall-clock breakdown per
 thread role (the main thread; the worker threads together): which line each spent its time in, waiting
@@ -27,7 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from airlock.testing.registry_server import RegistryServer
-from bench.run import MiB, SetSpec, airlock_argv, drop_caches, open_test_set, say, wait_for_quiet
+from bench.image_set import SetSpec, open_test_set
+from bench.measuring import airlock_argv, drop_caches, wait_for_quiet
+from bench.workspace import MiB, say
 
 PROFILE_DIR = Path(__file__).resolve().parent / "work" / "profile"
 _FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^()]*?):(?P<line>\d+)\)$")
