@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent set-up of everything airlock's demo and tests need on a Debian machine:
 #   - Debian packages: docker-registry (CNCF distribution), skopeo, apache2-utils (htpasswd), openssl, postgresql,
-#     chromium (the dashboard's browser tests drive it with Playwright)
+#     chromium (the dashboard's browser tests drive it with Playwright), dosfstools and fusefat (a FAT32 file system)
 #   - Azurite (npm) in .tools/ inside the project
 #   - .venv with airlock installed (editable) and its dev tools, pinned by requirements.lock
 # Safe to run again: each step checks first and does nothing when already done.
@@ -16,6 +16,8 @@ command -v htpasswd >/dev/null 2>&1 || need_apt+=(apache2-utils)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs npm)
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)  # Playwright's own browser download is not used
+[ -x /usr/sbin/mkfs.vfat ] || need_apt+=(dosfstools)  # a FAT32 "USB stick" for the removable-media tests
+[ -x /usr/bin/fusefat ] || need_apt+=(fusefat)  # mounts it without root or a loop device (FUSE)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need_apt+=(postgresql)  # a private cluster per test session
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "bootstrap: installing Debian packages: ${need_apt[*]}" >&2

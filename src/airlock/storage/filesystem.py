@@ -23,7 +23,13 @@ from pathlib import Path
 
 from airlock.errors import BlobExists, BlobNotFound, StorageError, UsageError
 from airlock.storage.base import BlobInfo, Staged
-from airlock.storage.partial_file import PartialFileWriter, partial_path, sync_directory, write_all
+from airlock.storage.partial_file import (
+    PartialFileWriter,
+    link_if_absent,
+    partial_path,
+    sync_directory,
+    write_all,
+)
 
 _READ = 1024 * 1024  # bounded-window pipelines count bytes; 1 MiB keeps reads cheap and windows fine-grained
 
@@ -182,7 +188,7 @@ class FileWriter:
                 if self.overwrite:
                     os.replace(staged, self.path)
                 else:
-                    os.link(staged, self.path)  # atomic "create if absent"
+                    link_if_absent(staged, self.path)
             finally:
                 try:
                     os.unlink(staged)  # gone already after a successful replace

@@ -2,12 +2,13 @@
 
 The name is fixed so that a run after a killed one finds the bytes it wrote; an exclusive
 ``flock`` on it keeps two writers apart (the kernel drops the lock of a killed process). Commit
-links it into place (``os.link`` when not overwriting: atomic create-if-absent), as the
-``O_TMPFILE`` writer of :mod:`airlock.storage.filesystem` does with its anonymous inode.
+links it into place (:func:`link_if_absent` when not overwriting), as the ``O_TMPFILE`` writer of
+:mod:`airlock.storage.filesystem` does with its anonymous inode.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import time
@@ -48,6 +49,38 @@ def sync_directory(directory: Path) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+# What link() answers on a file system without hard links: FAT32 and exFAT (removable media, the
+# media volumes are for) give EPERM, FUSE file systems EPERM or ENOSYS.
+_NO_HARD_LINKS = frozenset({errno.EPERM, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP})
+
+
+def link_if_absent(staged: Path, target: Path) -> None:
+    """Give the file ``staged`` the name ``target`` unless that exists: a hard link, atomic. Where
+    the file system has no hard links, ``staged`` is renamed onto ``target`` instead, under an
+    exclusive ``flock`` of ``target``'s directory after checking that ``target`` is absent: atomic
+    against other airlock writers (they take the same lock), not against other programs writing
+    that name in the same instant. The caller unlinks ``staged`` (gone already after a rename).
+
+    Raises:
+        FileExistsError: ``target`` exists.
+        OSError: any other failure of link or rename.
+    """
+    try:
+        os.link(staged, target)
+        return
+    except OSError as exc:
+        if exc.errno not in _NO_HARD_LINKS:
+            raise
+    lock_fd = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(lock_fd, fcntl.LOCK_EX)
+        if os.path.lexists(target):
+            raise FileExistsError(errno.EEXIST, "File exists", str(target))
+        os.rename(staged, target)
+    finally:
+        os.close(lock_fd)  # releases the lock
 
 
 class PartialFileWriter:
@@ -121,8 +154,11 @@ class PartialFileWriter:
             if self.overwrite:
                 os.replace(self.partial, self.path)
             else:
-                os.link(self.partial, self.path)  # atomic "create if absent"
-                os.unlink(self.partial)
+                link_if_absent(self.partial, self.path)
+                try:
+                    os.unlink(self.partial)
+                except FileNotFoundError:
+                    pass  # renamed into place: a file system without hard links
         except FileExistsError:
             self.abort()
             raise BlobExists(
