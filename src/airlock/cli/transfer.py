@@ -115,7 +115,7 @@ def export_cmd(
             --retry-failed batch1.json --target ./batch1-retry.tar
 
         airlock export --source-registry localhost:5000 -a samples/app:1.0 \\
-            --target /media/usb/batch1.tar --volume-size 4GiB \\
+            --target /media/usb/batch1.tar --volume-size 4095MiB \\
             --query "volumes[].uri" -o tsv
 
         airlock export --source-registry localhost:5000 -a samples/app:1.0 \\

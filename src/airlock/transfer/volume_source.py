@@ -203,7 +203,7 @@ def read_table(head: Blob, info: BlobInfo, *, check_catalog: bool = True) -> lis
         return None
     whole = table[-1].offset + table[-1].size
     if info.size == whole:
-        return None  # every volume in one blob (cat batch1.tar batch1.tar.0* > all.tar): an ordinary archive
+        return None  # every volume in one blob (cat batch1.tar batch1.tar.[0-9][0-9][0-9] > all.tar): an archive
     if info.size != table[0].size:
         raise ArchiveError(
             f"transfer blob {head.display} is {info.size} bytes: neither volume 1 of its {len(table)}-volume bundle "
