@@ -4,6 +4,7 @@ dies midway, and volume tables that do not add up."""
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 from airlock.archive.format import CATALOG_NAME, Catalog
 from airlock.archive.reader import parse_catalog
 from airlock.archive.volumes import parse_volume_size, requires_volumes, volume_table
-from airlock.errors import AirlockError, ArchiveError, UsageError
+from airlock.errors import AirlockError, ArchiveError, BlobExists, UsageError
 from airlock.oci.manifest import Descriptor
 from airlock.oci.reference import ArtifactReference, RegistryURL
 from airlock.registry.client import RegistryClient
@@ -196,3 +197,30 @@ def test_export_over_a_larger_bundle_with_overwrite_blobs_removes_its_leftover_v
             volume_size=VOLUME, options=frozenset({PipelineOption.OVERWRITE_BLOBS}),
         )  # fmt: skip
         assert len(os.listdir(tmp_path)) == len(first.volumes)
+
+
+@pytest.mark.parametrize(
+    ("case", "volume_size", "error", "says"),
+    [
+        ("too many volumes", 1024, UsageError, "volumes of 1024 bytes; at most 999"),
+        ("a head larger than a volume", 4096, UsageError, "cannot hold the first volume of this export"),
+        ("a later volume exists", VOLUME, BlobExists, "b.tar.003 already exists"),
+        ("resume", VOLUME, UsageError, "a multi-volume export cannot be resumed"),
+    ],
+)
+def test_a_dry_run_refuses_each_multi_volume_export_the_export_refuses_and_writes_nothing(
+    tmp_path: Path, source_registry: RegistryServer, case: str, volume_size: int, error: type[Exception], says: str
+) -> None:
+    # Regression: the dry run returned before the volumes were planned, so it passed all four.
+    app = push_oci_image(source_registry.url, "volx/dry", "1", layers=4, layer_size=300 * 1024, seed=146)
+    if case == "a later volume exists":
+        (tmp_path / "b.tar.003").write_bytes(b"an earlier bundle's")
+    before = sorted(os.listdir(tmp_path))
+    for dry_run in (True, False):
+        with pytest.raises(error, match=re.escape(says)):
+            export_artifacts(
+                client=client(source_registry.url), artifacts=[ArtifactReference.parse(app.reference)],
+                target=file_blob(tmp_path / "b.tar"), volume_size=volume_size, dry_run=dry_run,
+                resume=case == "resume",
+            )  # fmt: skip
+        assert sorted(os.listdir(tmp_path)) == before

@@ -54,7 +54,7 @@ from airlock.transfer.provenance import ExportContext, export_record, origin_of
 from airlock.transfer.resolution import PlatformRules, Resolved, check_blobs, resolve_all
 from airlock.transfer.resume import ResumingArchive, resume_point, settle
 from airlock.transfer.selection import Platform, PlatformIndexMode
-from airlock.transfer.volume_export import needs_volumes, remove_stale_volumes, write_volumes
+from airlock.transfer.volume_export import needs_volumes, plan_volumes, remove_stale_volumes, write_volumes
 
 log = logging.getLogger(__name__)
 
@@ -177,9 +177,6 @@ def export_artifacts(
         r.entry.origin = origin_of(r.entry, client.base)
     if delta is not None:  # an artifact whose tag already points at it in the target stays out
         resolved = [r for r in every if not delta.unchanged(r.repository, r.entry.tag, r.closure.top.digest)]
-    if dry_run:
-        sizes = {r.entry.reference: r.closure.size for r in resolved}
-        return ExportResult(target.display, None, 0, [r.entry for r in resolved], failures, sizes, dry_run=True)
 
     manifests: dict[Digest, Manifest] = {}
     blobs: dict[Digest, tuple[Descriptor, str]] = {}
@@ -262,10 +259,16 @@ def export_artifacts(
         finally:
             close_stream(streams)
 
-    if volume_size is not None and needs_volumes(catalog, catalog.to_bytes(), volume_size):
+    in_volumes = volume_size is not None and needs_volumes(catalog, catalog.to_bytes(), volume_size)
+    if in_volumes and resume:
+        raise UsageError(f"export to {target.display}: a multi-volume export cannot be resumed; export it again")
+    if dry_run:  # refused where the export would refuse before writing (its volumes too); nothing written
+        if in_volumes and volume_size is not None:
+            plan_volumes(target, catalog, volume_size=volume_size, overwrite=overwrite)
+        sizes = {r.entry.reference: r.closure.size for r in resolved}
+        return ExportResult(target.display, None, 0, [r.entry for r in resolved], failures, sizes, dry_run=True)
+    if in_volumes and volume_size is not None:
         # Several volumes: see transfer.volume_export (later volumes first, the head last).
-        if resume:
-            raise UsageError(f"export to {target.display}: a multi-volume export cannot be resumed; export it again")
         progress.begin(total, f"export → {target.display}")
         bundle = write_volumes(
             target, catalog, volume_size=volume_size, overwrite=overwrite, write_head=write_head,

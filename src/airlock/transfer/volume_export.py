@@ -144,6 +144,60 @@ def needs_volumes(catalog: Catalog, catalog_bytes: bytes, volume_size: int | Non
     return volume_size is not None and archive_size(len(catalog_bytes), catalog) > volume_size
 
 
+@dataclass(frozen=True)
+class VolumePlan:
+    """The volumes an export of a catalog will write: ``sizes`` of volumes 2.., the head's size,
+    and every volume's blob (the head first)."""
+
+    catalog: Catalog
+    sizes: list[int]
+    head: int
+    blobs: list[Blob]
+
+    @property
+    def count(self) -> int:
+        return len(self.blobs)
+
+    def with_table(self, digests: list[str]) -> Catalog:
+        """The catalog that lists the volumes, with their ``digests`` (placeholders to plan)."""
+        return _with_table(self.catalog, self.sizes, digests)
+
+
+def _with_table(catalog: Catalog, sizes: list[int], digests: list[str]) -> Catalog:
+    table = [CatalogVolume(index=i + 2, size=n, digest=d) for i, (n, d) in enumerate(zip(sizes, digests, strict=True))]
+    return catalog.model_copy(update={"requires": [*catalog.requires, VOLUMES_FEATURE], "volumes": table})
+
+
+def plan_volumes(target: Blob, catalog: Catalog, *, volume_size: int, overwrite: bool) -> VolumePlan:
+    """Check that ``catalog``'s archive can be written as volumes of at most ``volume_size`` bytes at
+    ``target`` and beside it, and plan them; writes nothing (a dry run stops here).
+
+    Raises:
+        UsageError: the head does not fit in ``volume_size``, or more than MAX_VOLUMES are needed.
+        BlobExists: a volume exists and not ``overwrite``.
+        StorageError: a volume's existence could not be checked.
+    """
+    sizes = split_sizes(tail_size(catalog), volume_size)
+    count = len(sizes) + 1
+    if count > MAX_VOLUMES:
+        raise UsageError(
+            f"export to {target.display} needs {count} volumes of {volume_size} bytes; at most {MAX_VOLUMES}: "
+            "use a larger volume size"
+        )
+    blobs = [target, *(target.suffixed(volume_suffix(i)) for i in range(2, count + 1))]
+    head = head_size(len(_with_table(catalog, sizes, [PLACEHOLDER_DIGEST] * len(sizes)).to_bytes()), catalog)
+    if head > volume_size:
+        raise UsageError(
+            f"volume size {volume_size} bytes cannot hold the first volume of this export ({head} bytes: the "
+            f"catalog, index.json and {len(catalog.manifests)} manifests); use a volume size of at least {head}"
+        )
+    if not overwrite:
+        for blob in blobs:
+            if blob.stat() is not None:
+                raise BlobExists(f"blob {blob.display} already exists{_OVERWRITE_HINT}", blob=blob.display)
+    return VolumePlan(catalog, sizes, head, blobs)
+
+
 def write_volumes(
     target: Blob,
     catalog: Catalog,
@@ -158,38 +212,12 @@ def write_volumes(
     member (not the end marker); ``write_head`` the head's members given the catalog's bytes.
 
     Raises:
-        UsageError: the head does not fit in ``volume_size``, or more than MAX_VOLUMES are needed
-            (before anything is written).
-        BlobExists: a volume exists and not ``overwrite`` (before anything is written).
+        UsageError, BlobExists: as :func:`plan_volumes` (before anything is written).
         Whatever the two writers raise; StorageError.
     """
-    sizes = split_sizes(tail_size(catalog), volume_size)
-    count = len(sizes) + 1
-    if count > MAX_VOLUMES:
-        raise UsageError(
-            f"export to {target.display} needs {count} volumes of {volume_size} bytes; at most {MAX_VOLUMES}: "
-            "use a larger volume size"
-        )
-    requires = [*catalog.requires, VOLUMES_FEATURE]
-
-    def with_table(digests: list[str]) -> Catalog:
-        table = [
-            CatalogVolume(index=i + 2, size=n, digest=d) for i, (n, d) in enumerate(zip(sizes, digests, strict=True))
-        ]
-        return catalog.model_copy(update={"requires": requires, "volumes": table})
-
+    plan = plan_volumes(target, catalog, volume_size=volume_size, overwrite=overwrite)
+    sizes, count, head, blobs, with_table = plan.sizes, plan.count, plan.head, plan.blobs, plan.with_table
     planned = with_table([PLACEHOLDER_DIGEST] * len(sizes)).to_bytes()
-    head = head_size(len(planned), catalog)
-    if head > volume_size:
-        raise UsageError(
-            f"volume size {volume_size} bytes cannot hold the first volume of this export ({head} bytes: the "
-            f"catalog, index.json and {len(catalog.manifests)} manifests); use a volume size of at least {head}"
-        )
-    blobs = [target, *(target.suffixed(volume_suffix(i)) for i in range(2, count + 1))]
-    if not overwrite:
-        for blob in blobs:
-            if blob.stat() is not None:
-                raise BlobExists(f"blob {blob.display} already exists{_OVERWRITE_HINT}", blob=blob.display)
 
     rest = SplitWriter(
         blobs[1:], sizes, [volume_metadata(i, count) for i in range(2, count + 1)], overwrite=overwrite, defer=False
