@@ -173,6 +173,22 @@ def test_inspect_verify_checks_every_volume(tmp_path: Path, cli: Callable[..., R
     assert "volume 2 of 4" in message and "corrupt" in message and second.as_uri() in message, message
 
 
+def test_copy_resume_of_a_bundle_over_another_copys_partial_copies_every_volume_and_removes_it(
+    tmp_path: Path, cli: Callable[..., Run], bundle: dict[str, object]
+) -> None:
+    # Regression: a partial under the first volume's name (another, single-file copy's, interrupted)
+    # made --resume take the first volume for a whole archive: "archive is truncated", blaming the
+    # source; and a bundle's write left the partial behind, hidden space on the stick.
+    first = copy_volumes(bundle, tmp_path / "usb")
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    (out_dir / ".h.tar.airlock-partial").write_bytes(first.read_bytes()[:5000])
+    out = cli("copy", first, out_dir / "h.tar", "--resume").json()
+    assert out["verified"] is True and out["resumed"] == {"bytes": 0}
+    assert [v["verified"] for v in out["volumes"]] == [True] * 4
+    assert sorted(p.name for p in out_dir.iterdir()) == ["h.tar", "h.tar.002", "h.tar.003", "h.tar.004"]
+
+
 def test_export_to_azure_in_volumes_then_copy_of_the_first_volume_copies_every_volume_verified(
     tmp_path: Path, cli: Callable[..., Run], source_registry: RegistryServer, target_registry: RegistryServer,
     app: PushedArtifact, azurite: AzuriteServer,

@@ -56,8 +56,11 @@ def copy_blob(
         # Nothing a transfer could need, and most often a failed export or copy upstream.
         raise ArchiveError(f"source blob {source.display} is empty (0 bytes): nothing was copied")
     start = copy_start(source, target, info, resume=resume)
-    if not start.keep:  # a bundle's copy stages nothing to resume: only a copy from the start may be one
-        source = open_bundle(source)  # the first volume of a bundle: every volume is copied, verified
+    # The first volume of a bundle: every volume is copied, verified, from the start. A bundle's copy
+    # stages nothing, so the source is probed unless what is staged shows it cannot be one (a staged
+    # file that does not begin as an airlock archive: the probe's read is saved then).
+    if not start.keep or _staged_airlock_head(target):
+        source = open_bundle(source)
         if isinstance(source, Bundle):
             target = copy_target(source, target)
             info = source.stat() or info
@@ -73,6 +76,14 @@ def copy_blob(
     elif not result["isTransferArchive"] and (note := volume_note(source)):
         result["note"] = note
     return {**result, "resumed": {"bytes": start.keep}} if resume else result
+
+
+def _staged_airlock_head(target: Blob) -> bool:
+    """Whether what is staged for ``target`` may begin an airlock archive (True where it cannot be read)."""
+    staged = target.staged()
+    if staged is None or not staged.readable:
+        return True
+    return is_airlock_head(b"".join(target.read_staged(0, min(staged.size, BLOCK))))
 
 
 def _copy(
