@@ -356,3 +356,25 @@ def test_a_resuming_writer_whose_staged_bytes_went_meanwhile_leaves_no_partial(t
     ended.join()
     assert blob.staged() is None
     assert sorted(p.name for p in tmp_path.iterdir()) == (["raced.tar"] if first_ends == "commit" else [])
+
+
+# Regression: an interrupted resumable write's hidden partial outlived every later write of the same
+# name that did not go through it (a bundle's first volume, a plain writer): hidden space lost on a
+# stick, and a partial that no run would ever resume.
+def test_a_plain_write_of_a_name_removes_its_stale_partial_unless_a_writer_holds_it(tmp_path: Path) -> None:
+    target = tmp_path / "b.tar"
+    blob = open_blob(parse_blob_uri(target.as_uri()))
+    interrupted = blob.resumable_writer(overwrite=False, metadata={}, tag="", keep=0)
+    interrupted.write(b"x" * 100)
+    interrupted.suspend()  # as a killed or failed run leaves it, for --resume
+    running = blob.resumable_writer(overwrite=True, metadata={}, tag="", keep=100)  # takes it over: holds the lock
+    plain = blob.writer(overwrite=True, metadata={})
+    plain.write(b"y")
+    plain.commit()
+    assert partial_file.partial_path(target).exists()  # a running writer's is left alone
+    running.suspend()
+    again = blob.writer(overwrite=True, metadata={})
+    again.write(b"z")
+    again.commit()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b.tar"]
+    assert target.read_bytes() == b"z"

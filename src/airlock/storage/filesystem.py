@@ -25,6 +25,7 @@ from airlock.errors import BlobExists, BlobNotFound, StorageError, UsageError
 from airlock.storage.base import BlobInfo, Staged
 from airlock.storage.partial_file import (
     PartialFileWriter,
+    discard_partial,
     link_if_absent,
     partial_path,
     sync_directory,
@@ -204,6 +205,7 @@ class FileWriter:
             raise StorageError(f"cannot commit {self.path.as_uri()}: {exc.strerror}") from None
         finally:
             self.abort()
+        discard_partial(self.path)  # an interrupted resumable write of this name can no longer resume
         sync_directory(self.path.parent)  # the new directory entry survives a crash too
         # No Content-MD5: a file has nowhere to keep it, and hashing would cost a second pass over
         # every byte on the hot path (the archive's own sha256 is its integrity check).

@@ -83,6 +83,27 @@ def link_if_absent(staged: Path, target: Path) -> None:
         os.close(lock_fd)  # releases the lock
 
 
+def discard_partial(path: Path) -> None:
+    """Remove the staged file of ``path`` left by an interrupted resumable write, now that ``path``
+    was written another way (the first volume of a bundle is, and a plain copy): nothing could
+    resume it, and on removable media it is hidden space lost. Left alone when another writer
+    holds its lock (that writer is running) or it is not a regular file."""
+    staged = partial_path(path)
+    try:
+        fd = os.open(staged, os.O_RDWR | os.O_NOFOLLOW)
+    except OSError:
+        return  # none (the usual case), or not ours to open
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        held, named = os.fstat(fd), os.stat(staged, follow_symlinks=False)
+        if (held.st_dev, held.st_ino) == (named.st_dev, named.st_ino):
+            os.unlink(staged)  # under the lock: no writer can have opened it meanwhile (see __init__)
+    except OSError:
+        pass  # locked by a running writer, or gone already
+    finally:
+        os.close(fd)
+
+
 class PartialFileWriter:
     """See :class:`airlock.storage.base.ResumableWriter`. Continues after the first ``keep`` bytes
     of the staged file (truncating whatever follows them); ``keep=0`` starts it over.
