@@ -139,22 +139,6 @@ def test_import_names_corrupt_volume_by_index_and_tags_nothing(
     assert_no_tag(untouched)
 
 
-def test_a_manifest_corrupt_in_the_first_volume_is_named_as_in_volume_1(
-    tmp_path: Path, cli: Callable[..., Run], bundle: dict[str, object], untouched: RegistryServer
-) -> None:
-    # Regression: damage in volumes 2-4 was named by volume; in volume 1 (the head: catalog, index.json,
-    # manifests) the error named the manifest only, so nobody could tell which volume to send again.
-    first = copy_volumes(bundle, tmp_path / "usb")
-    data = bytearray(first.read_bytes())
-    data[data.rfind(b'"schemaVersion"') + 3] ^= 0x01  # inside the last manifest of the head
-    first.write_bytes(bytes(data))
-    imported = cli("import", "--source", first, "--target-registry", untouched.url)
-    for run in (imported, cli("inspect", first, "--verify"), cli("copy", first, tmp_path / "copy.tar")):
-        message = run.only_error(1)
-        assert "volume 1 of 4" in message and first.as_uri() in message, message
-    assert_no_tag(untouched)
-
-
 def test_a_later_volume_given_alone_is_named_as_one_and_its_first_volume_asked_for(
     cli: Callable[..., Run], bundle: dict[str, object], untouched: RegistryServer
 ) -> None:

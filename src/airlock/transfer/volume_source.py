@@ -259,27 +259,18 @@ def diagnosing(source: Blob, *, outcome: str = "") -> Iterator[None]:
 
     A failure after the reads went past the head (a blob's digest, a tar header, truncation) is
     raised as the first volume whose content does not match the head's table, when there is one,
-    followed by ``outcome`` (what the caller left undone, e.g. "; no tag was written"). Any other
-    failure (in the head: the catalog, index.json, a manifest) says what is wrong and that it is in
-    volume 1, which the table has no digest for, so that only that volume need be sent again.
+    followed by ``outcome`` (what the caller left undone, e.g. "; no tag was written"). Failures
+    within the head (the catalog, index.json, a manifest) already say what is wrong.
     """
     try:
         yield
     except (IntegrityError, ArchiveError) as exc:
-        if not isinstance(source, Bundle):
+        if not isinstance(source, Bundle) or not source.read_past_head:
             raise
-        fault = source.find_corrupt() if source.read_past_head else None
-        if fault is not None:
-            if str(fault) in str(exc) and outcome.strip("; ") in str(exc):
-                raise  # already named, with what the caller left undone
-            raise type(fault)(f"{fault}{outcome}") from None
-        # The later volumes match the table (or were not reached): what is wrong is in the first.
-        where = source.name(source.volumes[0])
-        if where in str(exc):
-            raise
-        text, said = str(exc), f" (in {where})"
-        text = text[: -len(outcome)] + said + outcome if outcome and text.endswith(outcome) else text + said
-        raise type(exc)(text) from None
+        fault = source.find_corrupt()
+        if fault is None or (str(fault) in str(exc) and outcome.strip("; ") in str(exc)):
+            raise  # already named, with what the caller left undone
+        raise type(fault)(f"{fault}{outcome}") from None
 
 
 def volume_note(source: Blob) -> str | None:
