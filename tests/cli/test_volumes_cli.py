@@ -189,26 +189,6 @@ def test_copy_resume_of_a_bundle_over_another_copys_partial_copies_every_volume_
     assert sorted(p.name for p in out_dir.iterdir()) == ["h.tar", "h.tar.002", "h.tar.003", "h.tar.004"]
 
 
-def test_copy_resume_of_a_bundle_replaces_the_later_volumes_a_killed_copy_committed_but_never_a_first_volume(
-    tmp_path: Path, cli: Callable[..., Run], bundle: dict[str, object]
-) -> None:
-    # Regression: a bundle's copy commits the later volumes first and the first volume last; killed in
-    # between, it left volumes 2-4, and "copy --resume" (which starts a bundle over) refused them.
-    first = copy_volumes(bundle, tmp_path / "usb")
-    killed = tmp_path / "out"
-    copy_volumes(bundle, killed, leave_out=1)
-    for later in sorted(killed.iterdir()):
-        later.write_bytes(later.read_bytes()[:1000])  # whatever they hold: they are written again
-    message = cli("copy", first, killed / "batch1.tar").only_error(1)
-    assert "batch1.tar.002 already exists" in message, message  # without --resume, as before
-    out = cli("copy", first, killed / "batch1.tar", "--resume").json()
-    assert out["verified"] is True and [v["verified"] for v in out["volumes"]] == [True] * 4
-    for copied, original in zip(sorted(killed.iterdir()), volume_paths(bundle), strict=True):
-        assert copied.read_bytes() == original.read_bytes()
-    message = cli("copy", first, killed / "batch1.tar", "--resume").only_error(1)
-    assert "batch1.tar already exists" in message, message  # a first volume is never replaced by --resume
-
-
 def test_export_to_azure_in_volumes_then_copy_of_the_first_volume_copies_every_volume_verified(
     tmp_path: Path, cli: Callable[..., Run], source_registry: RegistryServer, target_registry: RegistryServer,
     app: PushedArtifact, azurite: AzuriteServer,

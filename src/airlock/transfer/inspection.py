@@ -43,8 +43,7 @@ def copy_blob(
     :mod:`airlock.transfer.copy_resume`); the result then says how many bytes were ``resumed``.
     The first volume of a multi-volume bundle copies every volume to the names beside ``target``
     (``volumes`` in the result), verified the same way, committing nothing before all is verified
-    and the head last (not resumable: a resumed bundle copy starts over, replacing the later volumes
-    a copy killed while committing left, never an existing first volume without ``overwrite``).
+    and the head last (not resumable: a resumed bundle copy starts over).
 
     Raises:
         BlobNotFound, BlobExists, StorageAuthError, StorageError, IntegrityError, ArchiveError.
@@ -63,7 +62,7 @@ def copy_blob(
     if not start.keep or _staged_airlock_head(target):
         source = open_bundle(source)
         if isinstance(source, Bundle):
-            target = copy_target(source, target, restart=resume)  # --resume: over a killed copy's volumes
+            target = copy_target(source, target)
             info = source.stat() or info
             start = copy_start(source, target, info, resume=resume)
     raw = resumed_bytes(source, target, start)

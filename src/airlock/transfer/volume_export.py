@@ -54,17 +54,10 @@ class SplitWriter:
     """
 
     def __init__(
-        self,
-        blobs: list[Blob],
-        sizes: list[int],
-        metadata: list[dict[str, str]],
-        *,
-        overwrite: bool,
-        defer: bool,
-        replace_later: bool = False,
+        self, blobs: list[Blob], sizes: list[int], metadata: list[dict[str, str]], *, overwrite: bool, defer: bool
     ) -> None:
         self._blobs, self._sizes, self._metadata = blobs, sizes, metadata
-        self._overwrite, self._defer, self._replace_later = overwrite, defer, replace_later
+        self._overwrite, self._defer = overwrite, defer
         self._open: dict[int, BlobWriter] = {}
         self._hashers = [hashlib.sha256() for _ in blobs]
         self._current = 0
@@ -80,8 +73,7 @@ class SplitWriter:
             writer = self._open.get(self._current)
             if writer is None:
                 blob = self._blobs[self._current]
-                replace = self._overwrite or (self._replace_later and self._current > 0)
-                writer = blob.writer(overwrite=replace, metadata=self._metadata[self._current])
+                writer = blob.writer(overwrite=self._overwrite, metadata=self._metadata[self._current])
                 self._open[self._current] = writer
             piece = view[: self._sizes[self._current] - self._filled]
             writer.write(piece)
@@ -281,12 +273,10 @@ def remove_stale_volumes(target: Blob, *, after: int) -> None:
 class BundleTarget:
     """Where a copy of a :class:`~airlock.transfer.volume_source.Bundle` goes: ``target`` and the
     names beside it, as one write-only :class:`~airlock.storage.base.Blob` (``display``, ``stat``,
-    ``suffixed`` are ``target``'s; ``read`` is refused; ``delete`` deletes every volume).
-    ``restart``: later volumes that exist are replaced (what a copy killed while committing left:
-    they are committed first, the first volume last), the first volume still only with overwrite."""
+    ``suffixed`` are ``target``'s; ``read`` is refused; ``delete`` deletes every volume)."""
 
-    def __init__(self, source: Bundle, target: Blob, *, restart: bool = False) -> None:
-        self.source, self.target, self.restart = source, target, restart
+    def __init__(self, source: Bundle, target: Blob) -> None:
+        self.source, self.target = source, target
         count = len(source.volumes)
         self.blobs = [target, *(target.suffixed(volume_suffix(v.index)) for v in source.volumes[1:])]
         self.sizes = [v.spec.size for v in source.volumes]
@@ -327,18 +317,14 @@ class BundleTarget:
         """A deferred :class:`SplitWriter` over every target volume (the head gets ``metadata`` too).
 
         Raises:
-            BlobExists: a target volume exists and not ``overwrite`` (checked for each, now; with
-                ``restart``, the first volume only).
+            BlobExists: a target volume exists and not ``overwrite`` (checked for each, now).
         """
         if not overwrite:
-            for blob in self.blobs[:1] if self.restart else self.blobs:
+            for blob in self.blobs:
                 if blob.stat() is not None:
                     raise BlobExists(f"blob {blob.display} already exists", blob=blob.display)
         head_meta = {**metadata, **self.metadata[0]}
-        return SplitWriter(
-            self.blobs, self.sizes, [head_meta, *self.metadata[1:]], overwrite=overwrite, defer=True,
-            replace_later=self.restart,
-        )  # fmt: skip
+        return SplitWriter(self.blobs, self.sizes, [head_meta, *self.metadata[1:]], overwrite=overwrite, defer=True)
 
     def volumes_json(self, *, head_verified: bool = False) -> list[dict[str, Any]]:
         """The source's volumes (see :meth:`Bundle.to_json`), each with the URI it was copied to."""
@@ -346,7 +332,6 @@ class BundleTarget:
         return [{**v, "uri": blob.display} for v, blob in zip(volumes, self.blobs, strict=True)]
 
 
-def copy_target(source: Blob, target: Blob, *, restart: bool = False) -> Blob:
-    """``target`` as it is, or every volume beside it when ``source`` is a bundle (``restart``: see
-    :class:`BundleTarget`)."""
-    return BundleTarget(source, target, restart=restart) if isinstance(source, Bundle) else target
+def copy_target(source: Blob, target: Blob) -> Blob:
+    """``target`` as it is, or every volume beside it when ``source`` is a bundle."""
+    return BundleTarget(source, target) if isinstance(source, Bundle) else target
