@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import stat
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -56,12 +57,13 @@ def sync_directory(directory: Path) -> None:
 _NO_HARD_LINKS = frozenset({errno.EPERM, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP})
 
 
-def link_if_absent(staged: Path, target: Path) -> None:
+def link_if_absent(staged: Path, target: Path) -> bool:
     """Give the file ``staged`` the name ``target`` unless that exists: a hard link, atomic. Where
     the file system has no hard links, ``staged`` is renamed onto ``target`` instead, under an
     exclusive ``flock`` of ``target``'s directory after checking that ``target`` is absent: atomic
     against other airlock writers (they take the same lock), not against other programs writing
-    that name in the same instant. The caller unlinks ``staged`` (gone already after a rename).
+    that name in the same instant, nor against an overwriting writer (it takes no lock). Returns
+    whether ``staged`` was renamed; if not, the caller unlinks it.
 
     Raises:
         FileExistsError: ``target`` exists.
@@ -69,7 +71,7 @@ def link_if_absent(staged: Path, target: Path) -> None:
     """
     try:
         os.link(staged, target)
-        return
+        return False
     except OSError as exc:
         if exc.errno not in _NO_HARD_LINKS:
             raise
@@ -81,6 +83,7 @@ def link_if_absent(staged: Path, target: Path) -> None:
         os.rename(staged, target)
     finally:
         os.close(lock_fd)  # releases the lock
+    return True
 
 
 def discard_partial(path: Path) -> None:
@@ -90,13 +93,13 @@ def discard_partial(path: Path) -> None:
     holds its lock (that writer is running) or it is not a regular file."""
     staged = partial_path(path)
     try:
-        fd = os.open(staged, os.O_RDWR | os.O_NOFOLLOW)
+        fd = os.open(staged, os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK)  # no FIFO or device is waited on
     except OSError:
         return  # none (the usual case), or not ours to open
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         held, named = os.fstat(fd), os.stat(staged, follow_symlinks=False)
-        if (held.st_dev, held.st_ino) == (named.st_dev, named.st_ino):
+        if stat.S_ISREG(held.st_mode) and (held.st_dev, held.st_ino) == (named.st_dev, named.st_ino):
             os.unlink(staged)  # under the lock: no writer can have opened it meanwhile (see __init__)
     except OSError:
         pass  # locked by a running writer, or gone already
@@ -175,11 +178,9 @@ class PartialFileWriter:
             if self.overwrite:
                 os.replace(self.partial, self.path)
             else:
-                link_if_absent(self.partial, self.path)
-                try:
+                # Renamed (no hard links): the name may already be a waiting writer's new partial.
+                if not link_if_absent(self.partial, self.path):
                     os.unlink(self.partial)
-                except FileNotFoundError:
-                    pass  # renamed into place: a file system without hard links
         except FileExistsError:
             self.abort()
             raise BlobExists(

@@ -81,9 +81,9 @@ def copy_blob(
 def _staged_airlock_head(target: Blob) -> bool:
     """Whether what is staged for ``target`` may begin an airlock archive (True where it cannot be read)."""
     staged = target.staged()
-    if staged is None or not staged.readable:
+    if staged is None or not staged.readable or staged.size < BLOCK:  # too little staged to tell
         return True
-    return is_airlock_head(b"".join(target.read_staged(0, min(staged.size, BLOCK))))
+    return is_airlock_head(b"".join(target.read_staged(0, BLOCK)))
 
 
 def _copy(
