@@ -190,7 +190,7 @@ def wait_for_quiet(max_wait: float, own_cpu: Callable[[], float] = lambda: 0.0) 
 
 
 class StepFailed(Exception):
-    pass
+    """A benchmark step whose command failed or whose target does not hold what was sent."""
 
 
 def _tail(text: str, lines: int = 15) -> str:

@@ -259,19 +259,20 @@ def export_artifacts(
         finally:
             close_stream(streams)
 
-    in_volumes = volume_size is not None and needs_volumes(catalog, catalog.to_bytes(), volume_size)
-    if in_volumes and resume:
+    # The volume size when the archive needs several volumes, else None.
+    split = volume_size if needs_volumes(catalog, catalog.to_bytes(), volume_size) else None
+    if split is not None and resume:
         raise UsageError(f"export to {target.display}: a multi-volume export cannot be resumed; export it again")
     if dry_run:  # refused where the export would refuse before writing (its volumes too); nothing written
-        if in_volumes and volume_size is not None:
-            plan_volumes(target, catalog, volume_size=volume_size, overwrite=overwrite)
+        if split is not None:
+            plan_volumes(target, catalog, volume_size=split, overwrite=overwrite)
         sizes = {r.entry.reference: r.closure.size for r in resolved}
         return ExportResult(target.display, None, 0, [r.entry for r in resolved], failures, sizes, dry_run=True)
-    if in_volumes and volume_size is not None:
+    if split is not None:
         # Several volumes: see transfer.volume_export (later volumes first, the head last).
         progress.begin(total, f"export → {target.display}")
         bundle = write_volumes(
-            target, catalog, volume_size=volume_size, overwrite=overwrite, write_head=write_head,
+            target, catalog, volume_size=split, overwrite=overwrite, write_head=write_head,
             write_blobs=write_blobs,
         )  # fmt: skip
         log.info("exported %d artifacts to %s in %d volumes", len(resolved), target.display, len(bundle.volumes))

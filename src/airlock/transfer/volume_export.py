@@ -146,11 +146,13 @@ def needs_volumes(catalog: Catalog, catalog_bytes: bytes, volume_size: int | Non
 
 @dataclass(frozen=True)
 class VolumePlan:
-    """The volumes an export of a catalog will write: ``sizes`` of volumes 2.., the head's size,
-    and every volume's blob (the head first)."""
+    """The volumes an export of a catalog will write: ``sizes`` of volumes 2.., the catalog's bytes
+    with placeholder digests in its volume table (``planned``: the real ones have the same length),
+    the head's size, and every volume's blob (the head first)."""
 
     catalog: Catalog
     sizes: list[int]
+    planned: bytes
     head: int
     blobs: list[Blob]
 
@@ -185,7 +187,8 @@ def plan_volumes(target: Blob, catalog: Catalog, *, volume_size: int, overwrite:
             "use a larger volume size"
         )
     blobs = [target, *(target.suffixed(volume_suffix(i)) for i in range(2, count + 1))]
-    head = head_size(len(_with_table(catalog, sizes, [PLACEHOLDER_DIGEST] * len(sizes)).to_bytes()), catalog)
+    planned = _with_table(catalog, sizes, [PLACEHOLDER_DIGEST] * len(sizes)).to_bytes()
+    head = head_size(len(planned), catalog)
     if head > volume_size:
         raise UsageError(
             f"volume size {volume_size} bytes cannot hold the first volume of this export ({head} bytes: the "
@@ -195,7 +198,7 @@ def plan_volumes(target: Blob, catalog: Catalog, *, volume_size: int, overwrite:
         for blob in blobs:
             if blob.stat() is not None:
                 raise BlobExists(f"blob {blob.display} already exists{_OVERWRITE_HINT}", blob=blob.display)
-    return VolumePlan(catalog, sizes, head, blobs)
+    return VolumePlan(catalog, sizes, planned, head, blobs)
 
 
 def write_volumes(
@@ -216,8 +219,7 @@ def write_volumes(
         Whatever the two writers raise; StorageError.
     """
     plan = plan_volumes(target, catalog, volume_size=volume_size, overwrite=overwrite)
-    sizes, count, head, blobs, with_table = plan.sizes, plan.count, plan.head, plan.blobs, plan.with_table
-    planned = with_table([PLACEHOLDER_DIGEST] * len(sizes)).to_bytes()
+    sizes, count, head, blobs, planned = plan.sizes, plan.count, plan.head, plan.blobs, plan.planned
 
     rest = SplitWriter(
         blobs[1:], sizes, [volume_metadata(i, count) for i in range(2, count + 1)], overwrite=overwrite, defer=False
@@ -227,7 +229,7 @@ def write_volumes(
         write_blobs(archive)
         archive.close()
         rest.commit()
-        final = with_table([rest.digests[i] for i in range(len(sizes))]).to_bytes()
+        final = plan.with_table([rest.digests[i] for i in range(len(sizes))]).to_bytes()
         if len(final) != len(planned):  # digests have one length: the head's size was known up front
             raise ArchiveError(f"catalog of {target.display} changed size while its volumes were written")
         writer = target.writer(overwrite=overwrite, metadata=volume_metadata(1, count))
