@@ -5,7 +5,9 @@ for the failed artifacts of an earlier result only."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import signal
 import subprocess
 import tarfile
@@ -16,13 +18,14 @@ from pathlib import Path
 import pytest
 
 from airlock.storage.base import Blob
+from airlock.storage.block_ids import parse_id
 from airlock.storage.location import open_blob, parse_blob_uri
 from airlock.testing import azurite as az
 from airlock.testing import content
 from airlock.testing.azurite import AzuriteServer
 from airlock.testing.console import Console
 from airlock.testing.content import PushedArtifact
-from airlock.testing.fault_proxy import Fault, FaultProxy
+from airlock.testing.fault_proxy import Fault, FaultProxy, Seen
 from airlock.testing.images import push_oci_image
 from airlock.testing.polling import wait_until
 from airlock.testing.registry_server import RegistryServer
@@ -140,6 +143,44 @@ def test_export_killed_then_resumed_fetches_only_what_was_missing(
     assert target.staged() is None
     if kind == "file":
         assert sorted(p.name for p in tmp_path.iterdir()) == ["b.tar", "reference.tar"]
+
+
+# The threat model's row for write access to an export's container: a staged block replaced under
+# its id is kept by --resume (Azure never returns the bytes), and the import refuses the bundle.
+def test_a_forged_staged_block_an_export_resume_keeps_is_refused_by_the_import(
+    tmp_path: Path, cli: Console, source_registry: RegistryServer, target_registry: RegistryServer,
+    image: PushedArtifact, proxy: FaultProxy, azurite: AzuriteServer, request: pytest.FixtureRequest,
+) -> None:  # fmt: skip
+    reference = tmp_path / "reference.tar"
+    cli.ok("export", "--source-registry", source_registry.url, "-a", image.reference, "--target", reference)
+    blobs = archive_blobs(reference)[1:]  # configs and layers, in archive order
+    (layer, layer_offset), (held, held_offset) = blobs[1], blobs[3]
+    uri, target, sas = target_for(request, tmp_path, "azure", "forged.tar")
+    release = threading.Event()
+    proxy.add(Fault("GET", held, hold=release))
+    export = ["export", "--source-registry", proxy.url, "-a", image.reference.replace(source_registry.host, proxy.host)]
+    kill_when(cli.start(*export, "--target", uri, *sas), lambda: staged_bytes(target) >= held_offset, release,
+              "staged bytes")  # fmt: skip
+
+    name = uri.rsplit("/", 1)[1]
+    blob = az.service_client(azurite, ACCOUNT).get_blob_client(CONTAINER, name)
+    staged, start = sorted(blob.get_block_list("uncommitted")[1], key=lambda b: (parse_id(b.id) or "")[1]), 0
+    flip = layer_offset + 512 + 1000  # in the layer's content; its tar header stays
+    block = next(b for b in staged if (start := start + b.size) > flip)
+    start -= block.size
+    # The same members, from the reference export (their tar headers' times are its createdAt, not the
+    # staged run's), with one bit of the layer flipped.
+    forged = bytearray(reference.read_bytes()[start : start + block.size])
+    forged[flip - start] ^= 0x01
+    blob.stage_block(block.id, bytes(forged))
+
+    proxy.reset()
+    out = cli.ok(*export, "--target", uri, *sas, "--resume").json()
+    assert out["resumed"]["blobs"] == 3 and layer not in blob_gets(proxy)  # kept as staged, not fetched again
+    message = cli("import", "--source", uri, *sas, "--target-registry", target_registry.url,
+                  "--rename", "resume/=forged/").only_error(1)  # fmt: skip
+    assert layer in message and "digest mismatch" in message, message
+    assert content.list_tags(target_registry.url, "forged/app") == []
 
 
 @pytest.mark.parametrize("kind", ["file", "azure"])
@@ -342,3 +383,71 @@ def test_export_that_lost_its_registry_keeps_what_it_wrote_and_resume_fetches_on
     assert out["resumed"]["blobs"] == 2
     assert blob_gets(proxy) == {d for d, _ in blobs[2:]}
     assert cli.ok("inspect", tmp_path / "n.tar", "--verify").json()["verified"] is True
+
+
+# Regression: a copy --resume to Azure kept the staged blocks without checking them (they cannot
+# be read back) and said "verified". A source file rewritten in place with its mtime kept (a FAT
+# stick's 2 s clock does that by itself) has the same version, so the blocks staged from its old
+# bytes were committed with the new ones after them.
+def test_copy_resume_to_azure_checks_the_staged_blocks_against_the_source_and_commits_a_content_md5(
+    tmp_path: Path, cli: Console, source_registry: RegistryServer, azurite: AzuriteServer
+) -> None:
+    mib = 1024 * 1024  # the copy stages each 1 MiB the file gives it as a marked block
+    bundles = []
+    for seed in (122, 123):  # two images of the same sizes under one tag: bundles of one size
+        image = push_oci_image(source_registry.url, "resume/big", "1.0", seed=seed, layers=2, layer_size=mib)
+        cli.ok("export", "--source-registry", source_registry.url, "-a", image.reference, "--target",
+               tmp_path / f"{seed}.tar")  # fmt: skip
+        bundles.append((tmp_path / f"{seed}.tar").read_bytes())
+    old, new = bundles
+    tail = len(new) - 2 * mib
+    assert len(old) == len(new) and 0 < tail < 64 * 1024, (len(old), len(new))
+    source = tmp_path / "src.tar"
+    source.write_bytes(old)
+    az.create_container(azurite, ACCOUNT, CONTAINER)
+    token = az.container_sas(azurite, ACCOUNT, CONTAINER, permissions="racwl")
+    (tmp_path / "rw.sas").write_text("?" + token)
+    url = az.container_url(azurite, ACCOUNT, CONTAINER)
+    host = url.split("/")[2]
+
+    def tail_uploads(via: FaultProxy) -> list[Seen]:
+        return [r for r in via.seen("PUT", "comp=block&") if r.headers.get("content-length") == str(tail)]
+
+    def killed_copy(via: FaultProxy, name: str) -> tuple[list[str | Path], Blob]:
+        """A copy of the source to ``name`` killed once its two 1 MiB blocks are staged (the tail's is held)."""
+        copy: list[str | Path] = [
+            "copy", source, f"{url.replace(host, via.host)}/{name}", "--target-sas-token-file", tmp_path / "rw.sas"
+        ]  # fmt: skip
+        staged = open_blob(parse_blob_uri(f"{url}/{name}"), sas_token=token)
+        release = threading.Event()
+        via.reset()
+        via.add(Fault("PUT", "comp=block", header=("content-length", str(tail)), hold=release))
+        kill_when(cli.start(*copy), lambda: staged_bytes(staged) >= 2 * mib, release, "two blocks staged")
+        assert staged.stat() is None and staged_bytes(staged) == 2 * mib
+        # The held upload goes on once released: seen before the reset, it is not counted as the resume's.
+        wait_until(lambda: len(tail_uploads(via)) == 1, what="the held upload forwarded")
+        via.reset()
+        return copy, staged
+
+    with FaultProxy(f"http://{host}") as via:  # the SAS signs the path, not the host
+        copy, staged = killed_copy(via, f"{tmp_path.name}-a.tar")
+        version = (source.stat().st_ino, source.stat().st_mtime_ns)
+        with source.open("r+b") as f:  # rewritten in place: same inode, size and (restored) mtime
+            f.write(new)
+        os.utime(source, ns=(version[1], version[1]))
+        assert (source.stat().st_ino, source.stat().st_mtime_ns) == version
+        message = cli(*copy, "--resume").only_error(1)
+        assert f"staged block 0 (bytes 0-{mib - 1}) is not the source's bytes there" in message, message
+        assert "copy again without --resume" in message and "nothing was written" in message, message
+        assert staged.stat() is None
+        assert cli.ok(*copy).json()["verified"] is True  # as the message says: the staged blocks are replaced
+        assert b"".join(staged.read()) == new
+
+        copy, staged = killed_copy(via, f"{tmp_path.name}-b.tar")
+        out = cli.ok(*copy, "--resume").json()
+        uploads = via.seen("PUT", "comp=block&")
+    assert [r.headers.get("content-length") for r in uploads] == [str(tail)]  # only the tail went up again
+    assert out["verified"] is True and out["resumed"] == {"bytes": 2 * mib} and out["size"] == len(new)
+    assert b"".join(staged.read()) == new
+    info = staged.stat()
+    assert info is not None and info.content_md5 == hashlib.md5(new).digest()  # the kept bytes were hashed too

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 import shutil
+import subprocess
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
@@ -136,6 +138,41 @@ def test_import_names_corrupt_volume_by_index_and_tags_nothing(
         assert message.endswith("send that volume again; no tag was written"), message
     assert ("corrupt" if damage == "flipped" else "truncated") in message, message
     assert "send that volume again" in message, message
+    assert_no_tag(untouched)
+
+
+# Regression: damage in volumes 2-4 was named by volume; in volume 1 (the head: catalog, index.json,
+# manifests) the error named the manifest only, so nobody could tell which volume to send again.
+def test_a_manifest_corrupt_in_the_first_volume_is_named_as_in_volume_1_and_other_failures_are_not(
+    tmp_path: Path, cli: Callable[..., Run], bundle: dict[str, object], untouched: RegistryServer
+) -> None:
+    first = copy_volumes(bundle, tmp_path / "usb")
+    whole = first.read_bytes()
+    data = bytearray(whole)
+    data[data.rfind(b'"schemaVersion"') + 3] ^= 0x01  # inside the last manifest of the head
+    first.write_bytes(bytes(data))
+    runs = [
+        cli("import", "--source", first, "--target-registry", untouched.url),
+        cli("inspect", first, "--verify"),
+        cli("copy", first, tmp_path / "copy.tar"),
+    ]
+    for run, outcome in zip(runs, ["no tag was written", "", "nothing was written"], strict=True):
+        message = run.only_error(1)
+        assert f"volume 1 of 4 of bundle {first.as_uri()} is corrupt: " in message, message
+        assert "manifest sha256:" in message and "send that volume again" in message and outcome in message, message
+    assert_no_tag(untouched)
+    assert not (tmp_path / "copy.tar").exists()
+
+    # What is not damage is not blamed on volume 1: a signature policy's refusal, a catalog digest
+    # other than the one asked for.
+    first.write_bytes(whole)
+    subprocess.run(["openssl", "ecparam", "-genkey", "-name", "prime256v1", "-noout", "-out", str(tmp_path / "k.pem")],
+                   check=True)  # fmt: skip
+    subprocess.run(["openssl", "ec", "-in", str(tmp_path / "k.pem"), "-pubout", "-out", str(tmp_path / "k.pub")],
+                   check=True, capture_output=True)  # fmt: skip
+    for extra in (["--require-signed-by", tmp_path / "k.pub"], ["--catalog-digest", "sha256:" + "0" * 64]):
+        message = cli("import", "--source", first, "--target-registry", untouched.url, *extra).only_error(1)
+        assert "volume 1" not in message and "send that volume again" not in message, message
     assert_no_tag(untouched)
 
 
@@ -296,3 +333,79 @@ def test_export_pipeline_with_volume_size_writes_a_bundle_that_an_import_run_rea
     assert imported["properties"]["provisioningState"] == "Succeeded", imported["properties"]["response"]
     assert imported["properties"]["response"]["catalogDigest"] == response["catalogDigest"]
     assert content.get_manifest(target_registry.url, REPO, "1.0")[2] == app.digest
+
+
+class Place:
+    """Where a copy goes: a local directory, or an Azure container (Azurite) with its SAS arguments."""
+
+    def __init__(self, request: pytest.FixtureRequest, tmp_path: Path, kind: str) -> None:
+        self.dir: Path | None = None
+        if kind == "file":
+            self.dir = tmp_path / "out"
+            self.dir.mkdir()
+            self.uri, self.sas = str(self.dir), []
+            return
+        self.server: AzuriteServer = request.getfixturevalue("azurite")
+        self.container = f"kept-{secrets.token_hex(3)}"
+        az.create_container(self.server, "srcacct", self.container)
+        token = az.container_sas(self.server, "srcacct", self.container, permissions="racwdl")
+        (tmp_path / "rw.sas").write_text("?" + token)
+        self.uri = az.container_url(self.server, "srcacct", self.container)
+        self.sas = ["--target-sas-token-file", str(tmp_path / "rw.sas")]
+
+    def put(self, name: str, data: bytes) -> None:
+        if self.dir is not None:
+            (self.dir / name).write_bytes(data)
+        else:
+            az.upload_blob(self.server, "srcacct", self.container, name, data)
+
+    def delete(self, name: str) -> None:
+        if self.dir is not None:
+            (self.dir / name).unlink()
+        else:
+            az.delete_blob(self.server, "srcacct", self.container, name)
+
+    def names(self) -> list[str]:
+        if self.dir is not None:
+            return sorted(p.name for p in self.dir.iterdir())
+        return az.list_blob_names(self.server, "srcacct", self.container)
+
+    def version(self, name: str) -> object:
+        if self.dir is not None:
+            return (self.dir / name).stat().st_mtime_ns
+        return az.blob_properties(self.server, "srcacct", self.container, name).etag
+
+
+# Regression: a copy of a bundle killed while committing (later volumes first, the first last)
+# left later volumes without a first; every re-run was refused ("already exists") but --overwrite,
+# which wrote them all again.
+@pytest.mark.parametrize("kind", ["file", "azure"])
+def test_copy_resume_of_a_bundle_keeps_the_later_volumes_a_killed_copy_committed_when_they_are_the_sources(
+    request: pytest.FixtureRequest, tmp_path: Path, cli: Callable[..., Run], bundle: dict[str, object], kind: str
+) -> None:
+    first = copy_volumes(bundle, tmp_path / "usb")
+    volumes = volume_paths(bundle)
+    place = Place(request, tmp_path, kind)
+    target = f"{place.uri}/k.tar"
+    place.put("k.tar.002", volumes[1].read_bytes())  # what a copy killed after committing volumes 2 and 3 leaves
+    place.put("k.tar.003", volumes[2].read_bytes())
+    before = {n: place.version(n) for n in ("k.tar.002", "k.tar.003")}
+    message = cli("copy", first, target, *place.sas).only_error(1)
+    assert "k.tar.002 already exists (volume 2 of 4, without the first" in message and "--resume" in message, message
+
+    out = cli("copy", first, target, *place.sas, "--resume").json()
+    assert out["verified"] is True and [v["verified"] for v in out["volumes"]] == [True] * 4
+    assert [v.get("kept", False) for v in out["volumes"]] == [False, True, True, False]
+    assert out["resumed"] == {"bytes": volumes[1].stat().st_size + volumes[2].stat().st_size}
+    assert {n: place.version(n) for n in before} == before  # read back, not written again
+    assert place.names() == ["k.tar", "k.tar.002", "k.tar.003", "k.tar.004"]
+
+    # A later volume that is not this bundle's is refused, by name, and nothing is written.
+    for name in ("k.tar", "k.tar.003", "k.tar.004"):
+        place.delete(name)
+    other = bytearray(volumes[1].read_bytes())
+    other[100] ^= 0x01
+    place.put("k.tar.002", bytes(other))
+    message = cli("copy", first, target, *place.sas, "--resume").only_error(1)
+    assert "k.tar.002 already exists and is not volume 2 of 4" in message and "digest mismatch" in message, message
+    assert place.names() == ["k.tar.002"]

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from airlock.errors import BlobExists, BlobNotFound, StorageAuthError, StorageError, UsageError
+from airlock.errors import BlobExists, BlobNotFound, IntegrityError, StorageAuthError, StorageError, UsageError
 from airlock.storage import partial_file
-from airlock.storage.base import TRANSFER_CATEGORY, Blob
+from airlock.storage.base import TRANSFER_CATEGORY, Blob, ResumableWriter
 from airlock.storage.location import open_blob, parse_blob_uri
 from airlock.testing import azurite as az
 from airlock.testing.azurite import AzuriteServer
@@ -252,9 +252,21 @@ def test_conditional_delete_spares_a_blob_rewritten_meanwhile(make_blob: MakeBlo
 KIB = 1024
 
 
-def staged_write(blob: Blob, parts: list[bytes], *, tag: str, keep: int = 0, marked: int | None = None) -> None:
+def tag_of(name: str) -> str:
+    """A resumable write's tag (40 hex digits) for ``name``."""
+    return hashlib.sha256(name.encode()).hexdigest()[:40]
+
+
+PLAN1, PLAN2 = tag_of("plan1"), tag_of("plan2")
+
+
+def staged_write(
+    blob: Blob, parts: list[bytes], *, tag: str, keep: int = 0, marked: int | None = None, checkable: bool = False
+) -> None:
     """Write ``parts`` resumably, marking after each of the first ``marked`` (all by default), then suspend."""
-    w = blob.resumable_writer(overwrite=False, metadata=dict(TRANSFER_CATEGORY), tag=tag, keep=keep)
+    w = blob.resumable_writer(
+        overwrite=False, metadata=dict(TRANSFER_CATEGORY), tag=tag, keep=keep, checkable=checkable
+    )
     for label, part in enumerate(parts):
         w.write(part)
         if marked is None or label < marked:
@@ -266,19 +278,19 @@ def staged_write(blob: Blob, parts: list[bytes], *, tag: str, keep: int = 0, mar
 def test_a_suspended_resumable_write_is_invisible_and_a_resume_keeps_its_marked_bytes(make_blob: MakeBlob) -> None:
     blob = make_blob("resumable.tar")
     a, b, c, d = payload(100 * KIB), payload(90 * KIB), payload(70 * KIB), payload(30 * KIB)
-    staged_write(blob, [a, b, c], tag="plan1", marked=2)  # c is written but not marked
+    staged_write(blob, [a, b, c], tag=PLAN1, marked=2)  # c is written but not marked
     assert blob.stat() is None
     staged = blob.staged()
     assert staged is not None
     if staged.readable:  # a file: every byte, read back by the resuming engine
         assert staged.size == len(a + b + c) and b"".join(blob.read_staged(0, staged.size)) == a + b + c
     else:  # Azure: the blocks up to the last mark that landed, named by the tag
-        assert staged.tag == "plan1"
+        assert staged.tag == PLAN1
         assert staged.marks == ((0, len(a)), (1, len(a + b)))
         assert staged.size == len(a + b)
         with pytest.raises(StorageError, match="cannot be read back"):
             blob.read_staged(0, 1)
-    w = blob.resumable_writer(overwrite=False, metadata=dict(TRANSFER_CATEGORY), tag="plan1", keep=len(a + b))
+    w = blob.resumable_writer(overwrite=False, metadata=dict(TRANSFER_CATEGORY), tag=PLAN1, keep=len(a + b))
     w.write(d)
     info = w.commit()
     assert info.size == len(a + b + d)
@@ -286,10 +298,82 @@ def test_a_suspended_resumable_write_is_invisible_and_a_resume_keeps_its_marked_
     assert blob.staged() is None
 
 
+def given_again(writer: ResumableWriter, data: bytes, step: int = 7_001) -> None:
+    for i in range(0, len(data), step):
+        writer.check_kept(data[i : i + step])
+
+
+def test_a_resume_given_the_kept_bytes_again_commits_the_whole_with_its_content_md5(make_blob: MakeBlob) -> None:
+    blob = make_blob("given-again.tar")
+    a, b, c, d = payload(100 * KIB), payload(90 * KIB), payload(70 * KIB), payload(30 * KIB)
+    staged_write(blob, [a, b, c], tag=PLAN1, marked=2, checkable=True)
+    staged = blob.staged()
+    assert staged is not None
+    keep = len(a + b)
+    w = blob.resumable_writer(overwrite=False, metadata=dict(TRANSFER_CATEGORY), tag=PLAN1, keep=keep, checkable=True)
+    given_again(w, a + b)  # a copy reads them anyway: from the source (Azure), or the staged file
+    w.write(d)
+    info = w.commit()
+    assert read(blob) == a + b + d and blob.staged() is None
+    stat = blob.stat()
+    assert stat is not None
+    if staged.readable:
+        assert info.content_md5 is None and stat.content_md5 is None  # a file keeps none
+    else:  # Azure: checked against the hashes in the kept blocks' ids, then hashed with the new bytes
+        assert info.content_md5 == stat.content_md5 == hashlib.md5(a + b + d).digest()
+
+
+# Regression: a copy --resume to Azure kept the staged blocks unchecked (they cannot be read back)
+# and said "verified": a staged block that was not the source's bytes was committed as they were.
+@pytest.mark.parametrize("make_blob", ["azure"], indirect=True)  # a file's kept bytes are read from itself
+def test_a_resume_refuses_kept_bytes_given_again_that_are_not_the_staged_ones(make_blob: MakeBlob) -> None:
+    blob = make_blob("not-staged.tar")
+    a, b = payload(100 * KIB), payload(90 * KIB)
+    staged_write(blob, [a, b], tag=PLAN1, checkable=True)
+    w = blob.resumable_writer(overwrite=False, metadata={}, tag=PLAN1, keep=len(a + b), checkable=True)
+    other = bytearray(b)
+    other[1000] ^= 1
+    with pytest.raises(IntegrityError, match=rf"staged block 1 \(bytes {len(a)}-{len(a + b) - 1}\) is not the source"):
+        given_again(w, a + bytes(other))
+    w.abort()
+    assert blob.stat() is None
+    # A write that was not checkable (an export's) hashed nothing: its kept blocks cannot be checked.
+    staged_write(blob, [a, b], tag=PLAN2)
+    w = blob.resumable_writer(overwrite=False, metadata={}, tag=PLAN2, keep=len(a + b), checkable=True)
+    with pytest.raises(IntegrityError, match="staged block 0 was written without its content hash"):
+        given_again(w, a + b)
+    w.abort()
+    assert blob.stat() is None
+
+
+def test_a_resume_refuses_more_or_fewer_kept_bytes_than_it_kept_and_any_after_new_ones(make_blob: MakeBlob) -> None:
+    blob = make_blob("miscounted.tar")
+    a, b = payload(100 * KIB), payload(90 * KIB)
+    staged_write(blob, [a, b], tag=PLAN1, checkable=True)
+    keep = len(a + b)
+    w = blob.resumable_writer(overwrite=False, metadata={}, tag=PLAN1, keep=keep, checkable=True)
+    with pytest.raises(IntegrityError, match="more bytes given again than were staged"):
+        given_again(w, a + b + b"x")
+    w.abort()
+    staged_write(blob, [a, b], tag=PLAN1, checkable=True)
+    w = blob.resumable_writer(overwrite=False, metadata={}, tag=PLAN1, keep=keep, checkable=True)
+    given_again(w, a)
+    with pytest.raises(IntegrityError, match=f"{len(a)} of .*{keep} staged bytes were given again"):
+        w.commit()
+    assert blob.stat() is None
+    staged_write(blob, [a, b], tag=PLAN1, checkable=True)
+    w = blob.resumable_writer(overwrite=False, metadata={}, tag=PLAN1, keep=keep, checkable=True)
+    w.write(b"new")
+    with pytest.raises(StorageError, match="kept bytes are given again before any new ones"):
+        w.check_kept(a)
+    w.abort()
+    assert blob.stat() is None
+
+
 def test_a_resumable_write_from_zero_replaces_what_was_staged(make_blob: MakeBlob) -> None:
     blob = make_blob("restart.tar")
-    staged_write(blob, [payload(100 * KIB), payload(80 * KIB)], tag="old")
-    w = blob.resumable_writer(overwrite=False, metadata={}, tag="new", keep=0)
+    staged_write(blob, [payload(100 * KIB), payload(80 * KIB)], tag=tag_of("old"))
+    w = blob.resumable_writer(overwrite=False, metadata={}, tag=tag_of("new"), keep=0)
     w.write(b"fresh")
     w.commit()
     assert read(blob) == b"fresh"
@@ -298,14 +382,14 @@ def test_a_resumable_write_from_zero_replaces_what_was_staged(make_blob: MakeBlo
 
 def test_a_resume_cannot_keep_more_than_was_staged(make_blob: MakeBlob) -> None:
     blob = make_blob("short.tar")
-    staged_write(blob, [payload(100 * KIB)], tag="plan2")
+    staged_write(blob, [payload(100 * KIB)], tag=PLAN2)
     with pytest.raises(StorageError, match="cannot resume"):
-        blob.resumable_writer(overwrite=False, metadata={}, tag="plan2", keep=200 * KIB)
+        blob.resumable_writer(overwrite=False, metadata={}, tag=PLAN2, keep=200 * KIB)
 
 
 def test_an_aborted_resumable_write_leaves_no_blob(make_blob: MakeBlob) -> None:
     blob = make_blob("aborted.tar")
-    w = blob.resumable_writer(overwrite=False, metadata={}, tag="plan3", keep=0)
+    w = blob.resumable_writer(overwrite=False, metadata={}, tag=tag_of("plan3"), keep=0)
     w.write(payload(100 * KIB))
     w.mark(0)
     w.abort()

@@ -3,9 +3,10 @@ dies midway, and volume tables that do not add up."""
 
 from __future__ import annotations
 
+import functools
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ import pytest
 from airlock.archive.format import CATALOG_NAME, Catalog
 from airlock.archive.reader import parse_catalog
 from airlock.archive.volumes import parse_volume_size, requires_volumes, volume_table
-from airlock.errors import AirlockError, ArchiveError, BlobExists, UsageError
+from airlock.errors import AirlockError, ArchiveError, BlobExists, StorageError, UsageError
 from airlock.oci.manifest import Descriptor
 from airlock.oci.reference import ArtifactReference, RegistryURL
 from airlock.registry.client import RegistryClient
@@ -26,7 +27,8 @@ from airlock.testing.registry_server import RegistryServer
 from airlock.transfer.export import export_artifacts
 from airlock.transfer.importer import import_archive
 from airlock.transfer.options import PipelineOption
-from airlock.transfer.volume_export import SplitWriter
+from airlock.transfer.volume_export import BundleTarget, SplitWriter
+from airlock.transfer.volume_source import Bundle, open_bundle
 
 VOLUME = 64 * 1024
 FAST = RetryPolicy(attempts=2, base=0.01, cap=0.05)
@@ -224,3 +226,56 @@ def test_a_dry_run_refuses_each_multi_volume_export_the_export_refuses_and_write
                 resume=case == "resume",
             )  # fmt: skip
         assert sorted(os.listdir(tmp_path)) == before
+
+
+def test_a_bundle_copy_checks_its_kept_volumes_again_before_committing_and_a_suspended_one_keeps_what_it_committed(
+    tmp_path: Path, source_registry: RegistryServer
+) -> None:
+    app = push_oci_image(source_registry.url, "volk/app", "1", layers=4, layer_size=50 * 1024, seed=142)
+    head = tmp_path / "src" / "b.tar"
+    head.parent.mkdir()
+    export_artifacts(
+        client=client(source_registry.url), artifacts=[ArtifactReference.parse(app.reference)],
+        target=file_blob(head), volume_size=VOLUME,
+    )  # fmt: skip
+    bundle = open_bundle(file_blob(head))
+    assert isinstance(bundle, Bundle) and len(bundle.volumes) > 3
+    every = ["c.tar"] + [f"c.tar.{i:03d}" for i in range(2, len(bundle.volumes) + 1)]
+    out = tmp_path / "out"
+    out.mkdir()
+
+    def copy(*, then: Callable[[SplitWriter], None]) -> None:
+        writer = BundleTarget(bundle, file_blob(out / "c.tar"), resume=True).writer(overwrite=False, metadata={})
+        for chunk in bundle.read():
+            writer.write(chunk)
+        then(writer)
+
+    # A kept volume replaced after it was read back (here: touched) is not trusted at the commit.
+    second = out / "c.tar.002"
+    second.write_bytes((tmp_path / "src" / "b.tar.002").read_bytes())
+
+    def touch_then_commit(writer: SplitWriter) -> None:
+        os.utime(second, ns=(0, second.stat().st_mtime_ns + 10**9))
+        with pytest.raises(StorageError, match=r"volume 2 .*c\.tar\.002 changed after it was checked to be kept"):
+            writer.commit()
+        writer.abort()
+
+    copy(then=touch_then_commit)
+    assert sorted(p.name for p in out.iterdir()) == ["c.tar.002"]  # the kept one stays; nothing else was written
+
+    # Stopped while committing (the first volume's commit fails), a suspended copy keeps the later
+    # volumes it committed, for a resume to keep in turn; aborted, it deletes them.
+    def commit_into_a_first_volume(writer: SplitWriter, settle: Callable[[SplitWriter], None]) -> None:
+        (out / "c.tar").write_bytes(b"appeared meanwhile")
+        with pytest.raises(BlobExists):
+            writer.commit()
+        settle(writer)
+
+    for settle, left in (
+        (SplitWriter.suspend, every),
+        (SplitWriter.abort, ["c.tar", "c.tar.002"]),
+    ):
+        copy(then=functools.partial(commit_into_a_first_volume, settle=settle))
+        assert sorted(p.name for p in out.iterdir()) == left
+        for name in [*left[2:], "c.tar"]:
+            (out / name).unlink()

@@ -43,9 +43,11 @@ from airlock.storage.block_ids import (
     ID_LENGTH,
     MARK_MIN,
     MARKED_BLOCKS_MAX,
+    KeptCheck,
     StagedBlock,
+    check_tag,
     furthest,
-    kept_ids,
+    kept_blocks,
     make_id,
     staged_runs,
 )
@@ -173,16 +175,18 @@ class AzureBlob:
         raise StorageError(f"{self.display}: uncommitted blocks cannot be read back")
 
     def resumable_writer(
-        self, *, overwrite: bool, metadata: dict[str, str], tag: str, keep: int
+        self, *, overwrite: bool, metadata: dict[str, str], tag: str, keep: int, checkable: bool = False
     ) -> AzureResumableWriter:
+        check_tag(tag)  # now, not on a staging thread once the bytes are streaming
         if not overwrite:
             self._refuse_existing()
-        kept = kept_ids(self._staged_runs().get(tag, []), keep) if keep else []
+        kept = kept_blocks(self._staged_runs().get(tag, []), keep) if keep else []
         if kept is None:
             raise StorageError(f"cannot resume {self.display}: no staged checkpoint ends at byte {keep}")
         return AzureResumableWriter(
-            self._client, self.display, overwrite=overwrite, metadata=metadata, tag=tag, kept=kept, size=keep
-        )
+            self._client, self.display, overwrite=overwrite, metadata=metadata, tag=tag, kept=kept, size=keep,
+            checkable=checkable,
+        )  # fmt: skip
 
     def delete(self, *, if_match: str | None = None) -> None:
         kw: dict[str, Any] = {}
@@ -260,8 +264,13 @@ class AzureWriter:
             if self._buffered == BLOCK_SIZE:
                 self._flush()
 
-    def _block_id(self, seq: int) -> str:
+    def _block_id(self, seq: int, label: int | None, block: bytes) -> str:
+        """The id of block ``seq``, which holds ``block`` (on a staging thread: it may hash it)."""
         return f"{self._prefix}-{seq:08d}".ljust(ID_LENGTH, "-")  # the SDK sends it base64-encoded
+
+    def _take_label(self) -> int | None:
+        """The label of the block being staged now (on the writing thread); None: it ends no unit."""
+        return None
 
     def _flush(self) -> None:
         block = b"".join(self._parts)
@@ -272,8 +281,9 @@ class AzureWriter:
     def _stage(self, block: bytes) -> None:
         if len(self._ids) >= MAX_BLOCKS:
             raise StorageError(f"write {self._display}: more than {MAX_BLOCKS} blocks; the archive is too large")
-        block_id = self._block_id(len(self._ids))
-        self._ids.append(block_id)
+        seq = len(self._ids)
+        label = self._take_label()
+        self._ids.append("")  # the staging thread names it: the id may carry the block's hash
         while len(self._inflight) >= UPLOADS_IN_FLIGHT:
             self._inflight.popleft().result()
         while len(self._md5_pending) >= UPLOADS_IN_FLIGHT:
@@ -281,6 +291,7 @@ class AzureWriter:
         self._md5_pending.append(self._md5_pool.submit(self._md5.update, block))
 
         def stage() -> None:
+            block_id = self._ids[seq] = self._block_id(seq, label, block)
             with mapped("write", self._display):
                 self._client.stage_block(block_id, block, length=len(block))
 
@@ -345,7 +356,9 @@ class AzureWriter:
 class AzureResumableWriter(AzureWriter):
     """Staged blocks a later run may continue (:class:`airlock.storage.base.ResumableWriter`): ids
     as :mod:`airlock.storage.block_ids` says; a block flushed at :meth:`mark` carries its label. A
-    resumed write commits the kept blocks with its own; it did not hash them, so no ``Content-MD5``.
+    resumed write commits the kept blocks with its own. It has a ``Content-MD5`` only when the kept
+    bytes were given again (:meth:`check_kept`: a copy's), checked against the hashes in their ids
+    (a ``checkable`` write's: the others' ids have none, which saves hashing every byte).
     """
 
     def __init__(
@@ -356,19 +369,45 @@ class AzureResumableWriter(AzureWriter):
         overwrite: bool,
         metadata: dict[str, str],
         tag: str,
-        kept: list[str],
+        kept: list[StagedBlock],
         size: int,
+        checkable: bool,
     ) -> None:
         super().__init__(client, display, overwrite=overwrite, metadata=metadata)
         self._tag = tag
-        self._ids = list(kept)
+        self._ids = [block.id for block in kept]
         self._size = size
         self._hash_all = not kept
         self._label: int | None = None
+        self._kept = KeptCheck(kept, display)
+        self._checked = 0
+        self._checkable = checkable
 
-    def _block_id(self, seq: int) -> str:
+    def _take_label(self) -> int | None:
         label, self._label = self._label, None
-        return make_id(self._tag, seq, label)
+        return label
+
+    def _block_id(self, seq: int, label: int | None, block: bytes) -> str:
+        return make_id(self._tag, seq, label, block if self._checkable else None)
+
+    def check_kept(self, data: bytes | memoryview) -> None:
+        if self._buffered or len(self._ids) > len(self._kept.blocks):
+            raise StorageError(f"write {self._display}: the kept bytes are given again before any new ones")
+        self._kept.feed(data)  # on this thread: a mismatch stops the copy before it uploads more
+        self._checked += len(data)
+        while len(self._md5_pending) >= UPLOADS_IN_FLIGHT:
+            self._md5_pending.popleft().result()
+        self._md5_pending.append(self._md5_pool.submit(self._md5.update, bytes(data)))
+
+    def commit(self) -> BlobInfo:
+        if self._checked:
+            try:
+                self._kept.finish()
+            except BaseException:
+                self.abort()
+                raise
+            self._hash_all = True
+        return super().commit()
 
     def mark(self, label: int) -> None:
         if self._buffered >= MARK_MIN and len(self._ids) < MARKED_BLOCKS_MAX:

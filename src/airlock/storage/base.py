@@ -82,6 +82,22 @@ class ResumableWriter(BlobWriter, Protocol):
         ``abort`` does nothing."""
         ...
 
+    def check_kept(self, data: bytes | memoryview) -> None:
+        """The kept bytes again, in order and in chunks of any size, before any new byte is written.
+
+        A writer whose staged bytes cannot be read back (Azure) compares them with what it staged
+        (the hashes its block ids carry) and hashes them into the blob's ``Content-MD5``; one that
+        can (a local file, whose kept bytes a resume reads from the staged file itself) has nothing
+        to compare them with. Giving none is allowed (an export, which has no longer the bytes);
+        giving some, then committing before all were given, is not.
+
+        Raises:
+            IntegrityError: the bytes differ from the staged ones, or more were given than were kept
+                (here or at ``commit``: fewer), or they were staged by a write that was not
+                ``checkable``. StorageError: new bytes were already written.
+        """
+        ...
+
 
 class Blob(Protocol):
     """One blob in some storage. ``display`` is its URI without credentials, for messages."""
@@ -131,11 +147,16 @@ class Blob(Protocol):
         """
         ...
 
-    def resumable_writer(self, *, overwrite: bool, metadata: dict[str, str], tag: str, keep: int) -> ResumableWriter:
+    def resumable_writer(
+        self, *, overwrite: bool, metadata: dict[str, str], tag: str, keep: int, checkable: bool = False
+    ) -> ResumableWriter:
         """Start a staged write that continues after the first ``keep`` staged bytes (0: start over,
         discarding anything staged). ``keep`` must be a staged ``size`` or mark offset that
-        :meth:`staged` reported; ``tag`` (at most 40 ASCII letters and digits) is kept with the
-        staged data so that :meth:`staged` can name it. One resumable writer per blob at a time.
+        :meth:`staged` reported; ``tag`` (40 lower-case hex digits) is kept with the staged data so that
+        :meth:`staged` can name it. One resumable writer per blob at a time. ``checkable``: a later
+        resume will give the kept bytes again (:meth:`ResumableWriter.check_kept`), so a backend
+        that cannot read staged bytes back keeps what it needs to compare them (Azure: a SHA-256
+        of every block, which an export, which has not the bytes again, does not pay for).
 
         Raises:
             BlobExists: as :meth:`writer`. StorageError: ``keep`` is more than is staged, or another

@@ -123,7 +123,9 @@ class FileBlob:
         except BlobNotFound:
             raise StorageError(f"nothing is staged for {self.display}") from None
 
-    def resumable_writer(self, *, overwrite: bool, metadata: dict[str, str], tag: str, keep: int) -> PartialFileWriter:
+    def resumable_writer(
+        self, *, overwrite: bool, metadata: dict[str, str], tag: str, keep: int, checkable: bool = False
+    ) -> PartialFileWriter:
         del metadata, tag  # a plain file has no place for them; the staged bytes are read back instead
         if not overwrite and self.path.exists():
             raise BlobExists(f"blob {self.display} already exists", blob=self.display)

@@ -16,7 +16,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from airlock.errors import BlobExists, StorageError
+from airlock.errors import BlobExists, IntegrityError, StorageError
 from airlock.storage.base import BlobInfo
 
 PARTIAL_SUFFIX = ".airlock-partial"
@@ -136,6 +136,8 @@ class PartialFileWriter:
             self.suspend()
             raise
         self._size = keep
+        self._keep = keep
+        self._given = 0  # kept bytes given again (check_kept)
 
     def _locked(self) -> int:
         """A descriptor of the staged file, holding its lock: waits (up to ``LOCK_WAIT`` s) for
@@ -172,7 +174,18 @@ class PartialFileWriter:
     def mark(self, label: int) -> None:
         del label  # the staged bytes are read back and verified by a resuming run: nothing to keep
 
+    def check_kept(self, data: bytes | memoryview) -> None:
+        # A resume reads the kept bytes from the staged file itself: only their count can be checked.
+        if self._size > self._keep:
+            raise StorageError(f"write {self.path.as_uri()}: the kept bytes are given again before any new ones")
+        if self._given + len(data) > self._keep:
+            raise IntegrityError(f"{self.path.as_uri()}: more bytes given again than were staged ({self._keep})")
+        self._given += len(data)
+
     def commit(self) -> BlobInfo:
+        if self._given and self._given != self._keep:
+            self.abort()
+            raise IntegrityError(f"{self.path.as_uri()}: {self._given} of {self._keep} staged bytes were given again")
         try:
             os.fsync(self._fd)
             if self.overwrite:

@@ -313,6 +313,11 @@ def download_blob(server: AzuriteServer, account: str, container: str, blob: str
         return data
 
 
+def delete_blob(server: AzuriteServer, account: str, container: str, blob: str) -> None:
+    with service_client(server, account) as client:
+        client.get_blob_client(container, blob).delete_blob()
+
+
 def upload_blob(
     server: AzuriteServer,
     account: str,

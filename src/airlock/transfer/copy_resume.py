@@ -6,8 +6,11 @@ whole: the kept bytes are read again — from the staged file itself on a local 
 source on Azure (whose uncommitted blocks cannot be read) — and pass, with the rest, through the
 strict archive reader and the source's Content-MD5, so a staged part that is not the source's
 fails the copy as any corruption does. Azure's blocks are kept only when the tag they carry names
-this source's version (its URI, etag and size). A blob that is not an airlock archive and has no
-Content-MD5 cannot be checked that way, so it is not resumed.
+this source's version (its URI, etag and size), and the kept bytes are given to the writer again
+(:meth:`ResumableWriter.check_kept`), which compares each block with the SHA-256 its id carries:
+a source rewritten in place with its version unchanged (a FAT stick's 2 s clock) fails the copy
+too. A blob that is not an airlock archive and has no Content-MD5 cannot be checked that way, so
+it is not resumed.
 """
 
 from __future__ import annotations

@@ -43,7 +43,9 @@ def copy_blob(
     :mod:`airlock.transfer.copy_resume`); the result then says how many bytes were ``resumed``.
     The first volume of a multi-volume bundle copies every volume to the names beside ``target``
     (``volumes`` in the result), verified the same way, committing nothing before all is verified
-    and the head last (not resumable: a resumed bundle copy starts over).
+    and the head last. Nothing of a bundle is staged for a resume; with ``resume``, the later
+    volumes an interrupted copy committed are kept when they are the source's (by digest), and
+    only the others are written.
 
     Raises:
         BlobNotFound, BlobExists, StorageAuthError, StorageError, IntegrityError, ArchiveError.
@@ -62,7 +64,7 @@ def copy_blob(
     if not start.keep or _staged_airlock_head(target):
         source = open_bundle(source)
         if isinstance(source, Bundle):
-            target = copy_target(source, target)
+            target = copy_target(source, target, resume=resume)
             info = source.stat() or info
             start = copy_start(source, target, info, resume=resume)
     raw = resumed_bytes(source, target, start)
@@ -71,11 +73,13 @@ def copy_blob(
             result = _copy(source, target, raw, info, overwrite, progress, start)
     finally:
         close_stream(raw)
+    kept = start.keep
     if isinstance(target, BundleTarget):
         result["volumes"] = target.volumes_json(head_verified=result["verified"] is True)
+        kept += target.kept_bytes
     elif not result["isTransferArchive"] and (note := volume_note(source)):
         result["note"] = note
-    return {**result, "resumed": {"bytes": start.keep}} if resume else result
+    return {**result, "resumed": {"bytes": kept}} if resume else result
 
 
 def _staged_airlock_head(target: Blob) -> bool:
@@ -102,7 +106,9 @@ def _copy(
     if is_archive:
         metadata.update(TRANSFER_CATEGORY)
     progress.begin(info.size, f"copy → {target.display}")
-    writer = target.resumable_writer(overwrite=overwrite, metadata=metadata, tag=start.tag, keep=start.keep)
+    writer = target.resumable_writer(
+        overwrite=overwrite, metadata=metadata, tag=start.tag, keep=start.keep, checkable=True
+    )
     md5 = hashlib.md5()
     size = 0
 
@@ -112,7 +118,12 @@ def _copy(
         nonlocal size
         for chunk in chunks:
             md5.update(chunk)
-            if size + len(chunk) > start.keep:  # the kept bytes are checked, not written again
+            if size < start.keep:  # kept: compared with what is staged, not written again
+                try:
+                    writer.check_kept(chunk if size + len(chunk) <= start.keep else chunk[: start.keep - size])
+                except IntegrityError as exc:
+                    raise IntegrityError(f"{exc} (copy again without --resume)") from None
+            if size + len(chunk) > start.keep:
                 writer.write(chunk[max(0, start.keep - size) :])
                 writer.mark(0)
             size += len(chunk)

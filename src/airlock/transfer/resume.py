@@ -13,7 +13,9 @@ selection differs), and then from the end of the last member it can vouch for:
   tag: the catalogDigest's first 24 hex digits and ``createdAt`` in microseconds; and on the block
   that ends a member, that member's index). A block is marked only after its member was written
   whole, and blob members are verified by digest as they stream from the registry, so the blocks
-  up to the last mark are kept as they are.
+  up to the last mark are kept as they are. The export has not the bytes to compare them with
+  (it would have to fetch them again): whoever can write the container could replace one under
+  its id, and the import, which checks every member by digest, refuses that bundle.
 
 Members kept are neither fetched nor written again; the export reports them as ``resumed``.
 """

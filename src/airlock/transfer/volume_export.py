@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,8 +29,8 @@ from airlock.archive.volumes import (
     volume_suffix,
 )
 from airlock.archive.writer import ArchiveWriter
-from airlock.errors import ArchiveError, BlobExists, BlobNotFound, StorageError, UsageError
-from airlock.oci.digest import Digest
+from airlock.errors import ArchiveError, BlobExists, BlobNotFound, IntegrityError, StorageError, UsageError
+from airlock.oci.digest import Digest, Verifier
 from airlock.storage.base import TRANSFER_CATEGORY, Blob, BlobInfo, BlobWriter, Staged
 from airlock.transfer.volume_source import Bundle
 
@@ -48,16 +48,26 @@ class SplitWriter:
     ``blobs[0]`` until it holds ``sizes[0]``, then to the next, each hashed as it streams.
 
     Writers are opened as their first byte arrives. Without ``defer`` each volume is committed as it
-    fills; with it, all at :meth:`commit`, the first one last. :meth:`abort` aborts what is open and
-    deletes what this writer committed (best effort). ``digests`` and ``infos`` are filled as
-    volumes are committed.
+    fills; with it, all at :meth:`commit`, the first one last. The volumes in ``kept`` (positions,
+    with the properties they had when they were checked) are there already: their bytes pass, and
+    :meth:`commit` first checks that they are unchanged. :meth:`abort` aborts what is open and
+    deletes what this writer committed (best effort; never a kept volume); :meth:`suspend` does
+    too, except that with ``defer`` (a copy) the later volumes it committed stay, for a resume to
+    keep. ``digests`` and ``infos`` are filled as volumes are committed.
     """
 
     def __init__(
-        self, blobs: list[Blob], sizes: list[int], metadata: list[dict[str, str]], *, overwrite: bool, defer: bool
+        self,
+        blobs: list[Blob],
+        sizes: list[int],
+        metadata: list[dict[str, str]],
+        *,
+        overwrite: bool,
+        defer: bool,
+        kept: Mapping[int, BlobInfo] | None = None,
     ) -> None:
         self._blobs, self._sizes, self._metadata = blobs, sizes, metadata
-        self._overwrite, self._defer = overwrite, defer
+        self._overwrite, self._defer, self._kept = overwrite, defer, dict(kept or {})
         self._open: dict[int, BlobWriter] = {}
         self._hashers = [hashlib.sha256() for _ in blobs]
         self._current = 0
@@ -71,17 +81,18 @@ class SplitWriter:
             if self._current >= len(self._blobs):
                 raise ArchiveError(f"more bytes than the {len(self._blobs)} volumes hold")
             writer = self._open.get(self._current)
-            if writer is None:
+            if writer is None and self._current not in self._kept:
                 blob = self._blobs[self._current]
                 writer = blob.writer(overwrite=self._overwrite, metadata=self._metadata[self._current])
                 self._open[self._current] = writer
             piece = view[: self._sizes[self._current] - self._filled]
-            writer.write(piece)
-            self._hashers[self._current].update(piece)
+            if writer is not None:  # a kept volume's bytes are the source's, which checks them itself
+                writer.write(piece)
+                self._hashers[self._current].update(piece)
             self._filled += len(piece)
             view = view[len(piece) :]
             if self._filled == self._sizes[self._current]:
-                if not self._defer:
+                if not self._defer and writer is not None:
                     self._commit(self._current)
                 self._current, self._filled = self._current + 1, 0
 
@@ -99,6 +110,13 @@ class SplitWriter:
             raise ArchiveError(
                 f"volume {self._current + 1} is incomplete: {self._filled} of {self._sizes[self._current]}"
             )
+        for i, seen in self._kept.items():
+            now = self._blobs[i].stat()
+            if now is None or (now.etag, now.size) != (seen.etag, seen.size):
+                raise StorageError(
+                    f"volume {i + 1} {self._blobs[i].display} changed after it was checked to be kept; copy again",
+                    blob=self._blobs[i].display,
+                )
         for i in sorted(self._open, key=lambda i: (i == 0, i)):
             self._commit(i)
         return BlobInfo(size=sum(self._sizes), metadata=dict(self._metadata[0]))
@@ -107,8 +125,16 @@ class SplitWriter:
         """A checkpoint (:class:`~airlock.storage.base.ResumableWriter`): volumes are not resumable, so none."""
 
     def suspend(self) -> None:
-        """Nothing of a bundle is kept for a resume: the same as :meth:`abort`."""
+        """:meth:`abort`, but with ``defer`` the later volumes already committed stay (without a first
+        volume nothing reads them; a copy's ``--resume`` checks and keeps them)."""
+        if self._defer:
+            self.infos.clear()
         self.abort()
+
+    def check_kept(self, data: bytes | memoryview) -> None:
+        """Nothing of a bundle is ever kept (a bundle's writer starts at 0): any byte given is too many."""
+        if data:
+            raise IntegrityError(f"volume 1 {self._blobs[0].display}: nothing was kept to give again")
 
     def abort(self) -> None:
         for writer in self._open.values():
@@ -277,12 +303,17 @@ class BundleTarget:
     names beside it, as one write-only :class:`~airlock.storage.base.Blob` (``display``, ``stat``,
     ``suffixed`` are ``target``'s; ``read`` is refused; ``delete`` deletes every volume)."""
 
-    def __init__(self, source: Bundle, target: Blob) -> None:
-        self.source, self.target = source, target
+    def __init__(self, source: Bundle, target: Blob, *, resume: bool = False) -> None:
+        self.source, self.target, self.resume = source, target, resume
         count = len(source.volumes)
         self.blobs = [target, *(target.suffixed(volume_suffix(v.index)) for v in source.volumes[1:])]
         self.sizes = [v.spec.size for v in source.volumes]
         self.metadata = [volume_metadata(i, count) for i in range(1, count + 1)]
+        self.kept: dict[int, BlobInfo] = {}  # later volumes there already (resume), by position
+
+    @property
+    def kept_bytes(self) -> int:
+        return sum(self.sizes[i] for i in self.kept)
 
     @property
     def display(self) -> str:
@@ -309,7 +340,9 @@ class BundleTarget:
     def read_staged(self, offset: int, length: int) -> Iterator[bytes]:
         raise StorageError(f"nothing is staged for bundle target {self.display}", blob=self.display)
 
-    def resumable_writer(self, *, overwrite: bool, metadata: dict[str, str], tag: str, keep: int) -> SplitWriter:
+    def resumable_writer(
+        self, *, overwrite: bool, metadata: dict[str, str], tag: str, keep: int, checkable: bool = False
+    ) -> SplitWriter:
         """:meth:`writer` (``keep`` must be 0: :meth:`staged` never offers more)."""
         if keep:
             raise StorageError(f"a copy to bundle target {self.display} cannot be resumed", blob=self.display)
@@ -318,22 +351,64 @@ class BundleTarget:
     def writer(self, *, overwrite: bool, metadata: dict[str, str]) -> SplitWriter:
         """A deferred :class:`SplitWriter` over every target volume (the head gets ``metadata`` too).
 
+        Without ``overwrite``, a later volume an interrupted copy committed (its first volume, committed
+        last, absent) is kept with ``resume`` when it is the source's, by size and digest (it is read
+        back to tell): it is not written again.
+
         Raises:
-            BlobExists: a target volume exists and not ``overwrite`` (checked for each, now).
+            BlobExists: a target volume exists, not ``overwrite``, and it is the first volume, or
+            not ``resume``, or not the source's (checked for each, now).
         """
         if not overwrite:
-            for blob in self.blobs:
-                if blob.stat() is not None:
-                    raise BlobExists(f"blob {blob.display} already exists", blob=blob.display)
+            self.kept = self._volumes_there()
+        else:
+            self.kept = {}
         head_meta = {**metadata, **self.metadata[0]}
-        return SplitWriter(self.blobs, self.sizes, [head_meta, *self.metadata[1:]], overwrite=overwrite, defer=True)
+        return SplitWriter(
+            self.blobs, self.sizes, [head_meta, *self.metadata[1:]], overwrite=overwrite, defer=True, kept=self.kept
+        )
+
+    def _volumes_there(self) -> dict[int, BlobInfo]:
+        if self.target.stat() is not None:
+            raise BlobExists(f"blob {self.target.display} already exists", blob=self.target.display)
+        kept: dict[int, BlobInfo] = {}
+        count = len(self.blobs)
+        for i, blob in enumerate(self.blobs[1:], start=1):
+            found = blob.stat()
+            if found is None:
+                continue
+            what = f"volume {i + 1} of {count}"
+            if not self.resume:
+                raise BlobExists(
+                    f"blob {blob.display} already exists ({what}, without the first: left by an interrupted copy? "
+                    "--resume keeps it if it is this bundle's, --overwrite replaces it)",
+                    blob=blob.display,
+                )
+            spec = self.source.volumes[i].spec
+            try:
+                if found.size != spec.size or spec.digest is None:
+                    raise IntegrityError(f"{found.size} bytes, the table says {spec.size}")
+                Verifier(Digest.parse(spec.digest), spec.size, what=what).check(blob.read())
+            except IntegrityError as exc:
+                raise BlobExists(
+                    f"blob {blob.display} already exists and is not {what} of {self.source.display} ({exc}); "
+                    "remove it, or copy with --overwrite",
+                    blob=blob.display,
+                ) from None
+            kept[i] = found
+        return kept
 
     def volumes_json(self, *, head_verified: bool = False) -> list[dict[str, Any]]:
-        """The source's volumes (see :meth:`Bundle.to_json`), each with the URI it was copied to."""
+        """The source's volumes (see :meth:`Bundle.to_json`), each with the URI it was copied to
+        (``kept``: it was there already, and not written again)."""
         volumes = self.source.to_json(head_verified=head_verified)
-        return [{**v, "uri": blob.display} for v, blob in zip(volumes, self.blobs, strict=True)]
+        return [
+            {**v, "uri": blob.display, **({"kept": True} if i in self.kept else {})}
+            for i, (v, blob) in enumerate(zip(volumes, self.blobs, strict=True))
+        ]
 
 
-def copy_target(source: Blob, target: Blob) -> Blob:
-    """``target`` as it is, or every volume beside it when ``source`` is a bundle."""
-    return BundleTarget(source, target) if isinstance(source, Bundle) else target
+def copy_target(source: Blob, target: Blob, *, resume: bool = False) -> Blob:
+    """``target`` as it is, or every volume beside it when ``source`` is a bundle (see
+    :meth:`BundleTarget.writer` for what ``resume`` keeps)."""
+    return BundleTarget(source, target, resume=resume) if isinstance(source, Bundle) else target

@@ -13,17 +13,21 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from airlock.archive.format import BLOCK
-from airlock.archive.reader import catalog_span, parse_catalog
+from airlock.archive.reader import ArchiveReader, catalog_span, parse_catalog
 from airlock.archive.volumes import VolumeSpec, parse_volume_name, requires_volumes, volume_suffix, volume_table
-from airlock.errors import ArchiveError, BlobNotFound, IntegrityError, StorageError
+from airlock.errors import AirlockError, ArchiveError, BlobNotFound, IntegrityError, StorageError
+from airlock.oci.digest import Digest, Verifier
 from airlock.storage.base import Blob, BlobInfo, BlobWriter, ResumableWriter, Staged
 from airlock.transfer.pipelining import close_stream
+
+log = logging.getLogger(__name__)
 
 _RESEND = "send that volume again"
 
@@ -68,7 +72,8 @@ class Bundle:
         return self.head.display
 
     def name(self, volume: Volume) -> str:
-        return f"volume {volume.index} of {len(self.volumes)} of bundle {self.display} ({volume.blob.display})"
+        where = "" if volume.blob.display == self.display else f" ({volume.blob.display})"
+        return f"volume {volume.index} of {len(self.volumes)} of bundle {self.display}{where}"
 
     def stat(self) -> BlobInfo | None:
         info = self.head_info
@@ -118,6 +123,29 @@ class Bundle:
             self.fault = self.fault or fault
         raise fault
 
+    def head_fault(self) -> AirlockError | None:
+        """What is wrong in the first volume itself, which the table has no digest for (the catalog's
+        digest pins it, but nothing says what that should be): it is read alone through the strict
+        reader, its manifests checked by digest and size as the catalog lists them. None when it
+        reads whole; the error (an ArchiveError or IntegrityError) otherwise."""
+        head = self.volumes[0]
+        chunks = self._read(0, head.end)
+        try:
+            reader = ArchiveReader(chunks, name=head.blob.display)
+            manifests = reader.catalog.manifests
+            members = reader.blobs()
+            for listed in manifests:
+                member = next(members, None)
+                want = Digest.parse(listed.digest)
+                if member is None or member.blob_digest != want or member.size != listed.size:
+                    raise ArchiveError(f"its members are not the manifests its catalog lists (at {listed.digest})")
+                Verifier(want, listed.size, what="manifest").check(reader.stream_member(member))
+        except (ArchiveError, IntegrityError) as exc:
+            return exc
+        finally:
+            close_stream(chunks)
+        return None
+
     def find_corrupt(self) -> IntegrityError | None:
         """The first later volume not yet verified whose content does not match the table (each is
         read whole until one does not), or None when they all match."""
@@ -145,7 +173,9 @@ class Bundle:
     def read_staged(self, offset: int, length: int) -> Iterator[bytes]:
         raise StorageError(f"nothing is staged for bundle {self.display}", blob=self.display)
 
-    def resumable_writer(self, *, overwrite: bool, metadata: dict[str, str], tag: str, keep: int) -> ResumableWriter:
+    def resumable_writer(
+        self, *, overwrite: bool, metadata: dict[str, str], tag: str, keep: int, checkable: bool = False
+    ) -> ResumableWriter:
         raise StorageError(f"bundle {self.display} is read-only here", blob=self.display)
 
     def suffixed(self, suffix: str) -> Blob:
@@ -259,17 +289,26 @@ def diagnosing(source: Blob, *, outcome: str = "") -> Iterator[None]:
 
     A failure after the reads went past the head (a blob's digest, a tar header, truncation) is
     raised as the first volume whose content does not match the head's table, when there is one,
-    followed by ``outcome`` (what the caller left undone, e.g. "; no tag was written"). Failures
-    within the head (the catalog, index.json, a manifest) already say what is wrong.
+    followed by ``outcome`` (what the caller left undone, e.g. "; no tag was written"). Otherwise,
+    and for a failure within the head, the first volume is read again on its own
+    (:meth:`Bundle.head_fault`): when it is damaged, that is raised, naming it. Any other failure (a
+    signature policy's refusal, a registry's answer, the later volumes and the head all whole) is
+    raised as it is.
     """
     try:
         yield
     except (IntegrityError, ArchiveError) as exc:
-        if not isinstance(source, Bundle) or not source.read_past_head:
+        if not isinstance(source, Bundle):
             raise
-        fault = source.find_corrupt()
+        try:
+            fault: AirlockError | None = source.find_corrupt() if source.read_past_head else None
+            if fault is None and (head := source.head_fault()) is not None:
+                fault = type(head)(f"{source.name(source.volumes[0])} is corrupt: {head}; {_RESEND}")
+        except AirlockError as again:  # the volumes could not be read again: the failure stands as it was
+            log.info("could not tell which volume of %s is at fault: %s", source.display, again)
+            raise exc from None
         if fault is None or (str(fault) in str(exc) and outcome.strip("; ") in str(exc)):
-            raise  # already named, with what the caller left undone
+            raise  # not a damaged volume, or already named with what the caller left undone
         raise type(fault)(f"{fault}{outcome}") from None
 
 
