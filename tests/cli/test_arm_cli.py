@@ -21,6 +21,7 @@ import pytest
 
 from airlock.pipelines import arm
 from airlock.testing.airlock_server import AirlockServer
+from airlock.testing.console import Console
 from airlock.testing.images import push_oci_image
 from airlock.testing.polling import wait_until
 from airlock.testing.registry_server import RegistryServer
@@ -229,3 +230,17 @@ def test_served_openapi_declares_bodies_every_status_bearer_security_and_no_422(
     run_put = doc["paths"][arm.REGISTRY_PATH + "/pipelineRuns/{name}"]["put"]
     assert {"200", "201", "403", "404", "409"} <= set(run_put["responses"])
     assert "Retry-After" in run_put["responses"]["201"]["headers"]
+
+
+# Regression guard for ad51a9f: a local command's in-process app served the dashboard too, which
+# no browser can reach there, and loading its templates cost every command 25 ms.
+def test_a_local_command_runs_the_api_in_process_without_loading_the_dashboard(tmp_path: Path) -> None:
+    cli = Console(home=tmp_path, env={"PYTHONPROFILEIMPORTTIME": "1"})
+    done = cli("acr", "list", "-g", "rg", "-o", "json")
+    assert done.returncode == 0 and json.loads(done.stdout) == [], done.stderr[-2000:]
+    imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
+    assert "airlock.api.app" in imported  # the ARM API ran in this process...
+    # ...without the dashboard's pages and their templates (its session cookie, which the API's
+    # auth dependency reads, is a small module of its own).
+    dashboard = [m for m in imported if m.startswith(("airlock.api.ui.", "jinja2")) and m != "airlock.api.ui.session"]
+    assert dashboard == []
