@@ -13,7 +13,9 @@ demo: bootstrap
 
 # The suite waits on servers (registries, Azurite, PostgreSQL, subprocesses) more than it computes, so
 # it runs in TEST_WORKERS processes, one test file at a time each (module-scoped services stay shared):
-# on 2 cores, 992 tests took 18 minutes in one process; 1,097 take 11 in 3. TEST_WORKERS=0: one process.
+# on 2 cores, 992 tests took 18 minutes in one process; 1,097 took 11 in 3. On a slower machine
+# (2026-12-03) 1,180 took 12:34-12:59 in 3, and a fresh clone's run in 4 was no faster (12:58).
+# TEST_WORKERS=0: one process.
 TEST_WORKERS ?= 3
 
 test: bootstrap
