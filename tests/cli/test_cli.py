@@ -26,7 +26,7 @@ from airlock.testing import content
 from airlock.testing.azurite import AzuriteServer
 from airlock.testing.content import PushedArtifact
 from airlock.testing.images import push_oci_image
-from airlock.testing.processes import free_port
+from airlock.testing.processes import refusing_port
 from airlock.testing.registry_server import RegistryServer
 from airlock.testing.samples import push_sample_set
 
@@ -300,9 +300,13 @@ def test_missing_artifact(tmp_path: Path, source_registry: RegistryServer, sampl
     assert "samples/nope" in error_message(run, 1)
 
 
+# Regression (flaky): the port free_port() found was taken by another worker's registry, which answered 404.
 def test_unreachable_registry(tmp_path: Path) -> None:
-    url = f"http://127.0.0.1:{free_port()}"
-    run = airlock("export", "--source-registry", url, "-a", "samples/app:1.0", "--target", (tmp_path / "x").as_uri())
+    with refusing_port() as port:
+        url = f"http://127.0.0.1:{port}"
+        run = airlock(
+            "export", "--source-registry", url, "-a", "samples/app:1.0", "--target", (tmp_path / "x").as_uri()
+        )
     message = error_message(run, 1)
     assert re.search(r"(?i)(cannot|could not|unable to) (reach|connect)", message), message
     assert f"127.0.0.1:{url.rsplit(':', 1)[1]}" in message

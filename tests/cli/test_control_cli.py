@@ -22,7 +22,7 @@ from airlock.testing import content
 from airlock.testing.airlock_server import AirlockServer
 from airlock.testing.console import Console
 from airlock.testing.content import PushedArtifact
-from airlock.testing.processes import free_port
+from airlock.testing.processes import refusing_port
 from airlock.testing.registry_server import RegistryServer
 from airlock.testing.samples import push_sample_set
 
@@ -434,8 +434,8 @@ def test_serve_gives_the_same_results_over_http(flows: tuple[Flow, Flow], server
     assert (remote.container / BLOB).is_file()
 
     wrong_token = Cli(server.home, env={**server.env, "AIRLOCK_TOKEN": "not-the-token"})
-    unreachable = Cli(server.home, env={"AIRLOCK_ENDPOINT": f"http://127.0.0.1:{free_port()}", "AIRLOCK_TOKEN": "x"})
-    with ThreadPoolExecutor(max_workers=3) as pool:
+    with refusing_port() as port, ThreadPoolExecutor(max_workers=3) as pool:
+        unreachable = Cli(server.home, env={"AIRLOCK_ENDPOINT": f"http://127.0.0.1:{port}", "AIRLOCK_TOKEN": "x"})
         missing = pool.submit(server, "acr", "pipeline-run", "show", "-g", RG, "-r", TARGET, "-n", "nosuchrun1")
         denied = pool.submit(wrong_token, "acr", "list", "-g", RG)
         nowhere = pool.submit(unreachable, "acr", "list", "-g", RG)

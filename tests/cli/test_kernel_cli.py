@@ -31,7 +31,7 @@ from airlock.errors import AirlockError, error_class
 from airlock.secrets import base as secrets_base
 from airlock.testing.airlock_server import AirlockServer
 from airlock.testing.console import Console, Result
-from airlock.testing.processes import free_port
+from airlock.testing.processes import free_port, refusing_port
 
 RG = "kernelrg"
 VAULT = "kernelvault1"
@@ -99,10 +99,11 @@ def outcomes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Outcomes]:
     home = base / ".airlock"
     (home / "vault.key").write_bytes(base64.urlsafe_b64encode(os.urandom(32)))  # another home's key, in effect
     mine = {name: local("--debug", *case.argv) for name, case in CASES.items()}
-    data_plane = local(
-        "--debug", "export", "--source-registry", f"http://127.0.0.1:{free_port()}", "-a", "app:1",
-        "--target", base / "batch1.tar", "--secret-uri", f"https://{VAULT}.vault.azure.net/secrets/{SECRET}",
-    )  # fmt: skip
+    with refusing_port() as port:
+        data_plane = local(
+            "--debug", "export", "--source-registry", f"http://127.0.0.1:{port}", "-a", "app:1",
+            "--target", base / "batch1.tar", "--secret-uri", f"https://{VAULT}.vault.azure.net/secrets/{SECRET}",
+        )  # fmt: skip
     server = AirlockServer(home).start()
     try:
         token = (home / "api-token").read_text().strip()

@@ -30,7 +30,7 @@ from airlock.testing.deployment import API, Deployment, export_run, export_setup
 from airlock.testing.images import push_oci_image
 from airlock.testing.polling import wait_until
 from airlock.testing.postgres import PostgresServer
-from airlock.testing.processes import free_port
+from airlock.testing.processes import free_port, refusing_port
 from airlock.testing.registry_server import RegistryServer
 from airlock.transfer.inspection import inspect_archive
 
@@ -160,12 +160,13 @@ def test_processes_refuse_an_unmigrated_database_and_a_foreign_vault_key(
     other = Console(home=tmp_path / "b", env={**env, "AIRLOCK_VAULT_KEY_FILE": str(tmp_path / "other.key")})
     message = other("keyvault", "list", "-g", RG).only_error(1)
     assert "is not this deployment's" in message and "AIRLOCK_VAULT_KEY_FILE" in message, message
-    gone = f"postgresql+psycopg://airlock:hunter2@127.0.0.1:{free_port()}/airlock"  # nothing listens there
-    unreachable = Console(home=tmp_path / "c", env={**env, "AIRLOCK_DATABASE_URL": gone})
-    for command in (("worker",), ("serve", "--no-worker", "--port", "0")):
-        message = unreachable(*command).only_error(1)
-        assert message.startswith("cannot reach the database postgresql+psycopg://airlock:***@127.0.0.1:"), message
-        assert "hunter2" not in message
+    with refusing_port() as port:
+        gone = f"postgresql+psycopg://airlock:hunter2@127.0.0.1:{port}/airlock"  # nothing listens there
+        unreachable = Console(home=tmp_path / "c", env={**env, "AIRLOCK_DATABASE_URL": gone})
+        for command in (("worker",), ("serve", "--no-worker", "--port", "0")):
+            message = unreachable(*command).only_error(1)
+            assert message.startswith("cannot reach the database postgresql+psycopg://airlock:***@127.0.0.1:"), message
+            assert "hunter2" not in message
     sqlite = Console(home=tmp_path / "c")
     assert "takes its runs from a job queue on PostgreSQL" in sqlite("worker").only_error(2)
     assert "without a worker nothing would execute runs" in sqlite("serve", "--no-worker").only_error(2)

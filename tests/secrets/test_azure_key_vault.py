@@ -16,7 +16,7 @@ from airlock.errors import SecretError
 from airlock.secrets.azure_key_vault import AzureKeyVaultStore, default_credential_for
 from airlock.secrets.base import Principal, SecretAccessDenied, SecretNotFound
 from airlock.testing.keyvault import FakeCredential, FakeKeyVault
-from airlock.testing.processes import free_port
+from airlock.testing.processes import refusing_port
 
 READER = Principal(
     principal_id="0b5a3c1e-7d2f-4e8a-9c61-3f0d2b7a1e11",
@@ -148,8 +148,7 @@ def test_connection_refused_is_a_transient_secret_error(vault: FakeKeyVault) -> 
     kv_store = AzureKeyVaultStore(
         credential_for=lambda p: FakeCredential("x"), connection_verify=str(vault.ca_cert), client_options=NO_RETRY
     )
-    port = free_port()
-    with pytest.raises(SecretError) as failed:
+    with refusing_port() as port, pytest.raises(SecretError) as failed:
         kv_store.get_secret(f"https://127.0.0.1:{port}/secrets/acr-sas", principal=READER)
     assert type(failed.value) is SecretError
     assert str(failed.value) == f"cannot reach key vault 127.0.0.1:{port}: connection refused"

@@ -12,7 +12,7 @@ from airlock.errors import SecretError
 from airlock.secrets.base import Principal, SecretAccessDenied, SecretNotFound
 from airlock.secrets.hashicorp_vault import HashiCorpVaultStore, default_token_for
 from airlock.testing.openbao import OpenBaoServer
-from airlock.testing.processes import free_port
+from airlock.testing.processes import refusing_port
 
 READER = Principal(
     principal_id="0b5a3c1e-7d2f-4e8a-9c61-3f0d2b7a1e11",
@@ -127,8 +127,7 @@ def test_no_token_names_the_vault(store: HashiCorpVaultStore, bao: OpenBaoServer
 
 
 def test_connection_refused_is_a_transient_secret_error(store: HashiCorpVaultStore) -> None:
-    port = free_port()
-    with pytest.raises(SecretError) as failed:
+    with refusing_port() as port, pytest.raises(SecretError) as failed:
         store.get_secret(f"http://127.0.0.1:{port}/v1/secret/data/pipelines/acr-sas", principal=READER)
     assert type(failed.value) is SecretError
     assert str(failed.value) == f"cannot reach vault http://127.0.0.1:{port}: connection refused"

@@ -20,7 +20,7 @@ import pytest
 from airlock.testing import azurite, content, registry_server, skopeo
 from airlock.testing.azurite import AzuriteServer
 from airlock.testing.images import push_oci_image, push_oci_index
-from airlock.testing.processes import free_port
+from airlock.testing.processes import free_port, refusing_port
 from airlock.testing.registry_server import RegistryServer
 from airlock.testing.skopeo import run_skopeo
 from airlock.testing.token_server import TokenServer
@@ -321,3 +321,11 @@ def test_skopeo_reads_pushed_index(registry: RegistryServer) -> None:
     assert failed.returncode != 0
     with pytest.raises(RuntimeError, match="skopeo inspect"):
         run_skopeo("inspect", "--tls-verify=false", f"docker://{registry.host}/nope:x")
+
+
+def test_a_refusing_port_refuses_connections_and_no_server_can_take_it() -> None:
+    with refusing_port() as port:
+        with pytest.raises(ConnectionRefusedError), socket.create_connection(("127.0.0.1", port), timeout=5):
+            pass
+        with socket.socket() as sock, pytest.raises(OSError, match="in use"):
+            sock.bind(("127.0.0.1", port))

@@ -23,7 +23,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import IO, ClassVar, Self, TypeVar
@@ -42,6 +42,17 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+@contextlib.contextmanager
+def refusing_port() -> Iterator[int]:
+    """A TCP port on 127.0.0.1 that refuses connections for as long as the block runs: bound, never
+    listening. Where nothing must answer, a port :func:`free_port` found free will not do: a server
+    another test starts meanwhile (another worker's) may take it, and answer."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        yield port
 
 
 def on_a_free_port(start: Callable[[], T], *, log: Callable[[], Path], busy: str, lines: int = 10) -> T:
