@@ -13,7 +13,7 @@ needs hashing (see :mod:`airlock.archive.format`).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,7 +43,7 @@ from airlock.archive.format import (
 )
 from airlock.archive.sniff import not_a_transfer_blob, sniff
 from airlock.errors import AirlockError, ArchiveError, first_invalid
-from airlock.oci.digest import Digest
+from airlock.oci.digest import Digest, Verifier
 
 # Zero padding after the end marker (tar writers pad to 10 KiB records) that we tolerate.
 MAX_TRAILER = 1024 * 1024
@@ -375,6 +375,24 @@ class ArchiveReader:
             raise ArchiveError("archive has members after the blobs")
         self._s.drain_zeros(MAX_TRAILER)
         return self._s.offset
+
+
+def verified_in_order(reader: ArchiveReader, listed: Iterable[tuple[Digest, int]], *, what: str) -> Iterator[Member]:
+    """The reader's next blob members, one for each ``(digest, size)`` of ``listed`` in that order,
+    each read whole and verified before it is yielded; nothing after the last one listed is read.
+
+    Raises:
+        ArchiveError: a member is missing or is not the one listed there (another digest or size),
+            or the archive is malformed or cut. IntegrityError: a member's content is not its digest's.
+    """
+    members = reader.blobs()
+    for digest, size in listed:
+        member = next(members, None)
+        if member is None or member.blob_digest != digest or member.size != size:
+            found = "nothing" if member is None else f"member {member.name} ({member.size} bytes)"
+            raise ArchiveError(f"{what} {digest} ({size} bytes) is listed next, and the archive has {found}")
+        Verifier(digest, size, what=what).check(reader.stream_member(member))
+        yield member
 
 
 def _check_form(block: bytes, expected: bytes, name: str, offset: int) -> None:

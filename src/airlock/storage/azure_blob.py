@@ -380,7 +380,6 @@ class AzureResumableWriter(AzureWriter):
         self._hash_all = not kept
         self._label: int | None = None
         self._kept = KeptCheck(kept, display)
-        self._checked = 0
         self._checkable = checkable
 
     def _take_label(self) -> int | None:
@@ -394,13 +393,12 @@ class AzureResumableWriter(AzureWriter):
         if self._buffered or len(self._ids) > len(self._kept.blocks):
             raise StorageError(f"write {self._display}: the kept bytes are given again before any new ones")
         self._kept.feed(data)  # on this thread: a mismatch stops the copy before it uploads more
-        self._checked += len(data)
         while len(self._md5_pending) >= UPLOADS_IN_FLIGHT:
             self._md5_pending.popleft().result()
         self._md5_pending.append(self._md5_pool.submit(self._md5.update, bytes(data)))
 
     def commit(self) -> BlobInfo:
-        if self._checked:
+        if self._kept.given:
             try:
                 self._kept.finish()
             except BaseException:

@@ -159,6 +159,11 @@ class KeptCheck:
     def size(self) -> int:
         return sum(b.size for b in self._blocks)
 
+    @property
+    def given(self) -> int:
+        """How many bytes were given so far."""
+        return self._offset + self._filled
+
     def feed(self, data: bytes | memoryview) -> None:
         view = memoryview(data)
         while view:
@@ -191,6 +196,4 @@ class KeptCheck:
 
     def finish(self) -> None:
         if self._index != len(self._blocks):
-            raise IntegrityError(
-                f"{self._display}: {self._offset + self._filled} of the {self.size} staged bytes were given again"
-            )
+            raise IntegrityError(f"{self._display}: {self.given} of the {self.size} staged bytes were given again")

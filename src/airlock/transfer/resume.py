@@ -28,10 +28,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from airlock.archive.format import BLOCK, DIR_NAMES, LAYOUT_BYTES, Catalog, padded
-from airlock.archive.reader import ArchiveReader
+from airlock.archive.reader import ArchiveReader, verified_in_order
 from airlock.archive.writer import ArchiveWriter
 from airlock.errors import AirlockError, ArchiveError, IntegrityError, RegistryError, ResumeConflict, StorageError
-from airlock.oci.digest import Digest, Verifier
+from airlock.oci.digest import Digest
 from airlock.storage.base import Blob, ResumableWriter, Staged
 from airlock.transfer.pipelining import close_stream
 
@@ -153,13 +153,10 @@ def _verified_prefix(target: Blob, catalog: Catalog, staged: Staged) -> ResumePo
         point = ResumePoint(raw, plan_tag(Digest.of(raw), reader.catalog.created_at), manifests=len(catalog.manifests))
         if reader.catalog_digest != point.digest:
             raise _conflict(target, str(reader.catalog_digest), point.digest)
-        order = [Digest.parse(m.digest) for m in catalog.manifests] + [Digest.parse(b.digest) for b in catalog.blobs]
+        order = [(Digest.parse(e.digest), e.size) for e in [*catalog.manifests, *catalog.blobs]]
         keep, members = 0, 0
         try:
-            for k, member in enumerate(reader.blobs()):
-                if k >= len(order) or member.blob_digest != order[k]:
-                    break
-                Verifier(order[k], member.size, what=f"staged member {member.name}").check(reader.stream_member(member))
+            for k, member in enumerate(verified_in_order(reader, order, what="staged member")):
                 keep, members = member.offset + padded(member.size), _head_members(catalog) + k + 1
         except (ArchiveError, IntegrityError) as exc:
             log.info("the staged part of %s is whole up to byte %d: %s", target.display, keep, exc)

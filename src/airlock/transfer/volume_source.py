@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from airlock.archive.format import BLOCK
-from airlock.archive.reader import ArchiveReader, catalog_span, parse_catalog
+from airlock.archive.reader import ArchiveReader, catalog_span, parse_catalog, verified_in_order
 from airlock.archive.volumes import VolumeSpec, parse_volume_name, requires_volumes, volume_suffix, volume_table
 from airlock.errors import AirlockError, ArchiveError, BlobNotFound, IntegrityError, StorageError
-from airlock.oci.digest import Digest, Verifier
+from airlock.oci.digest import Digest
 from airlock.storage.base import Blob, BlobInfo, BlobWriter, ResumableWriter, Staged
 from airlock.transfer.pipelining import close_stream
 
@@ -132,14 +132,9 @@ class Bundle:
         chunks = self._read(0, head.end)
         try:
             reader = ArchiveReader(chunks, name=head.blob.display)
-            manifests = reader.catalog.manifests
-            members = reader.blobs()
-            for listed in manifests:
-                member = next(members, None)
-                want = Digest.parse(listed.digest)
-                if member is None or member.blob_digest != want or member.size != listed.size:
-                    raise ArchiveError(f"its members are not the manifests its catalog lists (at {listed.digest})")
-                Verifier(want, listed.size, what="manifest").check(reader.stream_member(member))
+            listed = [(Digest.parse(m.digest), m.size) for m in reader.catalog.manifests]
+            for _ in verified_in_order(reader, listed, what="manifest"):
+                pass
         except (ArchiveError, IntegrityError) as exc:
             return exc
         finally:
