@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from airlock.errors import StorageAuthError
+from airlock.errors import IntegrityError, StorageAuthError
 from airlock.storage.location import open_blob, parse_blob_uri
 from airlock.testing import azurite as az
 from airlock.testing import content
@@ -100,3 +100,31 @@ def test_https_only_sas_over_https_azurite(
         exported = export_artifacts(client=client(source_registry), artifacts=refs("charts/mychart:0.1.0"), target=blob)
         info = inspect_archive(blob, verify=True)
         assert info["catalogDigest"] == str(exported.catalog_digest)
+
+
+def test_a_copy_checks_a_source_content_md5_and_a_copy_from_a_file_still_gets_one(
+    azurite: AzuriteServer, tmp_path: Path
+) -> None:
+    az.create_container(azurite, "srcacct", "md5")
+    sas = az.container_sas(azurite, "srcacct", "md5", permissions="racwdl")
+    data = b"not an archive: copied as it is " * 4096
+    local = tmp_path / "notes.bin"
+    local.write_bytes(data)
+    # From a file (which keeps no Content-MD5, so the copy hashes nothing itself): the target's
+    # Content-MD5 is still the MD5 of the bytes, hashed by the Azure writer.
+    uri = az.container_url(azurite, "srcacct", "md5") + "/notes.bin"
+    copied = copy_blob(open_blob(parse_blob_uri(str(local))), open_blob(parse_blob_uri(uri), sas_token=sas))
+    assert copied["size"] == len(data) and not copied["verified"]
+    md5 = az.blob_properties(azurite, "srcacct", "md5", "notes.bin").content_settings.content_md5
+    assert md5 is not None and bytes(md5) == hashlib.md5(data).digest()
+
+    # From Azure, whose Content-MD5 says other bytes: refused, and nothing is written.
+    with az.service_client(azurite, "srcacct") as service:
+        blob = service.get_blob_client("md5", "notes.bin")
+        settings = blob.get_blob_properties().content_settings
+        settings.content_md5 = bytearray(hashlib.md5(b"other bytes").digest())
+        blob.set_http_headers(content_settings=settings)
+    landed = tmp_path / "landed.bin"
+    with pytest.raises(IntegrityError, match="content does not match the blob's Content-MD5"):
+        copy_blob(open_blob(parse_blob_uri(uri), sas_token=sas), open_blob(parse_blob_uri(str(landed))))
+    assert list(tmp_path.iterdir()) == [local]

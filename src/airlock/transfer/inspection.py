@@ -109,7 +109,9 @@ def _copy(
     writer = target.resumable_writer(
         overwrite=overwrite, metadata=metadata, tag=start.tag, keep=start.keep, checkable=True
     )
-    md5 = hashlib.md5()
+    # Only a source that keeps a Content-MD5 is checked against one; a file has none, and MD5 costs
+    # ~1.8 CPU s/GiB on the thread that streams.
+    md5 = hashlib.md5() if info.content_md5 else None
     size = 0
 
     def tee() -> Generator[bytes, None, None]:
@@ -117,7 +119,8 @@ def _copy(
         # nothing held but the chunk in hand.
         nonlocal size
         for chunk in chunks:
-            md5.update(chunk)
+            if md5 is not None:
+                md5.update(chunk)
             if size < start.keep:  # kept: compared with what is staged, not written again
                 try:
                     writer.check_kept(chunk if size + len(chunk) <= start.keep else chunk[: start.keep - size])
@@ -150,7 +153,7 @@ def _copy(
                 pass
         if size != info.size:
             raise IntegrityError(f"copy of {source.display}: read {size} bytes, the blob has {info.size}")
-        if info.content_md5 and md5.digest() != info.content_md5:
+        if md5 is not None and md5.digest() != info.content_md5:
             raise IntegrityError(f"copy of {source.display}: content does not match the blob's Content-MD5")
         written: BlobInfo = writer.commit()
     except BaseException as exc:
