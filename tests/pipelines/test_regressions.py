@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
 
+import pytest
+from azure.storage.blob import AccountSasPermissions, ResourceTypes, generate_account_sas
+
+from airlock.errors import UsageError
 from airlock.oci.reference import ArtifactReference, RegistryURL
 from airlock.pipelines.models import ImportPipeline, PipelineRun, Resource
 from airlock.pipelines.plane import ControlPlane
@@ -15,6 +20,8 @@ from airlock.pipelines.store import SqlResourceRepository, TriggerLedger
 from airlock.pipelines.trigger import SourceTrigger
 from airlock.registry.client import RegistryClient
 from airlock.storage.location import open_blob, parse_blob_uri
+from airlock.testing import azurite as az
+from airlock.testing.azurite import AzuriteServer
 from airlock.testing.fault_proxy import Fault, FaultProxy
 from airlock.testing.images import push_oci_image
 from airlock.testing.polling import wait_until
@@ -23,6 +30,7 @@ from airlock.transfer.export import export_artifacts
 from airlock.wiring import open_control_plane
 
 SUB = "00000000-0000-0000-0000-000000000000"
+SECRET = "https://nameskv.vault.azure.net/secrets/accountsas"
 
 
 def _export_pipeline(cp: ControlPlane, reg: str, out: Path, **target: Any) -> Resource:
@@ -286,4 +294,60 @@ def test_a_pipeline_put_after_a_delete_it_did_not_see_creates_it_without_the_old
     assert isinstance(stored, ImportPipeline)
     assert stored.properties.trigger.sourceTrigger.status == "Disabled"
     assert stored.properties.sourceTriggerReport is None
+    cp.close()
+
+
+def test_a_runs_blob_name_cannot_leave_its_pipelines_container(
+    tmp_path: Path, source_registry: RegistryServer, azurite: AzuriteServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression (security): a run's blob name was joined to the container's URI as text, which was
+    then decoded, so "a%2F..%2F..%2Fescape%2Fx.tar" (which has no literal ".." segment) wrote into
+    another container of the account, with an account SAS, or another directory of the server's
+    disk, with a file container. It is a blob name: it lands under that name, in the container."""
+    monkeypatch.setenv("AIRLOCK_STORAGE_HOSTS", azurite.storage_host)
+    img = push_oci_image(source_registry.url, "names/app", "1", layers=1, seed=73)
+    cp = open_control_plane(tmp_path / "home")
+    cp.registries.put(SUB, "rg", "sourcereg", {"properties": {"loginServer": source_registry.url}})
+
+    def export(pipe: Resource, name: str, blob: str) -> dict[str, Any]:
+        request = {"pipelineResourceId": pipe.id, "artifacts": [img.reference], "target": {"name": blob}}
+        doc, _ = cp.runs.put(SUB, "rg", "sourcereg", name, {"properties": {"request": request}})
+        properties: dict[str, Any] = cp.runs.wait(doc.id, timeout=60).document()["properties"]
+        return properties
+
+    hostile = "a%2F..%2F..%2Fescape%2Fx.tar"
+    out = tmp_path / "disk" / "out"
+    out.mkdir(parents=True)
+    on_disk = export(_export_pipeline(cp, "sourcereg", out), "filerun", hostile)
+    assert on_disk["provisioningState"] == "Succeeded", on_disk["response"]
+    assert [p for p in tmp_path.rglob("*") if p.is_file() and "x.tar" in p.name] == [out / hostile]
+
+    for container in ("transfer", "escape"):
+        az.create_container(azurite, "srcacct", container)
+    account_sas = generate_account_sas(
+        "srcacct",
+        azurite.account_key("srcacct"),
+        ResourceTypes(container=True, object=True),
+        AccountSasPermissions(read=True, write=True, list=True, add=True, create=True),
+        datetime.now(UTC) + timedelta(hours=1),
+    )
+    cp.vaults.put(SUB, "rg", "nameskv", {})
+    cp.vaults.set_secret(SUB, "rg", "nameskv", "accountsas", {"properties": {"value": account_sas}})
+    target = {"uri": az.container_url(azurite, "srcacct", "transfer"), "keyVaultUri": SECRET}
+    pipe = cp.pipelines.put(SUB, "rg", "sourcereg", "exportPipelines", "azpipe", {"properties": {"target": target}})[0]
+    policy = {"objectId": pipe.document()["identity"]["principalId"], "permissions": {"secrets": ["get"]}}
+    cp.vaults.set_policies(SUB, "rg", "nameskv", "add", {"properties": {"accessPolicies": [policy]}})
+    in_azure = export(pipe, "azrun", hostile)
+    assert in_azure["provisioningState"] == "Succeeded", in_azure["response"]
+    assert az.list_blob_names(azurite, "srcacct", "escape") == []
+    assert az.list_blob_names(azurite, "srcacct", "transfer") == [hostile]
+    # The response's URI reads back as that blob: the name percent-encoded, as it was sent.
+    uri = in_azure["response"]["target"]["uri"]
+    assert uri.endswith("/transfer/a%252F..%252F..%252Fescape%252Fx.tar") and parse_blob_uri(uri).blob == hostile
+
+    # Names that would leave the container, or that hold what no blob name should, are refused at PUT.
+    for bad in ("../x.tar", "a/../../x.tar", "/x.tar", "a//x.tar", "a\\x.tar", "a\nx.tar", "a/./x.tar", ""):
+        request = {"pipelineResourceId": pipe.id, "artifacts": [img.reference], "target": {"name": bad}}
+        with pytest.raises(UsageError, match=r"invalid blob name|target\.name"):
+            cp.runs.put(SUB, "rg", "sourcereg", "badrun", {"properties": {"request": request}})
     cp.close()

@@ -21,7 +21,7 @@ from airlock.secrets.resolver import SecretResolver
 from airlock.secrets.store import normalize_sas
 from airlock.storage.base import Blob, Container
 from airlock.storage.hosts import StorageHosts
-from airlock.storage.location import open_blob, open_container, parse_blob_uri, parse_container_uri
+from airlock.storage.location import blob_in, open_blob, open_container, parse_container_uri
 
 if TYPE_CHECKING:
     from airlock.pipelines.services.audit import AuditService
@@ -98,7 +98,8 @@ class PipelineAccess:
     def blob(self, storage: PipelineStorage, name: str, principal: Principal) -> Blob:
         """Blob ``name`` of the container. Raises as :meth:`storage_access`."""
         sas, credential = self.storage_access(storage, principal)
-        return open_blob(parse_blob_uri(storage.uri.rstrip("/") + "/" + name), sas_token=sas, credential=credential)
+        # By name, not by a URI joined as text: "a%2F..%2F..%2Fother%2Fx" would decode into another container.
+        return open_blob(blob_in(parse_container_uri(storage.uri), name), sas_token=sas, credential=credential)
 
     def container(self, storage: PipelineStorage, principal: Principal) -> Container:
         """The container, for the source trigger's polls. Raises as :meth:`storage_access`."""

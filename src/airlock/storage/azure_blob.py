@@ -51,6 +51,7 @@ from airlock.storage.block_ids import (
     make_id,
     staged_runs,
 )
+from airlock.storage.location import blob_url
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ class AzureBlob:
     def __init__(
         self, *, account_url: str, container: str, blob: str, sas_token: str | None, credential: object = None
     ) -> None:
-        self.display = f"{account_url}/{container}/{blob}"
+        self.display = blob_url(account_url, container, blob)
         self._where = (account_url, container, blob, sas_token, credential)
         self._client = BlobClient(
             account_url,

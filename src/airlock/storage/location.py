@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from airlock.errors import UsageError
 from airlock.storage.base import Blob, Container
@@ -24,6 +24,7 @@ from airlock.storage.hosts import plain_netloc
 
 # Container names: 3-63 chars of lowercase letters, digits and single hyphens (Azure rules).
 _CONTAINER_RE = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}\Z")
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,13 @@ class BlobLocation:
         if self.kind == "file":
             assert self.path is not None
             return self.path.as_uri()
-        return f"{self.account_url}/{self.container}/{self.blob}"
+        return blob_url(self.account_url, self.container, self.blob)
+
+
+def blob_url(account_url: str, container: str, blob: str) -> str:
+    """The blob's URL without credentials. The name is percent-encoded as a request sends it, so that
+    one holding "#", "?" or "%" parses back (:func:`parse_blob_uri`) as itself."""
+    return f"{account_url}/{container}/{quote(blob, safe='/~')}"
 
 
 # host:port at the start of a scheme-less URI ("127.0.0.1:10000/acct/c/b", "localhost:10000/..."):
@@ -129,11 +136,45 @@ def parse_blob_uri(uri: str) -> BlobLocation:
             )
         if len(blob) > 1024:
             raise UsageError("invalid blob URI: blob names are at most 1024 characters")
+        if any(s in (".", "..") for s in blob.split("/")):
+            # HTTP clients and servers resolve dot-segments: the request would name another blob, or
+            # another container ("a%2F..%2F..%2Fother%2Fx" decodes to one).
+            raise UsageError(f"invalid blob URI {uri!r}: the blob name {blob!r} has a '.' or '..' segment")
         return BlobLocation("azure", account_url=account_url, account=account, container=container, blob=blob)
     raise UsageError(
         f"unsupported blob URI {uri!r}: use a path (./batch1.tar, /media/usb/batch1.tar), file:///path, or "
         "https://<account>.blob.core.windows.net/<container>/<blob>"
     )
+
+
+def check_blob_name(name: str) -> str:
+    """``name`` itself, when it is a blob name that addresses a blob inside its container.
+
+    A blob name is not a URI: nothing in it is decoded ("a%2Fb" is the blob of that name).
+
+    Raises:
+        UsageError: the name is empty or over 1,024 characters, has an empty, "." or ".." segment
+            (a leading, trailing or double "/" included), a backslash or a control character.
+    """
+    segments = name.split("/")
+    if not name or len(name) > 1024 or any(s in ("", ".", "..") for s in segments):
+        raise UsageError(
+            f"invalid blob name {name!r}: expected 1-1024 characters, segments separated by single '/', "
+            "none of them '.' or '..'"
+        )
+    if "\\" in name or _CONTROL_RE.search(name):
+        raise UsageError(f"invalid blob name {name!r}: it holds a backslash or a control character")
+    return name
+
+
+def blob_in(container: BlobLocation, name: str) -> BlobLocation:
+    """Blob ``name`` of ``container`` (from :func:`parse_container_uri`), by name: it cannot leave the
+    container, whatever it holds. Raises UsageError as :func:`check_blob_name`."""
+    check_blob_name(name)
+    if container.kind == "file":
+        assert container.path is not None
+        return BlobLocation("file", path=container.path / name)
+    return replace(container, blob=name)
 
 
 def open_blob(location: BlobLocation, *, sas_token: str | None = None, credential: object = None) -> Blob:

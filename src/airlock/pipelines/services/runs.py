@@ -29,6 +29,7 @@ from airlock.pipelines.executor import RunExecutor, RunHandler
 from airlock.pipelines.leases import HEARTBEAT, owner_token, process_alive
 from airlock.pipelines.models import ExportPipeline, ImportPipeline, PipelineRun, Registry, RunState, run_transition
 from airlock.pipelines.repository import ResourceRepository
+from airlock.storage.location import check_blob_name
 
 log = logging.getLogger(__name__)
 
@@ -335,21 +336,15 @@ def _request(
         request["artifacts"] = list(req.artifacts)
         if req.selection is not None:
             request["selection"] = req.selection.to_json()
-        request["target"] = {"type": "AzureStorageBlob", "name": _blob_name(req.target.name)}
+        request["target"] = {"type": "AzureStorageBlob", "name": check_blob_name(req.target.name)}
     else:
         if not req.source or not req.source.name:
             raise UsageError(f"pipeline run {name}: request.source.name (the blob to import) is required")
-        request["source"] = {"type": "AzureStorageBlob", "name": _blob_name(req.source.name)}
+        request["source"] = {"type": "AzureStorageBlob", "name": check_blob_name(req.source.name)}
         if req.catalog_digest not in (None, *R.PLACEHOLDER_DIGESTS):
             Digest.parse(str(req.catalog_digest))
             request["catalogDigest"] = req.catalog_digest
     return request
-
-
-def _blob_name(name: str) -> str:
-    if name.startswith("/") or ".." in name.split("/") or "\\" in name or len(name) > 1024:
-        raise UsageError(f"invalid blob name {name!r}")
-    return name
 
 
 def trigger_run_name(pipeline_name: str, blob: str, version: str) -> str:
