@@ -279,3 +279,33 @@ def test_a_bundle_copy_checks_its_kept_volumes_again_before_committing_and_a_sus
         assert sorted(p.name for p in out.iterdir()) == left
         for name in [*left[2:], "c.tar"]:
             (out / name).unlink()
+
+
+def test_deleting_an_imported_bundle_leaves_every_volume_when_a_later_one_was_replaced_since_it_was_opened(
+    tmp_path: Path, source_registry: RegistryServer
+) -> None:
+    """Regression: DeleteSourceBlobOnSuccess checked the first volume's etag only, and deleted the
+    later volumes of the next bundle of that name, landed while this one was imported."""
+    app = push_oci_image(source_registry.url, "voldel/app", "1", layers=3, layer_size=40 * 1024, seed=143)
+    head = tmp_path / "b.tar"
+    export_artifacts(
+        client=client(source_registry.url),
+        artifacts=[ArtifactReference.parse(app.reference)],
+        target=file_blob(head),
+        volume_size=VOLUME,
+    )
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names[:2] == ["b.tar", "b.tar.002"] and len(names) >= 3
+    bundle = open_bundle(file_blob(head))
+    assert isinstance(bundle, Bundle)
+    info = bundle.stat()
+    assert info is not None
+    etag = info.etag
+    later = tmp_path / "b.tar.002"
+    os.utime(later, ns=(later.stat().st_atime_ns, later.stat().st_mtime_ns + 10**9))  # landed again
+    with pytest.raises(StorageError, match=r"volume 2 of \d+ of bundle .* changed since it was read; no volume"):
+        bundle.delete(if_match=etag)
+    assert sorted(p.name for p in tmp_path.iterdir()) == names
+
+    open_bundle(file_blob(head)).delete(if_match=etag)  # opened as it is now: all of it goes
+    assert list(tmp_path.iterdir()) == []

@@ -52,8 +52,9 @@ class Bundle:
     """The volumes of a bundle read as one blob (see the module docstring). Thread-safe for reads.
 
     ``display`` is the first volume's URI. ``stat`` reports the logical archive's size and the
-    first volume's metadata and etag; ``delete`` deletes every volume, the first last (and only if
-    its etag is still ``if_match``). ``writer`` is refused: bundles are written by
+    first volume's metadata and etag; ``delete`` deletes every volume, the first last, and only when
+    each is still what was opened: the first's etag ``if_match``, each later one's as
+    :func:`open_bundle` found it (else StorageError, and none is deleted). ``writer`` is refused: bundles are written by
     :mod:`airlock.transfer.volume_export`.
     """
 
@@ -65,6 +66,7 @@ class Bundle:
         self.verified: set[int] = set()
         self.fault: IntegrityError | None = None
         self.read_past_head = False
+        self.etags: dict[int, str | None] = {}  # each later volume's, as :func:`open_bundle` found it
         self._lock = threading.Lock()
 
     @property
@@ -182,11 +184,19 @@ class Bundle:
             raise BlobNotFound(f"blob {self.display} does not exist")
         if if_match is not None and now.etag != if_match:
             raise StorageError(f"blob {self.display} changed since it was read; not deleted", blob=self.display)
+        # A later volume replaced since it was opened (the next bundle of this name landing while
+        # this one was imported) is not ours to delete either: then none is.
+        for volume in self.volumes[1:]:
+            found = volume.blob.stat()
+            if found is not None and found.etag != self.etags.get(volume.index, found.etag):
+                raise StorageError(
+                    f"{self.name(volume)} changed since it was read; no volume was deleted", blob=volume.blob.display
+                )
         # Later volumes first: an interruption leaves the head (already imported, known to the
         # trigger's ledger), never later volumes without their head.
         for volume in reversed(self.volumes[1:]):
             with contextlib.suppress(BlobNotFound):
-                volume.blob.delete()
+                volume.blob.delete(if_match=self.etags.get(volume.index))
         self.head.delete(if_match=if_match)
 
     def to_json(self, *, head_verified: bool = False) -> list[dict[str, Any]]:
@@ -262,7 +272,9 @@ def open_bundle(source: Blob, *, check_catalog: bool = True) -> Blob:
         found = volume.blob.stat()
         if found is None:
             missing.append(volume)
-        elif found.size != volume.spec.size:
+            continue
+        bundle.etags[volume.index] = found.etag
+        if found.size != volume.spec.size:
             raise ArchiveError(
                 f"{bundle.name(volume)} is {found.size} bytes, the first volume's table says {volume.spec.size} "
                 f"({'truncated' if found.size < volume.spec.size else 'data appended'}); {_RESEND}"
