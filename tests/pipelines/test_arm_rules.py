@@ -134,3 +134,30 @@ def test_a_pipeline_on_a_plain_local_path_is_stored_as_its_file_uri_and_needs_no
     assert isinstance(doc, ExportPipeline)
     assert doc.properties.target.uri == tmp_path.as_uri()
     assert plane.access.storage_access(doc.properties.target, principal_of(doc, plane.tenant_id)) == (None, None)
+
+
+def test_an_import_run_refuses_artifacts_or_a_selection_and_a_run_refuses_a_blob_type_acr_has_not(
+    plane: ControlPlane, tmp_path: Path
+) -> None:
+    """Regression: an import run's artifacts and selection were dropped, and it imported every
+    artifact of the blob, those the caller meant to leave out too; a target.type other than ACR's
+    one was ignored."""
+    plane.registries.put(SUB, RG, "rulesreg", {"properties": {"loginServer": "http://127.0.0.1:9"}})
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    body = {"properties": {"source": {"uri": inbox.as_uri()}}}
+    imports = plane.pipelines.put(SUB, RG, "rulesreg", "importPipelines", "rulesimport", body)[0]
+    for extra in ({"artifacts": ["team/base:2"]}, {"selection": {"repositories": [{"name": "team/base"}]}}):
+        request: dict[str, Any] = {"pipelineResourceId": imports.id, "source": {"name": "b.tar"}, **extra}
+        with pytest.raises(UsageError, match=r"request\.artifacts and request\.selection are for export runs"):
+            plane.runs.put(SUB, RG, "rulesreg", "importrun1", {"properties": {"request": request}})
+    # What ACR's clients send for an import (no artifacts, or an empty list) is a run.
+    request = {"pipelineResourceId": imports.id, "source": {"type": "AzureStorageBlob", "name": "b.tar"}}
+    plane.runs.put(SUB, RG, "rulesreg", "importrun2", {"properties": {"request": {**request, "artifacts": []}}})
+
+    exports = _export_pipeline(plane, tmp_path)
+    other_kind = {"type": "AzureFileShare", "name": "b.tar"}
+    refused = {"pipelineResourceId": exports.id, "artifacts": ["rules/none:1"], "target": other_kind}
+    with pytest.raises(UsageError, match="AzureStorageBlob"):
+        plane.runs.put(SUB, RG, "rulesreg", "exportrun1", {"properties": {"request": refused}})
+    assert [run.name for run in plane.runs.list(SUB, RG, "rulesreg")] == ["importrun2"]

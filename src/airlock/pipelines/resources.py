@@ -236,7 +236,7 @@ class PipelineBody(_Envelope):
 
 
 class RunSide(_Strict):
-    type: str | None = None
+    type: Literal["AzureStorageBlob"] | None = None  # ACR's only kind; another is refused, not ignored
     name: Annotated[str, Field(max_length=1024)] = ""
     uri: str | None = None  # echoed back by GET; ignored on PUT
 

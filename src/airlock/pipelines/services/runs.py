@@ -338,6 +338,12 @@ def _request(
             request["selection"] = req.selection.to_json()
         request["target"] = {"type": "AzureStorageBlob", "name": check_blob_name(req.target.name)}
     else:
+        if req.artifacts or req.selection is not None:
+            # Dropping them would import what the caller meant to leave out.
+            raise UsageError(
+                f"pipeline run {name}: request.artifacts and request.selection are for export runs; an import "
+                "run imports every artifact of its source blob"
+            )
         if not req.source or not req.source.name:
             raise UsageError(f"pipeline run {name}: request.source.name (the blob to import) is required")
         request["source"] = {"type": "AzureStorageBlob", "name": check_blob_name(req.source.name)}
