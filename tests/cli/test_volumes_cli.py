@@ -392,6 +392,7 @@ def test_copy_resume_of_a_bundle_keeps_the_later_volumes_a_killed_copy_committed
     before = {n: place.version(n) for n in ("k.tar.002", "k.tar.003")}
     message = cli("copy", first, target, *place.sas).only_error(1)
     assert "k.tar.002 already exists (volume 2 of 4, without the first" in message and "--resume" in message, message
+    assert message.count("--overwrite") == 1, message  # the hint is the message's own, not repeated
 
     out = cli("copy", first, target, *place.sas, "--resume").json()
     assert out["verified"] is True and [v["verified"] for v in out["volumes"]] == [True] * 4
@@ -408,4 +409,5 @@ def test_copy_resume_of_a_bundle_keeps_the_later_volumes_a_killed_copy_committed
     place.put("k.tar.002", bytes(other))
     message = cli("copy", first, target, *place.sas, "--resume").only_error(1)
     assert "k.tar.002 already exists and is not volume 2 of 4" in message and "digest mismatch" in message, message
+    assert message.count("--overwrite") == 1, message
     assert place.names() == ["k.tar.002"]

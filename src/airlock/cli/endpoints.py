@@ -92,7 +92,7 @@ def flag_hints(credentials: dict[str, str], overwrite: str | None = None) -> Ite
         flag = credentials.get(exc.blob) or " or ".join(dict.fromkeys(credentials.values()))
         raise UsageError(f"{exc}: give {flag}") from None
     except BlobExists as exc:
-        if overwrite is None:
+        if overwrite is None or overwrite in str(exc):  # the message names it already
             raise
         raise BlobExists(f"{exc} (use {overwrite} to replace it)", blob=exc.blob) from None
 
