@@ -449,6 +449,23 @@ def test_a_delta_with_nothing_new_holds_no_artifact_and_imports_as_a_no_op(
     assert receipt_without_time(again) == receipt_without_time(receipt)
 
 
+def test_a_receipt_written_beside_provenance_referrers_lets_the_next_delta_import(
+    tmp_path: Path, cli: Callable[..., Run], source_registry: RegistryServer, fresh: RegistryServer
+) -> None:
+    """Regression: --receipt-out was written before --annotate-provenance added its referrers, which
+    moves the sha256-<hex> fallback tag; the next delta left that tag out as unchanged, and its
+    import failed ("no longer so in the target registry"), at every cycle."""
+    index = push_oci_index(source_registry.url, "delta/prov", "1.0", layers=1, layer_size=512, seed=367)
+    push_referrer(source_registry.url, "delta/prov", index, seed=368)
+    full, receipt, delta = tmp_path / "full.tar", tmp_path / "receipt.json", tmp_path / "delta.tar"
+    export(cli, source_registry, full, "-a", index.reference, "--include-referrers")
+    cli("import", "--source", full, "--target-registry", fresh.url, "--annotate-provenance", "--receipt-out",
+        receipt).json()  # fmt: skip
+    export(cli, source_registry, delta, "-a", index.reference, "--include-referrers", "--delta-from", receipt)
+    imported = cli("import", "--source", delta, "--target-registry", fresh.url).json()
+    assert imported["failedArtifacts"] == {} and index.reference in imported["unchangedArtifacts"], imported
+
+
 def test_delta_from_a_receipt_naming_an_invalid_repository_is_refused(
     tmp_path: Path, cli: Callable[..., Run], source_registry: RegistryServer
 ) -> None:

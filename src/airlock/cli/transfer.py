@@ -246,8 +246,10 @@ def import_cmd(
             trusted=trusted,
             signatures=policy,
         )
-    out = sync.receipt_after_import(client, result, result.to_json(), receipt_out, renames, concurrency)
-    out, unrecorded = provenance.after_import(client, result, out, annotate_provenance)
+    # Provenance referrers first: they move the sha256-<hex> fallback tags, and the receipt records
+    # the target as the import leaves it (else the next delta leaves out a tag that has moved).
+    out, unrecorded = provenance.after_import(client, result, result.to_json(), annotate_provenance)
+    out = sync.receipt_after_import(client, result, out, receipt_out, renames, concurrency)
     return Reply(out, failures_error(result.failures, "failed to import") or unrecorded)
 
 
