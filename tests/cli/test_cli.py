@@ -310,6 +310,8 @@ def test_unreachable_registry(tmp_path: Path) -> None:
     message = error_message(run, 1)
     assert re.search(r"(?i)(cannot|could not|unable to) (reach|connect)", message), message
     assert f"127.0.0.1:{url.rsplit(':', 1)[1]}" in message
+    # In words, not urllib3's exception and pool reprs ("MaxRetryError: HTTPConnection(host=...").
+    assert message.endswith("cannot reach the registry (connection refused)"), message
 
 
 def test_existing_target_needs_overwrite_blobs(

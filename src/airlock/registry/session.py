@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -96,7 +97,7 @@ class Session:
             if tls is not None:
                 raise tls from None
             raise RegistryError(
-                f"{method} {_redact(url)}: cannot reach the registry ({type(exc).__name__}: {reason(exc)})",
+                f"{method} {_redact(url)}: cannot reach the registry ({reason(exc)})",
                 transient=True,
             ) from None
 
@@ -154,7 +155,7 @@ class Session:
                     self.retry.sleep(attempt)
                     continue
                 raise RegistryError(
-                    f"{method} {_redact(url)}: cannot reach the registry ({type(exc).__name__}: {reason(exc)})",
+                    f"{method} {_redact(url)}: cannot reach the registry ({reason(exc)})",
                     transient=True,
                 ) from None
             replayable = retry or not callable(body)
@@ -234,11 +235,22 @@ def _origin(url: str) -> tuple[str, str, int | None]:
     return (p.scheme, (p.hostname or "").lower(), p.port or (443 if p.scheme == "https" else 80))
 
 
+_POOL_PREFIX = re.compile(r"^\w+\(host='[^']*', port=\d+\): ")
+_ERRNO = re.compile(r"\[Errno -?\d+\] ")
+
+
 def reason(exc: BaseException) -> str:
-    """What a urllib3 error says went wrong, short enough for a one-line error."""
-    inner = getattr(exc, "reason", None)
-    text = str(inner or exc)
-    # urllib3 messages can embed the pool object's repr; keep the useful tail.
+    """What a urllib3 error says went wrong, in words and short enough for a one-line error
+    (urllib3's text wraps the reason in its exception and pool reprs)."""
+    inner = getattr(exc, "reason", None) or exc
+    text = str(inner)
+    if "Connection refused" in text:
+        return "connection refused"
+    if "Name or service not known" in text or "nodename nor servname" in text or "name resolution" in text:
+        return "host name does not resolve"
+    if isinstance(inner, TimeoutError) or "timed out" in text.lower():
+        return "timed out"
+    text = _ERRNO.sub("", _POOL_PREFIX.sub("", text).removeprefix("Failed to establish a new connection: "))
     return text.rpartition(": ")[2] if len(text) > 160 else text
 
 
