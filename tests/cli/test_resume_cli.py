@@ -288,6 +288,26 @@ def test_export_retry_failed_exports_only_the_failed_artifacts(
     assert "its failedArtifacts is not an object of reference: reason" in listed.only_error(2)
 
 
+def test_an_export_whose_every_artifact_failed_still_prints_its_failures_for_retry_failed(
+    tmp_path: Path, cli: Console, source_registry: RegistryServer
+) -> None:
+    """Regression: with ContinueOnErrors and no artifact exported, stdout was empty, so the README's
+    `> b1.json || true` left --retry-failed a file that was not JSON."""
+    missing = ["resume/none:1.0", "resume/none:2.0"]
+    target = tmp_path / "none.tar"
+    first = cli("export", "--source-registry", source_registry.url, "-a", *missing, "--target", target,
+                "--options", "ContinueOnErrors")  # fmt: skip
+    assert first.returncode == 1 and "no artifact could be exported" in first.error(1)
+    result = json.loads(first.stdout)
+    assert result["artifacts"] == [] and sorted(result["failedArtifacts"]) == missing and not target.exists()
+    (tmp_path / "none.json").write_text(first.stdout)
+    push_oci_image(source_registry.url, "resume/none", "1.0", seed=151, layers=1, layer_size=1024)
+    push_oci_image(source_registry.url, "resume/none", "2.0", seed=152, layers=1, layer_size=1024)
+    out = cli.ok("export", "--source-registry", source_registry.url, "--retry-failed", tmp_path / "none.json",
+                 "--target", target).json()  # fmt: skip
+    assert sorted(out["artifacts"]) == missing and out["failedArtifacts"] == {}
+
+
 def test_import_retry_failed_imports_only_the_failed_artifacts(
     tmp_path: Path, cli: Console, source_registry: RegistryServer, workdir: Path
 ) -> None:

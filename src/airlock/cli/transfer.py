@@ -26,6 +26,7 @@ from airlock.cli.endpoints import (
 from airlock.cli.kernel import Reply
 from airlock.cli.resume import CopyResumeOpt, ResumeOpt, RetryFailedOpt, import_selection, retried_artifacts
 from airlock.cli.volumes import VolumeSizeOpt, volume_size
+from airlock.errors import TransferFailed
 from airlock.oci.digest import Digest
 from airlock.oci.reference import RegistryURL, validate_repository
 from airlock.transfer.export import export_artifacts
@@ -137,22 +138,30 @@ def export_cmd(
     client = registry_client(source_registry, username, password_stdin, concurrency)
     with progress_display() as progress, flag_hints({blob.display: "--sas-token-file or --secret-uri"}):
         refs = sel.resolve(client, chosen, registry_url, concurrency)
-        result = export_artifacts(
-            client=client,
-            artifacts=refs.references,
-            target=blob,
-            options=opts,
-            progress=progress,
-            concurrency=concurrency,
-            delta=delta,
-            platforms=refs.platforms,
-            platform_index=refs.platform_index,
-            dry_run=dry_run,
-            resume=resume,
-            volume_size=volumes,
-            signer=signer,
-            provenance=provenance.export_context(chosen),
-        )
+        try:
+            result = export_artifacts(
+                client=client,
+                artifacts=refs.references,
+                target=blob,
+                options=opts,
+                progress=progress,
+                concurrency=concurrency,
+                delta=delta,
+                platforms=refs.platforms,
+                platform_index=refs.platform_index,
+                dry_run=dry_run,
+                resume=resume,
+                volume_size=volumes,
+                signer=signer,
+                provenance=provenance.export_context(chosen),
+            )
+        except TransferFailed as exc:
+            if PipelineOption.CONTINUE_ON_ERRORS not in opts or not exc.failures:
+                raise
+            # Every artifact failed and nothing was written: the failures still go to stdout, as
+            # after a partial failure, so that --retry-failed can take them.
+            nothing: dict[str, Any] = {"target": {"uri": blob.display}, "catalogDigest": None, "size": 0}
+            return Reply({**nothing, "artifacts": [], "artifactDetails": [], "failedArtifacts": exc.failures}, exc)
     unrecorded = provenance.after_export(result)
     out = sync.said_delta(result.to_json())
     return Reply(out, failures_error(result.failures, "failed and were left out of the archive") or unrecorded)
