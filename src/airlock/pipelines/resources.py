@@ -236,7 +236,9 @@ class PipelineBody(_Envelope):
 
 
 class RunSide(_Strict):
-    type: Literal["AzureStorageBlob"] | None = None  # ACR's only kind; another is refused, not ignored
+    # ACR's only kind; another is refused, not ignored. "" is what ACR's own ARM template for an
+    # export run sends as its (unused) source.
+    type: Literal["AzureStorageBlob", ""] | None = None
     name: Annotated[str, Field(max_length=1024)] = ""
     uri: str | None = None  # echoed back by GET; ignored on PUT
 
