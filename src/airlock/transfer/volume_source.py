@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from airlock.archive.format import BLOCK
+from airlock.archive.format import BLOCK, Catalog
 from airlock.archive.reader import ArchiveReader, catalog_span, parse_catalog, verified_in_order
 from airlock.archive.volumes import VolumeSpec, parse_volume_name, requires_volumes, volume_suffix, volume_table
 from airlock.errors import AirlockError, ArchiveError, BlobNotFound, IntegrityError, StorageError
@@ -225,6 +225,12 @@ def read_table(head: Blob, info: BlobInfo, *, check_catalog: bool = True) -> lis
         ArchiveError: the catalog is malformed, or the blob is neither the first volume nor the whole bundle.
         StorageError: it cannot be read.
     """
+    found = read_head(head, info, check_catalog=check_catalog)
+    return found[1] if found is not None else None
+
+
+def read_head(head: Blob, info: BlobInfo, *, check_catalog: bool = True) -> tuple[Catalog, list[VolumeSpec]] | None:
+    """:func:`read_table`, with the catalog the table is in. Raises as :func:`read_table`."""
     first = _read(head, 0, min(BLOCK, info.size))
     span = catalog_span(first)
     if span is None or span > info.size:
@@ -244,7 +250,7 @@ def read_table(head: Blob, info: BlobInfo, *, check_catalog: bool = True) -> lis
             f"transfer blob {head.display} is {info.size} bytes: neither volume 1 of its {len(table)}-volume bundle "
             f"({table[0].size} bytes) nor the whole bundle ({whole}); copy it again"
         )
-    return table
+    return catalog, table
 
 
 def open_bundle(source: Blob, *, check_catalog: bool = True) -> Blob:
