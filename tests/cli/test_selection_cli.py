@@ -17,6 +17,7 @@ from airlock.testing import content
 from airlock.testing.console import Run, error_message
 from airlock.testing.content import PushedArtifact
 from airlock.testing.images import push_oci_image, push_oci_index
+from airlock.testing.referrers import push_referrer
 from airlock.testing.registry_server import RegistryServer
 
 APP_TAGS = ["1.3.0", "1.4.0", "1.4.2", "1.10.0", "2.0.0", "2.0.0-rc.1", "latest"]
@@ -243,6 +244,27 @@ def test_platform_filter_rewrite_reports_new_index_digest(
         assert [e["platform"]["architecture"] for e in entries] == ["arm64", "s390x"]
         for child in entries:
             assert content.manifest_exists(fresh.url, "team/multi", child["digest"])
+
+
+def test_platform_filter_rewrite_of_an_index_with_referrers_is_refused_not_left_without_them(
+    tmp_path: Path, cli: Callable[..., Run], source_registry: RegistryServer
+) -> None:
+    """Regression: the rewritten index's referrers were looked up by its new digest, which has none,
+    so the index's signature and its sha256-<hex> tag were dropped with exit 0 and nothing said."""
+    signed = push_oci_index(
+        source_registry.url, "team/signedmulti", "1", platforms=PLATFORMS, layers=1, layer_size=512, seed=171
+    )
+    push_referrer(source_registry.url, "team/signedmulti", signed, seed=172)
+    base = ["-a", "team/signedmulti:1", "--platform", "linux/arm64", "--include-referrers"]
+    run = cli("export", "--source-registry", source_registry.url, "--target", tmp_path / "r.tar", *base,
+              "--platform-index", "rewrite")  # fmt: skip
+    message = error_message(run, 2)
+    assert f"the source's index {signed.digest} has referrers" in message and "--platform-index keep" in message
+    assert not (tmp_path / "r.tar").exists()
+    kept = export(cli, source_registry, tmp_path / "k.tar", *base)  # keep: the index and what refers to it
+    assert f"team/signedmulti:sha256-{signed.digest.split(':')[1]}" in kept["artifacts"], kept["artifacts"]
+    alone = export(cli, source_registry, tmp_path / "a.tar", *base[:-1], "--platform-index", "rewrite")
+    assert alone["artifacts"] == ["team/signedmulti:1"]
 
 
 def test_platform_filter_naming_no_platform_of_the_index_fails_listing_what_it_has(

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from airlock.archive.format import (
     CatalogArtifact,
 )
-from airlock.errors import AirlockError, IntegrityError, NotFound
+from airlock.errors import AirlockError, IntegrityError, NotFound, UsageError
 from airlock.oci.digest import Digest
 from airlock.oci.manifest import Descriptor, Manifest
 from airlock.oci.reference import ArtifactReference
@@ -106,8 +106,21 @@ def resolve(client: RegistryClient, ref: ArtifactReference, wanted: PlatformRule
 
 
 def referrers(client: RegistryClient, subject: Resolved, progress: Progress) -> list[Resolved]:
-    """Referrers of the artifact (and of its children), transitively, plus the tag-schema index."""
+    """Referrers of the artifact (and of its children), transitively, plus the tag-schema index.
+
+    Raises:
+        UsageError: the artifact is an index rewritten by a platform filter, and the source's index
+            has referrers: they refer to it, not to the rewritten one, and would be lost unsaid.
+    """
     repo = subject.repository
+    if subject.entry.source_digest is not None:
+        source = Digest.parse(subject.entry.source_digest)
+        if client.list_referrers(repo, source):
+            raise UsageError(
+                f"{subject.entry.reference}: the source's index {source} has referrers (signatures, SBOMs), which "
+                f"refer to it and not to the rewritten index {subject.entry.digest}: export with --platform-index "
+                "keep to take them, or without --include-referrers to leave them out"
+            )
     out: list[Resolved] = []
     queue = [(m.digest, 0) for m in subject.closure.manifests]
     visited: set[Digest] = set()
