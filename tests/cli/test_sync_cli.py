@@ -194,6 +194,24 @@ def test_inventory_of_a_renamed_target_with_its_rename_makes_a_delta_that_leaves
 
 # Regression: a bad --delta-from file exited 1, a failure, where bad --selection and --retry-failed
 # files exit 2, usage; and it was read only after the source registry had been reached.
+def test_a_receipt_out_that_cannot_be_written_is_refused_before_anything_is_imported(
+    tmp_path: Path, cli: Callable[..., Run], source_registry: RegistryServer, fresh: RegistryServer
+) -> None:
+    """Regression: a --receipt-out in a missing directory failed only after every tag was written,
+    with one line that did not say the import itself had completed."""
+    image = push_oci_image(source_registry.url, "rcpt/unwritable", "1", seed=317, layer_size=1024)
+    batch = tmp_path / "batch.tar"
+    export(cli, source_registry, batch, "-a", image.reference)
+    (tmp_path / "adir").mkdir()
+    for path, why in ((tmp_path / "gone" / "r.json", "does not exist"), (tmp_path / "adir", "is a directory")):
+        run = cli("import", "--source", batch, "--target-registry", fresh.url, "--receipt-out", path)
+        message = run.only_error(2)
+        assert message.startswith(f"--receipt-out {path}: ") and why in message, message
+        run = cli("inventory", "--registry", fresh.url, "--receipt-out", path)
+        assert why in run.only_error(2)
+    assert content.list_tags(fresh.url, "rcpt/unwritable") == []
+
+
 @pytest.mark.parametrize(
     ("body", "said"),
     [

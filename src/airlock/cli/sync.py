@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -77,6 +79,21 @@ def said_delta(out: dict[str, Any]) -> dict[str, Any]:
             f"{len(delta['artifactsLeftOut'])} unchanged artifact(s) left out)"
         )
     return out
+
+
+def check_receipt_out(path: str | None) -> None:
+    """Refuse, before any work, a ``--receipt-out`` that cannot be written: its directory is missing
+    or not writable, or the path is a directory. Raises UsageError."""
+    if path is None:
+        return
+    target = Path(path).expanduser()
+    directory = target.parent if str(target.parent) else Path(".")
+    if target.is_dir():
+        raise UsageError(f"--receipt-out {path}: is a directory; give a file name")
+    if not directory.is_dir():
+        raise UsageError(f"--receipt-out {path}: directory {directory} does not exist")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise UsageError(f"--receipt-out {path}: directory {directory} is not writable")
 
 
 def receipt_after_import(
@@ -165,6 +182,7 @@ def inventory_cmd(
     for name in repository or []:
         validate_repository(name)
     renamed = rename_map(rename)
+    check_receipt_out(receipt_out)
     client = registry_client(registry, username, password_stdin, concurrency)
     client.ping()
     receipt = inventory(

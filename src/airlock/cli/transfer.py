@@ -26,7 +26,7 @@ from airlock.cli.endpoints import (
 from airlock.cli.kernel import Reply
 from airlock.cli.resume import CopyResumeOpt, ResumeOpt, RetryFailedOpt, import_selection, retried_artifacts
 from airlock.cli.volumes import VolumeSizeOpt, volume_size
-from airlock.errors import TransferFailed
+from airlock.errors import ReceiptError, TransferFailed
 from airlock.oci.digest import Digest
 from airlock.oci.reference import RegistryURL, validate_repository
 from airlock.transfer.export import export_artifacts
@@ -237,6 +237,7 @@ def import_cmd(
         validate_repository(repository)
     opts = parse_options(options or [], IMPORT_OPTIONS, kind="import")
     renames = sync.rename_map(rename)
+    sync.check_receipt_out(receipt_out)  # before any tag is written, not after them all
     trusted = signing.trusted_keys(trusted_key)
     policy = signatures.signature_policy(require_signed_by, trusted_root, certificate_identity, certificate_oidc_issuer)
     blob = blob_at(source, sas_token(sas_token_file, secret_uri, what="source"), "--sas-token-file or --secret-uri")
@@ -258,7 +259,10 @@ def import_cmd(
     # Provenance referrers first: they move the sha256-<hex> fallback tags, and the receipt records
     # the target as the import leaves it (else the next delta leaves out a tag that has moved).
     out, unrecorded = provenance.after_import(client, result, result.to_json(), annotate_provenance)
-    out = sync.receipt_after_import(client, result, out, receipt_out, renames, concurrency)
+    try:
+        out = sync.receipt_after_import(client, result, out, receipt_out, renames, concurrency)
+    except ReceiptError as exc:  # the import is done: say so, with its result, and fail for the receipt
+        return Reply(out, ReceiptError(f"{exc}; the import itself completed (its result is above)"))
     return Reply(out, failures_error(result.failures, "failed to import") or unrecorded)
 
 
