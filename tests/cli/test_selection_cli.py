@@ -267,6 +267,17 @@ def test_platform_filter_rewrite_of_an_index_with_referrers_is_refused_not_left_
     assert alone["artifacts"] == ["team/signedmulti:1"]
 
 
+@pytest.mark.parametrize("text", ["", "# nothing yet\n", "repositories: []\n"])
+def test_a_selection_file_that_selects_nothing_says_so_naming_it(
+    tmp_path: Path, cli: Callable[..., Run], source_registry: RegistryServer, text: str
+) -> None:
+    """Regression: it was told to give --selection FILE, which it had given."""
+    path = tmp_path / "selection.yaml"
+    path.write_text(text)
+    run = cli("export", "--source-registry", source_registry.url, "--selection", path, "--target", tmp_path / "x.tar")
+    assert error_message(run, 2) == f"selection file {path} selects nothing: it lists no repositories and no artifacts"
+
+
 def test_platform_filter_naming_no_platform_of_the_index_fails_listing_what_it_has(
     tmp_path: Path, cli: Callable[..., Run], source: RegistryServer, multi: PushedArtifact
 ) -> None:

@@ -163,3 +163,11 @@ def test_selection_documents_name_the_wrong_field() -> None:
         parse_selection({"repositories": [{"name": "team/app", "colour": "red"}]}, where="sel")
     with pytest.raises(UsageError, match=r"platformIndex: Input should be 'keep' or 'rewrite'"):
         parse_selection({"artifacts": ["a:1"], "platformIndex": "shrink"}, where="sel")
+
+
+@pytest.mark.parametrize("keep", [True, "2", 1.5])
+def test_a_keep_that_is_not_an_integer_is_refused_not_coerced(keep: object) -> None:
+    """Regression: YAML's `keep: yes` exported one tag, and "2" two: both are mistakes."""
+    with pytest.raises(UsageError, match=r"sel: repositories\.0\.keep: Input should be a valid integer"):
+        parse_selection({"repositories": [{"name": "team/app", "keep": keep}]}, where="sel")
+    assert parse_selection({"repositories": [{"name": "team/app", "keep": 2}]}, where="sel").repositories[0].keep == 2

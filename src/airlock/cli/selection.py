@@ -112,6 +112,8 @@ def export_selection(
         doc["platformIndex"] = platform_index
     flags = parse_selection(_without_none(doc), where="export")
     chosen = load_selection_file(selection_file).merged(flags) if selection_file else flags
+    if chosen.empty and selection_file:
+        raise UsageError(f"selection file {selection_file} selects nothing: it lists no repositories and no artifacts")
     if chosen.empty:
         raise UsageError("export needs --artifacts, --repository or --selection FILE")
     return chosen

@@ -264,7 +264,8 @@ class RepositoryRule(_Rules):
     name: Annotated[str, Field(min_length=1, max_length=255)]
     tags: Annotated[str, Field(max_length=1024)] | None = None
     semver: Annotated[str, Field(max_length=1024)] | None = None
-    keep: Annotated[int, Field(ge=1, le=MAX_RULE_ENTRIES)] | None = None
+    # Strict: YAML's `keep: yes` (True) or a "2" is a mistake, not 1 or 2.
+    keep: Annotated[int, Field(ge=1, le=MAX_RULE_ENTRIES, strict=True)] | None = None
     platforms: Annotated[list[Annotated[str, Field(max_length=64)]], Field(max_length=64)] | None = None
 
     @field_validator("name")
