@@ -156,6 +156,9 @@ def test_an_import_run_refuses_artifacts_or_a_selection_and_a_run_refuses_a_blob
     plane.runs.put(SUB, RG, "rulesreg", "importrun2", {"properties": {"request": {**request, "artifacts": []}}})
 
     exports = _export_pipeline(plane, tmp_path)
+    empty = {"pipelineResourceId": exports.id, "selection": {"repositories": []}, "target": {"name": "b.tar"}}
+    with pytest.raises(UsageError, match=r"request\.selection selects nothing"):
+        plane.runs.put(SUB, RG, "rulesreg", "exportrun1", {"properties": {"request": empty}})
     other_kind = {"type": "AzureFileShare", "name": "b.tar"}
     refused = {"pipelineResourceId": exports.id, "artifacts": ["rules/none:1"], "target": other_kind}
     with pytest.raises(UsageError, match="AzureStorageBlob"):

@@ -327,6 +327,8 @@ def _request(
     """The run's stored request. Raises UsageError."""
     request: dict[str, Any] = {"pipelineResourceId": pipeline.id}
     if isinstance(pipeline, ExportPipeline):
+        if not req.artifacts and req.selection is not None and req.selection.empty:
+            raise UsageError(f"pipeline run {name}: request.selection selects nothing (no repositories, no artifacts)")
         if not req.artifacts and (req.selection is None or req.selection.empty):
             raise UsageError(f"pipeline run {name}: artifacts cannot be empty for an export run (or give a selection)")
         for a in [*req.artifacts, *(req.selection.artifacts if req.selection else [])]:
