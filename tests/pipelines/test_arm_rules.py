@@ -147,6 +147,11 @@ def test_an_import_run_refuses_artifacts_or_a_selection_and_a_run_refuses_a_blob
     inbox.mkdir()
     body = {"properties": {"source": {"uri": inbox.as_uri()}}}
     imports = plane.pipelines.put(SUB, RG, "rulesreg", "importPipelines", "rulesimport", body)[0]
+    # Regression: a rename no repository name can follow was stored, and every run failed on it.
+    for bad in ("Mirror/", "../x/", "evil.example:5000/x/"):
+        renamed = {"properties": {**body["properties"], "rename": {"team/": bad}}}
+        with pytest.raises(UsageError, match="renames into an invalid repository name"):
+            plane.pipelines.put(SUB, RG, "rulesreg", "importPipelines", "rulesimport", renamed)
     for extra in ({"artifacts": ["team/base:2"]}, {"selection": {"repositories": [{"name": "team/base"}]}}):
         request: dict[str, Any] = {"pipelineResourceId": imports.id, "source": {"name": "b.tar"}, **extra}
         with pytest.raises(UsageError, match=r"request\.artifacts and request\.selection are for export runs"):

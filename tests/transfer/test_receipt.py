@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -69,8 +70,14 @@ def test_rename_takes_the_longest_matching_prefix_and_checks_the_result() -> Non
     assert rename.apply("team/base") == "legacy/base"
     assert rename.apply("team/base/sub") == "legacy/base/sub"
     assert rename.apply("other/app") == "other/app"
-    with pytest.raises(UsageError, match="renaming team/app by team/=Mirror/ gives invalid repository name"):
-        RenameMap.parse(["team/=Mirror/"]).apply("team/app")
+    # A destination no repository name can begin with is refused as the rule is read (a pipeline's
+    # PUT too); one that makes a name too long, as it is applied.
+    for bad in ("Mirror/", "../x/", "m//x/", "evil.example:5000/x/"):
+        with pytest.raises(UsageError, match=f"--rename: team/={re.escape(bad)} renames into an invalid repository"):
+            RenameMap.parse([f"team/={bad}"])
+    long = "m" * 252 + "/"  # begins a name, but "team/app" renamed is 256 characters
+    with pytest.raises(UsageError, match=f"renaming team/app by team/={long} gives invalid repository name"):
+        RenameMap.parse([f"team/={long}"]).apply("team/app")
     with pytest.raises(UsageError, match="given twice"):
         RenameMap.parse(["a=b", "a=c"])
 

@@ -23,6 +23,15 @@ from airlock.oci.signatures import referrers_tag_subject
 MAX_RULES = 64
 
 
+def _begins_a_repository(prefix: str) -> bool:
+    """Whether some repository name begins with ``prefix`` (the shortest: ``prefix`` + "a")."""
+    try:
+        validate_repository(prefix + "a")
+    except UsageError:
+        return False
+    return True
+
+
 @dataclass(frozen=True)
 class RenameMap:
     """Source prefix → target prefix; :meth:`apply` renames by the longest matching source prefix."""
@@ -51,13 +60,21 @@ class RenameMap:
         """From a mapping (a pipeline's ``properties.rename``).
 
         Raises:
-            UsageError: an empty source prefix, or more than MAX_RULES rules.
+            UsageError: an empty source prefix, a destination prefix no repository name can begin
+                with, or more than MAX_RULES rules.
         """
         pairs = dict(pairs or {})
         if len(pairs) > MAX_RULES:
             raise UsageError(f"{where}: at most {MAX_RULES} prefixes, got {len(pairs)}")
         if "" in pairs:
             raise UsageError(f"{where}: a source prefix may not be empty")
+        for src, dst in pairs.items():
+            # Checked here, so that a pipeline's PUT refuses what every one of its runs would.
+            if dst and not _begins_a_repository(dst):
+                raise UsageError(
+                    f"{where}: {src}={dst} renames into an invalid repository name ({dst}...): lowercase "
+                    "letters, digits and separators (. _ __ -) in path components joined by '/'"
+                )
         return cls(tuple(sorted(pairs.items())))
 
     def __bool__(self) -> bool:
