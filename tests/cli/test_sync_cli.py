@@ -268,9 +268,14 @@ def test_delta_export_leaves_out_what_the_receipt_has_and_reports_sizes(
     first, second, receipt = _first_sync(cli, tmp_path, source_registry, fresh, "delta/app", 321)
 
     delta = tmp_path / "delta.tar"
+    # Regression: a dry run said "delta": null, so what a delta leaves out could not be previewed.
+    preview = cli("export", "--source-registry", source_registry.url, "-a", first.reference, second.reference,
+                  "--target", delta, "--delta-from", receipt, "--dry-run").json()  # fmt: skip
+    assert not delta.exists()
     run = cli("export", "--source-registry", source_registry.url, "-a", first.reference, second.reference,
               "--target", delta, "--delta-from", receipt)  # fmt: skip
     out = run.json()
+    assert preview["delta"] == out["delta"] and preview["artifacts"] == out["artifacts"], (preview, out)
     full = tmp_path / "full.tar"
     export(cli, source_registry, full, "-a", first.reference, second.reference)
 

@@ -267,7 +267,11 @@ def export_artifacts(
         if split is not None:
             plan_volumes(target, catalog, volume_size=split, overwrite=overwrite)
         sizes = {r.entry.reference: r.closure.size for r in resolved}
-        return ExportResult(target.display, None, 0, [r.entry for r in resolved], failures, sizes, dry_run=True)
+        # A delta's dry run says what it would leave out, and the size it would have.
+        would = report(catalog.delta, archive_size(len(catalog.to_bytes()), catalog)) if catalog.delta else None
+        return ExportResult(
+            target.display, None, 0, [r.entry for r in resolved], failures, sizes, delta=would, dry_run=True
+        )
     if split is not None:
         # Several volumes: see transfer.volume_export (later volumes first, the head last).
         progress.begin(total, f"export → {target.display}")
