@@ -337,6 +337,12 @@ def test_import_retry_failed_imports_only_the_failed_artifacts(
         wrong = cli("import", "--source", other, "--target-registry", target.url, "--retry-failed",
                     tmp_path / "first.json")  # fmt: skip
         assert "catalog digest mismatch" in wrong.only_error(1)
+        # Regression: a malformed catalogDigest in the result was refused without naming the file.
+        edited = json.loads(first.stdout) | {"catalogDigest": "sha256:zz"}
+        (tmp_path / "edited.json").write_text(json.dumps(edited))
+        bad = cli("import", "--source", archive, "--target-registry", target.url, "--retry-failed",
+                  tmp_path / "edited.json")  # fmt: skip
+        assert bad.only_error(2).startswith(f"--retry-failed {tmp_path / 'edited.json'}: its catalogDigest: invalid")
 
 
 def test_copy_interrupted_resumes_from_the_targets_length(tmp_path: Path, cli: Console, azurite: AzuriteServer) -> None:

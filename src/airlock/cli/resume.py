@@ -94,4 +94,7 @@ def import_selection(retry_failed: Path | None, expected: Digest | None) -> tupl
         raise UsageError(f"--retry-failed {retry_failed}: it names no catalogDigest (retry takes airlock archives)")
     if expected is not None and str(expected) != digest:
         raise UsageError(f"--catalog-digest {expected} is not the catalogDigest of --retry-failed's result ({digest})")
-    return frozenset(failed), Digest.parse(digest)
+    try:
+        return frozenset(failed), Digest.parse(digest)
+    except UsageError as exc:
+        raise UsageError(f"--retry-failed {retry_failed}: its catalogDigest: {exc}") from None
