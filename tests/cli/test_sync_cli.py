@@ -504,3 +504,10 @@ def test_delta_from_a_receipt_naming_an_invalid_repository_is_refused(
               "--delta-from", receipt)  # fmt: skip
     assert "invalid repository name" in run.only_error(2)
     assert not target.exists()
+    # A rename recorded in the receipt that no repository name can follow is said to be the receipt's.
+    doc = json.loads(receipt.read_text()) | {"repositories": {}, "rename": {"rcpt/": "UPPER/"}}
+    receipt.write_text(json.dumps(doc))
+    run = cli("export", "--source-registry", source_registry.url, "-a", image.reference, "--target", target,
+              "--delta-from", receipt)  # fmt: skip
+    assert run.only_error(2).startswith(f"receipt {receipt} rename: rcpt/=UPPER/ renames into an invalid repository")
+    assert not target.exists()
