@@ -106,3 +106,34 @@ def test_later_volumes_an_earlier_bundle_of_the_name_left_are_reported_stale_and
     imported(trigger.poll())
     assert _waiting(cp, "reusedinbox") == {}
     cp.close()
+
+
+def test_a_first_volume_still_being_written_is_an_incomplete_bundle_not_a_skipped_blob(
+    tmp_path: Path, source_registry: RegistryServer, target_registry: RegistryServer
+) -> None:
+    """Regression: it was reported under skipped, told to be copied again, while it was landing."""
+    image = push_oci_image(source_registry.url, "stale/landing", "1", layers=3, layer_size=40 * 1024, seed=403)
+    (tmp_path / "out").mkdir()
+    volumes = _bundle(source_registry, image.reference, tmp_path / "out" / "batch.tar")
+    cp = open_control_plane(tmp_path / "home")
+    cp.registries.put(SUB, "rg", "dstreg", {"properties": {"loginServer": target_registry.url}})
+    inbox = tmp_path / "landinginbox"
+    inbox.mkdir()
+    cp.pipelines.put(
+        SUB, "rg", "dstreg", "importPipelines", "landinginbox", {"properties": {"source": {"uri": inbox.as_uri()}}}
+    )
+    for volume in volumes[1:]:
+        _land(volume, inbox, volume.name)
+    (inbox / "batch.tar").write_bytes(volumes[0].read_bytes()[: volumes[0].stat().st_size // 2 + 1024])
+    trigger = SourceTrigger(cp, interval=3600)
+    assert trigger.poll() == []
+    report = cp.pipelines.get(SUB, "rg", "dstreg", "importPipelines", "landinginbox").document()["properties"][
+        "sourceTriggerReport"
+    ]
+    (waiting,) = report["incompleteBundles"]
+    assert (waiting["blob"], waiting["missingVolumes"], waiting["incompleteVolumes"]) == ("batch.tar", [], [1])
+    assert "batch.tar" not in {s["blob"] for s in report.get("skipped", [])}, report
+    _land(volumes[0], inbox, "batch.tar")
+    (started,) = trigger.poll()
+    assert cp.runs.wait(started, timeout=60).properties.provisioningState == "Succeeded"
+    cp.close()

@@ -132,12 +132,12 @@ def waiting_bundle(
     Raises:
         ArchiveError, StorageError: its catalog cannot be read or is malformed.
     """
-    found_head = read_head(container.blob(name), info)
+    found_head = read_head(container.blob(name), info, short_ok=True)
     if found_head is None:
         return None
     catalog, table = found_head
     missing: list[int] = []
-    partial: list[int] = []
+    partial: list[int] = [1] if info.size < table[0].size else []  # the first volume, still being written
     landed = [info]
     for spec in table[1:]:
         found = listing.blobs.get(name + volume_suffix(spec.index))

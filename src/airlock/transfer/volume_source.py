@@ -229,8 +229,12 @@ def read_table(head: Blob, info: BlobInfo, *, check_catalog: bool = True) -> lis
     return found[1] if found is not None else None
 
 
-def read_head(head: Blob, info: BlobInfo, *, check_catalog: bool = True) -> tuple[Catalog, list[VolumeSpec]] | None:
-    """:func:`read_table`, with the catalog the table is in. Raises as :func:`read_table`."""
+def read_head(
+    head: Blob, info: BlobInfo, *, check_catalog: bool = True, short_ok: bool = False
+) -> tuple[Catalog, list[VolumeSpec]] | None:
+    """:func:`read_table`, with the catalog the table is in. Raises as :func:`read_table`, except
+    that with ``short_ok`` a first volume shorter than the table says (still being written) is not
+    an error: the caller compares its size."""
     first = _read(head, 0, min(BLOCK, info.size))
     span = catalog_span(first)
     if span is None or span > info.size:
@@ -245,7 +249,7 @@ def read_head(head: Blob, info: BlobInfo, *, check_catalog: bool = True) -> tupl
     whole = table[-1].offset + table[-1].size
     if info.size == whole:
         return None  # every volume in one blob (cat batch1.tar batch1.tar.[0-9][0-9][0-9] > all.tar): an archive
-    if info.size != table[0].size:
+    if info.size != table[0].size and not (short_ok and info.size < table[0].size):
         raise ArchiveError(
             f"transfer blob {head.display} is {info.size} bytes: neither volume 1 of its {len(table)}-volume bundle "
             f"({table[0].size} bytes) nor the whole bundle ({whole}); copy it again"
