@@ -242,5 +242,6 @@ def check_present(
         named = ", ".join(missing[:_NAMED]) + (f" and {len(missing) - _NAMED} more" if len(missing) > _NAMED else "")
         raise DeltaIncomplete(
             f"delta archive {where}: {len(missing)} blob(s) it left out are not in the target registry ({named}); "
-            "nothing was tagged: export again with a fresh receipt (airlock inventory, or import --receipt-out)"
+            "nothing was tagged: export again with a fresh receipt (airlock inventory, or import --receipt-out), "
+            "or without --delta-from if the target's repositories lost blobs their manifests name"
         )
