@@ -128,3 +128,19 @@ def test_a_copy_checks_a_source_content_md5_and_a_copy_from_a_file_still_gets_on
     with pytest.raises(IntegrityError, match="content does not match the blob's Content-MD5"):
         copy_blob(open_blob(parse_blob_uri(uri), sas_token=sas), open_blob(parse_blob_uri(str(landed))))
     assert list(tmp_path.iterdir()) == [local]
+
+
+def test_an_https_only_sas_used_over_http_is_refused_saying_so(
+    azurite: AzuriteServer, source_registry: RegistryServer, samples: list[PushedArtifact]
+) -> None:
+    """Regression: the refusal listed every cause of a 403 but the one (expired, another key, ...)."""
+    az.create_container(azurite, "srcacct", "httpsonly")
+    sas = az.container_sas(azurite, "srcacct", "httpsonly", permissions="racwl", https_only=True)
+    uri = az.container_url(azurite, "srcacct", "httpsonly") + "/b.tar"
+    with pytest.raises(StorageAuthError, match=r"AuthorizationProtocolMismatch\): the SAS token is valid over https"):
+        export_artifacts(
+            client=client(source_registry),
+            artifacts=refs("samples/legacy:v2"),
+            target=open_blob(parse_blob_uri(uri), sas_token=sas),
+        )
+    assert az.list_blob_names(azurite, "srcacct", "httpsonly") == []

@@ -76,6 +76,12 @@ def fail(exc: Exception, *, op: str, display: str) -> NoReturn:
                 f"{op} {display}: permission denied (HTTP 403 {code}): the SAS token does not grant the "
                 f"permission this needs ({_needed(op)})"
             ) from None
+        if code in ("AuthorizationProtocolMismatch", "AuthorizationSourceIPMismatch"):
+            why = "over https only (spr=https)" if "Protocol" in code else "from certain IP addresses only (sip=)"
+            raise StorageAuthError(
+                f"{op} {display}: permission denied (HTTP 403 {code}): the SAS token is valid {why}, and this "
+                "request is not"
+            ) from None
         if status in (401, 403):
             raise StorageAuthError(
                 f"{op} {display}: authentication failed (HTTP {status} {code or 'AuthenticationFailed'}): the SAS "
