@@ -56,7 +56,8 @@ class DeltaBase:
 
     @classmethod
     def load(cls, path: str | Path) -> DeltaBase:
-        """Raises: ReceiptError (see :func:`airlock.transfer.receipt.read_receipt`)."""
+        """Raises: ReceiptError (see :func:`airlock.transfer.receipt.read_receipt`); UsageError: the
+        receipt's recorded rename is malformed (see :meth:`RenameMap.of`)."""
         receipt, digest = read_receipt(path)
         return cls(receipt, digest, str(path))
 
