@@ -1,5 +1,6 @@
-"""Fixtures the archive and layout-import CLI tests share: a home, the console script, an image,
-its airlock export, what skopeo writes for it, and a registry that refused imports must leave empty."""
+"""Fixtures the CLI tests share: a home, the console script, an image, its airlock export, what
+skopeo writes for it, a registry that refused imports must leave empty, and a fresh target registry
+per test (the sync and receipt tests)."""
 
 from __future__ import annotations
 
@@ -55,4 +56,11 @@ def skopeo_tar(
 def untouched(workdir: Path) -> Iterator[RegistryServer]:
     """A registry that only refused imports touch: it must stay empty."""
     with RegistryServer.start(workdir / "untouched-registry", name="untouched") as server:
+        yield server
+
+
+@pytest.fixture
+def fresh(tmp_path: Path) -> Iterator[RegistryServer]:
+    """An empty target registry of the test's own, so a receipt of it holds only what the test put there."""
+    with RegistryServer.start(tmp_path / "fresh-registry", name="fresh") as server:
         yield server

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import tarfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +20,6 @@ from airlock.testing.images import push_oci_image, push_oci_index
 from airlock.testing.polling import wait_until
 from airlock.testing.referrers import push_referrer, referrers_tag
 from airlock.testing.registry_server import RegistryServer
-
-
-@pytest.fixture
-def fresh(tmp_path: Path) -> Iterator[RegistryServer]:
-    """An empty target registry of the test's own, so a receipt of it holds only what the test put there."""
-    with RegistryServer.start(tmp_path / "fresh-registry", name="fresh") as server:
-        yield server
 
 
 def export(cli: Callable[..., Run], registry: RegistryServer, target: Path, *args: str | Path) -> dict[str, Any]:
@@ -194,24 +187,6 @@ def test_inventory_of_a_renamed_target_with_its_rename_makes_a_delta_that_leaves
 
 # Regression: a bad --delta-from file exited 1, a failure, where bad --selection and --retry-failed
 # files exit 2, usage; and it was read only after the source registry had been reached.
-def test_a_receipt_out_that_cannot_be_written_is_refused_before_anything_is_imported(
-    tmp_path: Path, cli: Callable[..., Run], source_registry: RegistryServer, fresh: RegistryServer
-) -> None:
-    """Regression: a --receipt-out in a missing directory failed only after every tag was written,
-    with one line that did not say the import itself had completed."""
-    image = push_oci_image(source_registry.url, "rcpt/unwritable", "1", seed=317, layer_size=1024)
-    batch = tmp_path / "batch.tar"
-    export(cli, source_registry, batch, "-a", image.reference)
-    (tmp_path / "adir").mkdir()
-    for path, why in ((tmp_path / "gone" / "r.json", "does not exist"), (tmp_path / "adir", "is a directory")):
-        run = cli("import", "--source", batch, "--target-registry", fresh.url, "--receipt-out", path)
-        message = run.only_error(2)
-        assert message.startswith(f"--receipt-out {path}: ") and why in message, message
-        run = cli("inventory", "--registry", fresh.url, "--receipt-out", path)
-        assert why in run.only_error(2)
-    assert content.list_tags(fresh.url, "rcpt/unwritable") == []
-
-
 @pytest.mark.parametrize(
     ("body", "said"),
     [
@@ -471,23 +446,6 @@ def test_a_delta_with_nothing_new_holds_no_artifact_and_imports_as_a_no_op(
     assert content.get_manifest(fresh.url, "delta/same", "1")[2] == image.digest
     # The receipt to carry back still says what the target holds, though nothing was new.
     assert receipt_without_time(again) == receipt_without_time(receipt)
-
-
-def test_a_receipt_written_beside_provenance_referrers_lets_the_next_delta_import(
-    tmp_path: Path, cli: Callable[..., Run], source_registry: RegistryServer, fresh: RegistryServer
-) -> None:
-    """Regression: --receipt-out was written before --annotate-provenance added its referrers, which
-    moves the sha256-<hex> fallback tag; the next delta left that tag out as unchanged, and its
-    import failed ("no longer so in the target registry"), at every cycle."""
-    index = push_oci_index(source_registry.url, "delta/prov", "1.0", layers=1, layer_size=512, seed=367)
-    push_referrer(source_registry.url, "delta/prov", index, seed=368)
-    full, receipt, delta = tmp_path / "full.tar", tmp_path / "receipt.json", tmp_path / "delta.tar"
-    export(cli, source_registry, full, "-a", index.reference, "--include-referrers")
-    cli("import", "--source", full, "--target-registry", fresh.url, "--annotate-provenance", "--receipt-out",
-        receipt).json()  # fmt: skip
-    export(cli, source_registry, delta, "-a", index.reference, "--include-referrers", "--delta-from", receipt)
-    imported = cli("import", "--source", delta, "--target-registry", fresh.url).json()
-    assert imported["failedArtifacts"] == {} and index.reference in imported["unchangedArtifacts"], imported
 
 
 def test_delta_from_a_receipt_naming_an_invalid_repository_is_refused(
