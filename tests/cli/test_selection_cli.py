@@ -17,7 +17,7 @@ from airlock.testing import content
 from airlock.testing.console import Run, error_message
 from airlock.testing.content import PushedArtifact
 from airlock.testing.images import push_oci_image, push_oci_index
-from airlock.testing.referrers import push_referrer
+from airlock.testing.referrers import push_oci_artifact, push_referrer
 from airlock.testing.registry_server import RegistryServer
 
 APP_TAGS = ["1.3.0", "1.4.0", "1.4.2", "1.10.0", "2.0.0", "2.0.0-rc.1", "latest"]
@@ -265,6 +265,15 @@ def test_platform_filter_rewrite_of_an_index_with_referrers_is_refused_not_left_
     assert f"team/signedmulti:sha256-{signed.digest.split(':')[1]}" in kept["artifacts"], kept["artifacts"]
     alone = export(cli, source_registry, tmp_path / "a.tar", *base[:-1], "--platform-index", "rewrite")
     assert alone["artifacts"] == ["team/signedmulti:1"]
+    # cosign's key-based signature of the index, under its sha256-<hex>.sig tag: the same.
+    cosigned = push_oci_index(
+        source_registry.url, "team/cosignedmulti", "1", platforms=PLATFORMS, layers=1, layer_size=512, seed=173
+    )
+    push_oci_artifact(source_registry.url, "team/cosignedmulti", f"sha256-{cosigned.digest.split(':')[1]}.sig",
+                      artifact_type="application/vnd.dev.cosign.simplesigning.v1+json", seed=174)  # fmt: skip
+    run = cli("export", "--source-registry", source_registry.url, "--target", tmp_path / "c.tar", "-a",
+              "team/cosignedmulti:1", *base[2:], "--platform-index", "rewrite")  # fmt: skip
+    assert f"the source's index {cosigned.digest} has referrers" in error_message(run, 2)
 
 
 @pytest.mark.parametrize("text", ["", "# nothing yet\n", "repositories: []\n"])

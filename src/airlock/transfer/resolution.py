@@ -115,7 +115,8 @@ def referrers(client: RegistryClient, subject: Resolved, progress: Progress) -> 
     repo = subject.repository
     if subject.entry.source_digest is not None:
         source = Digest.parse(subject.entry.source_digest)
-        if client.list_referrers(repo, source):
+        # OCI referrers (API or sha256-<hex> tag), and cosign's key-based signature tag of the index.
+        if client.list_referrers(repo, source) or client.head_manifest(repo, cosign_signature_tag(source)):
             raise UsageError(
                 f"{subject.entry.reference}: the source's index {source} has referrers (signatures, SBOMs), which "
                 f"refer to it and not to the rewritten index {subject.entry.digest}: export with --platform-index "
