@@ -35,6 +35,11 @@ def test_a_blob_name_is_not_decoded_on_either_backend(tmp_path: Path) -> None:
     assert local.path == tmp_path / name and local.path.parent == tmp_path
     nested = blob_in(parse_container_uri(f"{AZURITE}/transfer"), "exports/2026/batch1.tar")
     assert nested.blob == "exports/2026/batch1.tar"
+    # A hidden file (a resume's staging file) is not a file container's blob; in Azure it is a name.
+    for hidden in (".x.tar.airlock-partial", "a/.b.tar"):
+        with pytest.raises(UsageError, match=r"may not begin with '\.'"):
+            blob_in(parse_container_uri(str(tmp_path)), hidden)
+        assert blob_in(parse_container_uri(f"{AZURITE}/transfer"), hidden).blob == hidden
 
 
 @pytest.mark.parametrize(
@@ -57,3 +62,10 @@ def test_a_blob_url_parses_back_as_the_same_blob_name(name: str) -> None:
     check_blob_name(name)
     parsed = parse_blob_uri(blob_url(AZURITE, "transfer", name))
     assert (parsed.account, parsed.container, parsed.blob) == ("acct", "transfer", name)
+
+
+@pytest.mark.parametrize("account", ["acct%2F..%2Fother", "Acct", "ac", "a-b-c"])
+def test_a_path_style_uri_whose_account_is_not_an_account_name_is_refused(account: str) -> None:
+    """Decoded, "acct%2F..%2Fother" was joined into the account URL as text: http://…/acct/../other."""
+    with pytest.raises(UsageError, match="must be 3-24 lowercase letters and digits"):
+        parse_blob_uri(f"http://127.0.0.1:10000/{account}/transfer/x.tar")

@@ -25,6 +25,7 @@ from airlock.storage.hosts import plain_netloc
 # Container names: 3-63 chars of lowercase letters, digits and single hyphens (Azure rules).
 _CONTAINER_RE = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}\Z")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+_ACCOUNT_RE = re.compile(r"^[a-z0-9]{3,24}\Z")  # storage account names (Azure rules)
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,11 @@ def parse_blob_uri(uri: str) -> BlobLocation:
             if not segments:
                 raise UsageError(f"invalid blob URI {uri!r}: expected {parts.scheme}://host/account/container/blob")
             account = segments.pop(0)
+            if not _ACCOUNT_RE.match(account):
+                # Decoded, it would be joined into the account URL as text ("acct%2F..%2Fother").
+                raise UsageError(
+                    f"invalid blob URI {uri!r}: account name {account!r} must be 3-24 lowercase letters and digits"
+                )
             account_url = f"{parts.scheme}://{netloc}/{account}"
         if len(segments) < 2:
             raise UsageError(f"invalid blob URI {uri!r}: expected a container and a blob name after the account")
@@ -169,10 +175,14 @@ def check_blob_name(name: str) -> str:
 
 def blob_in(container: BlobLocation, name: str) -> BlobLocation:
     """Blob ``name`` of ``container`` (from :func:`parse_container_uri`), by name: it cannot leave the
-    container, whatever it holds. Raises UsageError as :func:`check_blob_name`."""
+    container, whatever it holds. Raises UsageError as :func:`check_blob_name`, and for a name with
+    a segment that begins with "." in a file container (hidden files: airlock's own staging)."""
     check_blob_name(name)
     if container.kind == "file":
         assert container.path is not None
+        if any(s.startswith(".") for s in name.split("/")):
+            # Hidden: the trigger never lists it, and ".x.tar.airlock-partial" is a resume's staging file.
+            raise UsageError(f"invalid blob name {name!r}: a file container's blob names may not begin with '.'")
         return BlobLocation("file", path=container.path / name)
     return replace(container, blob=name)
 
