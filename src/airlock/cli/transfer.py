@@ -26,7 +26,7 @@ from airlock.cli.endpoints import (
 from airlock.cli.kernel import Reply
 from airlock.cli.resume import CopyResumeOpt, ResumeOpt, RetryFailedOpt, import_selection, retried_artifacts
 from airlock.cli.volumes import VolumeSizeOpt, volume_size
-from airlock.errors import ReceiptError, TransferFailed
+from airlock.errors import AirlockError, ReceiptError, TransferFailed
 from airlock.oci.digest import Digest
 from airlock.oci.reference import RegistryURL, validate_repository
 from airlock.transfer.export import export_artifacts
@@ -259,11 +259,13 @@ def import_cmd(
     # Provenance referrers first: they move the sha256-<hex> fallback tags, and the receipt records
     # the target as the import leaves it (else the next delta leaves out a tag that has moved).
     out, unrecorded = provenance.after_import(client, result, result.to_json(), annotate_provenance)
+    error = failures_error(result.failures, "failed to import") or unrecorded
     try:
         out = sync.receipt_after_import(client, result, out, receipt_out, renames, concurrency)
-    except ReceiptError as exc:  # the import is done: say so, with its result, and fail for the receipt
-        return Reply(out, ReceiptError(f"{exc}; the import itself completed (its result is above)"))
-    return Reply(out, failures_error(result.failures, "failed to import") or unrecorded)
+    except AirlockError as exc:  # the file, or the inventory: the import is done; say so, with its result
+        also = f"; and {error}" if error else ""
+        return Reply(out, ReceiptError(f"{exc}; no receipt was written, the import itself completed (above){also}"))
+    return Reply(out, error)
 
 
 def copy_cmd(
