@@ -156,9 +156,11 @@ def test_an_import_run_refuses_artifacts_or_a_selection_and_a_run_refuses_a_blob
         request: dict[str, Any] = {"pipelineResourceId": imports.id, "source": {"name": "b.tar"}, **extra}
         with pytest.raises(UsageError, match=r"request\.artifacts and request\.selection are for export runs"):
             plane.runs.put(SUB, RG, "rulesreg", "importrun1", {"properties": {"request": request}})
-    # What ACR's clients send for an import (no artifacts, or an empty list) is a run.
+    # What ACR's clients send for an import (no artifacts, or an empty list; ACR's ARM template for an
+    # import run sends an empty target too) is a run.
     request = {"pipelineResourceId": imports.id, "source": {"type": "AzureStorageBlob", "name": "b.tar"}}
-    plane.runs.put(SUB, RG, "rulesreg", "importrun2", {"properties": {"request": {**request, "artifacts": []}}})
+    template = {**request, "artifacts": [], "target": {"type": "", "name": ""}}
+    plane.runs.put(SUB, RG, "rulesreg", "importrun2", {"properties": {"request": template}})
 
     exports = _export_pipeline(plane, tmp_path)
     empty = {"pipelineResourceId": exports.id, "selection": {"repositories": []}, "target": {"name": "b.tar"}}

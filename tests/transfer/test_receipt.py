@@ -75,6 +75,8 @@ def test_rename_takes_the_longest_matching_prefix_and_checks_the_result() -> Non
     for bad in ("Mirror/", "../x/", "m//x/", "evil.example:5000/x/"):
         with pytest.raises(UsageError, match=f"--rename: team/={re.escape(bad)} renames into an invalid repository"):
             RenameMap.parse([f"team/={bad}"])
+    whole = "m" * 255  # a whole name of the longest length is a destination too
+    assert RenameMap.parse([f"team/app={whole}"]).apply("team/app") == whole
     long = "m" * 252 + "/"  # begins a name, but "team/app" renamed is 256 characters
     with pytest.raises(UsageError, match=f"renaming team/app by team/={long} gives invalid repository name"):
         RenameMap.parse([f"team/={long}"]).apply("team/app")

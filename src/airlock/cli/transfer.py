@@ -29,7 +29,7 @@ from airlock.cli.volumes import VolumeSizeOpt, volume_size
 from airlock.errors import AirlockError, ReceiptError, TransferFailed
 from airlock.oci.digest import Digest
 from airlock.oci.reference import RegistryURL, validate_repository
-from airlock.transfer.export import export_artifacts
+from airlock.transfer.export import ExportResult, export_artifacts
 from airlock.transfer.inspection import copy_blob, inspect_archive
 from airlock.transfer.layout_import import import_blob
 from airlock.transfer.options import (
@@ -160,8 +160,8 @@ def export_cmd(
                 raise
             # Every artifact failed and nothing was written: the failures still go to stdout, as
             # after a partial failure, so that --retry-failed can take them.
-            nothing: dict[str, Any] = {"target": {"uri": blob.display}, "catalogDigest": None, "size": 0}
-            return Reply({**nothing, "artifacts": [], "artifactDetails": [], "failedArtifacts": exc.failures}, exc)
+            empty = ExportResult(blob.display, None, 0, [], exc.failures, dry_run=dry_run)  # the shape of any result
+            return Reply(empty.to_json(), exc)
     unrecorded = provenance.after_export(result)
     out = sync.said_delta(result.to_json())
     return Reply(out, failures_error(result.failures, "failed and were left out of the archive") or unrecorded)

@@ -24,12 +24,14 @@ MAX_RULES = 64
 
 
 def _begins_a_repository(prefix: str) -> bool:
-    """Whether some repository name begins with ``prefix`` (the shortest: ``prefix`` + "a")."""
-    try:
-        validate_repository(prefix + "a")
-    except UsageError:
-        return False
-    return True
+    """Whether some repository name begins with ``prefix``: it is one, or ``prefix`` + "a" is."""
+    for name in (prefix, prefix + "a"):
+        try:
+            validate_repository(name)
+            return True
+        except UsageError:
+            pass
+    return False
 
 
 @dataclass(frozen=True)
