@@ -15,6 +15,7 @@ from airlock.pipelines.trigger import SourceTrigger
 from airlock.registry.client import RegistryClient
 from airlock.storage.location import open_blob, parse_blob_uri
 from airlock.testing.images import push_oci_image
+from airlock.testing.polling import wait_until
 from airlock.testing.registry_server import RegistryServer
 from airlock.transfer.export import export_artifacts
 from airlock.wiring import open_control_plane
@@ -47,7 +48,7 @@ def _waiting(cp: ControlPlane, pipeline: str) -> dict[str, dict[str, Any]]:
     return {b["blob"]: b for b in report.get("incompleteBundles", [])}
 
 
-def test_later_volumes_an_earlier_bundle_of_the_name_left_are_reported_stale_and_start_no_import(
+def test_later_volumes_an_earlier_bundle_of_the_name_left_start_no_import_whichever_lands_first(
     tmp_path: Path, source_registry: RegistryServer, target_registry: RegistryServer
 ) -> None:
     """Regression: every volume but the last is exactly the volume size, so the trigger took last
@@ -65,6 +66,7 @@ def test_later_volumes_an_earlier_bundle_of_the_name_left_are_reported_stale_and
     cp = open_control_plane(tmp_path / "home")
     cp.registries.put(SUB, "rg", "dstreg", {"properties": {"loginServer": target_registry.url}})
     trigger = SourceTrigger(cp, interval=3600)
+    started: list[str] = []
 
     def pipeline(name: str) -> Path:
         inbox = tmp_path / name
@@ -73,38 +75,50 @@ def test_later_volumes_an_earlier_bundle_of_the_name_left_are_reported_stale_and
         cp.pipelines.put(SUB, "rg", "dstreg", "importPipelines", name, body)
         return inbox
 
-    def imported(started: list[str]) -> None:
-        assert len(started) == 1, started
-        assert cp.runs.wait(started[0], timeout=60).properties.provisioningState == "Succeeded"
+    def settled(name: str) -> dict[str, Any]:
+        """Polls until no volume of batch.tar is being checked; what it waits for then ({}: nothing)."""
 
-    # Landed before the bundle was exported (a day ago): the old volumes are read, and are not its own.
+        def checked() -> dict[str, Any] | None:
+            started.extend(trigger.poll())
+            waiting = _waiting(cp, name).get("batch.tar", {})
+            return None if waiting.get("checkingVolumes") else {"waiting": waiting}
+
+        waiting: dict[str, Any] = wait_until(checked, timeout=30, what="the volumes to be checked")["waiting"]
+        return waiting
+
+    def imported() -> None:
+        (run,) = started
+        assert cp.runs.wait(run, timeout=60).properties.provisioningState == "Succeeded"
+        started.clear()
+
+    # The old later volumes, then the new first volume: they are not its own.
     inbox = pipeline("agedinbox")
     for volume in old[1:]:
-        _land(volume, inbox, volume.name, age=86400)
+        _land(volume, inbox, volume.name)
     _land(new[0], inbox, "batch.tar")
-    assert trigger.poll() == []
-    waiting = _waiting(cp, "agedinbox")["batch.tar"]
-    assert (waiting["missingVolumes"], waiting["staleVolumes"]) == ([], later), waiting
+    waiting = settled("agedinbox")
+    assert (waiting["missingVolumes"], waiting["mismatchedVolumes"]) == ([], later), waiting
     for volume in new[1:-1]:  # arriving one by one: still waiting, and never an import
         _land(volume, inbox, volume.name)
-        assert trigger.poll() == []
-    assert _waiting(cp, "agedinbox")["batch.tar"]["staleVolumes"] == [later[-1]]
+        assert settled("agedinbox")["mismatchedVolumes"] == later[-1:] and started == []
     _land(new[-1], inbox, new[-1].name)
-    imported(trigger.poll())
+    assert settled("agedinbox") == {}
+    imported()
 
-    # Seen beside another first volume (the bundle imported before this one, landed after it was
-    # exported): the same.
+    # Last night's bundle imported and left there; tonight's later volumes land first, as export and
+    # copy write them (the first volume last), then its first volume.
     inbox = pipeline("reusedinbox")
     for volume in old:
         _land(volume, inbox, volume.name)
-    imported(trigger.poll())
-    _land(new[0], inbox, "batch.tar")
-    assert trigger.poll() == []
-    assert _waiting(cp, "reusedinbox")["batch.tar"]["staleVolumes"] == later
+    assert settled("reusedinbox") == {}
+    imported()
     for volume in new[1:]:
         _land(volume, inbox, volume.name)
-    imported(trigger.poll())
-    assert _waiting(cp, "reusedinbox") == {}
+        assert settled("reusedinbox")["mismatchedVolumes"] and started == []  # not last night's table's
+    _land(new[0], inbox, "batch.tar")
+    assert settled("reusedinbox") == {}
+    imported()
+    trigger.stop()
     cp.close()
 
 
@@ -134,6 +148,7 @@ def test_a_first_volume_still_being_written_is_an_incomplete_bundle_not_a_skippe
     assert (waiting["blob"], waiting["missingVolumes"], waiting["incompleteVolumes"]) == ("batch.tar", [], [1])
     assert "batch.tar" not in {s["blob"] for s in report.get("skipped", [])}, report
     _land(volumes[0], inbox, "batch.tar")
-    (started,) = trigger.poll()
-    assert cp.runs.wait(started, timeout=60).properties.provisioningState == "Succeeded"
+    started = wait_until(trigger.poll, timeout=30, what="the import to start once its volumes are checked")
+    assert len(started) == 1 and cp.runs.wait(started[0], timeout=60).properties.provisioningState == "Succeeded"
+    trigger.stop()
     cp.close()

@@ -10,8 +10,9 @@ A bundle is imported once every volume has landed: the trigger lists its contain
   written) and how long it has waited — since the earliest of its volumes landed (its last
   modification), so the figure is the same across restarts and replicas;
 - later volumes whose first volume has not landed are reported the same way (volume 1 missing);
-- a later volume an earlier bundle of the same name left (:class:`StaleVolumes`) is reported
-  under ``staleVolumes`` until this bundle's own replaces it.
+- each later volume is read once and checked against the table (:class:`VolumeChecks`) before
+  the import starts: reported under ``checkingVolumes`` meanwhile, and ``mismatchedVolumes`` when
+  it is not the table's (an earlier bundle's of the same name, or corrupt) until it is sent again.
 
 A bundle's version, for the trigger's ledger, is its first volume's together with its later
 volumes' etags: a volume sent again (after an import named it corrupt) is a new version, imported
@@ -21,11 +22,12 @@ again; an unchanged bundle is not.
 from __future__ import annotations
 
 import hashlib
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from airlock.archive.format import Catalog
 from airlock.archive.reader import is_airlock_head
 from airlock.archive.volumes import VOLUME_CATEGORY, VolumeSpec, parse_volume_name, volume_suffix
 from airlock.errors import AirlockError, IntegrityError
@@ -66,68 +68,71 @@ def list_volumes(container: Container, entries: list[tuple[str, BlobInfo]]) -> L
     return listing
 
 
-class StaleVolumes:
-    """Tells the later volumes an earlier bundle of the same name left from this bundle's own.
+class VolumeChecks:
+    """Checks each later volume against its first volume's table, once per version, before the
+    trigger imports the bundle.
 
     Every volume but the last is exactly the volume size, so last night's ``batch.tar.002`` passes
-    for tonight's by name and size; an import started then fails on it, naming a volume that is
-    still on its way. A later volume is suspect when it landed before the bundle was exported (its
-    last modification is older than the catalog's ``createdAt``) or when this trigger first saw it,
-    unchanged since, beside another first volume. A suspect volume is read once and checked
-    against the table's digest (the verdict is kept per version, so each is read at most once);
-    the others are left to the import, which checks every volume as it reads it. One instance per
-    trigger; a scan holds the trigger's lock, so it is not locked again here.
+    for tonight's by name and size, whichever lands first; an import started then fails on it,
+    naming a volume that is still on its way, once for each volume that lands. So each later
+    volume is read once (per version: its etag) and its SHA-256 compared with the table's. The
+    reads run on a thread of their own, so a poll never waits for one: until its verdict is in,
+    the bundle is reported as waiting (``checkingVolumes``); a volume that is not the table's, an
+    earlier bundle's or a corrupt one, keeps it waiting (``mismatchedVolumes``) until it is sent
+    again. The cost is one more read of each later volume (the import reads it again as it
+    imports); a restarted trigger reads them again. One instance per trigger.
     """
 
     def __init__(self) -> None:
-        self._first_seen_beside: dict[tuple[str, str, str], str | None] = {}  # (scope, volume, version) -> head
-        self._matches: dict[tuple[str, str, str, str], bool] = {}  # (scope, volume, version, digest) -> ok
+        self._verdicts: dict[tuple[str, str, str, str], Future[bool]] = {}  # (scope, volume, version, digest)
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="volume-check")
+        self._lock = threading.Lock()
+
+    def verdict(self, scope: str, container: Container, volume: str, info: BlobInfo, spec: VolumeSpec) -> bool | None:
+        """Whether ``volume`` (listed as ``info``) is volume ``spec`` of its table; None while it is
+        being read (or when the read failed: it is read again at the next poll)."""
+        key = (scope, volume, _version(info), str(spec.digest))
+        with self._lock:
+            found = self._verdicts.get(key)
+            if found is None:
+                found = self._verdicts[key] = self._pool.submit(_matches, container, volume, spec)
+        if not found.done():
+            return None
+        try:
+            return found.result()
+        except AirlockError:
+            with self._lock:
+                self._verdicts.pop(key, None)
+            return None
 
     def seen(self, scope: str, listing: Listing) -> None:
-        """Record, after a scan of ``scope``'s listing, which first volume each later volume lay
-        beside, and forget the volumes no longer listed."""
-        listed = {(scope, n, _version(listing.blobs[n])) for n in listing.volumes}
-        for gone in [k for k in self._first_seen_beside if k[0] == scope and k not in listed]:
-            del self._first_seen_beside[gone]
-        for verdict in [k for k in self._matches if k[0] == scope and k[:3] not in listed]:
-            del self._matches[verdict]
-        for _, n, version in sorted(listed):
-            head = listing.volumes[n][0]
-            self._first_seen_beside.setdefault((scope, n, version), _head_version(listing, head))
+        """Forget, after a scan of ``scope``'s listing, the verdicts of volumes no longer listed as they were."""
+        listed = {(n, _version(listing.blobs[n])) for n in listing.volumes}
+        with self._lock:
+            for key in [k for k in self._verdicts if k[0] == scope and (k[1], k[2]) not in listed]:
+                self._verdicts.pop(key).cancel()
 
-    def stale(
-        self, scope: str, container: Container, listing: Listing, head: str, catalog: Catalog, spec: VolumeSpec
-    ) -> bool:
-        """Whether volume ``spec`` of the bundle whose first volume is ``head`` is another's."""
-        volume = head + volume_suffix(spec.index)
-        info = listing.blobs[volume]
-        version = _version(info)
-        landed = _aware(info.last_modified)
-        beside = self._first_seen_beside.get((scope, volume, version), _head_version(listing, head))
-        if not (landed < _aware(catalog.created_at) or beside not in (None, _head_version(listing, head))):
-            return False
-        key = (scope, volume, version, str(spec.digest))
-        if key not in self._matches:
-            try:
-                stream = container.blob(volume).read()
-                try:
-                    Verifier(Digest.parse(str(spec.digest)), spec.size, what=volume).check(stream)
-                finally:
-                    close_stream(stream)
-                self._matches[key] = True
-            except IntegrityError:
-                self._matches[key] = False
-            except AirlockError:
-                return True  # unreadable now: not imported on it, and read again at the next poll
-        return not self._matches[key]
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)  # a read under way is not waited for
+
+
+def _matches(container: Container, volume: str, spec: VolumeSpec) -> bool:
+    stream = container.blob(volume).read()
+    try:
+        Verifier(Digest.parse(str(spec.digest)), spec.size, what=volume).check(stream)
+    except IntegrityError:
+        return False
+    finally:
+        close_stream(stream)
+    return True
 
 
 def waiting_bundle(
-    container: Container, name: str, info: BlobInfo, listing: Listing, stale: StaleVolumes, scope: str
+    container: Container, name: str, info: BlobInfo, listing: Listing, checks: VolumeChecks, scope: str
 ) -> dict[str, Any] | None:
     """What the bundle whose first volume is ``name`` still waits for, or None when it is whole
-    (or not a bundle at all: an ordinary transfer blob). ``stale`` (and the pipeline ``scope`` it
-    keeps its verdicts under) tells volumes an earlier bundle of the same name left.
+    (or not a bundle at all: an ordinary transfer blob). ``checks`` (with the pipeline ``scope`` it
+    keeps its verdicts under) tells whether each later volume is the table's.
 
     Raises:
         ArchiveError, StorageError: its catalog cannot be read or is malformed.
@@ -135,7 +140,7 @@ def waiting_bundle(
     found_head = read_head(container.blob(name), info, short_ok=True)
     if found_head is None:
         return None
-    catalog, table = found_head
+    table = found_head[1]
     missing: list[int] = []
     partial: list[int] = [1] if info.size < table[0].size else []  # the first volume, still being written
     landed = [info]
@@ -149,10 +154,16 @@ def waiting_bundle(
             landed.append(found)
     if missing or partial:
         return _report(name, len(table), missing, partial, landed)
-    others = [s.index for s in table[1:] if stale.stale(scope, container, listing, name, catalog, s)]
-    if not others:
-        return None
-    return {**_report(name, len(table), [], [], [info]), "staleVolumes": others}
+    names = {spec.index: name + volume_suffix(spec.index) for spec in table[1:]}
+    verdicts = {
+        s.index: checks.verdict(scope, container, names[s.index], listing.blobs[names[s.index]], s) for s in table[1:]
+    }
+    report = _report(name, len(table), [], [], landed)
+    if mismatched := [i for i, ok in verdicts.items() if ok is False]:
+        report["mismatchedVolumes"] = mismatched
+    if checking := [i for i, ok in verdicts.items() if ok is None]:
+        report["checkingVolumes"] = checking
+    return report if mismatched or checking else None
 
 
 def orphan_volumes(listing: Listing) -> list[dict[str, Any]]:
@@ -185,17 +196,6 @@ def _report(
 
 def _version(info: BlobInfo) -> str:
     return info.etag or f"{info.size}-{info.last_modified}"
-
-
-def _head_version(listing: Listing, head: str) -> str | None:
-    found = listing.blobs.get(head)
-    return _version(found) if found is not None else None
-
-
-def _aware(when: datetime | None) -> datetime:
-    if when is None:
-        return datetime.max.replace(tzinfo=UTC)  # no time known: never older than anything
-    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 def _is_archive(container: Container, name: str, info: BlobInfo) -> bool:

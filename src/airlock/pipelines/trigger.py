@@ -26,7 +26,7 @@ from airlock.archive.sniff import sniff
 from airlock.errors import AirlockError, UsageError
 from airlock.pipelines import resources as R
 from airlock.pipelines.access import principal_of
-from airlock.pipelines.bundles import StaleVolumes, list_volumes, orphan_volumes, waiting_bundle
+from airlock.pipelines.bundles import VolumeChecks, list_volumes, orphan_volumes, waiting_bundle
 from airlock.pipelines.execution import now_iso
 from airlock.pipelines.models import ImportPipeline
 from airlock.pipelines.plane import ControlPlane
@@ -70,7 +70,7 @@ class SourceTrigger:
         self._thread: threading.Thread | None = None
         self._scan_lock = threading.Lock()
         self._trust = TrustGate()  # trustedKeys: blobs refused before any run starts
-        self._stale = StaleVolumes()  # later volumes an earlier bundle of the same name left
+        self._volumes = VolumeChecks()  # each later volume read once against its table, before an import
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="source-trigger", daemon=True)
@@ -80,6 +80,7 @@ class SourceTrigger:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
+        self._volumes.close()
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
@@ -135,7 +136,7 @@ class SourceTrigger:
                     continue
                 # interrupted by a restart, or claimed and never started: once more
             try:
-                waiting = waiting_bundle(container, name, info, listing, self._stale, pipeline.id)
+                waiting = waiting_bundle(container, name, info, listing, self._volumes, pipeline.id)
             except AirlockError as exc:
                 skipped.append({"blob": name, "reason": f"cannot read its catalog: {exc}"})
                 continue
@@ -155,7 +156,7 @@ class SourceTrigger:
             if rid is not None:
                 started.append(rid)
         self._trust.forget(pipeline.id, seen)
-        self._stale.seen(pipeline.id, listing)
+        self._volumes.seen(pipeline.id, listing)
         self._report(pipeline, skipped, warnings, incomplete)
         return started
 
