@@ -22,6 +22,7 @@ again; an unchanged bundle is not.
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -35,6 +36,8 @@ from airlock.oci.digest import Digest, Verifier
 from airlock.storage.base import TRANSFER_CATEGORY, BlobInfo, Container
 from airlock.transfer.pipelining import close_stream
 from airlock.transfer.volume_source import read_head
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -100,7 +103,11 @@ class VolumeChecks:
             return None
         try:
             return found.result()
-        except AirlockError:
+        except Exception as exc:  # a failed read (or a bug in one) is not a verdict: read again next poll
+            if not isinstance(exc, AirlockError):
+                log.warning(
+                    "checking volume %s failed (%s); it is read again at the next poll", volume, type(exc).__name__
+                )
             with self._lock:
                 self._verdicts.pop(key, None)
             return None
