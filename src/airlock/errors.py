@@ -187,6 +187,10 @@ class BlobNotFound(StorageError):
     """The blob (or its container) does not exist."""
 
 
+class BlobChanged(StorageError):
+    """A conditional operation was refused: the blob is no longer the version that was read."""
+
+
 class SecretError(AirlockError):
     """A secret could not be resolved from its store."""
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -22,9 +23,12 @@ from airlock.registry.retry import RetryPolicy
 from airlock.storage.base import Blob
 from airlock.storage.location import open_blob, parse_blob_uri
 from airlock.testing import content
+from airlock.testing.fault_proxy import Fault, FaultProxy
 from airlock.testing.images import push_oci_image
+from airlock.testing.polling import wait_until
 from airlock.testing.registry_server import RegistryServer
 from airlock.transfer.export import export_artifacts
+from airlock.transfer.import_result import ImportResult
 from airlock.transfer.importer import import_archive
 from airlock.transfer.options import PipelineOption
 from airlock.transfer.volume_export import BundleTarget, SplitWriter
@@ -309,3 +313,43 @@ def test_deleting_an_imported_bundle_leaves_every_volume_when_a_later_one_was_re
 
     open_bundle(file_blob(head)).delete(if_match=etag)  # opened as it is now: all of it goes
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_import_whose_bundle_is_replaced_meanwhile_succeeds_and_keeps_every_volume(
+    tmp_path: Path, source_registry: RegistryServer, target_registry: RegistryServer
+) -> None:
+    """Regression: with DeleteSourceBlobOnSuccess, a volume replaced while the import ran (the next
+    bundle of that name landing) failed the import after every tag was written. It is not the
+    import's to delete: the import succeeds, deletes nothing and says so."""
+    app = push_oci_image(source_registry.url, "voldel/kept", "1", layers=3, layer_size=40 * 1024, seed=145)
+    head = tmp_path / "b.tar"
+    export_artifacts(
+        client=client(source_registry.url), artifacts=[ArtifactReference.parse(app.reference)],
+        target=file_blob(head), volume_size=VOLUME,
+    )  # fmt: skip
+    names = sorted(p.name for p in tmp_path.iterdir())
+    held = threading.Event()
+    with FaultProxy(target_registry.url) as proxy:
+        hang = proxy.add(Fault("PUT", "/manifests/", hold=held))
+        done: list[object] = []
+        worker = threading.Thread(
+            target=lambda: done.append(
+                import_archive(
+                    source=file_blob(head),
+                    client=client(proxy.url),
+                    options=frozenset({PipelineOption.DELETE_SOURCE_BLOB_ON_SUCCESS}),
+                )
+            )
+        )
+        worker.start()
+        try:
+            wait_until(lambda: hang.hits == 1, what="the import's first manifest PUT, held")
+            later = tmp_path / "b.tar.002"
+            os.utime(later, ns=(later.stat().st_atime_ns, later.stat().st_mtime_ns + 10**9))  # landed again
+        finally:
+            held.set()
+            worker.join(60)
+    (result,) = done
+    assert isinstance(result, ImportResult) and result.imported == ["voldel/kept:1"] and not result.source_deleted
+    assert sorted(p.name for p in tmp_path.iterdir()) == names
+    assert content.get_manifest(target_registry.url, "voldel/kept", "1")[2] == app.digest

@@ -36,7 +36,7 @@ from azure.storage.blob import (
     ContentSettings,
 )
 
-from airlock.errors import BlobExists, BlobNotFound, StorageAuthError, StorageError
+from airlock.errors import BlobChanged, BlobExists, BlobNotFound, StorageAuthError, StorageError
 from airlock.storage.azure_sdk import RETRY, credential_for, fail, mapped, sdk_session
 from airlock.storage.base import BlobInfo, Staged
 from airlock.storage.block_ids import (
@@ -196,7 +196,7 @@ class AzureBlob:
         try:
             self._client.delete_blob(**kw)
         except ResourceModifiedError:
-            raise StorageError(f"blob {self.display} changed since it was read; not deleted") from None
+            raise BlobChanged(f"blob {self.display} changed since it was read; not deleted") from None
         except (HttpResponseError, ServiceRequestError, ServiceResponseError) as exc:
             fail(exc, op="delete", display=self.display)
 

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from airlock.errors import BlobExists, BlobNotFound, StorageError, UsageError
+from airlock.errors import BlobChanged, BlobExists, BlobNotFound, StorageError, UsageError
 from airlock.storage.base import BlobInfo, Staged
 from airlock.storage.partial_file import (
     PartialFileWriter,
@@ -139,7 +139,7 @@ class FileBlob:
             if info is None:
                 raise BlobNotFound(f"blob {self.display} does not exist")
             if info.etag != if_match:
-                raise StorageError(f"blob {self.display} changed since it was read; not deleted")
+                raise BlobChanged(f"blob {self.display} changed since it was read; not deleted")
         try:
             self.path.unlink()
         except FileNotFoundError:

@@ -25,6 +25,7 @@ from airlock.archive.signature import check_trusted, signature_json
 from airlock.errors import (
     AirlockError,
     ArchiveError,
+    BlobChanged,
     BlobNotFound,
     IntegrityError,
     RegistryError,
@@ -493,8 +494,13 @@ def import_archive(
 def delete_source_on_success(importer: Importer, result: ImportResult) -> None:
     """DeleteSourceBlobOnSuccess: delete the source blob when every artifact was imported.
 
-    Conditional: a blob replaced while we imported (a new export) is not ours to delete.
+    Conditional: a blob replaced while we imported (a new export landing) is not ours to delete;
+    the import has succeeded all the same, and says ``sourceBlobDeleted: false``.
     """
     if importer.delete_source and not result.failures:
-        importer.source.delete(if_match=importer.source_etag)
+        try:
+            importer.source.delete(if_match=importer.source_etag)
+        except BlobChanged as exc:
+            log.warning("%s: kept, as it is another blob now", exc)
+            return
         result.source_deleted = True

@@ -22,7 +22,7 @@ from typing import Any
 from airlock.archive.format import BLOCK, Catalog
 from airlock.archive.reader import ArchiveReader, catalog_span, parse_catalog, verified_in_order
 from airlock.archive.volumes import VolumeSpec, parse_volume_name, requires_volumes, volume_suffix, volume_table
-from airlock.errors import AirlockError, ArchiveError, BlobNotFound, IntegrityError, StorageError
+from airlock.errors import AirlockError, ArchiveError, BlobChanged, BlobNotFound, IntegrityError, StorageError
 from airlock.oci.digest import Digest
 from airlock.storage.base import Blob, BlobInfo, BlobWriter, ResumableWriter, Staged
 from airlock.transfer.pipelining import close_stream
@@ -183,13 +183,13 @@ class Bundle:
         if now is None:
             raise BlobNotFound(f"blob {self.display} does not exist")
         if if_match is not None and now.etag != if_match:
-            raise StorageError(f"blob {self.display} changed since it was read; not deleted", blob=self.display)
+            raise BlobChanged(f"blob {self.display} changed since it was read; not deleted", blob=self.display)
         # A later volume replaced since it was opened (the next bundle of this name landing while
         # this one was imported) is not ours to delete either: then none is.
         for volume in self.volumes[1:]:
             found = volume.blob.stat()
             if found is not None and found.etag != self.etags.get(volume.index, found.etag):
-                raise StorageError(
+                raise BlobChanged(
                     f"{self.name(volume)} changed since it was read; no volume was deleted", blob=volume.blob.display
                 )
         # Later volumes first: an interruption leaves the head (already imported, known to the
