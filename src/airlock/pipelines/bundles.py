@@ -32,10 +32,9 @@ from typing import Any
 from airlock.archive.reader import is_airlock_head
 from airlock.archive.volumes import VOLUME_CATEGORY, VolumeSpec, parse_volume_name, volume_suffix
 from airlock.errors import AirlockError, IntegrityError
-from airlock.oci.digest import Digest, Verifier
 from airlock.storage.base import TRANSFER_CATEGORY, BlobInfo, Container
 from airlock.transfer.pipelining import close_stream
-from airlock.transfer.volume_source import read_head
+from airlock.transfer.volume_source import check_volume, read_table
 
 log = logging.getLogger(__name__)
 
@@ -124,13 +123,10 @@ class VolumeChecks:
 
 
 def _matches(container: Container, volume: str, spec: VolumeSpec) -> bool:
-    stream = container.blob(volume).read()
     try:
-        Verifier(Digest.parse(str(spec.digest)), spec.size, what=volume).check(stream)
+        check_volume(container.blob(volume), spec, what=volume)
     except IntegrityError:
         return False
-    finally:
-        close_stream(stream)
     return True
 
 
@@ -144,10 +140,9 @@ def waiting_bundle(
     Raises:
         ArchiveError, StorageError: its catalog cannot be read or is malformed.
     """
-    found_head = read_head(container.blob(name), info, short_ok=True)
-    if found_head is None:
+    table = read_table(container.blob(name), info, short_ok=True)
+    if table is None:
         return None
-    table = found_head[1]
     missing: list[int] = []
     partial: list[int] = [1] if info.size < table[0].size else []  # the first volume, still being written
     landed = [info]

@@ -260,7 +260,8 @@ def export_artifacts(
             close_stream(streams)
 
     # The volume size when the archive needs several volumes, else None.
-    split = volume_size if needs_volumes(catalog, catalog.to_bytes(), volume_size) else None
+    catalog_bytes = catalog.to_bytes()  # serialised once: the volume check and a dry run's delta size
+    split = volume_size if needs_volumes(catalog, catalog_bytes, volume_size) else None
     if split is not None and resume:
         raise UsageError(f"export to {target.display}: a multi-volume export cannot be resumed; export it again")
     if dry_run:  # refused where the export would refuse before writing (its volumes too); nothing written
@@ -268,7 +269,7 @@ def export_artifacts(
             plan_volumes(target, catalog, volume_size=split, overwrite=overwrite)
         sizes = {r.entry.reference: r.closure.size for r in resolved}
         # A delta's dry run says what it would leave out, and the size it would have.
-        would = report(catalog.delta, archive_size(len(catalog.to_bytes()), catalog)) if catalog.delta else None
+        would = report(catalog.delta, archive_size(len(catalog_bytes), catalog)) if catalog.delta else None
         return ExportResult(
             target.display, None, 0, [r.entry for r in resolved], failures, sizes, delta=would, dry_run=True
         )

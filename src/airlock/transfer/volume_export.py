@@ -30,9 +30,9 @@ from airlock.archive.volumes import (
 )
 from airlock.archive.writer import ArchiveWriter
 from airlock.errors import ArchiveError, BlobExists, BlobNotFound, IntegrityError, StorageError, UsageError
-from airlock.oci.digest import Digest, Verifier
+from airlock.oci.digest import Digest
 from airlock.storage.base import TRANSFER_CATEGORY, Blob, BlobInfo, BlobWriter, Staged
-from airlock.transfer.volume_source import Bundle
+from airlock.transfer.volume_source import Bundle, check_volume
 
 _OVERWRITE_HINT = " (use the OverwriteBlobs option to replace it)"
 
@@ -386,9 +386,9 @@ class BundleTarget:
                 )
             spec = self.source.volumes[i].spec
             try:
-                if found.size != spec.size or spec.digest is None:
+                if found.size != spec.size:
                     raise IntegrityError(f"{found.size} bytes, the table says {spec.size}")
-                Verifier(Digest.parse(spec.digest), spec.size, what=what).check(blob.read())
+                check_volume(blob, spec, what=what)
             except IntegrityError as exc:
                 raise BlobExists(
                     f"blob {blob.display} already exists and is not {what} of {self.source.display} ({exc}); "

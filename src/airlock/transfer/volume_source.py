@@ -19,11 +19,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from airlock.archive.format import BLOCK, Catalog
+from airlock.archive.format import BLOCK
 from airlock.archive.reader import ArchiveReader, catalog_span, parse_catalog, verified_in_order
 from airlock.archive.volumes import VolumeSpec, parse_volume_name, requires_volumes, volume_suffix, volume_table
 from airlock.errors import AirlockError, ArchiveError, BlobChanged, BlobNotFound, IntegrityError, StorageError
-from airlock.oci.digest import Digest
+from airlock.oci.digest import Digest, Verifier
 from airlock.storage.base import Blob, BlobInfo, BlobWriter, ResumableWriter, Staged
 from airlock.transfer.pipelining import close_stream
 
@@ -215,26 +215,20 @@ class Bundle:
         ]
 
 
-def read_table(head: Blob, info: BlobInfo, *, check_catalog: bool = True) -> list[VolumeSpec] | None:
+def read_table(
+    head: Blob, info: BlobInfo, *, check_catalog: bool = True, short_ok: bool = False
+) -> list[VolumeSpec] | None:
     """The volume table in the catalog at the start of ``head`` (``info``: its properties), or None
     when it is not an airlock archive, needs no volumes, or already holds them all (the volumes
     ``cat`` together). Reads only the catalog. Without ``check_catalog``, a catalog that does not
     require volumes is not parsed whole, so not checked: for a caller whose reader checks it next.
+    With ``short_ok``, a first volume shorter than the table says (still being written) is not an
+    error: the caller compares its size.
 
     Raises:
         ArchiveError: the catalog is malformed, or the blob is neither the first volume nor the whole bundle.
         StorageError: it cannot be read.
     """
-    found = read_head(head, info, check_catalog=check_catalog)
-    return found[1] if found is not None else None
-
-
-def read_head(
-    head: Blob, info: BlobInfo, *, check_catalog: bool = True, short_ok: bool = False
-) -> tuple[Catalog, list[VolumeSpec]] | None:
-    """:func:`read_table`, with the catalog the table is in. Raises as :func:`read_table`, except
-    that with ``short_ok`` a first volume shorter than the table says (still being written) is not
-    an error: the caller compares its size."""
     first = _read(head, 0, min(BLOCK, info.size))
     span = catalog_span(first)
     if span is None or span > info.size:
@@ -254,7 +248,23 @@ def read_head(
             f"transfer blob {head.display} is {info.size} bytes: neither volume 1 of its {len(table)}-volume bundle "
             f"({table[0].size} bytes) nor the whole bundle ({whole}); copy it again"
         )
-    return catalog, table
+    return table
+
+
+def check_volume(blob: Blob, spec: VolumeSpec, *, what: str) -> None:
+    """Read ``blob`` whole and check that it is volume ``spec`` of its table, by size and SHA-256.
+
+    Raises:
+        IntegrityError: it is not (or the table has no digest for it: the first volume has none).
+        What ``blob.read`` raises.
+    """
+    if spec.digest is None:
+        raise IntegrityError(f"{what}: the table has no digest for volume {spec.index}")
+    stream = blob.read()
+    try:
+        Verifier(Digest.parse(spec.digest), spec.size, what=what).check(stream)
+    finally:
+        close_stream(stream)
 
 
 def open_bundle(source: Blob, *, check_catalog: bool = True) -> Blob:
